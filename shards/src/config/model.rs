@@ -1,0 +1,178 @@
+//! The config model: the TOML shape users write (`[server]`, `[proxy]`, `[[servers]]`).
+//!
+//! Owned here so the control thread (parse, validate, reload) and the shards (read-only
+//! snapshots) share one definition. Every struct denies unknown keys so a typo is an error
+//! that names the key, never a silently ignored setting. Fields that validation may need to
+//! point at (ids, urls, commands) keep their source span so errors can name file and line.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listener, cores and driver.
+    #[serde(default)]
+    pub server: ServerSection,
+    /// Routing behaviour shared by every backend.
+    #[serde(default)]
+    pub proxy: ProxySection,
+    /// The MCP servers behind the gateway.
+    #[serde(default)]
+    pub servers: Vec<BackendConfig>,
+}
+
+/// Which I/O driver the shards run on.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverChoice {
+    /// io_uring when the kernel allows it, else epoll (the reason is logged).
+    #[default]
+    Auto,
+    /// io_uring only; startup fails if it cannot be built.
+    Uring,
+    /// epoll only.
+    Epoll,
+}
+
+/// `[server]`: the client-facing listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Bind address.
+    pub host: String,
+    /// Bind port; 0 picks a free port (printed at startup).
+    pub port: u16,
+    /// Shard count; 0 = every online core.
+    pub cores: usize,
+    /// I/O driver.
+    pub driver: DriverChoice,
+    /// io_uring submission queue entries per shard.
+    pub uring_entries: u32,
+    /// Largest accepted request body (413 beyond).
+    pub max_body_bytes: usize,
+    /// Largest accepted request head (431 beyond).
+    pub max_header_bytes: usize,
+    /// Keep-alive idle timeout between requests.
+    pub idle_timeout_ms: u64,
+    /// Time allowed to receive one whole request once its first byte arrived (408 beyond).
+    pub read_timeout_ms: u64,
+    /// Grace period for in-flight requests at shutdown.
+    pub shutdown_grace_ms: u64,
+    /// Extra allowed `Origin` values (exact match, e.g. `https://app.example.com`).
+    pub allowed_origins: Vec<String>,
+    /// Extra allowed `Host` values (host or host:port) for loopback listeners.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            cores: 0,
+            driver: DriverChoice::Auto,
+            uring_entries: 1024,
+            max_body_bytes: 4 * 1024 * 1024,
+            max_header_bytes: 16 * 1024,
+            idle_timeout_ms: 60_000,
+            read_timeout_ms: 10_000,
+            shutdown_grace_ms: 5_000,
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
+/// `[proxy]`: routing behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxySection {
+    /// Joins server id and tool name in the catalog (`<id><sep><tool>`).
+    pub tool_separator: String,
+    /// Default per-request timeout toward a backend.
+    pub request_timeout_ms: u64,
+    /// Timeout for connecting to an HTTP backend or starting a stdio one.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for ProxySection {
+    fn default() -> Self {
+        Self {
+            tool_separator: "__".into(),
+            request_timeout_ms: 30_000,
+            connect_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// How the gateway reaches a backend.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// A child process speaking newline-delimited JSON-RPC on stdin/stdout.
+    Stdio,
+    /// A Streamable HTTP endpoint.
+    Http,
+}
+
+/// One `[[servers]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// Unique id; also the catalog namespace.
+    pub id: Spanned<String>,
+    /// stdio or http.
+    pub transport: Spanned<Transport>,
+    /// stdio: program to run (looked up on PATH).
+    #[serde(default)]
+    pub command: Option<Spanned<String>>,
+    /// stdio: its arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// stdio: extra environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// stdio: working directory.
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// http: the MCP endpoint URL.
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// http: several replica URLs (alternative to `url`).
+    #[serde(default)]
+    pub urls: Vec<Spanned<String>>,
+    /// http: static headers sent to this backend (its own credentials).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Per-request timeout for this backend; defaults to `proxy.request_timeout_ms`.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Namespace this server's tools as `<id><sep><name>` (default) or expose them unchanged.
+    #[serde(default = "default_true")]
+    pub prefix: bool,
+    /// A disabled server stays in the file but is not started.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl BackendConfig {
+    /// The effective request timeout in milliseconds.
+    pub fn timeout_ms(&self, proxy: &ProxySection) -> u64 {
+        self.timeout_ms.unwrap_or(proxy.request_timeout_ms)
+    }
+
+    /// Every replica URL of an HTTP backend (`url` and `urls` together).
+    pub fn replica_urls(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self.url.iter().map(|u| u.get_ref().as_str()).collect();
+        out.extend(self.urls.iter().map(|u| u.get_ref().as_str()));
+        out
+    }
+}

@@ -1,0 +1,327 @@
+//! A keep-alive HTTP/1.1 client connection to one Streamable HTTP backend replica.
+//!
+//! One request at a time per connection (HTTP/1.1 without pipelining); the shard's pool keeps
+//! idle connections per replica. The response head is parsed with httparse; the body is
+//! decoded incrementally (Content-Length, chunked, or until close) so SSE responses can be
+//! consumed event by event while they stream.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use monoio::net::TcpStream;
+
+use crate::http::response::push_num;
+use crate::rt::io::{read_more, write_all};
+
+/// Response body framing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+/// The parts of a backend response head the gateway uses.
+#[derive(Debug, Clone)]
+pub struct ResponseHead {
+    /// HTTP status.
+    pub status: u16,
+    /// Body is `text/event-stream`.
+    pub sse: bool,
+    /// `Mcp-Session-Id`, when the backend set one.
+    pub session_id: Option<String>,
+    keep_alive: bool,
+    framing: Framing,
+    remaining: usize,
+    need_crlf: bool,
+    final_chunk: bool,
+    done: bool,
+}
+
+impl ResponseHead {
+    /// True once the whole body was read.
+    pub fn done(&self) -> bool {
+        self.done
+    }
+}
+
+/// Errors of one exchange.
+#[derive(Debug)]
+pub enum ClientError {
+    /// Socket error or early close.
+    Io(io::Error),
+    /// The backend's bytes are not valid HTTP.
+    Protocol(String),
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::Io(e) => write!(f, "{e}"),
+            ClientError::Protocol(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<io::Error> for ClientError {
+    fn from(e: io::Error) -> Self {
+        ClientError::Io(e)
+    }
+}
+
+/// One pooled connection.
+pub struct LocalHttpConn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    at: usize,
+    out: Vec<u8>,
+}
+
+/// Builds a POST request head + body into `out`.
+pub fn encode_post(
+    out: &mut Vec<u8>,
+    path: &str,
+    authority: &str,
+    extra: &[(&str, &str)],
+    body: &[u8],
+) {
+    out.clear();
+    out.reserve(256 + body.len());
+    out.extend_from_slice(b"POST ");
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(authority.as_bytes());
+    out.extend_from_slice(
+        b"\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: ",
+    );
+    push_num(out, body.len() as u64);
+    out.extend_from_slice(b"\r\n");
+    for (k, v) in extra {
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+impl LocalHttpConn {
+    /// Connects to the first address that answers within `timeout`.
+    pub async fn connect(addrs: &[SocketAddr], timeout: Duration) -> io::Result<Self> {
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+        for addr in addrs {
+            match monoio::time::timeout(timeout, TcpStream::connect_addr(*addr)).await {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok(Self {
+                        stream,
+                        buf: Vec::with_capacity(8192),
+                        at: 0,
+                        out: Vec::with_capacity(1024),
+                    });
+                }
+                Ok(Err(e)) => last = e,
+                Err(_) => last = io::Error::new(io::ErrorKind::TimedOut, format!("connect to {addr} timed out")),
+            }
+        }
+        Err(last)
+    }
+
+    /// Sends one POST; the head and body are built in the connection's own buffer.
+    pub async fn send_post(
+        &mut self,
+        path: &str,
+        authority: &str,
+        extra: &[(&str, &str)],
+        body: &[u8],
+    ) -> io::Result<()> {
+        let mut out = std::mem::take(&mut self.out);
+        encode_post(&mut out, path, authority, extra, body);
+        let (res, out) = write_all(&mut self.stream, out).await;
+        self.out = out;
+        res
+    }
+
+    async fn fill(&mut self) -> Result<usize, ClientError> {
+        if self.at > 0 && self.at == self.buf.len() {
+            self.buf.clear();
+            self.at = 0;
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let (res, buf) = read_more(&mut self.stream, buf, 8192).await;
+        self.buf = buf;
+        Ok(res?)
+    }
+
+    /// Reads the response head.
+    pub async fn read_head(&mut self) -> Result<ResponseHead, ClientError> {
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 48];
+            let mut resp = httparse::Response::new(&mut headers);
+            match resp.parse(&self.buf[self.at..]) {
+                Ok(httparse::Status::Complete(n)) => {
+                    let status = resp.code.unwrap_or(0);
+                    let mut head = ResponseHead {
+                        status,
+                        sse: false,
+                        session_id: None,
+                        keep_alive: resp.version == Some(1),
+                        framing: Framing::UntilClose,
+                        remaining: 0,
+                        need_crlf: false,
+                        final_chunk: false,
+                        done: false,
+                    };
+                    for h in resp.headers.iter() {
+                        let v = std::str::from_utf8(h.value).unwrap_or("").trim();
+                        if h.name.eq_ignore_ascii_case("content-type") {
+                            head.sse = v.starts_with("text/event-stream");
+                        } else if h.name.eq_ignore_ascii_case("content-length") {
+                            let len = v
+                                .parse()
+                                .map_err(|_| ClientError::Protocol("invalid Content-Length".into()))?;
+                            head.framing = Framing::Length(len);
+                            head.remaining = len;
+                        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                            if v.eq_ignore_ascii_case("chunked") {
+                                head.framing = Framing::Chunked;
+                            }
+                        } else if h.name.eq_ignore_ascii_case("connection") {
+                            if v.eq_ignore_ascii_case("close") {
+                                head.keep_alive = false;
+                            }
+                        } else if h.name.eq_ignore_ascii_case("mcp-session-id") {
+                            head.session_id = Some(v.to_string());
+                        }
+                    }
+                    self.at += n;
+                    if head.framing == Framing::UntilClose {
+                        head.keep_alive = false;
+                    }
+                    if head.framing == Framing::Length(0) || status == 204 || status == 304 {
+                        head.done = true;
+                    }
+                    return Ok(head);
+                }
+                Ok(httparse::Status::Partial) => {
+                    if self.buf.len() - self.at > 64 * 1024 {
+                        return Err(ClientError::Protocol("response head too large".into()));
+                    }
+                    if self.fill().await? == 0 {
+                        return Err(ClientError::Io(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "connection closed before a response",
+                        )));
+                    }
+                }
+                Err(e) => return Err(ClientError::Protocol(format!("malformed HTTP response: {e}"))),
+            }
+        }
+    }
+
+    /// Appends the next piece of decoded body to `out`. Returns false once the body ended.
+    pub async fn read_body_piece(
+        &mut self,
+        head: &mut ResponseHead,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, ClientError> {
+        if head.done {
+            return Ok(false);
+        }
+        loop {
+            let avail = self.buf.len() - self.at;
+            match head.framing {
+                Framing::Length(_) => {
+                    if avail > 0 {
+                        let n = avail.min(head.remaining);
+                        out.extend_from_slice(&self.buf[self.at..self.at + n]);
+                        self.at += n;
+                        head.remaining -= n;
+                        if head.remaining == 0 {
+                            head.done = true;
+                        }
+                        return Ok(true);
+                    }
+                }
+                Framing::UntilClose => {
+                    if avail > 0 {
+                        out.extend_from_slice(&self.buf[self.at..]);
+                        self.at = self.buf.len();
+                        return Ok(true);
+                    }
+                }
+                Framing::Chunked => {
+                    if head.remaining > 0 {
+                        if avail > 0 {
+                            let n = avail.min(head.remaining);
+                            out.extend_from_slice(&self.buf[self.at..self.at + n]);
+                            self.at += n;
+                            head.remaining -= n;
+                            if head.remaining == 0 {
+                                head.need_crlf = true;
+                            }
+                            return Ok(true);
+                        }
+                    } else if head.need_crlf {
+                        if avail >= 2 {
+                            if &self.buf[self.at..self.at + 2] != b"\r\n" {
+                                return Err(ClientError::Protocol("malformed chunked body".into()));
+                            }
+                            self.at += 2;
+                            head.need_crlf = false;
+                            if head.final_chunk {
+                                head.done = true;
+                                return Ok(false);
+                            }
+                            continue;
+                        }
+                    } else {
+                        match httparse::parse_chunk_size(&self.buf[self.at..]) {
+                            Ok(httparse::Status::Complete((n, size))) => {
+                                self.at += n;
+                                if size == 0 {
+                                    // Final chunk; trailers are not expected from MCP servers.
+                                    head.need_crlf = true;
+                                    head.final_chunk = true;
+                                    continue;
+                                }
+                                head.remaining = size as usize;
+                                continue;
+                            }
+                            Ok(httparse::Status::Partial) => {}
+                            Err(_) => return Err(ClientError::Protocol("malformed chunked body".into())),
+                        }
+                    }
+                }
+            }
+            let n = self.fill().await?;
+            if n == 0 {
+                if head.framing == Framing::UntilClose {
+                    head.done = true;
+                    return Ok(false);
+                }
+                return Err(ClientError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "backend closed the connection mid-response",
+                )));
+            }
+        }
+    }
+
+    /// Reads the whole remaining body into `out`.
+    pub async fn read_body_all(&mut self, head: &mut ResponseHead, out: &mut Vec<u8>, max: usize) -> Result<(), ClientError> {
+        while self.read_body_piece(head, out).await? {
+            if out.len() > max {
+                return Err(ClientError::Protocol(format!("response body larger than {max} bytes")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this connection may be reused after `head`'s response.
+    pub fn reusable(&self, head: &ResponseHead) -> bool {
+        head.keep_alive && head.done && self.at == self.buf.len()
+    }
+}

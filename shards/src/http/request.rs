@@ -1,0 +1,337 @@
+//! Reading one HTTP/1.1 request from a client connection.
+//!
+//! The head is parsed with httparse from a buffer owned by the connection; the headers the
+//! gateway acts on are kept as ranges into that buffer, so a request costs no allocation for
+//! its head. The body (Content-Length or chunked) is copied into a second reused buffer.
+//! Limits: head size (431), body size (413), a read timeout for the whole request once its
+//! first byte arrived (408) and an idle timeout between keep-alive requests (silent close).
+
+use std::io;
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use monoio::io::AsyncReadRent;
+
+use crate::rt::io::read_more;
+
+/// Limits applied to every request on a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest request head in bytes.
+    pub max_head: usize,
+    /// Largest request body in bytes.
+    pub max_body: usize,
+    /// Wait for the next request on a keep-alive connection.
+    pub idle_timeout: Duration,
+    /// Time to receive one whole request after its first byte.
+    pub read_timeout: Duration,
+}
+
+/// The HTTP method, as far as the gateway cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// DELETE
+    Delete,
+    /// HEAD, PUT, OPTIONS, ...
+    Other,
+}
+
+/// Headers the gateway reads, as ranges into the connection buffer.
+#[derive(Debug, Default, Clone)]
+pub struct KnownHeaders {
+    /// Host
+    pub host: Option<Range<usize>>,
+    /// Origin
+    pub origin: Option<Range<usize>>,
+    /// Content-Type
+    pub content_type: Option<Range<usize>>,
+    /// Accept
+    pub accept: Option<Range<usize>>,
+    /// Mcp-Session-Id
+    pub session_id: Option<Range<usize>>,
+    /// MCP-Protocol-Version
+    pub protocol_version: Option<Range<usize>>,
+    /// Last-Event-ID
+    pub last_event_id: Option<Range<usize>>,
+    /// Authorization
+    pub authorization: Option<Range<usize>>,
+}
+
+/// One parsed request: head ranges into `head_buf`, body in `body`.
+#[derive(Debug)]
+pub struct Request {
+    /// Method.
+    pub method: Method,
+    /// Path without query string.
+    pub path: Range<usize>,
+    /// Known headers.
+    pub headers: KnownHeaders,
+    /// Whether the connection stays open after the response.
+    pub keep_alive: bool,
+}
+
+/// Why a request could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The peer closed or went idle between requests: close quietly.
+    Closed,
+    /// Answer with this status and message, then close.
+    Status(u16, &'static str),
+    /// Socket error: close.
+    Io(io::Error),
+}
+
+/// A connection's reusable buffers.
+#[derive(Debug, Default)]
+pub struct ConnBuffers {
+    /// Raw bytes read from the socket (head, then possibly pipelined data).
+    pub buf: Vec<u8>,
+    /// Decoded body of the current request.
+    pub body: Vec<u8>,
+    /// Bytes of `buf` consumed by the current request (drained before the next one).
+    pub consumed: usize,
+}
+
+impl ConnBuffers {
+    /// The text of a header range.
+    pub fn text(&self, r: &Option<Range<usize>>) -> Option<&str> {
+        r.as_ref().and_then(|r| std::str::from_utf8(&self.buf[r.clone()]).ok())
+    }
+}
+
+const MAX_HEADERS: usize = 64;
+
+async fn fill<S: AsyncReadRent>(
+    stream: &mut S,
+    bufs: &mut ConnBuffers,
+    deadline: Instant,
+) -> Result<usize, ReadError> {
+    let now = Instant::now();
+    if now >= deadline {
+        return Err(ReadError::Status(408, "request not received in time"));
+    }
+    let buf = std::mem::take(&mut bufs.buf);
+    match monoio::time::timeout(deadline - now, read_more(stream, buf, 4096)).await {
+        Ok((res, buf)) => {
+            bufs.buf = buf;
+            match res {
+                Ok(n) => Ok(n),
+                Err(e) => Err(ReadError::Io(e)),
+            }
+        }
+        Err(_) => Err(ReadError::Status(408, "request not received in time")),
+    }
+}
+
+/// Reads the next request. Returns `Closed` on a clean EOF or idle timeout before any byte.
+pub async fn read_request<S: AsyncReadRent>(
+    stream: &mut S,
+    bufs: &mut ConnBuffers,
+    limits: &Limits,
+) -> Result<Request, ReadError> {
+    if bufs.consumed > 0 {
+        bufs.buf.drain(..bufs.consumed);
+        bufs.consumed = 0;
+    }
+    bufs.body.clear();
+    // Wait for the first byte under the idle timeout.
+    if bufs.buf.is_empty() {
+        let buf = std::mem::take(&mut bufs.buf);
+        match monoio::time::timeout(limits.idle_timeout, read_more(stream, buf, 4096)).await {
+            Ok((res, buf)) => {
+                bufs.buf = buf;
+                match res {
+                    Ok(0) => return Err(ReadError::Closed),
+                    Ok(_) => {}
+                    Err(e) => return Err(ReadError::Io(e)),
+                }
+            }
+            Err(_) => return Err(ReadError::Closed),
+        }
+    }
+    let deadline = Instant::now() + limits.read_timeout;
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(&bufs.buf) {
+            Ok(httparse::Status::Complete(head_len)) => {
+                let parsed = head_from(&req, &bufs.buf)?;
+                let (req_head, framing) = parsed;
+                bufs.consumed = head_len;
+                read_body(stream, bufs, limits, framing, deadline).await?;
+                return Ok(req_head);
+            }
+            Ok(httparse::Status::Partial) => {
+                if bufs.buf.len() > limits.max_head {
+                    return Err(ReadError::Status(431, "request head too large"));
+                }
+                if fill(stream, bufs, deadline).await? == 0 {
+                    return Err(ReadError::Closed);
+                }
+            }
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(ReadError::Status(431, "too many headers"))
+            }
+            Err(_) => return Err(ReadError::Status(400, "malformed HTTP request")),
+        }
+    }
+}
+
+enum Framing {
+    None,
+    Length(usize),
+    Chunked,
+}
+
+fn range_of(buf: &[u8], part: &[u8]) -> Range<usize> {
+    let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+    start..start + part.len()
+}
+
+fn head_from(req: &httparse::Request<'_, '_>, buf: &[u8]) -> Result<(Request, Framing), ReadError> {
+    let method = match req.method.unwrap_or("") {
+        "GET" => Method::Get,
+        "POST" => Method::Post,
+        "DELETE" => Method::Delete,
+        _ => Method::Other,
+    };
+    let raw_path = req.path.unwrap_or("/");
+    let path_only = raw_path.split('?').next().unwrap_or("/");
+    let path = range_of(buf, path_only.as_bytes());
+    let http10 = req.version == Some(0);
+    let mut keep_alive = !http10;
+    let mut headers = KnownHeaders::default();
+    let mut framing = Framing::None;
+    let mut saw_length = false;
+    for h in req.headers.iter() {
+        let v = range_of(buf, h.value);
+        let name = h.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|s| s.trim().parse::<usize>().ok())
+                .ok_or(ReadError::Status(400, "invalid Content-Length"))?;
+            if saw_length {
+                return Err(ReadError::Status(400, "duplicate Content-Length"));
+            }
+            saw_length = true;
+            if !matches!(framing, Framing::Chunked) {
+                framing = Framing::Length(n);
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            let te = std::str::from_utf8(h.value).unwrap_or("");
+            if te.trim().eq_ignore_ascii_case("chunked") {
+                framing = Framing::Chunked;
+            } else {
+                return Err(ReadError::Status(501, "unsupported Transfer-Encoding"));
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            let c = std::str::from_utf8(h.value).unwrap_or("");
+            if c.eq_ignore_ascii_case("close") {
+                keep_alive = false;
+            } else if c.eq_ignore_ascii_case("keep-alive") {
+                keep_alive = true;
+            }
+        } else if name.eq_ignore_ascii_case("host") {
+            headers.host = Some(v);
+        } else if name.eq_ignore_ascii_case("origin") {
+            headers.origin = Some(v);
+        } else if name.eq_ignore_ascii_case("content-type") {
+            headers.content_type = Some(v);
+        } else if name.eq_ignore_ascii_case("accept") {
+            headers.accept = Some(v);
+        } else if name.eq_ignore_ascii_case("mcp-session-id") {
+            headers.session_id = Some(v);
+        } else if name.eq_ignore_ascii_case("mcp-protocol-version") {
+            headers.protocol_version = Some(v);
+        } else if name.eq_ignore_ascii_case("last-event-id") {
+            headers.last_event_id = Some(v);
+        } else if name.eq_ignore_ascii_case("authorization") {
+            headers.authorization = Some(v);
+        }
+    }
+    if saw_length && matches!(framing, Framing::Chunked) {
+        // RFC 9112 6.3: both present is a smuggling vector; refuse.
+        return Err(ReadError::Status(400, "both Content-Length and Transfer-Encoding"));
+    }
+    Ok((
+        Request {
+            method,
+            path,
+            headers,
+            keep_alive,
+        },
+        framing,
+    ))
+}
+
+async fn read_body<S: AsyncReadRent>(
+    stream: &mut S,
+    bufs: &mut ConnBuffers,
+    limits: &Limits,
+    framing: Framing,
+    deadline: Instant,
+) -> Result<(), ReadError> {
+    match framing {
+        Framing::None => Ok(()),
+        Framing::Length(n) => {
+            if n > limits.max_body {
+                return Err(ReadError::Status(413, "request body too large"));
+            }
+            while bufs.buf.len() - bufs.consumed < n {
+                if fill(stream, bufs, deadline).await? == 0 {
+                    return Err(ReadError::Closed);
+                }
+            }
+            let start = bufs.consumed;
+            bufs.body.extend_from_slice(&bufs.buf[start..start + n]);
+            bufs.consumed += n;
+            Ok(())
+        }
+        Framing::Chunked => loop {
+            let at = bufs.consumed;
+            match httparse::parse_chunk_size(&bufs.buf[at..]) {
+                Ok(httparse::Status::Complete((hdr, size))) => {
+                    let size = usize::try_from(size).map_err(|_| ReadError::Status(413, "chunk too large"))?;
+                    if bufs.body.len() + size > limits.max_body {
+                        return Err(ReadError::Status(413, "request body too large"));
+                    }
+                    // chunk data + CRLF
+                    while bufs.buf.len() < at + hdr + size + 2 {
+                        if fill(stream, bufs, deadline).await? == 0 {
+                            return Err(ReadError::Closed);
+                        }
+                    }
+                    if size == 0 {
+                        // Trailers are not supported: expect the final CRLF right away.
+                        if &bufs.buf[at + hdr..at + hdr + 2] != b"\r\n" {
+                            return Err(ReadError::Status(400, "chunked trailers are not supported"));
+                        }
+                        bufs.consumed = at + hdr + 2;
+                        return Ok(());
+                    }
+                    if &bufs.buf[at + hdr + size..at + hdr + size + 2] != b"\r\n" {
+                        return Err(ReadError::Status(400, "malformed chunk"));
+                    }
+                    let (s, e) = (at + hdr, at + hdr + size);
+                    let chunk = bufs.buf[s..e].to_vec();
+                    bufs.body.extend_from_slice(&chunk);
+                    bufs.consumed = e + 2;
+                }
+                Ok(httparse::Status::Partial) => {
+                    if bufs.buf.len() - at > 1024 {
+                        return Err(ReadError::Status(400, "malformed chunk size"));
+                    }
+                    if fill(stream, bufs, deadline).await? == 0 {
+                        return Err(ReadError::Closed);
+                    }
+                }
+                Err(_) => return Err(ReadError::Status(400, "malformed chunk size")),
+            }
+        },
+    }
+}

@@ -1,0 +1,121 @@
+//! Writing HTTP/1.1 responses into a reused buffer, sent with one write.
+
+/// Reason phrases for the statuses the gateway emits.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        202 => "Accepted",
+        204 => "No Content",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Unknown",
+    }
+}
+
+/// A response the front writes back.
+#[derive(Debug, Default)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Content-Type, when there is a body.
+    pub content_type: Option<&'static str>,
+    /// `Mcp-Session-Id` to return (on initialize).
+    pub session_id: Option<String>,
+    /// `Allow` header (405).
+    pub allow: Option<&'static str>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// A JSON body.
+    pub fn json(status: u16, body: Vec<u8>) -> Self {
+        Reply {
+            status,
+            content_type: Some("application/json"),
+            body,
+            ..Default::default()
+        }
+    }
+
+    /// No body.
+    pub fn empty(status: u16) -> Self {
+        Reply {
+            status,
+            ..Default::default()
+        }
+    }
+
+    /// A plain-text error body (non-MCP paths and HTTP-level errors).
+    pub fn text(status: u16, msg: &str) -> Self {
+        let mut body = msg.as_bytes().to_vec();
+        body.push(b'\n');
+        Reply {
+            status,
+            content_type: Some("text/plain; charset=utf-8"),
+            body,
+            ..Default::default()
+        }
+    }
+}
+
+/// Serializes `reply` into `out` (cleared first).
+pub fn encode(reply: &Reply, keep_alive: bool, out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(160 + reply.body.len());
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_num(out, reply.status as u64);
+    out.push(b' ');
+    out.extend_from_slice(reason(reply.status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if let Some(ct) = reply.content_type {
+        out.extend_from_slice(b"content-type: ");
+        out.extend_from_slice(ct.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(sid) = &reply.session_id {
+        out.extend_from_slice(b"mcp-session-id: ");
+        out.extend_from_slice(sid.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(allow) = reply.allow {
+        out.extend_from_slice(b"allow: ");
+        out.extend_from_slice(allow.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"content-length: ");
+    push_num(out, reply.body.len() as u64);
+    out.extend_from_slice(b"\r\n");
+    if !keep_alive {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&reply.body);
+}
+
+/// Appends the decimal digits of `n` without allocating.
+pub fn push_num(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}

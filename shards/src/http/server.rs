@@ -1,0 +1,165 @@
+//! The per-connection loop of the client-facing HTTP/1.1 front.
+//!
+//! Reads a request ([`crate::http::request`]), routes by path (`/mcp`, `/health`), writes the
+//! reply with one write, and keeps the connection for the next request unless the client or
+//! the shard (draining) says otherwise. HTTP-level failures (400, 408, 413, 431, 501) are
+//! answered and the connection closed, because the rest of the stream cannot be trusted.
+
+use std::rc::Rc;
+
+use monoio::net::TcpStream;
+
+use crate::catalog::BackendState;
+use crate::http::request::{read_request, ConnBuffers, Method, ReadError, Request};
+use crate::http::response::{encode, Reply};
+use crate::mcp::dispatch::{handle, McpHttpRequest};
+use crate::rt::io::write_all;
+use crate::shard::LocalShard;
+
+/// Serves one client connection until it closes.
+pub async fn serve_conn(shard: Rc<LocalShard>, mut stream: TcpStream) {
+    let mut bufs = ConnBuffers::default();
+    let mut out = Vec::with_capacity(4096);
+    loop {
+        let req = match read_request(&mut stream, &mut bufs, &shard.limits).await {
+            Ok(r) => r,
+            Err(ReadError::Closed) | Err(ReadError::Io(_)) => return,
+            Err(ReadError::Status(status, msg)) => {
+                let reply = if status == 413 {
+                    Reply::json(
+                        413,
+                        crate::error::McpError::InvalidRequest(format!(
+                            "request body larger than {} bytes",
+                            shard.limits.max_body
+                        ))
+                        .to_response(b""),
+                    )
+                } else {
+                    Reply::text(status, msg)
+                };
+                encode(&reply, false, &mut out);
+                let _ = write_all(&mut stream, std::mem::take(&mut out)).await;
+                return;
+            }
+        };
+        shard.inflight.set(shard.inflight.get() + 1);
+        let reply = route(&shard, &req, &mut bufs).await;
+        shard.inflight.set(shard.inflight.get() - 1);
+        let keep = req.keep_alive && !shard.draining.get();
+        encode(&reply, keep, &mut out);
+        let (res, back) = write_all(&mut stream, std::mem::take(&mut out)).await;
+        out = back;
+        if res.is_err() || !keep {
+            return;
+        }
+    }
+}
+
+fn media_is(value: Option<&str>, want: &str) -> bool {
+    value.is_some_and(|v| {
+        v.split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case(want))
+    })
+}
+
+fn accepts(value: Option<&str>, want: &str) -> bool {
+    value.is_some_and(|v| {
+        v.split(',').any(|part| {
+            let t = part.split(';').next().unwrap_or("").trim();
+            t.eq_ignore_ascii_case(want) || t == "*/*"
+        })
+    })
+}
+
+async fn route(shard: &Rc<LocalShard>, req: &Request, bufs: &mut ConnBuffers) -> Reply {
+    let path = &bufs.buf[req.path.clone()];
+    match path {
+        b"/mcp" => mcp(shard, req, bufs).await,
+        b"/health" => {
+            if req.method != Method::Get {
+                let mut r = Reply::text(405, "use GET");
+                r.allow = Some("GET");
+                return r;
+            }
+            health(shard)
+        }
+        _ => Reply::text(404, "not found; the MCP endpoint is /mcp"),
+    }
+}
+
+async fn mcp(shard: &Rc<LocalShard>, req: &Request, bufs: &mut ConnBuffers) -> Reply {
+    let h = &req.headers;
+    if let Err(why) = shard.policy.check(bufs.text(&h.host), bufs.text(&h.origin)) {
+        return Reply::json(
+            403,
+            crate::error::McpError::InvalidRequest(format!("forbidden: {why}")).to_response(b""),
+        );
+    }
+    if req.method == Method::Post {
+        if !media_is(bufs.text(&h.content_type), "application/json") {
+            return Reply::json(
+                415,
+                crate::error::McpError::InvalidRequest("Content-Type must be application/json".into())
+                    .to_response(b""),
+            );
+        }
+        let accept = bufs.text(&h.accept);
+        if !(accepts(accept, "application/json") && accepts(accept, "text/event-stream")) {
+            return Reply::json(
+                406,
+                crate::error::McpError::InvalidRequest(
+                    "Accept must include application/json and text/event-stream".into(),
+                )
+                .to_response(b""),
+            );
+        }
+    }
+    let mreq = McpHttpRequest {
+        method: req.method,
+        session_id: bufs.text(&h.session_id).map(|s| s.trim().to_string()),
+        protocol_version: bufs.text(&h.protocol_version).map(|s| s.trim().to_string()),
+        body: std::mem::take(&mut bufs.body),
+    };
+    let reply = handle(shard, mreq, true).await;
+    reply
+}
+
+fn health(shard: &Rc<LocalShard>) -> Reply {
+    let snap = shard.snapshot.load();
+    let mut ready = true;
+    let mut backends = Vec::with_capacity(snap.catalog.reports.len());
+    for r in &snap.catalog.reports {
+        let (state, reason) = match &r.state {
+            BackendState::Starting => ("starting", None),
+            BackendState::Ready => ("ready", None),
+            BackendState::Down(why) => ("down", Some(why.as_str())),
+        };
+        ready &= r.state == BackendState::Ready;
+        let dropped: Vec<sonic_rs::Value> = r
+            .dropped
+            .iter()
+            .map(|(n, why)| sonic_rs::json!({"tool": n, "reason": why}))
+            .collect();
+        backends.push(sonic_rs::json!({
+            "id": r.id, "state": state, "reason": reason, "tools": r.tools, "dropped": dropped,
+        }));
+    }
+    let status = if shard.draining.get() {
+        "draining"
+    } else if ready {
+        "ok"
+    } else {
+        "degraded"
+    };
+    let body = sonic_rs::json!({
+        "status": status,
+        "shard": shard.id,
+        "shards": shard.ring.shards(),
+        "sessions_on_shard": shard.sessions.borrow().len(),
+        "tools": snap.catalog.len(),
+        "backends": backends,
+    });
+    let code = if shard.draining.get() { 503 } else { 200 };
+    Reply::json(code, sonic_rs::to_vec(&body).unwrap_or_default())
+}

@@ -1,0 +1,28 @@
+//! only1mcp-shards: the per-core data plane of only1mcp-uring.
+//!
+//! Each shard is one monoio runtime pinned to one core. It owns its SO_REUSEPORT listener,
+//! its HTTP front, the MCP sessions the consistent-hash ring assigns to it, its backend
+//! connection pools and the stdio children it owns. Nothing here takes a lock or blocks:
+//! what crosses threads is an immutable snapshot (`Shared*`, behind `ArcSwap`) or a message in
+//! a shard's mailbox (lock-free queue plus a waker).
+//!
+//! # Key Components
+//! - [`config`]: the TOML model and its strict validation.
+//! - [`rt`]: runtime construction (io_uring with explicit epoll fallback), pinning, mailboxes.
+//! - [`http`]: the HTTP/1.1 front (httparse) and the backend HTTP client.
+//! - [`mcp`]: JSON-RPC envelope reading and byte splicing, sessions, the method dispatcher.
+//! - [`upstream`]: backends: Streamable HTTP pools and supervised stdio children.
+//! - [`catalog`]: the merged, namespaced tool catalog.
+//! - [`ring`]: the consistent-hash ring that pins sessions and stdio children to shards.
+#![warn(missing_docs)]
+
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod mcp;
+pub mod ring;
+pub mod rt;
+pub mod shard;
+pub mod snapshot;
+pub mod upstream;

@@ -1,0 +1,262 @@
+//! Reading a JSON-RPC envelope without building a tree, and rewriting it by splicing bytes.
+//!
+//! The gateway routes bodies it does not own. It only needs `jsonrpc`, `id`, `method`,
+//! `params.name` and whether `result`/`error` is present, so [`Envelope::parse`] walks the
+//! top-level object once with sonic-rs' lazy iterator and records byte ranges into the
+//! original body. Rewriting the tool name or the id is then a splice ([`splice`]) of those
+//! ranges: the rest of the body, arguments and results included, travels untouched.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use sonic_rs::JsonValueTrait;
+
+use crate::error::McpError;
+
+/// What kind of JSON-RPC message a body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Has `method` and `id`.
+    Request,
+    /// Has `method`, no `id`.
+    Notification,
+    /// Has `result` or `error` and an `id`.
+    Response,
+}
+
+/// Byte ranges and small fields of one JSON-RPC message; borrows the body.
+#[derive(Debug, Clone)]
+pub struct Envelope<'a> {
+    /// Message kind.
+    pub kind: Kind,
+    /// The `id` value's range (raw JSON: number or quoted string).
+    pub id: Option<Range<usize>>,
+    /// The method name, unescaped.
+    pub method: Option<Cow<'a, str>>,
+    /// The `params` value's range.
+    pub params: Option<Range<usize>>,
+    /// `params.name`'s range, including its quotes.
+    pub name: Option<Range<usize>>,
+    /// `params.name`, unescaped.
+    pub name_str: Option<Cow<'a, str>>,
+    /// `params.cursor`, when present (raw JSON).
+    pub cursor: Option<Range<usize>>,
+    /// `params.protocolVersion` (initialize only matters), unescaped.
+    pub protocol_version: Option<Cow<'a, str>>,
+}
+
+fn offset(body: &[u8], raw: &str) -> Range<usize> {
+    let start = raw.as_ptr() as usize - body.as_ptr() as usize;
+    start..start + raw.len()
+}
+
+/// Unescapes the JSON string at `range` of `body` (which includes the quotes).
+fn unescape(is_str: bool, body: &[u8], range: Range<usize>) -> Option<Cow<'_, str>> {
+    if !is_str {
+        return None;
+    }
+    let raw = &body[range];
+    let inner = &raw[1..raw.len() - 1];
+    if !inner.contains(&b'\\') {
+        return std::str::from_utf8(inner).ok().map(Cow::Borrowed);
+    }
+    sonic_rs::from_slice::<String>(raw).ok().map(Cow::Owned)
+}
+
+impl<'a> Envelope<'a> {
+    /// Parses and validates one JSON-RPC 2.0 message. Errors say what is wrong; the caller
+    /// answers with the matching JSON-RPC error (id `null` for parse errors).
+    pub fn parse(body: &'a [u8]) -> Result<Self, McpError> {
+        let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+        match first {
+            None => return Err(McpError::Parse("empty body".into())),
+            Some(b'[') => {
+                return Err(McpError::InvalidRequest(
+                    "JSON-RPC batches are not supported (removed in MCP 2025-06-18); send one message per request".into(),
+                ))
+            }
+            Some(b'{') => {}
+            Some(_) => {
+                // Either valid JSON that is not an object, or not JSON at all.
+                return Err(if sonic_rs::from_slice::<sonic_rs::Value>(body).is_ok() {
+                    McpError::InvalidRequest("a JSON-RPC message must be a JSON object".into())
+                } else {
+                    McpError::Parse("body is not valid JSON".into())
+                });
+            }
+        }
+        let mut env = Envelope {
+            kind: Kind::Notification,
+            id: None,
+            method: None,
+            params: None,
+            name: None,
+            name_str: None,
+            cursor: None,
+            protocol_version: None,
+        };
+        let mut jsonrpc_ok = false;
+        let mut has_result = false;
+        for item in sonic_rs::to_object_iter(body) {
+            let (key, val) = item.map_err(|e| McpError::Parse(format!("body is not valid JSON: {e}")))?;
+            let raw = val.as_raw_str();
+            match &*key {
+                "jsonrpc" => jsonrpc_ok = val.as_str() == Some("2.0"),
+                "id" => {
+                    if !(val.is_str() || val.is_number()) {
+                        return Err(McpError::InvalidRequest("`id` must be a string or a number".into()));
+                    }
+                    env.id = Some(offset(body, raw));
+                }
+                "method" => {
+                    env.method = Some(unescape(val.is_str(), body, offset(body, raw)).ok_or_else(|| {
+                        McpError::InvalidRequest("`method` must be a string".into())
+                    })?)
+                }
+                "params" => {
+                    let range = offset(body, raw);
+                    env.params = Some(range.clone());
+                    if val.is_object() {
+                        env.read_params(body, range)?;
+                    } else if !val.is_array() {
+                        return Err(McpError::InvalidRequest("`params` must be an object".into()));
+                    }
+                }
+                "result" | "error" => has_result = true,
+                _ => {}
+            }
+        }
+        // Anything after the closing brace is malformed input.
+        if sonic_rs::from_slice::<serde::de::IgnoredAny>(body).is_err() {
+            return Err(McpError::Parse("body is not valid JSON".into()));
+        }
+        if !jsonrpc_ok {
+            return Err(McpError::InvalidRequest("`jsonrpc` must be \"2.0\"".into()));
+        }
+        env.kind = match (&env.method, &env.id, has_result) {
+            (Some(_), Some(_), false) => Kind::Request,
+            (Some(_), None, false) => Kind::Notification,
+            (None, Some(_), true) => Kind::Response,
+            (None, _, false) => return Err(McpError::InvalidRequest("missing `method`".into())),
+            _ => {
+                return Err(McpError::InvalidRequest(
+                    "a message cannot be both a request and a response".into(),
+                ))
+            }
+        };
+        Ok(env)
+    }
+
+    fn read_params(&mut self, body: &'a [u8], params: Range<usize>) -> Result<(), McpError> {
+        for item in sonic_rs::to_object_iter(&body[params]) {
+            let (key, val) = item.map_err(|e| McpError::Parse(format!("params are not valid JSON: {e}")))?;
+            let raw = val.as_raw_str();
+            match &*key {
+                "name" if val.is_str() => {
+                    self.name = Some(offset(body, raw));
+                    self.name_str = unescape(true, body, offset(body, raw));
+                }
+                "cursor" => self.cursor = Some(offset(body, raw)),
+                "protocolVersion" => {
+                    self.protocol_version = unescape(val.is_str(), body, offset(body, raw))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The raw id bytes, or `null`.
+    pub fn id_bytes<'b>(&self, body: &'b [u8]) -> &'b [u8] {
+        match &self.id {
+            Some(r) => &body[r.clone()],
+            None => b"null",
+        }
+    }
+}
+
+/// Replaces the byte ranges in `edits` (sorted, non-overlapping) with new bytes, writing the
+/// result into `out` (cleared first). One pass, one allocation at most (`out` is reused).
+pub fn splice(body: &[u8], edits: &[(Range<usize>, &[u8])], out: &mut Vec<u8>) {
+    out.clear();
+    let extra: usize = edits.iter().map(|(_, b)| b.len()).sum();
+    out.reserve(body.len() + extra);
+    let mut at = 0;
+    for (r, with) in edits {
+        out.extend_from_slice(&body[at..r.start]);
+        out.extend_from_slice(with);
+        at = r.end;
+    }
+    out.extend_from_slice(&body[at..]);
+}
+
+/// Writes `s` as a JSON string literal (with quotes) into `out`.
+pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(sonic_rs::to_string(s).unwrap_or_default().as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::code;
+
+    #[test]
+    fn reads_a_tools_call() {
+        let b = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"a__b","arguments":{"name":"x"}}}"#;
+        let e = Envelope::parse(b).unwrap();
+        assert_eq!(e.kind, Kind::Request);
+        assert_eq!(&b[e.id.clone().unwrap()], b"7");
+        assert_eq!(e.method.as_deref(), Some("tools/call"));
+        assert_eq!(e.name_str.as_deref(), Some("a__b"));
+        assert_eq!(&b[e.name.clone().unwrap()], b"\"a__b\"");
+    }
+
+    #[test]
+    fn splices_name_and_id() {
+        let b = br#"{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"a__b"}}"#;
+        let e = Envelope::parse(b).unwrap();
+        let mut out = Vec::new();
+        splice(b, &[(e.id.clone().unwrap(), b"42"), (e.name.clone().unwrap(), b"\"b\"")], &mut out);
+        assert_eq!(out, br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"b"}}"#);
+    }
+
+    #[test]
+    fn classifies_bad_input() {
+        let cases: &[(&[u8], i32)] = &[
+            (b"", code::PARSE_ERROR),
+            (b"{not json", code::PARSE_ERROR),
+            (b"{\"jsonrpc\":\"2.0\",\"method\":\"x\"} trailing", code::PARSE_ERROR),
+            (b"[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]", code::INVALID_REQUEST),
+            (b"42", code::INVALID_REQUEST),
+            (b"{\"id\":1,\"method\":\"ping\"}", code::INVALID_REQUEST),
+            (b"{\"jsonrpc\":\"2.0\",\"id\":1}", code::INVALID_REQUEST),
+            (b"{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"ping\"}", code::INVALID_REQUEST),
+            (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":7}", code::INVALID_REQUEST),
+        ];
+        for (body, want) in cases {
+            let got = Envelope::parse(body).unwrap_err().code();
+            assert_eq!(got, *want, "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn notification_and_response() {
+        let n = Envelope::parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
+        assert_eq!(n.kind, Kind::Notification);
+        let r = Envelope::parse(br#"{"jsonrpc":"2.0","id":3,"result":{}}"#).unwrap();
+        assert_eq!(r.kind, Kind::Response);
+    }
+
+    #[test]
+    fn escaped_names_are_unescaped() {
+        let b = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a\u005fb"}}"#;
+        let e = Envelope::parse(b).unwrap();
+        assert_eq!(e.name_str.as_deref(), Some("a_b"));
+    }
+}

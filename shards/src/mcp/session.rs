@@ -1,0 +1,119 @@
+//! Shard-local MCP sessions and session-id minting.
+//!
+//! A session lives on exactly one shard: the one the consistent-hash ring assigns its id to.
+//! A shard mints ids by drawing 128 random bits until the ring maps the id to itself
+//! (expected `shards` draws), so the shard that answered `initialize` owns the session and
+//! requests on the same connection never move. Ids are 32 lowercase hex chars: visible ASCII
+//! as the spec requires, and unguessable.
+
+use std::time::Instant;
+
+use ahash::RandomState;
+use hashbrown::HashMap;
+
+use crate::ring::Ring;
+
+/// One client session.
+#[derive(Debug, Clone)]
+pub struct LocalSession {
+    /// The protocol version negotiated at initialize.
+    pub version: &'static str,
+    /// When it was created.
+    pub created: Instant,
+}
+
+/// The sessions this shard owns.
+#[derive(Debug, Default)]
+pub struct LocalSessionTable {
+    map: HashMap<Box<str>, LocalSession, RandomState>,
+}
+
+fn random_128() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    let mut filled = 0;
+    while filled < b.len() {
+        // SAFETY: writes at most the remaining bytes of our buffer.
+        let n = unsafe { libc::getrandom(b[filled..].as_mut_ptr().cast(), b.len() - filled, 0) };
+        if n > 0 {
+            filled += n as usize;
+        }
+    }
+    b
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// Mints a fresh id owned by `shard` on `ring`.
+pub fn mint_id(ring: &Ring, shard: usize) -> String {
+    loop {
+        let id = hex(&random_128());
+        if ring.owner(id.as_bytes()) == shard {
+            return id;
+        }
+    }
+}
+
+/// Is `id` shaped like an id we could have minted (cheap reject of garbage)?
+pub fn well_formed(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl LocalSessionTable {
+    /// Adds a session.
+    pub fn insert(&mut self, id: &str, s: LocalSession) {
+        self.map.insert(id.into(), s);
+    }
+
+    /// Looks a session up.
+    pub fn get(&self, id: &str) -> Option<&LocalSession> {
+        self.map.get(id)
+    }
+
+    /// Ends a session; false if it did not exist.
+    pub fn remove(&mut self, id: &str) -> bool {
+        self.map.remove(id).is_some()
+    }
+
+    /// Number of live sessions.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_ids_land_on_their_shard() {
+        let ring = Ring::new(4);
+        for shard in 0..4 {
+            for _ in 0..20 {
+                let id = mint_id(&ring, shard);
+                assert!(well_formed(&id));
+                assert_eq!(ring.owner(id.as_bytes()), shard);
+            }
+        }
+    }
+
+    #[test]
+    fn ids_are_unique() {
+        let ring = Ring::new(1);
+        let a = mint_id(&ring, 0);
+        let b = mint_id(&ring, 0);
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,122 @@
+//! Runtime glue: everything monoio-specific the rest of the data plane touches.
+//!
+//! Owning this in one small module keeps a runtime swap (compio is the planned alternative)
+//! a local change. It builds a shard's runtime with an explicit driver choice: io_uring first,
+//! and on a probe *or build* error (old kernel, seccomp, `io_uring_disabled`, low memlock) the
+//! epoll driver, with the reason and the memlock limit logged. monoio's own `FusionDriver`
+//! only probes and does not recover from a failed build, hence our own fallback.
+//!
+//! # Key Components
+//! - [`DriverKind`] and [`run_on_driver`]: build and run a shard's runtime.
+//! - [`mailbox`]: the lock-free, waking queue that carries messages between threads.
+//! - [`io`]: small helpers over rent-style I/O (read into spare capacity, write all).
+
+pub mod io;
+pub mod mailbox;
+
+use std::future::Future;
+use std::io as stdio;
+
+use crate::config::DriverChoice;
+
+/// The driver a shard actually runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverKind {
+    /// io_uring.
+    Uring,
+    /// epoll (monoio's legacy driver).
+    Epoll,
+}
+
+impl DriverKind {
+    /// A short name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriverKind::Uring => "io_uring",
+            DriverKind::Epoll => "epoll",
+        }
+    }
+}
+
+/// The soft RLIMIT_MEMLOCK in bytes (`None` = unlimited), logged beside the driver choice.
+pub fn memlock_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) };
+    if rc != 0 || lim.rlim_cur == libc::RLIM_INFINITY {
+        None
+    } else {
+        Some(lim.rlim_cur)
+    }
+}
+
+/// Human form of [`memlock_limit`].
+pub fn memlock_text() -> String {
+    match memlock_limit() {
+        None => "unlimited".into(),
+        Some(b) => format!("{} KiB", b / 1024),
+    }
+}
+
+/// Builds a runtime on the requested driver and runs `make()` on it to completion.
+///
+/// `on_chosen` is called with the driver actually used before the future starts, and with the
+/// fallback reason when `Auto` had to fall back to epoll. `Uring` never falls back: the caller
+/// asked for it explicitly, so a failure is returned.
+pub fn run_on_driver<F, Fut>(
+    choice: DriverChoice,
+    entries: u32,
+    on_chosen: impl FnOnce(DriverKind, Option<String>),
+    make: F,
+) -> stdio::Result<Fut::Output>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future,
+{
+    if choice != DriverChoice::Epoll {
+        let built = if monoio::utils::detect_uring() {
+            monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                .with_entries(entries)
+                .enable_timer()
+                .build()
+        } else {
+            Err(stdio::Error::new(
+                stdio::ErrorKind::Unsupported,
+                "io_uring probe failed (kernel too old, io_uring_disabled, or seccomp)",
+            ))
+        };
+        match built {
+            Ok(mut rt) => {
+                on_chosen(DriverKind::Uring, None);
+                return Ok(rt.block_on(make()));
+            }
+            Err(e) if choice == DriverChoice::Auto => {
+                let reason = format!("{e} (memlock limit {})", memlock_text());
+                on_chosen(DriverKind::Epoll, Some(reason));
+            }
+            Err(e) => {
+                return Err(stdio::Error::new(
+                    e.kind(),
+                    format!(
+                        "io_uring runtime could not be built: {e} (memlock limit {}); use --driver epoll or auto",
+                        memlock_text()
+                    ),
+                ))
+            }
+        }
+    } else {
+        on_chosen(DriverKind::Epoll, None);
+    }
+    let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()?;
+    Ok(rt.block_on(make()))
+}
+
+/// Pins the calling thread to one CPU; failures are reported, not fatal.
+pub fn pin_to_cpu(cpu: usize) -> Result<(), String> {
+    monoio::utils::bind_to_cpu_set([cpu]).map_err(|e| format!("{e:?}"))
+}

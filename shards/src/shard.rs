@@ -1,0 +1,341 @@
+//! One shard: a pinned monoio runtime serving its own listener, sessions and backends.
+//!
+//! [`run_shard`] is the whole life of a shard thread: build the runtime on the chosen driver,
+//! set up the shard-local backends from the snapshot (spawning the stdio children this shard
+//! owns and discovering the HTTP backends it is responsible for), then accept connections and
+//! serve its mailbox until the control thread says stop. Shutdown drains: the listener closes,
+//! in-flight requests get up to the grace period, then owned children are stopped and reaped.
+//!
+//! # Key Components
+//! - [`LocalShard`]: the `Rc` context every task of the shard shares.
+//! - [`ShardMsg`]: what other threads may send a shard.
+//! - [`ControlEvent`]: what a shard tells the control thread.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use ahash::RandomState;
+use futures_channel::oneshot;
+use hashbrown::HashMap;
+
+use crate::catalog::RawTool;
+use crate::config::{DriverChoice, Transport};
+use crate::http::request::Limits;
+use crate::http::response::Reply;
+use crate::mcp::dispatch::McpHttpRequest;
+use crate::mcp::guard::OriginPolicy;
+use crate::mcp::session::LocalSessionTable;
+use crate::ring::Ring;
+use crate::rt::mailbox::{LocalMailbox, SharedMailboxSender};
+use crate::rt::DriverKind;
+use crate::snapshot::SharedSnapshotSlot;
+use crate::upstream::http::LocalHttpBackend;
+use crate::upstream::messages::StdioCall;
+use crate::upstream::stdio::LocalStdioSlot;
+use crate::upstream::{discover, LocalBackend};
+
+/// Messages other threads send to a shard.
+pub enum ShardMsg {
+    /// A client request for a session this shard owns.
+    Handoff {
+        /// The request.
+        req: McpHttpRequest,
+        /// Where the response goes.
+        reply: oneshot::Sender<Reply>,
+    },
+    /// A call for a stdio backend this shard owns.
+    StdioCall(StdioCall),
+    /// Stop accepting, drain, stop children, exit.
+    Shutdown,
+}
+
+/// What shards report to the control thread.
+#[derive(Debug)]
+pub enum ControlEvent {
+    /// The shard is up: listener serving, driver chosen.
+    Started {
+        /// Shard index.
+        shard: usize,
+        /// Driver in use.
+        driver: DriverKind,
+    },
+    /// A backend's tools were (re)discovered, or it went down.
+    Discovered {
+        /// Backend id.
+        server: String,
+        /// Tools, or why the backend is down.
+        result: Result<Vec<RawTool>, String>,
+    },
+    /// The shard has stopped (after draining).
+    Stopped {
+        /// Shard index.
+        shard: usize,
+    },
+}
+
+/// Everything a shard thread needs to start.
+pub struct ShardInit {
+    /// Shard index.
+    pub id: usize,
+    /// CPU to pin to, if any.
+    pub cpu: Option<usize>,
+    /// The SO_REUSEPORT listener bound for this shard.
+    pub listener: std::net::TcpListener,
+    /// Shard count ring.
+    pub ring: Ring,
+    /// The published snapshot.
+    pub snapshot: SharedSnapshotSlot,
+    /// Every shard's mailbox sender, by index.
+    pub peers: Vec<SharedMailboxSender<ShardMsg>>,
+    /// This shard's mailbox.
+    pub mailbox: LocalMailbox<ShardMsg>,
+    /// Reports to the control thread.
+    pub control: crossbeam_channel::Sender<ControlEvent>,
+    /// Driver choice.
+    pub driver: DriverChoice,
+    /// io_uring entries.
+    pub uring_entries: u32,
+}
+
+/// The shard-local context shared by all of the shard's tasks.
+pub struct LocalShard {
+    /// Shard index.
+    pub id: usize,
+    /// The ring (same on every shard).
+    pub ring: Ring,
+    /// Published snapshot.
+    pub snapshot: SharedSnapshotSlot,
+    /// Mailboxes of all shards.
+    pub peers: Vec<SharedMailboxSender<ShardMsg>>,
+    /// Reports to control.
+    pub control: crossbeam_channel::Sender<ControlEvent>,
+    /// Sessions owned here.
+    pub sessions: RefCell<LocalSessionTable>,
+    /// Backends by id.
+    pub upstreams: RefCell<HashMap<String, Rc<LocalBackend>, RandomState>>,
+    /// stdio children owned here.
+    pub owned_stdio: RefCell<Vec<(Rc<LocalStdioSlot>, Option<oneshot::Receiver<()>>)>>,
+    /// HTTP limits.
+    pub limits: Limits,
+    /// Host/Origin policy.
+    pub policy: OriginPolicy,
+    /// Set once shutdown started.
+    pub draining: Cell<bool>,
+    /// Requests being served right now.
+    pub inflight: Cell<usize>,
+}
+
+/// Runs a shard on the current thread until shutdown. Returns the driver error if the runtime
+/// could not be built at all.
+pub fn run_shard(init: ShardInit) -> std::io::Result<()> {
+    if let Some(cpu) = init.cpu {
+        if let Err(e) = crate::rt::pin_to_cpu(cpu) {
+            tracing::warn!(shard = init.id, cpu, "could not pin shard: {e}");
+        }
+    }
+    let id = init.id;
+    let control = init.control.clone();
+    let driver = init.driver;
+    let entries = init.uring_entries;
+    crate::rt::run_on_driver(
+        driver,
+        entries,
+        |kind, fallback| {
+            if let Some(reason) = fallback {
+                tracing::warn!(shard = id, "io_uring unavailable, falling back to epoll: {reason}");
+            }
+            tracing::info!(shard = id, driver = kind.as_str(), memlock = %crate::rt::memlock_text(), "shard runtime built");
+            let _ = control.send(ControlEvent::Started { shard: id, driver: kind });
+        },
+        move || shard_main(init),
+    )
+}
+
+async fn shard_main(init: ShardInit) {
+    let snap = init.snapshot.load_full();
+    let cfg = &snap.config;
+    let listener_addr = init.listener.local_addr().ok();
+    let loopback = listener_addr.map(|a| a.ip().is_loopback()).unwrap_or(false);
+    let shard = Rc::new(LocalShard {
+        id: init.id,
+        ring: init.ring.clone(),
+        snapshot: init.snapshot.clone(),
+        peers: init.peers.clone(),
+        control: init.control.clone(),
+        sessions: RefCell::new(LocalSessionTable::default()),
+        upstreams: RefCell::new(HashMap::default()),
+        owned_stdio: RefCell::new(Vec::new()),
+        limits: Limits {
+            max_head: cfg.server.max_header_bytes,
+            max_body: cfg.server.max_body_bytes,
+            idle_timeout: Duration::from_millis(cfg.server.idle_timeout_ms),
+            read_timeout: Duration::from_millis(cfg.server.read_timeout_ms),
+        },
+        policy: OriginPolicy {
+            loopback,
+            allowed_hosts: cfg.server.allowed_hosts.clone(),
+            allowed_origins: cfg.server.allowed_origins.clone(),
+        },
+        draining: Cell::new(false),
+        inflight: Cell::new(0),
+    });
+    let grace = Duration::from_millis(cfg.server.shutdown_grace_ms);
+    let connect_timeout = Duration::from_millis(cfg.proxy.connect_timeout_ms);
+    setup_backends(&shard, connect_timeout);
+
+    let listener = match monoio::net::TcpListener::from_std(init.listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(shard = shard.id, "cannot adopt listener: {e}");
+            let _ = shard.control.send(ControlEvent::Stopped { shard: shard.id });
+            return;
+        }
+    };
+    tracing::info!(shard = shard.id, addr = ?listener_addr, "shard listening");
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    monoio::spawn(mailbox_loop(shard.clone(), init.mailbox, stop_tx));
+    let accept = accept_loop(shard.clone(), listener);
+    monoio::select! {
+        _ = accept => {},
+        _ = stop_rx => {},
+    }
+    drain(&shard, grace).await;
+    let _ = shard.control.send(ControlEvent::Stopped { shard: shard.id });
+}
+
+fn setup_backends(shard: &Rc<LocalShard>, connect_timeout: Duration) {
+    let snap = shard.snapshot.load_full();
+    for spec in &snap.backends {
+        let owner = shard.ring.owner(format!("{}/0", spec.id).as_bytes());
+        let backend = match spec.transport {
+            Transport::Http => Rc::new(LocalBackend::Http(Rc::new(LocalHttpBackend::new(spec.clone(), connect_timeout)))),
+            Transport::Stdio if owner == shard.id => {
+                let slot = Rc::new(LocalStdioSlot::new(spec.clone()));
+                let (tx, rx) = oneshot::channel();
+                let report = reporter(shard, &spec.id);
+                monoio::spawn(crate::upstream::stdio::supervise(slot.clone(), spec.timeout, report, tx));
+                shard.owned_stdio.borrow_mut().push((slot.clone(), Some(rx)));
+                Rc::new(LocalBackend::Stdio(slot))
+            }
+            Transport::Stdio => Rc::new(LocalBackend::RemoteStdio {
+                id: spec.id.clone(),
+                owner: shard.peers[owner].clone(),
+            }),
+        };
+        if spec.transport == Transport::Http && owner == shard.id {
+            monoio::spawn(discover_http(shard.clone(), spec.id.clone(), backend.clone(), spec.timeout));
+        }
+        shard.upstreams.borrow_mut().insert(spec.id.clone(), backend);
+    }
+}
+
+fn reporter(shard: &Rc<LocalShard>, server: &str) -> crate::upstream::stdio::Report {
+    let control = shard.control.clone();
+    let server = server.to_string();
+    Rc::new(move |result| {
+        let _ = control.send(ControlEvent::Discovered {
+            server: server.clone(),
+            result,
+        });
+    })
+}
+
+/// Discovers an HTTP backend's tools, retrying with backoff until it answers.
+async fn discover_http(shard: Rc<LocalShard>, server: String, backend: Rc<LocalBackend>, timeout: Duration) {
+    let report = reporter(&shard, &server);
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        if shard.draining.get() {
+            return;
+        }
+        match discover(&server, &backend, timeout).await {
+            Ok(tools) => {
+                tracing::info!(server = %server, tools = tools.len(), "http backend ready");
+                report(Ok(tools));
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(server = %server, "http backend discovery failed: {e}; retrying in {backoff:?}");
+                report(Err(e.to_string()));
+            }
+        }
+        monoio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn accept_loop(shard: Rc<LocalShard>, listener: monoio::net::TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
+                let _ = stream.set_nodelay(true);
+                monoio::spawn(crate::http::server::serve_conn(shard.clone(), stream));
+            }
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(shard = shard.id, "accept failed: {e}");
+                monoio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn mailbox_loop(shard: Rc<LocalShard>, mailbox: LocalMailbox<ShardMsg>, stop: oneshot::Sender<()>) {
+    let mut stop = Some(stop);
+    while let Some(msg) = mailbox.recv().await {
+        match msg {
+            ShardMsg::Handoff { req, reply } => {
+                let shard = shard.clone();
+                monoio::spawn(async move {
+                    shard.inflight.set(shard.inflight.get() + 1);
+                    let r = crate::mcp::dispatch::handle(&shard, req, false).await;
+                    shard.inflight.set(shard.inflight.get() - 1);
+                    let _ = reply.send(r);
+                });
+            }
+            ShardMsg::StdioCall(call) => {
+                let backend = shard.upstreams.borrow().get(&call.server).cloned();
+                monoio::spawn(async move {
+                    let r = match backend.as_deref() {
+                        Some(b @ LocalBackend::Stdio(_)) => b.call(call.body, call.id, call.timeout).await,
+                        _ => Err(crate::error::McpError::Gateway(format!(
+                            "shard does not own stdio backend `{}`",
+                            call.server
+                        ))),
+                    };
+                    let _ = call.reply.send(r);
+                });
+            }
+            ShardMsg::Shutdown => {
+                shard.draining.set(true);
+                if let Some(s) = stop.take() {
+                    let _ = s.send(());
+                }
+            }
+        }
+    }
+}
+
+async fn drain(shard: &Rc<LocalShard>, grace: Duration) {
+    shard.draining.set(true);
+    let deadline = Instant::now() + grace;
+    while shard.inflight.get() > 0 && Instant::now() < deadline {
+        monoio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if shard.inflight.get() > 0 {
+        tracing::warn!(shard = shard.id, inflight = shard.inflight.get(), "grace period over; dropping in-flight requests");
+    }
+    let owned: Vec<_> = shard.owned_stdio.borrow_mut().drain(..).collect();
+    for (slot, _) in &owned {
+        slot.stop();
+    }
+    for (slot, rx) in owned {
+        if let Some(rx) = rx {
+            if monoio::time::timeout(Duration::from_secs(10), rx).await.is_err() {
+                tracing::error!(server = slot.id(), "stdio backend did not stop in time");
+            }
+        }
+    }
+    tracing::info!(shard = shard.id, "shard stopped");
+}

@@ -1,0 +1,62 @@
+//! The immutable snapshot every shard reads: config, backends and the merged catalog.
+//!
+//! The control thread builds one [`SharedSnapshot`] per change (startup, a backend's tools
+//! discovered or lost, later a reload) and publishes it with one `ArcSwap::store`, so a shard
+//! never sees half of a change. Shards `load()` it per request: lock-free, no copy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::catalog::Catalog;
+use crate::config::{Config, Transport};
+use crate::http::url::BackendUrl;
+
+/// What a shard needs to reach one backend, resolved on the control thread.
+#[derive(Debug, Clone)]
+pub struct BackendSpec {
+    /// Config id (namespace).
+    pub id: String,
+    /// Transport.
+    pub transport: Transport,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// http: replica URLs, resolved.
+    pub urls: Vec<BackendUrl>,
+    /// http: static headers (the backend's own credentials).
+    pub headers: Vec<(String, String)>,
+    /// stdio: program (with `$self` replaced by the gateway's own path).
+    pub command: String,
+    /// stdio: arguments.
+    pub args: Vec<String>,
+    /// stdio: extra environment.
+    pub env: Vec<(String, String)>,
+    /// stdio: working directory.
+    pub cwd: Option<String>,
+    /// Namespace tools as `<id><sep><name>`.
+    pub prefix: bool,
+}
+
+/// One immutable view of the gateway's world.
+#[derive(Debug)]
+pub struct SharedSnapshot {
+    /// Increases with every publication.
+    pub version: u64,
+    /// The config it came from.
+    pub config: Arc<Config>,
+    /// Enabled backends, by index.
+    pub backends: Vec<BackendSpec>,
+    /// Merged catalog.
+    pub catalog: Catalog,
+}
+
+/// The published slot.
+pub type SharedSnapshotSlot = Arc<ArcSwap<SharedSnapshot>>;
+
+impl SharedSnapshot {
+    /// Backend index by id.
+    pub fn backend_index(&self, id: &str) -> Option<usize> {
+        self.backends.iter().position(|b| b.id == id)
+    }
+}

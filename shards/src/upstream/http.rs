@@ -1,0 +1,313 @@
+//! A Streamable HTTP backend as one shard sees it: replicas, keep-alive pools, upstream sessions.
+//!
+//! Each shard keeps its own idle connections per replica and its own upstream MCP session per
+//! replica (`session = "shared"`: every client of this shard multiplexes over it, ids are
+//! remapped). The session is created lazily with `initialize` + `notifications/initialized`;
+//! concurrent first calls wait for one handshake instead of racing N of them. A 404 from the
+//! backend means its session expired: the session is re-initialized once, transparently.
+//! Responses may be JSON or SSE; on SSE the stream is read until the response with our id.
+
+use std::cell::{Cell, RefCell};
+use std::ops::Range;
+use std::time::Duration;
+
+use futures_channel::oneshot;
+
+use crate::error::McpError;
+use crate::http::client::{ClientError, LocalHttpConn, ResponseHead};
+use crate::http::sse::SseDecoder;
+use crate::http::url::BackendUrl;
+use crate::mcp::jsonrpc::{splice, Envelope, Kind};
+use crate::snapshot::BackendSpec;
+use crate::upstream::{initialize_params, negotiated_version, request_body, BackendReply, INITIALIZED};
+
+/// Largest backend response body accepted.
+const MAX_RESPONSE: usize = 64 * 1024 * 1024;
+/// Idle connections kept per replica per shard.
+const MAX_IDLE: usize = 64;
+
+#[derive(Clone)]
+struct UpstreamSession {
+    id: Option<String>,
+    version: String,
+}
+
+enum SessionState {
+    None,
+    Initializing(Vec<oneshot::Sender<()>>),
+    Ready(UpstreamSession),
+}
+
+struct LocalReplica {
+    url: BackendUrl,
+    idle: RefCell<Vec<LocalHttpConn>>,
+    session: RefCell<SessionState>,
+}
+
+/// One HTTP backend on one shard.
+pub struct LocalHttpBackend {
+    spec: BackendSpec,
+    replicas: Vec<LocalReplica>,
+    rr: Cell<usize>,
+    next_id: Cell<u64>,
+    connect_timeout: Duration,
+}
+
+enum Attempt {
+    Done(Result<BackendReply, McpError>),
+    Retry,
+}
+
+impl LocalHttpBackend {
+    /// Creates the shard-local state for `spec` (no connection is opened yet).
+    pub fn new(spec: BackendSpec, connect_timeout: Duration) -> Self {
+        let replicas = spec
+            .urls
+            .iter()
+            .map(|u| LocalReplica {
+                url: u.clone(),
+                idle: RefCell::new(Vec::new()),
+                session: RefCell::new(SessionState::None),
+            })
+            .collect();
+        Self {
+            spec,
+            replicas,
+            rr: Cell::new(0),
+            next_id: Cell::new(1),
+            connect_timeout,
+        }
+    }
+
+    fn unavailable(&self, reason: impl std::fmt::Display) -> McpError {
+        McpError::BackendUnavailable {
+            server: self.spec.id.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn protocol(&self, reason: impl std::fmt::Display) -> McpError {
+        McpError::BackendProtocol {
+            server: self.spec.id.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Calls the backend with `body` (placeholder id at `id`), within `timeout`.
+    pub async fn call(&self, body: &[u8], id: Range<usize>, timeout: Duration) -> Result<BackendReply, McpError> {
+        let n = self.replicas.len();
+        let r = self.rr.get();
+        self.rr.set(r.wrapping_add(1));
+        let replica = &self.replicas[r % n];
+        let fut = async {
+            for attempt in 0..3 {
+                match self.attempt(replica, body, &id, attempt).await {
+                    Attempt::Done(r) => return r,
+                    Attempt::Retry => continue,
+                }
+            }
+            Err(self.unavailable("gave up after retries"))
+        };
+        match monoio::time::timeout(timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(McpError::BackendTimeout {
+                server: self.spec.id.clone(),
+                ms: timeout.as_millis() as u64,
+            }),
+        }
+    }
+
+    async fn attempt(&self, replica: &LocalReplica, body: &[u8], id: &Range<usize>, attempt: u32) -> Attempt {
+        let session = match self.ensure_session(replica).await {
+            Ok(s) => s,
+            Err(e) => return Attempt::Done(Err(e)),
+        };
+        let our_id = self.next_id.get();
+        self.next_id.set(our_id + 1);
+        let id_text = our_id.to_string();
+        let mut wire = Vec::new();
+        splice(body, &[(id.clone(), id_text.as_bytes())], &mut wire);
+        let (mut conn, reused) = match self.take_conn(replica).await {
+            Ok(c) => c,
+            Err(e) => return Attempt::Done(Err(e)),
+        };
+        let headers = self.headers(&session);
+        let hdrs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let sent = conn.send_post(&replica.url.path, &replica.url.authority, &hdrs, &wire).await;
+        let head = match sent {
+            Ok(()) => conn.read_head().await,
+            Err(e) => Err(ClientError::Io(e)),
+        };
+        let mut head = match head {
+            Ok(h) => h,
+            // A pooled connection the backend closed meanwhile: retry on a fresh one.
+            Err(ClientError::Io(_)) if reused && attempt < 2 => return Attempt::Retry,
+            Err(e) => return Attempt::Done(Err(self.unavailable(e))),
+        };
+        if head.status == 404 && session.id.is_some() && attempt < 2 {
+            // The upstream session expired: forget it and initialize again.
+            *replica.session.borrow_mut() = SessionState::None;
+            return Attempt::Retry;
+        }
+        if head.status != 200 {
+            let mut snippet = Vec::new();
+            let _ = conn.read_body_all(&mut head, &mut snippet, 4096).await;
+            snippet.truncate(200);
+            return Attempt::Done(Err(self.protocol(format!(
+                "HTTP {} from {}: {}",
+                head.status,
+                replica.url.raw,
+                String::from_utf8_lossy(&snippet).trim()
+            ))));
+        }
+        let result = self.read_reply(&mut conn, &mut head, &id_text).await;
+        if result.is_ok() && conn.reusable(&head) {
+            let mut idle = replica.idle.borrow_mut();
+            if idle.len() < MAX_IDLE {
+                idle.push(conn);
+            }
+        }
+        Attempt::Done(result)
+    }
+
+    async fn read_reply(&self, conn: &mut LocalHttpConn, head: &mut ResponseHead, id_text: &str) -> Result<BackendReply, McpError> {
+        if !head.sse {
+            let mut body = Vec::new();
+            conn.read_body_all(head, &mut body, MAX_RESPONSE)
+                .await
+                .map_err(|e| self.unavailable(e))?;
+            let reply = BackendReply::from_message(&self.spec.id, body)?;
+            if &reply.body[reply.id.clone()] != id_text.as_bytes() {
+                return Err(self.protocol("response id does not match the request"));
+            }
+            return Ok(reply);
+        }
+        let mut dec = SseDecoder::default();
+        let mut piece = Vec::with_capacity(8192);
+        loop {
+            piece.clear();
+            let more = conn.read_body_piece(head, &mut piece).await.map_err(|e| self.unavailable(e))?;
+            dec.push(&piece);
+            while let Some(ev) = dec.next_event() {
+                let Ok(env) = Envelope::parse(&ev.data) else {
+                    tracing::warn!(server = %self.spec.id, "backend sent a non-JSON-RPC SSE event; ignored");
+                    continue;
+                };
+                if env.kind == Kind::Response && env.id.as_ref().map(|r| &ev.data[r.clone()]) == Some(id_text.as_bytes()) {
+                    let id = env.id.clone().unwrap_or_default();
+                    // Drain the rest of the stream when it is already complete so the
+                    // connection can be reused; otherwise it is dropped by the caller.
+                    return Ok(BackendReply { body: ev.data, id });
+                }
+                tracing::debug!(server = %self.spec.id, method = ?env.method, "backend message on response stream not relayed");
+            }
+            if !more {
+                return Err(self.protocol("SSE stream ended without a response"));
+            }
+        }
+    }
+
+    fn headers(&self, session: &UpstreamSession) -> Vec<(String, String)> {
+        let mut h: Vec<(String, String)> = Vec::with_capacity(2 + self.spec.headers.len());
+        if let Some(id) = &session.id {
+            h.push(("mcp-session-id".into(), id.clone()));
+        }
+        h.push(("mcp-protocol-version".into(), session.version.clone()));
+        h.extend(self.spec.headers.iter().cloned());
+        h
+    }
+
+    async fn take_conn(&self, replica: &LocalReplica) -> Result<(LocalHttpConn, bool), McpError> {
+        if let Some(c) = replica.idle.borrow_mut().pop() {
+            return Ok((c, true));
+        }
+        LocalHttpConn::connect(&replica.url.addrs, self.connect_timeout)
+            .await
+            .map(|c| (c, false))
+            .map_err(|e| self.unavailable(format!("cannot connect to {}: {e}", replica.url.raw)))
+    }
+
+    async fn ensure_session(&self, replica: &LocalReplica) -> Result<UpstreamSession, McpError> {
+        loop {
+            let waiter = {
+                let mut st = replica.session.borrow_mut();
+                match &mut *st {
+                    SessionState::Ready(s) => return Ok(s.clone()),
+                    SessionState::Initializing(waiters) => {
+                        let (tx, rx) = oneshot::channel();
+                        waiters.push(tx);
+                        Some(rx)
+                    }
+                    SessionState::None => {
+                        *st = SessionState::Initializing(Vec::new());
+                        None
+                    }
+                }
+            };
+            match waiter {
+                Some(rx) => {
+                    let _ = rx.await;
+                    if matches!(&*replica.session.borrow(), SessionState::None) {
+                        return Err(self.unavailable("upstream initialize failed"));
+                    }
+                }
+                None => {
+                    let res = self.handshake(replica).await;
+                    let prev = std::mem::replace(
+                        &mut *replica.session.borrow_mut(),
+                        match &res {
+                            Ok(s) => SessionState::Ready(s.clone()),
+                            Err(_) => SessionState::None,
+                        },
+                    );
+                    if let SessionState::Initializing(waiters) = prev {
+                        for w in waiters {
+                            let _ = w.send(());
+                        }
+                    }
+                    return res;
+                }
+            }
+        }
+    }
+
+    async fn handshake(&self, replica: &LocalReplica) -> Result<UpstreamSession, McpError> {
+        let (body, id) = request_body("initialize", &initialize_params());
+        let mut wire = Vec::new();
+        splice(&body, &[(id, b"0")], &mut wire);
+        let (mut conn, _) = self.take_conn(replica).await?;
+        let static_h: Vec<(&str, &str)> = self.spec.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        conn.send_post(&replica.url.path, &replica.url.authority, &static_h, &wire)
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        let mut head = conn.read_head().await.map_err(|e| self.unavailable(e))?;
+        if head.status != 200 {
+            return Err(self.protocol(format!("initialize answered HTTP {}", head.status)));
+        }
+        let session_id = head.session_id.clone();
+        let reply = self.read_reply(&mut conn, &mut head, "0").await?;
+        let version = negotiated_version(&self.spec.id, &reply)?;
+        let session = UpstreamSession { id: session_id, version };
+        // notifications/initialized on a fresh exchange; expect 202 (200 tolerated).
+        if !conn.reusable(&head) {
+            let (c, _) = self.take_conn(replica).await?;
+            conn = c;
+        }
+        let headers = self.headers(&session);
+        let hdrs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        conn.send_post(&replica.url.path, &replica.url.authority, &hdrs, INITIALIZED)
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        let mut head = conn.read_head().await.map_err(|e| self.unavailable(e))?;
+        let mut sink = Vec::new();
+        conn.read_body_all(&mut head, &mut sink, 65536).await.map_err(|e| self.unavailable(e))?;
+        if !(200..300).contains(&head.status) {
+            return Err(self.protocol(format!("notifications/initialized answered HTTP {}", head.status)));
+        }
+        if conn.reusable(&head) {
+            replica.idle.borrow_mut().push(conn);
+        }
+        tracing::info!(server = %self.spec.id, url = %replica.url.raw, version = %session.version, "upstream session ready");
+        Ok(session)
+    }
+}

@@ -1,0 +1,206 @@
+//! Backends as one shard sees them, and the MCP client side of the gateway.
+//!
+//! Every shard has a [`LocalUpstreams`] registry with one entry per backend: its own HTTP
+//! keep-alive pool and upstream sessions ([`http`]), the stdio child it owns ([`stdio`]), or a
+//! pointer to the shard that owns the child (calls are then handed to that shard's mailbox).
+//! Requests travel as bytes with the id's range marked, so each transport splices its own id
+//! in; replies come back as the backend's message with its id range marked, so the caller
+//! splices the client's id back. Bodies are never re-serialized.
+//!
+//! # Key Components
+//! - [`BackendReply`]: one response message from a backend.
+//! - [`LocalBackend`]: the per-shard handle, whatever the transport.
+//! - [`discover`]: the handshake-independent part of catalog discovery (every page followed).
+
+pub mod http;
+pub mod messages;
+pub mod stdio;
+
+use std::ops::Range;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::catalog::{parse_tools_page, RawTool};
+use crate::error::McpError;
+use crate::mcp::jsonrpc::{Envelope, Kind};
+use crate::rt::mailbox::SharedMailboxSender;
+use crate::shard::ShardMsg;
+
+/// One response message from a backend, verbatim, with its `id` range.
+#[derive(Debug)]
+pub struct BackendReply {
+    /// The whole JSON-RPC response object.
+    pub body: Vec<u8>,
+    /// Where its id sits in `body`.
+    pub id: Range<usize>,
+}
+
+impl BackendReply {
+    /// Validates that `body` is a response and finds its id.
+    pub fn from_message(server: &str, body: Vec<u8>) -> Result<Self, McpError> {
+        let env = Envelope::parse(&body).map_err(|e| McpError::BackendProtocol {
+            server: server.to_string(),
+            reason: e.to_string(),
+        })?;
+        match (env.kind, env.id) {
+            (Kind::Response, Some(id)) => Ok(BackendReply { body, id }),
+            _ => Err(McpError::BackendProtocol {
+                server: server.to_string(),
+                reason: "expected a JSON-RPC response".into(),
+            }),
+        }
+    }
+
+    /// The `result` value's bytes, or the backend's JSON-RPC error as an [`McpError`].
+    pub fn result(&self, server: &str) -> Result<&[u8], McpError> {
+        if let Ok(r) = sonic_rs::get(&self.body[..], &["result"]) {
+            let raw = r.as_raw_str();
+            let start = raw.as_ptr() as usize - self.body.as_ptr() as usize;
+            return Ok(&self.body[start..start + raw.len()]);
+        }
+        let msg = sonic_rs::get(&self.body[..], &["error", "message"])
+            .ok()
+            .and_then(|m| {
+                use sonic_rs::JsonValueTrait;
+                m.as_str().map(str::to_string)
+            })
+            .unwrap_or_else(|| "error without message".into());
+        Err(McpError::BackendProtocol {
+            server: server.to_string(),
+            reason: format!("backend answered with an error: {msg}"),
+        })
+    }
+}
+
+/// A shard's handle on one backend.
+pub enum LocalBackend {
+    /// Streamable HTTP: this shard's own pool.
+    Http(Rc<http::LocalHttpBackend>),
+    /// stdio child owned by this shard.
+    Stdio(Rc<stdio::LocalStdioSlot>),
+    /// stdio child owned by another shard: calls go to its mailbox.
+    RemoteStdio {
+        /// Backend id.
+        id: String,
+        /// Owner's mailbox.
+        owner: SharedMailboxSender<ShardMsg>,
+    },
+}
+
+impl LocalBackend {
+    /// Sends one request (`body` with a placeholder id at `id`) and awaits its response.
+    pub async fn call(&self, body: Vec<u8>, id: Range<usize>, timeout: Duration) -> Result<BackendReply, McpError> {
+        match self {
+            LocalBackend::Http(h) => h.call(&body, id, timeout).await,
+            LocalBackend::Stdio(s) => s.call(&body, id, timeout).await,
+            LocalBackend::RemoteStdio { id: server, owner } => {
+                let (tx, rx) = futures_channel::oneshot::channel();
+                let msg = ShardMsg::StdioCall(messages::StdioCall {
+                    server: server.clone(),
+                    body,
+                    id,
+                    timeout,
+                    reply: tx,
+                });
+                if owner.send(msg).is_err() {
+                    return Err(McpError::Gateway("owner shard has stopped".into()));
+                }
+                rx.await
+                    .unwrap_or_else(|_| Err(McpError::Gateway("owner shard dropped the call".into())))
+            }
+        }
+    }
+}
+
+/// Builds a request body `{"jsonrpc":"2.0","id":0,"method":M,"params":P}` and the id range.
+pub fn request_body(method: &str, params: &[u8]) -> (Vec<u8>, Range<usize>) {
+    let mut b = Vec::with_capacity(64 + params.len());
+    b.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    let start = b.len();
+    b.push(b'0');
+    let id = start..b.len();
+    b.extend_from_slice(b",\"method\":\"");
+    b.extend_from_slice(method.as_bytes());
+    b.extend_from_slice(b"\",\"params\":");
+    b.extend_from_slice(params);
+    b.push(b'}');
+    (b, id)
+}
+
+/// The `initialize` params the gateway sends as a client.
+pub fn initialize_params() -> Vec<u8> {
+    format!(
+        r#"{{"protocolVersion":"2025-11-25","capabilities":{{}},"clientInfo":{{"name":"only1mcp-uring","version":"{}"}}}}"#,
+        env!("CARGO_PKG_VERSION")
+    )
+    .into_bytes()
+}
+
+/// The `notifications/initialized` message.
+pub const INITIALIZED: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+
+/// Lists every tool of a backend, following `nextCursor` until it ends (at most 1000 pages,
+/// and a repeated cursor is an error: a backend that loops must not hang discovery).
+pub async fn discover(server: &str, backend: &LocalBackend, timeout: Duration) -> Result<Vec<RawTool>, McpError> {
+    let mut tools = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut seen = hashbrown::HashSet::new();
+    for _ in 0..1000 {
+        let params = match &cursor {
+            None => b"{}".to_vec(),
+            Some(c) => {
+                let mut p = b"{\"cursor\":".to_vec();
+                crate::mcp::jsonrpc::push_json_str(&mut p, c);
+                p.push(b'}');
+                p
+            }
+        };
+        let (body, id) = request_body("tools/list", &params);
+        let reply = backend.call(body, id, timeout).await?;
+        let result = reply.result(server)?;
+        let (page, next) = parse_tools_page(result).map_err(|reason| McpError::BackendProtocol {
+            server: server.to_string(),
+            reason,
+        })?;
+        tools.extend(page);
+        match next {
+            Some(c) if !c.is_empty() => {
+                if !seen.insert(c.clone()) {
+                    return Err(McpError::BackendProtocol {
+                        server: server.to_string(),
+                        reason: format!("tools/list cursor `{c}` repeated"),
+                    });
+                }
+                cursor = Some(c);
+            }
+            _ => return Ok(tools),
+        }
+    }
+    Err(McpError::BackendProtocol {
+        server: server.to_string(),
+        reason: "tools/list returned more than 1000 pages".into(),
+    })
+}
+
+/// Protocol versions the gateway understands from a backend's `initialize` result.
+pub const BACKEND_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// Reads `result.protocolVersion` of an initialize reply and checks it is one we speak.
+pub fn negotiated_version(server: &str, reply: &BackendReply) -> Result<String, McpError> {
+    use sonic_rs::JsonValueTrait;
+    let result = reply.result(server)?;
+    let v = sonic_rs::get(result, &["protocolVersion"])
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .ok_or_else(|| McpError::BackendProtocol {
+            server: server.to_string(),
+            reason: "initialize result has no protocolVersion".into(),
+        })?;
+    if !BACKEND_VERSIONS.contains(&v.as_str()) {
+        return Err(McpError::BackendProtocol {
+            server: server.to_string(),
+            reason: format!("unsupported protocol version `{v}`"),
+        });
+    }
+    Ok(v)
+}

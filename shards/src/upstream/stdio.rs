@@ -1,0 +1,432 @@
+//! A supervised stdio backend: one child process, owned by one shard.
+//!
+//! The owner shard spawns the child in its own process group with `PR_SET_PDEATHSIG`, talks
+//! newline-delimited JSON-RPC over socket pairs (pollable by both io_uring and epoll, unlike
+//! pipes handed to monoio), logs its stderr, and multiplexes every client's calls over it by
+//! remapping ids (the gateway's own counter; the pending map returns each reply to its
+//! caller). When the child dies every pending call fails at once with a clear error, the
+//! child is reaped, and the supervisor restarts it with exponential backoff; "ready" is only
+//! reported after `initialize` succeeded and the tools were listed again.
+//!
+//! # Key Components
+//! - [`LocalStdioSlot`]: the stable handle callers use; survives restarts.
+//! - [`supervise`]: the owner shard's restart loop.
+
+use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
+use std::io;
+use std::ops::Range;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::os::unix::process::CommandExt;
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use ahash::RandomState;
+use futures_channel::{mpsc, oneshot};
+use futures_core::Stream;
+use hashbrown::HashMap;
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
+use monoio::net::UnixStream;
+
+use crate::error::McpError;
+use crate::mcp::jsonrpc::{splice, Envelope, Kind};
+use crate::rt::io::read_more;
+use crate::snapshot::BackendSpec;
+use crate::upstream::BackendReply;
+
+/// Longest stdout line accepted from a child (larger lines are dropped with a warning).
+const MAX_LINE: usize = 64 * 1024 * 1024;
+
+type Pending = HashMap<u64, oneshot::Sender<Result<BackendReply, McpError>>, RandomState>;
+
+/// The live half of a running child.
+struct LocalProcess {
+    writer: mpsc::UnboundedSender<Vec<u8>>,
+    pending: Rc<RefCell<Pending>>,
+    pid: i32,
+}
+
+/// The stable handle on a stdio backend; calls fail fast while the child is down.
+pub struct LocalStdioSlot {
+    spec: BackendSpec,
+    current: RefCell<Option<LocalProcess>>,
+    next_id: Cell<u64>,
+    down_reason: RefCell<String>,
+    stopping: Cell<bool>,
+}
+
+impl LocalStdioSlot {
+    /// A slot with no process yet.
+    pub fn new(spec: BackendSpec) -> Self {
+        Self {
+            spec,
+            current: RefCell::new(None),
+            next_id: Cell::new(1),
+            down_reason: RefCell::new("starting".into()),
+            stopping: Cell::new(false),
+        }
+    }
+
+    /// Backend id.
+    pub fn id(&self) -> &str {
+        &self.spec.id
+    }
+
+    /// Sends a request and awaits its response, within `timeout`. On timeout the child gets
+    /// `notifications/cancelled` for the gateway-side id.
+    pub async fn call(&self, body: &[u8], id: Range<usize>, timeout: Duration) -> Result<BackendReply, McpError> {
+        let our_id = self.next_id.get();
+        self.next_id.set(our_id + 1);
+        let (rx, writer, pending) = {
+            let cur = self.current.borrow();
+            let Some(p) = cur.as_ref() else {
+                return Err(McpError::BackendUnavailable {
+                    server: self.spec.id.clone(),
+                    reason: self.down_reason.borrow().clone(),
+                });
+            };
+            let id_text = our_id.to_string();
+            let mut wire = Vec::with_capacity(body.len() + 24);
+            splice(body, &[(id, id_text.as_bytes())], &mut wire);
+            wire.push(b'\n');
+            let (tx, rx) = oneshot::channel();
+            p.pending.borrow_mut().insert(our_id, tx);
+            if p.writer.unbounded_send(wire).is_err() {
+                p.pending.borrow_mut().remove(&our_id);
+                return Err(McpError::BackendUnavailable {
+                    server: self.spec.id.clone(),
+                    reason: "process is exiting".into(),
+                });
+            }
+            (rx, p.writer.clone(), p.pending.clone())
+        };
+        match monoio::time::timeout(timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(McpError::BackendUnavailable {
+                server: self.spec.id.clone(),
+                reason: "process exited before answering".into(),
+            }),
+            Err(_) => {
+                pending.borrow_mut().remove(&our_id);
+                let cancel = format!(
+                    "{{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{{\"requestId\":{our_id},\"reason\":\"gateway timeout\"}}}}\n"
+                );
+                let _ = writer.unbounded_send(cancel.into_bytes());
+                Err(McpError::BackendTimeout {
+                    server: self.spec.id.clone(),
+                    ms: timeout.as_millis() as u64,
+                })
+            }
+        }
+    }
+
+    /// Asks the supervisor to stop the child for good (shutdown).
+    pub fn stop(&self) {
+        self.stopping.set(true);
+        // Dropping the writer closes the child's stdin: the polite first step.
+        self.current.borrow_mut().take();
+    }
+
+    /// Pid of the running child, if any.
+    pub fn pid(&self) -> Option<i32> {
+        self.current.borrow().as_ref().map(|p| p.pid)
+    }
+}
+
+fn socket_pair() -> io::Result<(StdUnixStream, StdUnixStream)> {
+    StdUnixStream::pair()
+}
+
+fn spawn_child(spec: &BackendSpec) -> io::Result<(Child, UnixStream, UnixStream, UnixStream)> {
+    let (in_ours, in_theirs) = socket_pair()?;
+    let (out_ours, out_theirs) = socket_pair()?;
+    let (err_ours, err_theirs) = socket_pair()?;
+    let mut cmd = Command::new(&spec.command);
+    cmd.args(&spec.args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::from(OwnedFd::from(in_theirs)))
+        .stdout(Stdio::from(OwnedFd::from(out_theirs)))
+        .stderr(Stdio::from(OwnedFd::from(err_theirs)))
+        .process_group(0);
+    if let Some(dir) = &spec.cwd {
+        cmd.current_dir(dir);
+    }
+    // SAFETY: prctl is async-signal-safe; the child dies if the owning shard thread dies.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    for s in [&in_ours, &out_ours, &err_ours] {
+        s.set_nonblocking(true)?;
+    }
+    Ok((
+        child,
+        UnixStream::from_std(in_ours)?,
+        UnixStream::from_std(out_ours)?,
+        UnixStream::from_std(err_ours)?,
+    ))
+}
+
+async fn writer_task(mut stdin: UnixStream, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+    while let Some(msg) = poll_fn(|cx| Pin::new(&mut rx).poll_next(cx)).await {
+        let (res, _) = stdin.write_all(msg).await;
+        if res.is_err() {
+            break;
+        }
+    }
+    let _ = stdin.shutdown().await;
+}
+
+fn find_newline(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
+}
+
+async fn reader_task(
+    server: String,
+    mut stdout: UnixStream,
+    pending: Rc<RefCell<Pending>>,
+    writer: mpsc::UnboundedSender<Vec<u8>>,
+) {
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut scanned = 0;
+    let mut skipping = false;
+    loop {
+        let mut start = 0;
+        while let Some(pos) = find_newline(&buf[scanned..]) {
+            let end = scanned + pos;
+            if skipping {
+                skipping = false;
+            } else {
+                handle_line(&server, &buf[start..end], &pending, &writer);
+            }
+            start = end + 1;
+            scanned = start;
+        }
+        if start > 0 {
+            buf.drain(..start);
+        }
+        scanned = buf.len();
+        if buf.len() > MAX_LINE {
+            tracing::warn!(server = %server, "stdout line longer than {MAX_LINE} bytes dropped");
+            buf.clear();
+            scanned = 0;
+            skipping = true;
+        }
+        let (res, b) = read_more(&mut stdout, buf, 64 * 1024).await;
+        buf = b;
+        match res {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    let waiters: Vec<_> = pending.borrow_mut().drain().collect();
+    for (_, tx) in waiters {
+        let _ = tx.send(Err(McpError::BackendUnavailable {
+            server: server.clone(),
+            reason: "process exited before answering".into(),
+        }));
+    }
+}
+
+fn handle_line(server: &str, line: &[u8], pending: &RefCell<Pending>, writer: &mpsc::UnboundedSender<Vec<u8>>) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    let env = match Envelope::parse(line) {
+        Ok(e) => e,
+        Err(e) => {
+            let shown = String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned();
+            tracing::warn!(server = %server, error = %e, line = %shown, "backend wrote a non-JSON-RPC line on stdout; ignored");
+            return;
+        }
+    };
+    match env.kind {
+        Kind::Response => {
+            let id = env.id.clone().unwrap_or_default();
+            let key = std::str::from_utf8(&line[id.clone()]).ok().and_then(|s| s.parse::<u64>().ok());
+            let tx = key.and_then(|k| pending.borrow_mut().remove(&k));
+            match tx {
+                Some(tx) => {
+                    let _ = tx.send(Ok(BackendReply { body: line.to_vec(), id }));
+                }
+                None => tracing::debug!(server = %server, "response for an unknown or finished request dropped"),
+            }
+        }
+        Kind::Request => {
+            // Server-to-client requests are answered here until they are routed to clients.
+            let raw_id = env.id_bytes(line);
+            let mut out = Vec::with_capacity(160);
+            out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+            out.extend_from_slice(raw_id);
+            if env.method.as_deref() == Some("ping") {
+                out.extend_from_slice(b",\"result\":{}}\n");
+            } else {
+                out.extend_from_slice(
+                    b",\"error\":{\"code\":-32601,\"message\":\"the gateway does not relay this server-to-client request\"}}\n",
+                );
+            }
+            let _ = writer.unbounded_send(out);
+        }
+        Kind::Notification => {
+            tracing::debug!(server = %server, method = ?env.method, "backend notification not relayed");
+        }
+    }
+}
+
+async fn stderr_task(server: String, mut stderr: UnixStream) {
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        let (res, b) = read_more(&mut stderr, buf, 4096).await;
+        buf = b;
+        let eof = !matches!(res, Ok(n) if n > 0);
+        let mut start = 0;
+        while let Some(pos) = find_newline(&buf[start..]) {
+            let line = String::from_utf8_lossy(&buf[start..start + pos]);
+            tracing::info!(target: "backend_stderr", server = %server, "{}", line.trim_end());
+            start += pos + 1;
+        }
+        buf.drain(..start);
+        if buf.len() > 16 * 1024 || (eof && !buf.is_empty()) {
+            let line = String::from_utf8_lossy(&buf);
+            tracing::info!(target: "backend_stderr", server = %server, "{}", line.trim_end());
+            buf.clear();
+        }
+        if eof {
+            return;
+        }
+    }
+}
+
+fn kill_group(pid: i32, sig: i32) {
+    // SAFETY: plain syscall; a negative pid addresses the child's process group.
+    unsafe {
+        libc::kill(-pid, sig);
+    }
+}
+
+/// Waits for `child` to exit, escalating: stdin is already closed, then SIGTERM after
+/// `grace`, then SIGKILL. Always ends with a SIGKILL to the whole group so grandchildren
+/// (e.g. `npx` → `node`) are never left behind. Never blocks the shard: polls `try_wait`.
+pub async fn reap(child: &mut Child, grace: Duration) -> String {
+    let pid = child.id() as i32;
+    let mut deadline = Instant::now() + grace;
+    let mut stage = 0;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st.to_string(),
+            Ok(None) => {}
+            Err(e) => break format!("wait failed: {e}"),
+        }
+        if Instant::now() >= deadline {
+            match stage {
+                0 => {
+                    kill_group(pid, libc::SIGTERM);
+                    deadline = Instant::now() + Duration::from_secs(1);
+                }
+                _ => {
+                    kill_group(pid, libc::SIGKILL);
+                    deadline = Instant::now() + Duration::from_secs(5);
+                }
+            }
+            stage += 1;
+        }
+        monoio::time::sleep(Duration::from_millis(20)).await;
+    };
+    kill_group(pid, libc::SIGKILL);
+    status
+}
+
+/// What the supervisor reports after each (re)start: the tools, or why it is down.
+pub type Report = Rc<dyn Fn(Result<Vec<crate::catalog::RawTool>, String>)>;
+
+/// Runs the child of `slot` until the slot is stopped: spawn, handshake, list tools, report,
+/// wait for exit, reap, back off, repeat. `stopped` fires once the child is gone for good.
+pub async fn supervise(slot: Rc<LocalStdioSlot>, timeout: Duration, report: Report, stopped: oneshot::Sender<()>) {
+    let mut backoff = Duration::from_millis(250);
+    while !slot.stopping.get() {
+        let started = Instant::now();
+        match spawn_child(&slot.spec) {
+            Err(e) => {
+                let reason = format!("cannot start `{}`: {e}", slot.spec.command);
+                tracing::error!(server = %slot.spec.id, "{reason}");
+                *slot.down_reason.borrow_mut() = reason.clone();
+                report(Err(reason));
+            }
+            Ok((mut child, stdin, stdout, stderr)) => {
+                let pid = child.id() as i32;
+                tracing::info!(server = %slot.spec.id, pid, "stdio backend started");
+                let (wtx, wrx) = mpsc::unbounded();
+                let pending = Rc::new(RefCell::new(Pending::default()));
+                monoio::spawn(writer_task(stdin, wrx));
+                monoio::spawn(stderr_task(slot.spec.id.clone(), stderr));
+                let reader = monoio::spawn(reader_task(slot.spec.id.clone(), stdout, pending.clone(), wtx.clone()));
+                *slot.current.borrow_mut() = Some(LocalProcess { writer: wtx, pending, pid });
+                match handshake_and_list(&slot, timeout).await {
+                    Ok(tools) => {
+                        tracing::info!(server = %slot.spec.id, tools = tools.len(), "stdio backend ready");
+                        report(Ok(tools));
+                    }
+                    Err(e) => {
+                        tracing::error!(server = %slot.spec.id, "stdio backend failed its handshake: {e}");
+                        *slot.down_reason.borrow_mut() = e.to_string();
+                        report(Err(e.to_string()));
+                        slot.current.borrow_mut().take();
+                        kill_group(pid, libc::SIGTERM);
+                    }
+                }
+                // Wait for the child's stdout to close (exit, crash, or our stop/kill).
+                let stop_watch = async {
+                    while !slot.stopping.get() {
+                        monoio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                };
+                monoio::select! {
+                    _ = reader => {},
+                    _ = stop_watch => {},
+                }
+                slot.current.borrow_mut().take();
+                let grace = if slot.stopping.get() { Duration::from_millis(500) } else { Duration::from_millis(100) };
+                let status = reap(&mut child, grace).await;
+                if slot.stopping.get() {
+                    tracing::info!(server = %slot.spec.id, pid, %status, "stdio backend stopped");
+                    break;
+                }
+                let reason = format!("process exited ({status})");
+                tracing::warn!(server = %slot.spec.id, pid, "stdio backend {reason}; restarting in {backoff:?}");
+                *slot.down_reason.borrow_mut() = reason.clone();
+                report(Err(reason));
+            }
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            backoff = Duration::from_millis(250);
+        }
+        let until = Instant::now() + backoff;
+        while Instant::now() < until && !slot.stopping.get() {
+            monoio::time::sleep(Duration::from_millis(50)).await;
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+    let _ = stopped.send(());
+}
+
+async fn handshake_and_list(slot: &Rc<LocalStdioSlot>, timeout: Duration) -> Result<Vec<crate::catalog::RawTool>, McpError> {
+    let (body, id) = crate::upstream::request_body("initialize", &crate::upstream::initialize_params());
+    let reply = slot.call(&body, id, timeout).await?;
+    crate::upstream::negotiated_version(&slot.spec.id, &reply)?;
+    if let Some(p) = slot.current.borrow().as_ref() {
+        let mut n = crate::upstream::INITIALIZED.to_vec();
+        n.push(b'\n');
+        let _ = p.writer.unbounded_send(n);
+    }
+    let backend = crate::upstream::LocalBackend::Stdio(slot.clone());
+    crate::upstream::discover(&slot.spec.id, &backend, timeout).await
+}

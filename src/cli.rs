@@ -1,0 +1,158 @@
+//! The command line (the public contract in DESIGN.md) and what each command does.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use only1mcp_shards::config::{self, DriverChoice};
+
+/// One MCP endpoint in front of many MCP servers (thread-per-core, io_uring).
+#[derive(Debug, Parser)]
+#[command(name = "only1mcp-uring", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DriverArg {
+    Auto,
+    Uring,
+    Epoll,
+}
+
+impl From<DriverArg> for DriverChoice {
+    fn from(d: DriverArg) -> Self {
+        match d {
+            DriverArg::Auto => DriverChoice::Auto,
+            DriverArg::Uring => DriverChoice::Uring,
+            DriverArg::Epoll => DriverChoice::Epoll,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the gateway (one shard per core, each with its own SO_REUSEPORT listener).
+    Start {
+        /// Config file (TOML). Without it the gateway starts with no backends.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Number of shards (0 = every online core). Overrides `server.cores`.
+        #[arg(long)]
+        cores: Option<usize>,
+        /// Bind address. Overrides `server.host`.
+        #[arg(long)]
+        host: Option<String>,
+        /// Bind port (0 = pick a free one, printed at startup). Overrides `server.port`.
+        #[arg(long)]
+        port: Option<u16>,
+        /// I/O driver: io_uring with epoll fallback (auto), io_uring only, or epoll only.
+        #[arg(long, value_enum)]
+        driver: Option<DriverArg>,
+    },
+    /// Check a config file; prints every problem with file, line and key.
+    Validate {
+        /// Config file to check.
+        file: PathBuf,
+    },
+    /// Config helpers.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Run the built-in MCP demo server (for demos, tests and benchmarks).
+    DemoServer {
+        /// Serve MCP over stdin/stdout (default).
+        #[arg(long, conflicts_with = "http")]
+        stdio: bool,
+        /// Serve Streamable HTTP on this address (e.g. 127.0.0.1:0).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
+        /// Server name reported in serverInfo and by the `whoami` tool.
+        #[arg(long, default_value = "demo")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Print a starter config to stdout.
+    Generate {
+        /// Which starter: solo, team or gateway.
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::templates::TEMPLATE_NAMES))]
+        template: String,
+    },
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Start {
+            config: path,
+            cores,
+            host,
+            port,
+            driver,
+        } => {
+            let mut cfg = match &path {
+                Some(p) => match config::load_file(p) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return Ok(ExitCode::from(2));
+                    }
+                },
+                None => {
+                    tracing::warn!("no --config given: starting with no backends");
+                    config::Config::default()
+                }
+            };
+            if let Some(c) = cores {
+                cfg.server.cores = c;
+            }
+            if let Some(h) = host {
+                cfg.server.host = h;
+            }
+            if let Some(p) = port {
+                cfg.server.port = p;
+            }
+            if let Some(d) = driver {
+                cfg.server.driver = d.into();
+            }
+            crate::control::start(cfg)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate { file } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            match config::parse_str_all(&text, &file.display().to_string()) {
+                Ok(cfg) => {
+                    println!("{}: ok ({} servers)", file.display(), cfg.servers.len());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(errors) => {
+                    for e in errors {
+                        eprintln!("{e}");
+                    }
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
+        Command::Config {
+            action: ConfigAction::Generate { template },
+        } => {
+            let text = crate::templates::template(&template).context("unknown template")?;
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DemoServer { stdio: _, http, name } => {
+            let opts = crate::demo::DemoOptions { name };
+            match http {
+                Some(addr) => crate::demo::run_http(&addr, opts)?,
+                None => crate::demo::run_stdio(opts)?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

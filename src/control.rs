@@ -1,0 +1,251 @@
+//! The control thread: startup, the catalog, signals, shutdown.
+//!
+//! This is the one thread allowed to block. It resolves backend URLs (DNS), binds the shard
+//! listeners, starts one pinned shard thread per core, and then waits on two lock-free
+//! channels: events from the shards (a backend's tools discovered or lost) and signals. Each
+//! catalog change becomes one new immutable snapshot published with a single `ArcSwap::store`.
+//! SIGINT/SIGTERM start a graceful shutdown: every shard stops accepting, drains in-flight
+//! requests up to the grace period and stops its stdio children.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use crossbeam_channel::{select, unbounded};
+use only1mcp_shards::catalog::{BackendTools, Catalog, RawTool};
+use only1mcp_shards::config::{Config, Transport, SELF_COMMAND};
+use only1mcp_shards::http::url::BackendUrl;
+use only1mcp_shards::ring::Ring;
+use only1mcp_shards::rt::mailbox::mailbox;
+use only1mcp_shards::shard::{run_shard, ControlEvent, ShardInit, ShardMsg};
+use only1mcp_shards::snapshot::{BackendSpec, SharedSnapshot};
+
+/// Turns the config's enabled servers into what shards need (DNS resolved here).
+pub fn backend_specs(cfg: &Config) -> anyhow::Result<Vec<BackendSpec>> {
+    let self_exe = std::env::current_exe().context("cannot find the gateway's own executable")?;
+    let mut out = Vec::new();
+    for s in cfg.servers.iter().filter(|s| s.enabled) {
+        let id = s.id.get_ref().clone();
+        let transport = *s.transport.get_ref();
+        let urls = if transport == Transport::Http {
+            s.replica_urls()
+                .into_iter()
+                .map(BackendUrl::resolve)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow::anyhow!("server `{id}`: {e}"))?
+        } else {
+            Vec::new()
+        };
+        let command = match s.command.as_ref().map(|c| c.get_ref().as_str()) {
+            Some(SELF_COMMAND) => self_exe.display().to_string(),
+            Some(c) => c.to_string(),
+            None => String::new(),
+        };
+        out.push(BackendSpec {
+            id,
+            transport,
+            timeout: Duration::from_millis(s.timeout_ms(&cfg.proxy)),
+            urls,
+            headers: s.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            command,
+            args: s.args.clone(),
+            env: s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            cwd: s.cwd.clone(),
+            prefix: s.prefix,
+        });
+    }
+    Ok(out)
+}
+
+type Discovered = Vec<Option<Result<Vec<RawTool>, String>>>;
+
+fn build_catalog(cfg: &Config, specs: &[BackendSpec], found: &Discovered) -> Catalog {
+    let inputs: Vec<BackendTools<'_>> = specs
+        .iter()
+        .zip(found)
+        .map(|(s, f)| BackendTools {
+            id: &s.id,
+            prefix: s.prefix,
+            tools: f.as_ref().map(|r| r.as_deref().map_err(String::as_str)),
+        })
+        .collect();
+    Catalog::build(&inputs, &cfg.proxy.tool_separator)
+}
+
+fn shard_count(cfg: &Config) -> usize {
+    if cfg.server.cores > 0 {
+        cfg.server.cores
+    } else {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    }
+}
+
+/// Starts the gateway and runs the control loop until a shutdown signal. Blocks.
+pub fn start(cfg: Config) -> anyhow::Result<()> {
+    let specs = backend_specs(&cfg)?;
+    let n = shard_count(&cfg);
+    let (listeners, addr) = crate::listen::bind_shards(&cfg.server.host, cfg.server.port, n)?;
+    let cfg = Arc::new(cfg);
+    let mut found: Discovered = vec![None; specs.len()];
+    let mut version = 1u64;
+    let slot = Arc::new(ArcSwap::from_pointee(SharedSnapshot {
+        version,
+        config: cfg.clone(),
+        backends: specs.clone(),
+        catalog: build_catalog(&cfg, &specs, &found),
+    }));
+
+    let (events_tx, events_rx) = unbounded::<ControlEvent>();
+    let (senders, boxes): (Vec<_>, Vec<_>) = (0..n).map(|_| mailbox::<ShardMsg>()).unzip();
+    let ring = Ring::new(n);
+    let cpus = std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1);
+    let mut threads = Vec::with_capacity(n);
+    for (i, (listener, mbox)) in listeners.into_iter().zip(boxes).enumerate() {
+        let init = ShardInit {
+            id: i,
+            cpu: Some(i % cpus),
+            listener,
+            ring: ring.clone(),
+            snapshot: slot.clone(),
+            peers: senders.clone(),
+            mailbox: mbox,
+            control: events_tx.clone(),
+            driver: cfg.server.driver,
+            uring_entries: cfg.server.uring_entries,
+        };
+        let tx = events_tx.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("o1m-shard-{i}"))
+            .spawn(move || {
+                if let Err(e) = run_shard(init) {
+                    tracing::error!(shard = i, "shard failed to start: {e}");
+                    let _ = tx.send(ControlEvent::Stopped { shard: i });
+                }
+            })
+            .context("cannot start shard thread")?;
+        threads.push(handle);
+    }
+
+    // Wait for every shard to come up before announcing the address.
+    let mut started = 0;
+    let mut drivers = Vec::new();
+    while started < n {
+        match events_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(ControlEvent::Started { shard, driver }) => {
+                started += 1;
+                drivers.push((shard, driver));
+            }
+            Ok(ControlEvent::Stopped { shard }) => {
+                for s in &senders {
+                    let _ = s.send(ShardMsg::Shutdown);
+                }
+                anyhow::bail!("shard {shard} failed to start (see the log above)");
+            }
+            Ok(ControlEvent::Discovered { server, result }) => {
+                apply_discovery(&cfg, &specs, &mut found, &mut version, &slot, server, result);
+            }
+            Err(_) => anyhow::bail!("shards did not start within 30 s"),
+        }
+    }
+    let driver_names: Vec<&str> = drivers.iter().map(|(_, d)| d.as_str()).collect();
+    tracing::info!(shards = n, drivers = ?driver_names, %addr, "gateway started");
+    println!("only1mcp-uring listening on http://{addr}/mcp (shards: {n}, driver: {})", driver_names[0]);
+    let _ = std::io::stdout().flush();
+
+    let (sig_tx, sig_rx) = unbounded::<i32>();
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+        .context("cannot install signal handlers")?;
+    std::thread::Builder::new()
+        .name("o1m-signals".into())
+        .spawn(move || {
+            for s in signals.forever() {
+                if sig_tx.send(s).is_err() {
+                    return;
+                }
+            }
+        })
+        .context("cannot start signal thread")?;
+
+    loop {
+        select! {
+            recv(events_rx) -> ev => match ev {
+                Ok(ControlEvent::Discovered { server, result }) => {
+                    apply_discovery(&cfg, &specs, &mut found, &mut version, &slot, server, result);
+                }
+                Ok(ControlEvent::Stopped { shard }) => {
+                    tracing::error!(shard, "shard stopped unexpectedly; shutting down");
+                    break;
+                }
+                Ok(ControlEvent::Started { .. }) => {}
+                Err(_) => break,
+            },
+            recv(sig_rx) -> sig => {
+                tracing::info!(signal = ?sig.ok(), "shutdown requested: draining");
+                break;
+            }
+        }
+    }
+    shutdown(&senders, &events_rx, threads, n, Duration::from_millis(cfg.server.shutdown_grace_ms));
+    Ok(())
+}
+
+fn apply_discovery(
+    cfg: &Arc<Config>,
+    specs: &[BackendSpec],
+    found: &mut Discovered,
+    version: &mut u64,
+    slot: &Arc<ArcSwap<SharedSnapshot>>,
+    server: String,
+    result: Result<Vec<RawTool>, String>,
+) {
+    let Some(idx) = specs.iter().position(|s| s.id == server) else {
+        return;
+    };
+    // A failure after a success keeps the backend listed as down, with no tools.
+    found[idx] = Some(result);
+    *version += 1;
+    let catalog = build_catalog(cfg, specs, found);
+    for r in &catalog.reports {
+        for (tool, why) in &r.dropped {
+            tracing::warn!(server = %r.id, tool = %tool, "tool dropped from catalog: {why}");
+        }
+    }
+    tracing::info!(version = *version, tools = catalog.len(), server = %server, "catalog updated");
+    slot.store(Arc::new(SharedSnapshot {
+        version: *version,
+        config: cfg.clone(),
+        backends: specs.to_vec(),
+        catalog,
+    }));
+}
+
+fn shutdown(
+    senders: &[only1mcp_shards::rt::mailbox::SharedMailboxSender<ShardMsg>],
+    events: &crossbeam_channel::Receiver<ControlEvent>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    n: usize,
+    grace: Duration,
+) {
+    for s in senders {
+        let _ = s.send(ShardMsg::Shutdown);
+    }
+    let deadline = Instant::now() + grace + Duration::from_secs(15);
+    let mut stopped = 0;
+    while stopped < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
+            Ok(ControlEvent::Stopped { .. }) => stopped += 1,
+            Ok(_) => {}
+            Err(_) => {
+                tracing::error!("shards did not stop in time; exiting anyway");
+                return;
+            }
+        }
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    tracing::info!("gateway stopped");
+}

@@ -1,0 +1,139 @@
+//! The stdio transport: one JSON-RPC message per line on stdin and stdout.
+//!
+//! Owns line framing, concurrency and stdout discipline. Lines are read with
+//! `read_until`, so there is no line-length limit (a `big` request or a
+//! client's multi-MB argument is fine). Every message is handled on its own
+//! thread so a long `sleep` never blocks other requests; all stdout writes
+//! go through one mutex so lines never interleave. Only MCP messages (and
+//! the deliberate `garbage` line) reach stdout; logs go to stderr.
+//!
+//! On stdin EOF the reader waits for requests still in flight, so a
+//! `printf ... | demo --stdio` pipeline gets every answer, then returns.
+
+use std::io::{self, BufRead, Write};
+use std::sync::{Arc, Condvar, Mutex};
+
+use super::protocol::{self, Reply, Server, Transport};
+use super::DemoOptions;
+
+/// Serialized access to stdout.
+struct Output {
+    out: Mutex<io::Stdout>,
+}
+
+impl Output {
+    fn write_line(&self, line: &str) {
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let res = out
+            .write_all(line.as_bytes())
+            .and_then(|_| out.write_all(b"\n"))
+            .and_then(|_| out.flush());
+        if let Err(e) = res {
+            eprintln!("demo-server: stdout write failed: {e}");
+        }
+    }
+
+    /// Exits the process; holds the stdout lock so no line is cut in half.
+    fn exit(&self, code: i32) -> ! {
+        let _guard = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        eprintln!("demo-server: exiting with status {code} (crash tool)");
+        std::process::exit(code)
+    }
+}
+
+/// Counts requests in flight so EOF can wait for them.
+#[derive(Default)]
+struct InFlight {
+    count: Mutex<usize>,
+    done: Condvar,
+}
+
+impl InFlight {
+    fn start(&self) {
+        *self.count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+    }
+
+    fn finish(&self) {
+        let mut n = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            self.done.notify_all();
+        }
+    }
+
+    fn wait_idle(&self) {
+        let mut n = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        while *n > 0 {
+            n = self.done.wait(n).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
+    let server = Arc::new(Server::new(opts, Transport::Stdio));
+    let output = Arc::new(Output {
+        out: Mutex::new(io::stdout()),
+    });
+    let inflight = Arc::new(InFlight::default());
+    eprintln!("demo-server {} ready on stdio", server.name());
+
+    let mut stdin = io::stdin().lock();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if stdin.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        let bytes = line.trim_ascii();
+        if bytes.is_empty() {
+            continue;
+        }
+        let msg = match protocol::parse(bytes) {
+            Ok(msg) => msg,
+            Err(error) => {
+                output.write_line(&error);
+                continue;
+            }
+        };
+        let request_id = match &msg {
+            protocol::Message::Request { id, .. } => Some(id.clone()),
+            _ => None,
+        };
+        let (server, output_t, guard) = (server.clone(), output.clone(), inflight.clone());
+        guard.start();
+        let spawned = std::thread::Builder::new()
+            .name("demo-request".into())
+            .spawn(move || {
+                handle(&server, &output_t, msg);
+                guard.finish();
+            });
+        if let Err(e) = spawned {
+            // No thread: the message went down with the closure, so answer a
+            // request with an internal error rather than leaving it hanging.
+            eprintln!("demo-server: cannot spawn request thread: {e}");
+            if let Some(id) = request_id {
+                output.write_line(&protocol::error_response(
+                    &id,
+                    protocol::INTERNAL_ERROR,
+                    "Internal error: no thread",
+                ));
+            }
+            inflight.finish();
+        }
+    }
+    inflight.wait_idle();
+    Ok(())
+}
+
+fn handle(server: &Server, output: &Output, msg: protocol::Message) {
+    let mut notify = |n: String| output.write_line(&n);
+    match server.handle(msg, &mut notify) {
+        Reply::Silent => {}
+        Reply::Send { json, .. } => output.write_line(&json),
+        Reply::GarbageThen(line, json) => {
+            output.write_line(line);
+            output.write_line(&json);
+        }
+        Reply::Exit(code) => output.exit(code),
+    }
+}

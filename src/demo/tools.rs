@@ -1,0 +1,373 @@
+//! Tool definitions (name, description, JSON Schemas) and implementations.
+//!
+//! Owns the catalogue the demo server exposes and what each tool does. The
+//! tools exist to exercise a gateway, so several are about transport edge
+//! cases rather than functionality:
+//!
+//! | tool      | arguments                 | result                                               |
+//! |-----------|---------------------------|------------------------------------------------------|
+//! | `echo`    | `message: string`         | text + `structuredContent {message}`                 |
+//! | `add`     | `a: number, b: number`    | text `"<sum>"` + `structuredContent {sum}`           |
+//! | `now`     | -                         | current UNIX time (seconds) as text                  |
+//! | `fail`    | `message?: string`        | `isError: true` result                               |
+//! | `image`   | -                         | image, audio, resource_link and embedded resource    |
+//! | `sleep`   | `ms: 0..=600000`          | sleeps, progress at start and end if requested       |
+//! | `big`     | `kb: 1..=16384`           | `kb * 1024` `'x'` characters of text                 |
+//! | `garbage` | -                         | stdio: a non-JSON line before the response           |
+//! | `crash`   | -                         | stdio: exit status 3 without answering               |
+//! | `whoami`  | -                         | the server name, to tell replicas apart              |
+//!
+//! Argument validation failures are reported as tool execution errors
+//! (`isError: true`), as the 2025-11-25 spec asks; an unknown tool name is a
+//! protocol error, mapped to -32602 by the caller.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use sonic_rs::{json, JsonValueTrait, Value};
+
+use super::protocol::Transport;
+
+/// `tools/list` page size (small on purpose, so pagination is exercised).
+const PAGE_SIZE: usize = 3;
+
+const MAX_SLEEP_MS: u64 = 600_000;
+const MAX_BIG_KB: u64 = 16_384;
+
+/// A 1x1 RGB PNG.
+const PNG_B64: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4n8YAAAPNAWbDbP9aAAAAAElFTkSuQmCC";
+/// A 1 ms, 8 kHz, 8-bit mono PCM WAV of silence.
+const WAV_B64: &str = "UklGRiwAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQgAAACAgICAgICAgA==";
+/// The non-JSON line the `garbage` tool writes on stdio.
+pub const GARBAGE_LINE: &str = "this is not json {{{";
+
+/// The tool catalogue, in `tools/list` order. Kept as JSON text (not built
+/// with `json!`) because sonic-rs serializes objects it parsed in source
+/// order but objects it built in hash order; tests and byte-level
+/// comparisons want stable output. It is parsed (not sent raw), so its
+/// line breaks never reach the wire. `tests::catalogue_is_consistent` checks
+/// it against the limits above and [`call`].
+const CATALOGUE: &str = r#"[
+{"name":"echo","title":"Echo","description":"Returns the message it is given.",
+ "inputSchema":{"type":"object","properties":{"message":{"type":"string","description":"Text to echo back."}},"required":["message"]},
+ "outputSchema":{"type":"object","properties":{"message":{"type":"string"}},"required":["message"]},
+ "annotations":{"readOnlyHint":true,"idempotentHint":true,"openWorldHint":false}},
+{"name":"add","title":"Add","description":"Adds two numbers.",
+ "inputSchema":{"type":"object","properties":{"a":{"type":"number"},"b":{"type":"number"}},"required":["a","b"]},
+ "outputSchema":{"type":"object","properties":{"sum":{"type":"number"}},"required":["sum"]},
+ "annotations":{"readOnlyHint":true,"idempotentHint":true,"openWorldHint":false}},
+{"name":"now","description":"Returns the current UNIX time in seconds.",
+ "inputSchema":{"type":"object","properties":{}},
+ "annotations":{"readOnlyHint":true,"openWorldHint":false}},
+{"name":"fail","description":"Always returns a tool error (isError: true).",
+ "inputSchema":{"type":"object","properties":{"message":{"type":"string","description":"Error text."}}}},
+{"name":"image","description":"Returns one block of every content type: image, audio, resource_link, resource.",
+ "inputSchema":{"type":"object","properties":{}},
+ "annotations":{"readOnlyHint":true,"idempotentHint":true}},
+{"name":"sleep","description":"Sleeps for ms milliseconds; reports progress if a progressToken is given.",
+ "inputSchema":{"type":"object","properties":{"ms":{"type":"integer","minimum":0,"maximum":600000}},"required":["ms"]},
+ "annotations":{"readOnlyHint":true}},
+{"name":"big","description":"Returns kb KiB of text, to test large messages.",
+ "inputSchema":{"type":"object","properties":{"kb":{"type":"integer","minimum":1,"maximum":16384}},"required":["kb"]},
+ "annotations":{"readOnlyHint":true,"idempotentHint":true}},
+{"name":"garbage","description":"stdio: writes a non-JSON line to stdout before answering.",
+ "inputSchema":{"type":"object","properties":{}}},
+{"name":"crash","description":"stdio: exits the server with status 3 without answering.",
+ "inputSchema":{"type":"object","properties":{}},
+ "annotations":{"destructiveHint":true}},
+{"name":"whoami","description":"Returns this server's name.",
+ "inputSchema":{"type":"object","properties":{}},
+ "annotations":{"readOnlyHint":true,"idempotentHint":true}}
+]"#;
+
+/// All tool definitions, in the fixed order `tools/list` returns them.
+pub fn definitions() -> Vec<Value> {
+    // The catalogue is a compile-time constant covered by a unit test.
+    sonic_rs::from_str(CATALOGUE).unwrap_or_default()
+}
+
+/// Cursor for the page starting at `offset`. Opaque to clients.
+fn encode_cursor(offset: usize) -> String {
+    format!("demo-page-{offset}")
+}
+
+/// Accepts only cursors this server could have produced.
+fn decode_cursor(cursor: &str, total: usize) -> Option<usize> {
+    let offset: usize = cursor.strip_prefix("demo-page-")?.parse().ok()?;
+    let canonical = encode_cursor(offset) == cursor; // rejects "+3", "03", ...
+    (canonical && offset > 0 && offset < total && offset % PAGE_SIZE == 0).then_some(offset)
+}
+
+/// One `tools/list` page: the tools after `cursor` (`None` = first page)
+/// and the cursor of the next page. `None` if the cursor is invalid.
+pub fn page(cursor: Option<&str>) -> Option<(Vec<Value>, Option<String>)> {
+    let mut all = definitions();
+    let offset = match cursor {
+        None => 0,
+        Some(c) => decode_cursor(c, all.len())?,
+    };
+    let end = (offset + PAGE_SIZE).min(all.len());
+    let next = (end < all.len()).then(|| encode_cursor(end));
+    all.truncate(end);
+    Some((all.split_off(offset), next))
+}
+
+/// A `CallToolResult`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallToolResult {
+    pub content: Vec<Content>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub structured_content: Option<Value>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub is_error: bool,
+}
+
+/// One content block; `type` is the serde tag, written first.
+#[derive(Serialize)]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
+pub enum Content {
+    Text {
+        text: String,
+    },
+    Image {
+        data: &'static str,
+        mime_type: &'static str,
+        annotations: Annotations,
+    },
+    Audio {
+        data: &'static str,
+        mime_type: &'static str,
+    },
+    ResourceLink {
+        uri: &'static str,
+        name: &'static str,
+        description: &'static str,
+        mime_type: &'static str,
+    },
+    Resource {
+        resource: TextResource,
+    },
+}
+
+#[derive(Serialize)]
+pub struct Annotations {
+    audience: &'static [&'static str],
+    priority: f64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TextResource {
+    uri: &'static str,
+    mime_type: &'static str,
+    text: &'static str,
+}
+
+/// What a tool call produced.
+pub enum ToolOutcome {
+    Result(CallToolResult),
+    /// stdio only: write the raw line, then answer with the result.
+    GarbageThen(&'static str, CallToolResult),
+    /// stdio only: exit the process with this status without answering.
+    Crash(i32),
+}
+
+/// What a tool may use from its environment.
+pub struct Ctx<'a> {
+    pub server_name: &'a str,
+    pub transport: Transport,
+    /// Emits `notifications/progress` (`progress`, `total`, `message`) if the
+    /// caller supplied a progress token; a no-op otherwise.
+    pub progress: &'a mut dyn FnMut(u64, u64, &str),
+}
+
+fn text(s: impl Into<String>) -> Content {
+    Content::Text { text: s.into() }
+}
+
+fn ok_text(s: impl Into<String>) -> CallToolResult {
+    CallToolResult {
+        content: vec![text(s)],
+        structured_content: None,
+        is_error: false,
+    }
+}
+
+fn tool_error(s: impl Into<String>) -> CallToolResult {
+    CallToolResult {
+        is_error: true,
+        ..ok_text(s)
+    }
+}
+
+fn bad_args(msg: &str) -> ToolOutcome {
+    ToolOutcome::Result(tool_error(format!("Invalid arguments: {msg}")))
+}
+
+/// Runs tool `name` with `args` (always a JSON object). `None` means no such
+/// tool.
+pub fn call(name: &str, args: &Value, ctx: Ctx<'_>) -> Option<ToolOutcome> {
+    let outcome = match name {
+        "echo" => echo(args),
+        "add" => add(args),
+        "now" => {
+            let secs = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            ToolOutcome::Result(ok_text(secs.to_string()))
+        }
+        "fail" => {
+            let msg = args
+                .get("message")
+                .and_then(|m| m.as_str())
+                .unwrap_or("this tool always fails");
+            ToolOutcome::Result(tool_error(msg))
+        }
+        "image" => ToolOutcome::Result(all_content_types()),
+        "sleep" => sleep(args, ctx.progress),
+        "big" => big(args),
+        "garbage" => match ctx.transport {
+            Transport::Stdio => ToolOutcome::GarbageThen(GARBAGE_LINE, ok_text("garbage sent")),
+            Transport::Http => ToolOutcome::Result(ok_text("garbage sent")),
+        },
+        "crash" => match ctx.transport {
+            Transport::Stdio => ToolOutcome::Crash(3),
+            Transport::Http => ToolOutcome::Result(tool_error("crash only works on stdio")),
+        },
+        "whoami" => ToolOutcome::Result(ok_text(ctx.server_name)),
+        _ => return None,
+    };
+    Some(outcome)
+}
+
+fn echo(args: &Value) -> ToolOutcome {
+    let Some(message) = args.get("message").and_then(|m| m.as_str()) else {
+        return bad_args("'message' must be a string");
+    };
+    ToolOutcome::Result(CallToolResult {
+        content: vec![text(message)],
+        structured_content: Some(json!({"message": message})),
+        is_error: false,
+    })
+}
+
+fn add(args: &Value) -> ToolOutcome {
+    let (Some(a), Some(b)) = (args.get("a"), args.get("b")) else {
+        return bad_args("'a' and 'b' are required numbers");
+    };
+    // Integers stay exact; anything else (or an overflow) is added as f64.
+    let sum: Value = match (a.as_i64(), b.as_i64()) {
+        (Some(x), Some(y)) if x.checked_add(y).is_some() => Value::from(x + y),
+        _ => match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) if (x + y).is_finite() => Value::new_f64(x + y).unwrap_or_default(),
+            (Some(_), Some(_)) => {
+                return ToolOutcome::Result(tool_error("sum is not a finite number"))
+            }
+            _ => return bad_args("'a' and 'b' must be numbers"),
+        },
+    };
+    let text_sum = sonic_rs::to_string(&sum).unwrap_or_default();
+    ToolOutcome::Result(CallToolResult {
+        content: vec![text(text_sum)],
+        structured_content: Some(json!({"sum": sum})),
+        is_error: false,
+    })
+}
+
+fn sleep(args: &Value, progress: &mut dyn FnMut(u64, u64, &str)) -> ToolOutcome {
+    let ms = match args.get("ms").and_then(|v| v.as_u64()) {
+        Some(ms) if ms <= MAX_SLEEP_MS => ms,
+        _ => return bad_args("'ms' must be an integer in 0..=600000"),
+    };
+    // Progress counts steps (0 of 1, then 1 of 1) so it strictly increases
+    // even for ms = 0.
+    progress(0, 1, &format!("sleeping {ms}ms"));
+    std::thread::sleep(Duration::from_millis(ms));
+    progress(1, 1, "done");
+    ToolOutcome::Result(ok_text(format!("slept {ms}ms")))
+}
+
+fn big(args: &Value) -> ToolOutcome {
+    let kb = match args.get("kb").and_then(|v| v.as_u64()) {
+        Some(kb) if (1..=MAX_BIG_KB).contains(&kb) => kb as usize,
+        _ => return bad_args("'kb' must be an integer in 1..=16384"),
+    };
+    ToolOutcome::Result(ok_text("x".repeat(kb * 1024)))
+}
+
+fn all_content_types() -> CallToolResult {
+    const URI: &str = "demo://files/hello.txt";
+    CallToolResult {
+        content: vec![
+            Content::Image {
+                data: PNG_B64,
+                mime_type: "image/png",
+                annotations: Annotations {
+                    audience: &["user"],
+                    priority: 0.5,
+                },
+            },
+            Content::Audio {
+                data: WAV_B64,
+                mime_type: "audio/wav",
+            },
+            Content::ResourceLink {
+                uri: URI,
+                name: "hello.txt",
+                description: "A linked text file.",
+                mime_type: "text/plain",
+            },
+            Content::Resource {
+                resource: TextResource {
+                    uri: URI,
+                    mime_type: "text/plain",
+                    text: "hello from the demo server",
+                },
+            },
+        ],
+        structured_content: None,
+        is_error: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_is_consistent() {
+        let tools: Vec<Value> = sonic_rs::from_str(CATALOGUE).expect("catalogue is valid JSON");
+        assert_eq!(tools.len(), 10);
+        assert_eq!(definitions().len(), tools.len());
+        for tool in &tools {
+            let name = tool.get("name").and_then(|n| n.as_str()).expect("name");
+            let schema = tool.get("inputSchema").expect("inputSchema");
+            assert_eq!(
+                schema.get("type").and_then(|t| t.as_str()),
+                Some("object"),
+                "{name}"
+            );
+            let mut noop = |_: u64, _: u64, _: &str| {};
+            let ctx = Ctx {
+                server_name: "t",
+                transport: Transport::Http,
+                progress: &mut noop,
+            };
+            // Every listed tool is callable (args may be rejected, but the tool exists).
+            assert!(
+                call(name, &json!({"ms": 0, "kb": 1}), ctx).is_some(),
+                "{name}"
+            );
+        }
+        let sleep_max = tools[5].pointer(["inputSchema", "properties", "ms", "maximum"]);
+        assert_eq!(sleep_max.and_then(|v| v.as_u64()), Some(MAX_SLEEP_MS));
+        let big_max = tools[6].pointer(["inputSchema", "properties", "kb", "maximum"]);
+        assert_eq!(big_max.and_then(|v| v.as_u64()), Some(MAX_BIG_KB));
+    }
+}
