@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use crossbeam_channel::{select, unbounded};
-use only1mcp_shards::catalog::{BackendTools, Catalog, RawTool};
+use only1mcp_shards::catalog::{BackendState, BackendTools, Catalog, RawTool};
 use only1mcp_shards::config::{Config, Transport, SELF_COMMAND};
 use only1mcp_shards::http::url::BackendUrl;
 use only1mcp_shards::ring::Ring;
@@ -59,16 +59,18 @@ pub fn backend_specs(cfg: &Config) -> anyhow::Result<Vec<BackendSpec>> {
     Ok(out)
 }
 
-type Discovered = Vec<Option<Result<Vec<RawTool>, String>>>;
+/// Per backend: its state and the last tools it listed.
+type Discovered = Vec<(BackendState, Vec<RawTool>)>;
 
 fn build_catalog(cfg: &Config, specs: &[BackendSpec], found: &Discovered) -> Catalog {
     let inputs: Vec<BackendTools<'_>> = specs
         .iter()
         .zip(found)
-        .map(|(s, f)| BackendTools {
+        .map(|(s, (state, tools))| BackendTools {
             id: &s.id,
             prefix: s.prefix,
-            tools: f.as_ref().map(|r| r.as_deref().map_err(String::as_str)),
+            state: state.clone(),
+            tools,
         })
         .collect();
     Catalog::build(&inputs, &cfg.proxy.tool_separator)
@@ -88,7 +90,7 @@ pub fn start(cfg: Config) -> anyhow::Result<()> {
     let n = shard_count(&cfg);
     let (listeners, addr) = crate::listen::bind_shards(&cfg.server.host, cfg.server.port, n)?;
     let cfg = Arc::new(cfg);
-    let mut found: Discovered = vec![None; specs.len()];
+    let mut found: Discovered = vec![(BackendState::Starting, Vec::new()); specs.len()];
     let mut version = 1u64;
     let slot = Arc::new(ArcSwap::from_pointee(SharedSnapshot {
         version,
@@ -203,8 +205,11 @@ fn apply_discovery(
     let Some(idx) = specs.iter().position(|s| s.id == server) else {
         return;
     };
-    // A failure after a success keeps the backend listed as down, with no tools.
-    found[idx] = Some(result);
+    // A failure after a success keeps the last known tools, marked down.
+    match result {
+        Ok(tools) => found[idx] = (BackendState::Ready, tools),
+        Err(why) => found[idx].0 = BackendState::Down(why),
+    }
     *version += 1;
     let catalog = build_catalog(cfg, specs, found);
     for r in &catalog.reports {

@@ -72,7 +72,9 @@ pub struct Catalog {
 pub fn valid_tool_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Input for one backend when building a catalog.
@@ -81,8 +83,11 @@ pub struct BackendTools<'a> {
     pub id: &'a str,
     /// Namespace with the id?
     pub prefix: bool,
-    /// Discovery outcome: `None` = not yet, `Some(Err)` = failed.
-    pub tools: Option<Result<&'a [RawTool], &'a str>>,
+    /// Discovery state.
+    pub state: BackendState,
+    /// The last tools it listed. A backend that went down keeps its last known tools, so a
+    /// call gets "backend unavailable" (true, and retryable) rather than "unknown tool".
+    pub tools: &'a [RawTool],
 }
 
 impl Catalog {
@@ -96,60 +101,55 @@ impl Catalog {
         for (idx, b) in backends.iter().enumerate() {
             let mut report = BackendReport {
                 id: b.id.to_string(),
-                state: BackendState::Starting,
+                state: b.state.clone(),
                 tools: 0,
                 dropped: Vec::new(),
             };
-            match b.tools {
-                None => {}
-                Some(Err(e)) => report.state = BackendState::Down(e.to_string()),
-                Some(Ok(tools)) => {
-                    report.state = BackendState::Ready;
-                    for t in tools {
-                        let exposed = if b.prefix {
-                            format!("{}{}{}", b.id, separator, t.name)
-                        } else {
-                            t.name.clone()
-                        };
-                        if !valid_tool_name(&exposed) {
-                            report.dropped.push((
-                                t.name.clone(),
-                                format!("name `{exposed}` is not 1-64 chars of [A-Za-z0-9_-]"),
-                            ));
-                            continue;
-                        }
-                        if let Some(prev) = routes.get(&exposed) {
-                            let owner = backends[prev.backend].id;
-                            report.dropped.push((
-                                t.name.clone(),
-                                format!("name `{exposed}` already taken by server `{owner}`"),
-                            ));
-                            continue;
-                        }
-                        let Some(range) = name_range(&t.json) else {
-                            report.dropped.push((t.name.clone(), "tool has no string `name`".into()));
-                            continue;
-                        };
-                        if !first {
-                            out.push(b',');
-                        }
-                        first = false;
-                        out.extend_from_slice(&t.json[..range.start]);
-                        push_json_str(&mut out, &exposed);
-                        out.extend_from_slice(&t.json[range.end..]);
-                        let mut original_json = Vec::new();
-                        push_json_str(&mut original_json, &t.name);
-                        routes.insert(
-                            exposed,
-                            ToolRoute {
-                                backend: idx,
-                                original: t.name.clone(),
-                                original_json,
-                            },
-                        );
-                        report.tools += 1;
-                    }
+            for t in b.tools {
+                let exposed = if b.prefix {
+                    format!("{}{}{}", b.id, separator, t.name)
+                } else {
+                    t.name.clone()
+                };
+                if !valid_tool_name(&exposed) {
+                    report.dropped.push((
+                        t.name.clone(),
+                        format!("name `{exposed}` is not 1-64 chars of [A-Za-z0-9_-]"),
+                    ));
+                    continue;
                 }
+                if let Some(prev) = routes.get(&exposed) {
+                    let owner = backends[prev.backend].id;
+                    report.dropped.push((
+                        t.name.clone(),
+                        format!("name `{exposed}` already taken by server `{owner}`"),
+                    ));
+                    continue;
+                }
+                let Some(range) = name_range(&t.json) else {
+                    report
+                        .dropped
+                        .push((t.name.clone(), "tool has no string `name`".into()));
+                    continue;
+                };
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                out.extend_from_slice(&t.json[..range.start]);
+                push_json_str(&mut out, &exposed);
+                out.extend_from_slice(&t.json[range.end..]);
+                let mut original_json = Vec::new();
+                push_json_str(&mut original_json, &t.name);
+                routes.insert(
+                    exposed,
+                    ToolRoute {
+                        backend: idx,
+                        original: t.name.clone(),
+                        original_json,
+                    },
+                );
+                report.tools += 1;
             }
             reports.push(report);
         }
@@ -190,7 +190,8 @@ fn name_range(json: &[u8]) -> Option<std::ops::Range<usize>> {
 /// Splits a backend's `tools/list` result into tools; returns the tools and `nextCursor`.
 pub fn parse_tools_page(result: &[u8]) -> Result<(Vec<RawTool>, Option<String>), String> {
     use sonic_rs::JsonValueTrait;
-    let tools = sonic_rs::get(result, &["tools"]).map_err(|_| "result has no `tools` array".to_string())?;
+    let tools =
+        sonic_rs::get(result, &["tools"]).map_err(|_| "result has no `tools` array".to_string())?;
     if !tools.is_array() {
         return Err("`tools` is not an array".into());
     }
@@ -231,8 +232,18 @@ mod tests {
         let b = [tool("echo")];
         let c = Catalog::build(
             &[
-                BackendTools { id: "a", prefix: true, tools: Some(Ok(&a)) },
-                BackendTools { id: "b", prefix: true, tools: Some(Ok(&b)) },
+                BackendTools {
+                    id: "a",
+                    prefix: true,
+                    state: BackendState::Ready,
+                    tools: &a,
+                },
+                BackendTools {
+                    id: "b",
+                    prefix: true,
+                    state: BackendState::Ready,
+                    tools: &b,
+                },
             ],
             "__",
         );
@@ -249,19 +260,33 @@ mod tests {
         let b = [tool("echo"), tool("has space"), tool(&"x".repeat(70))];
         let c = Catalog::build(
             &[
-                BackendTools { id: "a", prefix: false, tools: Some(Ok(&a)) },
-                BackendTools { id: "b", prefix: false, tools: Some(Ok(&b)) },
+                BackendTools {
+                    id: "a",
+                    prefix: false,
+                    state: BackendState::Ready,
+                    tools: &a,
+                },
+                BackendTools {
+                    id: "b",
+                    prefix: false,
+                    state: BackendState::Down("x".into()),
+                    tools: &b,
+                },
             ],
             "__",
         );
         assert_eq!(c.len(), 1);
         assert_eq!(c.reports[1].dropped.len(), 3);
-        assert!(c.reports[1].dropped[0].1.contains("already taken by server `a`"));
+        assert!(c.reports[1].dropped[0]
+            .1
+            .contains("already taken by server `a`"));
     }
 
     #[test]
     fn pages_parse_with_cursor() {
-        let (t, cur) = parse_tools_page(br#"{"tools":[{"name":"x","inputSchema":{}}],"nextCursor":"p2"}"#).unwrap();
+        let (t, cur) =
+            parse_tools_page(br#"{"tools":[{"name":"x","inputSchema":{}}],"nextCursor":"p2"}"#)
+                .unwrap();
         assert_eq!(t.len(), 1);
         assert_eq!(cur.as_deref(), Some("p2"));
         assert!(parse_tools_page(br#"{"nope":1}"#).is_err());

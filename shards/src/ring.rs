@@ -12,7 +12,8 @@ const VNODES: usize = 64;
 
 /// Fixed seeds: the ring must be identical on every shard and across restarts.
 fn hasher() -> ahash::AHasher {
-    ahash::RandomState::with_seeds(0x6f6e_6c79, 0x316d_6370, 0x7572_696e, 0x6721_2121).build_hasher()
+    ahash::RandomState::with_seeds(0x6f6e_6c79, 0x316d_6370, 0x7572_696e, 0x6721_2121)
+        .build_hasher()
 }
 
 /// Hashes a key onto the ring.

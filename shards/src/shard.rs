@@ -143,10 +143,16 @@ pub fn run_shard(init: ShardInit) -> std::io::Result<()> {
         entries,
         |kind, fallback| {
             if let Some(reason) = fallback {
-                tracing::warn!(shard = id, "io_uring unavailable, falling back to epoll: {reason}");
+                tracing::warn!(
+                    shard = id,
+                    "io_uring unavailable, falling back to epoll: {reason}"
+                );
             }
             tracing::info!(shard = id, driver = kind.as_str(), memlock = %crate::rt::memlock_text(), "shard runtime built");
-            let _ = control.send(ControlEvent::Started { shard: id, driver: kind });
+            let _ = control.send(ControlEvent::Started {
+                shard: id,
+                driver: kind,
+            });
         },
         move || shard_main(init),
     )
@@ -188,7 +194,9 @@ async fn shard_main(init: ShardInit) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(shard = shard.id, "cannot adopt listener: {e}");
-            let _ = shard.control.send(ControlEvent::Stopped { shard: shard.id });
+            let _ = shard
+                .control
+                .send(ControlEvent::Stopped { shard: shard.id });
             return;
         }
     };
@@ -201,7 +209,9 @@ async fn shard_main(init: ShardInit) {
         _ = stop_rx => {},
     }
     drain(&shard, grace).await;
-    let _ = shard.control.send(ControlEvent::Stopped { shard: shard.id });
+    let _ = shard
+        .control
+        .send(ControlEvent::Stopped { shard: shard.id });
 }
 
 fn setup_backends(shard: &Rc<LocalShard>, connect_timeout: Duration) {
@@ -209,13 +219,24 @@ fn setup_backends(shard: &Rc<LocalShard>, connect_timeout: Duration) {
     for spec in &snap.backends {
         let owner = shard.ring.owner(format!("{}/0", spec.id).as_bytes());
         let backend = match spec.transport {
-            Transport::Http => Rc::new(LocalBackend::Http(Rc::new(LocalHttpBackend::new(spec.clone(), connect_timeout)))),
+            Transport::Http => Rc::new(LocalBackend::Http(Rc::new(LocalHttpBackend::new(
+                spec.clone(),
+                connect_timeout,
+            )))),
             Transport::Stdio if owner == shard.id => {
                 let slot = Rc::new(LocalStdioSlot::new(spec.clone()));
                 let (tx, rx) = oneshot::channel();
                 let report = reporter(shard, &spec.id);
-                monoio::spawn(crate::upstream::stdio::supervise(slot.clone(), spec.timeout, report, tx));
-                shard.owned_stdio.borrow_mut().push((slot.clone(), Some(rx)));
+                monoio::spawn(crate::upstream::stdio::supervise(
+                    slot.clone(),
+                    spec.timeout,
+                    report,
+                    tx,
+                ));
+                shard
+                    .owned_stdio
+                    .borrow_mut()
+                    .push((slot.clone(), Some(rx)));
                 Rc::new(LocalBackend::Stdio(slot))
             }
             Transport::Stdio => Rc::new(LocalBackend::RemoteStdio {
@@ -224,9 +245,17 @@ fn setup_backends(shard: &Rc<LocalShard>, connect_timeout: Duration) {
             }),
         };
         if spec.transport == Transport::Http && owner == shard.id {
-            monoio::spawn(discover_http(shard.clone(), spec.id.clone(), backend.clone(), spec.timeout));
+            monoio::spawn(discover_http(
+                shard.clone(),
+                spec.id.clone(),
+                backend.clone(),
+                spec.timeout,
+            ));
         }
-        shard.upstreams.borrow_mut().insert(spec.id.clone(), backend);
+        shard
+            .upstreams
+            .borrow_mut()
+            .insert(spec.id.clone(), backend);
     }
 }
 
@@ -242,7 +271,12 @@ fn reporter(shard: &Rc<LocalShard>, server: &str) -> crate::upstream::stdio::Rep
 }
 
 /// Discovers an HTTP backend's tools, retrying with backoff until it answers.
-async fn discover_http(shard: Rc<LocalShard>, server: String, backend: Rc<LocalBackend>, timeout: Duration) {
+async fn discover_http(
+    shard: Rc<LocalShard>,
+    server: String,
+    backend: Rc<LocalBackend>,
+    timeout: Duration,
+) {
     let report = reporter(&shard, &server);
     let mut backoff = Duration::from_millis(250);
     loop {
@@ -281,7 +315,11 @@ async fn accept_loop(shard: Rc<LocalShard>, listener: monoio::net::TcpListener) 
     }
 }
 
-async fn mailbox_loop(shard: Rc<LocalShard>, mailbox: LocalMailbox<ShardMsg>, stop: oneshot::Sender<()>) {
+async fn mailbox_loop(
+    shard: Rc<LocalShard>,
+    mailbox: LocalMailbox<ShardMsg>,
+    stop: oneshot::Sender<()>,
+) {
     let mut stop = Some(stop);
     while let Some(msg) = mailbox.recv().await {
         match msg {
@@ -298,7 +336,9 @@ async fn mailbox_loop(shard: Rc<LocalShard>, mailbox: LocalMailbox<ShardMsg>, st
                 let backend = shard.upstreams.borrow().get(&call.server).cloned();
                 monoio::spawn(async move {
                     let r = match backend.as_deref() {
-                        Some(b @ LocalBackend::Stdio(_)) => b.call(call.body, call.id, call.timeout).await,
+                        Some(b @ LocalBackend::Stdio(_)) => {
+                            b.call(call.body, call.id, call.timeout).await
+                        }
                         _ => Err(crate::error::McpError::Gateway(format!(
                             "shard does not own stdio backend `{}`",
                             call.server
@@ -324,7 +364,11 @@ async fn drain(shard: &Rc<LocalShard>, grace: Duration) {
         monoio::time::sleep(Duration::from_millis(10)).await;
     }
     if shard.inflight.get() > 0 {
-        tracing::warn!(shard = shard.id, inflight = shard.inflight.get(), "grace period over; dropping in-flight requests");
+        tracing::warn!(
+            shard = shard.id,
+            inflight = shard.inflight.get(),
+            "grace period over; dropping in-flight requests"
+        );
     }
     let owned: Vec<_> = shard.owned_stdio.borrow_mut().drain(..).collect();
     for (slot, _) in &owned {
@@ -332,7 +376,10 @@ async fn drain(shard: &Rc<LocalShard>, grace: Duration) {
     }
     for (slot, rx) in owned {
         if let Some(rx) = rx {
-            if monoio::time::timeout(Duration::from_secs(10), rx).await.is_err() {
+            if monoio::time::timeout(Duration::from_secs(10), rx)
+                .await
+                .is_err()
+            {
                 tracing::error!(server = slot.id(), "stdio backend did not stop in time");
             }
         }

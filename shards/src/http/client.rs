@@ -123,7 +123,12 @@ impl LocalHttpConn {
                     });
                 }
                 Ok(Err(e)) => last = e,
-                Err(_) => last = io::Error::new(io::ErrorKind::TimedOut, format!("connect to {addr} timed out")),
+                Err(_) => {
+                    last = io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("connect to {addr} timed out"),
+                    )
+                }
             }
         }
         Err(last)
@@ -179,9 +184,9 @@ impl LocalHttpConn {
                         if h.name.eq_ignore_ascii_case("content-type") {
                             head.sse = v.starts_with("text/event-stream");
                         } else if h.name.eq_ignore_ascii_case("content-length") {
-                            let len = v
-                                .parse()
-                                .map_err(|_| ClientError::Protocol("invalid Content-Length".into()))?;
+                            let len = v.parse().map_err(|_| {
+                                ClientError::Protocol("invalid Content-Length".into())
+                            })?;
                             head.framing = Framing::Length(len);
                             head.remaining = len;
                         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
@@ -216,7 +221,11 @@ impl LocalHttpConn {
                         )));
                     }
                 }
-                Err(e) => return Err(ClientError::Protocol(format!("malformed HTTP response: {e}"))),
+                Err(e) => {
+                    return Err(ClientError::Protocol(format!(
+                        "malformed HTTP response: {e}"
+                    )))
+                }
             }
         }
     }
@@ -291,7 +300,9 @@ impl LocalHttpConn {
                                 continue;
                             }
                             Ok(httparse::Status::Partial) => {}
-                            Err(_) => return Err(ClientError::Protocol("malformed chunked body".into())),
+                            Err(_) => {
+                                return Err(ClientError::Protocol("malformed chunked body".into()))
+                            }
                         }
                     }
                 }
@@ -311,10 +322,17 @@ impl LocalHttpConn {
     }
 
     /// Reads the whole remaining body into `out`.
-    pub async fn read_body_all(&mut self, head: &mut ResponseHead, out: &mut Vec<u8>, max: usize) -> Result<(), ClientError> {
+    pub async fn read_body_all(
+        &mut self,
+        head: &mut ResponseHead,
+        out: &mut Vec<u8>,
+        max: usize,
+    ) -> Result<(), ClientError> {
         while self.read_body_piece(head, out).await? {
             if out.len() > max {
-                return Err(ClientError::Protocol(format!("response body larger than {max} bytes")));
+                return Err(ClientError::Protocol(format!(
+                    "response body larger than {max} bytes"
+                )));
             }
         }
         Ok(())

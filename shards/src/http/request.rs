@@ -99,7 +99,8 @@ pub struct ConnBuffers {
 impl ConnBuffers {
     /// The text of a header range.
     pub fn text(&self, r: &Option<Range<usize>>) -> Option<&str> {
-        r.as_ref().and_then(|r| std::str::from_utf8(&self.buf[r.clone()]).ok())
+        r.as_ref()
+            .and_then(|r| std::str::from_utf8(&self.buf[r.clone()]).ok())
     }
 }
 
@@ -256,7 +257,10 @@ fn head_from(req: &httparse::Request<'_, '_>, buf: &[u8]) -> Result<(Request, Fr
     }
     if saw_length && matches!(framing, Framing::Chunked) {
         // RFC 9112 6.3: both present is a smuggling vector; refuse.
-        return Err(ReadError::Status(400, "both Content-Length and Transfer-Encoding"));
+        return Err(ReadError::Status(
+            400,
+            "both Content-Length and Transfer-Encoding",
+        ));
     }
     Ok((
         Request {
@@ -296,7 +300,8 @@ async fn read_body<S: AsyncReadRent>(
             let at = bufs.consumed;
             match httparse::parse_chunk_size(&bufs.buf[at..]) {
                 Ok(httparse::Status::Complete((hdr, size))) => {
-                    let size = usize::try_from(size).map_err(|_| ReadError::Status(413, "chunk too large"))?;
+                    let size = usize::try_from(size)
+                        .map_err(|_| ReadError::Status(413, "chunk too large"))?;
                     if bufs.body.len() + size > limits.max_body {
                         return Err(ReadError::Status(413, "request body too large"));
                     }
@@ -309,7 +314,10 @@ async fn read_body<S: AsyncReadRent>(
                     if size == 0 {
                         // Trailers are not supported: expect the final CRLF right away.
                         if &bufs.buf[at + hdr..at + hdr + 2] != b"\r\n" {
-                            return Err(ReadError::Status(400, "chunked trailers are not supported"));
+                            return Err(ReadError::Status(
+                                400,
+                                "chunked trailers are not supported",
+                            ));
                         }
                         bufs.consumed = at + hdr + 2;
                         return Ok(());

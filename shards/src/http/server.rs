@@ -100,8 +100,10 @@ async fn mcp(shard: &Rc<LocalShard>, req: &Request, bufs: &mut ConnBuffers) -> R
         if !media_is(bufs.text(&h.content_type), "application/json") {
             return Reply::json(
                 415,
-                crate::error::McpError::InvalidRequest("Content-Type must be application/json".into())
-                    .to_response(b""),
+                crate::error::McpError::InvalidRequest(
+                    "Content-Type must be application/json".into(),
+                )
+                .to_response(b""),
             );
         }
         let accept = bufs.text(&h.accept);

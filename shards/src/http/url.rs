@@ -28,7 +28,9 @@ impl BackendUrl {
         if authority.is_empty() {
             return Err(format!("`{raw}`: missing host"));
         }
-        let with_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+        let with_port = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
             && !authority.ends_with(']')
         {
             authority.to_string()

@@ -46,7 +46,8 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
             // The standalone GET stream is optional; this gateway has nothing to push on it.
             let mut r = Reply::json(
                 405,
-                McpError::InvalidRequest("GET stream not offered; use POST".into()).to_response(b""),
+                McpError::InvalidRequest("GET stream not offered; use POST".into())
+                    .to_response(b""),
             );
             r.allow = Some("POST, DELETE");
             return r;
@@ -67,7 +68,9 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
     let Some(sid) = req.session_id.as_deref() else {
         return rpc_error(
             400,
-            &McpError::InvalidRequest("missing Mcp-Session-Id header (send initialize first)".into()),
+            &McpError::InvalidRequest(
+                "missing Mcp-Session-Id header (send initialize first)".into(),
+            ),
             env.id_bytes(&req.body),
         );
     };
@@ -91,7 +94,9 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
 }
 
 fn unknown_session() -> McpError {
-    McpError::InvalidRequest("unknown or ended session; send initialize without Mcp-Session-Id".into())
+    McpError::InvalidRequest(
+        "unknown or ended session; send initialize without Mcp-Session-Id".into(),
+    )
 }
 
 fn check_version_header(v: Option<&str>) -> Result<(), McpError> {
@@ -107,16 +112,32 @@ fn check_version_header(v: Option<&str>) -> Result<(), McpError> {
 
 async fn hand_off(shard: &Rc<LocalShard>, owner: usize, req: McpHttpRequest) -> Reply {
     let (tx, rx) = futures_channel::oneshot::channel();
-    if shard.peers[owner].send(ShardMsg::Handoff { req, reply: tx }).is_err() {
-        return rpc_error(503, &McpError::Gateway("owner shard is not running".into()), b"");
+    if shard.peers[owner]
+        .send(ShardMsg::Handoff { req, reply: tx })
+        .is_err()
+    {
+        return rpc_error(
+            503,
+            &McpError::Gateway("owner shard is not running".into()),
+            b"",
+        );
     }
-    rx.await
-        .unwrap_or_else(|_| rpc_error(503, &McpError::Gateway("owner shard dropped the request".into()), b""))
+    rx.await.unwrap_or_else(|_| {
+        rpc_error(
+            503,
+            &McpError::Gateway("owner shard dropped the request".into()),
+            b"",
+        )
+    })
 }
 
 async fn delete(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: bool) -> Reply {
     let Some(sid) = req.session_id.as_deref() else {
-        return rpc_error(400, &McpError::InvalidRequest("missing Mcp-Session-Id header".into()), b"");
+        return rpc_error(
+            400,
+            &McpError::InvalidRequest("missing Mcp-Session-Id header".into()),
+            b"",
+        );
     };
     if may_hand_off {
         let owner = shard.ring.owner(sid.as_bytes());
@@ -161,14 +182,21 @@ fn initialize(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>) -> Reply 
     r
 }
 
-async fn request(shard: &Rc<LocalShard>, _session: &LocalSession, body: &[u8], env: &Envelope<'_>) -> Reply {
+async fn request(
+    shard: &Rc<LocalShard>,
+    _session: &LocalSession,
+    body: &[u8],
+    env: &Envelope<'_>,
+) -> Reply {
     let id = env.id_bytes(body);
     let method = env.method.as_deref().unwrap_or("");
     let result = match method {
         "ping" => Ok(ok_result(id, b"{}")),
         "tools/list" => tools_list(shard, body, env),
         "tools/call" => tools_call(shard, body, env).await,
-        "initialize" => Err(McpError::InvalidRequest("session already initialized".into())),
+        "initialize" => Err(McpError::InvalidRequest(
+            "session already initialized".into(),
+        )),
         other => Err(McpError::MethodNotFound(other.to_string())),
     };
     match result {
@@ -187,7 +215,11 @@ fn ok_result(id: &[u8], result: &[u8]) -> Vec<u8> {
     out
 }
 
-fn tools_list(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>) -> Result<Vec<u8>, McpError> {
+fn tools_list(
+    shard: &Rc<LocalShard>,
+    body: &[u8],
+    env: &Envelope<'_>,
+) -> Result<Vec<u8>, McpError> {
     if env.cursor.is_some() {
         // The gateway returns the whole catalog in one page and never issues cursors.
         return Err(McpError::InvalidParams("invalid cursor".into()));
@@ -204,11 +236,20 @@ fn tools_list(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>) -> Result
     Ok(out)
 }
 
-async fn tools_call(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>) -> Result<Vec<u8>, McpError> {
+async fn tools_call(
+    shard: &Rc<LocalShard>,
+    body: &[u8],
+    env: &Envelope<'_>,
+) -> Result<Vec<u8>, McpError> {
     let (Some(name), Some(name_range)) = (env.name_str.as_deref(), env.name.clone()) else {
-        return Err(McpError::InvalidParams("tools/call needs params.name".into()));
+        return Err(McpError::InvalidParams(
+            "tools/call needs params.name".into(),
+        ));
     };
-    let id_range = env.id.clone().ok_or_else(|| McpError::InvalidRequest("missing id".into()))?;
+    let id_range = env
+        .id
+        .clone()
+        .ok_or_else(|| McpError::InvalidRequest("missing id".into()))?;
     let (backend_id, original_json, timeout) = {
         let snap = shard.snapshot.load();
         let route = snap
@@ -233,9 +274,15 @@ async fn tools_call(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>) -> 
     let placeholder: &[u8] = b"0";
     let id_first = id_range.start < name_range.start;
     let edits: [(std::ops::Range<usize>, &[u8]); 2] = if id_first {
-        [(id_range.clone(), placeholder), (name_range.clone(), &original_json)]
+        [
+            (id_range.clone(), placeholder),
+            (name_range.clone(), &original_json),
+        ]
     } else {
-        [(name_range.clone(), &original_json), (id_range.clone(), placeholder)]
+        [
+            (name_range.clone(), &original_json),
+            (id_range.clone(), placeholder),
+        ]
     };
     splice(body, &edits, &mut out);
     let ph_start = if id_first {
@@ -245,6 +292,10 @@ async fn tools_call(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>) -> 
     };
     let reply = backend.call(out, ph_start..ph_start + 1, timeout).await?;
     let mut resp = Vec::new();
-    splice(&reply.body, &[(reply.id.clone(), env.id_bytes(body))], &mut resp);
+    splice(
+        &reply.body,
+        &[(reply.id.clone(), env.id_bytes(body))],
+        &mut resp,
+    );
     Ok(resp)
 }

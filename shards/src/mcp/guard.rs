@@ -36,7 +36,10 @@ impl OriginPolicy {
                 return Err("missing Host header");
             };
             let ok = (self.loopback && is_loopback_host(host_part(h)))
-                || self.allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(h) || a.eq_ignore_ascii_case(host_part(h)));
+                || self
+                    .allowed_hosts
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(h) || a.eq_ignore_ascii_case(host_part(h)));
             if !ok {
                 return Err("Host not allowed");
             }
@@ -50,8 +53,14 @@ impl OriginPolicy {
                 .or_else(|| o.strip_prefix("https://"))
                 .ok_or("Origin not allowed")?;
             let oh = host_part(authority);
-            let same_host = host.map(host_part).is_some_and(|h| h.eq_ignore_ascii_case(oh));
-            let ok = if self.loopback { is_loopback_host(oh) } else { same_host };
+            let same_host = host
+                .map(host_part)
+                .is_some_and(|h| h.eq_ignore_ascii_case(oh));
+            let ok = if self.loopback {
+                is_loopback_host(oh)
+            } else {
+                same_host
+            };
             if !ok {
                 return Err("Origin not allowed");
             }
@@ -76,13 +85,17 @@ mod tests {
         for h in ["localhost:8080", "127.0.0.1:1", "[::1]:9", "localhost"] {
             assert!(lo().check(Some(h), None).is_ok(), "{h}");
         }
-        assert!(lo().check(Some("127.0.0.1:8080"), Some("http://localhost:3000")).is_ok());
+        assert!(lo()
+            .check(Some("127.0.0.1:8080"), Some("http://localhost:3000"))
+            .is_ok());
     }
 
     #[test]
     fn loopback_rejects_rebinding() {
         assert!(lo().check(Some("evil.example:8080"), None).is_err());
-        assert!(lo().check(Some("127.0.0.1:8080"), Some("http://evil.example")).is_err());
+        assert!(lo()
+            .check(Some("127.0.0.1:8080"), Some("http://evil.example"))
+            .is_err());
         assert!(lo().check(Some("127.0.0.1:8080"), Some("null")).is_err());
         assert!(lo().check(None, None).is_err());
     }
@@ -94,6 +107,8 @@ mod tests {
             allowed_hosts: vec!["mcp.internal".into()],
             allowed_origins: vec!["https://app.example.com".into()],
         };
-        assert!(p.check(Some("mcp.internal:443"), Some("https://app.example.com")).is_ok());
+        assert!(p
+            .check(Some("mcp.internal:443"), Some("https://app.example.com"))
+            .is_ok());
     }
 }

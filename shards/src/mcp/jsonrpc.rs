@@ -98,20 +98,23 @@ impl<'a> Envelope<'a> {
         let mut jsonrpc_ok = false;
         let mut has_result = false;
         for item in sonic_rs::to_object_iter(body) {
-            let (key, val) = item.map_err(|e| McpError::Parse(format!("body is not valid JSON: {e}")))?;
+            let (key, val) =
+                item.map_err(|e| McpError::Parse(format!("body is not valid JSON: {e}")))?;
             let raw = val.as_raw_str();
             match &*key {
                 "jsonrpc" => jsonrpc_ok = val.as_str() == Some("2.0"),
                 "id" => {
                     if !(val.is_str() || val.is_number()) {
-                        return Err(McpError::InvalidRequest("`id` must be a string or a number".into()));
+                        return Err(McpError::InvalidRequest(
+                            "`id` must be a string or a number".into(),
+                        ));
                     }
                     env.id = Some(offset(body, raw));
                 }
                 "method" => {
-                    env.method = Some(unescape(val.is_str(), body, offset(body, raw)).ok_or_else(|| {
-                        McpError::InvalidRequest("`method` must be a string".into())
-                    })?)
+                    env.method = Some(unescape(val.is_str(), body, offset(body, raw)).ok_or_else(
+                        || McpError::InvalidRequest("`method` must be a string".into()),
+                    )?)
                 }
                 "params" => {
                     let range = offset(body, raw);
@@ -119,7 +122,9 @@ impl<'a> Envelope<'a> {
                     if val.is_object() {
                         env.read_params(body, range)?;
                     } else if !val.is_array() {
-                        return Err(McpError::InvalidRequest("`params` must be an object".into()));
+                        return Err(McpError::InvalidRequest(
+                            "`params` must be an object".into(),
+                        ));
                     }
                 }
                 "result" | "error" => has_result = true,
@@ -149,7 +154,8 @@ impl<'a> Envelope<'a> {
 
     fn read_params(&mut self, body: &'a [u8], params: Range<usize>) -> Result<(), McpError> {
         for item in sonic_rs::to_object_iter(&body[params]) {
-            let (key, val) = item.map_err(|e| McpError::Parse(format!("params are not valid JSON: {e}")))?;
+            let (key, val) =
+                item.map_err(|e| McpError::Parse(format!("params are not valid JSON: {e}")))?;
             let raw = val.as_raw_str();
             match &*key {
                 "name" if val.is_str() => {
@@ -222,8 +228,18 @@ mod tests {
         let b = br#"{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"a__b"}}"#;
         let e = Envelope::parse(b).unwrap();
         let mut out = Vec::new();
-        splice(b, &[(e.id.clone().unwrap(), b"42"), (e.name.clone().unwrap(), b"\"b\"")], &mut out);
-        assert_eq!(out, br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"b"}}"#);
+        splice(
+            b,
+            &[
+                (e.id.clone().unwrap(), b"42"),
+                (e.name.clone().unwrap(), b"\"b\""),
+            ],
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"b"}}"#
+        );
     }
 
     #[test]
@@ -231,13 +247,25 @@ mod tests {
         let cases: &[(&[u8], i32)] = &[
             (b"", code::PARSE_ERROR),
             (b"{not json", code::PARSE_ERROR),
-            (b"{\"jsonrpc\":\"2.0\",\"method\":\"x\"} trailing", code::PARSE_ERROR),
-            (b"[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]", code::INVALID_REQUEST),
+            (
+                b"{\"jsonrpc\":\"2.0\",\"method\":\"x\"} trailing",
+                code::PARSE_ERROR,
+            ),
+            (
+                b"[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]",
+                code::INVALID_REQUEST,
+            ),
             (b"42", code::INVALID_REQUEST),
             (b"{\"id\":1,\"method\":\"ping\"}", code::INVALID_REQUEST),
             (b"{\"jsonrpc\":\"2.0\",\"id\":1}", code::INVALID_REQUEST),
-            (b"{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"ping\"}", code::INVALID_REQUEST),
-            (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":7}", code::INVALID_REQUEST),
+            (
+                b"{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"ping\"}",
+                code::INVALID_REQUEST,
+            ),
+            (
+                b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":7}",
+                code::INVALID_REQUEST,
+            ),
         ];
         for (body, want) in cases {
             let got = Envelope::parse(body).unwrap_err().code();
@@ -247,7 +275,8 @@ mod tests {
 
     #[test]
     fn notification_and_response() {
-        let n = Envelope::parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
+        let n =
+            Envelope::parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
         assert_eq!(n.kind, Kind::Notification);
         let r = Envelope::parse(br#"{"jsonrpc":"2.0","id":3,"result":{}}"#).unwrap();
         assert_eq!(r.kind, Kind::Response);

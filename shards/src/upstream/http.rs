@@ -19,7 +19,9 @@ use crate::http::sse::SseDecoder;
 use crate::http::url::BackendUrl;
 use crate::mcp::jsonrpc::{splice, Envelope, Kind};
 use crate::snapshot::BackendSpec;
-use crate::upstream::{initialize_params, negotiated_version, request_body, BackendReply, INITIALIZED};
+use crate::upstream::{
+    initialize_params, negotiated_version, request_body, BackendReply, INITIALIZED,
+};
 
 /// Largest backend response body accepted.
 const MAX_RESPONSE: usize = 64 * 1024 * 1024;
@@ -94,7 +96,12 @@ impl LocalHttpBackend {
     }
 
     /// Calls the backend with `body` (placeholder id at `id`), within `timeout`.
-    pub async fn call(&self, body: &[u8], id: Range<usize>, timeout: Duration) -> Result<BackendReply, McpError> {
+    pub async fn call(
+        &self,
+        body: &[u8],
+        id: Range<usize>,
+        timeout: Duration,
+    ) -> Result<BackendReply, McpError> {
         let n = self.replicas.len();
         let r = self.rr.get();
         self.rr.set(r.wrapping_add(1));
@@ -117,7 +124,13 @@ impl LocalHttpBackend {
         }
     }
 
-    async fn attempt(&self, replica: &LocalReplica, body: &[u8], id: &Range<usize>, attempt: u32) -> Attempt {
+    async fn attempt(
+        &self,
+        replica: &LocalReplica,
+        body: &[u8],
+        id: &Range<usize>,
+        attempt: u32,
+    ) -> Attempt {
         let session = match self.ensure_session(replica).await {
             Ok(s) => s,
             Err(e) => return Attempt::Done(Err(e)),
@@ -132,8 +145,13 @@ impl LocalHttpBackend {
             Err(e) => return Attempt::Done(Err(e)),
         };
         let headers = self.headers(&session);
-        let hdrs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let sent = conn.send_post(&replica.url.path, &replica.url.authority, &hdrs, &wire).await;
+        let hdrs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let sent = conn
+            .send_post(&replica.url.path, &replica.url.authority, &hdrs, &wire)
+            .await;
         let head = match sent {
             Ok(()) => conn.read_head().await,
             Err(e) => Err(ClientError::Io(e)),
@@ -170,7 +188,12 @@ impl LocalHttpBackend {
         Attempt::Done(result)
     }
 
-    async fn read_reply(&self, conn: &mut LocalHttpConn, head: &mut ResponseHead, id_text: &str) -> Result<BackendReply, McpError> {
+    async fn read_reply(
+        &self,
+        conn: &mut LocalHttpConn,
+        head: &mut ResponseHead,
+        id_text: &str,
+    ) -> Result<BackendReply, McpError> {
         if !head.sse {
             let mut body = Vec::new();
             conn.read_body_all(head, &mut body, MAX_RESPONSE)
@@ -186,14 +209,19 @@ impl LocalHttpBackend {
         let mut piece = Vec::with_capacity(8192);
         loop {
             piece.clear();
-            let more = conn.read_body_piece(head, &mut piece).await.map_err(|e| self.unavailable(e))?;
+            let more = conn
+                .read_body_piece(head, &mut piece)
+                .await
+                .map_err(|e| self.unavailable(e))?;
             dec.push(&piece);
             while let Some(ev) = dec.next_event() {
                 let Ok(env) = Envelope::parse(&ev.data) else {
                     tracing::warn!(server = %self.spec.id, "backend sent a non-JSON-RPC SSE event; ignored");
                     continue;
                 };
-                if env.kind == Kind::Response && env.id.as_ref().map(|r| &ev.data[r.clone()]) == Some(id_text.as_bytes()) {
+                if env.kind == Kind::Response
+                    && env.id.as_ref().map(|r| &ev.data[r.clone()]) == Some(id_text.as_bytes())
+                {
                     let id = env.id.clone().unwrap_or_default();
                     // Drain the rest of the stream when it is already complete so the
                     // connection can be reused; otherwise it is dropped by the caller.
@@ -276,7 +304,12 @@ impl LocalHttpBackend {
         let mut wire = Vec::new();
         splice(&body, &[(id, b"0")], &mut wire);
         let (mut conn, _) = self.take_conn(replica).await?;
-        let static_h: Vec<(&str, &str)> = self.spec.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let static_h: Vec<(&str, &str)> = self
+            .spec
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         conn.send_post(&replica.url.path, &replica.url.authority, &static_h, &wire)
             .await
             .map_err(|e| self.unavailable(e))?;
@@ -287,22 +320,38 @@ impl LocalHttpBackend {
         let session_id = head.session_id.clone();
         let reply = self.read_reply(&mut conn, &mut head, "0").await?;
         let version = negotiated_version(&self.spec.id, &reply)?;
-        let session = UpstreamSession { id: session_id, version };
+        let session = UpstreamSession {
+            id: session_id,
+            version,
+        };
         // notifications/initialized on a fresh exchange; expect 202 (200 tolerated).
         if !conn.reusable(&head) {
             let (c, _) = self.take_conn(replica).await?;
             conn = c;
         }
         let headers = self.headers(&session);
-        let hdrs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        conn.send_post(&replica.url.path, &replica.url.authority, &hdrs, INITIALIZED)
-            .await
-            .map_err(|e| self.unavailable(e))?;
+        let hdrs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        conn.send_post(
+            &replica.url.path,
+            &replica.url.authority,
+            &hdrs,
+            INITIALIZED,
+        )
+        .await
+        .map_err(|e| self.unavailable(e))?;
         let mut head = conn.read_head().await.map_err(|e| self.unavailable(e))?;
         let mut sink = Vec::new();
-        conn.read_body_all(&mut head, &mut sink, 65536).await.map_err(|e| self.unavailable(e))?;
+        conn.read_body_all(&mut head, &mut sink, 65536)
+            .await
+            .map_err(|e| self.unavailable(e))?;
         if !(200..300).contains(&head.status) {
-            return Err(self.protocol(format!("notifications/initialized answered HTTP {}", head.status)));
+            return Err(self.protocol(format!(
+                "notifications/initialized answered HTTP {}",
+                head.status
+            )));
         }
         if conn.reusable(&head) {
             replica.idle.borrow_mut().push(conn);

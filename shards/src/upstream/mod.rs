@@ -89,7 +89,12 @@ pub enum LocalBackend {
 
 impl LocalBackend {
     /// Sends one request (`body` with a placeholder id at `id`) and awaits its response.
-    pub async fn call(&self, body: Vec<u8>, id: Range<usize>, timeout: Duration) -> Result<BackendReply, McpError> {
+    pub async fn call(
+        &self,
+        body: Vec<u8>,
+        id: Range<usize>,
+        timeout: Duration,
+    ) -> Result<BackendReply, McpError> {
         match self {
             LocalBackend::Http(h) => h.call(&body, id, timeout).await,
             LocalBackend::Stdio(s) => s.call(&body, id, timeout).await,
@@ -105,8 +110,9 @@ impl LocalBackend {
                 if owner.send(msg).is_err() {
                     return Err(McpError::Gateway("owner shard has stopped".into()));
                 }
-                rx.await
-                    .unwrap_or_else(|_| Err(McpError::Gateway("owner shard dropped the call".into())))
+                rx.await.unwrap_or_else(|_| {
+                    Err(McpError::Gateway("owner shard dropped the call".into()))
+                })
             }
         }
     }
@@ -141,7 +147,11 @@ pub const INITIALIZED: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/init
 
 /// Lists every tool of a backend, following `nextCursor` until it ends (at most 1000 pages,
 /// and a repeated cursor is an error: a backend that loops must not hang discovery).
-pub async fn discover(server: &str, backend: &LocalBackend, timeout: Duration) -> Result<Vec<RawTool>, McpError> {
+pub async fn discover(
+    server: &str,
+    backend: &LocalBackend,
+    timeout: Duration,
+) -> Result<Vec<RawTool>, McpError> {
     let mut tools = Vec::new();
     let mut cursor: Option<String> = None;
     let mut seen = hashbrown::HashSet::new();
@@ -158,10 +168,11 @@ pub async fn discover(server: &str, backend: &LocalBackend, timeout: Duration) -
         let (body, id) = request_body("tools/list", &params);
         let reply = backend.call(body, id, timeout).await?;
         let result = reply.result(server)?;
-        let (page, next) = parse_tools_page(result).map_err(|reason| McpError::BackendProtocol {
-            server: server.to_string(),
-            reason,
-        })?;
+        let (page, next) =
+            parse_tools_page(result).map_err(|reason| McpError::BackendProtocol {
+                server: server.to_string(),
+                reason,
+            })?;
         tools.extend(page);
         match next {
             Some(c) if !c.is_empty() => {

@@ -77,7 +77,12 @@ impl LocalStdioSlot {
 
     /// Sends a request and awaits its response, within `timeout`. On timeout the child gets
     /// `notifications/cancelled` for the gateway-side id.
-    pub async fn call(&self, body: &[u8], id: Range<usize>, timeout: Duration) -> Result<BackendReply, McpError> {
+    pub async fn call(
+        &self,
+        body: &[u8],
+        id: Range<usize>,
+        timeout: Duration,
+    ) -> Result<BackendReply, McpError> {
         let our_id = self.next_id.get();
         self.next_id.set(our_id + 1);
         let (rx, writer, pending) = {
@@ -236,7 +241,12 @@ async fn reader_task(
     }
 }
 
-fn handle_line(server: &str, line: &[u8], pending: &RefCell<Pending>, writer: &mpsc::UnboundedSender<Vec<u8>>) {
+fn handle_line(
+    server: &str,
+    line: &[u8],
+    pending: &RefCell<Pending>,
+    writer: &mpsc::UnboundedSender<Vec<u8>>,
+) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.iter().all(u8::is_ascii_whitespace) {
         return;
@@ -252,13 +262,20 @@ fn handle_line(server: &str, line: &[u8], pending: &RefCell<Pending>, writer: &m
     match env.kind {
         Kind::Response => {
             let id = env.id.clone().unwrap_or_default();
-            let key = std::str::from_utf8(&line[id.clone()]).ok().and_then(|s| s.parse::<u64>().ok());
+            let key = std::str::from_utf8(&line[id.clone()])
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok());
             let tx = key.and_then(|k| pending.borrow_mut().remove(&k));
             match tx {
                 Some(tx) => {
-                    let _ = tx.send(Ok(BackendReply { body: line.to_vec(), id }));
+                    let _ = tx.send(Ok(BackendReply {
+                        body: line.to_vec(),
+                        id,
+                    }));
                 }
-                None => tracing::debug!(server = %server, "response for an unknown or finished request dropped"),
+                None => {
+                    tracing::debug!(server = %server, "response for an unknown or finished request dropped")
+                }
             }
         }
         Kind::Request => {
@@ -350,7 +367,12 @@ pub type Report = Rc<dyn Fn(Result<Vec<crate::catalog::RawTool>, String>)>;
 
 /// Runs the child of `slot` until the slot is stopped: spawn, handshake, list tools, report,
 /// wait for exit, reap, back off, repeat. `stopped` fires once the child is gone for good.
-pub async fn supervise(slot: Rc<LocalStdioSlot>, timeout: Duration, report: Report, stopped: oneshot::Sender<()>) {
+pub async fn supervise(
+    slot: Rc<LocalStdioSlot>,
+    timeout: Duration,
+    report: Report,
+    stopped: oneshot::Sender<()>,
+) {
     let mut backoff = Duration::from_millis(250);
     while !slot.stopping.get() {
         let started = Instant::now();
@@ -368,8 +390,17 @@ pub async fn supervise(slot: Rc<LocalStdioSlot>, timeout: Duration, report: Repo
                 let pending = Rc::new(RefCell::new(Pending::default()));
                 monoio::spawn(writer_task(stdin, wrx));
                 monoio::spawn(stderr_task(slot.spec.id.clone(), stderr));
-                let reader = monoio::spawn(reader_task(slot.spec.id.clone(), stdout, pending.clone(), wtx.clone()));
-                *slot.current.borrow_mut() = Some(LocalProcess { writer: wtx, pending, pid });
+                let reader = monoio::spawn(reader_task(
+                    slot.spec.id.clone(),
+                    stdout,
+                    pending.clone(),
+                    wtx.clone(),
+                ));
+                *slot.current.borrow_mut() = Some(LocalProcess {
+                    writer: wtx,
+                    pending,
+                    pid,
+                });
                 match handshake_and_list(&slot, timeout).await {
                     Ok(tools) => {
                         tracing::info!(server = %slot.spec.id, tools = tools.len(), "stdio backend ready");
@@ -394,14 +425,24 @@ pub async fn supervise(slot: Rc<LocalStdioSlot>, timeout: Duration, report: Repo
                     _ = stop_watch => {},
                 }
                 slot.current.borrow_mut().take();
-                let grace = if slot.stopping.get() { Duration::from_millis(500) } else { Duration::from_millis(100) };
+                if !slot.stopping.get() {
+                    // Fail fast with a true reason while the child is reaped and restarted,
+                    // and tell the catalog at once so /health never says "ready" for it.
+                    *slot.down_reason.borrow_mut() = "process exited; restarting".into();
+                    report(Err("process exited; restarting".into()));
+                }
+                let grace = if slot.stopping.get() {
+                    Duration::from_millis(500)
+                } else {
+                    Duration::from_millis(100)
+                };
                 let status = reap(&mut child, grace).await;
                 if slot.stopping.get() {
                     tracing::info!(server = %slot.spec.id, pid, %status, "stdio backend stopped");
                     break;
                 }
-                let reason = format!("process exited ({status})");
-                tracing::warn!(server = %slot.spec.id, pid, "stdio backend {reason}; restarting in {backoff:?}");
+                let reason = format!("process exited ({status}); restarting");
+                tracing::warn!(server = %slot.spec.id, pid, "stdio backend {reason} in {backoff:?}");
                 *slot.down_reason.borrow_mut() = reason.clone();
                 report(Err(reason));
             }
@@ -418,8 +459,12 @@ pub async fn supervise(slot: Rc<LocalStdioSlot>, timeout: Duration, report: Repo
     let _ = stopped.send(());
 }
 
-async fn handshake_and_list(slot: &Rc<LocalStdioSlot>, timeout: Duration) -> Result<Vec<crate::catalog::RawTool>, McpError> {
-    let (body, id) = crate::upstream::request_body("initialize", &crate::upstream::initialize_params());
+async fn handshake_and_list(
+    slot: &Rc<LocalStdioSlot>,
+    timeout: Duration,
+) -> Result<Vec<crate::catalog::RawTool>, McpError> {
+    let (body, id) =
+        crate::upstream::request_body("initialize", &crate::upstream::initialize_params());
     let reply = slot.call(&body, id, timeout).await?;
     crate::upstream::negotiated_version(&slot.spec.id, &reply)?;
     if let Some(p) = slot.current.borrow().as_ref() {
