@@ -125,7 +125,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { file } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
             match config::parse_str_all(&text, &file.display().to_string()) {
                 Ok(cfg) => {
                     println!("{}: ok ({} servers)", file.display(), cfg.servers.len());
@@ -146,7 +147,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::DemoServer { stdio: _, http, name } => {
+        Command::DemoServer {
+            stdio: _,
+            http,
+            name,
+        } => {
             let opts = crate::demo::DemoOptions { name };
             match http {
                 Some(addr) => crate::demo::run_http(&addr, opts)?,

@@ -48,7 +48,11 @@ pub fn backend_specs(cfg: &Config) -> anyhow::Result<Vec<BackendSpec>> {
             transport,
             timeout: Duration::from_millis(s.timeout_ms(&cfg.proxy)),
             urls,
-            headers: s.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            headers: s
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             command,
             args: s.args.clone(),
             env: s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -80,7 +84,9 @@ fn shard_count(cfg: &Config) -> usize {
     if cfg.server.cores > 0 {
         cfg.server.cores
     } else {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     }
 }
 
@@ -102,7 +108,9 @@ pub fn start(cfg: Config) -> anyhow::Result<()> {
     let (events_tx, events_rx) = unbounded::<ControlEvent>();
     let (senders, boxes): (Vec<_>, Vec<_>) = (0..n).map(|_| mailbox::<ShardMsg>()).unzip();
     let ring = Ring::new(n);
-    let cpus = std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|c| c.get())
+        .unwrap_or(1);
     let mut threads = Vec::with_capacity(n);
     for (i, (listener, mbox)) in listeners.into_iter().zip(boxes).enumerate() {
         let init = ShardInit {
@@ -146,19 +154,33 @@ pub fn start(cfg: Config) -> anyhow::Result<()> {
                 anyhow::bail!("shard {shard} failed to start (see the log above)");
             }
             Ok(ControlEvent::Discovered { server, result }) => {
-                apply_discovery(&cfg, &specs, &mut found, &mut version, &slot, server, result);
+                apply_discovery(
+                    &cfg,
+                    &specs,
+                    &mut found,
+                    &mut version,
+                    &slot,
+                    server,
+                    result,
+                );
             }
             Err(_) => anyhow::bail!("shards did not start within 30 s"),
         }
     }
     let driver_names: Vec<&str> = drivers.iter().map(|(_, d)| d.as_str()).collect();
     tracing::info!(shards = n, drivers = ?driver_names, %addr, "gateway started");
-    println!("only1mcp-uring listening on http://{addr}/mcp (shards: {n}, driver: {})", driver_names[0]);
+    println!(
+        "only1mcp-uring listening on http://{addr}/mcp (shards: {n}, driver: {})",
+        driver_names[0]
+    );
     let _ = std::io::stdout().flush();
 
     let (sig_tx, sig_rx) = unbounded::<i32>();
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
-        .context("cannot install signal handlers")?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("cannot install signal handlers")?;
     std::thread::Builder::new()
         .name("o1m-signals".into())
         .spawn(move || {
@@ -189,7 +211,13 @@ pub fn start(cfg: Config) -> anyhow::Result<()> {
             }
         }
     }
-    shutdown(&senders, &events_rx, threads, n, Duration::from_millis(cfg.server.shutdown_grace_ms));
+    shutdown(
+        &senders,
+        &events_rx,
+        threads,
+        n,
+        Duration::from_millis(cfg.server.shutdown_grace_ms),
+    );
     Ok(())
 }
 

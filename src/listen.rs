@@ -20,7 +20,11 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Binds `count` listeners on `host:port`; returns them and the actual address.
-pub fn bind_shards(host: &str, port: u16, count: usize) -> anyhow::Result<(Vec<TcpListener>, SocketAddr)> {
+pub fn bind_shards(
+    host: &str,
+    port: u16,
+    count: usize,
+) -> anyhow::Result<(Vec<TcpListener>, SocketAddr)> {
     let addr = (host, port)
         .to_socket_addrs()
         .with_context(|| format!("cannot resolve listen host `{host}`"))?
@@ -30,7 +34,9 @@ pub fn bind_shards(host: &str, port: u16, count: usize) -> anyhow::Result<(Vec<T
     let actual = first.local_addr()?;
     let mut all = vec![first];
     for _ in 1..count {
-        all.push(bind_one(actual).with_context(|| format!("cannot add a shard listener on {actual}"))?);
+        all.push(
+            bind_one(actual).with_context(|| format!("cannot add a shard listener on {actual}"))?,
+        );
     }
     Ok((all, actual))
 }

@@ -17,10 +17,17 @@ fn run(args: &[&str]) -> (i32, String, String) {
 fn broken_config_is_one_clear_line_with_file_and_line() {
     let dir = common::scratch("cli");
     let bad = dir.join("bad.toml");
-    std::fs::write(&bad, "[server]\nport = 8080\n\n[[servers]]\nid = \"a\"\ntransport = \"stdio\"\ncomand = \"x\"\n").unwrap();
+    std::fs::write(
+        &bad,
+        "[server]\nport = 8080\n\n[[servers]]\nid = \"a\"\ntransport = \"stdio\"\ncomand = \"x\"\n",
+    )
+    .unwrap();
     let (code, _, err) = run(&["start", "--config", bad.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
-    let line = err.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("{err}"));
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("{err}"));
     assert!(line.contains("bad.toml:7"), "{line}");
     assert!(line.contains("comand"), "{line}");
     let (code, _, err) = run(&["validate", bad.to_str().unwrap()]);

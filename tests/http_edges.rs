@@ -20,11 +20,18 @@ fn config(extra_server: &str) -> String {
 
 fn assert_alive(gw: &Gateway) {
     let h = gw.get("/health");
-    assert_eq!(h.status, 200, "gateway not serving after bad input: {}", h.text());
+    assert_eq!(
+        h.status,
+        200,
+        "gateway not serving after bad input: {}",
+        h.text()
+    );
 }
 
 fn code(r: &common::Resp) -> i64 {
-    r.json()["error"]["code"].as_i64().unwrap_or_else(|| panic!("no error code: {}", r.text()))
+    r.json()["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no error code: {}", r.text()))
 }
 
 #[test]
@@ -55,14 +62,38 @@ fn wrong_headers_get_415_406_and_403() {
     for driver in DRIVERS {
         let gw = Gateway::start(&config(""), driver, 1, &["demo"]);
         let ping = br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
-        let r = gw.request("POST", "/mcp", &[("content-type", "text/plain"), ("accept", "application/json, text/event-stream")], ping);
+        let r = gw.request(
+            "POST",
+            "/mcp",
+            &[
+                ("content-type", "text/plain"),
+                ("accept", "application/json, text/event-stream"),
+            ],
+            ping,
+        );
         assert_eq!(r.status, 415, "{driver}");
-        let r = gw.request("POST", "/mcp", &[("content-type", "application/json")], ping);
+        let r = gw.request(
+            "POST",
+            "/mcp",
+            &[("content-type", "application/json")],
+            ping,
+        );
         assert_eq!(r.status, 406, "{driver}: missing Accept");
-        let r = gw.request("POST", "/mcp", &[("content-type", "application/json"), ("accept", "application/json")], ping);
+        let r = gw.request(
+            "POST",
+            "/mcp",
+            &[
+                ("content-type", "application/json"),
+                ("accept", "application/json"),
+            ],
+            ping,
+        );
         assert_eq!(r.status, 406, "{driver}: Accept without SSE");
         // DNS rebinding: a foreign Origin or Host on a loopback listener.
-        let r = gw.post(&[("origin", "http://evil.example")], r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#);
+        let r = gw.post(
+            &[("origin", "http://evil.example")],
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+        );
         assert_eq!(r.status, 403, "{driver}: foreign Origin");
         let raw = format!(
             "POST /mcp HTTP/1.1\r\nhost: evil.example:{}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{}",
@@ -86,7 +117,10 @@ fn session_rules_400_404_and_delete() {
         let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
         let r = gw.post(&[], ping);
         assert_eq!(r.status, 400, "{driver}: no session");
-        let r = gw.post(&[("mcp-session-id", "0123456789abcdef0123456789abcdef")], ping);
+        let r = gw.post(
+            &[("mcp-session-id", "0123456789abcdef0123456789abcdef")],
+            ping,
+        );
         assert_eq!(r.status, 404, "{driver}: unknown session");
         let r = gw.post(&[("mcp-session-id", "garbage!")], ping);
         assert_eq!(r.status, 404, "{driver}: malformed session id");
@@ -94,15 +128,29 @@ fn session_rules_400_404_and_delete() {
         let r = gw.post(&[("mcp-session-id", &sid)], ping);
         assert_eq!(r.status, 200, "{driver}");
         assert!(r.json()["result"].is_object());
-        let r = gw.post(&[("mcp-session-id", &sid), ("mcp-protocol-version", "1999-01-01")], ping);
-        assert_eq!(r.status, 400, "{driver}: unsupported protocol version header");
+        let r = gw.post(
+            &[
+                ("mcp-session-id", &sid),
+                ("mcp-protocol-version", "1999-01-01"),
+            ],
+            ping,
+        );
+        assert_eq!(
+            r.status, 400,
+            "{driver}: unsupported protocol version header"
+        );
         let r = gw.request("DELETE", "/mcp", &[("mcp-session-id", &sid)], b"");
         assert_eq!(r.status, 200, "{driver}: delete");
         let r = gw.post(&[("mcp-session-id", &sid)], ping);
         assert_eq!(r.status, 404, "{driver}: deleted session");
         let r = gw.request("DELETE", "/mcp", &[("mcp-session-id", &sid)], b"");
         assert_eq!(r.status, 404, "{driver}: delete twice");
-        let r = gw.request("GET", "/mcp", &[("accept", "text/event-stream"), ("mcp-session-id", &sid)], b"");
+        let r = gw.request(
+            "GET",
+            "/mcp",
+            &[("accept", "text/event-stream"), ("mcp-session-id", &sid)],
+            b"",
+        );
         assert_eq!(r.status, 405, "{driver}: GET stream not offered");
         assert_eq!(gw.get("/nope").status, 404);
         assert_alive(&gw);
@@ -129,13 +177,21 @@ fn oversized_and_slow_requests_are_cut_off() {
             chunk.len(),
             chunk.len()
         );
-        assert_eq!(common::parse_response(&gw.raw(raw.as_bytes())).status, 413, "{driver}: chunked");
+        assert_eq!(
+            common::parse_response(&gw.raw(raw.as_bytes())).status,
+            413,
+            "{driver}: chunked"
+        );
         // A client that sends half a head and stalls gets 408 after read_timeout_ms.
         let started = Instant::now();
-        let out = gw.raw(format!("POST /mcp HTTP/1.1\r\nhost: {}\r\ncontent-le", gw.addr).as_bytes());
+        let out =
+            gw.raw(format!("POST /mcp HTTP/1.1\r\nhost: {}\r\ncontent-le", gw.addr).as_bytes());
         let elapsed = started.elapsed();
         assert_eq!(common::parse_response(&out).status, 408, "{driver}");
-        assert!(elapsed < Duration::from_secs(5), "{driver}: slow client held for {elapsed:?}");
+        assert!(
+            elapsed < Duration::from_secs(5),
+            "{driver}: slow client held for {elapsed:?}"
+        );
         assert_alive(&gw);
     }
 }
@@ -163,7 +219,10 @@ fn chunked_bodies_and_keep_alive_work() {
         let out = gw.raw(format!("{one}{two}").as_bytes());
         let first = common::parse_response(&out);
         assert_eq!(first.status, 200, "{driver}: {}", first.text());
-        assert_eq!(first.json()["result"]["content"][0]["text"].as_str(), Some("chunky"));
+        assert_eq!(
+            first.json()["result"]["content"][0]["text"].as_str(),
+            Some("chunky")
+        );
         let text = String::from_utf8_lossy(&out);
         let second_at = text[4..].find("HTTP/1.1").expect("second response") + 4;
         let second = common::parse_response(&out[second_at..]);
@@ -181,44 +240,82 @@ fn tools_route_and_errors_name_the_backend() {
         );
         let gw = Gateway::start(&config(&extra), driver, 2, &["demo", "slow"]);
         let ghost = gw.wait_state("ghost", "down", Duration::from_secs(10));
-        assert!(ghost["reason"].as_str().unwrap().contains("definitely-not-here"), "{ghost:?}");
+        assert!(
+            ghost["reason"]
+                .as_str()
+                .unwrap()
+                .contains("definitely-not-here"),
+            "{ghost:?}"
+        );
         let sid = gw.initialize();
         // The list has every demo tool (10, over four backend pages) for both live servers.
-        let list = gw.post(&[("mcp-session-id", &sid)], r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).json();
+        let list = gw
+            .post(
+                &[("mcp-session-id", &sid)],
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+            )
+            .json();
         let names: Vec<String> = list["result"]["tools"]
             .as_array()
             .unwrap()
             .iter()
             .map(|t| t["name"].as_str().unwrap().to_string())
             .collect();
-        assert_eq!(names.iter().filter(|n| n.starts_with("demo__")).count(), 10, "{names:?}");
+        assert_eq!(
+            names.iter().filter(|n| n.starts_with("demo__")).count(),
+            10,
+            "{names:?}"
+        );
         assert!(names.contains(&"slow__whoami".to_string()));
         // Results come back unchanged: structuredContent, isError, every content type.
         let add = gw.call(&sid, "demo__add", r#"{"a":2,"b":40}"#);
-        assert_eq!(add["result"]["structuredContent"]["sum"].as_i64(), Some(42), "{add:?}");
+        assert_eq!(
+            add["result"]["structuredContent"]["sum"].as_i64(),
+            Some(42),
+            "{add:?}"
+        );
         let fail = gw.call(&sid, "demo__fail", r#"{"message":"boom"}"#);
         assert_eq!(fail["result"]["isError"].as_bool(), Some(true));
         let img = gw.call(&sid, "demo__image", "{}");
-        let kinds: Vec<&str> = img["result"]["content"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
+        let kinds: Vec<&str> = img["result"]["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["type"].as_str().unwrap())
+            .collect();
         assert_eq!(kinds, ["image", "audio", "resource_link", "resource"]);
         // Unknown tool: -32602. Unknown method: -32601.
         let unk = gw.call(&sid, "nope__nothing", "{}");
         assert_eq!(unk["error"]["code"].as_i64(), Some(-32602));
         assert_eq!(unk["id"].as_str(), Some("c1"));
-        let r = gw.post(&[("mcp-session-id", &sid)], r#"{"jsonrpc":"2.0","id":2,"method":"bogus/method"}"#);
+        let r = gw.post(
+            &[("mcp-session-id", &sid)],
+            r#"{"jsonrpc":"2.0","id":2,"method":"bogus/method"}"#,
+        );
         assert_eq!(r.json()["error"]["code"].as_i64(), Some(-32601));
         // A backend that does not answer in time: error names it, within its timeout.
         let started = Instant::now();
         let slow = gw.call(&sid, "slow__sleep", r#"{"ms":5000}"#);
-        assert!(started.elapsed() < Duration::from_secs(3), "{driver}: timeout took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{driver}: timeout took {:?}",
+            started.elapsed()
+        );
         assert_eq!(slow["error"]["code"].as_i64(), Some(-32001), "{slow:?}");
         assert_eq!(slow["error"]["data"]["server"].as_str(), Some("slow"));
         assert!(slow["error"]["message"].as_str().unwrap().contains("slow"));
         // The slow backend still serves quick calls afterwards, and others are unaffected.
-        assert_eq!(gw.call(&sid, "slow__whoami", "{}")["result"]["content"][0]["text"].as_str(), Some("slow"));
+        assert_eq!(
+            gw.call(&sid, "slow__whoami", "{}")["result"]["content"][0]["text"].as_str(),
+            Some("slow")
+        );
         // A backend that prints garbage on stdout: the line is ignored, the call works.
         let g = gw.call(&sid, "demo__garbage", "{}");
-        assert_eq!(g["result"]["content"][0]["text"].as_str(), Some("garbage sent"), "{g:?}");
+        assert_eq!(
+            g["result"]["content"][0]["text"].as_str(),
+            Some("garbage sent"),
+            "{g:?}"
+        );
         assert!(gw.log().contains("non-JSON-RPC line"), "garbage not logged");
         assert_alive(&gw);
     }
@@ -239,9 +336,18 @@ fn crashed_stdio_backend_fails_fast_and_comes_back() {
             if who["result"]["content"][0]["text"].as_str() == Some("demo") {
                 break;
             }
-            let msg = who["error"]["message"].as_str().unwrap_or_default().to_string();
-            assert!(msg.contains("exited") || msg.contains("restarting"), "{driver}: {who:?}");
-            assert!(Instant::now() < deadline, "{driver}: backend never came back");
+            let msg = who["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            assert!(
+                msg.contains("exited") || msg.contains("restarting"),
+                "{driver}: {who:?}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{driver}: backend never came back"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         gw.wait_ready(&["demo"], Duration::from_secs(15));
@@ -262,10 +368,18 @@ fn sessions_work_whichever_shard_accepts_the_connection() {
         for i in 0..60 {
             let sid = &sessions[i % sessions.len()];
             let r = gw.call(sid, "demo__echo", &format!(r#"{{"message":"m{i}"}}"#));
-            assert_eq!(r["result"]["content"][0]["text"].as_str(), Some(format!("m{i}").as_str()), "{driver}: {r:?}");
+            assert_eq!(
+                r["result"]["content"][0]["text"].as_str(),
+                Some(format!("m{i}").as_str()),
+                "{driver}: {r:?}"
+            );
             shards_seen.insert(gw.get("/health").json()["shard"].as_u64().unwrap());
         }
-        assert_eq!(shards_seen.len(), 2, "{driver}: only saw shards {shards_seen:?}");
+        assert_eq!(
+            shards_seen.len(),
+            2,
+            "{driver}: only saw shards {shards_seen:?}"
+        );
     }
 }
 
@@ -275,7 +389,10 @@ fn shutdown_is_clean_and_leaves_no_children() {
         let cfg = format!("{}{}", config(""), demo_stdio("second", ""));
         let mut gw = Gateway::start(&cfg, driver, 2, &["demo", "second"]);
         let kids = common::descendants(gw.pid());
-        assert!(kids.len() >= 2, "{driver}: expected stdio children, got {kids:?}");
+        assert!(
+            kids.len() >= 2,
+            "{driver}: expected stdio children, got {kids:?}"
+        );
         let status = gw.stop();
         assert!(status.success(), "{driver}: exit {status}\n{}", gw.log());
         for k in kids {

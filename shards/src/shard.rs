@@ -74,6 +74,9 @@ pub enum ControlEvent {
     },
 }
 
+/// A stdio child this shard owns, and the signal that its supervisor has finished.
+pub type OwnedStdio = (Rc<LocalStdioSlot>, Option<oneshot::Receiver<()>>);
+
 /// Everything a shard thread needs to start.
 pub struct ShardInit {
     /// Shard index.
@@ -115,7 +118,7 @@ pub struct LocalShard {
     /// Backends by id.
     pub upstreams: RefCell<HashMap<String, Rc<LocalBackend>, RandomState>>,
     /// stdio children owned here.
-    pub owned_stdio: RefCell<Vec<(Rc<LocalStdioSlot>, Option<oneshot::Receiver<()>>)>>,
+    pub owned_stdio: RefCell<Vec<OwnedStdio>>,
     /// HTTP limits.
     pub limits: Limits,
     /// Host/Origin policy.

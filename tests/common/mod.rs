@@ -22,7 +22,8 @@ pub fn bin() -> PathBuf {
 
 /// A scratch directory for this test process.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -44,9 +45,8 @@ impl Resp {
     }
 
     pub fn json(&self) -> sonic_rs::Value {
-        sonic_rs::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
-        })
+        sonic_rs::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn text(&self) -> String {
@@ -65,7 +65,12 @@ pub fn parse_response(raw: &[u8]) -> Resp {
     let hs: Vec<(String, String)> = r
         .headers
         .iter()
-        .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+        .map(|h| {
+            (
+                h.name.to_string(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
         .collect();
     let len = hs
         .iter()
@@ -96,14 +101,24 @@ impl Gateway {
     /// every backend in `ready` reports ready.
     pub fn start(config: &str, driver: &str, cores: usize, ready: &[&str]) -> Gateway {
         let dir = scratch("gw");
-        let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
         let cfg = dir.join(format!("cfg-{n}.toml"));
         std::fs::write(&cfg, config).unwrap();
         let stderr = dir.join(format!("stderr-{n}.log"));
         let mut child = Command::new(bin())
             .args(["start", "--config"])
             .arg(&cfg)
-            .args(["--port", "0", "--cores", &cores.to_string(), "--driver", driver])
+            .args([
+                "--port",
+                "0",
+                "--cores",
+                &cores.to_string(),
+                "--driver",
+                driver,
+            ])
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
@@ -120,7 +135,10 @@ impl Gateway {
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("gateway did not start: {}", std::fs::read_to_string(&stderr).unwrap_or_default());
+                panic!(
+                    "gateway did not start: {}",
+                    std::fs::read_to_string(&stderr).unwrap_or_default()
+                );
             }
         };
         let addr = line
@@ -148,7 +166,10 @@ impl Gateway {
         let deadline = Instant::now() + within;
         loop {
             let h = self.get("/health").json();
-            if let Some(b) = h["backends"].as_array().and_then(|a| a.iter().find(|b| b["id"].as_str() == Some(id))) {
+            if let Some(b) = h["backends"]
+                .as_array()
+                .and_then(|a| a.iter().find(|b| b["id"].as_str() == Some(id)))
+            {
                 if b["state"].as_str() == Some(state) {
                     return b.clone();
                 }
@@ -182,7 +203,10 @@ impl Gateway {
 
     /// One request with `Connection: close`.
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
-        let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n", self.addr);
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n",
+            self.addr
+        );
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -221,8 +245,16 @@ impl Gateway {
 
     /// A tools/call in `sid`; returns the JSON-RPC response.
     pub fn call(&self, sid: &str, tool: &str, args: &str) -> sonic_rs::Value {
-        let body = format!(r#"{{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{{"name":"{tool}","arguments":{args}}}}}"#);
-        let r = self.post(&[("mcp-session-id", sid), ("mcp-protocol-version", "2025-11-25")], &body);
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{{"name":"{tool}","arguments":{args}}}}}"#
+        );
+        let r = self.post(
+            &[
+                ("mcp-session-id", sid),
+                ("mcp-protocol-version", "2025-11-25"),
+            ],
+            &body,
+        );
         assert_eq!(r.status, 200, "{}", r.text());
         r.json()
     }
@@ -271,10 +303,18 @@ impl Drop for Gateway {
 pub fn descendants(pid: u32) -> Vec<u32> {
     let mut parents: Vec<(u32, u32)> = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
         let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
-        let ppid = after.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let ppid = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         parents.push((p, ppid));
     }
     let mut out = Vec::new();

@@ -1,0 +1,191 @@
+//! Streamable HTTP backends through the gateway, on both drivers: JSON and SSE responses,
+//! upstream session expiry, and backends that hang or lie.
+//!
+//! The well-behaved backend is the built-in demo server over HTTP (a real MCP server). The
+//! hanging and lying backends are raw TCP listeners in this file: no real MCP server can be
+//! made to misbehave on purpose, so these two are deliberate fakes.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Gateway, DRIVERS};
+use sonic_rs::JsonValueTrait;
+
+struct DemoHttp {
+    child: Child,
+    addr: String,
+}
+
+impl DemoHttp {
+    fn start(listen: &str, name: &str) -> DemoHttp {
+        let mut child = Command::new(common::bin())
+            .args(["demo-server", "--http", listen, "--name", name])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        DemoHttp { child, addr }
+    }
+}
+
+impl Drop for DemoHttp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_server(id: &str, addr: &str, extra: &str) -> String {
+    format!(
+        "[[servers]]\nid = \"{id}\"\ntransport = \"http\"\nurl = \"http://{addr}/mcp\"\n{extra}\n"
+    )
+}
+
+#[test]
+fn json_and_sse_responses_and_upstream_session_expiry() {
+    for driver in DRIVERS {
+        let demo = DemoHttp::start("127.0.0.1:0", "web");
+        let gw = Gateway::start(&http_server("web", &demo.addr, ""), driver, 2, &["web"]);
+        let sid = gw.initialize();
+        let r = gw.call(&sid, "web__whoami", "{}");
+        assert_eq!(
+            r["result"]["content"][0]["text"].as_str(),
+            Some("web"),
+            "{r:?}"
+        );
+        // With a progress token the demo server answers on SSE: the gateway reads the stream
+        // to the response and returns it with the client's id.
+        let body = r#"{"jsonrpc":"2.0","id":"sse-1","method":"tools/call","params":{"name":"web__sleep","arguments":{"ms":50},"_meta":{"progressToken":"p1"}}}"#;
+        let r = gw.post(&[("mcp-session-id", &sid)], body).json();
+        assert_eq!(r["id"].as_str(), Some("sse-1"), "{r:?}");
+        assert_eq!(
+            r["result"]["content"][0]["text"].as_str(),
+            Some("slept 50ms"),
+            "{r:?}"
+        );
+        // Restart the backend on the same port: its sessions are gone (404), so the gateway
+        // re-initializes upstream transparently and the client never notices.
+        let addr = demo.addr.clone();
+        drop(demo);
+        let _demo2 = DemoHttp::start(&addr, "web");
+        for _ in 0..4 {
+            let r = gw.call(&sid, "web__echo", r#"{"message":"again"}"#);
+            assert_eq!(
+                r["result"]["content"][0]["text"].as_str(),
+                Some("again"),
+                "{driver}: {r:?}"
+            );
+        }
+    }
+}
+
+/// A deliberately broken backend: accepts connections and runs `behave` on each.
+fn fake_backend(
+    behave: fn(std::net::TcpStream),
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    l.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+            match l.accept() {
+                Ok((s, _)) => {
+                    s.set_nonblocking(false).unwrap();
+                    std::thread::spawn(move || behave(s));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    (addr, stop)
+}
+
+fn never_answers(mut s: std::net::TcpStream) {
+    let mut buf = [0u8; 4096];
+    let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+fn answers_garbage(mut s: std::net::TcpStream) {
+    let mut buf = [0u8; 4096];
+    let _ = s.read(&mut buf);
+    let _ = s.write_all(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 9\r\n\r\nnot json!",
+    );
+}
+
+fn closes_mid_response(mut s: std::net::TcpStream) {
+    let mut buf = [0u8; 4096];
+    let _ = s.read(&mut buf);
+    let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{\"jsonrpc\":");
+}
+
+#[test]
+fn hanging_and_lying_backends_are_down_with_a_reason_and_harm_nobody() {
+    for driver in DRIVERS {
+        let (hang, s1) = fake_backend(never_answers);
+        let (garbage, s2) = fake_backend(answers_garbage);
+        let (cut, s3) = fake_backend(closes_mid_response);
+        let cfg = format!(
+            "{}{}{}{}",
+            common::demo_stdio("demo", ""),
+            http_server("hang", &hang, "timeout_ms = 400"),
+            http_server("garbage", &garbage, ""),
+            http_server("cut", &cut, ""),
+        );
+        let gw = Gateway::start(&cfg, driver, 2, &["demo"]);
+        let h = gw.wait_state("hang", "down", Duration::from_secs(10));
+        assert!(
+            h["reason"]
+                .as_str()
+                .unwrap()
+                .contains("did not answer within 400 ms"),
+            "{h:?}"
+        );
+        let g = gw.wait_state("garbage", "down", Duration::from_secs(10));
+        assert!(
+            g["reason"].as_str().unwrap().contains("invalid response"),
+            "{g:?}"
+        );
+        let c = gw.wait_state("cut", "down", Duration::from_secs(10));
+        assert!(
+            c["reason"].as_str().unwrap().contains("mid-response"),
+            "{c:?}"
+        );
+        // The healthy backend keeps full service meanwhile.
+        let sid = gw.initialize();
+        for i in 0..10 {
+            let r = gw.call(&sid, "demo__echo", &format!(r#"{{"message":"ok{i}"}}"#));
+            assert_eq!(
+                r["result"]["content"][0]["text"].as_str(),
+                Some(format!("ok{i}").as_str())
+            );
+        }
+        for s in [s1, s2, s3] {
+            s.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}

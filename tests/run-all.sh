@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# The project's test command:   bash tests/run-all.sh [extra pytest args]
+#
+# Needs only the Rust toolchain, python3 (with venv) and node/npm. It installs the test
+# clients and reference backends under target/test-env/ (reused on reruns while the pins in
+# tests/requirements.txt, tests/package.json and tests/package-lock.json are unchanged), then
+# runs, in order:
+#   1. cargo build --all-targets
+#   2. cargo test --workspace                 (Rust unit + integration tests, both drivers)
+#   3. pytest tests/python                    (official Python SDK client through the gateway
+#                                              to real backends, both drivers)
+# and prints a summary. Exit status is non-zero if any step failed.
+#
+# Environment knobs:
+#   ONLY1MCP_TEST_REINSTALL=1   wipe and reinstall target/test-env
+#   ONLY1MCP_SKIP_CARGO_TEST=1  skip step 2 (quick iteration on the Python tests)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+ENV_DIR="$ROOT/target/test-env"
+VENV="$ENV_DIR/venv"
+NODE_DIR="$ENV_DIR/node"
+STAMP="$ENV_DIR/stamp"
+RUN_START=$(date +%s)
+
+die() {
+    echo >&2
+    echo "run-all: ERROR: $*" >&2
+    exit 1
+}
+step() {
+    echo
+    echo "==> $*"
+}
+need() {
+    command -v "$1" >/dev/null 2>&1 || die "\`$1\` not found on PATH. $2"
+}
+
+# --- 0. prerequisites -----------------------------------------------------------------------
+need cargo "Install the Rust toolchain (https://rustup.rs)."
+need python3 "Install Python 3.10 or newer with the venv module (Debian: apt-get install python3 python3-venv)."
+need node "Install Node.js 20 or newer (Debian: apt-get install nodejs npm)."
+need npm "Install npm (Debian: apt-get install npm)."
+python3 - <<'PY' || die "python3 is $(python3 --version 2>&1); the tests need Python >= 3.10 (the MCP SDK requires it)."
+import sys
+sys.exit(0 if sys.version_info >= (3, 10) else 1)
+PY
+python3 -c 'import venv, ensurepip' 2>/dev/null \
+    || die "python3 has no working venv/ensurepip module (Debian: apt-get install python3-venv)."
+NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+[ "$NODE_MAJOR" -ge 20 ] \
+    || die "node is $(node --version 2>&1); @modelcontextprotocol/server-everything needs Node.js >= 20."
+
+# --- 1. test environment (target/test-env) --------------------------------------------------
+EVERYTHING_BIN="$NODE_DIR/node_modules/.bin/mcp-server-everything"
+TIME_BIN="$VENV/bin/mcp-server-time"
+WANT_STAMP=$(
+    {
+        cat tests/requirements.txt tests/package.json tests/package-lock.json
+        python3 --version 2>&1
+        node --version
+    } | sha256sum | cut -d' ' -f1
+)
+HAVE_STAMP=$(cat "$STAMP" 2>/dev/null || true)
+
+if [ "${ONLY1MCP_TEST_REINSTALL:-0}" != "1" ] && [ "$HAVE_STAMP" = "$WANT_STAMP" ] \
+    && [ -x "$VENV/bin/python" ] && [ -x "$TIME_BIN" ] && [ -x "$EVERYTHING_BIN" ]; then
+    step "test environment: up to date in target/test-env (pins unchanged), skipping install"
+else
+    step "test environment: installing into target/test-env"
+    rm -rf "$VENV" "$NODE_DIR" "$STAMP"
+    mkdir -p "$ENV_DIR"
+
+    echo "--- python venv + pip install -r tests/requirements.txt"
+    python3 -m venv "$VENV" || die "python3 -m venv $VENV failed (Debian: apt-get install python3-venv)."
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet -r tests/requirements.txt \
+        || die "pip install -r tests/requirements.txt failed (see the pip output above)."
+
+    echo "--- npm ci (tests/package.json + tests/package-lock.json)"
+    mkdir -p "$NODE_DIR"
+    cp tests/package.json tests/package-lock.json "$NODE_DIR/"
+    npm ci --prefix "$NODE_DIR" --no-audit --no-fund --loglevel=error \
+        || die "npm ci for the test backends failed (see the npm output above)."
+
+    [ -x "$TIME_BIN" ] || die "mcp-server-time was installed but $TIME_BIN is missing."
+    [ -x "$EVERYTHING_BIN" ] || die "server-everything was installed but $EVERYTHING_BIN is missing."
+    echo "$WANT_STAMP" >"$STAMP"
+fi
+echo "    python: $("$VENV/bin/python" -c 'import importlib.metadata as m; print(", ".join(f"{p} {m.version(p)}" for p in ("mcp", "mcp-server-time", "pytest", "httpx")))')"
+echo "    node:   $(node --version), server-everything $(node -p "require('$NODE_DIR/node_modules/@modelcontextprotocol/server-everything/package.json').version"), sdk $(node -p "require('$NODE_DIR/node_modules/@modelcontextprotocol/sdk/package.json').version")"
+
+# --- 2. build and Rust tests ----------------------------------------------------------------
+declare -a SUMMARY=()
+FAILED=0
+record() { # name status seconds
+    SUMMARY+=("$(printf '%-34s %-7s %5ss' "$1" "$2" "$3")")
+    [ "$2" = "ok" ] || [ "$2" = "skipped" ] || FAILED=1
+}
+
+step "cargo build --all-targets"
+t0=$(date +%s)
+cargo build --all-targets || die "cargo build --all-targets failed."
+record "cargo build --all-targets" ok $(($(date +%s) - t0))
+
+if [ "${ONLY1MCP_SKIP_CARGO_TEST:-0}" = "1" ]; then
+    step "cargo test --workspace: skipped (ONLY1MCP_SKIP_CARGO_TEST=1)"
+    record "cargo test --workspace" skipped 0
+else
+    step "cargo test --workspace"
+    t0=$(date +%s)
+    if cargo test --workspace; then st=ok; else st=FAILED; fi
+    record "cargo test --workspace" "$st" $(($(date +%s) - t0))
+fi
+
+# --- 3. Python SDK end-to-end tests ---------------------------------------------------------
+step "pytest tests/python (official MCP Python SDK through the gateway)"
+BIN="$ROOT/target/debug/only1mcp-uring"
+[ -x "$BIN" ] || die "$BIN was not built."
+t0=$(date +%s)
+set +e
+ONLY1MCP_BIN="$BIN" \
+    ONLY1MCP_EVERYTHING_BIN="$EVERYTHING_BIN" \
+    ONLY1MCP_TIME_BIN="$TIME_BIN" \
+    PYTHONDONTWRITEBYTECODE=1 \
+    "$VENV/bin/python" -m pytest tests/python -q \
+    -o cache_dir="$ENV_DIR/pytest-cache" \
+    --timeout=180 "$@"
+rc=$?
+set -e
+case $rc in
+    0) st=ok ;;
+    5) st="NOTESTS" ;; # pytest ran nothing: a failure, not a pass
+    *) st=FAILED ;;
+esac
+record "pytest tests/python" "$st" $(($(date +%s) - t0))
+
+# --- summary --------------------------------------------------------------------------------
+echo
+echo "==================== only1mcp-uring test summary ===================="
+for line in "${SUMMARY[@]}"; do echo "  $line"; done
+echo "  total: $(($(date +%s) - RUN_START))s"
+echo "======================================================================"
+if [ "$FAILED" -ne 0 ]; then
+    echo "run-all: FAILED" >&2
+    exit 1
+fi
+echo "run-all: all green"
