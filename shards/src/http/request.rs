@@ -10,7 +10,7 @@ use std::io;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use monoio::io::AsyncReadRent;
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
 use crate::rt::io::read_more;
 
@@ -129,7 +129,7 @@ async fn fill<S: AsyncReadRent>(
 }
 
 /// Reads the next request. Returns `Closed` on a clean EOF or idle timeout before any byte.
-pub async fn read_request<S: AsyncReadRent>(
+pub async fn read_request<S: AsyncReadRent + AsyncWriteRent>(
     stream: &mut S,
     bufs: &mut ConnBuffers,
     limits: &Limits,
@@ -160,9 +160,23 @@ pub async fn read_request<S: AsyncReadRent>(
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(&bufs.buf) {
             Ok(httparse::Status::Complete(head_len)) => {
-                let parsed = head_from(&req, &bufs.buf)?;
-                let (req_head, framing) = parsed;
+                let (req_head, framing, expect_continue) = head_from(&req, &bufs.buf)?;
                 bufs.consumed = head_len;
+                if let Framing::Length(n) = framing {
+                    if n > limits.max_body {
+                        return Err(ReadError::Status(413, "request body too large"));
+                    }
+                }
+                // curl and others wait for this before sending a larger body.
+                if expect_continue
+                    && bufs.buf.len() == head_len
+                    && !matches!(framing, Framing::None)
+                {
+                    let (res, _) =
+                        crate::rt::io::write_all(stream, &b"HTTP/1.1 100 Continue\r\n\r\n"[..])
+                            .await;
+                    res.map_err(ReadError::Io)?;
+                }
                 read_body(stream, bufs, limits, framing, deadline).await?;
                 return Ok(req_head);
             }
@@ -193,7 +207,10 @@ fn range_of(buf: &[u8], part: &[u8]) -> Range<usize> {
     start..start + part.len()
 }
 
-fn head_from(req: &httparse::Request<'_, '_>, buf: &[u8]) -> Result<(Request, Framing), ReadError> {
+fn head_from(
+    req: &httparse::Request<'_, '_>,
+    buf: &[u8],
+) -> Result<(Request, Framing, bool), ReadError> {
     let method = match req.method.unwrap_or("") {
         "GET" => Method::Get,
         "POST" => Method::Post,
@@ -208,6 +225,7 @@ fn head_from(req: &httparse::Request<'_, '_>, buf: &[u8]) -> Result<(Request, Fr
     let mut headers = KnownHeaders::default();
     let mut framing = Framing::None;
     let mut saw_length = false;
+    let mut expect_continue = false;
     for h in req.headers.iter() {
         let v = range_of(buf, h.value);
         let name = h.name;
@@ -251,6 +269,8 @@ fn head_from(req: &httparse::Request<'_, '_>, buf: &[u8]) -> Result<(Request, Fr
             headers.protocol_version = Some(v);
         } else if name.eq_ignore_ascii_case("last-event-id") {
             headers.last_event_id = Some(v);
+        } else if name.eq_ignore_ascii_case("expect") {
+            expect_continue = h.value.eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case("authorization") {
             headers.authorization = Some(v);
         }
@@ -270,6 +290,7 @@ fn head_from(req: &httparse::Request<'_, '_>, buf: &[u8]) -> Result<(Request, Fr
             keep_alive,
         },
         framing,
+        expect_continue,
     ))
 }
 

@@ -131,8 +131,11 @@ impl LocalStdioSlot {
     /// Asks the supervisor to stop the child for good (shutdown).
     pub fn stop(&self) {
         self.stopping.set(true);
-        // Dropping the writer closes the child's stdin: the polite first step.
-        self.current.borrow_mut().take();
+        // Closing the child's stdin is the polite first step; an empty message tells the
+        // writer task to shut the socket (the reader task also holds a sender).
+        if let Some(p) = self.current.borrow_mut().take() {
+            let _ = p.writer.unbounded_send(Vec::new());
+        }
     }
 
     /// Pid of the running child, if any.
@@ -182,6 +185,9 @@ fn spawn_child(spec: &BackendSpec) -> io::Result<(Child, UnixStream, UnixStream,
 
 async fn writer_task(mut stdin: UnixStream, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
     while let Some(msg) = poll_fn(|cx| Pin::new(&mut rx).poll_next(cx)).await {
+        if msg.is_empty() {
+            break;
+        }
         let (res, _) = stdin.write_all(msg).await;
         if res.is_err() {
             break;
