@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use crossbeam_channel::{select, unbounded};
-use only1mcp_shards::catalog::{BackendState, BackendTools, Catalog, RawTool};
+use only1mcp_shards::catalog::build::BackendInput;
+use only1mcp_shards::catalog::{BackendState, Catalog, Discovery};
 use only1mcp_shards::config::{Config, Transport, SELF_COMMAND};
 use only1mcp_shards::http::url::BackendUrl;
 use only1mcp_shards::ring::Ring;
@@ -63,18 +64,18 @@ pub fn backend_specs(cfg: &Config) -> anyhow::Result<Vec<BackendSpec>> {
     Ok(out)
 }
 
-/// Per backend: its state and the last tools it listed.
-type Discovered = Vec<(BackendState, Vec<RawTool>)>;
+/// Per backend: its state and the last discovery it reported.
+type Discovered = Vec<(BackendState, Option<Discovery>)>;
 
 fn build_catalog(cfg: &Config, specs: &[BackendSpec], found: &Discovered) -> Catalog {
-    let inputs: Vec<BackendTools<'_>> = specs
+    let inputs: Vec<BackendInput<'_>> = specs
         .iter()
         .zip(found)
-        .map(|(s, (state, tools))| BackendTools {
+        .map(|(s, (state, d))| BackendInput {
             id: &s.id,
             prefix: s.prefix,
             state: state.clone(),
-            tools,
+            discovery: d.as_ref(),
         })
         .collect();
     Catalog::build(&inputs, &cfg.proxy.tool_separator)
@@ -96,7 +97,7 @@ pub fn start(cfg: Config) -> anyhow::Result<()> {
     let n = shard_count(&cfg);
     let (listeners, addr) = crate::listen::bind_shards(&cfg.server.host, cfg.server.port, n)?;
     let cfg = Arc::new(cfg);
-    let mut found: Discovered = vec![(BackendState::Starting, Vec::new()); specs.len()];
+    let mut found: Discovered = vec![(BackendState::Starting, None); specs.len()];
     let mut version = 1u64;
     let slot = Arc::new(ArcSwap::from_pointee(SharedSnapshot {
         version,
@@ -228,14 +229,14 @@ fn apply_discovery(
     version: &mut u64,
     slot: &Arc<ArcSwap<SharedSnapshot>>,
     server: String,
-    result: Result<Vec<RawTool>, String>,
+    result: Result<Discovery, String>,
 ) {
     let Some(idx) = specs.iter().position(|s| s.id == server) else {
         return;
     };
     // A failure after a success keeps the last known tools, marked down.
     match result {
-        Ok(tools) => found[idx] = (BackendState::Ready, tools),
+        Ok(d) => found[idx] = (BackendState::Ready, Some(d)),
         Err(why) => found[idx].0 = BackendState::Down(why),
     }
     *version += 1;

@@ -41,6 +41,8 @@ pub mod code {
     pub const INVALID_PARAMS: i32 = -32602;
     /// Gateway-internal failure.
     pub const INTERNAL_ERROR: i32 = -32603;
+    /// Resource not found (2025 era; 2026-07-28 uses -32602).
+    pub const RESOURCE_NOT_FOUND: i32 = -32002;
     /// The backend could not be reached or died.
     pub const BACKEND_UNAVAILABLE: i32 = -32000;
     /// The backend did not answer within its timeout.
@@ -67,6 +69,9 @@ pub enum McpError {
     /// No tool with this name in the catalog.
     #[error("unknown tool: {0}")]
     UnknownTool(String),
+    /// No backend offers this resource URI.
+    #[error("resource not found: {0}")]
+    ResourceNotFound(String),
     /// The backend is down, not started yet, or its connection broke.
     #[error("backend `{server}` unavailable: {reason}")]
     BackendUnavailable {
@@ -104,7 +109,8 @@ impl McpError {
             | McpError::InvalidRequest(_)
             | McpError::MethodNotFound(_)
             | McpError::InvalidParams(_)
-            | McpError::UnknownTool(_) => Blame::Client,
+            | McpError::UnknownTool(_)
+            | McpError::ResourceNotFound(_) => Blame::Client,
             McpError::BackendUnavailable { .. }
             | McpError::BackendTimeout { .. }
             | McpError::BackendProtocol { .. } => Blame::Backend,
@@ -119,6 +125,7 @@ impl McpError {
             McpError::InvalidRequest(_) => code::INVALID_REQUEST,
             McpError::MethodNotFound(_) => code::METHOD_NOT_FOUND,
             McpError::InvalidParams(_) | McpError::UnknownTool(_) => code::INVALID_PARAMS,
+            McpError::ResourceNotFound(_) => code::RESOURCE_NOT_FOUND,
             McpError::BackendUnavailable { .. } => code::BACKEND_UNAVAILABLE,
             McpError::BackendTimeout { .. } => code::BACKEND_TIMEOUT,
             McpError::BackendProtocol { .. } => code::BACKEND_PROTOCOL,

@@ -19,7 +19,7 @@ use ahash::RandomState;
 use futures_channel::oneshot;
 use hashbrown::HashMap;
 
-use crate::catalog::RawTool;
+use crate::catalog::Discovery;
 use crate::config::{DriverChoice, Transport};
 use crate::http::request::Limits;
 use crate::http::response::Reply;
@@ -64,8 +64,8 @@ pub enum ControlEvent {
     Discovered {
         /// Backend id.
         server: String,
-        /// Tools, or why the backend is down.
-        result: Result<Vec<RawTool>, String>,
+        /// What it offers, or why it is down.
+        result: Result<Discovery, String>,
     },
     /// The shard has stopped (after draining).
     Stopped {
@@ -286,10 +286,14 @@ async fn discover_http(
         if shard.draining.get() {
             return;
         }
-        match discover(&server, &backend, timeout).await {
-            Ok(tools) => {
-                tracing::info!(server = %server, tools = tools.len(), "http backend ready");
-                report(Ok(tools));
+        let caps = match &*backend {
+            LocalBackend::Http(h) => h.capabilities(timeout).await,
+            _ => Ok(Default::default()),
+        };
+        match async { discover(&server, &backend, caps?, timeout).await }.await {
+            Ok(found) => {
+                tracing::info!(server = %server, tools = found.tools.len(), prompts = found.prompts.len(), resources = found.resources.len(), "http backend ready");
+                report(Ok(found));
                 return;
             }
             Err(e) => {

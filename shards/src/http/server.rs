@@ -144,7 +144,8 @@ fn health(shard: &Rc<LocalShard>) -> Reply {
             .map(|(n, why)| sonic_rs::json!({"tool": n, "reason": why}))
             .collect();
         backends.push(sonic_rs::json!({
-            "id": r.id, "state": state, "reason": reason, "tools": r.tools, "dropped": dropped,
+            "id": r.id, "state": state, "reason": reason, "tools": r.tools,
+            "prompts": r.prompts, "resources": r.resources, "dropped": dropped,
         }));
     }
     let status = if shard.draining.get() {

@@ -168,12 +168,26 @@ fn initialize(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>) -> Reply 
             created: Instant::now(),
         },
     );
-    let mut out = Vec::with_capacity(256);
+    let caps = shard.snapshot.load().catalog.caps.clone();
+    let mut out = Vec::with_capacity(320);
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     out.extend_from_slice(env.id_bytes(body));
     out.extend_from_slice(b",\"result\":{\"protocolVersion\":\"");
     out.extend_from_slice(version.as_bytes());
-    out.extend_from_slice(b"\",\"capabilities\":{\"tools\":{\"listChanged\":false}},\"serverInfo\":{\"name\":\"only1mcp-uring\",\"version\":\"");
+    out.extend_from_slice(b"\",\"capabilities\":{\"tools\":{\"listChanged\":false}");
+    if caps.prompts {
+        out.extend_from_slice(b",\"prompts\":{\"listChanged\":false}");
+    }
+    if caps.resources {
+        out.extend_from_slice(b",\"resources\":{\"subscribe\":false,\"listChanged\":false}");
+    }
+    if caps.logging {
+        out.extend_from_slice(b",\"logging\":{}");
+    }
+    if caps.completions {
+        out.extend_from_slice(b",\"completions\":{}");
+    }
+    out.extend_from_slice(b"},\"serverInfo\":{\"name\":\"only1mcp-uring\",\"version\":\"");
     out.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
     out.extend_from_slice(b"\"}}}");
     tracing::debug!(shard = shard.id, session = %sid, version, "session created");
@@ -192,8 +206,17 @@ async fn request(
     let method = env.method.as_deref().unwrap_or("");
     let result = match method {
         "ping" => Ok(ok_result(id, b"{}")),
-        "tools/list" => tools_list(shard, body, env),
-        "tools/call" => tools_call(shard, body, env).await,
+        "tools/list" => list(shard, body, env, "tools", |c| &c.tools_json),
+        "prompts/list" => list(shard, body, env, "prompts", |c| &c.prompts_json),
+        "resources/list" => list(shard, body, env, "resources", |c| &c.resources_json),
+        "resources/templates/list" => {
+            list(shard, body, env, "resourceTemplates", |c| &c.templates_json)
+        }
+        "tools/call" => by_name(shard, body, env, Named::Tool).await,
+        "prompts/get" => by_name(shard, body, env, Named::Prompt).await,
+        "resources/read" => resources_read(shard, body, env).await,
+        "completion/complete" => crate::mcp::methods::complete(shard, body, env).await,
+        "logging/setLevel" => crate::mcp::methods::set_level(shard, body, env).await,
         "initialize" => Err(McpError::InvalidRequest(
             "session already initialized".into(),
         )),
@@ -205,7 +228,8 @@ async fn request(
     }
 }
 
-fn ok_result(id: &[u8], result: &[u8]) -> Vec<u8> {
+/// `{"jsonrpc":"2.0","id":<id>,"result":<result>}`.
+pub fn ok_result(id: &[u8], result: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(40 + id.len() + result.len());
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     out.extend_from_slice(id);
@@ -215,51 +239,113 @@ fn ok_result(id: &[u8], result: &[u8]) -> Vec<u8> {
     out
 }
 
-fn tools_list(
+fn list(
     shard: &Rc<LocalShard>,
     body: &[u8],
     env: &Envelope<'_>,
+    key: &str,
+    pick: fn(&crate::catalog::Catalog) -> &std::sync::Arc<Vec<u8>>,
 ) -> Result<Vec<u8>, McpError> {
     if env.cursor.is_some() {
-        // The gateway returns the whole catalog in one page and never issues cursors.
+        // The gateway returns the whole merged list in one page and never issues cursors.
         return Err(McpError::InvalidParams("invalid cursor".into()));
     }
     let snap = shard.snapshot.load();
-    let tools = &snap.catalog.tools_json;
+    let items = pick(&snap.catalog);
     let id = env.id_bytes(body);
-    let mut out = Vec::with_capacity(48 + id.len() + tools.len());
+    let mut out = Vec::with_capacity(48 + id.len() + items.len());
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     out.extend_from_slice(id);
-    out.extend_from_slice(b",\"result\":{\"tools\":");
-    out.extend_from_slice(tools);
+    out.extend_from_slice(b",\"result\":{\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+    out.extend_from_slice(items);
     out.extend_from_slice(b"}}");
     Ok(out)
 }
 
-async fn tools_call(
+#[derive(Clone, Copy)]
+enum Named {
+    Tool,
+    Prompt,
+}
+
+async fn by_name(
+    shard: &Rc<LocalShard>,
+    body: &[u8],
+    env: &Envelope<'_>,
+    kind: Named,
+) -> Result<Vec<u8>, McpError> {
+    let (Some(name), Some(name_range)) = (env.name_str.as_deref(), env.name.clone()) else {
+        return Err(McpError::InvalidParams("params.name is required".into()));
+    };
+    let (backend, original_json) = {
+        let snap = shard.snapshot.load();
+        let route = match kind {
+            Named::Tool => snap.catalog.route(name),
+            Named::Prompt => snap.catalog.route_prompt(name),
+        };
+        let route = route.ok_or_else(|| match kind {
+            Named::Tool => McpError::UnknownTool(name.to_string()),
+            Named::Prompt => McpError::InvalidParams(format!("unknown prompt: {name}")),
+        })?;
+        (route.backend, route.original_json.clone())
+    };
+    forward(
+        shard,
+        body,
+        env,
+        backend,
+        Some((name_range, &original_json)),
+    )
+    .await
+}
+
+async fn resources_read(
     shard: &Rc<LocalShard>,
     body: &[u8],
     env: &Envelope<'_>,
 ) -> Result<Vec<u8>, McpError> {
-    let (Some(name), Some(name_range)) = (env.name_str.as_deref(), env.name.clone()) else {
-        return Err(McpError::InvalidParams(
-            "tools/call needs params.name".into(),
-        ));
+    let (Some(uri), Some(range)) = (env.uri_str.as_deref(), env.uri.clone()) else {
+        return Err(McpError::InvalidParams("params.uri is required".into()));
     };
+    let (backend, original_json) = {
+        let snap = shard.snapshot.load();
+        let route = snap
+            .catalog
+            .route_uri(uri)
+            .ok_or_else(|| McpError::ResourceNotFound(uri.to_string()))?;
+        let mut j = Vec::new();
+        crate::mcp::jsonrpc::push_json_str(&mut j, route.original);
+        (route.backend, j)
+    };
+    forward(shard, body, env, backend, Some((range, &original_json))).await
+}
+
+/// Forwards a request to backend `backend` (snapshot index) with one optional splice of a
+/// params field (name or uri), and returns the backend's response with the client's id and,
+/// for a namespaced backend, namespaced URIs in the result.
+pub(crate) async fn forward(
+    shard: &Rc<LocalShard>,
+    body: &[u8],
+    env: &Envelope<'_>,
+    backend: usize,
+    edit: Option<(std::ops::Range<usize>, &[u8])>,
+) -> Result<Vec<u8>, McpError> {
     let id_range = env
         .id
         .clone()
         .ok_or_else(|| McpError::InvalidRequest("missing id".into()))?;
-    let (backend_id, original_json, timeout) = {
+    let (backend_id, timeout, prefixed) = {
         let snap = shard.snapshot.load();
-        let route = snap
-            .catalog
-            .route(name)
-            .ok_or_else(|| McpError::UnknownTool(name.to_string()))?;
-        let spec = &snap.backends[route.backend];
-        (spec.id.clone(), route.original_json.clone(), spec.timeout)
+        let spec = &snap.backends[backend];
+        (
+            spec.id.clone(),
+            spec.timeout,
+            snap.catalog.uri_prefix_of(backend),
+        )
     };
-    let backend = shard
+    let handle = shard
         .upstreams
         .borrow()
         .get(&backend_id)
@@ -268,34 +354,48 @@ async fn tools_call(
             server: backend_id.clone(),
             reason: "not started on this shard".into(),
         })?;
-    // Splice: the id becomes a placeholder the transport replaces; the name becomes the
-    // backend's own. Edits must be in body order.
-    let mut out = Vec::new();
+    // The id becomes a placeholder the transport replaces; the edit (if any) becomes the
+    // backend's own name or URI. Edits must be in body order.
     let placeholder: &[u8] = b"0";
-    let id_first = id_range.start < name_range.start;
-    let edits: [(std::ops::Range<usize>, &[u8]); 2] = if id_first {
-        [
-            (id_range.clone(), placeholder),
-            (name_range.clone(), &original_json),
-        ]
-    } else {
-        [
-            (name_range.clone(), &original_json),
-            (id_range.clone(), placeholder),
-        ]
+    let mut out = Vec::new();
+    let ph_start = match &edit {
+        Some((r, with)) if r.start < id_range.start => {
+            splice(
+                body,
+                &[(r.clone(), with), (id_range.clone(), placeholder)],
+                &mut out,
+            );
+            id_range.start + with.len() - r.len()
+        }
+        Some((r, with)) => {
+            splice(
+                body,
+                &[(id_range.clone(), placeholder), (r.clone(), with)],
+                &mut out,
+            );
+            id_range.start
+        }
+        None => {
+            splice(body, &[(id_range.clone(), placeholder)], &mut out);
+            id_range.start
+        }
     };
-    splice(body, &edits, &mut out);
-    let ph_start = if id_first {
-        id_range.start
-    } else {
-        id_range.start + original_json.len() - name_range.len()
-    };
-    let reply = backend.call(out, ph_start..ph_start + 1, timeout).await?;
+    let reply = handle.call(out, ph_start..ph_start + 1, timeout).await?;
+    let client_id = env.id_bytes(body);
     let mut resp = Vec::new();
-    splice(
-        &reply.body,
-        &[(reply.id.clone(), env.id_bytes(body))],
-        &mut resp,
-    );
+    if prefixed {
+        if let Ok(r) = sonic_rs::get(&reply.body[..], ["result"]) {
+            let raw = r.as_raw_str();
+            let start = raw.as_ptr() as usize - reply.body.as_ptr() as usize;
+            let range = start..start + raw.len();
+            if let Some(new) = crate::catalog::uri::rewrite_result(raw.as_bytes(), &backend_id) {
+                let mut edits = [(reply.id.clone(), client_id), (range, &new[..])];
+                edits.sort_by_key(|e| e.0.start);
+                splice(&reply.body, &edits, &mut resp);
+                return Ok(resp);
+            }
+        }
+    }
+    splice(&reply.body, &[(reply.id.clone(), client_id)], &mut resp);
     Ok(resp)
 }

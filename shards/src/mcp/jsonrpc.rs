@@ -41,6 +41,10 @@ pub struct Envelope<'a> {
     pub name_str: Option<Cow<'a, str>>,
     /// `params.cursor`, when present (raw JSON).
     pub cursor: Option<Range<usize>>,
+    /// `params.uri`'s range, including its quotes.
+    pub uri: Option<Range<usize>>,
+    /// `params.uri`, unescaped.
+    pub uri_str: Option<Cow<'a, str>>,
     /// `params.protocolVersion` (initialize only matters), unescaped.
     pub protocol_version: Option<Cow<'a, str>>,
 }
@@ -93,6 +97,8 @@ impl<'a> Envelope<'a> {
             name: None,
             name_str: None,
             cursor: None,
+            uri: None,
+            uri_str: None,
             protocol_version: None,
         };
         let mut jsonrpc_ok = false;
@@ -163,6 +169,10 @@ impl<'a> Envelope<'a> {
                     self.name_str = unescape(true, body, offset(body, raw));
                 }
                 "cursor" => self.cursor = Some(offset(body, raw)),
+                "uri" if val.is_str() => {
+                    self.uri = Some(offset(body, raw));
+                    self.uri_str = unescape(true, body, offset(body, raw));
+                }
                 "protocolVersion" => {
                     self.protocol_version = unescape(val.is_str(), body, offset(body, raw))
                 }

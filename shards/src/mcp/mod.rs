@@ -9,6 +9,7 @@
 pub mod dispatch;
 pub mod guard;
 pub mod jsonrpc;
+pub mod methods;
 pub mod session;
 
 /// Protocol versions served to clients, newest first.

@@ -32,6 +32,7 @@ const MAX_IDLE: usize = 64;
 struct UpstreamSession {
     id: Option<String>,
     version: String,
+    caps: crate::catalog::BackendCaps,
 }
 
 enum SessionState {
@@ -44,6 +45,25 @@ struct LocalReplica {
     url: BackendUrl,
     idle: RefCell<Vec<LocalHttpConn>>,
     session: RefCell<SessionState>,
+}
+
+struct InitGuard<'a> {
+    replica: &'a LocalReplica,
+}
+
+impl Drop for InitGuard<'_> {
+    fn drop(&mut self) {
+        finish_init(self.replica, SessionState::None);
+    }
+}
+
+fn finish_init(replica: &LocalReplica, next: SessionState) {
+    let prev = std::mem::replace(&mut *replica.session.borrow_mut(), next);
+    if let SessionState::Initializing(waiters) = prev {
+        for w in waiters {
+            let _ = w.send(());
+        }
+    }
 }
 
 /// One HTTP backend on one shard.
@@ -235,6 +255,21 @@ impl LocalHttpBackend {
         }
     }
 
+    /// Ensures an upstream session on the first replica (within `timeout`) and returns what
+    /// the backend declared.
+    pub async fn capabilities(
+        &self,
+        timeout: Duration,
+    ) -> Result<crate::catalog::BackendCaps, McpError> {
+        match monoio::time::timeout(timeout, self.ensure_session(&self.replicas[0])).await {
+            Ok(r) => r.map(|s| s.caps),
+            Err(_) => Err(McpError::BackendTimeout {
+                server: self.spec.id.clone(),
+                ms: timeout.as_millis() as u64,
+            }),
+        }
+    }
+
     fn headers(&self, session: &UpstreamSession) -> Vec<(String, String)> {
         let mut h: Vec<(String, String)> = Vec::with_capacity(2 + self.spec.headers.len());
         if let Some(id) = &session.id {
@@ -280,19 +315,18 @@ impl LocalHttpBackend {
                     }
                 }
                 None => {
+                    // If this future is dropped mid-handshake (the caller timed out), the
+                    // guard puts the state back to None and wakes the waiters.
+                    let guard = InitGuard { replica };
                     let res = self.handshake(replica).await;
-                    let prev = std::mem::replace(
-                        &mut *replica.session.borrow_mut(),
+                    std::mem::forget(guard);
+                    finish_init(
+                        replica,
                         match &res {
                             Ok(s) => SessionState::Ready(s.clone()),
                             Err(_) => SessionState::None,
                         },
                     );
-                    if let SessionState::Initializing(waiters) = prev {
-                        for w in waiters {
-                            let _ = w.send(());
-                        }
-                    }
                     return res;
                 }
             }
@@ -319,10 +353,11 @@ impl LocalHttpBackend {
         }
         let session_id = head.session_id.clone();
         let reply = self.read_reply(&mut conn, &mut head, "0").await?;
-        let version = negotiated_version(&self.spec.id, &reply)?;
+        let (version, caps) = negotiated_version(&self.spec.id, &reply)?;
         let session = UpstreamSession {
             id: session_id,
             version,
+            caps,
         };
         // notifications/initialized on a fresh exchange; expect 202 (200 tolerated).
         if !conn.reusable(&head) {

@@ -20,7 +20,7 @@ use std::ops::Range;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::catalog::{parse_tools_page, RawTool};
+use crate::catalog::{parse_page, BackendCaps, Discovery, RawItem};
 use crate::error::McpError;
 use crate::mcp::jsonrpc::{Envelope, Kind};
 use crate::rt::mailbox::SharedMailboxSender;
@@ -145,14 +145,17 @@ pub fn initialize_params() -> Vec<u8> {
 /// The `notifications/initialized` message.
 pub const INITIALIZED: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
-/// Lists every tool of a backend, following `nextCursor` until it ends (at most 1000 pages,
-/// and a repeated cursor is an error: a backend that loops must not hang discovery).
-pub async fn discover(
+/// Lists every item of one kind, following `nextCursor` until it ends (at most 1000 pages;
+/// a repeated cursor is an error: a backend that loops must not hang discovery).
+pub async fn list_all(
     server: &str,
     backend: &LocalBackend,
+    method: &str,
+    array_key: &str,
+    key_field: &str,
     timeout: Duration,
-) -> Result<Vec<RawTool>, McpError> {
-    let mut tools = Vec::new();
+) -> Result<Vec<RawItem>, McpError> {
+    let mut items = Vec::new();
     let mut cursor: Option<String> = None;
     let mut seen = hashbrown::HashSet::new();
     for _ in 0..1000 {
@@ -165,39 +168,86 @@ pub async fn discover(
                 p
             }
         };
-        let (body, id) = request_body("tools/list", &params);
+        let (body, id) = request_body(method, &params);
         let reply = backend.call(body, id, timeout).await?;
         let result = reply.result(server)?;
-        let (page, next) =
-            parse_tools_page(result).map_err(|reason| McpError::BackendProtocol {
+        let (page, next) = parse_page(result, array_key, key_field).map_err(|reason| {
+            McpError::BackendProtocol {
                 server: server.to_string(),
-                reason,
-            })?;
-        tools.extend(page);
+                reason: format!("{method}: {reason}"),
+            }
+        })?;
+        items.extend(page);
         match next {
             Some(c) if !c.is_empty() => {
                 if !seen.insert(c.clone()) {
                     return Err(McpError::BackendProtocol {
                         server: server.to_string(),
-                        reason: format!("tools/list cursor `{c}` repeated"),
+                        reason: format!("{method} cursor `{c}` repeated"),
                     });
                 }
                 cursor = Some(c);
             }
-            _ => return Ok(tools),
+            _ => return Ok(items),
         }
     }
     Err(McpError::BackendProtocol {
         server: server.to_string(),
-        reason: "tools/list returned more than 1000 pages".into(),
+        reason: format!("{method} returned more than 1000 pages"),
     })
+}
+
+/// Lists everything a backend declared: tools, prompts, resources and templates, every page.
+pub async fn discover(
+    server: &str,
+    backend: &LocalBackend,
+    caps: BackendCaps,
+    timeout: Duration,
+) -> Result<Discovery, McpError> {
+    let mut d = Discovery {
+        caps,
+        ..Default::default()
+    };
+    if d.caps.tools {
+        d.tools = list_all(server, backend, "tools/list", "tools", "name", timeout).await?;
+    }
+    if d.caps.prompts {
+        d.prompts = list_all(server, backend, "prompts/list", "prompts", "name", timeout).await?;
+    }
+    if d.caps.resources {
+        d.resources = list_all(
+            server,
+            backend,
+            "resources/list",
+            "resources",
+            "uri",
+            timeout,
+        )
+        .await?;
+        // Templates are optional even for servers with resources.
+        d.templates = list_all(
+            server,
+            backend,
+            "resources/templates/list",
+            "resourceTemplates",
+            "uriTemplate",
+            timeout,
+        )
+        .await
+        .unwrap_or_default();
+    }
+    Ok(d)
 }
 
 /// Protocol versions the gateway understands from a backend's `initialize` result.
 pub const BACKEND_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 
-/// Reads `result.protocolVersion` of an initialize reply and checks it is one we speak.
-pub fn negotiated_version(server: &str, reply: &BackendReply) -> Result<String, McpError> {
+/// Reads `result.protocolVersion` of an initialize reply, checks it is one we speak, and
+/// reads the backend's capabilities.
+pub fn negotiated_version(
+    server: &str,
+    reply: &BackendReply,
+) -> Result<(String, BackendCaps), McpError> {
     use sonic_rs::JsonValueTrait;
     let result = reply.result(server)?;
     let v = sonic_rs::get(result, &["protocolVersion"])
@@ -213,5 +263,5 @@ pub fn negotiated_version(server: &str, reply: &BackendReply) -> Result<String, 
             reason: format!("unsupported protocol version `{v}`"),
         });
     }
-    Ok(v)
+    Ok((v, BackendCaps::from_initialize_result(result)))
 }

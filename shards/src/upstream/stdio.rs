@@ -369,7 +369,7 @@ pub async fn reap(child: &mut Child, grace: Duration) -> String {
 }
 
 /// What the supervisor reports after each (re)start: the tools, or why it is down.
-pub type Report = Rc<dyn Fn(Result<Vec<crate::catalog::RawTool>, String>)>;
+pub type Report = Rc<dyn Fn(Result<crate::catalog::Discovery, String>)>;
 
 /// Runs the child of `slot` until the slot is stopped: spawn, handshake, list tools, report,
 /// wait for exit, reap, back off, repeat. `stopped` fires once the child is gone for good.
@@ -408,9 +408,15 @@ pub async fn supervise(
                     pid,
                 });
                 match handshake_and_list(&slot, timeout).await {
-                    Ok(tools) => {
-                        tracing::info!(server = %slot.spec.id, tools = tools.len(), "stdio backend ready");
-                        report(Ok(tools));
+                    Ok(found) => {
+                        tracing::info!(
+                            server = %slot.spec.id,
+                            tools = found.tools.len(),
+                            prompts = found.prompts.len(),
+                            resources = found.resources.len(),
+                            "stdio backend ready"
+                        );
+                        report(Ok(found));
                     }
                     Err(e) => {
                         tracing::error!(server = %slot.spec.id, "stdio backend failed its handshake: {e}");
@@ -468,16 +474,16 @@ pub async fn supervise(
 async fn handshake_and_list(
     slot: &Rc<LocalStdioSlot>,
     timeout: Duration,
-) -> Result<Vec<crate::catalog::RawTool>, McpError> {
+) -> Result<crate::catalog::Discovery, McpError> {
     let (body, id) =
         crate::upstream::request_body("initialize", &crate::upstream::initialize_params());
     let reply = slot.call(&body, id, timeout).await?;
-    crate::upstream::negotiated_version(&slot.spec.id, &reply)?;
+    let (_, caps) = crate::upstream::negotiated_version(&slot.spec.id, &reply)?;
     if let Some(p) = slot.current.borrow().as_ref() {
         let mut n = crate::upstream::INITIALIZED.to_vec();
         n.push(b'\n');
         let _ = p.writer.unbounded_send(n);
     }
     let backend = crate::upstream::LocalBackend::Stdio(slot.clone());
-    crate::upstream::discover(&slot.spec.id, &backend, timeout).await
+    crate::upstream::discover(&slot.spec.id, &backend, caps, timeout).await
 }

@@ -1,0 +1,349 @@
+//! Merging every backend's discovery into one [`Catalog`] (control thread, once per change).
+
+use std::sync::Arc;
+
+use crate::catalog::{
+    uri, BackendCaps, BackendReport, BackendState, Catalog, Discovery, MergedCaps, NameRoute,
+    RawItem,
+};
+use crate::mcp::jsonrpc::push_json_str;
+
+/// Input for one backend when building a catalog.
+pub struct BackendInput<'a> {
+    /// Backend id.
+    pub id: &'a str,
+    /// Namespace names and URIs with the id?
+    pub prefix: bool,
+    /// Discovery state.
+    pub state: BackendState,
+    /// What it listed last. A backend that went down keeps its last known items, so a call
+    /// gets "backend unavailable" (true, and retryable) rather than "unknown tool".
+    pub discovery: Option<&'a Discovery>,
+}
+
+/// Replaces the string value of `field` in an item's JSON.
+fn with_field(json: &[u8], field: &str, value: &str) -> Option<Vec<u8>> {
+    let v = sonic_rs::get(json, [field]).ok()?;
+    let raw = v.as_raw_str();
+    if !raw.starts_with('"') {
+        return None;
+    }
+    let start = raw.as_ptr() as usize - json.as_ptr() as usize;
+    let mut out = Vec::with_capacity(json.len() + value.len());
+    out.extend_from_slice(&json[..start]);
+    push_json_str(&mut out, value);
+    out.extend_from_slice(&json[start + raw.len()..]);
+    Some(out)
+}
+
+struct ListOut {
+    json: Vec<u8>,
+}
+
+impl ListOut {
+    fn new() -> Self {
+        ListOut { json: vec![b'['] }
+    }
+    fn push(&mut self, item: &[u8]) {
+        if self.json.len() > 1 {
+            self.json.push(b',');
+        }
+        self.json.extend_from_slice(item);
+    }
+    fn finish(mut self) -> Arc<Vec<u8>> {
+        self.json.push(b']');
+        Arc::new(self.json)
+    }
+}
+
+impl Catalog {
+    /// Merges backends in config order; earlier servers win collisions.
+    pub fn build(backends: &[BackendInput<'_>], separator: &str) -> Catalog {
+        let mut cat = Catalog::default();
+        let (mut tools, mut prompts, mut resources, mut templates) = (
+            ListOut::new(),
+            ListOut::new(),
+            ListOut::new(),
+            ListOut::new(),
+        );
+        let mut caps = MergedCaps::default();
+        let empty = Discovery::default();
+        for (idx, b) in backends.iter().enumerate() {
+            let d = b.discovery.unwrap_or(&empty);
+            let mut report = BackendReport {
+                id: b.id.to_string(),
+                state: b.state.clone(),
+                tools: 0,
+                prompts: 0,
+                resources: 0,
+                dropped: Vec::new(),
+            };
+            if b.discovery.is_some() {
+                caps.prompts |= d.caps.prompts;
+                caps.resources |= d.caps.resources;
+                caps.logging |= d.caps.logging;
+                caps.completions |= d.caps.completions;
+            }
+            cat.backend_caps.push(if b.discovery.is_some() {
+                d.caps.clone()
+            } else {
+                BackendCaps::default()
+            });
+            if b.prefix {
+                cat.uri_prefixed.insert(b.id.to_ascii_lowercase(), idx);
+            }
+            let exposed_name = |n: &str| {
+                if b.prefix {
+                    format!("{}{}{}", b.id, separator, n)
+                } else {
+                    n.to_string()
+                }
+            };
+            report.tools = merge_names(
+                &d.tools,
+                idx,
+                backends,
+                &exposed_name,
+                &mut cat.tools,
+                &mut tools,
+                &mut report.dropped,
+            );
+            report.prompts = merge_names(
+                &d.prompts,
+                idx,
+                backends,
+                &exposed_name,
+                &mut cat.prompts,
+                &mut prompts,
+                &mut report.dropped,
+            );
+            for r in &d.resources {
+                let exposed = if b.prefix {
+                    uri::wrap(b.id, &r.key)
+                } else {
+                    r.key.clone()
+                };
+                if !b.prefix {
+                    if let Some(prev) = cat.resources.get(&exposed) {
+                        let owner = backends[prev.backend].id;
+                        report.dropped.push((
+                            r.key.clone(),
+                            format!("resource `{exposed}` already offered by server `{owner}`"),
+                        ));
+                        continue;
+                    }
+                    cat.resources.insert(
+                        exposed.clone(),
+                        NameRoute {
+                            backend: idx,
+                            original: r.key.clone(),
+                            original_json: Vec::new(),
+                        },
+                    );
+                }
+                match with_field(&r.json, "uri", &exposed) {
+                    Some(j) => resources.push(&j),
+                    None => continue,
+                }
+                report.resources += 1;
+            }
+            for t in &d.templates {
+                let exposed = if b.prefix {
+                    uri::wrap(b.id, &t.key)
+                } else {
+                    t.key.clone()
+                };
+                if !b.prefix {
+                    cat.bare_templates.push((idx, t.key.clone()));
+                }
+                if let Some(j) = with_field(&t.json, "uriTemplate", &exposed) {
+                    templates.push(&j);
+                    report.resources += 1;
+                }
+            }
+            cat.reports.push(report);
+        }
+        cat.tools_json = tools.finish();
+        cat.prompts_json = prompts.finish();
+        cat.resources_json = resources.finish();
+        cat.templates_json = templates.finish();
+        cat.caps = caps;
+        cat
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn merge_names(
+    items: &[RawItem],
+    idx: usize,
+    backends: &[BackendInput<'_>],
+    exposed_name: &dyn Fn(&str) -> String,
+    routes: &mut hashbrown::HashMap<String, NameRoute, ahash::RandomState>,
+    out: &mut ListOut,
+    dropped: &mut Vec<(String, String)>,
+) -> usize {
+    let mut n = 0;
+    for t in items {
+        let exposed = exposed_name(&t.key);
+        if !crate::catalog::valid_tool_name(&exposed) {
+            dropped.push((
+                t.key.clone(),
+                format!("name `{exposed}` is not 1-64 chars of [A-Za-z0-9_-]"),
+            ));
+            continue;
+        }
+        if let Some(prev) = routes.get(&exposed) {
+            let owner = backends[prev.backend].id;
+            dropped.push((
+                t.key.clone(),
+                format!("name `{exposed}` already taken by server `{owner}`"),
+            ));
+            continue;
+        }
+        let Some(json) = with_field(&t.json, "name", &exposed) else {
+            dropped.push((t.key.clone(), "entry has no string `name`".into()));
+            continue;
+        };
+        out.push(&json);
+        let mut original_json = Vec::new();
+        push_json_str(&mut original_json, &t.key);
+        routes.insert(
+            exposed,
+            NameRoute {
+                backend: idx,
+                original: t.key.clone(),
+                original_json,
+            },
+        );
+        n += 1;
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sonic_rs::{JsonContainerTrait, JsonValueTrait};
+
+    fn item(key_field: &str, key: &str) -> RawItem {
+        RawItem {
+            key: key.into(),
+            json: format!(r#"{{"{key_field}":"{key}","x":1}}"#).into_bytes(),
+        }
+    }
+
+    fn disc(tools: &[&str]) -> Discovery {
+        Discovery {
+            tools: tools.iter().map(|t| item("name", t)).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn namespaces_and_routes_tools() {
+        let a = disc(&["echo", "add"]);
+        let b = disc(&["echo"]);
+        let c = Catalog::build(
+            &[
+                BackendInput {
+                    id: "a",
+                    prefix: true,
+                    state: BackendState::Ready,
+                    discovery: Some(&a),
+                },
+                BackendInput {
+                    id: "b",
+                    prefix: true,
+                    state: BackendState::Ready,
+                    discovery: Some(&b),
+                },
+            ],
+            "__",
+        );
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.route("b__echo").unwrap().backend, 1);
+        assert_eq!(c.route("a__add").unwrap().original, "add");
+        let v: sonic_rs::Value = sonic_rs::from_slice(&c.tools_json).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn drops_collisions_and_bad_names_with_reasons() {
+        let a = disc(&["echo"]);
+        let long = "x".repeat(70);
+        let b = disc(&["echo", "has space", &long]);
+        let c = Catalog::build(
+            &[
+                BackendInput {
+                    id: "a",
+                    prefix: false,
+                    state: BackendState::Ready,
+                    discovery: Some(&a),
+                },
+                BackendInput {
+                    id: "b",
+                    prefix: false,
+                    state: BackendState::Down("x".into()),
+                    discovery: Some(&b),
+                },
+            ],
+            "__",
+        );
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.reports[1].dropped.len(), 3);
+        assert!(c.reports[1].dropped[0]
+            .1
+            .contains("already taken by server `a`"));
+    }
+
+    #[test]
+    fn resources_are_namespaced_and_routed() {
+        let a = Discovery {
+            resources: vec![item("uri", "test://static-text")],
+            templates: vec![item("uriTemplate", "test://template/{id}/data")],
+            prompts: vec![item("name", "greet")],
+            caps: BackendCaps {
+                resources: true,
+                prompts: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let b = Discovery {
+            resources: vec![item("uri", "file:///x")],
+            templates: vec![item("uriTemplate", "file:///{+path}")],
+            ..Default::default()
+        };
+        let c = Catalog::build(
+            &[
+                BackendInput {
+                    id: "ns",
+                    prefix: true,
+                    state: BackendState::Ready,
+                    discovery: Some(&a),
+                },
+                BackendInput {
+                    id: "bare",
+                    prefix: false,
+                    state: BackendState::Ready,
+                    discovery: Some(&b),
+                },
+            ],
+            "__",
+        );
+        assert!(c.caps.resources && c.caps.prompts);
+        let r = c.route_uri("o1m://ns/test://static-text").unwrap();
+        assert_eq!((r.backend, r.original), (0, "test://static-text"));
+        assert_eq!(c.route_uri("file:///x").unwrap().backend, 1);
+        assert_eq!(c.route_uri("file:///deep/er.txt").unwrap().backend, 1);
+        assert!(c.route_uri("nope://x").is_none());
+        assert_eq!(c.route_prompt("ns__greet").unwrap().original, "greet");
+        let v: sonic_rs::Value = sonic_rs::from_slice(&c.resources_json).unwrap();
+        assert_eq!(v[0]["uri"].as_str(), Some("o1m://ns/test://static-text"));
+        let t: sonic_rs::Value = sonic_rs::from_slice(&c.templates_json).unwrap();
+        assert_eq!(
+            t[0]["uriTemplate"].as_str(),
+            Some("o1m://ns/test://template/{id}/data")
+        );
+    }
+}

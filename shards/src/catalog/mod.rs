@@ -1,0 +1,250 @@
+//! The merged catalog: tools, prompts, resources and resource templates of every backend,
+//! namespaced, with routes back to their owners and the list results rendered once.
+//!
+//! Built on the control thread ([`build`]) from each backend's [`Discovery`] (every page already
+//! followed by the discovering shard) and published inside the snapshot. Tool and prompt names
+//! become `<server_id><sep><name>` unless the server has `prefix = false`; resource URIs become
+//! `o1m://<server_id>/<uri>` ([`uri`]). Names that break the rule LLM APIs enforce (1-64 chars
+//! of `[A-Za-z0-9_-]`) or collide with an earlier server's are dropped and reported with the
+//! reason, never silently. Serving a list is a copy of pre-rendered bytes.
+//!
+//! # Key Components
+//! - [`Catalog`]: lookups for the hot path and the rendered lists.
+//! - [`Discovery`], [`BackendCaps`]: what one backend offered.
+//! - [`page`]: splitting one backend list page into items.
+//! - [`uri`]: URI namespacing and template matching.
+
+pub mod build;
+pub mod page;
+pub mod uri;
+
+use std::sync::Arc;
+
+use ahash::RandomState;
+use hashbrown::HashMap;
+use sonic_rs::JsonValueTrait;
+
+pub use page::{parse_page, parse_tools_page};
+
+/// One listed item (tool, prompt, resource or template) exactly as the backend sent it.
+#[derive(Debug, Clone)]
+pub struct RawItem {
+    /// Its key: `name` for tools and prompts, `uri` for resources, `uriTemplate` for templates.
+    pub key: String,
+    /// The item's JSON object, verbatim.
+    pub json: Vec<u8>,
+}
+
+/// Older name of [`RawItem`], kept for tools.
+pub type RawTool = RawItem;
+
+/// What a backend declared in its `initialize` result.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackendCaps {
+    /// `tools`
+    pub tools: bool,
+    /// `prompts`
+    pub prompts: bool,
+    /// `resources`
+    pub resources: bool,
+    /// `resources.subscribe`
+    pub subscribe: bool,
+    /// `logging`
+    pub logging: bool,
+    /// `completions`
+    pub completions: bool,
+    /// Any `listChanged: true`.
+    pub list_changed: bool,
+}
+
+impl BackendCaps {
+    /// Reads `capabilities` from an `initialize` result.
+    pub fn from_initialize_result(result: &[u8]) -> BackendCaps {
+        let has = |path: &[&str]| sonic_rs::get(result, path).is_ok_and(|v| !v.is_null());
+        let flag = |path: &[&str]| {
+            sonic_rs::get(result, path)
+                .ok()
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false)
+        };
+        BackendCaps {
+            tools: has(&["capabilities", "tools"]),
+            prompts: has(&["capabilities", "prompts"]),
+            resources: has(&["capabilities", "resources"]),
+            subscribe: flag(&["capabilities", "resources", "subscribe"]),
+            logging: has(&["capabilities", "logging"]),
+            completions: has(&["capabilities", "completions"]),
+            list_changed: flag(&["capabilities", "tools", "listChanged"])
+                || flag(&["capabilities", "prompts", "listChanged"])
+                || flag(&["capabilities", "resources", "listChanged"]),
+        }
+    }
+}
+
+/// Everything one backend offered at discovery.
+#[derive(Debug, Clone, Default)]
+pub struct Discovery {
+    /// Its capabilities.
+    pub caps: BackendCaps,
+    /// `tools/list`, all pages.
+    pub tools: Vec<RawItem>,
+    /// `prompts/list`, all pages.
+    pub prompts: Vec<RawItem>,
+    /// `resources/list`, all pages.
+    pub resources: Vec<RawItem>,
+    /// `resources/templates/list`, all pages.
+    pub templates: Vec<RawItem>,
+}
+
+/// Where a catalog name routes to.
+#[derive(Debug, Clone)]
+pub struct NameRoute {
+    /// Backend index in the snapshot.
+    pub backend: usize,
+    /// The backend's own name.
+    pub original: String,
+    /// `original` as a JSON string literal, ready to splice into a request.
+    pub original_json: Vec<u8>,
+}
+
+/// Older name of [`NameRoute`].
+pub type ToolRoute = NameRoute;
+
+/// A backend's discovery state as the catalog sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendState {
+    /// Not discovered yet.
+    Starting,
+    /// Discovered; its items are in the catalog.
+    Ready,
+    /// Discovery failed or the backend died; the message says why.
+    Down(String),
+}
+
+/// Per-backend report: state, items exposed, items dropped and why.
+#[derive(Debug, Clone)]
+pub struct BackendReport {
+    /// Backend id.
+    pub id: String,
+    /// State.
+    pub state: BackendState,
+    /// Tools exposed.
+    pub tools: usize,
+    /// Prompts exposed.
+    pub prompts: usize,
+    /// Resources plus templates exposed.
+    pub resources: usize,
+    /// Items dropped: (backend name, reason).
+    pub dropped: Vec<(String, String)>,
+}
+
+/// What the gateway can honestly advertise: a capability some ready backend has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MergedCaps {
+    /// Any backend has prompts.
+    pub prompts: bool,
+    /// Any backend has resources.
+    pub resources: bool,
+    /// Any backend has logging.
+    pub logging: bool,
+    /// Any backend has completions.
+    pub completions: bool,
+}
+
+/// The merged catalog.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub(crate) tools: HashMap<String, NameRoute, RandomState>,
+    pub(crate) prompts: HashMap<String, NameRoute, RandomState>,
+    pub(crate) resources: HashMap<String, NameRoute, RandomState>,
+    /// Backends exposed without a prefix that have templates: (backend, template).
+    pub(crate) bare_templates: Vec<(usize, String)>,
+    /// Backend ids (lower-cased) that are URI-namespaced, with their index.
+    pub(crate) uri_prefixed: HashMap<String, usize, RandomState>,
+    /// Per backend: capabilities (default when not discovered).
+    pub backend_caps: Vec<BackendCaps>,
+    /// `[tool, ...]` rendered once.
+    pub tools_json: Arc<Vec<u8>>,
+    /// `[prompt, ...]` rendered once.
+    pub prompts_json: Arc<Vec<u8>>,
+    /// `[resource, ...]` rendered once.
+    pub resources_json: Arc<Vec<u8>>,
+    /// `[template, ...]` rendered once.
+    pub templates_json: Arc<Vec<u8>>,
+    /// Capabilities to advertise.
+    pub caps: MergedCaps,
+    /// One report per backend, by index.
+    pub reports: Vec<BackendReport>,
+}
+
+/// Is `name` acceptable to LLM tool APIs (1-64 of `[A-Za-z0-9_-]`)?
+pub fn valid_tool_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A resolved resource URI: the owner and the backend's own URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UriRoute<'a> {
+    /// Backend index.
+    pub backend: usize,
+    /// The URI as the backend knows it.
+    pub original: &'a str,
+}
+
+impl Catalog {
+    /// Looks a tool up.
+    pub fn route(&self, name: &str) -> Option<&NameRoute> {
+        self.tools.get(name)
+    }
+
+    /// Looks a prompt up.
+    pub fn route_prompt(&self, name: &str) -> Option<&NameRoute> {
+        self.prompts.get(name)
+    }
+
+    /// Finds the backend for a client-visible resource URI: a namespaced URI names it; else a
+    /// listed resource of an unprefixed backend; else an unprefixed backend's template.
+    pub fn route_uri<'a>(&self, uri: &'a str) -> Option<UriRoute<'a>> {
+        if let Some((id, original)) = uri::unwrap(uri) {
+            let backend = *self.uri_prefixed.get(&id.to_ascii_lowercase())?;
+            return Some(UriRoute { backend, original });
+        }
+        if let Some(r) = self.resources.get(uri) {
+            return Some(UriRoute {
+                backend: r.backend,
+                original: uri,
+            });
+        }
+        self.bare_templates
+            .iter()
+            .find(|(_, t)| uri::template_matches(t, uri))
+            .map(|(b, _)| UriRoute {
+                backend: *b,
+                original: uri,
+            })
+    }
+
+    /// Is backend `i` URI-namespaced?
+    pub fn uri_prefix_of(&self, i: usize) -> bool {
+        self.uri_prefixed.values().any(|b| *b == i)
+    }
+
+    /// Number of exposed tools.
+    pub fn len(&self) -> usize {
+        self.tools.len()
+    }
+
+    /// True when no tool is exposed.
+    pub fn is_empty(&self) -> bool {
+        self.tools.is_empty()
+    }
+
+    /// Number of exposed prompts.
+    pub fn prompt_count(&self) -> usize {
+        self.prompts.len()
+    }
+}

@@ -1,0 +1,149 @@
+//! Methods that are not a plain forward by name: `completion/complete` (routed by its
+//! reference) and `logging/setLevel` (fanned out to every backend that logs).
+
+use std::rc::Rc;
+
+use sonic_rs::JsonValueTrait;
+
+use crate::error::McpError;
+use crate::mcp::dispatch::{forward, ok_result};
+use crate::mcp::jsonrpc::{push_json_str, Envelope};
+use crate::shard::LocalShard;
+use crate::upstream::request_body;
+
+fn params<'b>(body: &'b [u8], env: &Envelope<'_>) -> Result<&'b [u8], McpError> {
+    env.params
+        .clone()
+        .map(|r| &body[r])
+        .ok_or_else(|| McpError::InvalidParams("params are required".into()))
+}
+
+fn field_range(body: &[u8], path: &[&str]) -> Option<(std::ops::Range<usize>, String)> {
+    let v = sonic_rs::get(body, path).ok()?;
+    let s = v.as_str()?.to_string();
+    let raw = v.as_raw_str();
+    let start = raw.as_ptr() as usize - body.as_ptr() as usize;
+    Some((start..start + raw.len(), s))
+}
+
+/// `completion/complete`: `ref/prompt` routes by prompt name, `ref/resource` by URI (template);
+/// the reference is rewritten to the backend's own. A backend without completions gets no call:
+/// the answer is an empty completion, as the spec suggests.
+pub async fn complete(
+    shard: &Rc<LocalShard>,
+    body: &[u8],
+    env: &Envelope<'_>,
+) -> Result<Vec<u8>, McpError> {
+    params(body, env)?;
+    let kind = sonic_rs::get(body, ["params", "ref", "type"])
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .ok_or_else(|| McpError::InvalidParams("params.ref.type is required".into()))?;
+    let (range, backend, original) = {
+        let snap = shard.snapshot.load();
+        match kind.as_str() {
+            "ref/prompt" => {
+                let (range, name) = field_range(body, &["params", "ref", "name"])
+                    .ok_or_else(|| McpError::InvalidParams("params.ref.name is required".into()))?;
+                let route = snap
+                    .catalog
+                    .route_prompt(&name)
+                    .ok_or_else(|| McpError::InvalidParams(format!("unknown prompt: {name}")))?;
+                (range, route.backend, route.original.clone())
+            }
+            "ref/resource" => {
+                let (range, uri) = field_range(body, &["params", "ref", "uri"])
+                    .ok_or_else(|| McpError::InvalidParams("params.ref.uri is required".into()))?;
+                let route = snap
+                    .catalog
+                    .route_uri(&uri)
+                    .or_else(|| {
+                        // A template URI itself (with `{var}`) of an unprefixed backend.
+                        snap.catalog
+                            .bare_templates
+                            .iter()
+                            .find(|(_, t)| *t == uri)
+                            .map(|(b, _)| crate::catalog::UriRoute {
+                                backend: *b,
+                                original: &uri,
+                            })
+                    })
+                    .ok_or_else(|| McpError::ResourceNotFound(uri.clone()))?;
+                (range, route.backend, route.original.to_string())
+            }
+            other => {
+                return Err(McpError::InvalidParams(format!(
+                    "unknown completion ref type `{other}`"
+                )))
+            }
+        }
+    };
+    let capable = shard.snapshot.load().catalog.backend_caps[backend].completions;
+    if !capable {
+        return Ok(ok_result(
+            env.id_bytes(body),
+            br#"{"completion":{"values":[],"hasMore":false}}"#,
+        ));
+    }
+    let mut original_json = Vec::new();
+    push_json_str(&mut original_json, &original);
+    forward(shard, body, env, backend, Some((range, &original_json))).await
+}
+
+/// `logging/setLevel`: sent to every backend that declared logging. With shared upstream
+/// sessions the level applies to that backend for every client of the shard (the spec's
+/// per-session level cannot be honoured over a shared session; per-client sessions can).
+pub async fn set_level(
+    shard: &Rc<LocalShard>,
+    body: &[u8],
+    env: &Envelope<'_>,
+) -> Result<Vec<u8>, McpError> {
+    let p = params(body, env)?;
+    let level = sonic_rs::get(p, ["level"])
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .ok_or_else(|| McpError::InvalidParams("params.level is required".into()))?;
+    const LEVELS: &[&str] = &[
+        "debug",
+        "info",
+        "notice",
+        "warning",
+        "error",
+        "critical",
+        "alert",
+        "emergency",
+    ];
+    if !LEVELS.contains(&level.as_str()) {
+        return Err(McpError::InvalidParams(format!(
+            "unknown log level `{level}`"
+        )));
+    }
+    let targets: Vec<(String, std::time::Duration)> = {
+        let snap = shard.snapshot.load();
+        snap.backends
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| snap.catalog.backend_caps[*i].logging)
+            .map(|(_, b)| (b.id.clone(), b.timeout))
+            .collect()
+    };
+    let mut failures = Vec::new();
+    for (id, timeout) in targets {
+        let Some(handle) = shard.upstreams.borrow().get(&id).cloned() else {
+            continue;
+        };
+        let (req, idr) = request_body("logging/setLevel", p);
+        match handle.call(req, idr, timeout).await {
+            Ok(reply) => {
+                if let Err(e) = reply.result(&id) {
+                    failures.push(e.to_string());
+                }
+            }
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    if !failures.is_empty() {
+        tracing::warn!(failures = ?failures, "logging/setLevel did not reach every backend");
+    }
+    Ok(ok_result(env.id_bytes(body), b"{}"))
+}
