@@ -69,16 +69,18 @@ fn json_and_sse_responses_and_upstream_session_expiry() {
             Some("web"),
             "{r:?}"
         );
-        // With a progress token the demo server answers on SSE: the gateway reads the stream
-        // to the response and returns it with the client's id.
+        // With a progress token the demo server answers on SSE; the gateway relays the
+        // progress (with the client's own token) on its own SSE stream, then the response.
         let body = r#"{"jsonrpc":"2.0","id":"sse-1","method":"tools/call","params":{"name":"web__sleep","arguments":{"ms":50},"_meta":{"progressToken":"p1"}}}"#;
-        let r = gw.post(&[("mcp-session-id", &sid)], body).json();
+        let msgs = gw.post(&[("mcp-session-id", &sid)], body).sse_messages();
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        for m in &msgs[..2] {
+            assert_eq!(m["method"].as_str(), Some("notifications/progress"));
+            assert_eq!(m["params"]["progressToken"].as_str(), Some("p1"), "client token restored");
+        }
+        let r = &msgs[2];
         assert_eq!(r["id"].as_str(), Some("sse-1"), "{r:?}");
-        assert_eq!(
-            r["result"]["content"][0]["text"].as_str(),
-            Some("slept 50ms"),
-            "{r:?}"
-        );
+        assert_eq!(r["result"]["content"][0]["text"].as_str(), Some("slept 50ms"), "{r:?}");
         // Restart the backend on the same port: its sessions are gone (404), so the gateway
         // re-initializes upstream transparently and the client never notices.
         let addr = demo.addr.clone();

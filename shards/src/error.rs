@@ -39,6 +39,8 @@ pub mod code {
     pub const METHOD_NOT_FOUND: i32 = -32601;
     /// Bad params (also: unknown tool).
     pub const INVALID_PARAMS: i32 = -32602;
+    /// The request was cancelled (LSP's code; MCP sends no response, HTTP needs one).
+    pub const REQUEST_CANCELLED: i32 = -32800;
     /// Gateway-internal failure.
     pub const INTERNAL_ERROR: i32 = -32603;
     /// Resource not found (2025 era; 2026-07-28 uses -32602).
@@ -96,6 +98,9 @@ pub enum McpError {
         /// What was wrong.
         reason: String,
     },
+    /// The client cancelled the request.
+    #[error("request cancelled")]
+    Cancelled,
     /// The gateway cannot serve the request (shutting down, internal fault).
     #[error("gateway error: {0}")]
     Gateway(String),
@@ -110,7 +115,8 @@ impl McpError {
             | McpError::MethodNotFound(_)
             | McpError::InvalidParams(_)
             | McpError::UnknownTool(_)
-            | McpError::ResourceNotFound(_) => Blame::Client,
+            | McpError::ResourceNotFound(_)
+            | McpError::Cancelled => Blame::Client,
             McpError::BackendUnavailable { .. }
             | McpError::BackendTimeout { .. }
             | McpError::BackendProtocol { .. } => Blame::Backend,
@@ -130,6 +136,7 @@ impl McpError {
             McpError::BackendTimeout { .. } => code::BACKEND_TIMEOUT,
             McpError::BackendProtocol { .. } => code::BACKEND_PROTOCOL,
             McpError::Gateway(_) => code::INTERNAL_ERROR,
+            McpError::Cancelled => code::REQUEST_CANCELLED,
         }
     }
 

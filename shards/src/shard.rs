@@ -127,6 +127,10 @@ pub struct LocalShard {
     pub draining: Cell<bool>,
     /// Requests being served right now.
     pub inflight: Cell<usize>,
+    /// Forwarded calls that a client may cancel: (session, client id) → cancel signal.
+    pub inflight_calls: RefCell<HashMap<Vec<u8>, oneshot::Sender<()>, RandomState>>,
+    /// Counter for gateway-side progress tokens.
+    pub next_token: Cell<u64>,
 }
 
 /// Runs a shard on the current thread until shutdown. Returns the driver error if the runtime
@@ -188,6 +192,8 @@ async fn shard_main(init: ShardInit) {
         },
         draining: Cell::new(false),
         inflight: Cell::new(0),
+        inflight_calls: RefCell::new(HashMap::default()),
+        next_token: Cell::new(1),
     });
     let grace = Duration::from_millis(cfg.server.shutdown_grace_ms);
     let connect_timeout = Duration::from_millis(cfg.proxy.connect_timeout_ms);
@@ -344,7 +350,7 @@ async fn mailbox_loop(
                 monoio::spawn(async move {
                     let r = match backend.as_deref() {
                         Some(b @ LocalBackend::Stdio(_)) => {
-                            b.call(call.body, call.id, call.timeout).await
+                            b.call(call.body, call.id, call.opts).await
                         }
                         _ => Err(crate::error::McpError::Gateway(format!(
                             "shard does not own stdio backend `{}`",

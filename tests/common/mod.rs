@@ -49,6 +49,18 @@ impl Resp {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
+    /// The JSON-RPC messages of an SSE body, in order.
+    pub fn sse_messages(&self) -> Vec<sonic_rs::Value> {
+        assert_eq!(self.header("content-type"), Some("text/event-stream"), "{}", self.text());
+        self.text()
+            .split("\n\n")
+            .filter_map(|ev| {
+                let data: Vec<&str> = ev.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+                (!data.is_empty()).then(|| sonic_rs::from_str(&data.join("\n")).unwrap())
+            })
+            .collect()
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -72,15 +84,33 @@ pub fn parse_response(raw: &[u8]) -> Resp {
             )
         })
         .collect();
-    let len = hs
+    let chunked = hs
         .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .map(|(_, v)| v.parse::<usize>().unwrap())
-        .unwrap_or(raw.len() - n);
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
+        let mut body = Vec::new();
+        let mut at = n;
+        while let Ok(httparse::Status::Complete((used, size))) = httparse::parse_chunk_size(&raw[at..]) {
+            at += used;
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&raw[at..at + size as usize]);
+            at += size as usize + 2;
+        }
+        body
+    } else {
+        let len = hs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| v.parse::<usize>().unwrap())
+            .unwrap_or(raw.len() - n);
+        raw[n..n + len].to_vec()
+    };
     Resp {
         status: r.code.unwrap(),
         headers: hs,
-        body: raw[n..n + len].to_vec(),
+        body,
     }
 }
 

@@ -37,6 +37,8 @@ pub struct Reply {
     pub allow: Option<&'static str>,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// When set, the body is an SSE stream of these JSON-RPC messages instead.
+    pub stream: Option<futures_channel::mpsc::UnboundedReceiver<Vec<u8>>>,
 }
 
 impl Reply {
@@ -46,6 +48,16 @@ impl Reply {
             status,
             content_type: Some("application/json"),
             body,
+            ..Default::default()
+        }
+    }
+
+    /// A `text/event-stream` body fed by `rx`, one JSON-RPC message per event.
+    pub fn sse(rx: futures_channel::mpsc::UnboundedReceiver<Vec<u8>>) -> Self {
+        Reply {
+            status: 200,
+            content_type: Some("text/event-stream"),
+            stream: Some(rx),
             ..Default::default()
         }
     }

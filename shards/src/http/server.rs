@@ -46,6 +46,14 @@ pub async fn serve_conn(shard: Rc<LocalShard>, mut stream: TcpStream) {
         let reply = route(&shard, &req, &mut bufs).await;
         shard.inflight.set(shard.inflight.get() - 1);
         let keep = req.keep_alive && !shard.draining.get();
+        if reply.stream.is_some() {
+            let (ok, back) = write_sse(&mut stream, reply, out).await;
+            out = back;
+            if !ok || !keep {
+                return;
+            }
+            continue;
+        }
         encode(&reply, keep, &mut out);
         let (res, back) = write_all(&mut stream, std::mem::take(&mut out)).await;
         out = back;
@@ -53,6 +61,59 @@ pub async fn serve_conn(shard: Rc<LocalShard>, mut stream: TcpStream) {
             return;
         }
     }
+}
+
+/// Keep-alive comment cadence on an idle SSE stream (intermediaries cut idle streams).
+const SSE_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Streams an SSE reply with chunked framing so the connection survives the stream. Returns
+/// false when the client went away.
+async fn write_sse(stream: &mut TcpStream, mut reply: Reply, mut out: Vec<u8>) -> (bool, Vec<u8>) {
+    use std::future::poll_fn;
+    use std::pin::Pin;
+
+    use futures_core::Stream;
+
+    let Some(mut rx) = reply.stream.take() else {
+        return (false, out);
+    };
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nx-accel-buffering: no\r\ntransfer-encoding: chunked\r\n");
+    if let Some(sid) = &reply.session_id {
+        out.extend_from_slice(b"mcp-session-id: ");
+        out.extend_from_slice(sid.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    loop {
+        let next =
+            monoio::time::timeout(SSE_KEEPALIVE, poll_fn(|cx| Pin::new(&mut rx).poll_next(cx)))
+                .await;
+        let event: Vec<u8> = match next {
+            Ok(Some(msg)) => {
+                let mut e = Vec::with_capacity(msg.len() + 24);
+                e.extend_from_slice(b"event: message\ndata: ");
+                e.extend_from_slice(&msg);
+                e.extend_from_slice(b"\n\n");
+                e
+            }
+            Ok(None) => break,
+            Err(_) => b": keep-alive\n\n".to_vec(),
+        };
+        out.extend_from_slice(format!("{:x}\r\n", event.len()).as_bytes());
+        out.extend_from_slice(&event);
+        out.extend_from_slice(b"\r\n");
+        let (res, back) = write_all(stream, std::mem::take(&mut out)).await;
+        out = back;
+        out.clear();
+        if res.is_err() {
+            return (false, out);
+        }
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    let (res, mut back) = write_all(stream, std::mem::take(&mut out)).await;
+    back.clear();
+    (res.is_ok(), back)
 }
 
 fn media_is(value: Option<&str>, want: &str) -> bool {

@@ -15,7 +15,8 @@ use std::time::Instant;
 use crate::error::McpError;
 use crate::http::request::Method;
 use crate::http::response::Reply;
-use crate::mcp::jsonrpc::{splice, Envelope, Kind};
+use crate::mcp::forward::{forward, Answer};
+use crate::mcp::jsonrpc::{Envelope, Kind};
 use crate::mcp::session::LocalSession;
 use crate::mcp::SUPPORTED_VERSIONS;
 use crate::shard::{LocalShard, ShardMsg};
@@ -88,8 +89,19 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
         return rpc_error(400, &e, env.id_bytes(&req.body));
     }
     match env.kind {
-        Kind::Notification | Kind::Response => Reply::empty(202),
-        Kind::Request => request(shard, &session, &req.body, &env).await,
+        Kind::Notification => {
+            if env.method.as_deref() == Some("notifications/cancelled") {
+                if let Some(r) = env.request_id.clone() {
+                    crate::mcp::forward::cancel(shard, sid, &req.body[r]);
+                }
+            }
+            Reply::empty(202)
+        }
+        Kind::Response => Reply::empty(202),
+        Kind::Request => {
+            let _ = &session;
+            request(shard, sid, &req.body, &env).await
+        }
     }
 }
 
@@ -196,34 +208,31 @@ fn initialize(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>) -> Reply 
     r
 }
 
-async fn request(
-    shard: &Rc<LocalShard>,
-    _session: &LocalSession,
-    body: &[u8],
-    env: &Envelope<'_>,
-) -> Reply {
+async fn request(shard: &Rc<LocalShard>, sid: &str, body: &[u8], env: &Envelope<'_>) -> Reply {
     let id = env.id_bytes(body);
     let method = env.method.as_deref().unwrap_or("");
+    let json = |r: Result<Vec<u8>, McpError>| r.map(Answer::Json);
     let result = match method {
-        "ping" => Ok(ok_result(id, b"{}")),
-        "tools/list" => list(shard, body, env, "tools", |c| &c.tools_json),
-        "prompts/list" => list(shard, body, env, "prompts", |c| &c.prompts_json),
-        "resources/list" => list(shard, body, env, "resources", |c| &c.resources_json),
-        "resources/templates/list" => {
-            list(shard, body, env, "resourceTemplates", |c| &c.templates_json)
-        }
-        "tools/call" => by_name(shard, body, env, Named::Tool).await,
-        "prompts/get" => by_name(shard, body, env, Named::Prompt).await,
-        "resources/read" => resources_read(shard, body, env).await,
-        "completion/complete" => crate::mcp::methods::complete(shard, body, env).await,
-        "logging/setLevel" => crate::mcp::methods::set_level(shard, body, env).await,
+        "ping" => Ok(Answer::Json(ok_result(id, b"{}"))),
+        "tools/list" => json(list(shard, body, env, "tools", |c| &c.tools_json)),
+        "prompts/list" => json(list(shard, body, env, "prompts", |c| &c.prompts_json)),
+        "resources/list" => json(list(shard, body, env, "resources", |c| &c.resources_json)),
+        "resources/templates/list" => json(list(shard, body, env, "resourceTemplates", |c| {
+            &c.templates_json
+        })),
+        "tools/call" => by_name(shard, sid, body, env, Named::Tool).await,
+        "prompts/get" => by_name(shard, sid, body, env, Named::Prompt).await,
+        "resources/read" => resources_read(shard, sid, body, env).await,
+        "completion/complete" => crate::mcp::methods::complete(shard, sid, body, env).await,
+        "logging/setLevel" => json(crate::mcp::methods::set_level(shard, body, env).await),
         "initialize" => Err(McpError::InvalidRequest(
             "session already initialized".into(),
         )),
         other => Err(McpError::MethodNotFound(other.to_string())),
     };
     match result {
-        Ok(bytes) => Reply::json(200, bytes),
+        Ok(Answer::Json(bytes)) => Reply::json(200, bytes),
+        Ok(Answer::Stream(rx)) => Reply::sse(rx),
         Err(e) => rpc_error(200, &e, id),
     }
 }
@@ -272,10 +281,11 @@ enum Named {
 
 async fn by_name(
     shard: &Rc<LocalShard>,
+    sid: &str,
     body: &[u8],
     env: &Envelope<'_>,
     kind: Named,
-) -> Result<Vec<u8>, McpError> {
+) -> Result<Answer, McpError> {
     let (Some(name), Some(name_range)) = (env.name_str.as_deref(), env.name.clone()) else {
         return Err(McpError::InvalidParams("params.name is required".into()));
     };
@@ -293,6 +303,7 @@ async fn by_name(
     };
     forward(
         shard,
+        sid,
         body,
         env,
         backend,
@@ -303,9 +314,10 @@ async fn by_name(
 
 async fn resources_read(
     shard: &Rc<LocalShard>,
+    sid: &str,
     body: &[u8],
     env: &Envelope<'_>,
-) -> Result<Vec<u8>, McpError> {
+) -> Result<Answer, McpError> {
     let (Some(uri), Some(range)) = (env.uri_str.as_deref(), env.uri.clone()) else {
         return Err(McpError::InvalidParams("params.uri is required".into()));
     };
@@ -319,83 +331,13 @@ async fn resources_read(
         crate::mcp::jsonrpc::push_json_str(&mut j, route.original);
         (route.backend, j)
     };
-    forward(shard, body, env, backend, Some((range, &original_json))).await
-}
-
-/// Forwards a request to backend `backend` (snapshot index) with one optional splice of a
-/// params field (name or uri), and returns the backend's response with the client's id and,
-/// for a namespaced backend, namespaced URIs in the result.
-pub(crate) async fn forward(
-    shard: &Rc<LocalShard>,
-    body: &[u8],
-    env: &Envelope<'_>,
-    backend: usize,
-    edit: Option<(std::ops::Range<usize>, &[u8])>,
-) -> Result<Vec<u8>, McpError> {
-    let id_range = env
-        .id
-        .clone()
-        .ok_or_else(|| McpError::InvalidRequest("missing id".into()))?;
-    let (backend_id, timeout, prefixed) = {
-        let snap = shard.snapshot.load();
-        let spec = &snap.backends[backend];
-        (
-            spec.id.clone(),
-            spec.timeout,
-            snap.catalog.uri_prefix_of(backend),
-        )
-    };
-    let handle = shard
-        .upstreams
-        .borrow()
-        .get(&backend_id)
-        .cloned()
-        .ok_or_else(|| McpError::BackendUnavailable {
-            server: backend_id.clone(),
-            reason: "not started on this shard".into(),
-        })?;
-    // The id becomes a placeholder the transport replaces; the edit (if any) becomes the
-    // backend's own name or URI. Edits must be in body order.
-    let placeholder: &[u8] = b"0";
-    let mut out = Vec::new();
-    let ph_start = match &edit {
-        Some((r, with)) if r.start < id_range.start => {
-            splice(
-                body,
-                &[(r.clone(), with), (id_range.clone(), placeholder)],
-                &mut out,
-            );
-            id_range.start + with.len() - r.len()
-        }
-        Some((r, with)) => {
-            splice(
-                body,
-                &[(id_range.clone(), placeholder), (r.clone(), with)],
-                &mut out,
-            );
-            id_range.start
-        }
-        None => {
-            splice(body, &[(id_range.clone(), placeholder)], &mut out);
-            id_range.start
-        }
-    };
-    let reply = handle.call(out, ph_start..ph_start + 1, timeout).await?;
-    let client_id = env.id_bytes(body);
-    let mut resp = Vec::new();
-    if prefixed {
-        if let Ok(r) = sonic_rs::get(&reply.body[..], ["result"]) {
-            let raw = r.as_raw_str();
-            let start = raw.as_ptr() as usize - reply.body.as_ptr() as usize;
-            let range = start..start + raw.len();
-            if let Some(new) = crate::catalog::uri::rewrite_result(raw.as_bytes(), &backend_id) {
-                let mut edits = [(reply.id.clone(), client_id), (range, &new[..])];
-                edits.sort_by_key(|e| e.0.start);
-                splice(&reply.body, &edits, &mut resp);
-                return Ok(resp);
-            }
-        }
-    }
-    splice(&reply.body, &[(reply.id.clone(), client_id)], &mut resp);
-    Ok(resp)
+    forward(
+        shard,
+        sid,
+        body,
+        env,
+        backend,
+        Some((range, &original_json)),
+    )
+    .await
 }

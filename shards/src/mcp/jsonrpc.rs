@@ -41,6 +41,10 @@ pub struct Envelope<'a> {
     pub name_str: Option<Cow<'a, str>>,
     /// `params.cursor`, when present (raw JSON).
     pub cursor: Option<Range<usize>>,
+    /// `params._meta.progressToken`'s range (raw JSON: string or number).
+    pub progress_token: Option<Range<usize>>,
+    /// `params.requestId` (cancellation notifications), raw JSON.
+    pub request_id: Option<Range<usize>>,
     /// `params.uri`'s range, including its quotes.
     pub uri: Option<Range<usize>>,
     /// `params.uri`, unescaped.
@@ -99,6 +103,8 @@ impl<'a> Envelope<'a> {
             cursor: None,
             uri: None,
             uri_str: None,
+            progress_token: None,
+            request_id: None,
             protocol_version: None,
         };
         let mut jsonrpc_ok = false;
@@ -173,6 +179,20 @@ impl<'a> Envelope<'a> {
                     self.uri = Some(offset(body, raw));
                     self.uri_str = unescape(true, body, offset(body, raw));
                 }
+                "requestId" if val.is_str() || val.is_number() => {
+                    self.request_id = Some(offset(body, raw))
+                }
+                "_meta" if val.is_object() => {
+                    let meta = offset(body, raw);
+                    for m in sonic_rs::to_object_iter(&body[meta]) {
+                        let (k, v) = m.map_err(|e| {
+                            McpError::Parse(format!("_meta is not valid JSON: {e}"))
+                        })?;
+                        if &*k == "progressToken" && (v.is_str() || v.is_number()) {
+                            self.progress_token = Some(offset(body, v.as_raw_str()));
+                        }
+                    }
+                }
                 "protocolVersion" => {
                     self.protocol_version = unescape(val.is_str(), body, offset(body, raw))
                 }
@@ -204,6 +224,26 @@ pub fn splice(body: &[u8], edits: &[(Range<usize>, &[u8])], out: &mut Vec<u8>) {
         at = r.end;
     }
     out.extend_from_slice(&body[at..]);
+}
+
+/// Splices `edits` (any order, non-overlapping) and reports where `track` (a range of `body`
+/// not touched by any edit) ends up in `out`.
+pub fn splice_tracking(
+    body: &[u8],
+    edits: &mut [(Range<usize>, &[u8])],
+    track: Range<usize>,
+    out: &mut Vec<u8>,
+) -> Range<usize> {
+    edits.sort_by_key(|e| e.0.start);
+    splice(body, edits, out);
+    let mut start = track.start as isize;
+    for (r, with) in edits.iter() {
+        if r.start < track.start {
+            start += with.len() as isize - r.len() as isize;
+        }
+    }
+    let start = start as usize;
+    start..start + track.len()
 }
 
 /// Writes `s` as a JSON string literal (with quotes) into `out`.
@@ -281,6 +321,22 @@ mod tests {
             let got = Envelope::parse(body).unwrap_err().code();
             assert_eq!(got, *want, "{}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn reads_progress_token_and_tracks_id_through_splices() {
+        let b = br#"{"jsonrpc":"2.0","method":"tools/call","params":{"_meta":{"progressToken":"tok"},"name":"a__b"},"id":9}"#;
+        let e = Envelope::parse(b).unwrap();
+        assert_eq!(&b[e.progress_token.clone().unwrap()], b"\"tok\"");
+        let mut out = Vec::new();
+        let mut edits = [
+            (e.id.clone().unwrap(), &b"0"[..]),
+            (e.name.clone().unwrap(), &b"\"b\""[..]),
+            (e.progress_token.clone().unwrap(), &b"\"o1m.0.1\""[..]),
+        ];
+        let id_at = splice_tracking(b, &mut edits[1..], e.id.clone().unwrap(), &mut out);
+        assert_eq!(&out[id_at], b"9");
+        assert!(String::from_utf8(out).unwrap().contains("\"o1m.0.1\""));
     }
 
     #[test]

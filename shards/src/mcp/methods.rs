@@ -6,7 +6,8 @@ use std::rc::Rc;
 use sonic_rs::JsonValueTrait;
 
 use crate::error::McpError;
-use crate::mcp::dispatch::{forward, ok_result};
+use crate::mcp::dispatch::ok_result;
+use crate::mcp::forward::{forward, Answer};
 use crate::mcp::jsonrpc::{push_json_str, Envelope};
 use crate::shard::LocalShard;
 use crate::upstream::request_body;
@@ -31,9 +32,10 @@ fn field_range(body: &[u8], path: &[&str]) -> Option<(std::ops::Range<usize>, St
 /// the answer is an empty completion, as the spec suggests.
 pub async fn complete(
     shard: &Rc<LocalShard>,
+    sid: &str,
     body: &[u8],
     env: &Envelope<'_>,
-) -> Result<Vec<u8>, McpError> {
+) -> Result<Answer, McpError> {
     params(body, env)?;
     let kind = sonic_rs::get(body, ["params", "ref", "type"])
         .ok()
@@ -80,14 +82,22 @@ pub async fn complete(
     };
     let capable = shard.snapshot.load().catalog.backend_caps[backend].completions;
     if !capable {
-        return Ok(ok_result(
+        return Ok(Answer::Json(ok_result(
             env.id_bytes(body),
             br#"{"completion":{"values":[],"hasMore":false}}"#,
-        ));
+        )));
     }
     let mut original_json = Vec::new();
     push_json_str(&mut original_json, &original);
-    forward(shard, body, env, backend, Some((range, &original_json))).await
+    forward(
+        shard,
+        sid,
+        body,
+        env,
+        backend,
+        Some((range, &original_json)),
+    )
+    .await
 }
 
 /// `logging/setLevel`: sent to every backend that declared logging. With shared upstream
@@ -133,7 +143,10 @@ pub async fn set_level(
             continue;
         };
         let (req, idr) = request_body("logging/setLevel", p);
-        match handle.call(req, idr, timeout).await {
+        match handle
+            .call(req, idr, crate::upstream::CallOpts::timeout(timeout))
+            .await
+        {
             Ok(reply) => {
                 if let Err(e) = reply.result(&id) {
                     failures.push(e.to_string());

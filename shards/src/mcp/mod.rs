@@ -7,6 +7,7 @@
 //! - [`dispatch`]: the per-request logic: initialize, ping, tools/list, tools/call, DELETE.
 
 pub mod dispatch;
+pub mod forward;
 pub mod guard;
 pub mod jsonrpc;
 pub mod methods;

@@ -20,7 +20,8 @@ use crate::http::url::BackendUrl;
 use crate::mcp::jsonrpc::{splice, Envelope, Kind};
 use crate::snapshot::BackendSpec;
 use crate::upstream::{
-    initialize_params, negotiated_version, request_body, BackendReply, INITIALIZED,
+    initialize_params, negotiated_version, request_body, BackendReply, CallOpts, EventTx,
+    INITIALIZED,
 };
 
 /// Largest backend response body accepted.
@@ -115,32 +116,102 @@ impl LocalHttpBackend {
         }
     }
 
-    /// Calls the backend with `body` (placeholder id at `id`), within `timeout`.
+    /// Calls the backend with `body` (placeholder id at `id`). Related messages the backend
+    /// streams before its response go to `opts.events`. On timeout or client cancellation the
+    /// backend gets `notifications/cancelled` for our id.
     pub async fn call(
         &self,
         body: &[u8],
         id: Range<usize>,
-        timeout: Duration,
+        opts: CallOpts,
     ) -> Result<BackendReply, McpError> {
         let n = self.replicas.len();
         let r = self.rr.get();
         self.rr.set(r.wrapping_add(1));
         let replica = &self.replicas[r % n];
+        let our_id = self.next_id.get();
+        self.next_id.set(our_id + 1);
+        let events = opts.events.as_ref();
         let fut = async {
             for attempt in 0..3 {
-                match self.attempt(replica, body, &id, attempt).await {
+                match self
+                    .attempt(replica, body, &id, our_id, attempt, events)
+                    .await
+                {
                     Attempt::Done(r) => return r,
                     Attempt::Retry => continue,
                 }
             }
             Err(self.unavailable("gave up after retries"))
         };
-        match monoio::time::timeout(timeout, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(McpError::BackendTimeout {
+        let cancel = async {
+            match opts.cancel {
+                Some(rx) => {
+                    if rx.await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let outcome = monoio::select! {
+            r = monoio::time::timeout(opts.timeout, fut) => r.map_err(|_| McpError::BackendTimeout {
                 server: self.spec.id.clone(),
-                ms: timeout.as_millis() as u64,
+                ms: opts.timeout.as_millis() as u64,
             }),
+            _ = cancel => Err(McpError::Cancelled),
+        };
+        match outcome {
+            Ok(r) => r,
+            Err(e) => {
+                self.send_cancelled(replica, our_id, &e).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Best effort: tells the backend to stop working on `our_id` (bounded by the connect
+    /// timeout; failures are only logged).
+    async fn send_cancelled(&self, replica: &LocalReplica, our_id: u64, why: &McpError) {
+        let session = match &*replica.session.borrow() {
+            SessionState::Ready(s) => s.clone(),
+            _ => return,
+        };
+        let msg = format!(
+            r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{our_id},"reason":"{}"}}}}"#,
+            if matches!(why, McpError::Cancelled) {
+                "cancelled by client"
+            } else {
+                "gateway timeout"
+            }
+        );
+        let post = async {
+            let (mut conn, _) = self.take_conn(replica).await.ok()?;
+            let headers = self.headers(&session);
+            let hdrs: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            conn.send_post(
+                &replica.url.path,
+                &replica.url.authority,
+                &hdrs,
+                msg.as_bytes(),
+            )
+            .await
+            .ok()?;
+            let mut head = conn.read_head().await.ok()?;
+            let mut sink = Vec::new();
+            conn.read_body_all(&mut head, &mut sink, 65536).await.ok()?;
+            Some(())
+        };
+        if monoio::time::timeout(self.connect_timeout, post)
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            tracing::debug!(server = %self.spec.id, "could not deliver notifications/cancelled");
         }
     }
 
@@ -149,14 +220,14 @@ impl LocalHttpBackend {
         replica: &LocalReplica,
         body: &[u8],
         id: &Range<usize>,
+        our_id: u64,
         attempt: u32,
+        events: Option<&EventTx>,
     ) -> Attempt {
         let session = match self.ensure_session(replica).await {
             Ok(s) => s,
             Err(e) => return Attempt::Done(Err(e)),
         };
-        let our_id = self.next_id.get();
-        self.next_id.set(our_id + 1);
         let id_text = our_id.to_string();
         let mut wire = Vec::new();
         splice(body, &[(id.clone(), id_text.as_bytes())], &mut wire);
@@ -198,7 +269,9 @@ impl LocalHttpBackend {
                 String::from_utf8_lossy(&snippet).trim()
             ))));
         }
-        let result = self.read_reply(&mut conn, &mut head, &id_text).await;
+        let result = self
+            .read_reply(&mut conn, &mut head, &id_text, events)
+            .await;
         if result.is_ok() && conn.reusable(&head) {
             let mut idle = replica.idle.borrow_mut();
             if idle.len() < MAX_IDLE {
@@ -213,6 +286,7 @@ impl LocalHttpBackend {
         conn: &mut LocalHttpConn,
         head: &mut ResponseHead,
         id_text: &str,
+        events: Option<&EventTx>,
     ) -> Result<BackendReply, McpError> {
         if !head.sse {
             let mut body = Vec::new();
@@ -247,7 +321,14 @@ impl LocalHttpBackend {
                     // connection can be reused; otherwise it is dropped by the caller.
                     return Ok(BackendReply { body: ev.data, id });
                 }
-                tracing::debug!(server = %self.spec.id, method = ?env.method, "backend message on response stream not relayed");
+                match events {
+                    Some(tx) if env.kind != Kind::Response => {
+                        let _ = tx.unbounded_send(ev.data);
+                    }
+                    _ => {
+                        tracing::debug!(server = %self.spec.id, method = ?env.method, "backend message on response stream not relayed")
+                    }
+                }
             }
             if !more {
                 return Err(self.protocol("SSE stream ended without a response"));
@@ -352,7 +433,7 @@ impl LocalHttpBackend {
             return Err(self.protocol(format!("initialize answered HTTP {}", head.status)));
         }
         let session_id = head.session_id.clone();
-        let reply = self.read_reply(&mut conn, &mut head, "0").await?;
+        let reply = self.read_reply(&mut conn, &mut head, "0", None).await?;
         let (version, caps) = negotiated_version(&self.spec.id, &reply)?;
         let session = UpstreamSession {
             id: session_id,

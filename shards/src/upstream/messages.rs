@@ -1,12 +1,11 @@
 //! Messages that carry backend work between shards.
 
 use std::ops::Range;
-use std::time::Duration;
 
 use futures_channel::oneshot;
 
 use crate::error::McpError;
-use crate::upstream::BackendReply;
+use crate::upstream::{BackendReply, CallOpts};
 
 /// A call for a stdio backend owned by another shard.
 pub struct StdioCall {
@@ -16,8 +15,8 @@ pub struct StdioCall {
     pub body: Vec<u8>,
     /// The placeholder id's range.
     pub id: Range<usize>,
-    /// Timeout for the backend call.
-    pub timeout: Duration,
+    /// Call options (timeout, events, progress token, cancel signal).
+    pub opts: CallOpts,
     /// Where the reply goes.
     pub reply: oneshot::Sender<Result<BackendReply, McpError>>,
 }

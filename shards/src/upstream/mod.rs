@@ -26,6 +26,33 @@ use crate::mcp::jsonrpc::{Envelope, Kind};
 use crate::rt::mailbox::SharedMailboxSender;
 use crate::shard::ShardMsg;
 
+/// Where a call's related backend messages (progress, log) go while it runs: raw JSON-RPC
+/// messages, in the order the backend sent them. `Send`, so it can cross to an owner shard.
+pub type EventTx = futures_channel::mpsc::UnboundedSender<Vec<u8>>;
+
+/// Options of one backend call.
+#[derive(Default)]
+pub struct CallOpts {
+    /// Give up after this long (`notifications/cancelled` is sent where the transport can).
+    pub timeout: Duration,
+    /// Related messages of this call go here when set.
+    pub events: Option<EventTx>,
+    /// The progress token the request carries (raw JSON), for stdio routing.
+    pub progress: Option<Vec<u8>>,
+    /// Fires when the client cancelled the request.
+    pub cancel: Option<futures_channel::oneshot::Receiver<()>>,
+}
+
+impl CallOpts {
+    /// Just a timeout.
+    pub fn timeout(timeout: Duration) -> Self {
+        CallOpts {
+            timeout,
+            ..Default::default()
+        }
+    }
+}
+
 /// One response message from a backend, verbatim, with its `id` range.
 #[derive(Debug)]
 pub struct BackendReply {
@@ -93,18 +120,18 @@ impl LocalBackend {
         &self,
         body: Vec<u8>,
         id: Range<usize>,
-        timeout: Duration,
+        opts: CallOpts,
     ) -> Result<BackendReply, McpError> {
         match self {
-            LocalBackend::Http(h) => h.call(&body, id, timeout).await,
-            LocalBackend::Stdio(s) => s.call(&body, id, timeout).await,
+            LocalBackend::Http(h) => h.call(&body, id, opts).await,
+            LocalBackend::Stdio(s) => s.call(&body, id, opts).await,
             LocalBackend::RemoteStdio { id: server, owner } => {
                 let (tx, rx) = futures_channel::oneshot::channel();
                 let msg = ShardMsg::StdioCall(messages::StdioCall {
                     server: server.clone(),
                     body,
                     id,
-                    timeout,
+                    opts,
                     reply: tx,
                 });
                 if owner.send(msg).is_err() {
@@ -169,7 +196,7 @@ pub async fn list_all(
             }
         };
         let (body, id) = request_body(method, &params);
-        let reply = backend.call(body, id, timeout).await?;
+        let reply = backend.call(body, id, CallOpts::timeout(timeout)).await?;
         let result = reply.result(server)?;
         let (page, next) = parse_page(result, array_key, key_field).map_err(|reason| {
             McpError::BackendProtocol {

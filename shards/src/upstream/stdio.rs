@@ -35,17 +35,27 @@ use crate::error::McpError;
 use crate::mcp::jsonrpc::{splice, Envelope, Kind};
 use crate::rt::io::read_more;
 use crate::snapshot::BackendSpec;
-use crate::upstream::BackendReply;
+use crate::upstream::{BackendReply, CallOpts, EventTx};
 
 /// Longest stdout line accepted from a child (larger lines are dropped with a warning).
 const MAX_LINE: usize = 64 * 1024 * 1024;
 
 type Pending = HashMap<u64, oneshot::Sender<Result<BackendReply, McpError>>, RandomState>;
 
+/// Where the reader sends what arrives on a child's stdout: replies by id, progress by token,
+/// other related notifications to the one call in flight (stdio carries no request link, so
+/// with several calls in flight a log line cannot be attributed and is only logged).
+#[derive(Default)]
+struct LocalRoutes {
+    pending: RefCell<Pending>,
+    progress: RefCell<HashMap<Vec<u8>, EventTx, RandomState>>,
+    sinks: RefCell<Vec<(u64, EventTx)>>,
+}
+
 /// The live half of a running child.
 struct LocalProcess {
     writer: mpsc::UnboundedSender<Vec<u8>>,
-    pending: Rc<RefCell<Pending>>,
+    routes: Rc<LocalRoutes>,
     pid: i32,
 }
 
@@ -75,17 +85,17 @@ impl LocalStdioSlot {
         &self.spec.id
     }
 
-    /// Sends a request and awaits its response, within `timeout`. On timeout the child gets
-    /// `notifications/cancelled` for the gateway-side id.
+    /// Sends a request and awaits its response. Related messages go to `opts.events`; on
+    /// timeout or client cancellation the child gets `notifications/cancelled` for our id.
     pub async fn call(
         &self,
         body: &[u8],
         id: Range<usize>,
-        timeout: Duration,
+        opts: CallOpts,
     ) -> Result<BackendReply, McpError> {
         let our_id = self.next_id.get();
         self.next_id.set(our_id + 1);
-        let (rx, writer, pending) = {
+        let (rx, writer, routes) = {
             let cur = self.current.borrow();
             let Some(p) = cur.as_ref() else {
                 return Err(McpError::BackendUnavailable {
@@ -98,34 +108,69 @@ impl LocalStdioSlot {
             splice(body, &[(id, id_text.as_bytes())], &mut wire);
             wire.push(b'\n');
             let (tx, rx) = oneshot::channel();
-            p.pending.borrow_mut().insert(our_id, tx);
+            p.routes.pending.borrow_mut().insert(our_id, tx);
+            if let Some(ev) = &opts.events {
+                if let Some(tok) = &opts.progress {
+                    p.routes
+                        .progress
+                        .borrow_mut()
+                        .insert(tok.clone(), ev.clone());
+                }
+                p.routes.sinks.borrow_mut().push((our_id, ev.clone()));
+            }
             if p.writer.unbounded_send(wire).is_err() {
-                p.pending.borrow_mut().remove(&our_id);
+                p.routes.pending.borrow_mut().remove(&our_id);
                 return Err(McpError::BackendUnavailable {
                     server: self.spec.id.clone(),
                     reason: "process is exiting".into(),
                 });
             }
-            (rx, p.writer.clone(), p.pending.clone())
+            (rx, p.writer.clone(), p.routes.clone())
         };
-        match monoio::time::timeout(timeout, rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(McpError::BackendUnavailable {
-                server: self.spec.id.clone(),
-                reason: "process exited before answering".into(),
-            }),
-            Err(_) => {
-                pending.borrow_mut().remove(&our_id);
-                let cancel = format!(
-                    "{{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{{\"requestId\":{our_id},\"reason\":\"gateway timeout\"}}}}\n"
-                );
-                let _ = writer.unbounded_send(cancel.into_bytes());
-                Err(McpError::BackendTimeout {
-                    server: self.spec.id.clone(),
-                    ms: timeout.as_millis() as u64,
-                })
+        let cancel = async {
+            match opts.cancel {
+                Some(c) => {
+                    if c.await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending::<()>().await,
             }
+        };
+        let outcome = monoio::select! {
+            r = monoio::time::timeout(opts.timeout, rx) => match r {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err(McpError::BackendUnavailable {
+                    server: self.spec.id.clone(),
+                    reason: "process exited before answering".into(),
+                }),
+                Err(_) => Err(McpError::BackendTimeout {
+                    server: self.spec.id.clone(),
+                    ms: opts.timeout.as_millis() as u64,
+                }),
+            },
+            _ = cancel => Err(McpError::Cancelled),
+        };
+        if let Some(tok) = &opts.progress {
+            routes.progress.borrow_mut().remove(tok);
         }
+        routes.sinks.borrow_mut().retain(|(i, _)| *i != our_id);
+        if matches!(
+            outcome,
+            Err(McpError::BackendTimeout { .. }) | Err(McpError::Cancelled)
+        ) {
+            routes.pending.borrow_mut().remove(&our_id);
+            let reason = if matches!(outcome, Err(McpError::Cancelled)) {
+                "cancelled by client"
+            } else {
+                "gateway timeout"
+            };
+            let cancel = format!(
+                "{{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{{\"requestId\":{our_id},\"reason\":\"{reason}\"}}}}\n"
+            );
+            let _ = writer.unbounded_send(cancel.into_bytes());
+        }
+        outcome
     }
 
     /// Asks the supervisor to stop the child for good (shutdown).
@@ -203,7 +248,7 @@ fn find_newline(b: &[u8]) -> Option<usize> {
 async fn reader_task(
     server: String,
     mut stdout: UnixStream,
-    pending: Rc<RefCell<Pending>>,
+    routes: Rc<LocalRoutes>,
     writer: mpsc::UnboundedSender<Vec<u8>>,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
@@ -216,7 +261,7 @@ async fn reader_task(
             if skipping {
                 skipping = false;
             } else {
-                handle_line(&server, &buf[start..end], &pending, &writer);
+                handle_line(&server, &buf[start..end], &routes, &writer);
             }
             start = end + 1;
             scanned = start;
@@ -238,7 +283,7 @@ async fn reader_task(
             Ok(_) => {}
         }
     }
-    let waiters: Vec<_> = pending.borrow_mut().drain().collect();
+    let waiters: Vec<_> = routes.pending.borrow_mut().drain().collect();
     for (_, tx) in waiters {
         let _ = tx.send(Err(McpError::BackendUnavailable {
             server: server.clone(),
@@ -250,7 +295,7 @@ async fn reader_task(
 fn handle_line(
     server: &str,
     line: &[u8],
-    pending: &RefCell<Pending>,
+    routes: &LocalRoutes,
     writer: &mpsc::UnboundedSender<Vec<u8>>,
 ) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -271,7 +316,7 @@ fn handle_line(
             let key = std::str::from_utf8(&line[id.clone()])
                 .ok()
                 .and_then(|s| s.parse::<u64>().ok());
-            let tx = key.and_then(|k| pending.borrow_mut().remove(&k));
+            let tx = key.and_then(|k| routes.pending.borrow_mut().remove(&k));
             match tx {
                 Some(tx) => {
                     let _ = tx.send(Ok(BackendReply {
@@ -299,10 +344,35 @@ fn handle_line(
             }
             let _ = writer.unbounded_send(out);
         }
-        Kind::Notification => {
-            tracing::debug!(server = %server, method = ?env.method, "backend notification not relayed");
+        Kind::Notification => route_notification(server, line, &env, routes),
+    }
+}
+
+fn route_notification(server: &str, line: &[u8], env: &Envelope<'_>, routes: &LocalRoutes) {
+    let method = env.method.as_deref().unwrap_or("");
+    if method == "notifications/progress" {
+        let tok = sonic_rs::get(line, ["params", "progressToken"])
+            .ok()
+            .map(|v| v.as_raw_str().as_bytes().to_vec());
+        let sink = tok.and_then(|t| routes.progress.borrow().get(&t).cloned());
+        match sink {
+            Some(tx) => {
+                let _ = tx.unbounded_send(line.to_vec());
+            }
+            None => {
+                tracing::debug!(server = %server, "progress for an unknown or finished token dropped")
+            }
+        }
+        return;
+    }
+    if method == "notifications/message" || method == "notifications/cancelled" {
+        let sinks = routes.sinks.borrow();
+        if let [(_, tx)] = sinks.as_slice() {
+            let _ = tx.unbounded_send(line.to_vec());
+            return;
         }
     }
+    tracing::debug!(server = %server, method, "backend notification not relayed");
 }
 
 async fn stderr_task(server: String, mut stderr: UnixStream) {
@@ -393,18 +463,18 @@ pub async fn supervise(
                 let pid = child.id() as i32;
                 tracing::info!(server = %slot.spec.id, pid, "stdio backend started");
                 let (wtx, wrx) = mpsc::unbounded();
-                let pending = Rc::new(RefCell::new(Pending::default()));
+                let routes = Rc::new(LocalRoutes::default());
                 monoio::spawn(writer_task(stdin, wrx));
                 monoio::spawn(stderr_task(slot.spec.id.clone(), stderr));
                 let reader = monoio::spawn(reader_task(
                     slot.spec.id.clone(),
                     stdout,
-                    pending.clone(),
+                    routes.clone(),
                     wtx.clone(),
                 ));
                 *slot.current.borrow_mut() = Some(LocalProcess {
                     writer: wtx,
-                    pending,
+                    routes,
                     pid,
                 });
                 match handshake_and_list(&slot, timeout).await {
@@ -477,7 +547,9 @@ async fn handshake_and_list(
 ) -> Result<crate::catalog::Discovery, McpError> {
     let (body, id) =
         crate::upstream::request_body("initialize", &crate::upstream::initialize_params());
-    let reply = slot.call(&body, id, timeout).await?;
+    let reply = slot
+        .call(&body, id, crate::upstream::CallOpts::timeout(timeout))
+        .await?;
     let (_, caps) = crate::upstream::negotiated_version(&slot.spec.id, &reply)?;
     if let Some(p) = slot.current.borrow().as_ref() {
         let mut n = crate::upstream::INITIALIZED.to_vec();

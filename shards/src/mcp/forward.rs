@@ -1,0 +1,242 @@
+//! Forwarding one client request to its backend, and relaying what the backend says meanwhile.
+//!
+//! The request is rewritten by splicing only: the id becomes the transport's own, the name or
+//! URI becomes the backend's, and a progress token becomes a gateway token unique on this
+//! shard (tokens are only unique per client session, so raw tokens must never meet in a
+//! shared backend). The answer is JSON when the backend answers before saying anything else;
+//! as soon as the backend sends a related message first (progress, a log line), the answer
+//! switches to an SSE stream that carries those messages, with the client's own token spliced
+//! back, and ends with the response. A client's `notifications/cancelled` reaches the call
+//! through the shard's in-flight table and becomes a cancel for the backend's id.
+
+use std::future::poll_fn;
+use std::ops::Range;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use futures_channel::{mpsc, oneshot};
+use futures_core::Stream;
+
+use crate::error::McpError;
+use crate::mcp::jsonrpc::{splice, splice_tracking, Envelope};
+use crate::shard::LocalShard;
+use crate::upstream::{BackendReply, CallOpts};
+
+/// What a forwarded request produced.
+pub enum Answer {
+    /// One JSON-RPC response.
+    Json(Vec<u8>),
+    /// An SSE stream of JSON-RPC messages ending with the response.
+    Stream(mpsc::UnboundedReceiver<Vec<u8>>),
+}
+
+/// Owned facts needed to turn backend messages into client messages.
+struct Finisher {
+    client_id: Vec<u8>,
+    client_token: Option<Vec<u8>>,
+    backend_id: String,
+    prefixed: bool,
+}
+
+impl Finisher {
+    /// A related message: the client's progress token goes back in.
+    fn event(&self, msg: Vec<u8>) -> Vec<u8> {
+        let Some(tok) = &self.client_token else {
+            return msg;
+        };
+        let Ok(v) = sonic_rs::get(&msg[..], ["params", "progressToken"]) else {
+            return msg;
+        };
+        let raw = v.as_raw_str();
+        let start = raw.as_ptr() as usize - msg.as_ptr() as usize;
+        let mut out = Vec::with_capacity(msg.len() + tok.len());
+        splice(&msg, &[(start..start + raw.len(), tok)], &mut out);
+        out
+    }
+
+    /// The final response: the client's id, and namespaced URIs for a namespaced backend.
+    fn reply(&self, result: Result<BackendReply, McpError>) -> Vec<u8> {
+        let reply = match result {
+            Ok(r) => r,
+            Err(e) => return e.to_response(&self.client_id),
+        };
+        let mut resp = Vec::with_capacity(reply.body.len() + 16);
+        if self.prefixed {
+            if let Ok(r) = sonic_rs::get(&reply.body[..], ["result"]) {
+                let raw = r.as_raw_str();
+                let start = raw.as_ptr() as usize - reply.body.as_ptr() as usize;
+                if let Some(new) =
+                    crate::catalog::uri::rewrite_result(raw.as_bytes(), &self.backend_id)
+                {
+                    let mut edits = [
+                        (reply.id.clone(), &self.client_id[..]),
+                        (start..start + raw.len(), &new[..]),
+                    ];
+                    edits.sort_by_key(|e| e.0.start);
+                    splice(&reply.body, &edits, &mut resp);
+                    return resp;
+                }
+            }
+        }
+        splice(
+            &reply.body,
+            &[(reply.id.clone(), &self.client_id[..])],
+            &mut resp,
+        );
+        resp
+    }
+}
+
+async fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> Option<T> {
+    poll_fn(|cx| Pin::new(&mut *rx).poll_next(cx)).await
+}
+
+fn inflight_key(sid: &str, client_id: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(sid.len() + 1 + client_id.len());
+    k.extend_from_slice(sid.as_bytes());
+    k.push(0);
+    k.extend_from_slice(client_id);
+    k
+}
+
+/// A client cancelled request `request_id` (raw JSON) of session `sid`: signal its call.
+pub fn cancel(shard: &Rc<LocalShard>, sid: &str, request_id: &[u8]) {
+    if let Some(tx) = shard
+        .inflight_calls
+        .borrow_mut()
+        .remove(&inflight_key(sid, request_id))
+    {
+        let _ = tx.send(());
+    }
+}
+
+/// Forwards a request of session `sid` to backend `backend` (snapshot index), with one
+/// optional splice of a params field (the name or URI, already the backend's own).
+pub async fn forward(
+    shard: &Rc<LocalShard>,
+    sid: &str,
+    body: &[u8],
+    env: &Envelope<'_>,
+    backend: usize,
+    edit: Option<(Range<usize>, &[u8])>,
+) -> Result<Answer, McpError> {
+    let id_range = env
+        .id
+        .clone()
+        .ok_or_else(|| McpError::InvalidRequest("missing id".into()))?;
+    let (backend_id, timeout, prefixed) = {
+        let snap = shard.snapshot.load();
+        let spec = &snap.backends[backend];
+        (
+            spec.id.clone(),
+            spec.timeout,
+            snap.catalog.uri_prefix_of(backend),
+        )
+    };
+    let handle = shard
+        .upstreams
+        .borrow()
+        .get(&backend_id)
+        .cloned()
+        .ok_or_else(|| McpError::BackendUnavailable {
+            server: backend_id.clone(),
+            reason: "not started on this shard".into(),
+        })?;
+    let token = env.progress_token.clone().map(|r| {
+        let n = shard.next_token.get();
+        shard.next_token.set(n + 1);
+        (r, format!("\"o1m.{}.{n}\"", shard.id).into_bytes())
+    });
+    let mut edits: Vec<(Range<usize>, &[u8])> = Vec::with_capacity(3);
+    edits.push((id_range.clone(), b"0"));
+    if let Some((r, with)) = &edit {
+        edits.push((r.clone(), with));
+    }
+    if let Some((r, with)) = &token {
+        edits.push((r.clone(), with));
+    }
+    let mut out = Vec::with_capacity(body.len() + 32);
+    let id_at = splice_tracking(body, &mut edits[1..], id_range.clone(), &mut out);
+    // The id is still the client's at `id_at`; make it the 1-byte placeholder.
+    let mut wire = Vec::with_capacity(out.len());
+    splice(&out, &[(id_at.clone(), b"0")], &mut wire);
+    let ph = id_at.start..id_at.start + 1;
+
+    let client_id = env.id_bytes(body).to_vec();
+    let key = inflight_key(sid, &client_id);
+    let (cancel_tx, cancel_rx) = oneshot::channel();
+    shard
+        .inflight_calls
+        .borrow_mut()
+        .insert(key.clone(), cancel_tx);
+    let (ev_tx, mut ev_rx) = mpsc::unbounded();
+    let opts = CallOpts {
+        timeout,
+        events: Some(ev_tx),
+        progress: token.as_ref().map(|(_, t)| t.clone()),
+        cancel: Some(cancel_rx),
+    };
+    let finish = Finisher {
+        client_id,
+        client_token: env.progress_token.clone().map(|r| body[r].to_vec()),
+        backend_id,
+        prefixed,
+    };
+    let mut call = Box::pin(async move { handle.call(wire, ph, opts).await });
+    let first = monoio::select! {
+        r = &mut call => Ok(r),
+        ev = next(&mut ev_rx) => match ev {
+            Some(ev) => Err(ev),
+            // Every event sender is gone (the owner shard finished the call): the reply is
+            // on its way and no event can come any more.
+            None => Ok(call.as_mut().await),
+        },
+    };
+    match first {
+        Ok(result) => {
+            shard.inflight_calls.borrow_mut().remove(&key);
+            let mut early = Vec::new();
+            while let Ok(ev) = ev_rx.try_recv() {
+                early.push(finish.event(ev));
+            }
+            if matches!(result, Err(McpError::Cancelled)) {
+                return Err(McpError::Cancelled);
+            }
+            if early.is_empty() {
+                return Ok(Answer::Json(finish.reply(result)));
+            }
+            let (tx, rx) = mpsc::unbounded();
+            for ev in early {
+                let _ = tx.unbounded_send(ev);
+            }
+            let _ = tx.unbounded_send(finish.reply(result));
+            Ok(Answer::Stream(rx))
+        }
+        Err(first_event) => {
+            let (tx, rx) = mpsc::unbounded();
+            let _ = tx.unbounded_send(finish.event(first_event));
+            let shard = shard.clone();
+            monoio::spawn(async move {
+                // A client that disconnects does not cancel the call (2025 transport rules):
+                // it runs to completion and what cannot be delivered is dropped.
+                let result = loop {
+                    monoio::select! {
+                        r = &mut call => break r,
+                        ev = next(&mut ev_rx) => match ev {
+                            Some(ev) => { let _ = tx.unbounded_send(finish.event(ev)); }
+                            None => break call.await,
+                        },
+                    }
+                };
+                shard.inflight_calls.borrow_mut().remove(&key);
+                while let Ok(ev) = ev_rx.try_recv() {
+                    let _ = tx.unbounded_send(finish.event(ev));
+                }
+                if !matches!(result, Err(McpError::Cancelled)) {
+                    let _ = tx.unbounded_send(finish.reply(result));
+                }
+            });
+            Ok(Answer::Stream(rx))
+        }
+    }
+}
