@@ -46,6 +46,13 @@ pub enum ShardMsg {
     },
     /// A call for a stdio backend this shard owns.
     StdioCall(StdioCall),
+    /// A client's answer to a server-to-client request of a stdio backend this shard owns.
+    StdioRespond {
+        /// Backend id.
+        server: String,
+        /// The JSON-RPC response, with the backend's own id.
+        msg: Vec<u8>,
+    },
     /// Stop accepting, drain, stop children, exit.
     Shutdown,
 }
@@ -129,8 +136,10 @@ pub struct LocalShard {
     pub inflight: Cell<usize>,
     /// Forwarded calls that a client may cancel: (session, client id) → cancel signal.
     pub inflight_calls: RefCell<HashMap<Vec<u8>, oneshot::Sender<()>, RandomState>>,
-    /// Counter for gateway-side progress tokens.
+    /// Counter for gateway-side progress tokens and server-to-client request ids.
     pub next_token: Cell<u64>,
+    /// Server-to-client requests relayed to a client and not answered yet.
+    pub s2c_pending: RefCell<HashMap<Vec<u8>, crate::mcp::forward::S2cRoute, RandomState>>,
 }
 
 /// Runs a shard on the current thread until shutdown. Returns the driver error if the runtime
@@ -194,6 +203,7 @@ async fn shard_main(init: ShardInit) {
         inflight: Cell::new(0),
         inflight_calls: RefCell::new(HashMap::default()),
         next_token: Cell::new(1),
+        s2c_pending: RefCell::new(HashMap::default()),
     });
     let grace = Duration::from_millis(cfg.server.shutdown_grace_ms);
     let connect_timeout = Duration::from_millis(cfg.proxy.connect_timeout_ms);
@@ -359,6 +369,13 @@ async fn mailbox_loop(
                     };
                     let _ = call.reply.send(r);
                 });
+            }
+            ShardMsg::StdioRespond { server, msg } => {
+                if let Some(b) = shard.upstreams.borrow().get(&server) {
+                    if matches!(**b, LocalBackend::Stdio(_)) {
+                        b.respond(0, msg);
+                    }
+                }
             }
             ShardMsg::Shutdown => {
                 shard.draining.set(true);

@@ -97,7 +97,10 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
             }
             Reply::empty(202)
         }
-        Kind::Response => Reply::empty(202),
+        Kind::Response => {
+            crate::mcp::forward::client_answer(shard, sid, &req.body, &env);
+            Reply::empty(202)
+        }
         Kind::Request => {
             let _ = &session;
             request(shard, sid, &req.body, &env).await
@@ -178,6 +181,7 @@ fn initialize(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>) -> Reply 
         LocalSession {
             version,
             created: Instant::now(),
+            caps: crate::mcp::session::ClientCaps::from_initialize(body),
         },
     );
     let caps = shard.snapshot.load().catalog.caps.clone();

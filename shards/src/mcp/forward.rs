@@ -18,9 +18,9 @@ use futures_channel::{mpsc, oneshot};
 use futures_core::Stream;
 
 use crate::error::McpError;
-use crate::mcp::jsonrpc::{splice, splice_tracking, Envelope};
+use crate::mcp::jsonrpc::{splice, splice_tracking, Envelope, Kind};
 use crate::shard::LocalShard;
-use crate::upstream::{BackendReply, CallOpts};
+use crate::upstream::{BackendEvent, BackendReply, CallOpts, LocalBackend};
 
 /// What a forwarded request produced.
 pub enum Answer {
@@ -30,17 +30,93 @@ pub enum Answer {
     Stream(mpsc::UnboundedReceiver<Vec<u8>>),
 }
 
+/// Where a client's answer to a relayed server-to-client request goes.
+pub struct S2cRoute {
+    handle: Rc<LocalBackend>,
+    replica: usize,
+    backend_request_id: Vec<u8>,
+}
+
 /// Owned facts needed to turn backend messages into client messages.
 struct Finisher {
+    shard: Rc<LocalShard>,
+    sid: String,
+    handle: Rc<LocalBackend>,
     client_id: Vec<u8>,
     client_token: Option<Vec<u8>>,
     backend_id: String,
     prefixed: bool,
+    relayed: std::cell::RefCell<Vec<Vec<u8>>>,
+}
+
+impl Drop for Finisher {
+    fn drop(&mut self) {
+        // Requests the client never answered die with the call.
+        let mut pending = self.shard.s2c_pending.borrow_mut();
+        for k in self.relayed.borrow().iter() {
+            pending.remove(k);
+        }
+    }
 }
 
 impl Finisher {
-    /// A related message: the client's progress token goes back in.
-    fn event(&self, msg: Vec<u8>) -> Vec<u8> {
+    /// A related backend message for the client, or `None` when it was handled here.
+    fn event(&self, ev: BackendEvent) -> Option<Vec<u8>> {
+        let kind = Envelope::parse(&ev.msg).ok()?.kind;
+        match kind {
+            Kind::Notification => Some(self.notification(ev.msg)),
+            Kind::Request => self.request(&ev),
+            Kind::Response => None,
+        }
+    }
+
+    /// A server-to-client request: relayed with a gateway id if the client can answer it,
+    /// refused to the backend otherwise (capability honesty across a shared session).
+    fn request(&self, ev: &BackendEvent) -> Option<Vec<u8>> {
+        let env = Envelope::parse(&ev.msg).ok()?;
+        let method = env.method.as_deref().unwrap_or("");
+        let backend_id = env.id_bytes(&ev.msg).to_vec();
+        let answer = |body: &[u8]| {
+            let mut out = b"{\"jsonrpc\":\"2.0\",\"id\":".to_vec();
+            out.extend_from_slice(&backend_id);
+            out.extend_from_slice(body);
+            self.handle.respond(ev.replica, out);
+        };
+        if method == "ping" {
+            answer(b",\"result\":{}}");
+            return None;
+        }
+        let allowed = self
+            .shard
+            .sessions
+            .borrow()
+            .get(&self.sid)
+            .is_some_and(|s| s.caps.allows(method));
+        if !allowed {
+            answer(b",\"error\":{\"code\":-32601,\"message\":\"the client of this call does not support this request\"}}");
+            return None;
+        }
+        let n = self.shard.next_token.get();
+        self.shard.next_token.set(n + 1);
+        let gw_id = format!("\"o1m.{}.{n}\"", self.shard.id).into_bytes();
+        let key = inflight_key(&self.sid, &gw_id);
+        self.shard.s2c_pending.borrow_mut().insert(
+            key.clone(),
+            S2cRoute {
+                handle: self.handle.clone(),
+                replica: ev.replica,
+                backend_request_id: backend_id,
+            },
+        );
+        self.relayed.borrow_mut().push(key);
+        let range = env.id.clone()?;
+        let mut out = Vec::with_capacity(ev.msg.len() + 16);
+        splice(&ev.msg, &[(range, &gw_id)], &mut out);
+        Some(out)
+    }
+
+    /// A related notification: the client's progress token goes back in.
+    fn notification(&self, msg: Vec<u8>) -> Vec<u8> {
         let Some(tok) = &self.client_token else {
             return msg;
         };
@@ -97,6 +173,28 @@ fn inflight_key(sid: &str, client_id: &[u8]) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(client_id);
     k
+}
+
+/// A client answered a server-to-client request we relayed: back to the backend it came from,
+/// with the backend's own id. Unknown ids (late, or never ours) are dropped.
+pub fn client_answer(shard: &Rc<LocalShard>, sid: &str, body: &[u8], env: &Envelope<'_>) {
+    let Some(id) = env.id.clone() else {
+        return;
+    };
+    let Some(route) = shard
+        .s2c_pending
+        .borrow_mut()
+        .remove(&inflight_key(sid, &body[id.clone()]))
+    else {
+        tracing::debug!(
+            session = sid,
+            "answer to an unknown server-to-client request dropped"
+        );
+        return;
+    };
+    let mut out = Vec::with_capacity(body.len() + 8);
+    splice(body, &[(id, &route.backend_request_id)], &mut out);
+    route.handle.respond(route.replica, out);
 }
 
 /// A client cancelled request `request_id` (raw JSON) of session `sid`: signal its call.
@@ -177,6 +275,10 @@ pub async fn forward(
         cancel: Some(cancel_rx),
     };
     let finish = Finisher {
+        shard: shard.clone(),
+        sid: sid.to_string(),
+        handle: handle.clone(),
+        relayed: Default::default(),
         client_id,
         client_token: env.progress_token.clone().map(|r| body[r].to_vec()),
         backend_id,
@@ -197,7 +299,7 @@ pub async fn forward(
             shard.inflight_calls.borrow_mut().remove(&key);
             let mut early = Vec::new();
             while let Ok(ev) = ev_rx.try_recv() {
-                early.push(finish.event(ev));
+                early.extend(finish.event(ev));
             }
             if matches!(result, Err(McpError::Cancelled)) {
                 return Err(McpError::Cancelled);
@@ -214,7 +316,9 @@ pub async fn forward(
         }
         Err(first_event) => {
             let (tx, rx) = mpsc::unbounded();
-            let _ = tx.unbounded_send(finish.event(first_event));
+            if let Some(m) = finish.event(first_event) {
+                let _ = tx.unbounded_send(m);
+            }
             let shard = shard.clone();
             monoio::spawn(async move {
                 // A client that disconnects does not cancel the call (2025 transport rules):
@@ -223,14 +327,20 @@ pub async fn forward(
                     monoio::select! {
                         r = &mut call => break r,
                         ev = next(&mut ev_rx) => match ev {
-                            Some(ev) => { let _ = tx.unbounded_send(finish.event(ev)); }
+                            Some(ev) => {
+                                if let Some(m) = finish.event(ev) {
+                                    let _ = tx.unbounded_send(m);
+                                }
+                            }
                             None => break call.await,
                         },
                     }
                 };
                 shard.inflight_calls.borrow_mut().remove(&key);
                 while let Ok(ev) = ev_rx.try_recv() {
-                    let _ = tx.unbounded_send(finish.event(ev));
+                    if let Some(m) = finish.event(ev) {
+                        let _ = tx.unbounded_send(m);
+                    }
                 }
                 if !matches!(result, Err(McpError::Cancelled)) {
                     let _ = tx.unbounded_send(finish.reply(result));

@@ -13,6 +13,42 @@ use hashbrown::HashMap;
 
 use crate::ring::Ring;
 
+/// What a client declared it can do (server-to-client requests are relayed only then).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientCaps {
+    /// `sampling`
+    pub sampling: bool,
+    /// `elicitation`
+    pub elicitation: bool,
+    /// `roots`
+    pub roots: bool,
+}
+
+impl ClientCaps {
+    /// Reads `params.capabilities` of an `initialize` request body.
+    pub fn from_initialize(body: &[u8]) -> ClientCaps {
+        use sonic_rs::JsonValueTrait;
+        let has = |k: &str| {
+            sonic_rs::get(body, ["params", "capabilities", k]).is_ok_and(|v| v.is_object())
+        };
+        ClientCaps {
+            sampling: has("sampling"),
+            elicitation: has("elicitation"),
+            roots: has("roots"),
+        }
+    }
+
+    /// Does the client support the server-to-client request `method`?
+    pub fn allows(&self, method: &str) -> bool {
+        match method {
+            "sampling/createMessage" => self.sampling,
+            "elicitation/create" => self.elicitation,
+            "roots/list" => self.roots,
+            _ => false,
+        }
+    }
+}
+
 /// One client session.
 #[derive(Debug, Clone)]
 pub struct LocalSession {
@@ -20,6 +56,8 @@ pub struct LocalSession {
     pub version: &'static str,
     /// When it was created.
     pub created: Instant,
+    /// The client's declared capabilities.
+    pub caps: ClientCaps,
 }
 
 /// The sessions this shard owns.

@@ -9,6 +9,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::ops::Range;
+use std::rc::Rc;
 use std::time::Duration;
 
 use futures_channel::oneshot;
@@ -20,8 +21,8 @@ use crate::http::url::BackendUrl;
 use crate::mcp::jsonrpc::{splice, Envelope, Kind};
 use crate::snapshot::BackendSpec;
 use crate::upstream::{
-    initialize_params, negotiated_version, request_body, BackendReply, CallOpts, EventTx,
-    INITIALIZED,
+    initialize_params, negotiated_version, request_body, BackendEvent, BackendReply, CallOpts,
+    EventTx, INITIALIZED,
 };
 
 /// Largest backend response body accepted.
@@ -128,14 +129,22 @@ impl LocalHttpBackend {
         let n = self.replicas.len();
         let r = self.rr.get();
         self.rr.set(r.wrapping_add(1));
-        let replica = &self.replicas[r % n];
+        let replica_idx = r % n;
+        let replica = &self.replicas[replica_idx];
         let our_id = self.next_id.get();
         self.next_id.set(our_id + 1);
         let events = opts.events.as_ref();
         let fut = async {
             for attempt in 0..3 {
                 match self
-                    .attempt(replica, body, &id, our_id, attempt, events)
+                    .attempt(
+                        replica,
+                        body,
+                        &id,
+                        our_id,
+                        attempt,
+                        events.map(|e| (e, replica_idx)),
+                    )
                     .await
                 {
                     Attempt::Done(r) => return r,
@@ -170,13 +179,54 @@ impl LocalHttpBackend {
         }
     }
 
+    /// Posts a client's answer to a server-to-client request back on `replica`'s upstream
+    /// session. Runs as its own task: the caller (a client's POST) does not wait for it.
+    pub fn respond(self: &Rc<Self>, replica: usize, msg: Vec<u8>) {
+        let this = self.clone();
+        monoio::spawn(async move {
+            let Some(r) = this.replicas.get(replica) else {
+                return;
+            };
+            if !this.post_message(r, &msg).await {
+                tracing::warn!(server = %this.spec.id, "could not deliver a client's answer to the backend");
+            }
+        });
+    }
+
+    /// POSTs one notification or response on the replica's upstream session (expects 2xx).
+    async fn post_message(&self, replica: &LocalReplica, msg: &[u8]) -> bool {
+        let session = match &*replica.session.borrow() {
+            SessionState::Ready(s) => s.clone(),
+            _ => return false,
+        };
+        let post = async {
+            let (mut conn, _) = self.take_conn(replica).await.ok()?;
+            let headers = self.headers(&session);
+            let hdrs: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            conn.send_post(&replica.url.path, &replica.url.authority, &hdrs, msg)
+                .await
+                .ok()?;
+            let mut head = conn.read_head().await.ok()?;
+            let mut sink = Vec::new();
+            conn.read_body_all(&mut head, &mut sink, 65536).await.ok()?;
+            if conn.reusable(&head) {
+                replica.idle.borrow_mut().push(conn);
+            }
+            (200..300).contains(&head.status).then_some(())
+        };
+        monoio::time::timeout(self.connect_timeout * 2, post)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+    }
+
     /// Best effort: tells the backend to stop working on `our_id` (bounded by the connect
     /// timeout; failures are only logged).
     async fn send_cancelled(&self, replica: &LocalReplica, our_id: u64, why: &McpError) {
-        let session = match &*replica.session.borrow() {
-            SessionState::Ready(s) => s.clone(),
-            _ => return,
-        };
         let msg = format!(
             r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{our_id},"reason":"{}"}}}}"#,
             if matches!(why, McpError::Cancelled) {
@@ -185,32 +235,7 @@ impl LocalHttpBackend {
                 "gateway timeout"
             }
         );
-        let post = async {
-            let (mut conn, _) = self.take_conn(replica).await.ok()?;
-            let headers = self.headers(&session);
-            let hdrs: Vec<(&str, &str)> = headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            conn.send_post(
-                &replica.url.path,
-                &replica.url.authority,
-                &hdrs,
-                msg.as_bytes(),
-            )
-            .await
-            .ok()?;
-            let mut head = conn.read_head().await.ok()?;
-            let mut sink = Vec::new();
-            conn.read_body_all(&mut head, &mut sink, 65536).await.ok()?;
-            Some(())
-        };
-        if monoio::time::timeout(self.connect_timeout, post)
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-        {
+        if !self.post_message(replica, msg.as_bytes()).await {
             tracing::debug!(server = %self.spec.id, "could not deliver notifications/cancelled");
         }
     }
@@ -222,7 +247,7 @@ impl LocalHttpBackend {
         id: &Range<usize>,
         our_id: u64,
         attempt: u32,
-        events: Option<&EventTx>,
+        events: Option<(&EventTx, usize)>,
     ) -> Attempt {
         let session = match self.ensure_session(replica).await {
             Ok(s) => s,
@@ -286,7 +311,7 @@ impl LocalHttpBackend {
         conn: &mut LocalHttpConn,
         head: &mut ResponseHead,
         id_text: &str,
-        events: Option<&EventTx>,
+        events: Option<(&EventTx, usize)>,
     ) -> Result<BackendReply, McpError> {
         if !head.sse {
             let mut body = Vec::new();
@@ -322,8 +347,11 @@ impl LocalHttpBackend {
                     return Ok(BackendReply { body: ev.data, id });
                 }
                 match events {
-                    Some(tx) if env.kind != Kind::Response => {
-                        let _ = tx.unbounded_send(ev.data);
+                    Some((tx, replica)) if env.kind != Kind::Response => {
+                        let _ = tx.unbounded_send(BackendEvent {
+                            msg: ev.data,
+                            replica,
+                        });
                     }
                     _ => {
                         tracing::debug!(server = %self.spec.id, method = ?env.method, "backend message on response stream not relayed")

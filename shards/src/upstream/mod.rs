@@ -26,9 +26,19 @@ use crate::mcp::jsonrpc::{Envelope, Kind};
 use crate::rt::mailbox::SharedMailboxSender;
 use crate::shard::ShardMsg;
 
-/// Where a call's related backend messages (progress, log) go while it runs: raw JSON-RPC
-/// messages, in the order the backend sent them. `Send`, so it can cross to an owner shard.
-pub type EventTx = futures_channel::mpsc::UnboundedSender<Vec<u8>>;
+/// A message a backend sent in relation to a call: a notification (progress, log) or a
+/// server-to-client request (sampling, elicitation, roots), verbatim.
+#[derive(Debug)]
+pub struct BackendEvent {
+    /// The JSON-RPC message.
+    pub msg: Vec<u8>,
+    /// The replica it came from (answers to requests must go back to it).
+    pub replica: usize,
+}
+
+/// Where a call's related backend messages go while it runs, in the order the backend sent
+/// them. `Send`, so it can cross to an owner shard.
+pub type EventTx = futures_channel::mpsc::UnboundedSender<BackendEvent>;
 
 /// Options of one backend call.
 #[derive(Default)]
@@ -145,6 +155,23 @@ impl LocalBackend {
     }
 }
 
+impl LocalBackend {
+    /// Sends a message that answers a server-to-client request back to the backend (and the
+    /// replica and upstream session) it came from.
+    pub fn respond(&self, replica: usize, msg: Vec<u8>) {
+        match self {
+            LocalBackend::Http(h) => h.respond(replica, msg),
+            LocalBackend::Stdio(s) => s.send_raw(msg),
+            LocalBackend::RemoteStdio { id, owner } => {
+                let _ = owner.send(ShardMsg::StdioRespond {
+                    server: id.clone(),
+                    msg,
+                });
+            }
+        }
+    }
+}
+
 /// Builds a request body `{"jsonrpc":"2.0","id":0,"method":M,"params":P}` and the id range.
 pub fn request_body(method: &str, params: &[u8]) -> (Vec<u8>, Range<usize>) {
     let mut b = Vec::with_capacity(64 + params.len());
@@ -161,9 +188,13 @@ pub fn request_body(method: &str, params: &[u8]) -> (Vec<u8>, Range<usize>) {
 }
 
 /// The `initialize` params the gateway sends as a client.
+///
+/// Sampling and elicitation are declared because the gateway relays them to the client whose
+/// call caused them; a client that did not declare the capability gets nothing relayed and
+/// the backend gets a JSON-RPC error for that request instead.
 pub fn initialize_params() -> Vec<u8> {
     format!(
-        r#"{{"protocolVersion":"2025-11-25","capabilities":{{}},"clientInfo":{{"name":"only1mcp-uring","version":"{}"}}}}"#,
+        r#"{{"protocolVersion":"2025-11-25","capabilities":{{"sampling":{{}},"elicitation":{{"form":{{}},"url":{{}}}}}},"clientInfo":{{"name":"only1mcp-uring","version":"{}"}}}}"#,
         env!("CARGO_PKG_VERSION")
     )
     .into_bytes()

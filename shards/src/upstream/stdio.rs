@@ -35,7 +35,7 @@ use crate::error::McpError;
 use crate::mcp::jsonrpc::{splice, Envelope, Kind};
 use crate::rt::io::read_more;
 use crate::snapshot::BackendSpec;
-use crate::upstream::{BackendReply, CallOpts, EventTx};
+use crate::upstream::{BackendEvent, BackendReply, CallOpts, EventTx};
 
 /// Longest stdout line accepted from a child (larger lines are dropped with a warning).
 const MAX_LINE: usize = 64 * 1024 * 1024;
@@ -171,6 +171,14 @@ impl LocalStdioSlot {
             let _ = writer.unbounded_send(cancel.into_bytes());
         }
         outcome
+    }
+
+    /// Writes one message (a line is appended) to the running child, if any.
+    pub fn send_raw(&self, mut msg: Vec<u8>) {
+        if let Some(p) = self.current.borrow().as_ref() {
+            msg.push(b'\n');
+            let _ = p.writer.unbounded_send(msg);
+        }
     }
 
     /// Asks the supervisor to stop the child for good (shutdown).
@@ -330,7 +338,18 @@ fn handle_line(
             }
         }
         Kind::Request => {
-            // Server-to-client requests are answered here until they are routed to clients.
+            // A server-to-client request goes to the client of the one call in flight; stdio
+            // cannot say which call it belongs to, so with none or several it is refused.
+            if env.method.as_deref() != Some("ping") {
+                let sinks = routes.sinks.borrow();
+                if let [(_, tx)] = sinks.as_slice() {
+                    let _ = tx.unbounded_send(BackendEvent {
+                        msg: line.to_vec(),
+                        replica: 0,
+                    });
+                    return;
+                }
+            }
             let raw_id = env.id_bytes(line);
             let mut out = Vec::with_capacity(160);
             out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
@@ -339,7 +358,7 @@ fn handle_line(
                 out.extend_from_slice(b",\"result\":{}}\n");
             } else {
                 out.extend_from_slice(
-                    b",\"error\":{\"code\":-32601,\"message\":\"the gateway does not relay this server-to-client request\"}}\n",
+                    b",\"error\":{\"code\":-32603,\"message\":\"the gateway cannot tell which client this request is for (no single call in flight)\"}}\n",
                 );
             }
             let _ = writer.unbounded_send(out);
@@ -357,7 +376,10 @@ fn route_notification(server: &str, line: &[u8], env: &Envelope<'_>, routes: &Lo
         let sink = tok.and_then(|t| routes.progress.borrow().get(&t).cloned());
         match sink {
             Some(tx) => {
-                let _ = tx.unbounded_send(line.to_vec());
+                let _ = tx.unbounded_send(BackendEvent {
+                    msg: line.to_vec(),
+                    replica: 0,
+                });
             }
             None => {
                 tracing::debug!(server = %server, "progress for an unknown or finished token dropped")
@@ -368,7 +390,10 @@ fn route_notification(server: &str, line: &[u8], env: &Envelope<'_>, routes: &Lo
     if method == "notifications/message" || method == "notifications/cancelled" {
         let sinks = routes.sinks.borrow();
         if let [(_, tx)] = sinks.as_slice() {
-            let _ = tx.unbounded_send(line.to_vec());
+            let _ = tx.unbounded_send(BackendEvent {
+                msg: line.to_vec(),
+                replica: 0,
+            });
             return;
         }
     }
