@@ -156,6 +156,7 @@ pub fn start(cfg: Config) -> anyhow::Result<()> {
             }
             Ok(ControlEvent::Discovered { server, result }) => {
                 apply_discovery(
+                    &senders,
                     &cfg,
                     &specs,
                     &mut found,
@@ -197,7 +198,7 @@ pub fn start(cfg: Config) -> anyhow::Result<()> {
         select! {
             recv(events_rx) -> ev => match ev {
                 Ok(ControlEvent::Discovered { server, result }) => {
-                    apply_discovery(&cfg, &specs, &mut found, &mut version, &slot, server, result);
+                    apply_discovery(&senders, &cfg, &specs, &mut found, &mut version, &slot, server, result);
                 }
                 Ok(ControlEvent::Stopped { shard }) => {
                     tracing::error!(shard, "shard stopped unexpectedly; shutting down");
@@ -222,7 +223,9 @@ pub fn start(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn apply_discovery(
+    senders: &[only1mcp_shards::rt::mailbox::SharedMailboxSender<ShardMsg>],
     cfg: &Arc<Config>,
     specs: &[BackendSpec],
     found: &mut Discovered,
@@ -247,12 +250,28 @@ fn apply_discovery(
         }
     }
     tracing::info!(version = *version, tools = catalog.len(), server = %server, "catalog updated");
+    let old = slot.load();
+    let changed = |a: &Arc<Vec<u8>>, b: &Arc<Vec<u8>>| a != b;
+    let tools = changed(&old.catalog.tools_json, &catalog.tools_json);
+    let prompts = changed(&old.catalog.prompts_json, &catalog.prompts_json);
+    let resources = changed(&old.catalog.resources_json, &catalog.resources_json)
+        || changed(&old.catalog.templates_json, &catalog.templates_json);
+    drop(old);
     slot.store(Arc::new(SharedSnapshot {
         version: *version,
         config: cfg.clone(),
         backends: specs.to_vec(),
         catalog,
     }));
+    if tools || prompts || resources {
+        for p in senders {
+            let _ = p.send(ShardMsg::ListChanged {
+                tools,
+                prompts,
+                resources,
+            });
+        }
+    }
 }
 
 fn shutdown(

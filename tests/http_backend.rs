@@ -76,11 +76,19 @@ fn json_and_sse_responses_and_upstream_session_expiry() {
         assert_eq!(msgs.len(), 3, "{msgs:?}");
         for m in &msgs[..2] {
             assert_eq!(m["method"].as_str(), Some("notifications/progress"));
-            assert_eq!(m["params"]["progressToken"].as_str(), Some("p1"), "client token restored");
+            assert_eq!(
+                m["params"]["progressToken"].as_str(),
+                Some("p1"),
+                "client token restored"
+            );
         }
         let r = &msgs[2];
         assert_eq!(r["id"].as_str(), Some("sse-1"), "{r:?}");
-        assert_eq!(r["result"]["content"][0]["text"].as_str(), Some("slept 50ms"), "{r:?}");
+        assert_eq!(
+            r["result"]["content"][0]["text"].as_str(),
+            Some("slept 50ms"),
+            "{r:?}"
+        );
         // Restart the backend on the same port: its sessions are gone (404), so the gateway
         // re-initializes upstream transparently and the client never notices.
         let addr = demo.addr.clone();
@@ -189,5 +197,67 @@ fn hanging_and_lying_backends_are_down_with_a_reason_and_harm_nobody() {
         for s in [s1, s2, s3] {
             s.store(true, std::sync::atomic::Ordering::Relaxed);
         }
+    }
+}
+
+/// Reads SSE `data:` lines from a GET stream until `want` messages arrived or `within` passed.
+fn read_stream_messages(s: &mut std::net::TcpStream, want: usize, within: Duration) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    loop {
+        let text = String::from_utf8_lossy(&buf).to_string();
+        let msgs: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: ").map(str::to_string))
+            .collect();
+        if msgs.len() >= want || Instant::now() > deadline {
+            return msgs;
+        }
+        if let Ok(n) = s.read(&mut chunk) {
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+#[test]
+fn get_stream_rules_and_list_changed_when_a_backend_arrives() {
+    for driver in DRIVERS {
+        // Reserve a port for a backend that is not there yet.
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let late = format!("127.0.0.1:{port}");
+        let cfg = format!("{}{}", common::demo_stdio("demo", ""), http_server("late", &late, ""));
+        let gw = Gateway::start(&cfg, driver, 2, &["demo"]);
+        let sid = gw.initialize();
+        // 406 without Accept, 400 without a session, then a real stream.
+        assert_eq!(gw.request("GET", "/mcp", &[("mcp-session-id", &sid)], b"").status, 406);
+        assert_eq!(gw.request("GET", "/mcp", &[("accept", "text/event-stream")], b"").status, 400);
+        let mut stream = std::net::TcpStream::connect(&gw.addr).unwrap();
+        write!(
+            stream,
+            "GET /mcp HTTP/1.1\r\nhost: {}\r\naccept: text/event-stream\r\nmcp-session-id: {sid}\r\n\r\n",
+            gw.addr
+        )
+        .unwrap();
+        let mut head = [0u8; 512];
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let n = stream.read(&mut head).unwrap();
+        let head = String::from_utf8_lossy(&head[..n]).to_string();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.contains("text/event-stream"), "{head}");
+        // A second GET stream for the same session is refused.
+        let second = gw.request("GET", "/mcp", &[("accept", "text/event-stream"), ("mcp-session-id", &sid)], b"");
+        assert_eq!(second.status, 409, "{driver}");
+        // The backend arrives: the catalog grows and the session hears about it on its stream.
+        let _demo = DemoHttp::start(&late, "late");
+        gw.wait_ready(&["late"], Duration::from_secs(20));
+        let msgs = read_stream_messages(&mut stream, 1, Duration::from_secs(10));
+        assert!(
+            msgs.iter().any(|m| m.contains("notifications/tools/list_changed")),
+            "{driver}: {msgs:?}"
+        );
+        let list = gw.post(&[("mcp-session-id", &sid)], r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).json();
+        assert!(sonic_rs::to_string(&list).unwrap().contains("late__whoami"));
     }
 }

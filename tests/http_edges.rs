@@ -151,7 +151,7 @@ fn session_rules_400_404_and_delete() {
             &[("accept", "text/event-stream"), ("mcp-session-id", &sid)],
             b"",
         );
-        assert_eq!(r.status, 405, "{driver}: GET stream not offered");
+        assert_eq!(r.status, 404, "{driver}: GET stream of a deleted session");
         assert_eq!(gw.get("/nope").status, 404);
         assert_alive(&gw);
     }

@@ -53,6 +53,22 @@ pub enum ShardMsg {
         /// The JSON-RPC response, with the backend's own id.
         msg: Vec<u8>,
     },
+    /// The catalog changed: tell sessions with a GET stream.
+    ListChanged {
+        /// The tool list changed.
+        tools: bool,
+        /// The prompt list changed.
+        prompts: bool,
+        /// The resource or template list changed.
+        resources: bool,
+    },
+    /// A backend said a resource changed (`uri` as the backend knows it).
+    ResourceUpdated {
+        /// Backend id.
+        server: String,
+        /// The backend's own URI.
+        uri: String,
+    },
     /// Stop accepting, drain, stop children, exit.
     Shutdown,
 }
@@ -130,8 +146,8 @@ pub struct LocalShard {
     pub limits: Limits,
     /// Host/Origin policy.
     pub policy: OriginPolicy,
-    /// Set once shutdown started.
-    pub draining: Cell<bool>,
+    /// Set once shutdown started (shared with long-lived listener tasks).
+    pub draining: Rc<Cell<bool>>,
     /// Requests being served right now.
     pub inflight: Cell<usize>,
     /// Forwarded calls that a client may cancel: (session, client id) → cancel signal.
@@ -199,7 +215,7 @@ async fn shard_main(init: ShardInit) {
             allowed_hosts: cfg.server.allowed_hosts.clone(),
             allowed_origins: cfg.server.allowed_origins.clone(),
         },
-        draining: Cell::new(false),
+        draining: Rc::new(Cell::new(false)),
         inflight: Cell::new(0),
         inflight_calls: RefCell::new(HashMap::default()),
         next_token: Cell::new(1),
@@ -246,10 +262,12 @@ fn setup_backends(shard: &Rc<LocalShard>, connect_timeout: Duration) {
                 let slot = Rc::new(LocalStdioSlot::new(spec.clone()));
                 let (tx, rx) = oneshot::channel();
                 let report = reporter(shard, &spec.id);
+                let updates = updates_broadcaster(shard, &spec.id);
                 monoio::spawn(crate::upstream::stdio::supervise(
                     slot.clone(),
                     spec.timeout,
                     report,
+                    updates,
                     tx,
                 ));
                 shard
@@ -278,6 +296,28 @@ fn setup_backends(shard: &Rc<LocalShard>, connect_timeout: Duration) {
     }
 }
 
+/// Turns a backend's `notifications/resources/updated` into a broadcast to every shard (the
+/// subscribed sessions may live anywhere).
+fn updates_broadcaster(shard: &Rc<LocalShard>, server: &str) -> crate::upstream::stdio::Updates {
+    let peers = shard.peers.clone();
+    let server = server.to_string();
+    Rc::new(move |msg: Vec<u8>| {
+        use sonic_rs::JsonValueTrait;
+        let Some(uri) = sonic_rs::get(&msg[..], ["params", "uri"])
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+        else {
+            return;
+        };
+        for p in &peers {
+            let _ = p.send(ShardMsg::ResourceUpdated {
+                server: server.clone(),
+                uri: uri.clone(),
+            });
+        }
+    })
+}
+
 fn reporter(shard: &Rc<LocalShard>, server: &str) -> crate::upstream::stdio::Report {
     let control = shard.control.clone();
     let server = server.to_string();
@@ -289,36 +329,91 @@ fn reporter(shard: &Rc<LocalShard>, server: &str) -> crate::upstream::stdio::Rep
     })
 }
 
-/// Discovers an HTTP backend's tools, retrying with backoff until it answers.
+/// What a shard does with a message an HTTP backend pushes on its GET stream:
+/// `list_changed` re-lists (owner shard only), `resources/updated` reaches this shard's
+/// subscribed sessions (each shard listens on its own upstream session).
+pub fn http_push_handler(
+    shard: &Rc<LocalShard>,
+    server: &str,
+    relist: Option<futures_channel::mpsc::UnboundedSender<()>>,
+) -> crate::upstream::listen::OnPush {
+    let shard = shard.clone();
+    let server = server.to_string();
+    Rc::new(move |msg: Vec<u8>| {
+        use sonic_rs::JsonValueTrait;
+        let method = sonic_rs::get(&msg[..], ["method"])
+            .ok()
+            .and_then(|m| m.as_str().map(str::to_string))
+            .unwrap_or_default();
+        if method.ends_with("/list_changed") {
+            if let Some(tx) = &relist {
+                let _ = tx.unbounded_send(());
+            }
+        } else if method == "notifications/resources/updated" {
+            if let Some(uri) = sonic_rs::get(&msg[..], ["params", "uri"])
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+            {
+                crate::mcp::streams::resource_updated(&shard, &server, &uri);
+            }
+        }
+    })
+}
+
+/// Discovers an HTTP backend's catalog (retrying with backoff until it answers), then listens
+/// for its list changes and re-discovers on each.
 async fn discover_http(
     shard: Rc<LocalShard>,
     server: String,
     backend: Rc<LocalBackend>,
     timeout: Duration,
 ) {
+    use std::future::poll_fn;
+    use std::pin::Pin;
+
+    use futures_core::Stream;
+
     let report = reporter(&shard, &server);
-    let mut backoff = Duration::from_millis(250);
+    let (relist_tx, mut relist_rx) = futures_channel::mpsc::unbounded::<()>();
+    let mut relist_tx = Some(relist_tx);
     loop {
-        if shard.draining.get() {
-            return;
-        }
-        let caps = match &*backend {
-            LocalBackend::Http(h) => h.capabilities(timeout).await,
-            _ => Ok(Default::default()),
-        };
-        match async { discover(&server, &backend, caps?, timeout).await }.await {
-            Ok(found) => {
-                tracing::info!(server = %server, tools = found.tools.len(), prompts = found.prompts.len(), resources = found.resources.len(), "http backend ready");
-                report(Ok(found));
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            if shard.draining.get() {
                 return;
             }
-            Err(e) => {
-                tracing::warn!(server = %server, "http backend discovery failed: {e}; retrying in {backoff:?}");
-                report(Err(e.to_string()));
+            let caps = match &*backend {
+                LocalBackend::Http(h) => h.capabilities(timeout).await,
+                _ => Ok(Default::default()),
+            };
+            match async { discover(&server, &backend, caps?, timeout).await }.await {
+                Ok(found) => {
+                    tracing::info!(server = %server, tools = found.tools.len(), prompts = found.prompts.len(), resources = found.resources.len(), "http backend ready");
+                    report(Ok(found));
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(server = %server, "http backend discovery failed: {e}; retrying in {backoff:?}");
+                    report(Err(e.to_string()));
+                }
             }
+            monoio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(30));
         }
-        monoio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(30));
+        if let (LocalBackend::Http(h), Some(tx)) = (&*backend, relist_tx.take()) {
+            h.ensure_listening(
+                http_push_handler(&shard, &server, Some(tx)),
+                shard.draining.clone(),
+            );
+        }
+        if poll_fn(|cx| Pin::new(&mut relist_rx).poll_next(cx))
+            .await
+            .is_none()
+        {
+            return;
+        }
+        monoio::time::sleep(Duration::from_millis(20)).await;
+        while relist_rx.try_recv().is_ok() {}
     }
 }
 
@@ -376,6 +471,14 @@ async fn mailbox_loop(
                         b.respond(0, msg);
                     }
                 }
+            }
+            ShardMsg::ListChanged {
+                tools,
+                prompts,
+                resources,
+            } => crate::mcp::streams::list_changed(&shard, tools, prompts, resources),
+            ShardMsg::ResourceUpdated { server, uri } => {
+                crate::mcp::streams::resource_updated(&shard, &server, &uri)
             }
             ShardMsg::Shutdown => {
                 shard.draining.set(true);

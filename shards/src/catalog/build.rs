@@ -81,6 +81,7 @@ impl Catalog {
             if b.discovery.is_some() {
                 caps.prompts |= d.caps.prompts;
                 caps.resources |= d.caps.resources;
+                caps.subscribe |= d.caps.subscribe;
                 caps.logging |= d.caps.logging;
                 caps.completions |= d.caps.completions;
             }

@@ -145,6 +145,8 @@ pub struct MergedCaps {
     pub prompts: bool,
     /// Any backend has resources.
     pub resources: bool,
+    /// Any backend supports resource subscriptions.
+    pub subscribe: bool,
     /// Any backend has logging.
     pub logging: bool,
     /// Any backend has completions.

@@ -149,6 +149,32 @@ impl LocalHttpConn {
         res
     }
 
+    /// Sends a GET asking for an event stream.
+    pub async fn send_get(
+        &mut self,
+        path: &str,
+        authority: &str,
+        extra: &[(&str, &str)],
+    ) -> io::Result<()> {
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        out.extend_from_slice(b"GET ");
+        out.extend_from_slice(path.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+        out.extend_from_slice(authority.as_bytes());
+        out.extend_from_slice(b"\r\naccept: text/event-stream\r\n");
+        for (k, v) in extra {
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        let (res, out) = write_all(&mut self.stream, out).await;
+        self.out = out;
+        res
+    }
+
     async fn fill(&mut self) -> Result<usize, ClientError> {
         if self.at > 0 && self.at == self.buf.len() {
             self.buf.clear();

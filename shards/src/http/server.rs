@@ -85,6 +85,13 @@ async fn write_sse(stream: &mut TcpStream, mut reply: Reply, mut out: Vec<u8>) -
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
+    // Send the head at once: clients wait for it before they read events.
+    let (res, back) = write_all(stream, std::mem::take(&mut out)).await;
+    out = back;
+    out.clear();
+    if res.is_err() {
+        return (false, out);
+    }
     loop {
         let next =
             monoio::time::timeout(SSE_KEEPALIVE, poll_fn(|cx| Pin::new(&mut rx).poll_next(cx)))
@@ -182,6 +189,7 @@ async fn mcp(shard: &Rc<LocalShard>, req: &Request, bufs: &mut ConnBuffers) -> R
         method: req.method,
         session_id: bufs.text(&h.session_id).map(|s| s.trim().to_string()),
         protocol_version: bufs.text(&h.protocol_version).map(|s| s.trim().to_string()),
+        accepts_sse: accepts(bufs.text(&h.accept), "text/event-stream"),
         body: std::mem::take(&mut bufs.body),
     };
     let reply = handle(shard, mreq, true).await;

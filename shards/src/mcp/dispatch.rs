@@ -10,7 +10,6 @@
 //! in, and nothing is re-serialized.
 
 use std::rc::Rc;
-use std::time::Instant;
 
 use crate::error::McpError;
 use crate::http::request::Method;
@@ -30,6 +29,8 @@ pub struct McpHttpRequest {
     pub session_id: Option<String>,
     /// `MCP-Protocol-Version`.
     pub protocol_version: Option<String>,
+    /// `Accept` includes `text/event-stream`.
+    pub accepts_sse: bool,
     /// Body.
     pub body: Vec<u8>,
 }
@@ -43,19 +44,10 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
     match req.method {
         Method::Post => {}
         Method::Delete => return delete(shard, req, may_hand_off).await,
-        Method::Get => {
-            // The standalone GET stream is optional; this gateway has nothing to push on it.
-            let mut r = Reply::json(
-                405,
-                McpError::InvalidRequest("GET stream not offered; use POST".into())
-                    .to_response(b""),
-            );
-            r.allow = Some("POST, DELETE");
-            return r;
-        }
+        Method::Get => return get_stream(shard, req, may_hand_off).await,
         Method::Other => {
             let mut r = Reply::text(405, "method not allowed on /mcp");
-            r.allow = Some("POST, DELETE");
+            r.allow = Some("GET, POST, DELETE");
             return r;
         }
     }
@@ -146,6 +138,52 @@ async fn hand_off(shard: &Rc<LocalShard>, owner: usize, req: McpHttpRequest) -> 
     })
 }
 
+/// `GET /mcp`: the session's standalone SSE stream (one at a time) for messages unrelated to
+/// any request: list changes and resource updates.
+async fn get_stream(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: bool) -> Reply {
+    if !req.accepts_sse {
+        return rpc_error(
+            406,
+            &McpError::InvalidRequest("GET /mcp needs Accept: text/event-stream".into()),
+            b"",
+        );
+    }
+    let Some(sid) = req.session_id.as_deref() else {
+        return rpc_error(
+            400,
+            &McpError::InvalidRequest("missing Mcp-Session-Id header".into()),
+            b"",
+        );
+    };
+    if may_hand_off {
+        let owner = shard.ring.owner(sid.as_bytes());
+        if owner != shard.id {
+            return hand_off(shard, owner, req).await;
+        }
+    }
+    if let Err(e) = check_version_header(req.protocol_version.as_deref()) {
+        return rpc_error(400, &e, b"");
+    }
+    let mut sessions = shard.sessions.borrow_mut();
+    let Some(session) = sessions.get_mut(sid) else {
+        return rpc_error(404, &unknown_session(), b"");
+    };
+    if session
+        .get_stream
+        .as_ref()
+        .is_some_and(|tx| !tx.is_closed())
+    {
+        return rpc_error(
+            409,
+            &McpError::InvalidRequest("this session already has an open GET stream".into()),
+            b"",
+        );
+    }
+    let (tx, rx) = futures_channel::mpsc::unbounded();
+    session.get_stream = Some(tx);
+    Reply::sse(rx)
+}
+
 async fn delete(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: bool) -> Reply {
     let Some(sid) = req.session_id.as_deref() else {
         return rpc_error(
@@ -178,11 +216,10 @@ fn initialize(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>) -> Reply 
     let sid = crate::mcp::session::mint_id(&shard.ring, shard.id);
     shard.sessions.borrow_mut().insert(
         &sid,
-        LocalSession {
+        LocalSession::new(
             version,
-            created: Instant::now(),
-            caps: crate::mcp::session::ClientCaps::from_initialize(body),
-        },
+            crate::mcp::session::ClientCaps::from_initialize(body),
+        ),
     );
     let caps = shard.snapshot.load().catalog.caps.clone();
     let mut out = Vec::with_capacity(320);
@@ -190,12 +227,16 @@ fn initialize(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>) -> Reply 
     out.extend_from_slice(env.id_bytes(body));
     out.extend_from_slice(b",\"result\":{\"protocolVersion\":\"");
     out.extend_from_slice(version.as_bytes());
-    out.extend_from_slice(b"\",\"capabilities\":{\"tools\":{\"listChanged\":false}");
+    out.extend_from_slice(b"\",\"capabilities\":{\"tools\":{\"listChanged\":true}");
     if caps.prompts {
-        out.extend_from_slice(b",\"prompts\":{\"listChanged\":false}");
+        out.extend_from_slice(b",\"prompts\":{\"listChanged\":true}");
     }
     if caps.resources {
-        out.extend_from_slice(b",\"resources\":{\"subscribe\":false,\"listChanged\":false}");
+        out.extend_from_slice(if caps.subscribe {
+            b",\"resources\":{\"subscribe\":true,\"listChanged\":true}"
+        } else {
+            b",\"resources\":{\"subscribe\":false,\"listChanged\":true}"
+        });
     }
     if caps.logging {
         out.extend_from_slice(b",\"logging\":{}");
@@ -228,6 +269,10 @@ async fn request(shard: &Rc<LocalShard>, sid: &str, body: &[u8], env: &Envelope<
         "prompts/get" => by_name(shard, sid, body, env, Named::Prompt).await,
         "resources/read" => resources_read(shard, sid, body, env).await,
         "completion/complete" => crate::mcp::methods::complete(shard, sid, body, env).await,
+        "resources/subscribe" => crate::mcp::methods::subscribe(shard, sid, body, env, true).await,
+        "resources/unsubscribe" => {
+            crate::mcp::methods::subscribe(shard, sid, body, env, false).await
+        }
         "logging/setLevel" => json(crate::mcp::methods::set_level(shard, body, env).await),
         "initialize" => Err(McpError::InvalidRequest(
             "session already initialized".into(),

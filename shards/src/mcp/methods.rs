@@ -160,3 +160,81 @@ pub async fn set_level(
     }
     Ok(ok_result(env.id_bytes(body), b"{}"))
 }
+
+/// `resources/subscribe` / `resources/unsubscribe`. The session records the URI as it sees
+/// it (updates are delivered to subscribed sessions only). Toward the backend: a subscribe is
+/// always forwarded (servers treat it as idempotent) and, for an HTTP backend, this shard
+/// starts listening on its upstream GET stream, where the updates arrive. An unsubscribe is
+/// forwarded only when no other session of this shard still wants the URI, and never to a
+/// stdio backend, whose one process serves the subscriptions of every shard.
+pub async fn subscribe(
+    shard: &Rc<LocalShard>,
+    sid: &str,
+    body: &[u8],
+    env: &Envelope<'_>,
+    on: bool,
+) -> Result<Answer, McpError> {
+    let (Some(uri), Some(range)) = (env.uri_str.as_deref(), env.uri.clone()) else {
+        return Err(McpError::InvalidParams("params.uri is required".into()));
+    };
+    let (backend, original, server, capable) = {
+        let snap = shard.snapshot.load();
+        let route = snap
+            .catalog
+            .route_uri(uri)
+            .ok_or_else(|| McpError::ResourceNotFound(uri.to_string()))?;
+        (
+            route.backend,
+            route.original.to_string(),
+            snap.backends[route.backend].id.clone(),
+            snap.catalog.backend_caps[route.backend].subscribe,
+        )
+    };
+    if !capable {
+        return Err(McpError::InvalidParams(format!(
+            "server `{server}` does not support resource subscriptions"
+        )));
+    }
+    let others_want = {
+        let mut sessions = shard.sessions.borrow_mut();
+        if let Some(s) = sessions.get_mut(sid) {
+            if on {
+                s.subscriptions.insert(uri.to_string());
+            } else {
+                s.subscriptions.remove(uri);
+            }
+        }
+        let others = sessions
+            .iter_mut()
+            .any(|(other, s)| other != sid && s.subscriptions.contains(uri));
+        others
+    };
+    let handle = shard.upstreams.borrow().get(&server).cloned();
+    if on {
+        if let Some(crate::upstream::LocalBackend::Http(h)) = handle.as_deref() {
+            h.ensure_listening(
+                crate::shard::http_push_handler(shard, &server, None),
+                shard.draining.clone(),
+            );
+        }
+    } else {
+        let stdio = !matches!(
+            handle.as_deref(),
+            Some(crate::upstream::LocalBackend::Http(_))
+        );
+        if others_want || stdio {
+            return Ok(Answer::Json(ok_result(env.id_bytes(body), b"{}")));
+        }
+    }
+    let mut original_json = Vec::new();
+    push_json_str(&mut original_json, &original);
+    forward(
+        shard,
+        sid,
+        body,
+        env,
+        backend,
+        Some((range, &original_json)),
+    )
+    .await
+}

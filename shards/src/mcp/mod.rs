@@ -12,6 +12,7 @@ pub mod guard;
 pub mod jsonrpc;
 pub mod methods;
 pub mod session;
+pub mod streams;
 
 /// Protocol versions served to clients, newest first.
 pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26"];

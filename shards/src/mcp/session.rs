@@ -58,6 +58,23 @@ pub struct LocalSession {
     pub created: Instant,
     /// The client's declared capabilities.
     pub caps: ClientCaps,
+    /// The open standalone GET stream, if any.
+    pub get_stream: Option<futures_channel::mpsc::UnboundedSender<Vec<u8>>>,
+    /// Resource URIs (as the client sees them) this session subscribed to.
+    pub subscriptions: hashbrown::HashSet<String, RandomState>,
+}
+
+impl LocalSession {
+    /// A new session with no stream and no subscriptions.
+    pub fn new(version: &'static str, caps: ClientCaps) -> Self {
+        LocalSession {
+            version,
+            created: Instant::now(),
+            caps,
+            get_stream: None,
+            subscriptions: Default::default(),
+        }
+    }
 }
 
 /// The sessions this shard owns.
@@ -113,6 +130,16 @@ impl LocalSessionTable {
     /// Looks a session up.
     pub fn get(&self, id: &str) -> Option<&LocalSession> {
         self.map.get(id)
+    }
+
+    /// Looks a session up for change.
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut LocalSession> {
+        self.map.get_mut(id)
+    }
+
+    /// Every session, for broadcasts.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut LocalSession)> {
+        self.map.iter_mut().map(|(k, v)| (&**k, v))
     }
 
     /// Ends a session; false if it did not exist.

@@ -75,6 +75,7 @@ pub struct LocalHttpBackend {
     rr: Cell<usize>,
     next_id: Cell<u64>,
     connect_timeout: Duration,
+    listening: Cell<bool>,
 }
 
 enum Attempt {
@@ -100,6 +101,7 @@ impl LocalHttpBackend {
             rr: Cell::new(0),
             next_id: Cell::new(1),
             connect_timeout,
+            listening: Cell::new(false),
         }
     }
 
@@ -362,6 +364,39 @@ impl LocalHttpBackend {
                 return Err(self.protocol("SSE stream ended without a response"));
             }
         }
+    }
+
+    /// Backend id.
+    pub fn id(&self) -> &str {
+        &self.spec.id
+    }
+
+    /// Replica 0's URL and the headers of its upstream session (created if needed, within
+    /// the connect timeout), for the GET stream.
+    pub async fn get_stream_target(&self) -> Result<(BackendUrl, Vec<(String, String)>), McpError> {
+        let replica = &self.replicas[0];
+        let session =
+            match monoio::time::timeout(self.connect_timeout, self.ensure_session(replica)).await {
+                Ok(r) => r?,
+                Err(_) => return Err(self.unavailable("initialize timed out")),
+            };
+        Ok((replica.url.clone(), self.headers(&session)))
+    }
+
+    /// Starts this shard's GET listener once; later calls do nothing.
+    pub fn ensure_listening(
+        self: &Rc<Self>,
+        on_push: crate::upstream::listen::OnPush,
+        draining: Rc<Cell<bool>>,
+    ) {
+        if self.listening.replace(true) {
+            return;
+        }
+        monoio::spawn(crate::upstream::listen::listen(
+            self.clone(),
+            on_push,
+            draining,
+        ));
     }
 
     /// Ensures an upstream session on the first replica (within `timeout`) and returns what

@@ -13,6 +13,7 @@
 //! - [`discover`]: the handshake-independent part of catalog discovery (every page followed).
 
 pub mod http;
+pub mod listen;
 pub mod messages;
 pub mod stdio;
 

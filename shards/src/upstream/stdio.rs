@@ -50,7 +50,14 @@ struct LocalRoutes {
     pending: RefCell<Pending>,
     progress: RefCell<HashMap<Vec<u8>, EventTx, RandomState>>,
     sinks: RefCell<Vec<(u64, EventTx)>>,
+    /// Signals the supervisor that the backend's lists changed (re-discover).
+    relist: RefCell<Option<mpsc::UnboundedSender<()>>>,
+    /// Unrelated notifications for clients (resources/updated), as the backend sent them.
+    unrelated: RefCell<Option<Updates>>,
 }
+
+/// Receives a backend's `notifications/resources/updated` messages.
+pub type Updates = Rc<dyn Fn(Vec<u8>)>;
 
 /// The live half of a running child.
 struct LocalProcess {
@@ -387,6 +394,18 @@ fn route_notification(server: &str, line: &[u8], env: &Envelope<'_>, routes: &Lo
         }
         return;
     }
+    if method.ends_with("/list_changed") {
+        if let Some(tx) = routes.relist.borrow().as_ref() {
+            let _ = tx.unbounded_send(());
+        }
+        return;
+    }
+    if method == "notifications/resources/updated" {
+        if let Some(f) = routes.unrelated.borrow().as_ref() {
+            f(line.to_vec());
+        }
+        return;
+    }
     if method == "notifications/message" || method == "notifications/cancelled" {
         let sinks = routes.sinks.borrow();
         if let [(_, tx)] = sinks.as_slice() {
@@ -472,6 +491,7 @@ pub async fn supervise(
     slot: Rc<LocalStdioSlot>,
     timeout: Duration,
     report: Report,
+    updates: Updates,
     stopped: oneshot::Sender<()>,
 ) {
     let mut backoff = Duration::from_millis(250);
@@ -489,6 +509,9 @@ pub async fn supervise(
                 tracing::info!(server = %slot.spec.id, pid, "stdio backend started");
                 let (wtx, wrx) = mpsc::unbounded();
                 let routes = Rc::new(LocalRoutes::default());
+                let (relist_tx, relist_rx) = mpsc::unbounded();
+                *routes.relist.borrow_mut() = Some(relist_tx);
+                *routes.unrelated.borrow_mut() = Some(updates.clone());
                 monoio::spawn(writer_task(stdin, wrx));
                 monoio::spawn(stderr_task(slot.spec.id.clone(), stderr));
                 let reader = monoio::spawn(reader_task(
@@ -511,7 +534,15 @@ pub async fn supervise(
                             resources = found.resources.len(),
                             "stdio backend ready"
                         );
+                        let caps = found.caps.clone();
                         report(Ok(found));
+                        monoio::spawn(relist_task(
+                            slot.clone(),
+                            caps,
+                            timeout,
+                            report.clone(),
+                            relist_rx,
+                        ));
                     }
                     Err(e) => {
                         tracing::error!(server = %slot.spec.id, "stdio backend failed its handshake: {e}");
@@ -564,6 +595,34 @@ pub async fn supervise(
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
     let _ = stopped.send(());
+}
+
+/// Re-lists a backend each time it says a list changed (bursts are coalesced); ends when the
+/// process does (its sender is dropped with the routes).
+async fn relist_task(
+    slot: Rc<LocalStdioSlot>,
+    caps: crate::catalog::BackendCaps,
+    timeout: Duration,
+    report: Report,
+    mut rx: mpsc::UnboundedReceiver<()>,
+) {
+    while poll_fn(|cx| Pin::new(&mut rx).poll_next(cx))
+        .await
+        .is_some()
+    {
+        monoio::time::sleep(Duration::from_millis(20)).await;
+        while rx.try_recv().is_ok() {}
+        let backend = crate::upstream::LocalBackend::Stdio(slot.clone());
+        match crate::upstream::discover(&slot.spec.id, &backend, caps.clone(), timeout).await {
+            Ok(found) => {
+                tracing::info!(server = %slot.spec.id, tools = found.tools.len(), "backend lists changed; catalog refreshed");
+                report(Ok(found));
+            }
+            Err(e) => {
+                tracing::warn!(server = %slot.spec.id, "re-listing after list_changed failed: {e}")
+            }
+        }
+    }
 }
 
 async fn handshake_and_list(

@@ -1,0 +1,76 @@
+//! The gateway's own GET stream toward a Streamable HTTP backend.
+//!
+//! A backend sends what is not tied to a request (list changes, resource updates) on its
+//! standalone GET stream. Each shard that needs those opens one per backend on its own
+//! upstream session: the owner shard for list changes (re-discovery), any shard whose clients
+//! subscribed to a resource for updates. A backend that answers the GET with 405 has no such
+//! stream; the listener then stops and says so once. Other failures retry with backoff.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::http::client::LocalHttpConn;
+use crate::http::sse::SseDecoder;
+use crate::upstream::http::LocalHttpBackend;
+
+/// Called with each message the backend pushes on its GET stream.
+pub type OnPush = Rc<dyn Fn(Vec<u8>)>;
+
+/// Listens on replica 0's GET stream until the shard drains or the backend refuses.
+pub async fn listen(
+    backend: Rc<LocalHttpBackend>,
+    on_push: OnPush,
+    draining: Rc<std::cell::Cell<bool>>,
+) {
+    let mut backoff = Duration::from_millis(500);
+    while !draining.get() {
+        match once(&backend, &on_push).await {
+            Ok(Some(405)) | Ok(Some(404)) => {
+                tracing::info!(server = %backend.id(), "backend offers no GET stream; list changes from it arrive only on reconnect");
+                return;
+            }
+            Ok(_) => backoff = Duration::from_millis(500),
+            Err(e) => tracing::debug!(server = %backend.id(), "GET stream ended: {e}"),
+        }
+        monoio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// One GET stream; returns the refusing status, or `None` when a stream ran and ended.
+async fn once(backend: &Rc<LocalHttpBackend>, on_push: &OnPush) -> Result<Option<u16>, String> {
+    let (replica, headers) = backend
+        .get_stream_target()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut conn = LocalHttpConn::connect(&replica.addrs, Duration::from_secs(5))
+        .await
+        .map_err(|e| e.to_string())?;
+    let hdrs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    conn.send_get(&replica.path, &replica.authority, &hdrs)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut head = conn.read_head().await.map_err(|e| e.to_string())?;
+    if head.status != 200 || !head.sse {
+        return Ok(Some(head.status));
+    }
+    let mut dec = SseDecoder::default();
+    let mut piece = Vec::with_capacity(4096);
+    loop {
+        piece.clear();
+        let more = conn
+            .read_body_piece(&mut head, &mut piece)
+            .await
+            .map_err(|e| e.to_string())?;
+        dec.push(&piece);
+        while let Some(ev) = dec.next_event() {
+            on_push(ev.data);
+        }
+        if !more {
+            return Ok(None);
+        }
+    }
+}
