@@ -52,6 +52,15 @@ enum Command {
         #[arg(long, value_enum)]
         driver: Option<DriverArg>,
     },
+    /// Serve MCP over stdin/stdout to one local client (logs go to stderr).
+    Stdio {
+        /// Config file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Number of shards (default 1 for a single local client).
+        #[arg(long)]
+        cores: Option<usize>,
+    },
     /// Check a config file; prints every problem with file, line and key.
     Validate {
         /// Config file to check.
@@ -121,7 +130,24 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(d) = driver {
                 cfg.server.driver = d.into();
             }
-            crate::control::start(cfg)?;
+            crate::control::start(cfg, crate::control::Front::Http)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stdio {
+            config: path,
+            cores,
+        } => {
+            let mut cfg = match config::load_file(&path) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            if let Some(c) = cores {
+                cfg.server.cores = c;
+            }
+            crate::control::start(cfg, crate::control::Front::Stdio)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { file } => {

@@ -91,11 +91,33 @@ fn shard_count(cfg: &Config) -> usize {
     }
 }
 
+/// How clients reach the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Front {
+    /// Streamable HTTP on the configured address, one listener per shard.
+    Http,
+    /// One client on stdin/stdout (no listener); stdin EOF shuts the gateway down.
+    Stdio,
+}
+
 /// Starts the gateway and runs the control loop until a shutdown signal. Blocks.
-pub fn start(cfg: Config) -> anyhow::Result<()> {
+pub fn start(cfg: Config, front: Front) -> anyhow::Result<()> {
     let specs = backend_specs(&cfg)?;
-    let n = shard_count(&cfg);
-    let (listeners, addr) = crate::listen::bind_shards(&cfg.server.host, cfg.server.port, n)?;
+    let n = if front == Front::Stdio && cfg.server.cores == 0 {
+        1
+    } else {
+        shard_count(&cfg)
+    };
+    let (listeners, addr) = match front {
+        Front::Http => {
+            let (l, a) = crate::listen::bind_shards(&cfg.server.host, cfg.server.port, n)?;
+            (l.into_iter().map(Some).collect::<Vec<_>>(), Some(a))
+        }
+        Front::Stdio => ((0..n).map(|_| None).collect(), None),
+    };
+    let stdout_tx = (front == Front::Stdio)
+        .then(spawn_stdout_writer)
+        .transpose()?;
     let cfg = Arc::new(cfg);
     let mut found: Discovered = vec![(BackendState::Starting, None); specs.len()];
     let mut version = 1u64;
@@ -122,6 +144,7 @@ pub fn start(cfg: Config) -> anyhow::Result<()> {
             snapshot: slot.clone(),
             peers: senders.clone(),
             mailbox: mbox,
+            stdout: if i == 0 { stdout_tx.clone() } else { None },
             control: events_tx.clone(),
             driver: cfg.server.driver,
             uring_entries: cfg.server.uring_entries,
@@ -170,14 +193,22 @@ pub fn start(cfg: Config) -> anyhow::Result<()> {
         }
     }
     let driver_names: Vec<&str> = drivers.iter().map(|(_, d)| d.as_str()).collect();
-    tracing::info!(shards = n, drivers = ?driver_names, %addr, "gateway started");
-    println!(
-        "only1mcp-uring listening on http://{addr}/mcp (shards: {n}, driver: {})",
-        driver_names[0]
-    );
-    let _ = std::io::stdout().flush();
-
     let (sig_tx, sig_rx) = unbounded::<i32>();
+    match addr {
+        Some(addr) => {
+            tracing::info!(shards = n, drivers = ?driver_names, %addr, "gateway started");
+            println!(
+                "only1mcp-uring listening on http://{addr}/mcp (shards: {n}, driver: {})",
+                driver_names[0]
+            );
+            let _ = std::io::stdout().flush();
+        }
+        None => {
+            tracing::info!(shards = n, drivers = ?driver_names, "gateway started on stdio");
+            spawn_stdin_reader(senders[0].clone(), sig_tx.clone())?;
+        }
+    }
+
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
@@ -272,6 +303,54 @@ fn apply_discovery(
             });
         }
     }
+}
+
+/// The one thread that writes the stdio client's stdout: a line per message.
+fn spawn_stdout_writer() -> anyhow::Result<crossbeam_channel::Sender<Vec<u8>>> {
+    let (tx, rx) = unbounded::<Vec<u8>>();
+    std::thread::Builder::new()
+        .name("o1m-stdout".into())
+        .spawn(move || {
+            let mut out = std::io::stdout().lock();
+            for mut msg in rx {
+                msg.push(b'\n');
+                if out.write_all(&msg).and_then(|_| out.flush()).is_err() {
+                    return;
+                }
+            }
+        })
+        .context("cannot start the stdout writer")?;
+    Ok(tx)
+}
+
+/// Reads the stdio client's lines (blocking, so on its own thread) into shard 0's mailbox;
+/// stdin EOF means the client is gone: shut down like on SIGTERM.
+fn spawn_stdin_reader(
+    shard0: only1mcp_shards::rt::mailbox::SharedMailboxSender<ShardMsg>,
+    stop: crossbeam_channel::Sender<i32>,
+) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("o1m-stdin".into())
+        .spawn(move || {
+            use std::io::BufRead;
+            let mut stdin = std::io::stdin().lock();
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match stdin.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if shard0.send(ShardMsg::StdioLine(line.clone())).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            tracing::info!("stdin closed: shutting down");
+            let _ = stop.send(0);
+        })
+        .context("cannot start the stdin reader")?;
+    Ok(())
 }
 
 fn shutdown(

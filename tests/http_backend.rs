@@ -205,7 +205,8 @@ fn read_stream_messages(s: &mut std::net::TcpStream, want: usize, within: Durati
     let deadline = Instant::now() + within;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
-    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     loop {
         let text = String::from_utf8_lossy(&buf).to_string();
         let msgs: Vec<String> = text
@@ -225,14 +226,30 @@ fn read_stream_messages(s: &mut std::net::TcpStream, want: usize, within: Durati
 fn get_stream_rules_and_list_changed_when_a_backend_arrives() {
     for driver in DRIVERS {
         // Reserve a port for a backend that is not there yet.
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let late = format!("127.0.0.1:{port}");
-        let cfg = format!("{}{}", common::demo_stdio("demo", ""), http_server("late", &late, ""));
+        let cfg = format!(
+            "{}{}",
+            common::demo_stdio("demo", ""),
+            http_server("late", &late, "")
+        );
         let gw = Gateway::start(&cfg, driver, 2, &["demo"]);
         let sid = gw.initialize();
         // 406 without Accept, 400 without a session, then a real stream.
-        assert_eq!(gw.request("GET", "/mcp", &[("mcp-session-id", &sid)], b"").status, 406);
-        assert_eq!(gw.request("GET", "/mcp", &[("accept", "text/event-stream")], b"").status, 400);
+        assert_eq!(
+            gw.request("GET", "/mcp", &[("mcp-session-id", &sid)], b"")
+                .status,
+            406
+        );
+        assert_eq!(
+            gw.request("GET", "/mcp", &[("accept", "text/event-stream")], b"")
+                .status,
+            400
+        );
         let mut stream = std::net::TcpStream::connect(&gw.addr).unwrap();
         write!(
             stream,
@@ -241,23 +258,36 @@ fn get_stream_rules_and_list_changed_when_a_backend_arrives() {
         )
         .unwrap();
         let mut head = [0u8; 512];
-        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         let n = stream.read(&mut head).unwrap();
         let head = String::from_utf8_lossy(&head[..n]).to_string();
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         assert!(head.contains("text/event-stream"), "{head}");
         // A second GET stream for the same session is refused.
-        let second = gw.request("GET", "/mcp", &[("accept", "text/event-stream"), ("mcp-session-id", &sid)], b"");
+        let second = gw.request(
+            "GET",
+            "/mcp",
+            &[("accept", "text/event-stream"), ("mcp-session-id", &sid)],
+            b"",
+        );
         assert_eq!(second.status, 409, "{driver}");
         // The backend arrives: the catalog grows and the session hears about it on its stream.
         let _demo = DemoHttp::start(&late, "late");
         gw.wait_ready(&["late"], Duration::from_secs(20));
         let msgs = read_stream_messages(&mut stream, 1, Duration::from_secs(10));
         assert!(
-            msgs.iter().any(|m| m.contains("notifications/tools/list_changed")),
+            msgs.iter()
+                .any(|m| m.contains("notifications/tools/list_changed")),
             "{driver}: {msgs:?}"
         );
-        let list = gw.post(&[("mcp-session-id", &sid)], r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).json();
+        let list = gw
+            .post(
+                &[("mcp-session-id", &sid)],
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+            )
+            .json();
         assert!(sonic_rs::to_string(&list).unwrap().contains("late__whoami"));
     }
 }

@@ -69,6 +69,8 @@ pub enum ShardMsg {
         /// The backend's own URI.
         uri: String,
     },
+    /// stdio mode: one line from the client's stdin.
+    StdioLine(Vec<u8>),
     /// Stop accepting, drain, stop children, exit.
     Shutdown,
 }
@@ -106,8 +108,10 @@ pub struct ShardInit {
     pub id: usize,
     /// CPU to pin to, if any.
     pub cpu: Option<usize>,
-    /// The SO_REUSEPORT listener bound for this shard.
-    pub listener: std::net::TcpListener,
+    /// The SO_REUSEPORT listener bound for this shard (`None` in stdio mode).
+    pub listener: Option<std::net::TcpListener>,
+    /// stdio mode: where lines for the client's stdout go (shard 0 only).
+    pub stdout: Option<crossbeam_channel::Sender<Vec<u8>>>,
     /// Shard count ring.
     pub ring: Ring,
     /// The published snapshot.
@@ -154,6 +158,8 @@ pub struct LocalShard {
     pub inflight_calls: RefCell<HashMap<Vec<u8>, oneshot::Sender<()>, RandomState>>,
     /// Counter for gateway-side progress tokens and server-to-client request ids.
     pub next_token: Cell<u64>,
+    /// stdio mode: the client's stdout, and its one session once initialized.
+    pub stdio: Option<crate::mcp::stdio_front::LocalStdioFront>,
     /// Server-to-client requests relayed to a client and not answered yet.
     pub s2c_pending: RefCell<HashMap<Vec<u8>, crate::mcp::forward::S2cRoute, RandomState>>,
 }
@@ -193,7 +199,7 @@ pub fn run_shard(init: ShardInit) -> std::io::Result<()> {
 async fn shard_main(init: ShardInit) {
     let snap = init.snapshot.load_full();
     let cfg = &snap.config;
-    let listener_addr = init.listener.local_addr().ok();
+    let listener_addr = init.listener.as_ref().and_then(|l| l.local_addr().ok());
     let loopback = listener_addr.map(|a| a.ip().is_loopback()).unwrap_or(false);
     let shard = Rc::new(LocalShard {
         id: init.id,
@@ -220,28 +226,40 @@ async fn shard_main(init: ShardInit) {
         inflight_calls: RefCell::new(HashMap::default()),
         next_token: Cell::new(1),
         s2c_pending: RefCell::new(HashMap::default()),
+        stdio: init
+            .stdout
+            .clone()
+            .map(crate::mcp::stdio_front::LocalStdioFront::new),
     });
     let grace = Duration::from_millis(cfg.server.shutdown_grace_ms);
     let connect_timeout = Duration::from_millis(cfg.proxy.connect_timeout_ms);
     setup_backends(&shard, connect_timeout);
 
-    let listener = match monoio::net::TcpListener::from_std(init.listener) {
-        Ok(l) => l,
-        Err(e) => {
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let listener = match init.listener.map(monoio::net::TcpListener::from_std) {
+        Some(Ok(l)) => Some(l),
+        Some(Err(e)) => {
             tracing::error!(shard = shard.id, "cannot adopt listener: {e}");
             let _ = shard
                 .control
                 .send(ControlEvent::Stopped { shard: shard.id });
             return;
         }
+        None => None,
     };
-    tracing::info!(shard = shard.id, addr = ?listener_addr, "shard listening");
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
     monoio::spawn(mailbox_loop(shard.clone(), init.mailbox, stop_tx));
-    let accept = accept_loop(shard.clone(), listener);
-    monoio::select! {
-        _ = accept => {},
-        _ = stop_rx => {},
+    match listener {
+        Some(listener) => {
+            tracing::info!(shard = shard.id, addr = ?listener_addr, "shard listening");
+            let accept = accept_loop(shard.clone(), listener);
+            monoio::select! {
+                _ = accept => {},
+                _ = stop_rx => {},
+            }
+        }
+        None => {
+            let _ = stop_rx.await;
+        }
     }
     drain(&shard, grace).await;
     let _ = shard
@@ -480,6 +498,7 @@ async fn mailbox_loop(
             ShardMsg::ResourceUpdated { server, uri } => {
                 crate::mcp::streams::resource_updated(&shard, &server, &uri)
             }
+            ShardMsg::StdioLine(line) => crate::mcp::stdio_front::line(&shard, line).await,
             ShardMsg::Shutdown => {
                 shard.draining.set(true);
                 if let Some(s) = stop.take() {

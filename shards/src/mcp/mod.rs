@@ -12,6 +12,7 @@ pub mod guard;
 pub mod jsonrpc;
 pub mod methods;
 pub mod session;
+pub mod stdio_front;
 pub mod streams;
 
 /// Protocol versions served to clients, newest first.

@@ -1,0 +1,133 @@
+//! The gateway served over stdin/stdout (`only1mcp-uring stdio`), for clients that only
+//! launch commands.
+//!
+//! A reader thread (outside the shards: reading stdin blocks) hands each line to shard 0's
+//! mailbox; a writer thread owns stdout. Here each line goes through exactly the same
+//! dispatcher as an HTTP POST, inside the one session this client opens with `initialize`:
+//! JSON answers become one line, SSE answers become one line per message, and the session's
+//! GET stream (list changes, resource updates) is opened right after `initialize` and pumped
+//! to stdout too. Requests run concurrently; answers carry their ids, so order does not matter.
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use futures_core::Stream;
+
+use crate::http::request::Method;
+use crate::http::response::Reply;
+use crate::mcp::dispatch::{handle, McpHttpRequest};
+use crate::shard::LocalShard;
+
+/// The stdio client's side of shard 0.
+pub struct LocalStdioFront {
+    out: crossbeam_channel::Sender<Vec<u8>>,
+    session: RefCell<Option<String>>,
+}
+
+impl LocalStdioFront {
+    /// A front writing to `out` (one message per item; the writer adds the newline).
+    pub fn new(out: crossbeam_channel::Sender<Vec<u8>>) -> Self {
+        LocalStdioFront {
+            out,
+            session: RefCell::new(None),
+        }
+    }
+
+    fn write(&self, msg: Vec<u8>) {
+        // Messages must be single lines; the gateway never pretty-prints, but a backend's
+        // message could carry a raw newline between tokens, which JSON allows.
+        let msg = if msg.contains(&b'\n') {
+            msg.into_iter()
+                .filter(|b| *b != b'\n' && *b != b'\r')
+                .collect()
+        } else {
+            msg
+        };
+        let _ = self.out.send(msg);
+    }
+}
+
+async fn pump(front: Rc<LocalShard>, mut rx: futures_channel::mpsc::UnboundedReceiver<Vec<u8>>) {
+    while let Some(m) = poll_fn(|cx| Pin::new(&mut rx).poll_next(cx)).await {
+        if let Some(f) = &front.stdio {
+            f.write(m);
+        }
+    }
+}
+
+async fn deliver(shard: &Rc<LocalShard>, mut reply: Reply) {
+    let Some(front) = &shard.stdio else {
+        return;
+    };
+    if let Some(rx) = reply.stream.take() {
+        pump(shard.clone(), rx).await;
+    } else if !reply.body.is_empty() && reply.content_type == Some("application/json") {
+        front.write(std::mem::take(&mut reply.body));
+    }
+}
+
+/// Handles one line from the client's stdin. Until the session exists lines are handled in
+/// order (so `notifications/initialized` cannot overtake `initialize`); after that each line
+/// runs as its own task.
+pub async fn line(shard: &Rc<LocalShard>, line: Vec<u8>) {
+    let Some(front) = &shard.stdio else {
+        return;
+    };
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    let session = front.session.borrow().clone();
+    let in_order = session.is_none();
+    let is_request = matches!(
+        crate::mcp::jsonrpc::Envelope::parse(&line).map(|e| e.kind),
+        Ok(crate::mcp::jsonrpc::Kind::Request) | Err(_)
+    );
+    let shard = shard.clone();
+    let task = async move {
+        let req = McpHttpRequest {
+            method: Method::Post,
+            session_id: session,
+            protocol_version: None,
+            accepts_sse: true,
+            body: line,
+        };
+        shard.inflight.set(shard.inflight.get() + 1);
+        let mut reply = handle(&shard, req, true).await;
+        shard.inflight.set(shard.inflight.get() - 1);
+        if let Some(sid) = reply.session_id.take() {
+            // initialize: this is the client's session from now on; open its GET stream.
+            if let Some(front) = &shard.stdio {
+                *front.session.borrow_mut() = Some(sid.clone());
+            }
+            let get = McpHttpRequest {
+                method: Method::Get,
+                session_id: Some(sid),
+                protocol_version: None,
+                accepts_sse: true,
+                body: Vec::new(),
+            };
+            let stream = handle(&shard, get, true).await;
+            deliver(&shard, reply).await;
+            monoio::spawn({
+                let shard = shard.clone();
+                async move { deliver(&shard, stream).await }
+            });
+            return;
+        }
+        if !is_request {
+            // Notifications and responses never get an answer on stdio.
+            if reply.status >= 400 {
+                tracing::warn!(status = reply.status, "stdio client notification refused");
+            }
+            return;
+        }
+        deliver(&shard, reply).await;
+    };
+    if in_order {
+        task.await;
+    } else {
+        monoio::spawn(task);
+    }
+}
