@@ -1,23 +1,27 @@
 //! The Streamable HTTP transport (legacy, session-based shape).
 //!
 //! Owns the MCP side of HTTP on one endpoint, `/mcp`: the accept loop (one
-//! thread per connection, keep-alive), routing, `Mcp-Session-Id` sessions
-//! and the choice between a JSON and an SSE response. Byte-level HTTP/1.1
-//! framing lives in `http1.rs`.
+//! thread per connection, keep-alive), request validation, routing and the
+//! `Mcp-Session-Id` session table. The SSE streams live in
+//! `http_stream.rs`, byte-level HTTP/1.1 framing in `http1.rs`.
 //!
+//! * Checks, in order: path (404), `Host` when the listener is on loopback
+//!   (DNS-rebinding protection: only `localhost`, `127.x.x.x` or `[::1]`,
+//!   with or without a port; else 403), `Origin` if present (loopback
+//!   origins only; else 403), `MCP-Protocol-Version` if present (a supported
+//!   version; else 400).
 //! * `POST /mcp` with `Content-Type: application/json` (else 415). A request
-//!   gets an `application/json` response; a `sleep` call with a
-//!   `progressToken` from a client that accepts `text/event-stream` gets a
-//!   chunked SSE stream instead (each progress notification, then the
-//!   response). Notifications and responses get 202 with no body.
-//! * `initialize` mints a session id; every other POST must carry a known
-//!   `Mcp-Session-Id` (400 if missing, 404 if unknown).
-//! * `DELETE /mcp` ends the session (200). `GET /mcp` is 405 (no standalone
-//!   stream: this server never sends unsolicited messages). Other paths 404.
-//! * An `Origin` header that is not a loopback origin gets 403, and an
-//!   unsupported `MCP-Protocol-Version` header gets 400, as the spec asks.
+//!   gets an `application/json` response, or SSE once it emits related
+//!   messages (`PostStream`). Notifications and responses (answers to the
+//!   server's requests, routed to the waiting tool) get 202 with no body.
+//! * `initialize` mints a session id; every other request must carry a known
+//!   `Mcp-Session-Id` (400 if missing, 404 if unknown or deleted).
+//! * `GET /mcp` with `Accept: text/event-stream` (else 406): the session's
+//!   standalone stream (409 if one is open), or with `Last-Event-ID` the
+//!   rest of a stream the server closed early (400 if unknown).
+//! * `DELETE /mcp` ends the session (200); other methods 405.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::{self, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,21 +30,26 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 
-use super::http1::{read_request, respond, write_event, HttpError, Request};
-use super::protocol::{self, Message, Reply, Server, Transport, SUPPORTED_VERSIONS};
-use super::DemoOptions;
+use super::http1::{read_request, respond, HttpError, Request};
+use super::http_stream::{parked_stream, serve_resumed, serve_standalone, HttpSession, PostStream};
+use super::protocol::{self, Reply};
+use super::server::{Server, Transport, SUPPORTED_VERSIONS};
+use super::session::lock;
+use super::{Config, DemoOptions};
 
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct State {
     server: Server,
-    sessions: Mutex<HashSet<String>>,
+    sessions: Mutex<HashMap<String, Arc<HttpSession>>>,
     counter: AtomicU64,
     verbose: bool,
+    /// The listener is on a loopback address: validate `Host`.
+    check_host: bool,
 }
 
-pub fn run(addr: &str, opts: DemoOptions) -> anyhow::Result<()> {
+pub fn run(addr: &str, opts: DemoOptions, config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
     let mut stdout = io::stdout().lock();
@@ -48,10 +57,11 @@ pub fn run(addr: &str, opts: DemoOptions) -> anyhow::Result<()> {
     stdout.flush()?;
     drop(stdout);
     let state = Arc::new(State {
-        server: Server::new(opts, Transport::Http),
-        sessions: Mutex::new(HashSet::new()),
+        server: Server::new(opts, Transport::Http, config),
+        sessions: Mutex::new(HashMap::new()),
         counter: AtomicU64::new(0),
         verbose: std::env::var_os("DEMO_VERBOSE").is_some(),
+        check_host: local.ip().is_loopback(),
     });
     for stream in listener.incoming() {
         match stream {
@@ -103,52 +113,60 @@ fn serve_connection(state: &State, stream: TcpStream) {
     }
 }
 
+fn fail(out: &mut TcpStream, status: u16, msg: &str, ka: bool) -> io::Result<bool> {
+    respond(out, status, &[], Some(&rpc_error(msg)), ka)
+}
+
 /// Handles one request; `Ok(false)` means the connection must close.
 fn route(state: &State, req: &Request, out: &mut TcpStream) -> io::Result<bool> {
     let ka = req.keep_alive;
     let path = req.path.split('?').next().unwrap_or("");
     if path != "/mcp" {
-        return respond(out, 404, &[], Some(&rpc_error("Not Found")), ka);
+        return fail(out, 404, "Not Found", ka);
     }
-    if let Some(origin) = req.header("origin") {
-        if !is_loopback_origin(origin) {
-            return respond(
-                out,
-                403,
-                &[],
-                Some(&rpc_error("Forbidden: invalid Origin")),
-                ka,
-            );
-        }
+    if state.check_host && req.header("host").is_some_and(|h| !is_loopback_host(h)) {
+        return fail(out, 403, "Forbidden: invalid Host", ka);
     }
-    if let Some(v) = req.header("mcp-protocol-version") {
-        if !SUPPORTED_VERSIONS.contains(&v) {
-            return respond(
-                out,
-                400,
-                &[],
-                Some(&rpc_error("Bad Request: unsupported MCP-Protocol-Version")),
-                ka,
-            );
-        }
+    if req.header("origin").is_some_and(|o| !is_loopback_origin(o)) {
+        return fail(out, 403, "Forbidden: invalid Origin", ka);
+    }
+    if req
+        .header("mcp-protocol-version")
+        .is_some_and(|v| !SUPPORTED_VERSIONS.contains(&v))
+    {
+        return fail(
+            out,
+            400,
+            "Bad Request: unsupported MCP-Protocol-Version",
+            ka,
+        );
     }
     match req.method.as_str() {
         "POST" => post(state, req, out),
+        "GET" => get(state, req, out),
         "DELETE" => match check_session(state, req) {
-            Err((status, msg)) => respond(out, status, &[], Some(&rpc_error(msg)), ka),
-            Ok(id) => {
-                lock(&state.sessions).remove(id);
+            Err((status, msg)) => fail(out, status, msg, ka),
+            Ok((id, session)) => {
+                lock(&state.sessions).remove(&id);
+                session.close();
                 respond(out, 200, &[], None, ka)
             }
         },
         _ => respond(
             out,
             405,
-            &[("Allow", "POST, DELETE")],
+            &[("Allow", "GET, POST, DELETE")],
             Some(&rpc_error("Method Not Allowed")),
             ka,
         ),
     }
+}
+
+/// True if any `Accept` header lists `text/event-stream`.
+fn accepts_sse(req: &Request) -> bool {
+    req.headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("accept") && v.to_ascii_lowercase().contains("text/event-stream")
+    })
 }
 
 fn post(state: &State, req: &Request, out: &mut TcpStream) -> io::Result<bool> {
@@ -157,89 +175,74 @@ fn post(state: &State, req: &Request, out: &mut TcpStream) -> io::Result<bool> {
     let mime = content_type.split(';').next().unwrap_or("").trim();
     if !mime.eq_ignore_ascii_case("application/json") {
         let msg = "Unsupported Media Type: Content-Type must be application/json";
-        return respond(out, 415, &[], Some(&rpc_error(msg)), ka);
+        return fail(out, 415, msg, ka);
     }
     let msg = match protocol::parse(&req.body) {
         Ok(msg) => msg,
         Err(error) => return respond(out, 400, &[], Some(&error), ka),
     };
     let initialize = msg.is_request() && msg.method() == Some("initialize");
-    if !initialize {
-        if let Err((status, text)) = check_session(state, req) {
-            return respond(out, status, &[], Some(&rpc_error(text)), ka);
+    let session = if initialize {
+        Arc::new(HttpSession::new(&state.server))
+    } else {
+        match check_session(state, req) {
+            Ok((_, session)) => session,
+            Err((status, text)) => return fail(out, status, text, ka),
         }
-    }
+    };
     if !msg.is_request() {
-        state.server.handle(msg, &mut |_| {});
+        state.server.handle(&session.mcp, msg, &mut |_| false);
         return respond(out, 202, &[], None, ka);
     }
-    let accepts_sse = req
-        .header("accept")
-        .is_some_and(|a| a.to_ascii_lowercase().contains("text/event-stream"));
-    if accepts_sse && msg.streams_progress() {
-        return stream_sse(state, msg, out, ka);
-    }
-    // A JSON response has nowhere to put notifications: they are dropped.
-    let (json, error) = match state.server.handle(msg, &mut |_| {}) {
+    let mut stream = PostStream::new(out, ka, accepts_sse(req), &session);
+    let (json, error) = match state.server.handle(&session.mcp, msg, &mut stream) {
         Reply::Send { json, error } => (json, error),
         Reply::GarbageThen(_, json) => (json, false),
         Reply::Silent | Reply::Exit(_) => (rpc_error("Internal error"), true),
     };
     if initialize && !error {
-        let session = new_session_id(state);
-        lock(&state.sessions).insert(session.clone());
-        return respond(out, 200, &[("Mcp-Session-Id", &session)], Some(&json), ka);
+        let id = new_session_id(state);
+        lock(&state.sessions).insert(id.clone(), session.clone());
+        return stream.finish(json, &[("Mcp-Session-Id", &id)]);
     }
-    respond(out, 200, &[], Some(&json), ka)
+    stream.finish(json, &[])
 }
 
-/// Answers with `text/event-stream`: one `message` event per notification
-/// as it happens, then the response. Chunked on keep-alive connections,
-/// close-delimited otherwise.
-fn stream_sse(
-    state: &State,
-    msg: Message,
-    out: &mut TcpStream,
-    keep_alive: bool,
-) -> io::Result<bool> {
-    let mut head = String::from(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n",
-    );
-    head.push_str(if keep_alive {
-        "Transfer-Encoding: chunked\r\n"
-    } else {
-        "Connection: close\r\n"
-    });
-    head.push_str("\r\n");
-    out.write_all(head.as_bytes())?;
-    let mut failed: Option<io::Error> = None;
-    let mut send = |json: &str, out: &mut TcpStream| {
-        if failed.is_none() {
-            if let Err(e) = write_event(out, json, keep_alive) {
-                failed = Some(e);
-            }
-        }
+fn get(state: &State, req: &Request, out: &mut TcpStream) -> io::Result<bool> {
+    let ka = req.keep_alive;
+    if !accepts_sse(req) {
+        return fail(
+            out,
+            406,
+            "Not Acceptable: GET needs Accept: text/event-stream",
+            ka,
+        );
+    }
+    let session = match check_session(state, req) {
+        Ok((_, session)) => session,
+        Err((status, text)) => return fail(out, status, text, ka),
     };
-    let mut sink = out.try_clone()?;
-    let reply = state.server.handle(msg, &mut |n| send(&n, &mut sink));
-    if let Reply::Send { json, .. } | Reply::GarbageThen(_, json) = reply {
-        send(&json, out);
+    match req.header("last-event-id") {
+        None => serve_standalone(&session, out, ka),
+        Some(last) => match parked_stream(&session, last) {
+            Some(stream) => serve_resumed(&session, stream, out, ka),
+            None => fail(out, 400, "Bad Request: unknown Last-Event-ID", ka),
+        },
     }
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    if keep_alive {
-        out.write_all(b"0\r\n\r\n")?;
-    }
-    Ok(keep_alive)
 }
 
-/// Returns the request's known session id, or the status and message to fail with.
-fn check_session<'r>(state: &State, req: &'r Request) -> Result<&'r str, (u16, &'static str)> {
-    match req.header("mcp-session-id") {
-        None => Err((400, "Bad Request: missing Mcp-Session-Id")),
-        Some(id) if lock(&state.sessions).contains(id) => Ok(id),
-        Some(_) => Err((404, "Session not found")),
+/// The request's known session (id and state), or the status and message
+/// to fail with.
+fn check_session(
+    state: &State,
+    req: &Request,
+) -> Result<(String, Arc<HttpSession>), (u16, &'static str)> {
+    let Some(id) = req.header("mcp-session-id") else {
+        return Err((400, "Bad Request: missing Mcp-Session-Id"));
+    };
+    match lock(&state.sessions).get(id) {
+        Some(session) => Ok((id.to_string(), session.clone())),
+        None => Err((404, "Session not found")),
     }
 }
 
@@ -264,24 +267,46 @@ fn new_session_id(state: &State) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// True for `localhost`, `127.x.x.x` and `::1` (the host part of an
+/// authority or URL, brackets removed).
+fn is_loopback_name(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Splits `host[:port]` / `[v6][:port]`; `None` if malformed.
+fn split_authority(authority: &str) -> Option<&str> {
+    let (host, rest) = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']')?,
+        None => match authority.split_once(':') {
+            Some((h, port)) => (h, &authority[h.len()..][..port.len() + 1]),
+            None => (authority, ""),
+        },
+    };
+    let port_ok = match rest.strip_prefix(':') {
+        Some(port) => !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()),
+        None => rest.is_empty(),
+    };
+    port_ok.then_some(host)
+}
+
+/// A `Host` header naming a loopback host, with or without a port.
+pub fn is_loopback_host(host: &str) -> bool {
+    split_authority(host).is_some_and(is_loopback_name)
+}
+
 fn is_loopback_origin(origin: &str) -> bool {
     let Some((_, rest)) = origin.split_once("://") else {
         return false;
     };
     let authority = rest.split('/').next().unwrap_or("");
-    let host = if authority.starts_with('[') {
-        authority.split(']').next().map(|h| &h[1..]).unwrap_or("")
-    } else {
-        authority.split(':').next().unwrap_or("")
-    };
-    host.eq_ignore_ascii_case("localhost") || host == "::1" || host.starts_with("127.")
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    split_authority(authority).is_some_and(is_loopback_name)
 }
 
 /// A JSON-RPC error body (id null) for HTTP-level failures.
-fn rpc_error(message: &str) -> String {
+pub fn rpc_error(message: &str) -> String {
     protocol::error_response(&sonic_rs::Value::new(), -32000, message)
 }

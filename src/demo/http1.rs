@@ -3,8 +3,9 @@
 //! Owns the wire format only, no MCP: reading one request (head parsed by
 //! `httparse`, body by `Content-Length` or chunked transfer coding, with
 //! `Expect: 100-continue` and size limits) and writing responses and SSE
-//! events. Kept apart from `http.rs` so the routing and session logic there
-//! reads without byte-level noise.
+//! heads, events and ends. Kept apart from `http.rs` and `http_stream.rs` so
+//! the routing, session and stream logic there reads without byte-level
+//! noise.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -202,6 +203,8 @@ pub fn respond(
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        409 => "Conflict",
         413 => "Payload Too Large",
         415 => "Unsupported Media Type",
         431 => "Request Header Fields Too Large",
@@ -234,13 +237,45 @@ pub fn respond(
     Ok(keep_alive)
 }
 
+/// Writes the head of a `text/event-stream` response: chunked on keep-alive
+/// connections, close-delimited otherwise.
+pub fn write_sse_head(out: &mut TcpStream, keep_alive: bool) -> io::Result<()> {
+    let mut head = String::from(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n",
+    );
+    head.push_str(if keep_alive {
+        "Transfer-Encoding: chunked\r\n"
+    } else {
+        "Connection: close\r\n"
+    });
+    head.push_str("\r\n");
+    out.write_all(head.as_bytes())?;
+    out.flush()
+}
+
+/// Writes raw SSE text (one or more complete events or comments), as a
+/// chunk when `chunked`, and flushes.
+pub fn write_sse(out: &mut TcpStream, text: &str, chunked: bool) -> io::Result<()> {
+    if chunked {
+        out.write_all(format!("{:x}\r\n{text}\r\n", text.len()).as_bytes())?;
+    } else {
+        out.write_all(text.as_bytes())?;
+    }
+    out.flush()
+}
+
 /// Writes one SSE `message` event, as a chunk when `chunked`.
 pub fn write_event(out: &mut TcpStream, json: &str, chunked: bool) -> io::Result<()> {
-    let event = format!("event: message\ndata: {json}\n\n");
+    write_sse(out, &format!("event: message\ndata: {json}\n\n"), chunked)
+}
+
+/// Ends an SSE response: the last chunk, or closing the write side.
+pub fn end_sse(out: &mut TcpStream, chunked: bool) -> io::Result<()> {
     if chunked {
-        out.write_all(format!("{:x}\r\n{event}\r\n", event.len()).as_bytes())
+        out.write_all(b"0\r\n\r\n")?;
+        out.flush()
     } else {
-        out.write_all(event.as_bytes())
+        out.shutdown(std::net::Shutdown::Write)
     }
 }
 

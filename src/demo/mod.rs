@@ -6,10 +6,11 @@
 //! gateway. It speaks both transports the gateway talks to:
 //!
 //! * **stdio** ([`run_stdio`]): one JSON-RPC message per line on stdin/stdout,
-//!   logs on stderr, every request handled on its own thread.
+//!   logs on stderr, every message handled on its own thread.
 //! * **Streamable HTTP** ([`run_http`]): a single `/mcp` endpoint with
-//!   `Mcp-Session-Id` sessions, JSON responses, and an SSE response for
-//!   `sleep` calls that ask for progress.
+//!   `Mcp-Session-Id` sessions, JSON responses that turn into SSE as soon as
+//!   a request emits a related message (progress, log, request to the
+//!   client), a standalone GET stream, DELETE, and Host/Origin checks.
 //!
 //! The tools are deliberately test-oriented: besides plain `echo`/`add`, there
 //! are tools that return every content type (`image`), emit progress
@@ -17,27 +18,62 @@
 //! (`garbage`), kill the process (`crash`) and report the server's name
 //! (`whoami`, to tell replicas apart). `tools.rs` has the full list.
 //!
+//! **Conformance fixture.** With `DEMO_CONFORMANCE=1` in the environment the
+//! server also implements what `npx @modelcontextprotocol/conformance server`
+//! expects of the tested server: the `test_*` tools (including sampling and
+//! elicitation requests to the client, on both transports), resources,
+//! prompts, completions, `logging/setLevel`, and list_changed /
+//! resources/updated notifications, advertising exactly those capabilities.
+//! Without it the server is unchanged: ten tools, `tools` capability only.
+//! `tests/conformance/run.sh` runs the suite.
+//!
+//! Environment knobs (read at start):
+//! * `DEMO_CONFORMANCE=1`: enable the conformance fixture (default off).
+//! * `DEMO_PAGE_SIZE=N`: `tools/list` page size (default 3, so pagination is
+//!   exercised; the conformance suite reads only the first page, so use a
+//!   large value such as 100 when running it against this server directly).
+//! * `DEMO_VERBOSE`: HTTP only, log each request line to stderr.
+//!
 //! Blocking `std` I/O with a thread per request/connection is a deliberate
 //! choice: this server is a test fixture, not the gateway's data plane, so
 //! simplicity and obvious behaviour beat throughput here.
 //!
 //! File layout (each file owns one concern):
-//! * `mod.rs`: this public API and its docs.
-//! * `protocol.rs`: JSON-RPC parsing and MCP method dispatch, shared by both
-//!   transports so they cannot drift apart.
-//! * `tools.rs`: tool definitions (schemas) and implementations.
+//! * `mod.rs`: this public API, its docs and the environment knobs.
+//! * `protocol.rs`: JSON-RPC parsing and message serialization.
+//! * `server.rs`: MCP method dispatch, shared by both transports so they
+//!   cannot drift apart.
+//! * `session.rs`: per-session state, server→client requests and
+//!   notifications, the fixture's timer.
+//! * `tools.rs`: the demo tools (schemas and implementations), pagination.
+//! * `fixture.rs`: the conformance fixture's `test_*` tools.
+//! * `resources.rs`, `prompts.rs`: the fixture's resources, prompts and
+//!   completions.
 //! * `stdio.rs`: the line-based stdio transport.
-//! * `http.rs`: the Streamable HTTP transport (routing, sessions, JSON vs SSE).
-//! * `http1.rs`: minimal HTTP/1.1 framing (request parsing, chunked bodies,
-//!   response and SSE writing) used by `http.rs`.
-//! * `tests.rs`: unit tests of the dispatch and tools (test builds only).
+//! * `http.rs`: the Streamable HTTP transport (routing, validation, sessions).
+//! * `http_stream.rs`: its SSE streams (POST responses, the standalone GET
+//!   stream, resumption after a deliberate disconnect).
+//! * `http1.rs`: minimal HTTP/1.1 framing used by the two above.
+//! * `tests.rs`, `tests_fixture.rs`, `tests_catalog.rs`: unit tests of the
+//!   dispatch and demo tools, the fixture's tools, and the fixture's
+//!   resources/prompts/timers (test builds only).
 
+mod fixture;
 mod http;
 mod http1;
+mod http_stream;
+mod prompts;
 mod protocol;
+mod resources;
+mod server;
+mod session;
 mod stdio;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_catalog;
+#[cfg(test)]
+mod tests_fixture;
 mod tools;
 
 /// Options shared by both transports.
@@ -55,22 +91,58 @@ impl Default for DemoOptions {
     }
 }
 
+/// Settings read from the environment (see the module docs).
+#[derive(Debug, Clone, Copy)]
+struct Config {
+    /// `DEMO_CONFORMANCE=1`: serve the conformance fixture too.
+    conformance: bool,
+    /// `DEMO_PAGE_SIZE`: `tools/list` page size, at least 1.
+    page_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            conformance: false,
+            page_size: 3,
+        }
+    }
+}
+
+impl Config {
+    fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let default = Self::default();
+        let page_size = match var("DEMO_PAGE_SIZE").map(|v| v.parse::<usize>()) {
+            None => default.page_size,
+            Some(Ok(n)) if n > 0 => n,
+            Some(_) => {
+                eprintln!("demo-server: ignoring DEMO_PAGE_SIZE (not a positive integer)");
+                default.page_size
+            }
+        };
+        Self {
+            conformance: var("DEMO_CONFORMANCE").is_some_and(|v| v != "0"),
+            page_size,
+        }
+    }
+}
+
 /// Serve MCP over stdin/stdout until stdin reaches EOF.
 ///
-/// Logs `demo-server <name> ready on stdio` to stderr at startup. Requests are
-/// handled concurrently (one thread each); on EOF the requests still in
+/// Logs `demo-server <name> ready on stdio` to stderr at startup. Messages
+/// are handled concurrently (one thread each); on EOF the requests still in
 /// flight are allowed to finish, then this returns `Ok(())`. The `crash` tool
 /// exits the process with status 3 without answering.
 pub fn run_stdio(opts: DemoOptions) -> anyhow::Result<()> {
-    stdio::run(opts)
+    stdio::run(opts, Config::from_env())
 }
 
 /// Serve MCP over Streamable HTTP on `addr` (e.g. `"127.0.0.1:0"`), forever.
 ///
 /// Prints exactly one line to stdout once bound,
 /// `demo-server listening on http://IP:PORT/mcp`, with the real port. Returns
-/// only if binding fails (accept errors are logged and retried). Set
-/// `DEMO_VERBOSE` to log each request line to stderr.
+/// only if binding fails (accept errors are logged and retried).
 pub fn run_http(addr: &str, opts: DemoOptions) -> anyhow::Result<()> {
-    http::run(addr, opts)
+    http::run(addr, opts, Config::from_env())
 }

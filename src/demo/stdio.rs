@@ -3,18 +3,26 @@
 //! Owns line framing, concurrency and stdout discipline. Lines are read with
 //! `read_until`, so there is no line-length limit (a `big` request or a
 //! client's multi-MB argument is fine). Every message is handled on its own
-//! thread so a long `sleep` never blocks other requests; all stdout writes
-//! go through one mutex so lines never interleave. Only MCP messages (and
-//! the deliberate `garbage` line) reach stdout; logs go to stderr.
+//! thread so a long `sleep`, or a tool waiting for the client's answer to a
+//! server→client request, never blocks other messages (that answer included:
+//! it arrives as a line like any other and is matched by id). All stdout
+//! writes go through one mutex so lines never interleave. Only MCP messages
+//! (and the deliberate `garbage` line) reach stdout; logs go to stderr.
 //!
-//! On stdin EOF the reader waits for requests still in flight, so a
+//! The process is one MCP session; its related and unsolicited messages
+//! (notifications, requests to the client) all go to stdout.
+//!
+//! On stdin EOF the session is closed (tools waiting for the client fail at
+//! once) and the reader waits for requests still in flight, so a
 //! `printf ... | demo --stdio` pipeline gets every answer, then returns.
 
 use std::io::{self, BufRead, Write};
 use std::sync::{Arc, Condvar, Mutex};
 
-use super::protocol::{self, Reply, Server, Transport};
-use super::DemoOptions;
+use super::protocol::{self, Reply};
+use super::server::{Server, Transport};
+use super::session::{Session, Sink};
+use super::{Config, DemoOptions};
 
 /// Serialized access to stdout.
 struct Output {
@@ -38,6 +46,13 @@ impl Output {
         let _guard = self.out.lock().unwrap_or_else(|p| p.into_inner());
         eprintln!("demo-server: exiting with status {code} (crash tool)");
         std::process::exit(code)
+    }
+}
+
+impl Sink for Output {
+    fn send(&self, json: &str) -> bool {
+        self.write_line(json);
+        true
     }
 }
 
@@ -69,11 +84,12 @@ impl InFlight {
     }
 }
 
-pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
-    let server = Arc::new(Server::new(opts, Transport::Stdio));
+pub fn run(opts: DemoOptions, config: Config) -> anyhow::Result<()> {
+    let server = Arc::new(Server::new(opts, Transport::Stdio, config));
     let output = Arc::new(Output {
         out: Mutex::new(io::stdout()),
     });
+    let session = server.new_session(output.clone());
     let inflight = Arc::new(InFlight::default());
     eprintln!("demo-server {} ready on stdio", server.name());
 
@@ -100,11 +116,12 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
             _ => None,
         };
         let (server, output_t, guard) = (server.clone(), output.clone(), inflight.clone());
+        let session_t = session.clone();
         guard.start();
         let spawned = std::thread::Builder::new()
             .name("demo-request".into())
             .spawn(move || {
-                handle(&server, &output_t, msg);
+                handle(&server, &session_t, &output_t, msg);
                 guard.finish();
             });
         if let Err(e) = spawned {
@@ -121,13 +138,17 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
             inflight.finish();
         }
     }
+    session.close();
     inflight.wait_idle();
     Ok(())
 }
 
-fn handle(server: &Server, output: &Output, msg: protocol::Message) {
-    let mut notify = |n: String| output.write_line(&n);
-    match server.handle(msg, &mut notify) {
+fn handle(server: &Server, session: &Session, output: &Output, msg: protocol::Message) {
+    let mut related = |n: String| {
+        output.write_line(&n);
+        true
+    };
+    match server.handle(session, msg, &mut related) {
         Reply::Silent => {}
         Reply::Send { json, .. } => output.write_line(&json),
         Reply::GarbageThen(line, json) => {

@@ -17,6 +17,10 @@
 //! | `crash`   | -                         | stdio: exit status 3 without answering               |
 //! | `whoami`  | -                         | the server name, to tell replicas apart              |
 //!
+//! With the conformance fixture enabled (`DEMO_CONFORMANCE=1`), the `test_*`
+//! tools of `fixture.rs` follow these ten in `tools/list`, and calls this
+//! file does not know are passed on to it.
+//!
 //! Argument validation failures are reported as tool execution errors
 //! (`isError: true`), as the 2025-11-25 spec asks; an unknown tool name is a
 //! protocol error, mapped to -32602 by the caller.
@@ -26,19 +30,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use sonic_rs::{json, JsonValueTrait, Value};
 
-use super::protocol::Transport;
-
-/// `tools/list` page size (small on purpose, so pagination is exercised).
-const PAGE_SIZE: usize = 3;
+use super::fixture;
+use super::server::Transport;
+use super::session::Call;
 
 const MAX_SLEEP_MS: u64 = 600_000;
 const MAX_BIG_KB: u64 = 16_384;
 
 /// A 1x1 RGB PNG.
-const PNG_B64: &str =
+pub const PNG_B64: &str =
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4n8YAAAPNAWbDbP9aAAAAAElFTkSuQmCC";
 /// A 1 ms, 8 kHz, 8-bit mono PCM WAV of silence.
-const WAV_B64: &str = "UklGRiwAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQgAAACAgICAgICAgA==";
+pub const WAV_B64: &str =
+    "UklGRiwAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQgAAACAgICAgICAgA==";
 /// The non-JSON line the `garbage` tool writes on stdio.
 pub const GARBAGE_LINE: &str = "this is not json {{{";
 
@@ -81,10 +85,16 @@ const CATALOGUE: &str = r#"[
  "annotations":{"readOnlyHint":true,"idempotentHint":true}}
 ]"#;
 
-/// All tool definitions, in the fixed order `tools/list` returns them.
-pub fn definitions() -> Vec<Value> {
-    // The catalogue is a compile-time constant covered by a unit test.
-    sonic_rs::from_str(CATALOGUE).unwrap_or_default()
+/// All tool definitions, in the fixed order `tools/list` returns them: the
+/// demo tools, then (with the fixture) the `test_*` tools, with
+/// `test_dynamic_tool` once `dynamic` is true.
+pub fn definitions(fixture: bool, dynamic: bool) -> Vec<Value> {
+    // The catalogues are compile-time constants covered by unit tests.
+    let mut all: Vec<Value> = sonic_rs::from_str(CATALOGUE).unwrap_or_default();
+    if fixture {
+        all.extend(fixture::definitions(dynamic));
+    }
+    all
 }
 
 /// Cursor for the page starting at `offset`. Opaque to clients.
@@ -93,21 +103,26 @@ fn encode_cursor(offset: usize) -> String {
 }
 
 /// Accepts only cursors this server could have produced.
-fn decode_cursor(cursor: &str, total: usize) -> Option<usize> {
+fn decode_cursor(cursor: &str, total: usize, page_size: usize) -> Option<usize> {
     let offset: usize = cursor.strip_prefix("demo-page-")?.parse().ok()?;
     let canonical = encode_cursor(offset) == cursor; // rejects "+3", "03", ...
-    (canonical && offset > 0 && offset < total && offset % PAGE_SIZE == 0).then_some(offset)
+    (canonical && offset > 0 && offset < total && offset % page_size == 0).then_some(offset)
 }
 
-/// One `tools/list` page: the tools after `cursor` (`None` = first page)
-/// and the cursor of the next page. `None` if the cursor is invalid.
-pub fn page(cursor: Option<&str>) -> Option<(Vec<Value>, Option<String>)> {
-    let mut all = definitions();
+/// One `tools/list` page of `all` (pages of `page_size` >= 1): the tools
+/// after `cursor` (`None` = first page) and the cursor of the next page.
+/// `None` if the cursor is invalid.
+pub fn page(
+    mut all: Vec<Value>,
+    cursor: Option<&str>,
+    page_size: usize,
+) -> Option<(Vec<Value>, Option<String>)> {
+    let page_size = page_size.max(1);
     let offset = match cursor {
         None => 0,
-        Some(c) => decode_cursor(c, all.len())?,
+        Some(c) => decode_cursor(c, all.len(), page_size)?,
     };
-    let end = (offset + PAGE_SIZE).min(all.len());
+    let end = (offset + page_size).min(all.len());
     let next = (end < all.len()).then(|| encode_cursor(end));
     all.truncate(end);
     Some((all.split_off(offset), next))
@@ -138,7 +153,8 @@ pub enum Content {
     Image {
         data: &'static str,
         mime_type: &'static str,
-        annotations: Annotations,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        annotations: Option<Annotations>,
     },
     Audio {
         data: &'static str,
@@ -151,7 +167,7 @@ pub enum Content {
         mime_type: &'static str,
     },
     Resource {
-        resource: TextResource,
+        resource: ResourceContents,
     },
 }
 
@@ -161,12 +177,28 @@ pub struct Annotations {
     priority: f64,
 }
 
+/// Resource contents (`resources/read`, embedded resources): text or blob.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TextResource {
-    uri: &'static str,
-    mime_type: &'static str,
-    text: &'static str,
+pub struct ResourceContents {
+    pub uri: String,
+    pub mime_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Base64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blob: Option<&'static str>,
+}
+
+impl ResourceContents {
+    pub fn text(uri: impl Into<String>, mime_type: &'static str, text: impl Into<String>) -> Self {
+        Self {
+            uri: uri.into(),
+            mime_type,
+            text: Some(text.into()),
+            blob: None,
+        }
+    }
 }
 
 /// What a tool call produced.
@@ -179,19 +211,22 @@ pub enum ToolOutcome {
 }
 
 /// What a tool may use from its environment.
-pub struct Ctx<'a> {
+pub struct Ctx<'a, 'c> {
     pub server_name: &'a str,
     pub transport: Transport,
-    /// Emits `notifications/progress` (`progress`, `total`, `message`) if the
-    /// caller supplied a progress token; a no-op otherwise.
-    pub progress: &'a mut dyn FnMut(u64, u64, &str),
+    /// The conformance fixture is enabled.
+    pub fixture: bool,
+    /// The fixture's dynamic tool exists for this session.
+    pub dynamic: bool,
+    /// Progress, logs and requests to the client, on the request's stream.
+    pub call: &'a mut Call<'c>,
 }
 
-fn text(s: impl Into<String>) -> Content {
+pub fn text(s: impl Into<String>) -> Content {
     Content::Text { text: s.into() }
 }
 
-fn ok_text(s: impl Into<String>) -> CallToolResult {
+pub fn ok_text(s: impl Into<String>) -> CallToolResult {
     CallToolResult {
         content: vec![text(s)],
         structured_content: None,
@@ -199,20 +234,20 @@ fn ok_text(s: impl Into<String>) -> CallToolResult {
     }
 }
 
-fn tool_error(s: impl Into<String>) -> CallToolResult {
+pub fn tool_error(s: impl Into<String>) -> CallToolResult {
     CallToolResult {
         is_error: true,
         ..ok_text(s)
     }
 }
 
-fn bad_args(msg: &str) -> ToolOutcome {
+pub fn bad_args(msg: &str) -> ToolOutcome {
     ToolOutcome::Result(tool_error(format!("Invalid arguments: {msg}")))
 }
 
 /// Runs tool `name` with `args` (always a JSON object). `None` means no such
 /// tool.
-pub fn call(name: &str, args: &Value, ctx: Ctx<'_>) -> Option<ToolOutcome> {
+pub fn call(name: &str, args: &Value, ctx: Ctx<'_, '_>) -> Option<ToolOutcome> {
     let outcome = match name {
         "echo" => echo(args),
         "add" => add(args),
@@ -230,7 +265,7 @@ pub fn call(name: &str, args: &Value, ctx: Ctx<'_>) -> Option<ToolOutcome> {
             ToolOutcome::Result(tool_error(msg))
         }
         "image" => ToolOutcome::Result(all_content_types()),
-        "sleep" => sleep(args, ctx.progress),
+        "sleep" => sleep(args, ctx.call),
         "big" => big(args),
         "garbage" => match ctx.transport {
             Transport::Stdio => ToolOutcome::GarbageThen(GARBAGE_LINE, ok_text("garbage sent")),
@@ -241,6 +276,7 @@ pub fn call(name: &str, args: &Value, ctx: Ctx<'_>) -> Option<ToolOutcome> {
             Transport::Http => ToolOutcome::Result(tool_error("crash only works on stdio")),
         },
         "whoami" => ToolOutcome::Result(ok_text(ctx.server_name)),
+        _ if ctx.fixture => return fixture::call(name, args, ctx.dynamic, ctx.call),
         _ => return None,
     };
     Some(outcome)
@@ -280,16 +316,16 @@ fn add(args: &Value) -> ToolOutcome {
     })
 }
 
-fn sleep(args: &Value, progress: &mut dyn FnMut(u64, u64, &str)) -> ToolOutcome {
+fn sleep(args: &Value, call: &mut Call<'_>) -> ToolOutcome {
     let ms = match args.get("ms").and_then(|v| v.as_u64()) {
         Some(ms) if ms <= MAX_SLEEP_MS => ms,
         _ => return bad_args("'ms' must be an integer in 0..=600000"),
     };
     // Progress counts steps (0 of 1, then 1 of 1) so it strictly increases
     // even for ms = 0.
-    progress(0, 1, &format!("sleeping {ms}ms"));
+    call.progress(0, 1, &format!("sleeping {ms}ms"));
     std::thread::sleep(Duration::from_millis(ms));
-    progress(1, 1, "done");
+    call.progress(1, 1, "done");
     ToolOutcome::Result(ok_text(format!("slept {ms}ms")))
 }
 
@@ -308,10 +344,10 @@ fn all_content_types() -> CallToolResult {
             Content::Image {
                 data: PNG_B64,
                 mime_type: "image/png",
-                annotations: Annotations {
+                annotations: Some(Annotations {
                     audience: &["user"],
                     priority: 0.5,
-                },
+                }),
             },
             Content::Audio {
                 data: WAV_B64,
@@ -324,11 +360,7 @@ fn all_content_types() -> CallToolResult {
                 mime_type: "text/plain",
             },
             Content::Resource {
-                resource: TextResource {
-                    uri: URI,
-                    mime_type: "text/plain",
-                    text: "hello from the demo server",
-                },
+                resource: ResourceContents::text(URI, "text/plain", "hello from the demo server"),
             },
         ],
         structured_content: None,
@@ -339,25 +371,47 @@ fn all_content_types() -> CallToolResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::demo::session::{Session, Sink};
+
+    struct NoSink;
+    impl Sink for NoSink {
+        fn send(&self, _: &str) -> bool {
+            false
+        }
+    }
 
     #[test]
     fn catalogue_is_consistent() {
         let tools: Vec<Value> = sonic_rs::from_str(CATALOGUE).expect("catalogue is valid JSON");
         assert_eq!(tools.len(), 10);
-        assert_eq!(definitions().len(), tools.len());
-        for tool in &tools {
+        assert_eq!(definitions(false, true).len(), tools.len());
+        let with_fixture = definitions(true, true);
+        assert!(with_fixture.len() > tools.len() + 10);
+        let session = Session::new(std::sync::Arc::new(NoSink));
+        for tool in &with_fixture {
             let name = tool.get("name").and_then(|n| n.as_str()).expect("name");
+            assert!(
+                tool.get("description").is_some_and(|d| d.is_str()),
+                "{name}"
+            );
             let schema = tool.get("inputSchema").expect("inputSchema");
             assert_eq!(
                 schema.get("type").and_then(|t| t.as_str()),
                 Some("object"),
                 "{name}"
             );
-            let mut noop = |_: u64, _: u64, _: &str| {};
+            let mut related = |_: String| false;
+            let mut peer = Call {
+                session: &session,
+                related: &mut related,
+                progress_token: None,
+            };
             let ctx = Ctx {
                 server_name: "t",
                 transport: Transport::Http,
-                progress: &mut noop,
+                fixture: true,
+                dynamic: true,
+                call: &mut peer,
             };
             // Every listed tool is callable (args may be rejected, but the tool exists).
             assert!(
