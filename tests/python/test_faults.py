@@ -73,12 +73,6 @@ def test_missing_command_is_down_and_gateway_stays_up(fault_gateway: Gateway) ->
     assert fault_gateway.proc is not None and fault_gateway.proc.poll() is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: a call to a tool of a configured backend that is down (never listed "
-    "its tools) gets -32602 'unknown tool' with blame=client instead of a -32000 error "
-    "naming the backend with blame=backend",
-)
 def test_call_to_down_backend_names_it(fault_gateway: Gateway) -> None:
     async def body() -> None:
         async with mcp_session(fault_gateway.url) as session:

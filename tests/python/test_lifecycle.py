@@ -123,12 +123,6 @@ def test_sigkill_of_gateway_takes_grandchildren_along(driver: str, tmp_path: Pat
         assert not left, f"grandchildren still running 5 s after the gateway was SIGKILLed: {left}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: SIGTERM while a stdio backend is still in its initialize handshake "
-    "waits 10 s ('stdio backend did not stop in time'), never signals the backend's process "
-    "group, and leaves its grandchild running after the gateway exits",
-)
 def test_shutdown_while_a_backend_is_handshaking(driver: str, tmp_path: Path) -> None:
     gw = Gateway(driver, config_text(MUTE, demo_stdio("steady")), tmp_path, "mute").start()
     try:

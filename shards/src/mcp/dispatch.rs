@@ -344,10 +344,28 @@ async fn by_name(
             Named::Tool => snap.catalog.route(name),
             Named::Prompt => snap.catalog.route_prompt(name),
         };
-        let route = route.ok_or_else(|| match kind {
-            Named::Tool => McpError::UnknownTool(name.to_string()),
-            Named::Prompt => McpError::InvalidParams(format!("unknown prompt: {name}")),
-        })?;
+        let Some(route) = route else {
+            // A namespaced name of a backend that is not up: say so, not "unknown".
+            let sep = &snap.config.proxy.tool_separator;
+            let down = snap.backends.iter().zip(&snap.catalog.reports).find(|(b, r)| {
+                b.prefix
+                    && r.state != crate::catalog::BackendState::Ready
+                    && name.len() > b.id.len() + sep.len()
+                    && name.starts_with(b.id.as_str())
+                    && name[b.id.len()..].starts_with(sep.as_str())
+            });
+            return Err(match (down, kind) {
+                (Some((b, r)), _) => McpError::BackendUnavailable {
+                    server: b.id.clone(),
+                    reason: match &r.state {
+                        crate::catalog::BackendState::Down(why) => why.clone(),
+                        _ => "starting; its tools are not listed yet".into(),
+                    },
+                },
+                (None, Named::Tool) => McpError::UnknownTool(name.to_string()),
+                (None, Named::Prompt) => McpError::InvalidParams(format!("unknown prompt: {name}")),
+            });
+        };
         (route.backend, route.original_json.clone())
     };
     forward(

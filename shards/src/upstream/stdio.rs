@@ -525,7 +525,12 @@ pub async fn supervise(
                     routes,
                     pid,
                 });
-                match handshake_and_list(&slot, timeout).await {
+                // A stop during the handshake must not wait for it (it may never answer).
+                let handshake = monoio::select! {
+                    r = handshake_and_list(&slot, timeout) => Some(r),
+                    _ = wait_stopping(&slot) => None,
+                };
+                match handshake.unwrap_or_else(|| Err(McpError::Gateway("stopping".into()))) {
                     Ok(found) => {
                         tracing::info!(
                             server = %slot.spec.id,
@@ -545,19 +550,17 @@ pub async fn supervise(
                         ));
                     }
                     Err(e) => {
-                        tracing::error!(server = %slot.spec.id, "stdio backend failed its handshake: {e}");
-                        *slot.down_reason.borrow_mut() = e.to_string();
-                        report(Err(e.to_string()));
+                        if !slot.stopping.get() {
+                            tracing::error!(server = %slot.spec.id, "stdio backend failed its handshake: {e}");
+                            *slot.down_reason.borrow_mut() = e.to_string();
+                            report(Err(e.to_string()));
+                        }
                         slot.current.borrow_mut().take();
                         kill_group(pid, libc::SIGTERM);
                     }
                 }
                 // Wait for the child's stdout to close (exit, crash, or our stop/kill).
-                let stop_watch = async {
-                    while !slot.stopping.get() {
-                        monoio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                };
+                let stop_watch = wait_stopping(&slot);
                 monoio::select! {
                     _ = reader => {},
                     _ = stop_watch => {},
@@ -595,6 +598,13 @@ pub async fn supervise(
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
     let _ = stopped.send(());
+}
+
+/// Resolves once the slot is asked to stop.
+async fn wait_stopping(slot: &LocalStdioSlot) {
+    while !slot.stopping.get() {
+        monoio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Re-lists a backend each time it says a list changed (bursts are coalesced); ends when the
