@@ -1,2 +1,306 @@
-//! Benchmarks of the hot path: envelope parse + route + splice (filled in below).
-fn main() {}
+//! Micro-benchmarks of the shard-local hot path of `only1mcp_shards` (no I/O, no runtime).
+//!
+//! What is measured, and why:
+//!
+//! - `envelope_parse/*`: [`Envelope::parse`] on a typical ~200 B `tools/call` body and on a
+//!   body with 64 KiB of arguments. Every request on `/mcp` and every backend reply goes
+//!   through it; the lazy walk should cost a small constant plus one validation pass over
+//!   the bytes, never a tree.
+//! - `tools_call_rewrite/catalog_{50,5000}`: the request side of `tools/call` in
+//!   `shards/src/mcp/dispatch.rs` (`by_name`, then `forward`) as it runs per call: parse,
+//!   [`Catalog::route`] of the exposed name (copying the route out of the snapshot), then one
+//!   [`splice`] of the id placeholder and the backend's own tool name. Two catalog sizes show
+//!   that routing is a hash lookup whose cost does not grow with the catalog.
+//! - `reply/*`: the reply side: the backend's response parsed and its id checked
+//!   ([`BackendReply::from_message`]), then the client's id spliced back in; `splice_id`
+//!   alone isolates the copy.
+//! - `ring/owner_4_shards`: [`Ring::owner`] of a session id, done for every 2025-era request
+//!   to decide whether it must be handed to another shard.
+//! - `session/mint_id_4_shards`: [`mint_id`] at `initialize` (random draws until the id
+//!   lands on the minting shard: one `getrandom` per draw, 4 draws expected with 4 shards).
+//! - `sse/decode_3_events`: [`SseDecoder`] on a backend SSE reply with two notifications and
+//!   the response, the shape streamed replies have.
+//! - `catalog/*`: [`parse_tools_page`] of a 50-tool `tools/list` page and [`Catalog::build`]
+//!   of 5,000 tools: control-thread work at discovery time, measured so a large fleet of
+//!   backends cannot make catalog refreshes slow unnoticed.
+//!
+//! Run: `cargo bench --bench hot_path` (full), or in CI
+//! `cargo bench --bench hot_path -- --quick` (stops each benchmark as soon as it is stable).
+//! Results and the machine they were taken on: `docs/benchmarks.md`.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use only1mcp_shards::catalog::build::BackendInput;
+use only1mcp_shards::catalog::{
+    parse_tools_page, BackendCaps, BackendState, Catalog, Discovery, RawItem,
+};
+use only1mcp_shards::http::sse::SseDecoder;
+use only1mcp_shards::mcp::jsonrpc::{splice, Envelope, Kind};
+use only1mcp_shards::mcp::session::mint_id;
+use only1mcp_shards::ring::Ring;
+use only1mcp_shards::upstream::BackendReply;
+
+/// Tools per synthetic backend; catalogs are built from whole backends of this size.
+const TOOLS_PER_BACKEND: usize = 50;
+
+/// A typical `tools/call` as an MCP client sends it (~200 bytes), for tool `tool_0025` of
+/// synthetic backend number `server`.
+fn small_call(server: usize) -> Vec<u8> {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{{"name":"srv{server:03}__tool_0025","arguments":{{"message":"hello from the benchmark","count":3,"verbose":false}},"_meta":{{"progressToken":"p-42"}}}}}}"#
+    )
+    .into_bytes()
+}
+
+/// A `tools/call` carrying 64 KiB of arguments (a file's content, with escapes in it).
+fn big_call() -> Vec<u8> {
+    let line = r#"fn main() { println!(\"hello, world\"); }\n"#;
+    let mut content = String::with_capacity(64 * 1024 + line.len());
+    while content.len() < 64 * 1024 {
+        content.push_str(line);
+    }
+    format!(
+        r#"{{"jsonrpc":"2.0","id":43,"method":"tools/call","params":{{"name":"srv003__tool_0025","arguments":{{"path":"src/main.rs","content":"{content}"}}}}}}"#
+    )
+    .into_bytes()
+}
+
+/// One tool object as a backend would list it (~300 bytes).
+fn tool_json(name: &str, i: usize) -> Vec<u8> {
+    format!(
+        r#"{{"name":"{name}","title":"Tool {i}","description":"Does thing number {i} with the given input and returns a text result.","inputSchema":{{"type":"object","properties":{{"message":{{"type":"string","description":"What to process"}},"count":{{"type":"integer","minimum":0}}}},"required":["message"]}}}}"#
+    )
+    .into_bytes()
+}
+
+/// `backends` synthetic backends of [`TOOLS_PER_BACKEND`] tools each, as discovery saw them.
+fn fleet(backends: usize) -> (Vec<String>, Vec<Discovery>) {
+    let ids = (0..backends).map(|b| format!("srv{b:03}")).collect();
+    let found = (0..backends)
+        .map(|_| Discovery {
+            caps: BackendCaps {
+                tools: true,
+                ..BackendCaps::default()
+            },
+            tools: (0..TOOLS_PER_BACKEND)
+                .map(|i| {
+                    let key = format!("tool_{i:04}");
+                    let json = tool_json(&key, i);
+                    RawItem { key, json }
+                })
+                .collect(),
+            ..Discovery::default()
+        })
+        .collect();
+    (ids, found)
+}
+
+fn inputs<'a>(ids: &'a [String], found: &'a [Discovery]) -> Vec<BackendInput<'a>> {
+    ids.iter()
+        .zip(found)
+        .map(|(id, d)| BackendInput {
+            id,
+            prefix: true,
+            state: BackendState::Ready,
+            discovery: Some(d),
+        })
+        .collect()
+}
+
+fn catalog_of(tools: usize) -> Catalog {
+    let (ids, raw) = fleet(tools / TOOLS_PER_BACKEND);
+    let c = Catalog::build(&inputs(&ids, &raw), "__");
+    assert_eq!(c.len(), tools);
+    c
+}
+
+/// The request side of `tools/call` in `mcp::dispatch`: parse, route, splice id + name.
+/// Returns the spliced length so nothing is optimized away.
+fn rewrite(catalog: &Catalog, body: &[u8], out: &mut Vec<u8>) -> usize {
+    let env = Envelope::parse(body).expect("valid request");
+    let name = env.name_str.as_deref().expect("params.name");
+    let name_range = env.name.clone().expect("name range");
+    let id_range = env.id.clone().expect("id");
+    // As in dispatch.rs `by_name`: the route's backend and original name are copied out of
+    // the snapshot before the call.
+    let route = catalog.route(name).expect("routed");
+    let (backend, original_json) = (route.backend, route.original_json.clone());
+    let placeholder: &[u8] = b"0";
+    let id_first = id_range.start < name_range.start;
+    let edits: [(std::ops::Range<usize>, &[u8]); 2] = if id_first {
+        [(id_range, placeholder), (name_range, &original_json)]
+    } else {
+        [(name_range, &original_json), (id_range, placeholder)]
+    };
+    splice(body, &edits, out);
+    out.len() + backend
+}
+
+fn bench_envelope(c: &mut Criterion) {
+    let mut g = c.benchmark_group("envelope_parse");
+    for (label, body) in [
+        ("tools_call_small", small_call(3)),
+        ("tools_call_64k", big_call()),
+    ] {
+        let env = Envelope::parse(&body).expect("benchmark body must parse");
+        assert_eq!(env.kind, Kind::Request);
+        assert_eq!(env.name_str.as_deref(), Some("srv003__tool_0025"));
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_function(label, |b| {
+            b.iter(|| {
+                let env = Envelope::parse(black_box(&body)).unwrap();
+                black_box(env.name.clone())
+            })
+        });
+    }
+    g.finish();
+}
+
+fn bench_rewrite(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tools_call_rewrite");
+    for tools in [50usize, 5_000] {
+        let catalog = catalog_of(tools);
+        // A tool of the middle backend.
+        let body = small_call(tools / TOOLS_PER_BACKEND / 2);
+        let mut out = Vec::new();
+        rewrite(&catalog, &body, &mut out);
+        assert!(out.starts_with(br#"{"jsonrpc":"2.0","id":0,"#));
+        assert!(out
+            .windows(b"\"name\":\"tool_0025\"".len())
+            .any(|w| w == b"\"name\":\"tool_0025\""));
+        g.bench_function(format!("catalog_{tools}"), |b| {
+            // `out` is a fresh Vec per call in dispatch.rs; do the same.
+            b.iter(|| {
+                let mut out = Vec::new();
+                black_box(rewrite(black_box(&catalog), black_box(&body), &mut out))
+            })
+        });
+    }
+    g.finish();
+}
+
+fn bench_reply(c: &mut Criterion) {
+    // What the demo backend answers to `echo`, with the id the transport sent.
+    let reply = br#"{"jsonrpc":"2.0","id":1234,"result":{"content":[{"type":"text","text":"hello from the benchmark"}],"isError":false}}"#.to_vec();
+    let client_id: &[u8] = b"42";
+    let parsed = BackendReply::from_message("srv003", reply.clone()).expect("valid reply");
+    assert_eq!(&parsed.body[parsed.id.clone()], b"1234");
+    let mut g = c.benchmark_group("reply");
+    g.bench_function("parse_check_splice_id", |b| {
+        b.iter_batched(
+            || reply.clone(),
+            |body| {
+                let r = BackendReply::from_message("srv003", body).unwrap();
+                assert!(&r.body[r.id.clone()] == b"1234");
+                let mut out = Vec::new();
+                splice(&r.body, &[(r.id.clone(), black_box(client_id))], &mut out);
+                out
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("splice_id", |b| {
+        b.iter(|| {
+            let mut out = Vec::new();
+            splice(
+                black_box(&parsed.body),
+                &[(parsed.id.clone(), black_box(client_id))],
+                &mut out,
+            );
+            out
+        })
+    });
+    g.finish();
+}
+
+fn bench_ring_and_sessions(c: &mut Criterion) {
+    let ring = Ring::new(4);
+    let sid = mint_id(&ring, 2);
+    assert_eq!(ring.owner(sid.as_bytes()), 2);
+    let mut g = c.benchmark_group("ring");
+    g.bench_function("owner_4_shards", |b| {
+        b.iter(|| ring.owner(black_box(sid.as_bytes())))
+    });
+    g.finish();
+    let mut g = c.benchmark_group("session");
+    g.bench_function("mint_id_4_shards", |b| {
+        b.iter(|| mint_id(black_box(&ring), black_box(2)))
+    });
+    g.finish();
+}
+
+fn bench_sse(c: &mut Criterion) {
+    let stream: &[u8] = b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":\"p-42\",\"progress\":1,\"total\":2}}\n\n\
+event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"info\",\"data\":\"halfway\"}}\n\n\
+id: 7\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1234,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"done\"}],\"isError\":false}}\n\n";
+    let mut d = SseDecoder::default();
+    d.push(stream);
+    let mut n = 0;
+    while d.next_event().is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 3);
+    let mut g = c.benchmark_group("sse");
+    g.throughput(Throughput::Bytes(stream.len() as u64));
+    g.bench_function("decode_3_events", |b| {
+        b.iter(|| {
+            let mut d = SseDecoder::default();
+            d.push(black_box(stream));
+            let mut bytes = 0;
+            while let Some(ev) = d.next_event() {
+                bytes += ev.data.len();
+            }
+            bytes
+        })
+    });
+    g.finish();
+}
+
+fn bench_catalog(c: &mut Criterion) {
+    let mut page = b"{\"tools\":[".to_vec();
+    for i in 0..50 {
+        if i > 0 {
+            page.push(b',');
+        }
+        page.extend_from_slice(&tool_json(&format!("tool_{i:04}"), i));
+    }
+    page.extend_from_slice(b"],\"nextCursor\":\"page-2\"}");
+    let (tools, cursor) = parse_tools_page(&page).expect("valid page");
+    assert_eq!(tools.len(), 50);
+    assert_eq!(cursor.as_deref(), Some("page-2"));
+
+    let mut g = c.benchmark_group("catalog");
+    g.throughput(Throughput::Bytes(page.len() as u64));
+    g.bench_function("parse_tools_page_50", |b| {
+        b.iter(|| parse_tools_page(black_box(&page)).unwrap())
+    });
+
+    let (ids, raw) = fleet(5_000 / TOOLS_PER_BACKEND);
+    let input = inputs(&ids, &raw);
+    assert_eq!(Catalog::build(&input, "__").len(), 5_000);
+    g.throughput(Throughput::Elements(5_000));
+    // ~1 ms per build: fewer samples keep the full run inside its measurement time.
+    g.sample_size(30);
+    g.bench_function("build_5000_tools", |b| {
+        b.iter(|| Catalog::build(black_box(&input), "__"))
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    // Short defaults keep a full run around a minute on a small machine; `--quick` (CI) stops
+    // each benchmark as soon as two samples agree, and never runs one longer than this.
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = bench_envelope, bench_rewrite, bench_reply, bench_ring_and_sessions, bench_sse,
+        bench_catalog
+}
+criterion_main!(benches);

@@ -108,7 +108,6 @@ fn stdio_front_serves_one_client_and_exits_on_eof() {
         assert!(err["id"].is_null());
         let kids = common::descendants(child.id());
         assert!(!kids.is_empty(), "{driver}: no backend child");
-        drop(send);
         drop(stdin);
         let deadline = Instant::now() + Duration::from_secs(15);
         let status = loop {

@@ -347,13 +347,17 @@ async fn by_name(
         let Some(route) = route else {
             // A namespaced name of a backend that is not up: say so, not "unknown".
             let sep = &snap.config.proxy.tool_separator;
-            let down = snap.backends.iter().zip(&snap.catalog.reports).find(|(b, r)| {
-                b.prefix
-                    && r.state != crate::catalog::BackendState::Ready
-                    && name.len() > b.id.len() + sep.len()
-                    && name.starts_with(b.id.as_str())
-                    && name[b.id.len()..].starts_with(sep.as_str())
-            });
+            let down = snap
+                .backends
+                .iter()
+                .zip(&snap.catalog.reports)
+                .find(|(b, r)| {
+                    b.prefix
+                        && r.state != crate::catalog::BackendState::Ready
+                        && name.len() > b.id.len() + sep.len()
+                        && name.starts_with(b.id.as_str())
+                        && name[b.id.len()..].starts_with(sep.as_str())
+                });
             return Err(match (down, kind) {
                 (Some((b, r)), _) => McpError::BackendUnavailable {
                     server: b.id.clone(),
