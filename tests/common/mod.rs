@@ -51,11 +51,19 @@ impl Resp {
 
     /// The JSON-RPC messages of an SSE body, in order.
     pub fn sse_messages(&self) -> Vec<sonic_rs::Value> {
-        assert_eq!(self.header("content-type"), Some("text/event-stream"), "{}", self.text());
+        assert_eq!(
+            self.header("content-type"),
+            Some("text/event-stream"),
+            "{}",
+            self.text()
+        );
         self.text()
             .split("\n\n")
             .filter_map(|ev| {
-                let data: Vec<&str> = ev.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+                let data: Vec<&str> = ev
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data: "))
+                    .collect();
                 (!data.is_empty()).then(|| sonic_rs::from_str(&data.join("\n")).unwrap())
             })
             .collect()
@@ -84,13 +92,15 @@ pub fn parse_response(raw: &[u8]) -> Resp {
             )
         })
         .collect();
-    let chunked = hs
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
+    let chunked = hs.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
     let body = if chunked {
         let mut body = Vec::new();
         let mut at = n;
-        while let Ok(httparse::Status::Complete((used, size))) = httparse::parse_chunk_size(&raw[at..]) {
+        while let Ok(httparse::Status::Complete((used, size))) =
+            httparse::parse_chunk_size(&raw[at..])
+        {
             at += used;
             if size == 0 {
                 break;
