@@ -239,7 +239,8 @@ fn get_stream_rules_and_list_changed_when_a_backend_arrives() {
         );
         let gw = Gateway::start(&cfg, driver, 2, &["demo"]);
         let sid = gw.initialize();
-        // 406 without Accept, 400 without a session, then a real stream.
+        // 406 without Accept, 405 without a session (stateless clients POST only), then a
+        // real stream.
         assert_eq!(
             gw.request("GET", "/mcp", &[("mcp-session-id", &sid)], b"")
                 .status,
@@ -248,7 +249,7 @@ fn get_stream_rules_and_list_changed_when_a_backend_arrives() {
         assert_eq!(
             gw.request("GET", "/mcp", &[("accept", "text/event-stream")], b"")
                 .status,
-            400
+            405
         );
         let mut stream = std::net::TcpStream::connect(&gw.addr).unwrap();
         write!(

@@ -43,6 +43,12 @@ pub mod code {
     pub const REQUEST_CANCELLED: i32 = -32800;
     /// Gateway-internal failure.
     pub const INTERNAL_ERROR: i32 = -32603;
+    /// 2026-07-28: request headers disagree with the body.
+    pub const HEADER_MISMATCH: i32 = -32020;
+    /// 2026-07-28: a client capability the request needs was not declared.
+    pub const MISSING_CLIENT_CAPABILITY: i32 = -32021;
+    /// 2026-07-28: unsupported protocol version.
+    pub const UNSUPPORTED_VERSION: i32 = -32022;
     /// Resource not found (2025 era; 2026-07-28 uses -32602).
     pub const RESOURCE_NOT_FOUND: i32 = -32002;
     /// The backend could not be reached or died.
@@ -101,6 +107,15 @@ pub enum McpError {
     /// The client cancelled the request.
     #[error("request cancelled")]
     Cancelled,
+    /// 2026-07-28: a request header disagrees with the body, or is missing.
+    #[error("header mismatch: {0}")]
+    HeaderMismatch(String),
+    /// 2026-07-28: the requested protocol version is not served.
+    #[error("unsupported protocol version `{requested}`")]
+    UnsupportedVersion {
+        /// What the client asked for.
+        requested: String,
+    },
     /// The gateway cannot serve the request (shutting down, internal fault).
     #[error("gateway error: {0}")]
     Gateway(String),
@@ -116,7 +131,9 @@ impl McpError {
             | McpError::InvalidParams(_)
             | McpError::UnknownTool(_)
             | McpError::ResourceNotFound(_)
-            | McpError::Cancelled => Blame::Client,
+            | McpError::Cancelled
+            | McpError::HeaderMismatch(_)
+            | McpError::UnsupportedVersion { .. } => Blame::Client,
             McpError::BackendUnavailable { .. }
             | McpError::BackendTimeout { .. }
             | McpError::BackendProtocol { .. } => Blame::Backend,
@@ -137,6 +154,8 @@ impl McpError {
             McpError::BackendProtocol { .. } => code::BACKEND_PROTOCOL,
             McpError::Gateway(_) => code::INTERNAL_ERROR,
             McpError::Cancelled => code::REQUEST_CANCELLED,
+            McpError::HeaderMismatch(_) => code::HEADER_MISMATCH,
+            McpError::UnsupportedVersion { .. } => code::UNSUPPORTED_VERSION,
         }
     }
 
@@ -150,6 +169,22 @@ impl McpError {
         }
     }
 
+    /// Like [`McpError::to_response`], with `data.uri` (2026 resource-not-found shape).
+    pub fn to_response_with_uri(&self, raw_id: &[u8], uri: &str) -> Vec<u8> {
+        let msg = sonic_rs::to_string(&self.to_string()).unwrap_or_else(|_| "\"error\"".into());
+        let mut out = Vec::with_capacity(128 + msg.len() + uri.len());
+        out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+        out.extend_from_slice(if raw_id.is_empty() { b"null" } else { raw_id });
+        out.extend_from_slice(b",\"error\":{\"code\":");
+        out.extend_from_slice(self.code().to_string().as_bytes());
+        out.extend_from_slice(b",\"message\":");
+        out.extend_from_slice(msg.as_bytes());
+        out.extend_from_slice(b",\"data\":{\"uri\":");
+        crate::mcp::jsonrpc::push_json_str(&mut out, uri);
+        out.extend_from_slice(b"}}}");
+        out
+    }
+
     /// Renders `{"jsonrpc":"2.0","id":<raw_id>,"error":{...}}`; `raw_id` is the id's JSON
     /// text exactly as the client sent it (`null` when unknown).
     pub fn to_response(&self, raw_id: &[u8]) -> Vec<u8> {
@@ -161,6 +196,19 @@ impl McpError {
         out.extend_from_slice(self.code().to_string().as_bytes());
         out.extend_from_slice(b",\"message\":");
         out.extend_from_slice(msg.as_bytes());
+        if let McpError::UnsupportedVersion { requested } = self {
+            // The spec's exact data shape (schema-validated by clients).
+            out.extend_from_slice(b",\"data\":{\"supported\":[\"2026-07-28\"],\"requested\":");
+            crate::mcp::jsonrpc::push_json_str(&mut out, requested);
+            out.extend_from_slice(b"}}}");
+            return out;
+        }
+        if let McpError::ResourceNotFound(uri) = self {
+            out.extend_from_slice(b",\"data\":{\"uri\":");
+            crate::mcp::jsonrpc::push_json_str(&mut out, uri);
+            out.extend_from_slice(b",\"blame\":\"client\"}}}");
+            return out;
+        }
         out.extend_from_slice(b",\"data\":{\"blame\":\"");
         out.extend_from_slice(self.blame().as_str().as_bytes());
         out.push(b'"');

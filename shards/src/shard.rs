@@ -158,6 +158,8 @@ pub struct LocalShard {
     pub inflight_calls: RefCell<HashMap<Vec<u8>, oneshot::Sender<()>, RandomState>>,
     /// Counter for gateway-side progress tokens and server-to-client request ids.
     pub next_token: Cell<u64>,
+    /// Open 2026 `subscriptions/listen` streams.
+    pub listeners: RefCell<Vec<crate::mcp::listen::LocalListener>>,
     /// stdio mode: the client's stdout, and its one session once initialized.
     pub stdio: Option<crate::mcp::stdio_front::LocalStdioFront>,
     /// Server-to-client requests relayed to a client and not answered yet.
@@ -226,6 +228,7 @@ async fn shard_main(init: ShardInit) {
         inflight_calls: RefCell::new(HashMap::default()),
         next_token: Cell::new(1),
         s2c_pending: RefCell::new(HashMap::default()),
+        listeners: RefCell::new(Vec::new()),
         stdio: init
             .stdout
             .clone()

@@ -59,6 +59,10 @@ pub struct KnownHeaders {
     pub last_event_id: Option<Range<usize>>,
     /// Authorization
     pub authorization: Option<Range<usize>>,
+    /// Mcp-Method (2026-07-28)
+    pub mcp_method: Option<Range<usize>>,
+    /// Mcp-Name (2026-07-28)
+    pub mcp_name: Option<Range<usize>>,
 }
 
 /// One parsed request: head ranges into `head_buf`, body in `body`.
@@ -273,6 +277,10 @@ fn head_from(
             expect_continue = h.value.eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case("authorization") {
             headers.authorization = Some(v);
+        } else if name.eq_ignore_ascii_case("mcp-method") {
+            headers.mcp_method = Some(v);
+        } else if name.eq_ignore_ascii_case("mcp-name") {
+            headers.mcp_name = Some(v);
         }
     }
     if saw_length && matches!(framing, Framing::Chunked) {

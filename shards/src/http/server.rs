@@ -190,6 +190,8 @@ async fn mcp(shard: &Rc<LocalShard>, req: &Request, bufs: &mut ConnBuffers) -> R
         session_id: bufs.text(&h.session_id).map(|s| s.trim().to_string()),
         protocol_version: bufs.text(&h.protocol_version).map(|s| s.trim().to_string()),
         accepts_sse: accepts(bufs.text(&h.accept), "text/event-stream"),
+        mcp_method: bufs.text(&h.mcp_method).map(|s| s.trim().to_string()),
+        mcp_name: bufs.text(&h.mcp_name).map(|s| s.trim().to_string()),
         body: std::mem::take(&mut bufs.body),
     };
     let reply = handle(shard, mreq, true).await;

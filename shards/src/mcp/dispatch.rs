@@ -14,7 +14,7 @@ use std::rc::Rc;
 use crate::error::McpError;
 use crate::http::request::Method;
 use crate::http::response::Reply;
-use crate::mcp::forward::{forward, Answer};
+use crate::mcp::forward::{forward, Answer, Era};
 use crate::mcp::jsonrpc::{Envelope, Kind};
 use crate::mcp::session::LocalSession;
 use crate::mcp::SUPPORTED_VERSIONS;
@@ -31,6 +31,10 @@ pub struct McpHttpRequest {
     pub protocol_version: Option<String>,
     /// `Accept` includes `text/event-stream`.
     pub accepts_sse: bool,
+    /// `Mcp-Method` (2026-07-28).
+    pub mcp_method: Option<String>,
+    /// `Mcp-Name` (2026-07-28).
+    pub mcp_name: Option<String>,
     /// Body.
     pub body: Vec<u8>,
 }
@@ -55,6 +59,9 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
         Ok(e) => e,
         Err(e) => return rpc_error(400, &e, b""),
     };
+    if crate::mcp::modern::is_modern(&req, &env) {
+        return crate::mcp::modern::serve(shard, &req, &env).await;
+    }
     if env.kind == Kind::Request && env.method.as_deref() == Some("initialize") {
         return initialize(shard, &req.body, &env);
     }
@@ -140,6 +147,21 @@ async fn hand_off(shard: &Rc<LocalShard>, owner: usize, req: McpHttpRequest) -> 
 
 /// `GET /mcp`: the session's standalone SSE stream (one at a time) for messages unrelated to
 /// any request: list changes and resource updates.
+/// GET or DELETE without a session: a 2026-07-28 client (stateless: POST only) or a
+/// legacy client that has not initialized; 405 tells both that only POST works here.
+fn no_session_405() -> Reply {
+    let mut r = rpc_error(
+        405,
+        &McpError::InvalidRequest(
+            "GET and DELETE need an Mcp-Session-Id (2025 era); 2026-07-28 clients use POST only"
+                .into(),
+        ),
+        b"",
+    );
+    r.allow = Some("POST");
+    r
+}
+
 async fn get_stream(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: bool) -> Reply {
     if !req.accepts_sse {
         return rpc_error(
@@ -149,11 +171,7 @@ async fn get_stream(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
         );
     }
     let Some(sid) = req.session_id.as_deref() else {
-        return rpc_error(
-            400,
-            &McpError::InvalidRequest("missing Mcp-Session-Id header".into()),
-            b"",
-        );
+        return no_session_405();
     };
     if may_hand_off {
         let owner = shard.ring.owner(sid.as_bytes());
@@ -186,11 +204,7 @@ async fn get_stream(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
 
 async fn delete(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: bool) -> Reply {
     let Some(sid) = req.session_id.as_deref() else {
-        return rpc_error(
-            400,
-            &McpError::InvalidRequest("missing Mcp-Session-Id header".into()),
-            b"",
-        );
+        return no_session_405();
     };
     if may_hand_off {
         let owner = shard.ring.owner(sid.as_bytes());
@@ -265,10 +279,12 @@ async fn request(shard: &Rc<LocalShard>, sid: &str, body: &[u8], env: &Envelope<
         "resources/templates/list" => json(list(shard, body, env, "resourceTemplates", |c| {
             &c.templates_json
         })),
-        "tools/call" => by_name(shard, sid, body, env, Named::Tool).await,
-        "prompts/get" => by_name(shard, sid, body, env, Named::Prompt).await,
-        "resources/read" => resources_read(shard, sid, body, env).await,
-        "completion/complete" => crate::mcp::methods::complete(shard, sid, body, env).await,
+        "tools/call" => by_name(shard, sid, body, env, Named::Tool, Era::default()).await,
+        "prompts/get" => by_name(shard, sid, body, env, Named::Prompt, Era::default()).await,
+        "resources/read" => resources_read(shard, sid, body, env, Era::default()).await,
+        "completion/complete" => {
+            crate::mcp::methods::complete(shard, sid, body, env, Era::default()).await
+        }
         "resources/subscribe" => crate::mcp::methods::subscribe(shard, sid, body, env, true).await,
         "resources/unsubscribe" => {
             crate::mcp::methods::subscribe(shard, sid, body, env, false).await
@@ -322,18 +338,21 @@ fn list(
     Ok(out)
 }
 
+/// Which catalog a name is looked up in.
 #[derive(Clone, Copy)]
-enum Named {
+pub(crate) enum Named {
+    /// `tools/call`
     Tool,
     Prompt,
 }
 
-async fn by_name(
+pub(crate) async fn by_name(
     shard: &Rc<LocalShard>,
     sid: &str,
     body: &[u8],
     env: &Envelope<'_>,
     kind: Named,
+    era: Era,
 ) -> Result<Answer, McpError> {
     let (Some(name), Some(name_range)) = (env.name_str.as_deref(), env.name.clone()) else {
         return Err(McpError::InvalidParams("params.name is required".into()));
@@ -379,15 +398,17 @@ async fn by_name(
         env,
         backend,
         Some((name_range, &original_json)),
+        era,
     )
     .await
 }
 
-async fn resources_read(
+pub(crate) async fn resources_read(
     shard: &Rc<LocalShard>,
     sid: &str,
     body: &[u8],
     env: &Envelope<'_>,
+    era: Era,
 ) -> Result<Answer, McpError> {
     let (Some(uri), Some(range)) = (env.uri_str.as_deref(), env.uri.clone()) else {
         return Err(McpError::InvalidParams("params.uri is required".into()));
@@ -409,6 +430,7 @@ async fn resources_read(
         env,
         backend,
         Some((range, &original_json)),
+        era,
     )
     .await
 }

@@ -30,6 +30,60 @@ pub enum Answer {
     Stream(mpsc::UnboundedReceiver<Vec<u8>>),
 }
 
+/// How the client speaks: the 2025 era (sessions) or 2026-07-28 (stateless), and what the
+/// modern era asks of each answer.
+#[derive(Debug, Clone, Default)]
+pub struct Era {
+    /// The client is a 2026-07-28 client.
+    pub modern: bool,
+    /// Modern: `_meta` logLevel as a severity (0 = debug .. 7 = emergency); `None` = no logs.
+    pub log_level: Option<u8>,
+    /// Modern: the result is cacheable (`resources/read`): stamp `ttlMs`/`cacheScope`.
+    pub cacheable: bool,
+    /// Modern: the requested URI, for mapping a backend's -32002 to -32602 with `data.uri`.
+    pub uri: Option<String>,
+}
+
+/// RFC 5424 severities in MCP's order.
+pub fn log_severity(level: &str) -> Option<u8> {
+    const LEVELS: [&str; 8] = [
+        "debug",
+        "info",
+        "notice",
+        "warning",
+        "error",
+        "critical",
+        "alert",
+        "emergency",
+    ];
+    LEVELS.iter().position(|l| *l == level).map(|p| p as u8)
+}
+
+/// Inserts `fields` (e.g. `"resultType":"complete",`) right after the `{` of the object at
+/// `at` in `body`, unless `key` is already there.
+fn stamp_object(
+    body: &[u8],
+    at: std::ops::Range<usize>,
+    key: &str,
+    fields: &[u8],
+    out: &mut Vec<u8>,
+) -> bool {
+    let obj = &body[at.clone()];
+    if !obj.starts_with(b"{") || sonic_rs::get(obj, [key]).is_ok() {
+        return false;
+    }
+    let empty = obj[1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
+    out.clear();
+    out.extend_from_slice(&body[..at.start + 1]);
+    if empty {
+        out.extend_from_slice(&fields[..fields.len() - 1]);
+    } else {
+        out.extend_from_slice(fields);
+    }
+    out.extend_from_slice(&body[at.start + 1..]);
+    true
+}
+
 /// Where a client's answer to a relayed server-to-client request goes.
 pub struct S2cRoute {
     handle: Rc<LocalBackend>,
@@ -47,6 +101,7 @@ struct Finisher {
     backend_id: String,
     prefixed: bool,
     relayed: std::cell::RefCell<Vec<Vec<u8>>>,
+    era: Era,
 }
 
 impl Drop for Finisher {
@@ -64,7 +119,12 @@ impl Finisher {
     fn event(&self, ev: BackendEvent) -> Option<Vec<u8>> {
         let kind = Envelope::parse(&ev.msg).ok()?.kind;
         match kind {
-            Kind::Notification => Some(self.notification(ev.msg)),
+            Kind::Notification => {
+                if self.era.modern && !self.modern_log_allowed(&ev.msg) {
+                    return None;
+                }
+                Some(self.notification(ev.msg))
+            }
             Kind::Request => self.request(&ev),
             Kind::Response => None,
         }
@@ -115,6 +175,56 @@ impl Finisher {
         Some(out)
     }
 
+    /// Modern clients get log messages only when they asked (`_meta` logLevel), at or above it.
+    fn modern_log_allowed(&self, msg: &[u8]) -> bool {
+        use sonic_rs::JsonValueTrait;
+        let method = sonic_rs::get(msg, ["method"]).ok();
+        if method.as_ref().and_then(|m| m.as_str()) != Some("notifications/message") {
+            return true;
+        }
+        let Some(min) = self.era.log_level else {
+            return false;
+        };
+        sonic_rs::get(msg, ["params", "level"])
+            .ok()
+            .and_then(|l| l.as_str().and_then(log_severity))
+            .is_some_and(|sev| sev >= min)
+    }
+
+    /// Modern: `resultType` (and cache hints) on the result; -32002 becomes -32602.
+    fn modern_reply(&self, resp: Vec<u8>) -> Vec<u8> {
+        use sonic_rs::JsonValueTrait;
+        if let Ok(code) = sonic_rs::get(&resp[..], ["error", "code"]) {
+            if code.as_i64() == Some(-32002) {
+                let uri = self.era.uri.clone().unwrap_or_default();
+                return McpError::InvalidParams(format!("resource not found: {uri}"))
+                    .to_response_with_uri(&self.client_id, &uri);
+            }
+            return resp;
+        }
+        let Ok(r) = sonic_rs::get(&resp[..], ["result"]) else {
+            return resp;
+        };
+        let raw = r.as_raw_str();
+        let start = raw.as_ptr() as usize - resp.as_ptr() as usize;
+        let mut fields = b"\"resultType\":\"complete\",".to_vec();
+        if self.era.cacheable && sonic_rs::get(raw, ["ttlMs"]).is_err() {
+            fields.extend_from_slice(b"\"ttlMs\":0,\"cacheScope\":\"private\",");
+        }
+        let mut out = Vec::with_capacity(resp.len() + fields.len());
+        if stamp_object(
+            &resp,
+            start..start + raw.len(),
+            "resultType",
+            &fields,
+            &mut out,
+        ) {
+            out
+        } else {
+            resp
+        }
+    }
+
     /// A related notification: the client's progress token goes back in.
     fn notification(&self, msg: Vec<u8>) -> Vec<u8> {
         let Some(tok) = &self.client_token else {
@@ -130,8 +240,18 @@ impl Finisher {
         out
     }
 
-    /// The final response: the client's id, and namespaced URIs for a namespaced backend.
+    /// The final response, in the client's era.
     fn reply(&self, result: Result<BackendReply, McpError>) -> Vec<u8> {
+        let resp = self.reply_2025(result);
+        if self.era.modern {
+            self.modern_reply(resp)
+        } else {
+            resp
+        }
+    }
+
+    /// The final response: the client's id, and namespaced URIs for a namespaced backend.
+    fn reply_2025(&self, result: Result<BackendReply, McpError>) -> Vec<u8> {
         let reply = match result {
             Ok(r) => r,
             Err(e) => return e.to_response(&self.client_id),
@@ -217,6 +337,7 @@ pub async fn forward(
     env: &Envelope<'_>,
     backend: usize,
     edit: Option<(Range<usize>, &[u8])>,
+    era: Era,
 ) -> Result<Answer, McpError> {
     let id_range = env
         .id
@@ -279,6 +400,7 @@ pub async fn forward(
         sid: sid.to_string(),
         handle: handle.clone(),
         relayed: Default::default(),
+        era,
         client_id,
         client_token: env.progress_token.clone().map(|r| body[r].to_vec()),
         backend_id,

@@ -24,6 +24,19 @@ pub enum Kind {
     Response,
 }
 
+/// The 2026-07-28 per-request keys of `params._meta`.
+#[derive(Debug, Clone, Default)]
+pub struct ModernMeta<'a> {
+    /// `params._meta` is an object.
+    pub present: bool,
+    /// `io.modelcontextprotocol/protocolVersion`.
+    pub version: Option<Cow<'a, str>>,
+    /// `io.modelcontextprotocol/clientCapabilities` (an object), raw range.
+    pub capabilities: Option<Range<usize>>,
+    /// `io.modelcontextprotocol/logLevel`.
+    pub log_level: Option<Cow<'a, str>>,
+}
+
 /// Byte ranges and small fields of one JSON-RPC message; borrows the body.
 #[derive(Debug, Clone)]
 pub struct Envelope<'a> {
@@ -45,6 +58,8 @@ pub struct Envelope<'a> {
     pub progress_token: Option<Range<usize>>,
     /// `params.requestId` (cancellation notifications), raw JSON.
     pub request_id: Option<Range<usize>>,
+    /// The modern per-request metadata, when `params._meta` carries it.
+    pub meta: ModernMeta<'a>,
     /// `params.uri`'s range, including its quotes.
     pub uri: Option<Range<usize>>,
     /// `params.uri`, unescaped.
@@ -105,6 +120,7 @@ impl<'a> Envelope<'a> {
             uri_str: None,
             progress_token: None,
             request_id: None,
+            meta: ModernMeta::default(),
             protocol_version: None,
         };
         let mut jsonrpc_ok = false;
@@ -188,10 +204,24 @@ impl<'a> Envelope<'a> {
                         let (k, v) = m.map_err(|e| {
                             McpError::Parse(format!("_meta is not valid JSON: {e}"))
                         })?;
-                        if &*k == "progressToken" && (v.is_str() || v.is_number()) {
-                            self.progress_token = Some(offset(body, v.as_raw_str()));
+                        let r = offset(body, v.as_raw_str());
+                        match &*k {
+                            "progressToken" if v.is_str() || v.is_number() => {
+                                self.progress_token = Some(r)
+                            }
+                            "io.modelcontextprotocol/protocolVersion" => {
+                                self.meta.version = unescape(v.is_str(), body, r)
+                            }
+                            "io.modelcontextprotocol/clientCapabilities" if v.is_object() => {
+                                self.meta.capabilities = Some(r)
+                            }
+                            "io.modelcontextprotocol/logLevel" => {
+                                self.meta.log_level = unescape(v.is_str(), body, r)
+                            }
+                            _ => {}
                         }
                     }
+                    self.meta.present = true;
                 }
                 "protocolVersion" => {
                     self.protocol_version = unescape(val.is_str(), body, offset(body, raw))

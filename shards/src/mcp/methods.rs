@@ -7,7 +7,7 @@ use sonic_rs::JsonValueTrait;
 
 use crate::error::McpError;
 use crate::mcp::dispatch::ok_result;
-use crate::mcp::forward::{forward, Answer};
+use crate::mcp::forward::{forward, Answer, Era};
 use crate::mcp::jsonrpc::{push_json_str, Envelope};
 use crate::shard::LocalShard;
 use crate::upstream::request_body;
@@ -35,6 +35,7 @@ pub async fn complete(
     sid: &str,
     body: &[u8],
     env: &Envelope<'_>,
+    era: Era,
 ) -> Result<Answer, McpError> {
     params(body, env)?;
     let kind = sonic_rs::get(body, ["params", "ref", "type"])
@@ -82,10 +83,12 @@ pub async fn complete(
     };
     let capable = shard.snapshot.load().catalog.backend_caps[backend].completions;
     if !capable {
-        return Ok(Answer::Json(ok_result(
-            env.id_bytes(body),
-            br#"{"completion":{"values":[],"hasMore":false}}"#,
-        )));
+        let empty: &[u8] = if era.modern {
+            br#"{"resultType":"complete","completion":{"values":[],"hasMore":false}}"#
+        } else {
+            br#"{"completion":{"values":[],"hasMore":false}}"#
+        };
+        return Ok(Answer::Json(ok_result(env.id_bytes(body), empty)));
     }
     let mut original_json = Vec::new();
     push_json_str(&mut original_json, &original);
@@ -96,6 +99,7 @@ pub async fn complete(
         env,
         backend,
         Some((range, &original_json)),
+        era,
     )
     .await
 }
@@ -235,6 +239,7 @@ pub async fn subscribe(
         env,
         backend,
         Some((range, &original_json)),
+        Era::default(),
     )
     .await
 }

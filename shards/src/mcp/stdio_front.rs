@@ -91,6 +91,8 @@ pub async fn line(shard: &Rc<LocalShard>, line: Vec<u8>) {
             session_id: session,
             protocol_version: None,
             accepts_sse: true,
+            mcp_method: None,
+            mcp_name: None,
             body: line,
         };
         shard.inflight.set(shard.inflight.get() + 1);
@@ -106,6 +108,8 @@ pub async fn line(shard: &Rc<LocalShard>, line: Vec<u8>) {
                 session_id: Some(sid),
                 protocol_version: None,
                 accepts_sse: true,
+                mcp_method: None,
+                mcp_name: None,
                 body: Vec::new(),
             };
             let stream = handle(&shard, get, true).await;

@@ -29,6 +29,7 @@ fn push_to_all(
 
 /// The catalog changed: one `list_changed` per changed kind to every session of this shard.
 pub fn list_changed(shard: &Rc<LocalShard>, tools: bool, prompts: bool, resources: bool) {
+    crate::mcp::listen::list_changed(shard, tools, prompts, resources);
     let kinds = [
         (
             tools,

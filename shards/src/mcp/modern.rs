@@ -1,0 +1,274 @@
+//! The 2026-07-28 era on the same `/mcp`: stateless requests that carry their own metadata.
+//!
+//! A request is modern when it has no `Mcp-Session-Id` and carries a modern signal (the
+//! `MCP-Protocol-Version` header or `params._meta`) that is not plain legacy traffic. Checks
+//! run in the spec's order (header present, `_meta` complete, header equals `_meta`, version
+//! supported, `Mcp-Method`/`Mcp-Name` equal the body) and every error echoes the request id.
+//! Served here: `server/discover`, the four lists (with `resultType`, `ttlMs`, `cacheScope`),
+//! `tools/call`, `prompts/get`, `resources/read`, `completion/complete` forwarded like 2025
+//! requests but answered in the modern shape, and `subscriptions/listen`. Methods the era
+//! removed (`initialize`, `ping`, `logging/setLevel`, `resources/subscribe`) are 404.
+//! Backends are still spoken to in the 2025 era: a backend's server-to-client request cannot
+//! be bridged to an input-required result yet and is refused to that backend.
+
+use std::rc::Rc;
+
+use crate::error::McpError;
+use crate::http::response::Reply;
+use crate::mcp::dispatch::{by_name, resources_read, McpHttpRequest, Named};
+use crate::mcp::forward::{log_severity, Answer, Era};
+use crate::mcp::jsonrpc::{Envelope, Kind};
+use crate::shard::LocalShard;
+
+/// Versions served statelessly.
+pub const MODERN_VERSIONS: &[&str] = &["2026-07-28"];
+/// Handshake-era versions (a header with one of these and no `_meta` is legacy traffic).
+const LEGACY_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+/// How long clients may cache the gateway's merged lists. The catalog changes only when a
+/// backend does; `subscriptions/listen` tells listeners at once.
+const LIST_TTL_MS: u64 = 30_000;
+
+/// Is this request of the 2026-07-28 era?
+pub fn is_modern(req: &McpHttpRequest, env: &Envelope<'_>) -> bool {
+    if req.session_id.is_some() {
+        return false;
+    }
+    let header = req.protocol_version.as_deref();
+    let legacy_traffic = !env.meta.present && header.is_some_and(|h| LEGACY_VERSIONS.contains(&h));
+    (header.is_some() || env.meta.present) && !legacy_traffic
+}
+
+fn err(status: u16, e: McpError, id: &[u8]) -> Reply {
+    Reply::json(status, e.to_response(id))
+}
+
+/// Decodes `=?base64?…?=` header values (strictly), else returns the value as is.
+fn header_value(v: &str) -> Option<String> {
+    match v
+        .strip_prefix("=?base64?")
+        .and_then(|r| r.strip_suffix("?="))
+    {
+        Some(b64) => decode_base64(b64).and_then(|b| String::from_utf8(b).ok()),
+        None => Some(v.to_string()),
+    }
+}
+
+fn decode_base64(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 4 != 0 {
+        return None;
+    }
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => (c - b'A') as u32,
+            b'a'..=b'z' => (c - b'a' + 26) as u32,
+            b'0'..=b'9' => (c - b'0' + 52) as u32,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        })
+    };
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    for (i, chunk) in bytes.chunks(4).enumerate() {
+        let last = i == bytes.len() / 4 - 1;
+        let pads = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        if pads > 2 || (pads > 0 && !last) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &chunk[..4 - pads] {
+            n = (n << 6) | val(c)?;
+        }
+        n <<= 6 * pads as u32;
+        let b = n.to_be_bytes();
+        out.extend_from_slice(&b[1..4 - pads]);
+    }
+    Some(out)
+}
+
+/// Validates and serves one modern request or notification.
+pub async fn serve(shard: &Rc<LocalShard>, req: &McpHttpRequest, env: &Envelope<'_>) -> Reply {
+    let id = env.id_bytes(&req.body);
+    let Some(header) = req.protocol_version.as_deref() else {
+        return err(
+            400,
+            McpError::HeaderMismatch("missing MCP-Protocol-Version header".into()),
+            id,
+        );
+    };
+    let (Some(version), Some(_)) = (env.meta.version.as_deref(), env.meta.capabilities.as_ref())
+    else {
+        return err(
+            400,
+            McpError::InvalidParams(
+                "params._meta needs io.modelcontextprotocol/protocolVersion and io.modelcontextprotocol/clientCapabilities".into(),
+            ),
+            id,
+        );
+    };
+    if header != version {
+        return err(
+            400,
+            McpError::HeaderMismatch(format!(
+                "MCP-Protocol-Version `{header}` does not match _meta protocolVersion `{version}`"
+            )),
+            id,
+        );
+    }
+    if !MODERN_VERSIONS.contains(&version) {
+        return err(
+            400,
+            McpError::UnsupportedVersion {
+                requested: version.to_string(),
+            },
+            id,
+        );
+    }
+    let method = env.method.as_deref().unwrap_or("");
+    if env.kind != Kind::Request {
+        return Reply::empty(202);
+    }
+    match req.mcp_method.as_deref() {
+        Some(m) if m == method => {}
+        Some(m) => {
+            return err(
+                400,
+                McpError::HeaderMismatch(format!("Mcp-Method `{m}` does not match `{method}`")),
+                id,
+            )
+        }
+        None => {
+            return err(
+                400,
+                McpError::HeaderMismatch("missing Mcp-Method header".into()),
+                id,
+            )
+        }
+    }
+    if matches!(method, "tools/call" | "prompts/get" | "resources/read") {
+        let body_name = if method == "resources/read" {
+            env.uri_str.as_deref()
+        } else {
+            env.name_str.as_deref()
+        };
+        match (req.mcp_name.as_deref().map(header_value), body_name) {
+            (Some(Some(h)), Some(b)) if h == b => {}
+            (None, _) => {
+                return err(
+                    400,
+                    McpError::HeaderMismatch("missing Mcp-Name header".into()),
+                    id,
+                )
+            }
+            _ => {
+                return err(
+                    400,
+                    McpError::HeaderMismatch("Mcp-Name does not match the body".into()),
+                    id,
+                )
+            }
+        }
+    }
+    let era = Era {
+        modern: true,
+        log_level: env.meta.log_level.as_deref().and_then(log_severity),
+        cacheable: method == "resources/read",
+        uri: env.uri_str.as_deref().map(str::to_string),
+    };
+    let body = &req.body[..];
+    let answer = match method {
+        "server/discover" => Ok(Answer::Json(crate::mcp::dispatch::ok_result(
+            id,
+            &discover(shard),
+        ))),
+        "tools/list" => list(shard, env, id, "tools", |c| &c.tools_json),
+        "prompts/list" => list(shard, env, id, "prompts", |c| &c.prompts_json),
+        "resources/list" => list(shard, env, id, "resources", |c| &c.resources_json),
+        "resources/templates/list" => {
+            list(shard, env, id, "resourceTemplates", |c| &c.templates_json)
+        }
+        "tools/call" => by_name(shard, "", body, env, Named::Tool, era).await,
+        "prompts/get" => by_name(shard, "", body, env, Named::Prompt, era).await,
+        "resources/read" => resources_read(shard, "", body, env, era).await,
+        "completion/complete" => crate::mcp::methods::complete(shard, "", body, env, era).await,
+        "subscriptions/listen" => return crate::mcp::listen::listen(shard, body, env),
+        other => return err(404, McpError::MethodNotFound(other.to_string()), id),
+    };
+    match answer {
+        Ok(Answer::Json(bytes)) => Reply::json(200, bytes),
+        Ok(Answer::Stream(rx)) => Reply::sse(rx),
+        Err(McpError::ResourceNotFound(uri)) => Reply::json(
+            200,
+            McpError::InvalidParams(format!("resource not found: {uri}"))
+                .to_response_with_uri(id, &uri),
+        ),
+        Err(e) => err(200, e, id),
+    }
+}
+
+/// The `server/discover` result.
+fn discover(shard: &Rc<LocalShard>) -> Vec<u8> {
+    let caps = shard.snapshot.load().catalog.caps.clone();
+    let mut out = br#"{"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{"tools":{"listChanged":true}"#.to_vec();
+    if caps.prompts {
+        out.extend_from_slice(br#","prompts":{"listChanged":true}"#);
+    }
+    if caps.resources {
+        out.extend_from_slice(br#","resources":{"listChanged":true}"#);
+    }
+    if caps.completions {
+        out.extend_from_slice(br#","completions":{}"#);
+    }
+    out.extend_from_slice(format!(
+        r#"}},"ttlMs":{LIST_TTL_MS},"cacheScope":"public","_meta":{{"io.modelcontextprotocol/serverInfo":{{"name":"only1mcp-uring","version":"{}"}}}}}}"#,
+        env!("CARGO_PKG_VERSION")
+    ).as_bytes());
+    out
+}
+
+fn list(
+    shard: &Rc<LocalShard>,
+    env: &Envelope<'_>,
+    id: &[u8],
+    key: &str,
+    pick: fn(&crate::catalog::Catalog) -> &std::sync::Arc<Vec<u8>>,
+) -> Result<Answer, McpError> {
+    if env.cursor.is_some() {
+        return Err(McpError::InvalidParams("invalid cursor".into()));
+    }
+    let snap = shard.snapshot.load();
+    let items = pick(&snap.catalog);
+    let mut result = Vec::with_capacity(items.len() + 96);
+    result.extend_from_slice(br#"{"resultType":"complete",""#);
+    result.extend_from_slice(key.as_bytes());
+    result.extend_from_slice(b"\":");
+    result.extend_from_slice(items);
+    result
+        .extend_from_slice(format!(r#","ttlMs":{LIST_TTL_MS},"cacheScope":"public"}}"#).as_bytes());
+    Ok(Answer::Json(crate::mcp::dispatch::ok_result(id, &result)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_header_values_decode_strictly() {
+        assert_eq!(
+            header_value("=?base64?SGVsbG8=?=").as_deref(),
+            Some("Hello")
+        );
+        assert_eq!(header_value("plain").as_deref(), Some("plain"));
+        assert_eq!(header_value("=?base64?SGVsbG8?="), None, "bad padding");
+        assert_eq!(
+            header_value("=?base64?SGVs!!!bG8=?="),
+            None,
+            "bad characters"
+        );
+        assert_eq!(
+            header_value("=?base64?SGVsbG8=").as_deref(),
+            Some("=?base64?SGVsbG8="),
+            "no suffix: literal"
+        );
+    }
+}
