@@ -29,6 +29,8 @@ pub enum Kind {
 pub struct ModernMeta<'a> {
     /// `params._meta` is an object.
     pub present: bool,
+    /// Where that object sits in the body.
+    pub range: Option<Range<usize>>,
     /// `io.modelcontextprotocol/protocolVersion`.
     pub version: Option<Cow<'a, str>>,
     /// `io.modelcontextprotocol/clientCapabilities` (an object), raw range.
@@ -200,7 +202,7 @@ impl<'a> Envelope<'a> {
                 }
                 "_meta" if val.is_object() => {
                     let meta = offset(body, raw);
-                    for m in sonic_rs::to_object_iter(&body[meta]) {
+                    for m in sonic_rs::to_object_iter(&body[meta.clone()]) {
                         let (k, v) = m.map_err(|e| {
                             McpError::Parse(format!("_meta is not valid JSON: {e}"))
                         })?;
@@ -222,6 +224,7 @@ impl<'a> Envelope<'a> {
                         }
                     }
                     self.meta.present = true;
+                    self.meta.range = Some(meta);
                 }
                 "protocolVersion" => {
                     self.protocol_version = unescape(val.is_str(), body, offset(body, raw))

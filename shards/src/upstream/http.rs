@@ -35,6 +35,8 @@ struct UpstreamSession {
     id: Option<String>,
     version: String,
     caps: crate::catalog::BackendCaps,
+    /// The backend speaks 2026-07-28: no session, `_meta` and headers on every request.
+    modern: bool,
 }
 
 enum SessionState {
@@ -256,13 +258,24 @@ impl LocalHttpBackend {
             Err(e) => return Attempt::Done(Err(e)),
         };
         let id_text = our_id.to_string();
+        let (body, id) = if session.modern {
+            match crate::upstream::modern::to_modern(body, id.clone()) {
+                Ok((b, i)) => (std::borrow::Cow::Owned(b), i),
+                Err(e) => return Attempt::Done(Err(e)),
+            }
+        } else {
+            (std::borrow::Cow::Borrowed(body), id.clone())
+        };
         let mut wire = Vec::new();
-        splice(body, &[(id.clone(), id_text.as_bytes())], &mut wire);
+        splice(&body, &[(id, id_text.as_bytes())], &mut wire);
         let (mut conn, reused) = match self.take_conn(replica).await {
             Ok(c) => c,
             Err(e) => return Attempt::Done(Err(e)),
         };
-        let headers = self.headers(&session);
+        let mut headers = self.headers(&session);
+        if session.modern {
+            headers.extend(crate::upstream::modern::request_headers(&wire));
+        }
         let hdrs: Vec<(&str, &str)> = headers
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -478,6 +491,56 @@ impl LocalHttpBackend {
     }
 
     async fn handshake(&self, replica: &LocalReplica) -> Result<UpstreamSession, McpError> {
+        if let Some(caps) = self.probe_modern(replica).await {
+            tracing::info!(server = %self.spec.id, url = %replica.url.raw, "backend speaks 2026-07-28 (stateless)");
+            return Ok(UpstreamSession {
+                id: None,
+                version: crate::upstream::modern::MODERN.into(),
+                caps,
+                modern: true,
+            });
+        }
+        self.handshake_2025(replica).await
+    }
+
+    /// `server/discover` on a fresh exchange; `Some(caps)` for a 2026-07-28 backend. Any
+    /// other answer (a 2025 server says 400 or 404 without a session) means legacy.
+    async fn probe_modern(&self, replica: &LocalReplica) -> Option<crate::catalog::BackendCaps> {
+        let (mut conn, _) = self.take_conn(replica).await.ok()?;
+        let mut hdrs: Vec<(&str, &str)> = vec![
+            ("mcp-protocol-version", crate::upstream::modern::MODERN),
+            ("mcp-method", "server/discover"),
+        ];
+        hdrs.extend(
+            self.spec
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let (body, _) = crate::upstream::modern::discover_body();
+        conn.send_post(&replica.url.path, &replica.url.authority, &hdrs, &body)
+            .await
+            .ok()?;
+        let mut head = conn.read_head().await.ok()?;
+        if head.status != 200 {
+            let mut sink = Vec::new();
+            let _ = conn.read_body_all(&mut head, &mut sink, 65536).await;
+            if conn.reusable(&head) {
+                replica.idle.borrow_mut().push(conn);
+            }
+            return None;
+        }
+        let reply = self
+            .read_reply(&mut conn, &mut head, "0", None)
+            .await
+            .ok()?;
+        if conn.reusable(&head) {
+            replica.idle.borrow_mut().push(conn);
+        }
+        crate::upstream::modern::parse_discover(&self.spec.id, &reply)
+    }
+
+    async fn handshake_2025(&self, replica: &LocalReplica) -> Result<UpstreamSession, McpError> {
         let (body, id) = request_body("initialize", &initialize_params());
         let mut wire = Vec::new();
         splice(&body, &[(id, b"0")], &mut wire);
@@ -502,6 +565,7 @@ impl LocalHttpBackend {
             id: session_id,
             version,
             caps,
+            modern: false,
         };
         // notifications/initialized on a fresh exchange; expect 202 (200 tolerated).
         if !conn.reusable(&head) {

@@ -15,6 +15,7 @@
 pub mod http;
 pub mod listen;
 pub mod messages;
+pub mod modern;
 pub mod stdio;
 
 use std::ops::Range;

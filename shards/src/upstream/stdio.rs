@@ -73,6 +73,8 @@ pub struct LocalStdioSlot {
     next_id: Cell<u64>,
     down_reason: RefCell<String>,
     stopping: Cell<bool>,
+    /// The running child speaks 2026-07-28 (probed at each start).
+    modern: Cell<bool>,
 }
 
 impl LocalStdioSlot {
@@ -84,6 +86,7 @@ impl LocalStdioSlot {
             next_id: Cell::new(1),
             down_reason: RefCell::new("starting".into()),
             stopping: Cell::new(false),
+            modern: Cell::new(false),
         }
     }
 
@@ -102,6 +105,13 @@ impl LocalStdioSlot {
     ) -> Result<BackendReply, McpError> {
         let our_id = self.next_id.get();
         self.next_id.set(our_id + 1);
+        let modern_body;
+        let (body, id) = if self.modern.get() {
+            modern_body = crate::upstream::modern::to_modern(body, id)?;
+            (&modern_body.0[..], modern_body.1)
+        } else {
+            (body, id)
+        };
         let (rx, writer, routes) = {
             let cur = self.current.borrow();
             let Some(p) = cur.as_ref() else {
@@ -639,6 +649,31 @@ async fn handshake_and_list(
     slot: &Rc<LocalStdioSlot>,
     timeout: Duration,
 ) -> Result<crate::catalog::Discovery, McpError> {
+    // The era probe: a 2026-07-28 server answers server/discover; a 2025 one errors (or is
+    // silent: a short timeout). Its process stays the same either way.
+    slot.modern.set(false);
+    let (probe, probe_id) = crate::upstream::modern::discover_body();
+    let probe_timeout = timeout.min(Duration::from_secs(3));
+    let modern = match slot
+        .call(
+            &probe,
+            probe_id,
+            crate::upstream::CallOpts::timeout(probe_timeout),
+        )
+        .await
+    {
+        Ok(reply) => crate::upstream::modern::parse_discover(&slot.spec.id, &reply),
+        Err(McpError::BackendUnavailable { server, reason }) => {
+            return Err(McpError::BackendUnavailable { server, reason })
+        }
+        Err(_) => None,
+    };
+    if let Some(caps) = modern {
+        tracing::info!(server = %slot.spec.id, "backend speaks 2026-07-28 (stateless)");
+        slot.modern.set(true);
+        let backend = crate::upstream::LocalBackend::Stdio(slot.clone());
+        return crate::upstream::discover(&slot.spec.id, &backend, caps, timeout).await;
+    }
     let (body, id) =
         crate::upstream::request_body("initialize", &crate::upstream::initialize_params());
     let reply = slot

@@ -1,0 +1,179 @@
+//! Speaking 2026-07-28 to backends that speak it.
+//!
+//! Each backend's era is probed once per upstream (stdio process, or shard and replica for
+//! HTTP): `server/discover` first, and a `DiscoverResult` naming 2026-07-28 means modern;
+//! anything else (an error, a 4xx, a timeout) means the 2025 handshake. A modern backend gets
+//! no session: every request carries the per-request `_meta` (added here when the client is
+//! a 2025-era one; a modern client's own `_meta`, with its own capabilities, travels as is)
+//! and, over HTTP, the `Mcp-Method`/`Mcp-Name` headers computed from the outgoing body.
+
+use std::ops::Range;
+
+use sonic_rs::JsonValueTrait;
+
+use crate::catalog::BackendCaps;
+use crate::error::McpError;
+use crate::mcp::jsonrpc::{splice_tracking, Envelope};
+use crate::upstream::BackendReply;
+
+/// The modern version the gateway speaks to backends.
+pub const MODERN: &str = "2026-07-28";
+
+/// The modern `_meta` keys for a request the gateway itself makes (or relays for a 2025-era
+/// client, which cannot answer input requests, hence no client capabilities).
+pub fn meta_keys() -> String {
+    format!(
+        r#""io.modelcontextprotocol/protocolVersion":"{MODERN}","io.modelcontextprotocol/clientCapabilities":{{}},"io.modelcontextprotocol/clientInfo":{{"name":"only1mcp-uring","version":"{}"}}"#,
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// The probe: `server/discover` with modern `_meta`, id 0, and where the id sits.
+pub fn discover_body() -> (Vec<u8>, Range<usize>) {
+    crate::upstream::request_body(
+        "server/discover",
+        format!(r#"{{"_meta":{{{}}}}}"#, meta_keys()).as_bytes(),
+    )
+}
+
+/// Reads a probe reply: `Some(caps)` when the backend is modern.
+pub fn parse_discover(server: &str, reply: &BackendReply) -> Option<BackendCaps> {
+    let result = reply.result(server).ok()?;
+    let versions = sonic_rs::get(result, ["supportedVersions"]).ok()?;
+    let modern = sonic_rs::to_array_iter(versions.as_raw_str())
+        .flatten()
+        .any(|v| v.as_str() == Some(MODERN));
+    modern.then(|| BackendCaps::from_initialize_result(result))
+}
+
+/// Gives `body` the modern `_meta` keys unless it already has them (a modern client's own);
+/// returns the new body and where the id (at `id`) ended up.
+pub fn to_modern(body: &[u8], id: Range<usize>) -> Result<(Vec<u8>, Range<usize>), McpError> {
+    let env = Envelope::parse(body)?;
+    if env.meta.version.is_some() {
+        return Ok((body.to_vec(), id));
+    }
+    let keys = meta_keys();
+    let (at, insert): (usize, String) = match (&env.meta.range, &env.params) {
+        (Some(m), _) => {
+            let empty = body[m.start + 1..m.end - 1]
+                .iter()
+                .all(u8::is_ascii_whitespace);
+            (m.start + 1, if empty { keys } else { format!("{keys},") })
+        }
+        (None, Some(p)) if body[p.start] == b'{' => {
+            let empty = body[p.start + 1..p.end - 1]
+                .iter()
+                .all(u8::is_ascii_whitespace);
+            (
+                p.start + 1,
+                if empty {
+                    format!(r#""_meta":{{{keys}}}"#)
+                } else {
+                    format!(r#""_meta":{{{keys}}},"#)
+                },
+            )
+        }
+        _ => {
+            let end = body.iter().rposition(|&b| b == b'}').unwrap_or(body.len());
+            (end, format!(r#","params":{{"_meta":{{{keys}}}}}"#))
+        }
+    };
+    let mut out = Vec::with_capacity(body.len() + insert.len());
+    let mut edits = [(at..at, insert.as_bytes())];
+    let id_at = splice_tracking(body, &mut edits, id, &mut out);
+    Ok((out, id_at))
+}
+
+/// `Mcp-Method` and, for the three named methods, `Mcp-Name` of an outgoing modern request.
+pub fn request_headers(body: &[u8]) -> Vec<(String, String)> {
+    let Ok(env) = Envelope::parse(body) else {
+        return Vec::new();
+    };
+    let method = env.method.as_deref().unwrap_or("").to_string();
+    let mut h = vec![("mcp-method".to_string(), method.clone())];
+    let name = match method.as_str() {
+        "tools/call" | "prompts/get" => env.name_str.as_deref(),
+        "resources/read" => env.uri_str.as_deref(),
+        _ => None,
+    };
+    if let Some(n) = name {
+        let safe = n.bytes().all(|b| (0x20..0x7f).contains(&b)) && n.trim() == n;
+        h.push((
+            "mcp-name".to_string(),
+            if safe {
+                n.to_string()
+            } else {
+                base64_sentinel(n.as_bytes())
+            },
+        ));
+    }
+    h
+}
+
+/// `=?base64?…?=` for header values that are not plain visible ASCII.
+fn base64_sentinel(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::from("=?base64?");
+    for c in data.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                s.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s.push_str("?=");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(body: &str) -> String {
+        let b = body.as_bytes();
+        let env = Envelope::parse(b).unwrap();
+        let (out, id) = to_modern(b, env.id.clone().unwrap()).unwrap();
+        assert_eq!(
+            &out[id],
+            b"7",
+            "id tracked in {}",
+            String::from_utf8_lossy(&out)
+        );
+        let e = Envelope::parse(&out).unwrap();
+        assert_eq!(e.meta.version.as_deref(), Some(MODERN));
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn adds_meta_wherever_it_is_missing() {
+        check(r#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#);
+        check(r#"{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{}}"#);
+        let s = check(
+            r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"x","_meta":{"progressToken":"t"}},"id":7}"#,
+        );
+        assert!(s.contains(r#""progressToken":"t""#));
+        check(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"_meta":{},"name":"x"}}"#);
+    }
+
+    #[test]
+    fn names_become_headers() {
+        let h = request_headers(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#,
+        );
+        assert_eq!(
+            h,
+            vec![
+                ("mcp-method".into(), "tools/call".into()),
+                ("mcp-name".into(), "echo".into())
+            ]
+        );
+        let h = request_headers("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{\"uri\":\"a://é\"}}".as_bytes());
+        assert!(h[1].1.starts_with("=?base64?"));
+    }
+}
