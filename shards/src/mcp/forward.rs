@@ -244,10 +244,21 @@ impl Finisher {
     fn reply(&self, result: Result<BackendReply, McpError>) -> Vec<u8> {
         let resp = self.reply_2025(result);
         if self.era.modern {
-            self.modern_reply(resp)
-        } else {
-            resp
+            return self.modern_reply(resp);
         }
+        // A 2026 backend asking a 2025-era client for input: that client cannot retry with
+        // inputResponses, so say so instead of handing it a result shape it does not know.
+        let asks_input = sonic_rs::get(&resp[..], ["result", "resultType"])
+            .ok()
+            .is_some_and(|t| t.as_raw_str() == "\"input_required\"");
+        if asks_input {
+            return McpError::Gateway(format!(
+                "backend `{}` needs input from the client (2026 input_required), which the gateway cannot yet bridge to a 2025-era session",
+                self.backend_id
+            ))
+            .to_response(&self.client_id);
+        }
+        resp
     }
 
     /// The final response: the client's id, and namespaced URIs for a namespaced backend.
