@@ -59,6 +59,7 @@ pub fn backend_specs(cfg: &Config) -> anyhow::Result<Vec<BackendSpec>> {
             env: s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             cwd: s.cwd.clone(),
             prefix: s.prefix,
+            per_client: s.session == only1mcp_shards::config::SessionMode::PerClient,
         });
     }
     Ok(out)

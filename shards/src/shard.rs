@@ -158,6 +158,9 @@ pub struct LocalShard {
     pub inflight_calls: RefCell<HashMap<Vec<u8>, oneshot::Sender<()>, RandomState>>,
     /// Counter for gateway-side progress tokens and server-to-client request ids.
     pub next_token: Cell<u64>,
+    /// Per-client upstreams, by session and backend.
+    pub per_client:
+        RefCell<HashMap<String, crate::upstream::per_client::LocalPerClient, RandomState>>,
     /// Open 2026 `subscriptions/listen` streams.
     pub listeners: RefCell<Vec<crate::mcp::listen::LocalListener>>,
     /// stdio mode: the client's stdout, and its one session once initialized.
@@ -229,6 +232,7 @@ async fn shard_main(init: ShardInit) {
         next_token: Cell::new(1),
         s2c_pending: RefCell::new(HashMap::default()),
         listeners: RefCell::new(Vec::new()),
+        per_client: RefCell::new(HashMap::default()),
         stdio: init
             .stdout
             .clone()
@@ -251,6 +255,10 @@ async fn shard_main(init: ShardInit) {
         None => None,
     };
     monoio::spawn(mailbox_loop(shard.clone(), init.mailbox, stop_tx));
+    monoio::spawn(crate::upstream::per_client::expiry_task(
+        shard.clone(),
+        Duration::from_millis(cfg.server.session_idle_timeout_ms),
+    ));
     match listener {
         Some(listener) => {
             tracing::info!(shard = shard.id, addr = ?listener_addr, "shard listening");
@@ -525,7 +533,8 @@ async fn drain(shard: &Rc<LocalShard>, grace: Duration) {
             "grace period over; dropping in-flight requests"
         );
     }
-    let owned: Vec<_> = shard.owned_stdio.borrow_mut().drain(..).collect();
+    let mut owned: Vec<_> = shard.owned_stdio.borrow_mut().drain(..).collect();
+    owned.extend(crate::upstream::per_client::release_all(shard));
     for (slot, _) in &owned {
         slot.stop();
     }

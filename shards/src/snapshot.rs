@@ -36,6 +36,8 @@ pub struct BackendSpec {
     pub cwd: Option<String>,
     /// Namespace tools as `<id><sep><name>`.
     pub prefix: bool,
+    /// One upstream session per client session.
+    pub per_client: bool,
 }
 
 /// One immutable view of the gateway's world.

@@ -62,6 +62,8 @@ pub struct ServerSection {
     pub read_timeout_ms: u64,
     /// Grace period for in-flight requests at shutdown.
     pub shutdown_grace_ms: u64,
+    /// A 2025-era session with no request for this long ends (and its per-client upstreams).
+    pub session_idle_timeout_ms: u64,
     /// Extra allowed `Origin` values (exact match, e.g. `https://app.example.com`).
     pub allowed_origins: Vec<String>,
     /// Extra allowed `Host` values (host or host:port) for loopback listeners.
@@ -81,6 +83,7 @@ impl Default for ServerSection {
             idle_timeout_ms: 60_000,
             read_timeout_ms: 10_000,
             shutdown_grace_ms: 5_000,
+            session_idle_timeout_ms: 3_600_000,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
         }
@@ -107,6 +110,17 @@ impl Default for ProxySection {
             connect_timeout_ms: 5_000,
         }
     }
+}
+
+/// How clients share upstream sessions of a backend.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionMode {
+    /// One upstream session per shard (and replica), multiplexed with id remapping.
+    #[default]
+    Shared,
+    /// One upstream session (HTTP) or process (stdio) per client session.
+    PerClient,
 }
 
 /// How the gateway reaches a backend.
@@ -157,6 +171,11 @@ pub struct BackendConfig {
     /// A disabled server stays in the file but is not started.
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// Upstream sessions: one per shard shared by every client (`shared`, default), or one
+    /// per client session declaring that client's own capabilities (`per_client`: for
+    /// stateful servers and servers that call back into the client).
+    #[serde(default)]
+    pub session: SessionMode,
 }
 
 fn default_true() -> bool {

@@ -18,10 +18,18 @@ use crate::shard::LocalShard;
 
 /// Serves one client connection until it closes.
 pub async fn serve_conn(shard: Rc<LocalShard>, mut stream: TcpStream) {
+    serve_requests(&shard, &mut stream).await;
+    // Send FIN now rather than whenever the runtime gets to closing a dropped socket: a
+    // client reading to EOF must not wait on the shard's next event.
+    let _ = monoio::io::AsyncWriteRent::shutdown(&mut stream).await;
+}
+
+async fn serve_requests(shard: &Rc<LocalShard>, stream: &mut TcpStream) {
+    let shard = shard.clone();
     let mut bufs = ConnBuffers::default();
     let mut out = Vec::with_capacity(4096);
     loop {
-        let req = match read_request(&mut stream, &mut bufs, &shard.limits).await {
+        let req = match read_request(stream, &mut bufs, &shard.limits).await {
             Ok(r) => r,
             Err(ReadError::Closed) | Err(ReadError::Io(_)) => return,
             Err(ReadError::Status(status, msg)) => {
@@ -38,7 +46,7 @@ pub async fn serve_conn(shard: Rc<LocalShard>, mut stream: TcpStream) {
                     Reply::text(status, msg)
                 };
                 encode(&reply, false, &mut out);
-                let _ = write_all(&mut stream, std::mem::take(&mut out)).await;
+                let _ = write_all(stream, std::mem::take(&mut out)).await;
                 return;
             }
         };
@@ -47,7 +55,7 @@ pub async fn serve_conn(shard: Rc<LocalShard>, mut stream: TcpStream) {
         shard.inflight.set(shard.inflight.get() - 1);
         let keep = req.keep_alive && !shard.draining.get();
         if reply.stream.is_some() {
-            let (ok, back) = write_sse(&mut stream, reply, out).await;
+            let (ok, back) = write_sse(stream, reply, out).await;
             out = back;
             if !ok || !keep {
                 return;
@@ -55,7 +63,7 @@ pub async fn serve_conn(shard: Rc<LocalShard>, mut stream: TcpStream) {
             continue;
         }
         encode(&reply, keep, &mut out);
-        let (res, back) = write_all(&mut stream, std::mem::take(&mut out)).await;
+        let (res, back) = write_all(stream, std::mem::take(&mut out)).await;
         out = back;
         if res.is_err() || !keep {
             return;

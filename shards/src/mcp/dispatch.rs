@@ -81,7 +81,11 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
             return hand_off(shard, owner, req).await;
         }
     }
-    let Some(session) = shard.sessions.borrow().get(sid).cloned() else {
+    let seen = shard.sessions.borrow_mut().get_mut(sid).map(|s| {
+        s.last_seen = std::time::Instant::now();
+        s.clone()
+    });
+    let Some(session) = seen else {
         return rpc_error(404, &unknown_session(), env.id_bytes(&req.body));
     };
     if let Err(e) = check_version_header(req.protocol_version.as_deref()) {
@@ -213,6 +217,7 @@ async fn delete(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: bool)
         }
     }
     if shard.sessions.borrow_mut().remove(sid) {
+        crate::upstream::per_client::release(shard, sid);
         tracing::debug!(shard = shard.id, session = sid, "session ended by client");
         Reply::empty(200)
     } else {
@@ -233,6 +238,7 @@ fn initialize(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>) -> Reply 
         LocalSession::new(
             version,
             crate::mcp::session::ClientCaps::from_initialize(body),
+            crate::mcp::session::ClientCaps::raw(body),
         ),
     );
     let caps = shard.snapshot.load().catalog.caps.clone();

@@ -354,24 +354,25 @@ pub async fn forward(
         .id
         .clone()
         .ok_or_else(|| McpError::InvalidRequest("missing id".into()))?;
-    let (backend_id, timeout, prefixed) = {
+    let (backend_id, timeout, prefixed, per_client) = {
         let snap = shard.snapshot.load();
         let spec = &snap.backends[backend];
+        let per_client = (spec.per_client && !sid.is_empty()).then(|| spec.clone());
         (
             spec.id.clone(),
             spec.timeout,
             snap.catalog.uri_prefix_of(backend),
+            per_client,
         )
     };
-    let handle = shard
-        .upstreams
-        .borrow()
-        .get(&backend_id)
-        .cloned()
-        .ok_or_else(|| McpError::BackendUnavailable {
-            server: backend_id.clone(),
-            reason: "not started on this shard".into(),
-        })?;
+    let handle = match per_client {
+        Some(spec) => crate::upstream::per_client::handle_for(shard, sid, &spec),
+        None => shard.upstreams.borrow().get(&backend_id).cloned(),
+    }
+    .ok_or_else(|| McpError::BackendUnavailable {
+        server: backend_id.clone(),
+        reason: "not started on this shard".into(),
+    })?;
     let token = env.progress_token.clone().map(|r| {
         let n = shard.next_token.get();
         shard.next_token.set(n + 1);
@@ -405,6 +406,7 @@ pub async fn forward(
         events: Some(ev_tx),
         progress: token.as_ref().map(|(_, t)| t.clone()),
         cancel: Some(cancel_rx),
+        wait_first_start: true,
     };
     let finish = Finisher {
         shard: shard.clone(),

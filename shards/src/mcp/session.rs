@@ -25,6 +25,16 @@ pub struct ClientCaps {
 }
 
 impl ClientCaps {
+    /// The raw `params.capabilities` object of an `initialize` body (`{}` when absent).
+    pub fn raw(body: &[u8]) -> Vec<u8> {
+        use sonic_rs::JsonValueTrait;
+        sonic_rs::get(body, ["params", "capabilities"])
+            .ok()
+            .filter(|v| v.is_object())
+            .map(|v| v.as_raw_str().as_bytes().to_vec())
+            .unwrap_or_else(|| b"{}".to_vec())
+    }
+
     /// Reads `params.capabilities` of an `initialize` request body.
     pub fn from_initialize(body: &[u8]) -> ClientCaps {
         use sonic_rs::JsonValueTrait;
@@ -58,6 +68,10 @@ pub struct LocalSession {
     pub created: Instant,
     /// The client's declared capabilities.
     pub caps: ClientCaps,
+    /// The same, as the client sent them (declared verbatim to per-client upstreams).
+    pub caps_json: Vec<u8>,
+    /// Last request seen (idle sessions expire).
+    pub last_seen: Instant,
     /// The open standalone GET stream, if any.
     pub get_stream: Option<futures_channel::mpsc::UnboundedSender<Vec<u8>>>,
     /// Resource URIs (as the client sees them) this session subscribed to.
@@ -66,11 +80,13 @@ pub struct LocalSession {
 
 impl LocalSession {
     /// A new session with no stream and no subscriptions.
-    pub fn new(version: &'static str, caps: ClientCaps) -> Self {
+    pub fn new(version: &'static str, caps: ClientCaps, caps_json: Vec<u8>) -> Self {
         LocalSession {
             version,
             created: Instant::now(),
             caps,
+            caps_json,
+            last_seen: Instant::now(),
             get_stream: None,
             subscriptions: Default::default(),
         }
@@ -145,6 +161,24 @@ impl LocalSessionTable {
     /// Ends a session; false if it did not exist.
     pub fn remove(&mut self, id: &str) -> bool {
         self.map.remove(id).is_some()
+    }
+
+    /// Removes sessions idle for longer than `idle`; returns their ids.
+    pub fn expire(&mut self, idle: std::time::Duration) -> Vec<String> {
+        let now = Instant::now();
+        let gone: Vec<String> = self
+            .map
+            .iter()
+            .filter(|(_, s)| {
+                now.duration_since(s.last_seen) > idle
+                    && s.get_stream.as_ref().is_none_or(|t| t.is_closed())
+            })
+            .map(|(k, _)| k.to_string())
+            .collect();
+        for k in &gone {
+            self.map.remove(k.as_str());
+        }
+        gone
     }
 
     /// Number of live sessions.

@@ -78,6 +78,8 @@ pub struct LocalHttpBackend {
     next_id: Cell<u64>,
     connect_timeout: Duration,
     listening: Cell<bool>,
+    /// Per-client instance: the client's own capabilities for `initialize`.
+    client_caps: Option<Vec<u8>>,
 }
 
 enum Attempt {
@@ -104,6 +106,7 @@ impl LocalHttpBackend {
             next_id: Cell::new(1),
             connect_timeout,
             listening: Cell::new(false),
+            client_caps: None,
         }
     }
 
@@ -379,6 +382,14 @@ impl LocalHttpBackend {
         }
     }
 
+    /// An instance for one client session: its own pool and upstream session, initialized
+    /// with that client's capabilities.
+    pub fn for_client(spec: BackendSpec, connect_timeout: Duration, client_caps: Vec<u8>) -> Self {
+        let mut b = Self::new(spec, connect_timeout);
+        b.client_caps = Some(client_caps);
+        b
+    }
+
     /// Backend id.
     pub fn id(&self) -> &str {
         &self.spec.id
@@ -541,7 +552,11 @@ impl LocalHttpBackend {
     }
 
     async fn handshake_2025(&self, replica: &LocalReplica) -> Result<UpstreamSession, McpError> {
-        let (body, id) = request_body("initialize", &initialize_params());
+        let params = match &self.client_caps {
+            Some(c) => crate::upstream::initialize_params_for(c),
+            None => initialize_params(),
+        };
+        let (body, id) = request_body("initialize", &params);
         let mut wire = Vec::new();
         splice(&body, &[(id, b"0")], &mut wire);
         let (mut conn, _) = self.take_conn(replica).await?;

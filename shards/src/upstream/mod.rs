@@ -16,6 +16,7 @@ pub mod http;
 pub mod listen;
 pub mod messages;
 pub mod modern;
+pub mod per_client;
 pub mod stdio;
 
 use std::ops::Range;
@@ -53,6 +54,9 @@ pub struct CallOpts {
     pub progress: Option<Vec<u8>>,
     /// Fires when the client cancelled the request.
     pub cancel: Option<futures_channel::oneshot::Receiver<()>>,
+    /// A client call: if the backend is still in its first start, wait for it (within the
+    /// timeout) instead of failing at once. The gateway's own handshake calls do not wait.
+    pub wait_first_start: bool,
 }
 
 impl CallOpts {
@@ -195,11 +199,22 @@ pub fn request_body(method: &str, params: &[u8]) -> (Vec<u8>, Range<usize>) {
 /// call caused them; a client that did not declare the capability gets nothing relayed and
 /// the backend gets a JSON-RPC error for that request instead.
 pub fn initialize_params() -> Vec<u8> {
-    format!(
-        r#"{{"protocolVersion":"2025-11-25","capabilities":{{"sampling":{{}},"elicitation":{{"form":{{}},"url":{{}}}}}},"clientInfo":{{"name":"only1mcp-uring","version":"{}"}}}}"#,
-        env!("CARGO_PKG_VERSION")
-    )
-    .into_bytes()
+    initialize_params_for(br#"{"sampling":{},"elicitation":{"form":{},"url":{}}}"#)
+}
+
+/// The `initialize` params with the given client capabilities (per-client upstream
+/// sessions declare exactly what their client declared).
+pub fn initialize_params_for(capabilities: &[u8]) -> Vec<u8> {
+    let mut p = br#"{"protocolVersion":"2025-11-25","capabilities":"#.to_vec();
+    p.extend_from_slice(capabilities);
+    p.extend_from_slice(
+        format!(
+            r#","clientInfo":{{"name":"only1mcp-uring","version":"{}"}}}}"#,
+            env!("CARGO_PKG_VERSION")
+        )
+        .as_bytes(),
+    );
+    p
 }
 
 /// The `notifications/initialized` message.

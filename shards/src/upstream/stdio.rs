@@ -75,6 +75,10 @@ pub struct LocalStdioSlot {
     stopping: Cell<bool>,
     /// The running child speaks 2026-07-28 (probed at each start).
     modern: Cell<bool>,
+    /// Per-client instance: the client's own capabilities for `initialize`.
+    client_caps: Option<Vec<u8>>,
+    /// The child answered its handshake at least once.
+    started_once: Cell<bool>,
 }
 
 impl LocalStdioSlot {
@@ -87,7 +91,16 @@ impl LocalStdioSlot {
             down_reason: RefCell::new("starting".into()),
             stopping: Cell::new(false),
             modern: Cell::new(false),
+            client_caps: None,
+            started_once: Cell::new(false),
         }
+    }
+
+    /// A slot whose process serves one client session (declares that client's capabilities).
+    pub fn for_client(spec: BackendSpec, client_caps: Vec<u8>) -> Self {
+        let mut s = Self::new(spec);
+        s.client_caps = Some(client_caps);
+        s
     }
 
     /// Backend id.
@@ -103,6 +116,17 @@ impl LocalStdioSlot {
         id: Range<usize>,
         opts: CallOpts,
     ) -> Result<BackendReply, McpError> {
+        if opts.wait_first_start && !self.started_once.get() {
+            // First start still under way (a per-client process was just spawned): wait.
+            let deadline = std::time::Instant::now() + opts.timeout;
+            while !self.started_once.get()
+                && !self.stopping.get()
+                && *self.down_reason.borrow() == "starting"
+                && std::time::Instant::now() < deadline
+            {
+                monoio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
         let our_id = self.next_id.get();
         self.next_id.set(our_id + 1);
         let modern_body;
@@ -550,6 +574,7 @@ pub async fn supervise(
                             "stdio backend ready"
                         );
                         let caps = found.caps.clone();
+                        slot.started_once.set(true);
                         report(Ok(found));
                         monoio::spawn(relist_task(
                             slot.clone(),
@@ -674,8 +699,11 @@ async fn handshake_and_list(
         let backend = crate::upstream::LocalBackend::Stdio(slot.clone());
         return crate::upstream::discover(&slot.spec.id, &backend, caps, timeout).await;
     }
-    let (body, id) =
-        crate::upstream::request_body("initialize", &crate::upstream::initialize_params());
+    let params = match &slot.client_caps {
+        Some(c) => crate::upstream::initialize_params_for(c),
+        None => crate::upstream::initialize_params(),
+    };
+    let (body, id) = crate::upstream::request_body("initialize", &params);
     let reply = slot
         .call(&body, id, crate::upstream::CallOpts::timeout(timeout))
         .await?;

@@ -1,0 +1,124 @@
+//! Per-client upstream sessions (`session = "per_client"`).
+//!
+//! For a backend configured this way, each 2025-era client session gets its own upstream:
+//! an HTTP pool and session initialized with that client's capabilities, or a stdio process
+//! of its own. They live on the session's shard (every request of a session is served
+//! there), are created on first use, and are stopped when the session ends (DELETE, or idle
+//! expiry). Stateless 2026 clients have no session and use the shared upstream.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::shard::LocalShard;
+use crate::snapshot::BackendSpec;
+use crate::upstream::http::LocalHttpBackend;
+use crate::upstream::stdio::LocalStdioSlot;
+use crate::upstream::LocalBackend;
+
+/// One client's upstream of one backend.
+pub struct LocalPerClient {
+    handle: Rc<LocalBackend>,
+    stdio: Option<(Rc<LocalStdioSlot>, futures_channel::oneshot::Receiver<()>)>,
+}
+
+fn key(sid: &str, backend: &str) -> String {
+    format!("{sid}\u{0}{backend}")
+}
+
+/// The upstream of `spec` for session `sid`, created on first use.
+pub fn handle_for(
+    shard: &Rc<LocalShard>,
+    sid: &str,
+    spec: &BackendSpec,
+) -> Option<Rc<LocalBackend>> {
+    let k = key(sid, &spec.id);
+    if let Some(p) = shard.per_client.borrow().get(&k) {
+        return Some(p.handle.clone());
+    }
+    let caps = shard.sessions.borrow().get(sid)?.caps_json.clone();
+    let connect = Duration::from_millis(shard.snapshot.load().config.proxy.connect_timeout_ms);
+    let entry = match spec.transport {
+        crate::config::Transport::Http => LocalPerClient {
+            handle: Rc::new(LocalBackend::Http(Rc::new(LocalHttpBackend::for_client(
+                spec.clone(),
+                connect,
+                caps,
+            )))),
+            stdio: None,
+        },
+        crate::config::Transport::Stdio => {
+            let slot = Rc::new(LocalStdioSlot::for_client(spec.clone(), caps));
+            let (tx, rx) = futures_channel::oneshot::channel();
+            // The shared instance reports the catalog; this one only serves its client.
+            let report: crate::upstream::stdio::Report = Rc::new(|_| {});
+            let updates: crate::upstream::stdio::Updates = Rc::new(|_| {});
+            monoio::spawn(crate::upstream::stdio::supervise(
+                slot.clone(),
+                spec.timeout,
+                report,
+                updates,
+                tx,
+            ));
+            LocalPerClient {
+                handle: Rc::new(LocalBackend::Stdio(slot.clone())),
+                stdio: Some((slot, rx)),
+            }
+        }
+    };
+    let handle = entry.handle.clone();
+    shard.per_client.borrow_mut().insert(k, entry);
+    tracing::debug!(session = sid, server = %spec.id, "per-client upstream created");
+    Some(handle)
+}
+
+/// The session ended: stop its upstreams (stdio children are stopped and reaped by their
+/// supervisors).
+pub fn release(shard: &Rc<LocalShard>, sid: &str) {
+    let prefix = format!("{sid}\u{0}");
+    let gone: Vec<LocalPerClient> = {
+        let mut map = shard.per_client.borrow_mut();
+        let keys: Vec<String> = map
+            .keys()
+            .filter(|k| k.starts_with(&prefix))
+            .cloned()
+            .collect();
+        keys.iter().filter_map(|k| map.remove(k)).collect()
+    };
+    for p in gone {
+        if let Some((slot, _)) = p.stdio {
+            slot.stop();
+        }
+    }
+}
+
+/// Stops every per-client upstream (shutdown); returns what to wait for.
+pub fn release_all(shard: &Rc<LocalShard>) -> Vec<crate::shard::OwnedStdio> {
+    let all: Vec<LocalPerClient> = shard
+        .per_client
+        .borrow_mut()
+        .drain()
+        .map(|(_, v)| v)
+        .collect();
+    let slots: Vec<crate::shard::OwnedStdio> = all
+        .into_iter()
+        .filter_map(|p| p.stdio)
+        .map(|(slot, rx)| (slot, Some(rx)))
+        .collect();
+    for (s, _) in &slots {
+        s.stop();
+    }
+    slots
+}
+
+/// Ends sessions idle for longer than `idle` (and their upstreams), every minute or so.
+pub async fn expiry_task(shard: Rc<LocalShard>, idle: Duration) {
+    let tick = (idle / 4).clamp(Duration::from_millis(200), Duration::from_secs(60));
+    while !shard.draining.get() {
+        monoio::time::sleep(tick).await;
+        let gone = shard.sessions.borrow_mut().expire(idle);
+        for sid in gone {
+            tracing::debug!(session = %sid, "idle session expired");
+            release(&shard, &sid);
+        }
+    }
+}
