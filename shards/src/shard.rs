@@ -161,6 +161,8 @@ pub struct LocalShard {
     /// Per-client upstreams, by session and backend.
     pub per_client:
         RefCell<HashMap<String, crate::upstream::per_client::LocalPerClient, RandomState>>,
+    /// Resumable SSE stream logs of 2025-era sessions, by `<session>/<stream>`.
+    pub stream_logs: RefCell<HashMap<String, crate::mcp::resume::LocalStreamLog, RandomState>>,
     /// Open 2026 `subscriptions/listen` streams.
     pub listeners: RefCell<Vec<crate::mcp::listen::LocalListener>>,
     /// stdio mode: the client's stdout, and its one session once initialized.
@@ -232,6 +234,7 @@ async fn shard_main(init: ShardInit) {
         next_token: Cell::new(1),
         s2c_pending: RefCell::new(HashMap::default()),
         listeners: RefCell::new(Vec::new()),
+        stream_logs: RefCell::new(HashMap::default()),
         per_client: RefCell::new(HashMap::default()),
         stdio: init
             .stdout

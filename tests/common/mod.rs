@@ -64,7 +64,9 @@ impl Resp {
                     .lines()
                     .filter_map(|l| l.strip_prefix("data: "))
                     .collect();
-                (!data.is_empty()).then(|| sonic_rs::from_str(&data.join("\n")).unwrap())
+                let joined = data.join("\n");
+                // The priming event (an id, empty data) carries no message.
+                (!joined.trim().is_empty()).then(|| sonic_rs::from_str(&joined).unwrap())
             })
             .collect()
     }

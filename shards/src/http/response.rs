@@ -83,6 +83,27 @@ impl Reply {
     }
 }
 
+/// Marks a stream item with an SSE event id: `\0<id>\0<json>` (JSON never starts with NUL).
+pub fn tag_event(id: &str, msg: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(id.len() + msg.len() + 2);
+    v.push(0);
+    v.extend_from_slice(id.as_bytes());
+    v.push(0);
+    v.extend_from_slice(msg);
+    v
+}
+
+/// Splits a stream item into its event id (if tagged) and its JSON-RPC message (may be
+/// empty: the priming event).
+pub fn untag_event(item: &[u8]) -> (Option<&[u8]>, &[u8]) {
+    if item.first() == Some(&0) {
+        if let Some(end) = item[1..].iter().position(|&b| b == 0) {
+            return (Some(&item[1..1 + end]), &item[2 + end..]);
+        }
+    }
+    (None, item)
+}
+
 /// Serializes `reply` into `out` (cleared first).
 pub fn encode(reply: &Reply, keep_alive: bool, out: &mut Vec<u8>) {
     out.clear();

@@ -105,11 +105,22 @@ async fn write_sse(stream: &mut TcpStream, mut reply: Reply, mut out: Vec<u8>) -
             monoio::time::timeout(SSE_KEEPALIVE, poll_fn(|cx| Pin::new(&mut rx).poll_next(cx)))
                 .await;
         let event: Vec<u8> = match next {
-            Ok(Some(msg)) => {
-                let mut e = Vec::with_capacity(msg.len() + 24);
-                e.extend_from_slice(b"event: message\ndata: ");
-                e.extend_from_slice(&msg);
-                e.extend_from_slice(b"\n\n");
+            Ok(Some(item)) => {
+                let (id, msg) = crate::http::response::untag_event(&item);
+                let mut e = Vec::with_capacity(msg.len() + 48);
+                if let Some(id) = id {
+                    e.extend_from_slice(b"id: ");
+                    e.extend_from_slice(id);
+                    e.push(b'\n');
+                }
+                if msg.is_empty() {
+                    // Priming event: an id and empty data, so the client can resume from it.
+                    e.extend_from_slice(b"data: \n\n");
+                } else {
+                    e.extend_from_slice(b"event: message\ndata: ");
+                    e.extend_from_slice(msg);
+                    e.extend_from_slice(b"\n\n");
+                }
                 e
             }
             Ok(None) => break,
@@ -198,6 +209,7 @@ async fn mcp(shard: &Rc<LocalShard>, req: &Request, bufs: &mut ConnBuffers) -> R
         session_id: bufs.text(&h.session_id).map(|s| s.trim().to_string()),
         protocol_version: bufs.text(&h.protocol_version).map(|s| s.trim().to_string()),
         accepts_sse: accepts(bufs.text(&h.accept), "text/event-stream"),
+        last_event_id: bufs.text(&h.last_event_id).map(|s| s.trim().to_string()),
         mcp_method: bufs.text(&h.mcp_method).map(|s| s.trim().to_string()),
         mcp_name: bufs.text(&h.mcp_name).map(|s| s.trim().to_string()),
         body: std::mem::take(&mut bufs.body),

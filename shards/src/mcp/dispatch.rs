@@ -31,6 +31,8 @@ pub struct McpHttpRequest {
     pub protocol_version: Option<String>,
     /// `Accept` includes `text/event-stream`.
     pub accepts_sse: bool,
+    /// `Last-Event-ID` (resuming an SSE stream).
+    pub last_event_id: Option<String>,
     /// `Mcp-Method` (2026-07-28).
     pub mcp_method: Option<String>,
     /// `Mcp-Name` (2026-07-28).
@@ -186,24 +188,40 @@ async fn get_stream(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
     if let Err(e) = check_version_header(req.protocol_version.as_deref()) {
         return rpc_error(400, &e, b"");
     }
-    let mut sessions = shard.sessions.borrow_mut();
-    let Some(session) = sessions.get_mut(sid) else {
-        return rpc_error(404, &unknown_session(), b"");
+    let current = match shard.sessions.borrow().get(sid) {
+        Some(s) => s.get_stream_no,
+        None => return rpc_error(404, &unknown_session(), b""),
     };
-    if session
-        .get_stream
-        .as_ref()
-        .is_some_and(|tx| !tx.is_closed())
+    // Resuming: replay what followed the id on that stream only, then stay attached.
+    if let Some((n, after)) = req
+        .last_event_id
+        .as_deref()
+        .and_then(crate::mcp::resume::parse_event_id)
     {
-        return rpc_error(
-            409,
-            &McpError::InvalidRequest("this session already has an open GET stream".into()),
-            b"",
-        );
+        if let Some(rx) = crate::mcp::resume::resume(shard, sid, n, after) {
+            return Reply::sse(rx);
+        }
+    }
+    if let Some(n) = current {
+        if crate::mcp::resume::attached(shard, sid, n) {
+            return rpc_error(
+                409,
+                &McpError::InvalidRequest("this session already has an open GET stream".into()),
+                b"",
+            );
+        }
+        // The earlier GET stream's client went away: this response takes its place.
+        if let Some(rx) = crate::mcp::resume::resume(shard, sid, n, u64::MAX) {
+            return Reply::sse(rx);
+        }
     }
     let (tx, rx) = futures_channel::mpsc::unbounded();
-    session.get_stream = Some(tx);
-    Reply::sse(rx)
+    let (n, live) = crate::mcp::resume::track(shard, sid, rx);
+    if let Some(session) = shard.sessions.borrow_mut().get_mut(sid) {
+        session.get_stream = Some(tx);
+        session.get_stream_no = Some(n);
+    }
+    Reply::sse(live)
 }
 
 async fn delete(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: bool) -> Reply {
@@ -218,6 +236,7 @@ async fn delete(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: bool)
     }
     if shard.sessions.borrow_mut().remove(sid) {
         crate::upstream::per_client::release(shard, sid);
+        crate::mcp::resume::forget_session(shard, sid);
         tracing::debug!(shard = shard.id, session = sid, "session ended by client");
         Reply::empty(200)
     } else {
@@ -303,7 +322,7 @@ async fn request(shard: &Rc<LocalShard>, sid: &str, body: &[u8], env: &Envelope<
     };
     match result {
         Ok(Answer::Json(bytes)) => Reply::json(200, bytes),
-        Ok(Answer::Stream(rx)) => Reply::sse(rx),
+        Ok(Answer::Stream(rx)) => Reply::sse(crate::mcp::resume::track(shard, sid, rx).1),
         Err(e) => rpc_error(200, &e, id),
     }
 }

@@ -13,6 +13,7 @@ pub mod jsonrpc;
 pub mod listen;
 pub mod methods;
 pub mod modern;
+pub mod resume;
 pub mod session;
 pub mod stdio_front;
 pub mod streams;

@@ -72,8 +72,10 @@ pub struct LocalSession {
     pub caps_json: Vec<u8>,
     /// Last request seen (idle sessions expire).
     pub last_seen: Instant,
-    /// The open standalone GET stream, if any.
+    /// The input of the session's standalone GET stream relay, if one was opened.
     pub get_stream: Option<futures_channel::mpsc::UnboundedSender<Vec<u8>>>,
+    /// That stream's number (for `Last-Event-ID` and the one-stream rule).
+    pub get_stream_no: Option<u64>,
     /// Resource URIs (as the client sees them) this session subscribed to.
     pub subscriptions: hashbrown::HashSet<String, RandomState>,
 }
@@ -88,6 +90,7 @@ impl LocalSession {
             caps_json,
             last_seen: Instant::now(),
             get_stream: None,
+            get_stream_no: None,
             subscriptions: Default::default(),
         }
     }
@@ -164,15 +167,17 @@ impl LocalSessionTable {
     }
 
     /// Removes sessions idle for longer than `idle`; returns their ids.
-    pub fn expire(&mut self, idle: std::time::Duration) -> Vec<String> {
+    /// Sessions for which `listening` says a client is attached are kept.
+    pub fn expire(
+        &mut self,
+        idle: std::time::Duration,
+        listening: impl Fn(&str, &LocalSession) -> bool,
+    ) -> Vec<String> {
         let now = Instant::now();
         let gone: Vec<String> = self
             .map
             .iter()
-            .filter(|(_, s)| {
-                now.duration_since(s.last_seen) > idle
-                    && s.get_stream.as_ref().is_none_or(|t| t.is_closed())
-            })
+            .filter(|(k, s)| now.duration_since(s.last_seen) > idle && !listening(k, s))
             .map(|(k, _)| k.to_string())
             .collect();
         for k in &gone {

@@ -50,9 +50,10 @@ impl LocalStdioFront {
 }
 
 async fn pump(front: Rc<LocalShard>, mut rx: futures_channel::mpsc::UnboundedReceiver<Vec<u8>>) {
-    while let Some(m) = poll_fn(|cx| Pin::new(&mut rx).poll_next(cx)).await {
-        if let Some(f) = &front.stdio {
-            f.write(m);
+    while let Some(item) = poll_fn(|cx| Pin::new(&mut rx).poll_next(cx)).await {
+        let (_, m) = crate::http::response::untag_event(&item);
+        if let (Some(f), false) = (&front.stdio, m.is_empty()) {
+            f.write(m.to_vec());
         }
     }
 }
@@ -91,6 +92,7 @@ pub async fn line(shard: &Rc<LocalShard>, line: Vec<u8>) {
             session_id: session,
             protocol_version: None,
             accepts_sse: true,
+            last_event_id: None,
             mcp_method: None,
             mcp_name: None,
             body: line,
@@ -108,6 +110,7 @@ pub async fn line(shard: &Rc<LocalShard>, line: Vec<u8>) {
                 session_id: Some(sid),
                 protocol_version: None,
                 accepts_sse: true,
+                last_event_id: None,
                 mcp_method: None,
                 mcp_name: None,
                 body: Vec::new(),

@@ -115,10 +115,18 @@ pub async fn expiry_task(shard: Rc<LocalShard>, idle: Duration) {
     let tick = (idle / 4).clamp(Duration::from_millis(200), Duration::from_secs(60));
     while !shard.draining.get() {
         monoio::time::sleep(tick).await;
-        let gone = shard.sessions.borrow_mut().expire(idle);
+        // A session whose client still listens on its GET stream is not idle.
+        let gone = {
+            let listening = |sid: &str, s: &crate::mcp::session::LocalSession| {
+                s.get_stream_no
+                    .is_some_and(|n| crate::mcp::resume::attached(&shard, sid, n))
+            };
+            shard.sessions.borrow_mut().expire(idle, listening)
+        };
         for sid in gone {
             tracing::debug!(session = %sid, "idle session expired");
             release(&shard, &sid);
+            crate::mcp::resume::forget_session(&shard, &sid);
         }
     }
 }
