@@ -196,3 +196,72 @@ fn listen_acknowledges_and_tags_list_changes() {
         );
     }
 }
+
+#[test]
+fn a_2025_backends_elicitation_reaches_a_2026_client_as_input_required() {
+    for driver in DRIVERS {
+        let cfg = demo_stdio(
+            "fx",
+            "prefix = false\nenv = { DEMO_CONFORMANCE = \"1\", DEMO_PAGE_SIZE = \"100\" }",
+        );
+        let gw = Gateway::start(&cfg, driver, 2, &["fx"]);
+        let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}"#;
+        let h = [
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "test_elicitation"),
+        ];
+        let first = gw
+            .post(&h, &format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"test_elicitation","arguments":{{"message":"Who?"}},{meta}}}}}"#))
+            .answer();
+        assert_eq!(
+            first["result"]["resultType"].as_str(),
+            Some("input_required"),
+            "{driver}: {first:?}"
+        );
+        assert_eq!(
+            first["result"]["inputRequests"]["input"]["method"].as_str(),
+            Some("elicitation/create")
+        );
+        let state = first["result"]["requestState"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        // Tampered state: a JSON-RPC error, and the parked call is untouched.
+        let tampered = format!("{}x", &state[..state.len() - 1]);
+        let retry = |id: u32, st: &str| {
+            gw.post(&h, &format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"test_elicitation","arguments":{{"message":"Who?"}},"inputResponses":{{"input":{{"action":"accept","content":{{"response":"alice"}}}}}},"requestState":"{st}",{meta}}}}}"#)).json()
+        };
+        assert_eq!(
+            retry(2, &tampered)["error"]["code"].as_i64(),
+            Some(-32602),
+            "{driver}"
+        );
+        let done = retry(3, &state);
+        assert_eq!(
+            done["result"]["resultType"].as_str(),
+            Some("complete"),
+            "{driver}: {done:?}"
+        );
+        assert!(
+            sonic_rs::to_string(&done).unwrap().contains("alice"),
+            "{driver}: {done:?}"
+        );
+        // A state is single-use.
+        assert_eq!(
+            retry(4, &state)["error"]["code"].as_i64(),
+            Some(-32602),
+            "{driver}"
+        );
+        // Without the elicitation capability the backend is refused and the tool says so.
+        let no_caps = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+        let r = gw
+            .post(&h, &format!(r#"{{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{{"name":"test_elicitation","arguments":{{"message":"Who?"}},{no_caps}}}}}"#))
+            .answer();
+        assert_ne!(
+            r["result"]["resultType"].as_str(),
+            Some("input_required"),
+            "{driver}: {r:?}"
+        );
+    }
+}

@@ -49,6 +49,17 @@ impl Resp {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
+    /// The JSON-RPC response: the body, or the last message of an SSE body.
+    pub fn answer(&self) -> sonic_rs::Value {
+        if self.header("content-type") == Some("text/event-stream") {
+            self.sse_messages()
+                .pop()
+                .expect("an SSE answer with a message")
+        } else {
+            self.json()
+        }
+    }
+
     /// The JSON-RPC messages of an SSE body, in order.
     pub fn sse_messages(&self) -> Vec<sonic_rs::Value> {
         assert_eq!(

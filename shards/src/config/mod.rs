@@ -239,12 +239,12 @@ impl Doc<'_> {
             let covers = node.start <= span.start && span.end <= node.end;
             let width = node.end - node.start;
             // The narrowest covering node wins; on a tie the deeper (later visited) one.
-            if covers && best.as_ref().map_or(true, |(w, _)| width <= *w) {
+            if covers && best.as_ref().is_none_or(|(w, _)| width <= *w) {
                 best = Some((width, p.to_vec()));
             }
             // A `[header]` table's span is its header; inline and dotted tables are not headers.
             let is_header = is_table && text.get(node.clone()).is_some_and(|t| t.starts_with('['));
-            let later = header.as_ref().map_or(true, |(s, _)| node.start >= *s);
+            let later = header.as_ref().is_none_or(|(s, _)| node.start >= *s);
             if is_header && node.start <= span.start && later {
                 header = Some((node.start, p.to_vec()));
             }

@@ -42,6 +42,8 @@ pub struct Era {
     pub cacheable: bool,
     /// Modern: the requested URI, for mapping a backend's -32002 to -32602 with `data.uri`.
     pub uri: Option<String>,
+    /// Modern: what this request's `_meta` says the client can answer.
+    pub client_caps: crate::mcp::session::ClientCaps,
 }
 
 /// RFC 5424 severities in MCP's order.
@@ -91,17 +93,21 @@ pub struct S2cRoute {
     backend_request_id: Vec<u8>,
 }
 
+/// A backend call in flight.
+pub(crate) type CallFut =
+    Pin<Box<dyn std::future::Future<Output = Result<BackendReply, McpError>>>>;
+
 /// Owned facts needed to turn backend messages into client messages.
-struct Finisher {
-    shard: Rc<LocalShard>,
+pub(crate) struct Finisher {
+    pub(crate) shard: Rc<LocalShard>,
     sid: String,
-    handle: Rc<LocalBackend>,
-    client_id: Vec<u8>,
+    pub(crate) handle: Rc<LocalBackend>,
+    pub(crate) client_id: Vec<u8>,
     client_token: Option<Vec<u8>>,
-    backend_id: String,
+    pub(crate) backend_id: String,
     prefixed: bool,
     relayed: std::cell::RefCell<Vec<Vec<u8>>>,
-    era: Era,
+    pub(crate) era: Era,
 }
 
 impl Drop for Finisher {
@@ -116,7 +122,7 @@ impl Drop for Finisher {
 
 impl Finisher {
     /// A related backend message for the client, or `None` when it was handled here.
-    fn event(&self, ev: BackendEvent) -> Option<Vec<u8>> {
+    pub(crate) fn event(&self, ev: BackendEvent) -> Option<Vec<u8>> {
         let kind = Envelope::parse(&ev.msg).ok()?.kind;
         match kind {
             Kind::Notification => {
@@ -241,7 +247,7 @@ impl Finisher {
     }
 
     /// The final response, in the client's era.
-    fn reply(&self, result: Result<BackendReply, McpError>) -> Vec<u8> {
+    pub(crate) fn reply(&self, result: Result<BackendReply, McpError>) -> Vec<u8> {
         let resp = self.reply_2025(result);
         if self.era.modern {
             return self.modern_reply(resp);
@@ -294,7 +300,7 @@ impl Finisher {
     }
 }
 
-async fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> Option<T> {
+pub(crate) async fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> Option<T> {
     poll_fn(|cx| Pin::new(&mut *rx).poll_next(cx)).await
 }
 
@@ -419,7 +425,7 @@ pub async fn forward(
         backend_id,
         prefixed,
     };
-    let mut call = Box::pin(async move { handle.call(wire, ph, opts).await });
+    let mut call: CallFut = Box::pin(async move { handle.call(wire, ph, opts).await });
     let first = monoio::select! {
         r = &mut call => Ok(r),
         ev = next(&mut ev_rx) => match ev {
@@ -449,6 +455,17 @@ pub async fn forward(
             let _ = tx.unbounded_send(finish.reply(result));
             Ok(Answer::Stream(rx))
         }
+        Err(first_event) if crate::mcp::bridge::wants_park(&finish, &first_event) => {
+            // A 2025 backend asks a 2026 client for input: answer with input_required and
+            // park the call until the client retries with the input.
+            shard.inflight_calls.borrow_mut().remove(&key);
+            Ok(Answer::Json(crate::mcp::bridge::park(
+                call,
+                ev_rx,
+                finish,
+                first_event,
+            )))
+        }
         Err(first_event) => {
             let (tx, rx) = mpsc::unbounded();
             if let Some(m) = finish.event(first_event) {
@@ -462,6 +479,12 @@ pub async fn forward(
                     monoio::select! {
                         r = &mut call => break r,
                         ev = next(&mut ev_rx) => match ev {
+                            Some(ev) if crate::mcp::bridge::wants_park(&finish, &ev) => {
+                                shard.inflight_calls.borrow_mut().remove(&key);
+                                let irr = crate::mcp::bridge::park(call, ev_rx, finish, ev);
+                                let _ = tx.unbounded_send(irr);
+                                return;
+                            }
                             Some(ev) => {
                                 if let Some(m) = finish.event(ev) {
                                     let _ = tx.unbounded_send(m);

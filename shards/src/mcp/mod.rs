@@ -6,6 +6,7 @@
 //! - [`guard`]: Host/Origin validation against DNS rebinding.
 //! - [`dispatch`]: the per-request logic: initialize, ping, tools/list, tools/call, DELETE.
 
+pub mod bridge;
 pub mod dispatch;
 pub mod forward;
 pub mod guard;

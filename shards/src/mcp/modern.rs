@@ -174,8 +174,20 @@ pub async fn serve(shard: &Rc<LocalShard>, req: &McpHttpRequest, env: &Envelope<
         log_level: env.meta.log_level.as_deref().and_then(log_severity),
         cacheable: method == "resources/read",
         uri: env.uri_str.as_deref().map(str::to_string),
+        client_caps: client_caps(&req.body, env),
     };
     let body = &req.body[..];
+    // A retry of a call the gateway parked on this client's input.
+    if matches!(method, "tools/call" | "prompts/get" | "resources/read") {
+        use sonic_rs::JsonValueTrait;
+        if let Some(state) = sonic_rs::get(body, ["params", "requestState"])
+            .ok()
+            .and_then(|v| v.as_str().map(|s: &str| s.to_string()))
+            .filter(|s| crate::mcp::bridge::is_ours(s))
+        {
+            return crate::mcp::bridge::resume(shard, req, env, &state).await;
+        }
+    }
     let answer = match method {
         "server/discover" => Ok(Answer::Json(crate::mcp::dispatch::ok_result(
             id,
@@ -203,6 +215,21 @@ pub async fn serve(shard: &Rc<LocalShard>, req: &McpHttpRequest, env: &Envelope<
                 .to_response_with_uri(id, &uri),
         ),
         Err(e) => err(200, e, id),
+    }
+}
+
+/// What the request's `_meta` clientCapabilities declare.
+fn client_caps(body: &[u8], env: &Envelope<'_>) -> crate::mcp::session::ClientCaps {
+    use sonic_rs::JsonValueTrait;
+    let Some(r) = env.meta.capabilities.clone() else {
+        return Default::default();
+    };
+    let caps = &body[r];
+    let has = |k: &str| sonic_rs::get(caps, [k]).is_ok_and(|v| v.is_object());
+    crate::mcp::session::ClientCaps {
+        sampling: has("sampling"),
+        elicitation: has("elicitation"),
+        roots: has("roots"),
     }
 }
 

@@ -1,0 +1,281 @@
+//! Bridging a 2025-era backend's server-to-client request to a 2026-07-28 client.
+//!
+//! A 2026 client cannot receive requests; it receives an `input_required` result and retries
+//! the original request with `inputResponses` and the `requestState` it was given. When a
+//! 2025 backend sends `elicitation/create`, `sampling/createMessage` or `roots/list` during a
+//! 2026 client's call, the gateway answers that call with an `input_required` result carrying
+//! the backend's request as the one input request, and **parks** the backend call (it keeps
+//! waiting for its answer). The `requestState` names the shard and the parked call and is
+//! authenticated with a keyed hash (SipHash, random per-process key), so a tampered or
+//! replayed state is refused with a JSON-RPC error. The retry (which may land on any shard and
+//! is handed to the owner) delivers the client's input as the backend's answer, and the
+//! backend's next step — its result, or another request, i.e. another round — answers it.
+//! A parked call the client never resumes is given up after [`PARK_TTL`].
+
+use std::hash::{BuildHasher, Hasher};
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_channel::{mpsc, oneshot};
+use sonic_rs::JsonValueTrait;
+
+use crate::error::McpError;
+use crate::http::response::Reply;
+use crate::mcp::forward::{next, CallFut, Finisher};
+use crate::mcp::jsonrpc::{Envelope, Kind};
+use crate::shard::LocalShard;
+use crate::upstream::BackendEvent;
+
+/// How long a parked call waits for the client's retry.
+pub const PARK_TTL: Duration = Duration::from_secs(300);
+/// The key of the single input request in a bridged `input_required` result.
+const INPUT_KEY: &str = "input";
+/// `requestState` prefix of gateway-made states.
+const STATE_PREFIX: &str = "o1m1.";
+
+/// What the client's retry brings to a parked call.
+pub struct Retry {
+    client_id: Vec<u8>,
+    input: Option<Vec<u8>>,
+    reply: oneshot::Sender<Vec<u8>>,
+}
+
+/// A parked call's mailbox slot.
+pub struct LocalParked {
+    tx: oneshot::Sender<Retry>,
+}
+
+/// Should this backend event park the call: a server-to-client request, during a 2026
+/// client's call, of a kind that client declared it can answer? (Other requests are refused
+/// to the backend by the normal event path.)
+pub(crate) fn wants_park(finish: &Finisher, ev: &BackendEvent) -> bool {
+    finish.era.modern
+        && Envelope::parse(&ev.msg).is_ok_and(|e| {
+            e.kind == Kind::Request
+                && finish
+                    .era
+                    .client_caps
+                    .allows(e.method.as_deref().unwrap_or(""))
+        })
+}
+
+fn mac(shard: &LocalShard, n: u64) -> u64 {
+    let mut h = shard.park_key.build_hasher();
+    h.write_u64(n);
+    h.write_usize(shard.id);
+    h.finish()
+}
+
+fn state(shard: &LocalShard, n: u64) -> String {
+    format!("{STATE_PREFIX}{}.{n}.{:016x}", shard.id, mac(shard, n))
+}
+
+/// Does this `requestState` claim to be the gateway's (then it must verify)?
+pub fn is_ours(s: &str) -> bool {
+    s.starts_with(STATE_PREFIX)
+}
+
+/// Parses a gateway `requestState`: `Some((shard, n, mac))`, `None` when it is not ours.
+pub fn parse_state(s: &str) -> Option<(usize, u64, u64)> {
+    let rest = s.strip_prefix(STATE_PREFIX)?;
+    let mut it = rest.split('.');
+    let shard = it.next()?.parse().ok()?;
+    let n = it.next()?.parse().ok()?;
+    let m = u64::from_str_radix(it.next()?, 16).ok()?;
+    Some((shard, n, m))
+}
+
+/// Parks the call on a backend request `ev` and returns the `input_required` answer for the
+/// client (to its current request id).
+pub(crate) fn park(
+    call: CallFut,
+    ev_rx: mpsc::UnboundedReceiver<BackendEvent>,
+    finish: Finisher,
+    ev: BackendEvent,
+) -> Vec<u8> {
+    let shard = finish.shard.clone();
+    let (method, params, backend_req_id) = {
+        let env = match Envelope::parse(&ev.msg) {
+            Ok(e) => e,
+            Err(e) => return e.to_response(&finish.client_id),
+        };
+        let params = env
+            .params
+            .clone()
+            .map(|r| ev.msg[r].to_vec())
+            .unwrap_or_else(|| b"{}".to_vec());
+        (
+            env.method.as_deref().unwrap_or("").to_string(),
+            params,
+            env.id_bytes(&ev.msg).to_vec(),
+        )
+    };
+    let n = shard.next_token.get();
+    shard.next_token.set(n + 1);
+    let (tx, rx) = oneshot::channel();
+    shard.parked.borrow_mut().insert(n, LocalParked { tx });
+    let state = state(&shard, n);
+    let mut irr = br#"{"resultType":"input_required","inputRequests":{""#.to_vec();
+    irr.extend_from_slice(INPUT_KEY.as_bytes());
+    irr.extend_from_slice(br#"":{"method":"#);
+    crate::mcp::jsonrpc::push_json_str(&mut irr, &method);
+    irr.extend_from_slice(br#","params":"#);
+    irr.extend_from_slice(&params);
+    irr.extend_from_slice(br#"}},"requestState":"#);
+    crate::mcp::jsonrpc::push_json_str(&mut irr, &state);
+    irr.push(b'}');
+    let answer = crate::mcp::dispatch::ok_result(&finish.client_id, &irr);
+    monoio::spawn(parked(
+        shard,
+        n,
+        rx,
+        call,
+        ev_rx,
+        finish,
+        ev.replica,
+        backend_req_id,
+    ));
+    answer
+}
+
+async fn drive(
+    mut call: CallFut,
+    mut ev_rx: mpsc::UnboundedReceiver<BackendEvent>,
+    finish: Finisher,
+    done: oneshot::Sender<Vec<u8>>,
+) {
+    loop {
+        monoio::select! {
+            r = &mut call => {
+                let _ = done.send(finish.reply(r));
+                return;
+            }
+            ev = next(&mut ev_rx) => match ev {
+                Some(ev) if wants_park(&finish, &ev) => {
+                    let _ = done.send(park(call, ev_rx, finish, ev));
+                    return;
+                }
+                // Notifications cannot reach a JSON answer; other requests are refused.
+                Some(ev) => drop(finish.event(ev)),
+                None => {
+                    let _ = done.send(finish.reply(call.await));
+                    return;
+                }
+            },
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn parked(
+    shard: Rc<LocalShard>,
+    n: u64,
+    rx: oneshot::Receiver<Retry>,
+    call: CallFut,
+    ev_rx: mpsc::UnboundedReceiver<BackendEvent>,
+    mut finish: Finisher,
+    replica: usize,
+    backend_req_id: Vec<u8>,
+) {
+    let retry = match monoio::time::timeout(PARK_TTL, rx).await {
+        Ok(Ok(r)) => r,
+        _ => {
+            shard.parked.borrow_mut().remove(&n);
+            let mut out = b"{\"jsonrpc\":\"2.0\",\"id\":".to_vec();
+            out.extend_from_slice(&backend_req_id);
+            out.extend_from_slice(br#","error":{"code":-32603,"message":"the client did not provide the input in time"}}"#);
+            finish.handle.respond(replica, out);
+            return;
+        }
+    };
+    let mut out = b"{\"jsonrpc\":\"2.0\",\"id\":".to_vec();
+    out.extend_from_slice(&backend_req_id);
+    match &retry.input {
+        Some(result) => {
+            out.extend_from_slice(b",\"result\":");
+            out.extend_from_slice(result);
+            out.push(b'}');
+        }
+        None => out.extend_from_slice(
+            br#","error":{"code":-32602,"message":"the client sent no input response"}}"#,
+        ),
+    }
+    finish.handle.respond(replica, out);
+    finish.client_id = retry.client_id;
+    let (tx, done) = oneshot::channel();
+    drive(call, ev_rx, finish, tx).await;
+    if let Ok(answer) = done.await {
+        let _ = retry.reply.send(answer);
+    }
+}
+
+/// A 2026 retry carrying one of our `requestState`s: hand its input to the parked call and
+/// answer with the call's next step. `may_hand_off` is false on the owner shard.
+pub async fn resume(
+    shard: &Rc<LocalShard>,
+    req: &crate::mcp::dispatch::McpHttpRequest,
+    env: &Envelope<'_>,
+    state: &str,
+) -> Reply {
+    let id = env.id_bytes(&req.body).to_vec();
+    let bad = |why: &str| {
+        Reply::json(
+            200,
+            McpError::InvalidParams(why.to_string()).to_response(&id),
+        )
+    };
+    let Some((owner, n, m)) = parse_state(state) else {
+        return bad("requestState is not valid");
+    };
+    if owner != shard.id {
+        if owner >= shard.peers.len() {
+            return bad("requestState is not valid");
+        }
+        let (tx, rx) = oneshot::channel();
+        let handoff = crate::mcp::dispatch::McpHttpRequest {
+            method: req.method,
+            session_id: None,
+            protocol_version: req.protocol_version.clone(),
+            accepts_sse: req.accepts_sse,
+            last_event_id: None,
+            mcp_method: req.mcp_method.clone(),
+            mcp_name: req.mcp_name.clone(),
+            body: req.body.clone(),
+        };
+        if shard.peers[owner]
+            .send(crate::shard::ShardMsg::Handoff {
+                req: handoff,
+                reply: tx,
+            })
+            .is_err()
+        {
+            return bad("requestState names a shard that is not running");
+        }
+        return rx.await.unwrap_or_else(|_| bad("the parked call is gone"));
+    }
+    if mac(shard, n) != m {
+        return bad("requestState failed its integrity check");
+    }
+    let Some(p) = shard.parked.borrow_mut().remove(&n) else {
+        return bad("requestState is unknown or expired");
+    };
+    let input = sonic_rs::get(&req.body[..], ["params", "inputResponses", INPUT_KEY])
+        .ok()
+        .filter(|v| v.is_object())
+        .map(|v| v.as_raw_str().as_bytes().to_vec());
+    let (tx, rx) = oneshot::channel();
+    if p.tx
+        .send(Retry {
+            client_id: id.clone(),
+            input,
+            reply: tx,
+        })
+        .is_err()
+    {
+        return bad("the parked call is gone");
+    }
+    match rx.await {
+        Ok(answer) => Reply::json(200, answer),
+        Err(_) => bad("the parked call ended without an answer"),
+    }
+}
