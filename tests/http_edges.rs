@@ -401,3 +401,49 @@ fn shutdown_is_clean_and_leaves_no_children() {
         assert!(gw.log().contains("gateway stopped"));
     }
 }
+
+#[test]
+fn clients_get_the_gateways_own_cursors() {
+    for driver in DRIVERS {
+        let cfg = format!("[proxy]\nlist_page_size = 4\n\n{}", demo_stdio("demo", ""));
+        let gw = Gateway::start(&cfg, driver, 1, &["demo"]);
+        let sid = gw.initialize();
+        let mut names = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..10 {
+            let params = cursor
+                .as_ref()
+                .map(|c| format!(r#","params":{{"cursor":"{c}"}}"#))
+                .unwrap_or_default();
+            let r = gw
+                .post(
+                    &[("mcp-session-id", &sid)],
+                    &format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list"{params}}}"#),
+                )
+                .json();
+            let page = r["result"]["tools"].as_array().unwrap().len();
+            assert!(page <= 4, "{driver}: page of {page}");
+            for t in r["result"]["tools"].as_array().unwrap().iter() {
+                names.push(t["name"].as_str().unwrap().to_string());
+            }
+            match r["result"]["nextCursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        assert_eq!(names.len(), 10, "{driver}: every tool once: {names:?}");
+        names.dedup();
+        assert_eq!(names.len(), 10);
+        for bad in ["nope", "o1m-999"] {
+            let r = gw.post(
+                &[("mcp-session-id", &sid)],
+                &format!(r#"{{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{{"cursor":"{bad}"}}}}"#),
+            );
+            assert_eq!(
+                r.json()["error"]["code"].as_i64(),
+                Some(-32602),
+                "{driver}: cursor {bad}"
+            );
+        }
+    }
+}

@@ -38,21 +38,27 @@ fn with_field(json: &[u8], field: &str, value: &str) -> Option<Vec<u8>> {
 
 struct ListOut {
     json: Vec<u8>,
+    items: Vec<(u32, u32)>,
 }
 
 impl ListOut {
     fn new() -> Self {
-        ListOut { json: vec![b'['] }
+        ListOut {
+            json: vec![b'['],
+            items: Vec::new(),
+        }
     }
     fn push(&mut self, item: &[u8]) {
         if self.json.len() > 1 {
             self.json.push(b',');
         }
+        let start = self.json.len() as u32;
         self.json.extend_from_slice(item);
+        self.items.push((start, self.json.len() as u32));
     }
-    fn finish(mut self) -> Arc<Vec<u8>> {
+    fn finish(mut self) -> (Arc<Vec<u8>>, Arc<Vec<(u32, u32)>>) {
         self.json.push(b']');
-        Arc::new(self.json)
+        (Arc::new(self.json), Arc::new(self.items))
     }
 }
 
@@ -164,10 +170,10 @@ impl Catalog {
             }
             cat.reports.push(report);
         }
-        cat.tools_json = tools.finish();
-        cat.prompts_json = prompts.finish();
-        cat.resources_json = resources.finish();
-        cat.templates_json = templates.finish();
+        (cat.tools_json, cat.tools_items) = tools.finish();
+        (cat.prompts_json, cat.prompts_items) = prompts.finish();
+        (cat.resources_json, cat.resources_items) = resources.finish();
+        (cat.templates_json, cat.templates_items) = templates.finish();
         cat.caps = caps;
         cat
     }

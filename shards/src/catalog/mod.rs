@@ -173,6 +173,14 @@ pub struct Catalog {
     pub resources_json: Arc<Vec<u8>>,
     /// `[template, ...]` rendered once.
     pub templates_json: Arc<Vec<u8>>,
+    /// Byte ranges of each item in `tools_json` (for client pages).
+    pub tools_items: Arc<Vec<(u32, u32)>>,
+    /// Byte ranges of each item in `prompts_json`.
+    pub prompts_items: Arc<Vec<(u32, u32)>>,
+    /// Byte ranges of each item in `resources_json`.
+    pub resources_items: Arc<Vec<(u32, u32)>>,
+    /// Byte ranges of each item in `templates_json`.
+    pub templates_items: Arc<Vec<(u32, u32)>>,
     /// Capabilities to advertise.
     pub caps: MergedCaps,
     /// One report per backend, by index.
@@ -186,6 +194,36 @@ pub fn valid_tool_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Which merged list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    /// `tools/list`
+    Tools,
+    /// `prompts/list`
+    Prompts,
+    /// `resources/list`
+    Resources,
+    /// `resources/templates/list`
+    Templates,
+}
+
+impl ListKind {
+    /// The result key of this list.
+    pub fn key(self) -> &'static str {
+        match self {
+            ListKind::Tools => "tools",
+            ListKind::Prompts => "prompts",
+            ListKind::Resources => "resources",
+            ListKind::Templates => "resourceTemplates",
+        }
+    }
+}
+
+/// Client-side cursors: opaque to clients, `o1m-<offset>` to the gateway.
+pub fn parse_cursor(c: &str) -> Option<usize> {
+    c.strip_prefix("o1m-")?.parse().ok()
 }
 
 /// A resolved resource URI: the owner and the backend's own URI.
@@ -243,6 +281,47 @@ impl Catalog {
     /// True when no tool is exposed.
     pub fn is_empty(&self) -> bool {
         self.tools.is_empty()
+    }
+
+    /// One page of a merged list: `page_size` items from item `offset` (0 = every item),
+    /// as the JSON array bytes, and the next offset when more remain. `None` when `offset`
+    /// is past the end (an invalid cursor).
+    pub fn page(
+        &self,
+        kind: ListKind,
+        offset: usize,
+        page_size: usize,
+    ) -> Option<(std::borrow::Cow<'_, [u8]>, Option<usize>)> {
+        let (json, items) = match kind {
+            ListKind::Tools => (&self.tools_json, &self.tools_items),
+            ListKind::Prompts => (&self.prompts_json, &self.prompts_items),
+            ListKind::Resources => (&self.resources_json, &self.resources_items),
+            ListKind::Templates => (&self.templates_json, &self.templates_items),
+        };
+        if offset > items.len() || (offset == items.len() && offset > 0) {
+            return None;
+        }
+        if offset == 0 && (page_size == 0 || items.len() <= page_size) {
+            return Some((std::borrow::Cow::Borrowed(&json[..]), None));
+        }
+        let end = if page_size == 0 {
+            items.len()
+        } else {
+            (offset + page_size).min(items.len())
+        };
+        let mut out = Vec::with_capacity(2 + json.len() * (end - offset) / items.len().max(1));
+        out.push(b'[');
+        for (i, (s, e)) in items[offset..end].iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&json[*s as usize..*e as usize]);
+        }
+        out.push(b']');
+        Some((
+            std::borrow::Cow::Owned(out),
+            (end < items.len()).then_some(end),
+        ))
     }
 
     /// Number of exposed prompts.

@@ -100,6 +100,9 @@ pub struct ProxySection {
     pub request_timeout_ms: u64,
     /// Timeout for connecting to an HTTP backend or starting a stdio one.
     pub connect_timeout_ms: u64,
+    /// Items per page of the merged lists served to clients (0 = all in one page); further
+    /// pages are reached with the gateway's own opaque `nextCursor`.
+    pub list_page_size: usize,
 }
 
 impl Default for ProxySection {
@@ -108,6 +111,7 @@ impl Default for ProxySection {
             tool_separator: "__".into(),
             request_timeout_ms: 30_000,
             connect_timeout_ms: 5_000,
+            list_page_size: 500,
         }
     }
 }

@@ -11,6 +11,7 @@
 
 use std::rc::Rc;
 
+use crate::catalog::ListKind;
 use crate::error::McpError;
 use crate::http::request::Method;
 use crate::http::response::Reply;
@@ -298,12 +299,10 @@ async fn request(shard: &Rc<LocalShard>, sid: &str, body: &[u8], env: &Envelope<
     let json = |r: Result<Vec<u8>, McpError>| r.map(Answer::Json);
     let result = match method {
         "ping" => Ok(Answer::Json(ok_result(id, b"{}"))),
-        "tools/list" => json(list(shard, body, env, "tools", |c| &c.tools_json)),
-        "prompts/list" => json(list(shard, body, env, "prompts", |c| &c.prompts_json)),
-        "resources/list" => json(list(shard, body, env, "resources", |c| &c.resources_json)),
-        "resources/templates/list" => json(list(shard, body, env, "resourceTemplates", |c| {
-            &c.templates_json
-        })),
+        "tools/list" => json(list(shard, body, env, ListKind::Tools)),
+        "prompts/list" => json(list(shard, body, env, ListKind::Prompts)),
+        "resources/list" => json(list(shard, body, env, ListKind::Resources)),
+        "resources/templates/list" => json(list(shard, body, env, ListKind::Templates)),
         "tools/call" => by_name(shard, sid, body, env, Named::Tool, Era::default()).await,
         "prompts/get" => by_name(shard, sid, body, env, Named::Prompt, Era::default()).await,
         "resources/read" => resources_read(shard, sid, body, env, Era::default()).await,
@@ -338,27 +337,49 @@ pub fn ok_result(id: &[u8], result: &[u8]) -> Vec<u8> {
     out
 }
 
+/// One page of a merged list as `"<key>":[...]` plus `,"nextCursor":"…"` when more remain,
+/// written into `out`. The cursor is the gateway's own; anything else is -32602.
+pub(crate) fn list_page(
+    shard: &Rc<LocalShard>,
+    body: &[u8],
+    env: &Envelope<'_>,
+    kind: crate::catalog::ListKind,
+    out: &mut Vec<u8>,
+) -> Result<(), McpError> {
+    let offset = match env.cursor.clone() {
+        None => 0,
+        Some(r) => sonic_rs::from_slice::<String>(&body[r])
+            .ok()
+            .and_then(|c| crate::catalog::parse_cursor(&c))
+            .ok_or_else(|| McpError::InvalidParams("invalid cursor".into()))?,
+    };
+    let snap = shard.snapshot.load();
+    let (items, next) = snap
+        .catalog
+        .page(kind, offset, snap.config.proxy.list_page_size)
+        .ok_or_else(|| McpError::InvalidParams("invalid cursor".into()))?;
+    out.push(b'"');
+    out.extend_from_slice(kind.key().as_bytes());
+    out.extend_from_slice(b"\":");
+    out.extend_from_slice(&items);
+    if let Some(n) = next {
+        out.extend_from_slice(format!(r#","nextCursor":"o1m-{n}""#).as_bytes());
+    }
+    Ok(())
+}
+
 fn list(
     shard: &Rc<LocalShard>,
     body: &[u8],
     env: &Envelope<'_>,
-    key: &str,
-    pick: fn(&crate::catalog::Catalog) -> &std::sync::Arc<Vec<u8>>,
+    kind: crate::catalog::ListKind,
 ) -> Result<Vec<u8>, McpError> {
-    if env.cursor.is_some() {
-        // The gateway returns the whole merged list in one page and never issues cursors.
-        return Err(McpError::InvalidParams("invalid cursor".into()));
-    }
-    let snap = shard.snapshot.load();
-    let items = pick(&snap.catalog);
     let id = env.id_bytes(body);
-    let mut out = Vec::with_capacity(48 + id.len() + items.len());
+    let mut out = Vec::with_capacity(4096);
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     out.extend_from_slice(id);
-    out.extend_from_slice(b",\"result\":{\"");
-    out.extend_from_slice(key.as_bytes());
-    out.extend_from_slice(b"\":");
-    out.extend_from_slice(items);
+    out.extend_from_slice(b",\"result\":{");
+    list_page(shard, body, env, kind, &mut out)?;
     out.extend_from_slice(b"}}");
     Ok(out)
 }

@@ -13,6 +13,7 @@
 
 use std::rc::Rc;
 
+use crate::catalog::ListKind;
 use crate::error::McpError;
 use crate::http::response::Reply;
 use crate::mcp::dispatch::{by_name, resources_read, McpHttpRequest, Named};
@@ -193,12 +194,10 @@ pub async fn serve(shard: &Rc<LocalShard>, req: &McpHttpRequest, env: &Envelope<
             id,
             &discover(shard),
         ))),
-        "tools/list" => list(shard, env, id, "tools", |c| &c.tools_json),
-        "prompts/list" => list(shard, env, id, "prompts", |c| &c.prompts_json),
-        "resources/list" => list(shard, env, id, "resources", |c| &c.resources_json),
-        "resources/templates/list" => {
-            list(shard, env, id, "resourceTemplates", |c| &c.templates_json)
-        }
+        "tools/list" => list(shard, body, env, id, ListKind::Tools),
+        "prompts/list" => list(shard, body, env, id, ListKind::Prompts),
+        "resources/list" => list(shard, body, env, id, ListKind::Resources),
+        "resources/templates/list" => list(shard, body, env, id, ListKind::Templates),
         "tools/call" => by_name(shard, "", body, env, Named::Tool, era).await,
         "prompts/get" => by_name(shard, "", body, env, Named::Prompt, era).await,
         "resources/read" => resources_read(shard, "", body, env, era).await,
@@ -255,21 +254,14 @@ fn discover(shard: &Rc<LocalShard>) -> Vec<u8> {
 
 fn list(
     shard: &Rc<LocalShard>,
+    body: &[u8],
     env: &Envelope<'_>,
     id: &[u8],
-    key: &str,
-    pick: fn(&crate::catalog::Catalog) -> &std::sync::Arc<Vec<u8>>,
+    kind: ListKind,
 ) -> Result<Answer, McpError> {
-    if env.cursor.is_some() {
-        return Err(McpError::InvalidParams("invalid cursor".into()));
-    }
-    let snap = shard.snapshot.load();
-    let items = pick(&snap.catalog);
-    let mut result = Vec::with_capacity(items.len() + 96);
-    result.extend_from_slice(br#"{"resultType":"complete",""#);
-    result.extend_from_slice(key.as_bytes());
-    result.extend_from_slice(b"\":");
-    result.extend_from_slice(items);
+    let mut result = Vec::with_capacity(4096);
+    result.extend_from_slice(br#"{"resultType":"complete","#);
+    crate::mcp::dispatch::list_page(shard, body, env, kind, &mut result)?;
     result
         .extend_from_slice(format!(r#","ttlMs":{LIST_TTL_MS},"cacheScope":"public"}}"#).as_bytes());
     Ok(Answer::Json(crate::mcp::dispatch::ok_result(id, &result)))
