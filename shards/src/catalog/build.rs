@@ -36,6 +36,9 @@ fn with_field(json: &[u8], field: &str, value: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Byte ranges of the items of a rendered list.
+type ItemRanges = Arc<Vec<(u32, u32)>>;
+
 struct ListOut {
     json: Vec<u8>,
     items: Vec<(u32, u32)>,
@@ -56,7 +59,7 @@ impl ListOut {
         self.json.extend_from_slice(item);
         self.items.push((start, self.json.len() as u32));
     }
-    fn finish(mut self) -> (Arc<Vec<u8>>, Arc<Vec<(u32, u32)>>) {
+    fn finish(mut self) -> (Arc<Vec<u8>>, ItemRanges) {
         self.json.push(b']');
         (Arc::new(self.json), Arc::new(self.items))
     }
