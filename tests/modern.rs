@@ -202,7 +202,8 @@ fn a_2025_backends_elicitation_reaches_a_2026_client_as_input_required() {
     for driver in DRIVERS {
         let cfg = demo_stdio(
             "fx",
-            "prefix = false\nenv = { DEMO_CONFORMANCE = \"1\", DEMO_PAGE_SIZE = \"100\" }",
+            // A 2025-only backend (DEMO_MODERN=0): the gateway must bridge its request.
+            "prefix = false\nenv = { DEMO_CONFORMANCE = \"1\", DEMO_PAGE_SIZE = \"100\", DEMO_MODERN = \"0\" }",
         );
         let gw = Gateway::start(&cfg, driver, 2, &["fx"]);
         let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}"#;

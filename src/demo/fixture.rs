@@ -6,13 +6,16 @@
 //! modelcontextprotocol/conformance): fixed content of every type, logging
 //! and progress during a call, a tool error, server→client requests
 //! (`sampling/createMessage`, three `elicitation/create` schemas), the SSE
-//! polling tool, the JSON Schema 2020-12 tool and a tool that appears
+//! polling tool, the JSON Schema 2020-12 tool (with the SEP-2106 keywords:
+//! `$anchor`, `allOf`/`anyOf`, `if`/`then`/`else`) and a tool that appears
 //! [`DYNAMIC_DELAY`](super::session::DYNAMIC_DELAY) after `initialize`.
 //!
 //! Unlike the reference, a server→client request is only sent if the client
 //! declared the capability in `initialize`; otherwise the tool returns an
-//! `isError` result saying so. Every failure of such a request (error,
-//! timeout, no stream) is an `isError` result too.
+//! `isError` result saying so (-32021 on the 2026 path). Every failure of
+//! such a request (error, timeout, no stream) is an `isError` result too.
+//! On the 2026-07-28 path the same tools run unchanged: their requests to
+//! the client become MRTR input requests (`mrtr::InputBridge`).
 
 use std::time::Duration;
 
@@ -40,8 +43,12 @@ const CATALOGUE: &str = r##"[
 {"name":"test_elicitation","description":"Tests server-initiated elicitation (user input request)","inputSchema":{"type":"object","properties":{"message":{"type":"string","description":"The message to show the user"}},"required":["message"]}},
 {"name":"test_elicitation_sep1034_defaults","description":"Tests elicitation with default values per SEP-1034","inputSchema":{"type":"object","properties":{}}},
 {"name":"test_elicitation_sep1330_enums","description":"Tests elicitation with enum schema improvements per SEP-1330","inputSchema":{"type":"object","properties":{}}},
-{"name":"json_schema_2020_12_tool","description":"Tool with JSON Schema 2020-12 features for conformance testing (SEP-1613)",
- "inputSchema":{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","$defs":{"address":{"type":"object","properties":{"street":{"type":"string"},"city":{"type":"string"}}}},"properties":{"name":{"type":"string"},"address":{"$ref":"#/$defs/address"}},"additionalProperties":false}}
+{"name":"json_schema_2020_12_tool","description":"Tool with JSON Schema 2020-12 features for conformance testing (SEP-1613, SEP-2106)",
+ "inputSchema":{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","$defs":{"address":{"$anchor":"addressDef","type":"object","properties":{"street":{"type":"string"},"city":{"type":"string"}}}},
+  "properties":{"name":{"type":"string"},"address":{"$ref":"#/$defs/address"},"contactMethod":{"type":"string","enum":["phone","email"]},"phone":{"type":"string"},"email":{"type":"string"}},
+  "allOf":[{"anyOf":[{"required":["phone"]},{"required":["email"]}]}],
+  "if":{"properties":{"contactMethod":{"const":"phone"}},"required":["contactMethod"]},"then":{"required":["phone"]},"else":{"required":["email"]},
+  "additionalProperties":false}}
 ]"##;
 
 const DYNAMIC_TOOL: &str = r#"{"name":"test_dynamic_tool","description":"A tool that was added dynamically, 2 s after initialize","inputSchema":{"type":"object","properties":{}}}"#;
@@ -211,10 +218,12 @@ struct ElicitParams<'a> {
     requested_schema: Value,
 }
 
-fn missing_capability(what: &str) -> ToolOutcome {
-    ToolOutcome::Result(tool_error(format!(
+/// The legacy answer to a missing client capability: an `isError` result.
+pub fn missing_capability_result(caps: &[&str]) -> CallToolResult {
+    let what = caps.join("', '");
+    tool_error(format!(
         "The client does not support {what}: it declared no '{what}' capability in initialize"
-    )))
+    ))
 }
 
 fn sampling(args: &Value, call: &mut Call<'_>) -> ToolOutcome {
@@ -222,7 +231,7 @@ fn sampling(args: &Value, call: &mut Call<'_>) -> ToolOutcome {
         return bad_args("'prompt' must be a string");
     };
     if call.session.client_capability("sampling").is_none() {
-        return missing_capability("sampling");
+        return ToolOutcome::MissingCapability(vec!["sampling"]);
     }
     let params = SamplingParams {
         messages: [SamplingMessage {
@@ -263,7 +272,7 @@ fn elicit(call: &mut Call<'_>, message: &str, schema: &str, label: &str) -> Tool
         .client_capability("elicitation")
         .is_some_and(|c| supports_form(&c))
     {
-        return missing_capability("elicitation");
+        return ToolOutcome::MissingCapability(vec!["elicitation"]);
     }
     let params = ElicitParams {
         mode: (call.session.version().as_deref() == Some("2025-11-25")).then_some("form"),

@@ -1,4 +1,4 @@
-//! The Streamable HTTP transport (legacy, session-based shape).
+//! The Streamable HTTP transport: routing, and the legacy (session) shape.
 //!
 //! Owns the MCP side of HTTP on one endpoint, `/mcp`: the accept loop (one
 //! thread per connection, keep-alive), request validation, routing and the
@@ -8,8 +8,13 @@
 //! * Checks, in order: path (404), `Host` when the listener is on loopback
 //!   (DNS-rebinding protection: only `localhost`, `127.x.x.x` or `[::1]`,
 //!   with or without a port; else 403), `Origin` if present (loopback
-//!   origins only; else 403), `MCP-Protocol-Version` if present (a supported
-//!   version; else 400).
+//!   origins only; else 403). Then the era: a POST classified as 2026-07-28
+//!   traffic (`modern::is_modern_http`: no session, a protocol version
+//!   header or `_meta`, not a legacy header without `_meta`) goes to
+//!   `http_modern.rs`; GET/DELETE without `Mcp-Session-Id` get 405 (the
+//!   2026 transport is POST-only). Legacy traffic (all of it with
+//!   `DEMO_MODERN=0`): `MCP-Protocol-Version` if present must be a
+//!   supported version (else 400).
 //! * `POST /mcp` with `Content-Type: application/json` (else 415). A request
 //!   gets an `application/json` response, or SSE once it emits related
 //!   messages (`PostStream`). Notifications and responses (answers to the
@@ -29,12 +34,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
+use sonic_rs::JsonValueTrait;
 
 use super::http1::{read_request, respond, HttpError, Request};
 use super::http_stream::{parked_stream, serve_resumed, serve_standalone, HttpSession, PostStream};
-use super::protocol::{self, Reply};
+use super::protocol::{self, Message, Reply};
 use super::server::{Server, Transport, SUPPORTED_VERSIONS};
 use super::session::lock;
+use super::{http_modern, modern};
 use super::{Config, DemoOptions};
 
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -130,19 +137,17 @@ fn route(state: &State, req: &Request, out: &mut TcpStream) -> io::Result<bool> 
     if req.header("origin").is_some_and(|o| !is_loopback_origin(o)) {
         return fail(out, 403, "Forbidden: invalid Origin", ka);
     }
-    if req
-        .header("mcp-protocol-version")
-        .is_some_and(|v| !SUPPORTED_VERSIONS.contains(&v))
-    {
-        return fail(
-            out,
-            400,
-            "Bad Request: unsupported MCP-Protocol-Version",
-            ka,
-        );
+    let no_session = req.header("mcp-session-id").is_none();
+    let modern = state.server.config().modern;
+    if modern && no_session && matches!(req.method.as_str(), "GET" | "DELETE") {
+        // 2026-07-28 is POST-only; a legacy GET/DELETE needs a session.
+        let msg =
+            "Method Not Allowed: GET and DELETE need an Mcp-Session-Id (2026-07-28 is POST-only)";
+        return respond(out, 405, &[("Allow", "POST")], Some(&rpc_error(msg)), ka);
     }
     match req.method.as_str() {
         "POST" => post(state, req, out),
+        _ if !legacy_version_ok(req) => unsupported_version(out, ka),
         "GET" => get(state, req, out),
         "DELETE" => match check_session(state, req) {
             Err((status, msg)) => fail(out, status, msg, ka),
@@ -162,8 +167,20 @@ fn route(state: &State, req: &Request, out: &mut TcpStream) -> io::Result<bool> 
     }
 }
 
+/// Legacy traffic: an `MCP-Protocol-Version` header, if any, must name a
+/// version of [`SUPPORTED_VERSIONS`].
+fn legacy_version_ok(req: &Request) -> bool {
+    req.header("mcp-protocol-version")
+        .is_none_or(|v| SUPPORTED_VERSIONS.contains(&v))
+}
+
+fn unsupported_version(out: &mut TcpStream, ka: bool) -> io::Result<bool> {
+    let msg = "Bad Request: unsupported MCP-Protocol-Version";
+    fail(out, 400, msg, ka)
+}
+
 /// True if any `Accept` header lists `text/event-stream`.
-fn accepts_sse(req: &Request) -> bool {
+pub fn accepts_sse(req: &Request) -> bool {
     req.headers.iter().any(|(k, v)| {
         k.eq_ignore_ascii_case("accept") && v.to_ascii_lowercase().contains("text/event-stream")
     })
@@ -181,6 +198,18 @@ fn post(state: &State, req: &Request, out: &mut TcpStream) -> io::Result<bool> {
         Ok(msg) => msg,
         Err(error) => return respond(out, 400, &[], Some(&error), ka),
     };
+    let has_meta = match &msg {
+        Message::Request { params, .. } => params.get("_meta").is_some(),
+        _ => false,
+    };
+    let version = req.header("mcp-protocol-version");
+    let session = req.header("mcp-session-id").is_some();
+    if state.server.config().modern && modern::is_modern_http(session, version, has_meta) {
+        return http_modern::post(&state.server, req, msg, out);
+    }
+    if !legacy_version_ok(req) {
+        return unsupported_version(out, ka);
+    }
     let initialize = msg.is_request() && msg.method() == Some("initialize");
     let session = if initialize {
         Arc::new(HttpSession::new(&state.server))
@@ -194,7 +223,7 @@ fn post(state: &State, req: &Request, out: &mut TcpStream) -> io::Result<bool> {
         state.server.handle(&session.mcp, msg, &mut |_| false);
         return respond(out, 202, &[], None, ka);
     }
-    let mut stream = PostStream::new(out, ka, accepts_sse(req), &session);
+    let mut stream = PostStream::new(out, ka, accepts_sse(req), Some(&session));
     let (json, error) = match state.server.handle(&session.mcp, msg, &mut stream) {
         Reply::Send { json, error } => (json, error),
         Reply::GarbageThen(_, json) => (json, false),

@@ -3,7 +3,8 @@
 //! Owns the per-session HTTP state ([`HttpSession`]) and the three kinds of
 //! stream a session can have:
 //!
-//! * **POST response** ([`PostStream`]): a request's reply is plain
+//! * **POST response** ([`PostStream`], also used without a session by the
+//!   2026-07-28 path): a request's reply is plain
 //!   `application/json` unless the request emits a related message
 //!   (progress, log, a request to the client) while it runs; the first such
 //!   message turns the response into `text/event-stream`, and the reply is
@@ -134,7 +135,8 @@ pub struct PostStream<'a> {
     out: &'a mut TcpStream,
     keep_alive: bool,
     accepts_sse: bool,
-    session: &'a HttpSession,
+    /// `None` for 2026-07-28 requests: no session, no resumption.
+    session: Option<&'a HttpSession>,
     started: bool,
     failed: Option<io::Error>,
     /// Set once the stream was closed early: the id of its parked stream.
@@ -146,7 +148,7 @@ impl<'a> PostStream<'a> {
         out: &'a mut TcpStream,
         keep_alive: bool,
         accepts_sse: bool,
-        session: &'a HttpSession,
+        session: Option<&'a HttpSession>,
     ) -> Self {
         Self {
             out,
@@ -172,13 +174,24 @@ impl<'a> PostStream<'a> {
     /// Sends the reply: as JSON (with `headers`) if nothing was streamed,
     /// else as the stream's last event. Returns whether the connection
     /// stays open.
-    pub fn finish(mut self, json: String, headers: &[(&str, &str)]) -> io::Result<bool> {
-        if let Some(stream) = self.parked {
-            self.session.park(stream, json, true);
+    pub fn finish(self, json: String, headers: &[(&str, &str)]) -> io::Result<bool> {
+        self.finish_with(200, json, headers)
+    }
+
+    /// [`Self::finish`] with this HTTP status if the reply goes as JSON (a
+    /// stream already started is a 200 whatever the reply).
+    pub fn finish_with(
+        mut self,
+        status: u16,
+        json: String,
+        headers: &[(&str, &str)],
+    ) -> io::Result<bool> {
+        if let (Some(stream), Some(session)) = (self.parked, self.session) {
+            session.park(stream, json, true);
             return Ok(self.keep_alive);
         }
         if !self.started {
-            return respond(self.out, 200, headers, Some(&json), self.keep_alive);
+            return respond(self.out, status, headers, Some(&json), self.keep_alive);
         }
         if let Some(e) = self.failed.take() {
             return Err(e);
@@ -191,8 +204,8 @@ impl<'a> PostStream<'a> {
 
 impl Related for PostStream<'_> {
     fn send(&mut self, json: String) -> bool {
-        if let Some(stream) = self.parked {
-            self.session.park(stream, json, false);
+        if let (Some(stream), Some(session)) = (self.parked, self.session) {
+            session.park(stream, json, false);
             return true;
         }
         if !self.accepts_sse || !self.start() {
@@ -205,11 +218,14 @@ impl Related for PostStream<'_> {
     }
 
     fn disconnect(&mut self) -> bool {
+        let Some(session) = self.session else {
+            return false;
+        };
         if self.parked.is_some() || !self.accepts_sse || !self.start() {
             return false;
         }
-        let stream = self.session.next_stream.fetch_add(1, Ordering::Relaxed);
-        lock(&self.session.parked).insert(
+        let stream = session.next_stream.fetch_add(1, Ordering::Relaxed);
+        lock(&session.parked).insert(
             stream,
             Parked {
                 next_seq: 1,
@@ -283,7 +299,7 @@ pub fn serve_resumed(
             loop {
                 let ready = parked
                     .get(&stream)
-                    .map_or(true, |p| !p.events.is_empty() || p.done);
+                    .is_none_or(|p| !p.events.is_empty() || p.done);
                 let now = Instant::now();
                 if ready || now >= deadline || session.closed.load(Ordering::Relaxed) {
                     break;

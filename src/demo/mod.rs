@@ -1,16 +1,29 @@
 //! Built-in MCP demo server.
 //!
-//! A small, dependency-light MCP server (legacy/handshake era: protocol
-//! versions `2025-03-26`, `2025-06-18`, `2025-11-25`) used by the README demo
-//! config, the integration tests and the benchmarks as a backend for the
-//! gateway. It speaks both transports the gateway talks to:
+//! A small, dependency-light, **dual-era** MCP server used by the README
+//! demo config, the integration tests and the benchmarks as a backend for
+//! the gateway:
+//!
+//! * **Legacy era** (handshake and sessions: protocol versions
+//!   `2025-03-26`, `2025-06-18`, `2025-11-25`): `initialize`, then requests
+//!   in a session.
+//! * **Modern era** (`2026-07-28`, stateless): every request carries its
+//!   protocol version and client capabilities in `params._meta`;
+//!   `server/discover`, `resultType` and cache hints on results, MRTR
+//!   (`InputRequiredResult`) instead of server→client requests, logs only
+//!   at the request's `_meta` logLevel, and `subscriptions/listen` for
+//!   list changes. `modern.rs` documents the classification and checks.
+//!
+//! It speaks both transports the gateway talks to, each serving both eras:
 //!
 //! * **stdio** ([`run_stdio`]): one JSON-RPC message per line on stdin/stdout,
 //!   logs on stderr, every message handled on its own thread.
 //! * **Streamable HTTP** ([`run_http`]): a single `/mcp` endpoint with
 //!   `Mcp-Session-Id` sessions, JSON responses that turn into SSE as soon as
 //!   a request emits a related message (progress, log, request to the
-//!   client), a standalone GET stream, DELETE, and Host/Origin checks.
+//!   client), a standalone GET stream, DELETE, and Host/Origin checks; and
+//!   the POST-only 2026 shape with its header checks (`Mcp-Method`,
+//!   `Mcp-Name`, `Mcp-Param-*`).
 //!
 //! The tools are deliberately test-oriented: besides plain `echo`/`add`, there
 //! are tools that return every content type (`image`), emit progress
@@ -24,6 +37,9 @@
 //! elicitation requests to the client, on both transports), resources,
 //! prompts, completions, `logging/setLevel`, and list_changed /
 //! resources/updated notifications, advertising exactly those capabilities.
+//! On the 2026 path it adds the 2026 suite's fixture (`fixture2026.rs`:
+//! `test_input_required_result_*`, `test_missing_capability`,
+//! `test_streaming_elicitation`, `test_logging_tool`, `test_trigger_*`).
 //! Without it the server is unchanged: ten tools, `tools` capability only.
 //! `tests/conformance/run.sh` runs the suite.
 //!
@@ -32,6 +48,10 @@
 //! * `DEMO_PAGE_SIZE=N`: `tools/list` page size (default 3, so pagination is
 //!   exercised; the conformance suite reads only the first page, so use a
 //!   large value such as 100 when running it against this server directly).
+//! * `DEMO_MODERN=0`: serve the legacy era only, exactly as before the 2026
+//!   path existed (`server/discover` is then an unknown method, and a peer
+//!   that probes for 2026-07-28, like the gateway, falls back to
+//!   `initialize`). Default: both eras.
 //! * `DEMO_VERBOSE`: HTTP only, log each request line to stderr.
 //!
 //! Blocking `std` I/O with a thread per request/connection is a deliberate
@@ -41,39 +61,61 @@
 //! File layout (each file owns one concern):
 //! * `mod.rs`: this public API, its docs and the environment knobs.
 //! * `protocol.rs`: JSON-RPC parsing and message serialization.
-//! * `server.rs`: MCP method dispatch, shared by both transports so they
-//!   cannot drift apart.
+//! * `server.rs`: legacy-era MCP method dispatch, shared by both transports
+//!   so they cannot drift apart.
+//! * `modern.rs`: the 2026-07-28 path (era classification, `_meta` and
+//!   version checks, method table, result stamping), shared likewise;
+//!   `modern_calls.rs`: its `tools/call` and `prompts/get` (MRTR outcomes).
 //! * `session.rs`: per-session state, server→client requests and
 //!   notifications, the fixture's timer.
+//! * `mrtr.rs`: MRTR building blocks (input requests, answer checks, the
+//!   bridge that runs legacy tools' client requests as MRTR, sealed
+//!   `requestState`).
+//! * `subscriptions.rs`: `subscriptions/listen` streams and their hub.
 //! * `tools.rs`: the demo tools (schemas and implementations), pagination.
 //! * `fixture.rs`: the conformance fixture's `test_*` tools.
+//! * `fixture2026.rs`: the fixture's 2026-only tools and MRTR prompt.
 //! * `resources.rs`, `prompts.rs`: the fixture's resources, prompts and
 //!   completions.
 //! * `stdio.rs`: the line-based stdio transport.
 //! * `http.rs`: the Streamable HTTP transport (routing, validation, sessions).
+//! * `http_modern.rs`: its 2026-07-28 POSTs and listen streams.
+//! * `headers.rs`: the 2026 request headers that mirror the body.
 //! * `http_stream.rs`: its SSE streams (POST responses, the standalone GET
 //!   stream, resumption after a deliberate disconnect).
 //! * `http1.rs`: minimal HTTP/1.1 framing used by the two above.
-//! * `tests.rs`, `tests_fixture.rs`, `tests_catalog.rs`: unit tests of the
-//!   dispatch and demo tools, the fixture's tools, and the fixture's
-//!   resources/prompts/timers (test builds only).
+//! * `tests.rs`, `tests_fixture.rs`, `tests_catalog.rs`, `tests_modern.rs`,
+//!   `tests_mrtr.rs`: unit tests of the dispatch and demo tools, the
+//!   fixture's tools, the fixture's resources/prompts/timers, the 2026 path,
+//!   and its MRTR and listen streams (test builds only).
 
 mod fixture;
+mod fixture2026;
+mod headers;
 mod http;
 mod http1;
+mod http_modern;
 mod http_stream;
+mod modern;
+mod modern_calls;
+mod mrtr;
 mod prompts;
 mod protocol;
 mod resources;
 mod server;
 mod session;
 mod stdio;
+mod subscriptions;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_catalog;
 #[cfg(test)]
 mod tests_fixture;
+#[cfg(test)]
+mod tests_modern;
+#[cfg(test)]
+mod tests_mrtr;
 mod tools;
 
 /// Options shared by both transports.
@@ -98,6 +140,8 @@ struct Config {
     conformance: bool,
     /// `DEMO_PAGE_SIZE`: `tools/list` page size, at least 1.
     page_size: usize,
+    /// `DEMO_MODERN=0` clears it: serve the legacy era only.
+    modern: bool,
 }
 
 impl Default for Config {
@@ -105,6 +149,7 @@ impl Default for Config {
         Self {
             conformance: false,
             page_size: 3,
+            modern: true,
         }
     }
 }
@@ -124,6 +169,7 @@ impl Config {
         Self {
             conformance: var("DEMO_CONFORMANCE").is_some_and(|v| v != "0"),
             page_size,
+            modern: var("DEMO_MODERN").is_none_or(|v| v != "0"),
         }
     }
 }

@@ -7,7 +7,9 @@
 //! and `test_dynamic_prompt` (from 2 s after `initialize`), plus
 //! `completion/complete`, which answers for these prompts' arguments and
 //! routes resource-template references to `resources.rs`. An unknown prompt,
-//! a missing required argument or an unknown reference is -32602.
+//! a missing required argument or an unknown reference is -32602. On the
+//! 2026-07-28 path `prompts/list` also lists `test_input_required_result_prompt`,
+//! which `modern_calls.rs` serves (MRTR).
 
 use serde::Serialize;
 use sonic_rs::{JsonContainerTrait, JsonValueTrait, Value};
@@ -82,6 +84,14 @@ const DYNAMIC: Prompt = Prompt {
     arguments: &[],
 };
 
+/// 2026-07-28 only: the MRTR prompt (it asks for input before rendering).
+const MRTR: Prompt = Prompt {
+    name: super::fixture2026::PROMPT_NAME,
+    title: "Input Required Prompt",
+    description: "A prompt that asks the client for context (MRTR) before rendering",
+    arguments: &[],
+};
+
 /// Completion candidates for the prompts' arguments.
 const WORDS: [&str; 5] = ["hello", "world", "test", "testValue1", "testValue2"];
 const URIS: [&str; 3] = [
@@ -127,13 +137,18 @@ fn find(session: &Session, name: &str) -> Option<&'static Prompt> {
     }
 }
 
-pub fn list(session: &Session, id: &Value, params: &Value) -> Reply {
+/// `prompts/list`; `modern` adds the 2026 fixture's MRTR prompt (served by
+/// `fixture2026.rs`).
+pub fn list(session: &Session, id: &Value, params: &Value, modern: bool) -> Reply {
     if let Err(reply) = no_cursor(id, params) {
         return reply;
     }
     let mut prompts: Vec<&Prompt> = PROMPTS.iter().collect();
     if session.dynamic_visible() {
         prompts.push(&DYNAMIC);
+    }
+    if modern {
+        prompts.push(&MRTR);
     }
     send_result(id, ListResult { prompts })
 }

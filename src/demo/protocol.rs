@@ -30,8 +30,8 @@ pub enum Message {
         /// `params`, or `Null` when absent.
         params: Value,
     },
-    /// A notification (no `id`): never answered.
-    Notification { method: String },
+    /// A notification (no `id`): never answered. `params`, or `Null`.
+    Notification { method: String, params: Value },
     /// A response to a server→client request (`id` may be null for errors);
     /// `body` is the whole message.
     Response { id: Value, body: Value },
@@ -44,7 +44,7 @@ impl Message {
 
     pub fn method(&self) -> Option<&str> {
         match self {
-            Message::Request { method, .. } | Message::Notification { method } => Some(method),
+            Message::Request { method, .. } | Message::Notification { method, .. } => Some(method),
             Message::Response { .. } => None,
         }
     }
@@ -107,12 +107,18 @@ pub fn to_json<T: Serialize>(msg: &T) -> String {
     })
 }
 
+/// `msg` as a [`Value`] whose objects keep their field order (a round trip
+/// through text: `sonic_rs::to_value` and mutated objects do not).
+pub fn ordered_value<T: Serialize>(msg: &T) -> Value {
+    sonic_rs::from_str(&to_json(msg)).unwrap_or_default()
+}
+
 /// Builds a serialized JSON-RPC error response.
 pub fn error_response(id: &Value, code: i64, message: &str) -> String {
     error_with_data(id, code, message, None)
 }
 
-fn error_with_data(id: &Value, code: i64, message: &str, data: Option<&Value>) -> String {
+pub fn error_with_data(id: &Value, code: i64, message: &str, data: Option<&Value>) -> String {
     to_json(&ErrorMsg {
         jsonrpc: "2.0",
         id,
@@ -228,14 +234,14 @@ fn classify(mut value: Value) -> Result<Message, String> {
     else {
         return Err(invalid(id.as_ref(), "method must be a string"));
     };
-    let Some(id) = id else {
-        return Ok(Message::Notification { method });
-    };
     let params = value
         .as_object_mut()
         .and_then(|o| o.remove(&"params"))
         .unwrap_or_default();
-    Ok(Message::Request { id, method, params })
+    match id {
+        Some(id) => Ok(Message::Request { id, method, params }),
+        None => Ok(Message::Notification { method, params }),
+    }
 }
 
 /// Returns `params._meta.progressToken` if it is a string or an integer.

@@ -12,15 +12,15 @@
 //! | `test://watched-resource`   | text/plain; `notifications/resources/updated` every 3 s while subscribed |
 //! | `test://dynamic-resource`   | text/plain; exists from 2 s after `initialize`  |
 //!
-//! An unknown URI is -32002 with `data: {uri}` (the legacy-era code). The
-//! timed notifications are sent by the session's ticker (`session.rs`).
+//! An unknown URI is -32002 with `data: {uri}` (the legacy-era code; -32602
+//! on the 2026-07-28 path). The timed notifications are sent by the
+//! session's ticker (`session.rs`), or on the 2026 path by the listen
+//! stream (`subscriptions.rs`).
 
 use serde::Serialize;
 use sonic_rs::Value;
 
-use super::protocol::{
-    no_cursor, send_error_data, send_result, str_param, Empty, Reply, RESOURCE_NOT_FOUND,
-};
+use super::protocol::{no_cursor, send_error_data, send_result, str_param, Empty, Reply};
 use super::session::{Session, WATCHED_URI};
 use super::tools::{ResourceContents, PNG_B64};
 
@@ -169,7 +169,9 @@ fn contents(session: &Session, uri: &str) -> Option<ResourceContents> {
     }
 }
 
-pub fn read(session: &Session, id: &Value, params: &Value) -> Reply {
+/// `resources/read`; an unknown URI is error `not_found` (the legacy -32002,
+/// or -32602 on the 2026 path) with `data: {uri}`.
+pub fn read(session: &Session, id: &Value, params: &Value, not_found: i64) -> Reply {
     let uri = match str_param(id, params, "uri") {
         Ok(uri) => uri,
         Err(reply) => return reply,
@@ -178,7 +180,7 @@ pub fn read(session: &Session, id: &Value, params: &Value) -> Reply {
         Some(c) => send_result(id, ReadResult { contents: [c] }),
         None => {
             let data: Value = sonic_rs::to_value(&UriData { uri }).unwrap_or_default();
-            send_error_data(id, RESOURCE_NOT_FOUND, "Resource not found", &data)
+            send_error_data(id, not_found, "Resource not found", &data)
         }
     }
 }

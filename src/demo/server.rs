@@ -1,13 +1,16 @@
 //! MCP method dispatch, shared by both transports.
 //!
 //! Owns the server-wide state ([`Server`]: name, transport, [`Config`], the
-//! fixture's [`Ticker`]) and the mapping from method names to handlers:
+//! fixture's [`Ticker`], the 2026 listen [`Hub`]) and the mapping from
+//! legacy-era (session) method names to handlers:
 //! `initialize` version negotiation and capabilities, `ping`, paginated
 //! `tools/list`, `tools/call` routing, and, with the conformance fixture
 //! enabled, `logging/setLevel` plus the resource, prompt and completion
 //! methods (implemented in `resources.rs` and `prompts.rs`). Keeping the
 //! logic here guarantees stdio and HTTP behave identically; the transports
 //! only decide how to deliver a [`Reply`] and the messages sent meanwhile.
+//! The 2026-07-28 (stateless) dispatch is `modern.rs`; it reuses the
+//! handlers here and in the feature modules.
 
 use std::sync::Arc;
 
@@ -16,11 +19,12 @@ use sonic_rs::{JsonValueTrait, Value};
 
 use super::protocol::{
     progress_token, result_response, send_error, send_result, str_param, Empty, Message, Reply,
-    INVALID_PARAMS, METHOD_NOT_FOUND,
+    INVALID_PARAMS, METHOD_NOT_FOUND, RESOURCE_NOT_FOUND,
 };
 use super::session::{level_index, Call, Related, Session, Sink, Ticker};
+use super::subscriptions::Hub;
 use super::tools::{self, CallToolResult, ToolOutcome};
-use super::{prompts, resources, Config, DemoOptions};
+use super::{fixture, prompts, resources, Config, DemoOptions};
 
 /// Protocol versions this server speaks, oldest first; the last is preferred.
 pub const SUPPORTED_VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
@@ -67,6 +71,8 @@ pub struct Server {
     transport: Transport,
     config: Config,
     ticker: Arc<Ticker>,
+    /// The 2026-07-28 `subscriptions/listen` streams (both transports).
+    hub: Hub,
 }
 
 impl Server {
@@ -76,11 +82,24 @@ impl Server {
             transport,
             config,
             ticker: Arc::default(),
+            hub: Hub::default(),
         }
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    pub fn config(&self) -> Config {
+        self.config
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
     }
 
     /// A new session whose unsolicited messages go to `standalone`.
@@ -117,12 +136,14 @@ impl Server {
             "logging/setLevel" if fixture => set_level(session, &id, &params),
             "resources/list" if fixture => resources::list(session, &id, &params),
             "resources/templates/list" if fixture => resources::templates(&id, &params),
-            "resources/read" if fixture => resources::read(session, &id, &params),
+            "resources/read" if fixture => {
+                resources::read(session, &id, &params, RESOURCE_NOT_FOUND)
+            }
             "resources/subscribe" if fixture => resources::subscribe(session, &id, &params, true),
             "resources/unsubscribe" if fixture => {
                 resources::subscribe(session, &id, &params, false)
             }
-            "prompts/list" if fixture => prompts::list(session, &id, &params),
+            "prompts/list" if fixture => prompts::list(session, &id, &params, false),
             "prompts/get" if fixture => prompts::get(session, &id, &params),
             "completion/complete" if fixture => prompts::complete(session, &id, &params),
             other => send_error(&id, METHOD_NOT_FOUND, &format!("Method not found: {other}")),
@@ -201,6 +222,7 @@ impl Server {
             session,
             related,
             progress_token: progress_token(params),
+            input: None,
         };
         let ctx = tools::Ctx {
             server_name: &self.name,
@@ -216,6 +238,13 @@ impl Server {
                 Reply::GarbageThen(line, result_response(id, r))
             }
             Some(ToolOutcome::Crash(code)) => Reply::Exit(code),
+            Some(ToolOutcome::MissingCapability(caps)) => {
+                send_result(id, fixture::missing_capability_result(&caps))
+            }
+            // Only the 2026 path produces these.
+            Some(ToolOutcome::InputRequired(_) | ToolOutcome::Invalid(_)) => {
+                send_error(id, INVALID_PARAMS, "Invalid params: not available")
+            }
         }
     }
 }

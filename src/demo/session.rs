@@ -15,6 +15,9 @@
 //!   (stdout on stdio, the standalone GET stream on HTTP).
 //!
 //! stdio has one session for the process; HTTP has one per `Mcp-Session-Id`.
+//! A 2026-07-28 (stateless) request gets a throwaway [`Session::modern`]
+//! holding what its `_meta` declared, and its [`Call`] carries an
+//! [`InputBridge`] so server→client requests become MRTR input requests.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,6 +27,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sonic_rs::{JsonValueTrait, Value};
 
+use super::mrtr::InputBridge;
 use super::protocol::{notification, to_json};
 
 /// RFC 5424 levels, least severe first (`logging/setLevel`).
@@ -120,7 +124,30 @@ struct UriParams<'a> {
 #[derive(Serialize)]
 struct NoParams {}
 
+/// The outlet of a session that has no stream for unsolicited messages.
+struct NoStream;
+
+impl Sink for NoStream {
+    fn send(&self, _: &str) -> bool {
+        false
+    }
+}
+
 impl Session {
+    /// The stand-in session of one 2026-07-28 request: the client
+    /// capabilities and log threshold from its `_meta` (`min_level` =
+    /// `LEVELS.len()` sends no log), no unsolicited stream, no dynamic items.
+    pub fn modern(version: &str, capabilities: Value, min_level: usize) -> Self {
+        let session = Self::new(Arc::new(NoStream));
+        {
+            let mut s = session.state();
+            s.version = Some(version.to_string());
+            s.capabilities = Some(capabilities);
+            s.min_level = min_level;
+        }
+        session
+    }
+
     pub fn new(standalone: Arc<dyn Sink>) -> Self {
         Self {
             standalone,
@@ -351,6 +378,8 @@ pub struct Call<'a> {
     pub related: &'a mut dyn Related,
     /// `params._meta.progressToken` of the request, if any.
     pub progress_token: Option<Value>,
+    /// 2026-07-28 requests: where requests to the client go instead.
+    pub input: Option<&'a mut InputBridge>,
 }
 
 impl Call<'_> {
@@ -382,9 +411,14 @@ impl Call<'_> {
         }
     }
 
-    /// A server→client request on the request's stream; see [`Session::request`].
+    /// A server→client request on the request's stream (see
+    /// [`Session::request`]), or on the 2026 path a lookup in the request's
+    /// `inputResponses` (see [`InputBridge::request`]).
     pub fn request<P: Serialize>(&mut self, method: &str, params: &P) -> Result<Value, String> {
-        self.session.request(self.related, method, params)
+        match self.input.as_deref_mut() {
+            Some(bridge) => bridge.request(method, params),
+            None => self.session.request(self.related, method, params),
+        }
     }
 
     /// See [`Related::disconnect`].

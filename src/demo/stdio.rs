@@ -10,19 +10,34 @@
 //! (and the deliberate `garbage` line) reach stdout; logs go to stderr.
 //!
 //! The process is one MCP session; its related and unsolicited messages
-//! (notifications, requests to the client) all go to stdout.
+//! (notifications, requests to the client) all go to stdout. A 2026-07-28
+//! request (its `_meta` names a protocol version, or `server/discover`) is
+//! served statelessly instead (`modern.rs`): progress and logs are lines
+//! before its response, and `subscriptions/listen` writes its tagged
+//! notifications until the client sends `notifications/cancelled` for it
+//! or stdin closes (then it gets its `SubscriptionsListenResult`).
 //!
 //! On stdin EOF the session is closed (tools waiting for the client fail at
-//! once) and the reader waits for requests still in flight, so a
+//! once), listen streams end, and the reader waits for requests still in
+//! flight, so a
 //! `printf ... | demo --stdio` pipeline gets every answer, then returns.
 
 use std::io::{self, BufRead, Write};
 use std::sync::{Arc, Condvar, Mutex};
 
-use super::protocol::{self, Reply};
+use std::time::Duration;
+
+use sonic_rs::{JsonValueTrait, Value};
+
+use super::modern;
+use super::protocol::{self, Message, Reply};
 use super::server::{Server, Transport};
 use super::session::{Session, Sink};
+use super::subscriptions::{self, Filter, ListenOut};
 use super::{Config, DemoOptions};
+
+/// How often an idle stdio listen stream wakes up (nothing is written).
+const IDLE: Duration = Duration::from_secs(60);
 
 /// Serialized access to stdout.
 struct Output {
@@ -121,7 +136,7 @@ pub fn run(opts: DemoOptions, config: Config) -> anyhow::Result<()> {
         let spawned = std::thread::Builder::new()
             .name("demo-request".into())
             .spawn(move || {
-                handle(&server, &session_t, &output_t, msg);
+                handle(&server, &session_t, &*output_t, msg);
                 guard.finish();
             });
         if let Err(e) = spawned {
@@ -139,16 +154,65 @@ pub fn run(opts: DemoOptions, config: Config) -> anyhow::Result<()> {
         }
     }
     session.close();
+    // Open listen streams end with their result; nothing else is waiting.
+    server.hub().shutdown();
     inflight.wait_idle();
     Ok(())
 }
 
-fn handle(server: &Server, session: &Session, output: &Output, msg: protocol::Message) {
+/// Where handled messages write: stdout, or a recorder in unit tests.
+pub trait Lines: Send + Sync {
+    fn write_line(&self, line: &str);
+    /// Exits the process (the `crash` tool).
+    fn exit(&self, code: i32) -> !;
+}
+
+impl Lines for Output {
+    fn write_line(&self, line: &str) {
+        Output::write_line(self, line)
+    }
+
+    fn exit(&self, code: i32) -> ! {
+        Output::exit(self, code)
+    }
+}
+
+/// Handles one message: a 2026-07-28 request (`modern::is_modern_stdio`)
+/// statelessly, anything else in the process's session. A
+/// `notifications/cancelled` also ends the listen stream it names.
+pub fn handle(server: &Server, session: &Session, output: &dyn Lines, msg: protocol::Message) {
     let mut related = |n: String| {
         output.write_line(&n);
         true
     };
-    match server.handle(session, msg, &mut related) {
+    let reply = match msg {
+        Message::Request { id, method, params }
+            if server.config().modern && modern::is_modern_stdio(&method, &params) =>
+        {
+            match modern::check(&id, &params, None) {
+                Err(refusal) => refusal.reply,
+                Ok(_) if method == "subscriptions/listen" => {
+                    return listen(server, output, &id, &params);
+                }
+                Ok(meta) => {
+                    modern::handle(server, &id, &method, &params, &meta, &mut related).reply
+                }
+            }
+        }
+        msg => {
+            if let Message::Notification { method, params } = &msg {
+                if method == "notifications/cancelled" {
+                    if let Some(id) = params.get("requestId") {
+                        server
+                            .hub()
+                            .cancel(&sonic_rs::to_string(id).unwrap_or_default());
+                    }
+                }
+            }
+            server.handle(session, msg, &mut related)
+        }
+    };
+    match reply {
         Reply::Silent => {}
         Reply::Send { json, .. } => output.write_line(&json),
         Reply::GarbageThen(line, json) => {
@@ -156,5 +220,31 @@ fn handle(server: &Server, session: &Session, output: &Output, msg: protocol::Me
             output.write_line(&json);
         }
         Reply::Exit(code) => output.exit(code),
+    }
+}
+
+struct ListenLines<'a>(&'a dyn Lines);
+
+impl ListenOut for ListenLines<'_> {
+    fn send(&mut self, json: &str) -> bool {
+        self.0.write_line(json);
+        true
+    }
+}
+
+/// A stdio `subscriptions/listen`: runs until cancelled or stdin EOF.
+fn listen(server: &Server, output: &dyn Lines, id: &Value, params: &Value) {
+    match Filter::parse(params, server.config().conformance) {
+        Err(msg) => output.write_line(&protocol::error_response(
+            id,
+            protocol::INVALID_PARAMS,
+            &msg,
+        )),
+        Ok(filter) => {
+            let key = sonic_rs::to_string(id).unwrap_or_default();
+            let info = modern::server_info(server);
+            let mut out = ListenLines(output);
+            subscriptions::serve(server.hub(), id, &filter, &info, Some(key), IDLE, &mut out);
+        }
     }
 }

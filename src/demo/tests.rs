@@ -410,6 +410,7 @@ fn page_size_is_configurable() {
     let config = Config {
         conformance: true,
         page_size: 100,
+        ..Config::default()
     };
     let s = Harness::with_config(Transport::Http, config);
     s.init("2025-11-25", "{}");

@@ -89,9 +89,10 @@ fn capabilities_and_content_tools() {
         .iter()
         .find(|t| str_at(t, &["name"]) == Some("json_schema_2020_12_tool"));
     let schema = sonic_rs::to_string(tool.unwrap().get("inputSchema").unwrap()).unwrap();
-    assert!(schema.starts_with(r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","$defs":{"address""#));
+    assert!(schema.starts_with(r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","$defs":{"address":{"$anchor":"addressDef""#));
     assert!(schema
-        .ends_with(r##""address":{"$ref":"#/$defs/address"}},"additionalProperties":false}"##));
+        .contains(r#""allOf":[{"anyOf":[{"required":["phone"]},{"required":["email"]}]}],"if":"#));
+    assert!(schema.ends_with(r#""else":{"required":["email"]},"additionalProperties":false}"#));
 }
 
 /// Every tool, following cursors.

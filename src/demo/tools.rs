@@ -31,6 +31,7 @@ use serde::Serialize;
 use sonic_rs::{json, JsonValueTrait, Value};
 
 use super::fixture;
+use super::mrtr::InputRequired;
 use super::server::Transport;
 use super::session::Call;
 
@@ -208,6 +209,13 @@ pub enum ToolOutcome {
     GarbageThen(&'static str, CallToolResult),
     /// stdio only: exit the process with this status without answering.
     Crash(i32),
+    /// 2026-07-28 only: an `InputRequiredResult` (MRTR).
+    InputRequired(InputRequired),
+    /// The call needs these client capabilities, which the client did not
+    /// declare (-32021 on the 2026 path, an `isError` result before).
+    MissingCapability(Vec<&'static str>),
+    /// 2026-07-28 only: malformed MRTR input or state (-32602).
+    Invalid(String),
 }
 
 /// What a tool may use from its environment.
@@ -405,6 +413,7 @@ mod tests {
                 session: &session,
                 related: &mut related,
                 progress_token: None,
+                input: None,
             };
             let ctx = Ctx {
                 server_name: "t",

@@ -5,7 +5,11 @@
 # target/debug/only1mcp-uring in front of the built-in demo server with its conformance
 # fixture (DEMO_CONFORMANCE=1), unprefixed (`prefix = false`) so the suite's fixed names
 # resolve, with two shards so sessions are handed between them, and run
-# tests/conformance/run.sh against the gateway's URL. Every process is stopped at exit.
+# tests/conformance/run.sh against the gateway's URL: 0.1.16 active suite, 0.2 with
+# --requirements 2025-11-25, and 0.2 with --requirements 2026-07-28 (expected failures, all
+# unscored, in tests/conformance/gateway/baseline-0.2-2026-07-28.yml). The fixture backend is
+# dual-era, so 2025 clients go through its 2025 sessions and 2026 clients through its
+# stateless era. Every process is stopped at exit.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -78,7 +82,7 @@ TOML
         addr=$(wait_line "$WORK/$name.out" '127.0.0.1:[0-9]*')
         wait_ready "$addr"
         echo "==> conformance through the gateway: driver=$driver backend=$transport ($addr)"
-        if ! CONFORMANCE_BASELINES="$ROOT/tests/conformance/gateway" bash tests/conformance/run.sh "http://$addr/mcp"; then
+        if ! CONFORMANCE_BASELINES="$ROOT/tests/conformance/gateway" bash tests/conformance/run.sh "http://$addr/mcp" with-2026; then
             FAILED=1
             echo "conformance: FAILED for $name; gateway log: $WORK/$name.err" >&2
         fi

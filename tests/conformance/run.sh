@@ -13,10 +13,14 @@
 #   0.1-active          0.1.16 `server --url URL`                              (active suite)
 #   0.2-2025-11-25      0.2.0-alpha.12 `server --url URL --requirements 2025-11-25`
 #   0.2-2026-07-28      0.2.0-alpha.12 `server --url URL --requirements 2026-07-28`  (only with
-#                       "with-2026"; recorded, never makes this script fail)
+#                       "with-2026"; required when its baseline file exists, else only recorded)
 # A run gets `--expected-failures tests/conformance/baseline-<name>.yml` when that file exists:
 # the suite then exits 0 if exactly the listed failures occur (a listed check that now passes
 # is "stale" and also fails the run). Exit status: non-zero if a required run failed.
+# tests/conformance/baseline-0.2-2026-07-28.yml is the demo server's (the tasks extension only),
+# so `run.sh demo with-2026` fails on any other 2026 failure. After the runs, one line per run
+# counts passing scenarios and checks, scored and unscored apart (the requirements file's
+# `not_scored`, e.g. the tasks extension and pending scenarios).
 #
 # `demo` is the same as (the fixture lives in src/demo/, enabled by DEMO_CONFORMANCE=1; the
 # suite reads only the first tools/list page, hence the page size):
@@ -142,10 +146,53 @@ run() {
     fi
 }
 
+# counts NAME [PREFIX REVISION]: one summary line for a finished run, from its checks.json files:
+# scenarios passing (no FAILURE or WARNING) and checks, split into scored and unscored when the
+# run used --requirements REVISION (unscored = that requirements file's server `not_scored`).
+counts() {
+    local name=$1 reqs=
+    [ $# -eq 3 ] && reqs="$2/node_modules/@modelcontextprotocol/conformance/requirements/$3.yaml"
+    "$NODE" - "$RESULTS/$name" "$reqs" <<'JS' || true
+const fs = require('fs'), path = require('path');
+const [dir, reqs] = process.argv.slice(2);
+const yaml = reqs && fs.existsSync(reqs) ? fs.readFileSync(reqs, 'utf8') : '';
+const notScored = yaml.split(/^not_scored:/m)[1] || '';
+const unscored = new Set(
+  [...notScored.matchAll(/- scenario: (\S+)\s+leg: (\w+)/g)].filter((m) => m[2] === 'server').map((m) => m[1]),
+);
+const tally = { scored: [0, 0, 0, 0], unscored: [0, 0, 0, 0] }; // scenarios ok, total, checks ok, failed
+for (const entry of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+  const file = path.join(dir, entry, 'checks.json');
+  if (!fs.existsSync(file)) continue;
+  const scenario = entry.replace(/^server-/, '').replace(/-\d{4}-\d\d-\d\dT.*$/, '');
+  const checks = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const bad = checks.filter((c) => c.status === 'FAILURE' || c.status === 'WARNING').length;
+  const t = tally[unscored.has(scenario) ? 'unscored' : 'scored'];
+  t[0] += bad === 0 ? 1 : 0;
+  t[1] += 1;
+  t[2] += checks.filter((c) => c.status === 'SUCCESS').length;
+  t[3] += bad;
+}
+const fmt = ([ok, n, pass, fail]) => `${ok}/${n} scenarios pass (${pass} checks passed, ${fail} failed or warned)`;
+const name = path.basename(dir);
+if (!yaml) console.log(`[${name}] ${fmt(tally.scored)}`);
+else console.log(`[${name}] scored: ${fmt(tally.scored)}; unscored: ${fmt(tally.unscored)}`);
+JS
+}
+
 run 0.1-active "$SUITE_01" yes
 run 0.2-2025-11-25 "$SUITE_02" yes --requirements 2025-11-25
 if [ "$WITH_2026" = 1 ]; then
-    run 0.2-2026-07-28 "$SUITE_02" no --requirements 2026-07-28
+    REQUIRED_2026=no
+    [ -f "$BASELINES/baseline-0.2-2026-07-28.yml" ] && REQUIRED_2026=yes
+    run 0.2-2026-07-28 "$SUITE_02" "$REQUIRED_2026" --requirements 2026-07-28
+fi
+
+echo
+counts 0.1-active
+counts 0.2-2025-11-25 "$SUITE_02" 2025-11-25
+if [ "$WITH_2026" = 1 ]; then
+    counts 0.2-2026-07-28 "$SUITE_02" 2026-07-28
 fi
 
 echo

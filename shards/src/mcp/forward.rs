@@ -413,6 +413,7 @@ pub async fn forward(
         progress: token.as_ref().map(|(_, t)| t.clone()),
         cancel: Some(cancel_rx),
         wait_first_start: true,
+        modern: era.modern,
     };
     let finish = Finisher {
         shard: shard.clone(),

@@ -206,7 +206,7 @@ pub async fn serve(shard: &Rc<LocalShard>, req: &McpHttpRequest, env: &Envelope<
         other => return err(404, McpError::MethodNotFound(other.to_string()), id),
     };
     match answer {
-        Ok(Answer::Json(bytes)) => Reply::json(200, bytes),
+        Ok(Answer::Json(bytes)) => Reply::json(modern_status(&bytes), bytes),
         Ok(Answer::Stream(rx)) => Reply::sse(rx),
         Err(McpError::ResourceNotFound(uri)) => Reply::json(
             200,
@@ -214,6 +214,23 @@ pub async fn serve(shard: &Rc<LocalShard>, req: &McpHttpRequest, env: &Envelope<
                 .to_response_with_uri(id, &uri),
         ),
         Err(e) => err(200, e, id),
+    }
+}
+
+/// The HTTP status a 2026 answer needs: the spec's 400 for header, capability and version
+/// errors (also when a 2026 backend raised them), 404 for an unknown method, else 200.
+fn modern_status(body: &[u8]) -> u16 {
+    use sonic_rs::JsonValueTrait;
+    if !body.windows(8).any(|w| w == b"\"error\":") {
+        return 200;
+    }
+    match sonic_rs::get(body, ["error", "code"])
+        .ok()
+        .and_then(|c| c.as_i64())
+    {
+        Some(-32020) | Some(-32021) | Some(-32022) => 400,
+        Some(-32601) => 404,
+        _ => 200,
     }
 }
 

@@ -35,8 +35,10 @@ struct UpstreamSession {
     id: Option<String>,
     version: String,
     caps: crate::catalog::BackendCaps,
-    /// The backend speaks 2026-07-28: no session, `_meta` and headers on every request.
-    modern: bool,
+    /// A 2025 session exists (`initialize` succeeded).
+    legacy: bool,
+    /// The backend also (or only) speaks 2026-07-28: no session, `_meta` and headers.
+    modern_ok: bool,
 }
 
 enum SessionState {
@@ -80,6 +82,15 @@ pub struct LocalHttpBackend {
     listening: Cell<bool>,
     /// Per-client instance: the client's own capabilities for `initialize`.
     client_caps: Option<Vec<u8>>,
+}
+
+/// One try of a call: our id, which retry it is, where related messages go, and whether
+/// the client is a 2026 one.
+struct Try<'a> {
+    our_id: u64,
+    attempt: u32,
+    events: Option<(&'a EventTx, usize)>,
+    modern: bool,
 }
 
 enum Attempt {
@@ -148,9 +159,12 @@ impl LocalHttpBackend {
                         replica,
                         body,
                         &id,
-                        our_id,
-                        attempt,
-                        events.map(|e| (e, replica_idx)),
+                        Try {
+                            our_id,
+                            attempt,
+                            events: events.map(|e| (e, replica_idx)),
+                            modern: opts.modern,
+                        },
                     )
                     .await
                 {
@@ -252,16 +266,21 @@ impl LocalHttpBackend {
         replica: &LocalReplica,
         body: &[u8],
         id: &Range<usize>,
-        our_id: u64,
-        attempt: u32,
-        events: Option<(&EventTx, usize)>,
+        t: Try<'_>,
     ) -> Attempt {
+        let Try {
+            our_id,
+            attempt,
+            events,
+            modern: use_modern,
+        } = t;
         let session = match self.ensure_session(replica).await {
             Ok(s) => s,
             Err(e) => return Attempt::Done(Err(e)),
         };
         let id_text = our_id.to_string();
-        let (body, id) = if session.modern {
+        let modern = session.modern_ok && (!session.legacy || use_modern);
+        let (body, id) = if modern {
             match crate::upstream::modern::to_modern(body, id.clone()) {
                 Ok((b, i)) => (std::borrow::Cow::Owned(b), i),
                 Err(e) => return Attempt::Done(Err(e)),
@@ -275,8 +294,12 @@ impl LocalHttpBackend {
             Ok(c) => c,
             Err(e) => return Attempt::Done(Err(e)),
         };
-        let mut headers = self.headers(&session);
-        if session.modern {
+        let mut headers = if modern {
+            self.modern_headers()
+        } else {
+            self.headers(&session)
+        };
+        if modern {
             headers.extend(crate::upstream::modern::request_headers(&wire));
         }
         let hdrs: Vec<(&str, &str)> = headers
@@ -296,14 +319,21 @@ impl LocalHttpBackend {
             Err(ClientError::Io(_)) if reused && attempt < 2 => return Attempt::Retry,
             Err(e) => return Attempt::Done(Err(self.unavailable(e))),
         };
-        if head.status == 404 && session.id.is_some() && attempt < 2 {
+        if head.status == 404 && !modern && session.id.is_some() && attempt < 2 {
             // The upstream session expired: forget it and initialize again.
             *replica.session.borrow_mut() = SessionState::None;
             return Attempt::Retry;
         }
         if head.status != 200 {
             let mut snippet = Vec::new();
-            let _ = conn.read_body_all(&mut head, &mut snippet, 4096).await;
+            let _ = conn.read_body_all(&mut head, &mut snippet, 65536).await;
+            // A 2026 backend answers its JSON-RPC errors with 400/404: that error is the
+            // backend's answer to relay, not a transport failure.
+            if let Ok(reply) = BackendReply::from_message(&self.spec.id, snippet.clone()) {
+                if reply.body[reply.id.clone()] == *id_text.as_bytes() {
+                    return Attempt::Done(Ok(reply));
+                }
+            }
             snippet.truncate(200);
             return Attempt::Done(Err(self.protocol(format!(
                 "HTTP {} from {}: {}",
@@ -438,6 +468,15 @@ impl LocalHttpBackend {
         }
     }
 
+    fn modern_headers(&self) -> Vec<(String, String)> {
+        let mut h = vec![(
+            "mcp-protocol-version".to_string(),
+            crate::upstream::modern::MODERN.to_string(),
+        )];
+        h.extend(self.spec.headers.iter().cloned());
+        h
+    }
+
     fn headers(&self, session: &UpstreamSession) -> Vec<(String, String)> {
         let mut h: Vec<(String, String)> = Vec::with_capacity(2 + self.spec.headers.len());
         if let Some(id) = &session.id {
@@ -501,17 +540,31 @@ impl LocalHttpBackend {
         }
     }
 
+    /// Probes both eras: `server/discover`, then `initialize`. A dual-era backend keeps a
+    /// 2025 session for 2025 clients (their sampling, logging levels and subscriptions work
+    /// natively) and is spoken to statelessly for 2026 clients and discovery.
     async fn handshake(&self, replica: &LocalReplica) -> Result<UpstreamSession, McpError> {
-        if let Some(caps) = self.probe_modern(replica).await {
-            tracing::info!(server = %self.spec.id, url = %replica.url.raw, "backend speaks 2026-07-28 (stateless)");
-            return Ok(UpstreamSession {
-                id: None,
-                version: crate::upstream::modern::MODERN.into(),
-                caps,
-                modern: true,
-            });
+        let modern = self.probe_modern(replica).await;
+        match (self.handshake_2025(replica).await, modern) {
+            (Ok(mut s), Some(caps)) => {
+                tracing::info!(server = %self.spec.id, url = %replica.url.raw, "backend speaks both eras");
+                s.modern_ok = true;
+                s.caps = caps;
+                Ok(s)
+            }
+            (Ok(s), None) => Ok(s),
+            (Err(_), Some(caps)) => {
+                tracing::info!(server = %self.spec.id, url = %replica.url.raw, "backend speaks 2026-07-28 only (stateless)");
+                Ok(UpstreamSession {
+                    id: None,
+                    version: crate::upstream::modern::MODERN.into(),
+                    caps,
+                    legacy: false,
+                    modern_ok: true,
+                })
+            }
+            (Err(e), None) => Err(e),
         }
-        self.handshake_2025(replica).await
     }
 
     /// `server/discover` on a fresh exchange; `Some(caps)` for a 2026-07-28 backend. Any
@@ -580,7 +633,8 @@ impl LocalHttpBackend {
             id: session_id,
             version,
             caps,
-            modern: false,
+            legacy: true,
+            modern_ok: false,
         };
         // notifications/initialized on a fresh exchange; expect 202 (200 tolerated).
         if !conn.reusable(&head) {

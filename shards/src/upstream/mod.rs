@@ -57,6 +57,9 @@ pub struct CallOpts {
     /// A client call: if the backend is still in its first start, wait for it (within the
     /// timeout) instead of failing at once. The gateway's own handshake calls do not wait.
     pub wait_first_start: bool,
+    /// Send in the 2026-07-28 era when the backend speaks it (a 2026 client's request, or
+    /// the gateway's own discovery); otherwise a dual-era backend gets its 2025 session.
+    pub modern: bool,
 }
 
 impl CallOpts {
@@ -244,7 +247,11 @@ pub async fn list_all(
             }
         };
         let (body, id) = request_body(method, &params);
-        let reply = backend.call(body, id, CallOpts::timeout(timeout)).await?;
+        let opts = CallOpts {
+            modern: true,
+            ..CallOpts::timeout(timeout)
+        };
+        let reply = backend.call(body, id, opts).await?;
         let result = reply.result(server)?;
         let (page, next) = parse_page(result, array_key, key_field).map_err(|reason| {
             McpError::BackendProtocol {

@@ -75,6 +75,8 @@ pub struct LocalStdioSlot {
     stopping: Cell<bool>,
     /// The running child speaks 2026-07-28 (probed at each start).
     modern: Cell<bool>,
+    /// The running child accepted `initialize` (a 2025 session exists).
+    legacy: Cell<bool>,
     /// Per-client instance: the client's own capabilities for `initialize`.
     client_caps: Option<Vec<u8>>,
     /// The child answered its handshake at least once.
@@ -91,6 +93,7 @@ impl LocalStdioSlot {
             down_reason: RefCell::new("starting".into()),
             stopping: Cell::new(false),
             modern: Cell::new(false),
+            legacy: Cell::new(false),
             client_caps: None,
             started_once: Cell::new(false),
         }
@@ -130,7 +133,9 @@ impl LocalStdioSlot {
         let our_id = self.next_id.get();
         self.next_id.set(our_id + 1);
         let modern_body;
-        let (body, id) = if self.modern.get() {
+        // A dual-era child gets 2026 requests only for 2026 clients and discovery.
+        let use_modern = self.modern.get() && (!self.legacy.get() || opts.modern);
+        let (body, id) = if use_modern {
             modern_body = crate::upstream::modern::to_modern(body, id)?;
             (&modern_body.0[..], modern_body.1)
         } else {
@@ -693,26 +698,47 @@ async fn handshake_and_list(
         }
         Err(_) => None,
     };
-    if let Some(caps) = modern {
-        tracing::info!(server = %slot.spec.id, "backend speaks 2026-07-28 (stateless)");
-        slot.modern.set(true);
-        let backend = crate::upstream::LocalBackend::Stdio(slot.clone());
-        return crate::upstream::discover(&slot.spec.id, &backend, caps, timeout).await;
-    }
+    slot.legacy.set(false);
+    slot.modern.set(modern.is_some());
     let params = match &slot.client_caps {
         Some(c) => crate::upstream::initialize_params_for(c),
         None => crate::upstream::initialize_params(),
     };
     let (body, id) = crate::upstream::request_body("initialize", &params);
-    let reply = slot
+    let legacy = match slot
         .call(&body, id, crate::upstream::CallOpts::timeout(timeout))
-        .await?;
-    let (_, caps) = crate::upstream::negotiated_version(&slot.spec.id, &reply)?;
-    if let Some(p) = slot.current.borrow().as_ref() {
-        let mut n = crate::upstream::INITIALIZED.to_vec();
-        n.push(b'\n');
-        let _ = p.writer.unbounded_send(n);
-    }
+        .await
+        .and_then(|reply| crate::upstream::negotiated_version(&slot.spec.id, &reply))
+    {
+        Ok((_, caps)) => {
+            if let Some(p) = slot.current.borrow().as_ref() {
+                let mut n = crate::upstream::INITIALIZED.to_vec();
+                n.push(b'\n');
+                let _ = p.writer.unbounded_send(n);
+            }
+            slot.legacy.set(true);
+            Some(caps)
+        }
+        Err(e) if modern.is_none() => return Err(e),
+        Err(_) => None,
+    };
+    let caps = match (modern, legacy) {
+        (Some(m), Some(_)) => {
+            tracing::info!(server = %slot.spec.id, "backend speaks both eras");
+            m
+        }
+        (Some(m), None) => {
+            tracing::info!(server = %slot.spec.id, "backend speaks 2026-07-28 only (stateless)");
+            m
+        }
+        (None, Some(l)) => l,
+        (None, None) => {
+            return Err(McpError::BackendProtocol {
+                server: slot.spec.id.clone(),
+                reason: "answered neither server/discover nor initialize".into(),
+            })
+        }
+    };
     let backend = crate::upstream::LocalBackend::Stdio(slot.clone());
     crate::upstream::discover(&slot.spec.id, &backend, caps, timeout).await
 }
