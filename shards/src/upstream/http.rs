@@ -37,6 +37,8 @@ struct UpstreamSession {
     caps: crate::catalog::BackendCaps,
     /// A 2025 session exists (`initialize` succeeded).
     legacy: bool,
+    /// The backend only speaks the deprecated HTTP+SSE transport: calls go through this.
+    sse: Option<Rc<crate::upstream::sse_legacy::LocalSseSession>>,
     /// The backend also (or only) speaks 2026-07-28: no session, `_meta` and headers.
     modern_ok: bool,
 }
@@ -149,6 +151,9 @@ impl LocalHttpBackend {
         self.rr.set(r.wrapping_add(1));
         let replica_idx = r % n;
         let replica = &self.replicas[replica_idx];
+        if let Some(sse) = self.sse_session(replica, opts.timeout).await? {
+            return sse.call(body, id, opts).await;
+        }
         let our_id = self.next_id.get();
         self.next_id.set(our_id + 1);
         let events = opts.events.as_ref();
@@ -203,6 +208,14 @@ impl LocalHttpBackend {
     /// Posts a client's answer to a server-to-client request back on `replica`'s upstream
     /// session. Runs as its own task: the caller (a client's POST) does not wait for it.
     pub fn respond(self: &Rc<Self>, replica: usize, msg: Vec<u8>) {
+        if let Some(r) = self.replicas.get(replica) {
+            if let SessionState::Ready(UpstreamSession { sse: Some(sse), .. }) =
+                &*r.session.borrow()
+            {
+                sse.respond(msg);
+                return;
+            }
+        }
         let this = self.clone();
         monoio::spawn(async move {
             let Some(r) = this.replicas.get(replica) else {
@@ -420,6 +433,32 @@ impl LocalHttpBackend {
         b
     }
 
+    /// For an HTTP+SSE backend, its live session (a dead one is replaced); `None` for the
+    /// other transports. Bounded by `timeout`.
+    async fn sse_session(
+        &self,
+        replica: &LocalReplica,
+        timeout: Duration,
+    ) -> Result<Option<Rc<crate::upstream::sse_legacy::LocalSseSession>>, McpError> {
+        for _ in 0..2 {
+            let session = match monoio::time::timeout(timeout, self.ensure_session(replica)).await {
+                Ok(s) => s?,
+                Err(_) => {
+                    return Err(McpError::BackendTimeout {
+                        server: self.spec.id.clone(),
+                        ms: timeout.as_millis() as u64,
+                    })
+                }
+            };
+            match session.sse {
+                Some(sse) if sse.alive() => return Ok(Some(sse)),
+                Some(_) => *replica.session.borrow_mut() = SessionState::None,
+                None => return Ok(None),
+            }
+        }
+        Err(self.unavailable("its SSE stream keeps closing"))
+    }
+
     /// Backend id.
     pub fn id(&self) -> &str {
         &self.spec.id
@@ -561,9 +600,16 @@ impl LocalHttpBackend {
                     caps,
                     legacy: false,
                     modern_ok: true,
+                    sse: None,
                 })
             }
-            (Err(e), None) => Err(e),
+            (Err(e), None) => match self.handshake_sse(replica).await {
+                Ok(s) => Ok(s),
+                Err(sse_err) => {
+                    tracing::debug!(server = %self.spec.id, "HTTP+SSE fallback failed too: {sse_err}");
+                    Err(e)
+                }
+            },
         }
     }
 
@@ -604,6 +650,32 @@ impl LocalHttpBackend {
         crate::upstream::modern::parse_discover(&self.spec.id, &reply)
     }
 
+    /// The last resort: the deprecated HTTP+SSE transport on the same URL.
+    async fn handshake_sse(&self, replica: &LocalReplica) -> Result<UpstreamSession, McpError> {
+        let params = match &self.client_caps {
+            Some(c) => crate::upstream::initialize_params_for(c),
+            None => initialize_params(),
+        };
+        let (sse, reply) = crate::upstream::sse_legacy::LocalSseSession::open(
+            &self.spec.id,
+            &replica.url,
+            self.spec.headers.clone(),
+            self.connect_timeout,
+            &params,
+            self.spec.timeout,
+        )
+        .await?;
+        let (version, caps) = negotiated_version(&self.spec.id, &reply)?;
+        Ok(UpstreamSession {
+            id: None,
+            version,
+            caps,
+            legacy: true,
+            modern_ok: false,
+            sse: Some(sse),
+        })
+    }
+
     async fn handshake_2025(&self, replica: &LocalReplica) -> Result<UpstreamSession, McpError> {
         let params = match &self.client_caps {
             Some(c) => crate::upstream::initialize_params_for(c),
@@ -635,6 +707,7 @@ impl LocalHttpBackend {
             caps,
             legacy: true,
             modern_ok: false,
+            sse: None,
         };
         // notifications/initialized on a fresh exchange; expect 202 (200 tolerated).
         if !conn.reusable(&head) {

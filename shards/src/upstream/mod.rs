@@ -17,6 +17,8 @@ pub mod listen;
 pub mod messages;
 pub mod modern;
 pub mod per_client;
+pub mod routes;
+pub mod sse_legacy;
 pub mod stdio;
 
 use std::ops::Range;
