@@ -233,6 +233,9 @@ impl Finisher {
 
     /// A related notification: the client's progress token goes back in.
     fn notification(&self, msg: Vec<u8>) -> Vec<u8> {
+        if let Some(mapped) = self.cancelled_s2c(&msg) {
+            return mapped;
+        }
         let Some(tok) = &self.client_token else {
             return msg;
         };
@@ -244,6 +247,35 @@ impl Finisher {
         let mut out = Vec::with_capacity(msg.len() + tok.len());
         splice(&msg, &[(start..start + raw.len(), tok)], &mut out);
         out
+    }
+
+    /// The backend cancelled one of its own requests we relayed: the client knows that
+    /// request by the gateway's id, so the cancellation must carry that id.
+    fn cancelled_s2c(&self, msg: &[u8]) -> Option<Vec<u8>> {
+        use sonic_rs::JsonValueTrait;
+        if sonic_rs::get(msg, ["method"]).ok()?.as_str()? != "notifications/cancelled" {
+            return None;
+        }
+        let v = sonic_rs::get(msg, ["params", "requestId"]).ok()?;
+        let raw = v.as_raw_str();
+        let pending = self.shard.s2c_pending.borrow();
+        let key = self
+            .relayed
+            .borrow()
+            .iter()
+            .find(|k| {
+                pending
+                    .get(*k)
+                    .is_some_and(|r| r.backend_request_id == raw.as_bytes())
+            })?
+            .clone();
+        drop(pending);
+        self.shard.s2c_pending.borrow_mut().remove(&key);
+        let gw_id = &key[self.sid.len() + 1..];
+        let start = raw.as_ptr() as usize - msg.as_ptr() as usize;
+        let mut out = Vec::with_capacity(msg.len() + gw_id.len());
+        splice(msg, &[(start..start + raw.len(), gw_id)], &mut out);
+        Some(out)
     }
 
     /// The final response, in the client's era.
