@@ -117,17 +117,7 @@ pub async fn set_level(
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .ok_or_else(|| McpError::InvalidParams("params.level is required".into()))?;
-    const LEVELS: &[&str] = &[
-        "debug",
-        "info",
-        "notice",
-        "warning",
-        "error",
-        "critical",
-        "alert",
-        "emergency",
-    ];
-    if !LEVELS.contains(&level.as_str()) {
+    if crate::mcp::forward::log_severity(&level).is_none() {
         return Err(McpError::InvalidParams(format!(
             "unknown log level `{level}`"
         )));

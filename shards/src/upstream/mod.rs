@@ -74,6 +74,18 @@ impl CallOpts {
     }
 }
 
+/// Resolves when the client cancels (`cancel` fires); never when there is no signal or its
+/// sender was dropped (the call finished normally).
+pub async fn cancelled(cancel: Option<futures_channel::oneshot::Receiver<()>>) {
+    let fired = match cancel {
+        Some(rx) => rx.await.is_ok(),
+        None => false,
+    };
+    if !fired {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// One response message from a backend, verbatim, with its `id` range.
 #[derive(Debug)]
 pub struct BackendReply {

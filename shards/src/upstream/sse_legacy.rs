@@ -233,16 +233,7 @@ impl LocalSseSession {
                 }),
             }
         };
-        let cancel = async {
-            match opts.cancel {
-                Some(c) => {
-                    if c.await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
+        let cancel = crate::upstream::cancelled(opts.cancel);
         let result = monoio::select! {
             r = outcome => r,
             _ = cancel => Err(McpError::Cancelled),
