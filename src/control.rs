@@ -101,6 +101,21 @@ pub enum Front {
     Stdio,
 }
 
+/// The CPUs this process may run on (its affinity mask, e.g. under `taskset`), in order;
+/// shard i is pinned to the i-th of them. Empty if the mask cannot be read (no pinning).
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills the one we own.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
 /// Starts the gateway and runs the control loop until a shutdown signal. Blocks.
 pub fn start(cfg: Config, front: Front) -> anyhow::Result<()> {
     let specs = backend_specs(&cfg)?;
@@ -132,14 +147,12 @@ pub fn start(cfg: Config, front: Front) -> anyhow::Result<()> {
     let (events_tx, events_rx) = unbounded::<ControlEvent>();
     let (senders, boxes): (Vec<_>, Vec<_>) = (0..n).map(|_| mailbox::<ShardMsg>()).unzip();
     let ring = Ring::new(n);
-    let cpus = std::thread::available_parallelism()
-        .map(|c| c.get())
-        .unwrap_or(1);
+    let cpus = allowed_cpus();
     let mut threads = Vec::with_capacity(n);
     for (i, (listener, mbox)) in listeners.into_iter().zip(boxes).enumerate() {
         let init = ShardInit {
             id: i,
-            cpu: Some(i % cpus),
+            cpu: (!cpus.is_empty()).then(|| cpus[i % cpus.len()]),
             listener,
             ring: ring.clone(),
             snapshot: slot.clone(),

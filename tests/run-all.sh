@@ -139,6 +139,20 @@ case $rc in
 esac
 record "pytest tests/python" "$st" $(($(date +%s) - t0))
 
+# --- 3b. TypeScript SDK end-to-end tests (tests/ts) ------------------------------------------
+# The official @modelcontextprotocol/sdk client (from target/test-env/node) through the gateway,
+# both drivers, HTTP and stdio fronts: node's built-in test runner on tests/ts/*.test.mjs.
+step "node --test tests/ts (official MCP TypeScript SDK through the gateway)"
+t0=$(date +%s)
+set +e
+ONLY1MCP_BIN="$BIN" \
+    NODE_PATH="$NODE_DIR/node_modules" \
+    node --test --test-reporter=spec --test-concurrency=3 --test-timeout=180000 tests/ts/*.test.mjs
+rc=$?
+set -e
+if [ $rc -eq 0 ]; then st=ok; else st=FAILED; fi
+record "node --test tests/ts" "$st" $(($(date +%s) - t0))
+
 # --- 4. official conformance suite through the gateway -------------------------------------
 if [ "${ONLY1MCP_SKIP_CONFORMANCE:-0}" = "1" ]; then
     step "conformance through the gateway: skipped (ONLY1MCP_SKIP_CONFORMANCE=1)"

@@ -1,0 +1,76 @@
+-- wrk script: POST one MCP `tools/call` per request on an initialized session.
+--
+-- Environment (set by perf/load.sh):
+--   MCP_SESSION_ID        the Mcp-Session-Id returned by initialize (required)
+--   MCP_PROTOCOL_VERSION  the negotiated version, sent as MCP-Protocol-Version (optional)
+--   MCP_TOOL              tool name: `echo` direct, `demo__echo` through the gateway
+--   MCP_CHECK=1           also read every body and count replies that are not a successful
+--                         JSON-RPC result (costs load-generator CPU; off for measured runs)
+--
+-- At the end it prints one machine-readable line that load.sh parses:
+--   RESULT requests=N duration_us=N rps=X p50_us=N p99_us=N max_us=N err_connect=N
+--          err_read=N err_write=N err_status=N err_timeout=N bad=N checked=N
+-- err_status is wrk's "Non-2xx or 3xx responses" count.
+
+local sid = os.getenv("MCP_SESSION_ID")
+if sid == nil or sid == "" then
+  error("MCP_SESSION_ID is not set")
+end
+local version = os.getenv("MCP_PROTOCOL_VERSION")
+local tool = os.getenv("MCP_TOOL") or "echo"
+local check = os.getenv("MCP_CHECK") == "1"
+
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json, text/event-stream"
+wrk.headers["Mcp-Session-Id"] = sid
+if version ~= nil and version ~= "" then
+  wrk.headers["MCP-Protocol-Version"] = version
+end
+wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"' .. tool
+  .. '","arguments":{"message":"hi"}}}'
+
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  bad = 0
+  checked = 0
+  first_bad = nil
+end
+
+if check then
+  function response(status, headers, body)
+    checked = checked + 1
+    if status ~= 200 or not string.find(body, '"result"', 1, true)
+        or string.find(body, '"isError":true', 1, true)
+        or not string.find(body, '"text":"hi"', 1, true) then
+      bad = bad + 1
+      if first_bad == nil then
+        first_bad = tostring(status) .. " " .. string.sub(body, 1, 300)
+      end
+    end
+  end
+end
+
+function done(summary, latency, requests)
+  local nbad, nchecked, sample = 0, 0, nil
+  for _, t in ipairs(threads) do
+    nbad = nbad + (t:get("bad") or 0)
+    nchecked = nchecked + (t:get("checked") or 0)
+    sample = sample or t:get("first_bad")
+  end
+  local e = summary.errors
+  io.write(string.format(
+    "RESULT requests=%d duration_us=%d rps=%.1f p50_us=%d p99_us=%d max_us=%d "
+      .. "err_connect=%d err_read=%d err_write=%d err_status=%d err_timeout=%d bad=%d checked=%d\n",
+    summary.requests, summary.duration, summary.requests / (summary.duration / 1e6),
+    latency:percentile(50), latency:percentile(99), latency.max,
+    e.connect, e.read, e.write, e.status, e.timeout, nbad, nchecked))
+  if sample ~= nil then
+    io.write("FIRST_BAD " .. sample .. "\n")
+  end
+end
