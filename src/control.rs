@@ -68,7 +68,9 @@ pub fn backend_specs(cfg: &Config) -> anyhow::Result<Vec<BackendSpec>> {
 /// Per backend: its state and the last discovery it reported.
 type Discovered = Vec<(BackendState, Option<Discovery>)>;
 
-fn build_catalog(cfg: &Config, specs: &[BackendSpec], found: &Discovered) -> Catalog {
+/// The merged catalog as 2025-era clients (`modern = false`) or 2026 clients see it: a
+/// dual-era backend contributes the lists of the era the client will be served in.
+fn build_catalog(cfg: &Config, specs: &[BackendSpec], found: &Discovered, modern: bool) -> Catalog {
     let inputs: Vec<BackendInput<'_>> = specs
         .iter()
         .zip(found)
@@ -76,7 +78,10 @@ fn build_catalog(cfg: &Config, specs: &[BackendSpec], found: &Discovered) -> Cat
             id: &s.id,
             prefix: s.prefix,
             state: state.clone(),
-            discovery: d.as_ref(),
+            discovery: d.as_ref().map(|d| match (&d.modern, modern) {
+                (Some(m), true) => &**m,
+                _ => d,
+            }),
         })
         .collect();
     Catalog::build(&inputs, &cfg.proxy.tool_separator)
@@ -141,7 +146,8 @@ pub fn start(cfg: Config, front: Front) -> anyhow::Result<()> {
         version,
         config: cfg.clone(),
         backends: specs.clone(),
-        catalog: build_catalog(&cfg, &specs, &found),
+        catalog: build_catalog(&cfg, &specs, &found, false),
+        catalog_modern: build_catalog(&cfg, &specs, &found, true),
     }));
 
     let (events_tx, events_rx) = unbounded::<ControlEvent>();
@@ -288,7 +294,8 @@ fn apply_discovery(
         Err(why) => found[idx].0 = BackendState::Down(why),
     }
     *version += 1;
-    let catalog = build_catalog(cfg, specs, found);
+    let catalog = build_catalog(cfg, specs, found, false);
+    let catalog_modern = build_catalog(cfg, specs, found, true);
     for r in &catalog.reports {
         for (tool, why) in &r.dropped {
             tracing::warn!(server = %r.id, tool = %tool, "tool dropped from catalog: {why}");
@@ -297,16 +304,27 @@ fn apply_discovery(
     tracing::info!(version = *version, tools = catalog.len(), server = %server, "catalog updated");
     let old = slot.load();
     let changed = |a: &Arc<Vec<u8>>, b: &Arc<Vec<u8>>| a != b;
-    let tools = changed(&old.catalog.tools_json, &catalog.tools_json);
-    let prompts = changed(&old.catalog.prompts_json, &catalog.prompts_json);
-    let resources = changed(&old.catalog.resources_json, &catalog.resources_json)
-        || changed(&old.catalog.templates_json, &catalog.templates_json);
+    let both = [
+        (&old.catalog, &catalog),
+        (&old.catalog_modern, &catalog_modern),
+    ];
+    let tools = both
+        .iter()
+        .any(|(o, n)| changed(&o.tools_json, &n.tools_json));
+    let prompts = both
+        .iter()
+        .any(|(o, n)| changed(&o.prompts_json, &n.prompts_json));
+    let resources = both.iter().any(|(o, n)| {
+        changed(&o.resources_json, &n.resources_json)
+            || changed(&o.templates_json, &n.templates_json)
+    });
     drop(old);
     slot.store(Arc::new(SharedSnapshot {
         version: *version,
         config: cfg.clone(),
         backends: specs.to_vec(),
         catalog,
+        catalog_modern,
     }));
     if tools || prompts || resources {
         for p in senders {

@@ -49,14 +49,25 @@ pub struct SharedSnapshot {
     pub config: Arc<Config>,
     /// Enabled backends, by index.
     pub backends: Vec<BackendSpec>,
-    /// Merged catalog.
+    /// Merged catalog as 2025-era clients see it (dual-era backends: their 2025 lists).
     pub catalog: Catalog,
+    /// Merged catalog as 2026 clients see it (dual-era backends: their 2026 lists).
+    pub catalog_modern: Catalog,
 }
 
 /// The published slot.
 pub type SharedSnapshotSlot = Arc<ArcSwap<SharedSnapshot>>;
 
 impl SharedSnapshot {
+    /// The catalog of the client's era.
+    pub fn catalog_for(&self, modern: bool) -> &Catalog {
+        if modern {
+            &self.catalog_modern
+        } else {
+            &self.catalog
+        }
+    }
+
     /// Backend index by id.
     pub fn backend_index(&self, id: &str) -> Option<usize> {
         self.backends.iter().position(|b| b.id == id)

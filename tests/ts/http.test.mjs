@@ -370,17 +370,10 @@ for (const driver of DRIVERS) {
                     assert.deepEqual(await client.unsubscribeResource({ uri }), {});
                 });
 
-                // Known gateway bug (todo: reported, not counted as a failure). The demo server
-                // is dual-era; the gateway builds the backend's catalog from its 2026-07-28
-                // (stateless) listing and serves that to 2025-era clients too, whose calls go to
-                // the backend's 2025 session. So a 2025 client sees 2026-only tools (calling one
-                // gives the backend's "Unknown tool") and never sees test_dynamic_tool, which the
-                // backend's 2025 session adds 2 s after initialize (calling it gives the
-                // gateway's "unknown tool").
-                test('a 2025 client gets the backend\'s 2025 catalog: test_dynamic_tool, no 2026-only tools', {
-                    ...T,
-                    todo: 'gateway bug: dual-era backend\'s 2026 catalog served to 2025-era clients',
-                }, async () => {
+                // The demo server is dual-era: a 2025 client must see what the backend's 2025
+                // session offers (test_dynamic_tool, added 2 s after initialize) and nothing
+                // only its stateless side has.
+                test('a 2025 client gets the backend\'s 2025 catalog: test_dynamic_tool, no 2026-only tools', T, async () => {
                     const { client } = await open();
                     const mine = async () => (await listAll(client, 'listTools', 'tools'))
                         .map((t) => t.name).filter((n) => n.startsWith(`${id}__`));

@@ -94,6 +94,9 @@ pub struct Discovery {
     pub resources: Vec<RawItem>,
     /// `resources/templates/list`, all pages.
     pub templates: Vec<RawItem>,
+    /// A dual-era backend's 2026 lists, when they differ in kind from its 2025 session's
+    /// (2026 clients see these; the fields above are what 2025 clients see).
+    pub modern: Option<Box<Discovery>>,
 }
 
 /// Where a catalog name routes to.

@@ -344,6 +344,7 @@ pub(crate) fn list_page(
     body: &[u8],
     env: &Envelope<'_>,
     kind: crate::catalog::ListKind,
+    modern: bool,
     out: &mut Vec<u8>,
 ) -> Result<(), McpError> {
     let offset = match env.cursor.clone() {
@@ -355,7 +356,7 @@ pub(crate) fn list_page(
     };
     let snap = shard.snapshot.load();
     let (items, next) = snap
-        .catalog
+        .catalog_for(modern)
         .page(kind, offset, snap.config.proxy.list_page_size)
         .ok_or_else(|| McpError::InvalidParams("invalid cursor".into()))?;
     out.push(b'"');
@@ -379,7 +380,7 @@ fn list(
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     out.extend_from_slice(id);
     out.extend_from_slice(b",\"result\":{");
-    list_page(shard, body, env, kind, &mut out)?;
+    list_page(shard, body, env, kind, false, &mut out)?;
     out.extend_from_slice(b"}}");
     Ok(out)
 }
@@ -405,9 +406,10 @@ pub(crate) async fn by_name(
     };
     let (backend, original_json) = {
         let snap = shard.snapshot.load();
+        let catalog = snap.catalog_for(era.modern);
         let route = match kind {
-            Named::Tool => snap.catalog.route(name),
-            Named::Prompt => snap.catalog.route_prompt(name),
+            Named::Tool => catalog.route(name),
+            Named::Prompt => catalog.route_prompt(name),
         };
         let Some(route) = route else {
             // A namespaced name of a backend that is not up: say so, not "unknown".
@@ -462,7 +464,7 @@ pub(crate) async fn resources_read(
     let (backend, original_json) = {
         let snap = shard.snapshot.load();
         let route = snap
-            .catalog
+            .catalog_for(era.modern)
             .route_uri(uri)
             .ok_or_else(|| McpError::ResourceNotFound(uri.to_string()))?;
         let mut j = Vec::new();

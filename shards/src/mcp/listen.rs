@@ -38,7 +38,7 @@ pub fn listen(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>) -> Reply 
             .and_then(|v| v.as_bool())
             .unwrap_or(false)
     };
-    let caps = shard.snapshot.load().catalog.caps.clone();
+    let caps = shard.snapshot.load().catalog_modern.caps.clone();
     let (tx, rx) = mpsc::unbounded();
     let l = LocalListener {
         id: env.id_bytes(body).to_vec(),

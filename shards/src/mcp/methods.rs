@@ -44,12 +44,12 @@ pub async fn complete(
         .ok_or_else(|| McpError::InvalidParams("params.ref.type is required".into()))?;
     let (range, backend, original) = {
         let snap = shard.snapshot.load();
+        let catalog = snap.catalog_for(era.modern);
         match kind.as_str() {
             "ref/prompt" => {
                 let (range, name) = field_range(body, &["params", "ref", "name"])
                     .ok_or_else(|| McpError::InvalidParams("params.ref.name is required".into()))?;
-                let route = snap
-                    .catalog
+                let route = catalog
                     .route_prompt(&name)
                     .ok_or_else(|| McpError::InvalidParams(format!("unknown prompt: {name}")))?;
                 (range, route.backend, route.original.clone())
@@ -57,12 +57,11 @@ pub async fn complete(
             "ref/resource" => {
                 let (range, uri) = field_range(body, &["params", "ref", "uri"])
                     .ok_or_else(|| McpError::InvalidParams("params.ref.uri is required".into()))?;
-                let route = snap
-                    .catalog
+                let route = catalog
                     .route_uri(&uri)
                     .or_else(|| {
                         // A template URI itself (with `{var}`) of an unprefixed backend.
-                        snap.catalog
+                        catalog
                             .bare_templates
                             .iter()
                             .find(|(_, t)| *t == uri)

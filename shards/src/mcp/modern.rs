@@ -251,7 +251,7 @@ fn client_caps(body: &[u8], env: &Envelope<'_>) -> crate::mcp::session::ClientCa
 
 /// The `server/discover` result.
 fn discover(shard: &Rc<LocalShard>) -> Vec<u8> {
-    let caps = shard.snapshot.load().catalog.caps.clone();
+    let caps = shard.snapshot.load().catalog_modern.caps.clone();
     let mut out = br#"{"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{"tools":{"listChanged":true}"#.to_vec();
     if caps.prompts {
         out.extend_from_slice(br#","prompts":{"listChanged":true}"#);
@@ -278,7 +278,7 @@ fn list(
 ) -> Result<Answer, McpError> {
     let mut result = Vec::with_capacity(4096);
     result.extend_from_slice(br#"{"resultType":"complete","#);
-    crate::mcp::dispatch::list_page(shard, body, env, kind, &mut result)?;
+    crate::mcp::dispatch::list_page(shard, body, env, kind, true, &mut result)?;
     result
         .extend_from_slice(format!(r#","ttlMs":{LIST_TTL_MS},"cacheScope":"public"}}"#).as_bytes());
     Ok(Answer::Json(crate::mcp::dispatch::ok_result(id, &result)))

@@ -86,6 +86,23 @@ pub async fn line(shard: &Rc<LocalShard>, line: Vec<u8>) {
         Ok(crate::mcp::jsonrpc::Kind::Request) | Err(_)
     );
     let shard = shard.clone();
+    if in_order {
+        // The one client of a stdio gateway initializes at once, usually before the
+        // backends are discovered; capabilities are fixed at initialize, so wait (bounded)
+        // for discovery to settle rather than advertise less than the gateway will serve.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::time::Instant::now() < deadline
+            && shard
+                .snapshot
+                .load()
+                .catalog
+                .reports
+                .iter()
+                .any(|r| r.state == crate::catalog::BackendState::Starting)
+        {
+            monoio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
     let task = async move {
         let req = McpHttpRequest {
             method: Method::Post,

@@ -179,6 +179,15 @@ impl LocalBackend {
 }
 
 impl LocalBackend {
+    /// Which eras the backend speaks right now: (2025 session, 2026 stateless).
+    pub fn eras(&self) -> (bool, bool) {
+        match self {
+            LocalBackend::Http(h) => h.eras(),
+            LocalBackend::Stdio(s) => s.eras(),
+            LocalBackend::RemoteStdio { .. } => (true, false),
+        }
+    }
+
     /// Sends a message that answers a server-to-client request back to the backend (and the
     /// replica and upstream session) it came from.
     pub fn respond(&self, replica: usize, msg: Vec<u8>) {
@@ -246,6 +255,7 @@ pub async fn list_all(
     array_key: &str,
     key_field: &str,
     timeout: Duration,
+    modern: bool,
 ) -> Result<Vec<RawItem>, McpError> {
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
@@ -262,7 +272,7 @@ pub async fn list_all(
         };
         let (body, id) = request_body(method, &params);
         let opts = CallOpts {
-            modern: true,
+            modern,
             ..CallOpts::timeout(timeout)
         };
         let reply = backend.call(body, id, opts).await?;
@@ -294,40 +304,51 @@ pub async fn list_all(
 }
 
 /// Lists everything a backend declared: tools, prompts, resources and templates, every page.
+/// A dual-era backend is listed in both eras (what its 2025 session offers can differ from
+/// what its stateless side offers), so each kind of client sees what it can call.
 pub async fn discover(
     server: &str,
     backend: &LocalBackend,
     caps: BackendCaps,
     timeout: Duration,
 ) -> Result<Discovery, McpError> {
+    let (legacy, modern) = backend.eras();
+    let mut d = discover_era(server, backend, caps.clone(), timeout, modern && !legacy).await?;
+    if legacy && modern {
+        d.modern = Some(Box::new(
+            discover_era(server, backend, caps, timeout, true).await?,
+        ));
+    }
+    Ok(d)
+}
+
+async fn discover_era(
+    server: &str,
+    backend: &LocalBackend,
+    caps: BackendCaps,
+    timeout: Duration,
+    modern: bool,
+) -> Result<Discovery, McpError> {
     let mut d = Discovery {
         caps,
         ..Default::default()
     };
+    let list = |method: &'static str, key: &'static str, field: &'static str| {
+        list_all(server, backend, method, key, field, timeout, modern)
+    };
     if d.caps.tools {
-        d.tools = list_all(server, backend, "tools/list", "tools", "name", timeout).await?;
+        d.tools = list("tools/list", "tools", "name").await?;
     }
     if d.caps.prompts {
-        d.prompts = list_all(server, backend, "prompts/list", "prompts", "name", timeout).await?;
+        d.prompts = list("prompts/list", "prompts", "name").await?;
     }
     if d.caps.resources {
-        d.resources = list_all(
-            server,
-            backend,
-            "resources/list",
-            "resources",
-            "uri",
-            timeout,
-        )
-        .await?;
+        d.resources = list("resources/list", "resources", "uri").await?;
         // Templates are optional even for servers with resources.
-        d.templates = list_all(
-            server,
-            backend,
+        d.templates = list(
             "resources/templates/list",
             "resourceTemplates",
             "uriTemplate",
-            timeout,
         )
         .await
         .unwrap_or_default();

@@ -449,6 +449,14 @@ impl LocalHttpBackend {
         Err(self.unavailable("its SSE stream keeps closing"))
     }
 
+    /// (2025 session, 2026 stateless) of replica 0's upstream session, once it exists.
+    pub fn eras(&self) -> (bool, bool) {
+        match &*self.replicas[0].session.borrow() {
+            SessionState::Ready(s) => (s.legacy, s.modern_ok),
+            _ => (true, false),
+        }
+    }
+
     /// Backend id.
     pub fn id(&self) -> &str {
         &self.spec.id

@@ -89,6 +89,11 @@ impl LocalStdioSlot {
         &self.spec.id
     }
 
+    /// (2025 session, 2026 stateless) of the running child.
+    pub fn eras(&self) -> (bool, bool) {
+        (self.legacy.get(), self.modern.get())
+    }
+
     /// Sends a request and awaits its response. Related messages go to `opts.events`; on
     /// timeout or client cancellation the child gets `notifications/cancelled` for our id.
     pub async fn call(
