@@ -88,6 +88,11 @@ impl Catalog {
                 dropped: Vec::new(),
             };
             if b.discovery.is_some() {
+                cat.min_ttl_ms = match (cat.min_ttl_ms, d.ttl_ms) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                cat.private |= d.private;
                 caps.prompts |= d.caps.prompts;
                 caps.resources |= d.caps.resources;
                 caps.subscribe |= d.caps.subscribe;
@@ -304,6 +309,31 @@ mod tests {
         assert!(c.reports[1].dropped[0]
             .1
             .contains("already taken by server `a`"));
+    }
+
+    #[test]
+    fn cache_hints_merge_to_the_minimum_ttl_and_private_wins() {
+        let a = Discovery {
+            ttl_ms: Some(60_000),
+            ..Default::default()
+        };
+        let b = Discovery {
+            ttl_ms: Some(5_000),
+            private: true,
+            ..Default::default()
+        };
+        let c = Discovery::default();
+        let input = |id, d| BackendInput {
+            id,
+            prefix: true,
+            state: BackendState::Ready,
+            discovery: Some(d),
+        };
+        let cat = Catalog::build(&[input("a", &a), input("b", &b), input("c", &c)], "__");
+        assert_eq!(cat.min_ttl_ms, Some(5_000));
+        assert!(cat.private);
+        let cat = Catalog::build(&[input("a", &a), input("c", &c)], "__");
+        assert_eq!((cat.min_ttl_ms, cat.private), (Some(60_000), false));
     }
 
     #[test]

@@ -97,6 +97,21 @@ pub struct Discovery {
     /// A dual-era backend's 2026 lists, when they differ in kind from its 2025 session's
     /// (2026 clients see these; the fields above are what 2025 clients see).
     pub modern: Option<Box<Discovery>>,
+    /// The smallest `ttlMs` a 2026 backend put on its lists, if any.
+    pub ttl_ms: Option<u64>,
+    /// A 2026 backend said `cacheScope: "private"` on one of its lists.
+    pub private: bool,
+}
+
+/// Cache hints read from one 2026 list result: (`ttlMs`, `cacheScope` is private).
+pub fn cache_hints(result: &[u8]) -> (Option<u64>, bool) {
+    let ttl = sonic_rs::get(result, ["ttlMs"])
+        .ok()
+        .and_then(|v| v.as_u64());
+    let private = sonic_rs::get(result, ["cacheScope"])
+        .ok()
+        .is_some_and(|v| v.as_str() == Some("private"));
+    (ttl, private)
 }
 
 /// Where a catalog name routes to.
@@ -186,6 +201,11 @@ pub struct Catalog {
     pub templates_items: Arc<Vec<(u32, u32)>>,
     /// Capabilities to advertise.
     pub caps: MergedCaps,
+    /// Merged cache hints for 2026 clients: the minimum `ttlMs` any backend asked for, and
+    /// `private` if any backend's list was private.
+    pub min_ttl_ms: Option<u64>,
+    /// See `min_ttl_ms`.
+    pub private: bool,
     /// One report per backend, by index.
     pub reports: Vec<BackendReport>,
 }

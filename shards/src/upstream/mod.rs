@@ -256,7 +256,8 @@ pub async fn list_all(
     key_field: &str,
     timeout: Duration,
     modern: bool,
-) -> Result<Vec<RawItem>, McpError> {
+) -> Result<(Vec<RawItem>, (Option<u64>, bool)), McpError> {
+    let mut hints = (None::<u64>, false);
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
     let mut seen = hashbrown::HashSet::new();
@@ -277,6 +278,12 @@ pub async fn list_all(
         };
         let reply = backend.call(body, id, opts).await?;
         let result = reply.result(server)?;
+        let (ttl, private) = crate::catalog::cache_hints(result);
+        hints.0 = match (hints.0, ttl) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        hints.1 |= private;
         let (page, next) = parse_page(result, array_key, key_field).map_err(|reason| {
             McpError::BackendProtocol {
                 server: server.to_string(),
@@ -294,7 +301,7 @@ pub async fn list_all(
                 }
                 cursor = Some(c);
             }
-            _ => return Ok(items),
+            _ => return Ok((items, hints)),
         }
     }
     Err(McpError::BackendProtocol {
@@ -336,23 +343,35 @@ async fn discover_era(
     let list = |method: &'static str, key: &'static str, field: &'static str| {
         list_all(server, backend, method, key, field, timeout, modern)
     };
+    let mut hints = Vec::new();
     if d.caps.tools {
-        d.tools = list("tools/list", "tools", "name").await?;
+        let (items, h) = list("tools/list", "tools", "name").await?;
+        d.tools = items;
+        hints.push(h);
     }
     if d.caps.prompts {
-        d.prompts = list("prompts/list", "prompts", "name").await?;
+        let (items, h) = list("prompts/list", "prompts", "name").await?;
+        d.prompts = items;
+        hints.push(h);
     }
     if d.caps.resources {
-        d.resources = list("resources/list", "resources", "uri").await?;
+        let (items, h) = list("resources/list", "resources", "uri").await?;
+        d.resources = items;
+        hints.push(h);
         // Templates are optional even for servers with resources.
-        d.templates = list(
+        if let Ok((items, h)) = list(
             "resources/templates/list",
             "resourceTemplates",
             "uriTemplate",
         )
         .await
-        .unwrap_or_default();
+        {
+            d.templates = items;
+            hints.push(h);
+        }
     }
+    d.ttl_ms = hints.iter().filter_map(|h| h.0).min();
+    d.private = hints.iter().any(|h| h.1);
     Ok(d)
 }
 
