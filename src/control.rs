@@ -60,6 +60,10 @@ pub fn backend_specs(cfg: &Config) -> anyhow::Result<Vec<BackendSpec>> {
             cwd: s.cwd.clone(),
             prefix: s.prefix,
             per_client: s.session == only1mcp_shards::config::SessionMode::PerClient,
+            balance: s.balance,
+            weights: s.weights.clone(),
+            breaker_failures: s.breaker_failures,
+            breaker_cooldown: Duration::from_millis(s.breaker_cooldown_ms),
         });
     }
     Ok(out)

@@ -16,6 +16,7 @@
 //! - [`ring`]: the consistent-hash ring that pins sessions and stdio children to shards.
 #![warn(missing_docs)]
 
+pub mod balance;
 pub mod catalog;
 pub mod config;
 pub mod error;

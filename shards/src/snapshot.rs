@@ -38,6 +38,14 @@ pub struct BackendSpec {
     pub prefix: bool,
     /// One upstream session per client session.
     pub per_client: bool,
+    /// Replica balancing.
+    pub balance: crate::balance::Strategy,
+    /// Replica weights (one per URL).
+    pub weights: Vec<u32>,
+    /// Consecutive failures that open a replica's breaker.
+    pub breaker_failures: u32,
+    /// Open-breaker cool-down.
+    pub breaker_cooldown: Duration,
 }
 
 /// One immutable view of the gateway's world.

@@ -180,6 +180,26 @@ pub struct BackendConfig {
     /// stateful servers and servers that call back into the client).
     #[serde(default)]
     pub session: SessionMode,
+    /// How calls spread over the replicas (`urls`).
+    #[serde(default)]
+    pub balance: crate::balance::Strategy,
+    /// Per-replica weights for `weighted_random` (one per URL, `url` first; default all 1).
+    #[serde(default)]
+    pub weights: Vec<u32>,
+    /// Consecutive failures that open a replica's circuit breaker.
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    /// How long an open breaker refuses calls before letting a trial through.
+    #[serde(default = "default_breaker_cooldown_ms")]
+    pub breaker_cooldown_ms: u64,
+}
+
+fn default_breaker_failures() -> u32 {
+    5
+}
+
+fn default_breaker_cooldown_ms() -> u64 {
+    10_000
 }
 
 fn default_true() -> bool {

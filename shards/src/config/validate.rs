@@ -350,6 +350,14 @@ impl Checker<'_, '_> {
             let msg = "an http server needs `url` (or `urls` with at least one URL)".into();
             self.push(&field(i, name), None, msg);
         }
+        if !s.weights.is_empty() && s.weights.len() != urls.len() {
+            let msg = format!(
+                "`weights` has {} entries but the server has {} replica URLs",
+                s.weights.len(),
+                urls.len()
+            );
+            self.push(&field(i, "weights"), None, msg);
+        }
         let gateway = &config.server;
         for (path, url) in urls {
             match parse_http_url(url.get_ref()) {

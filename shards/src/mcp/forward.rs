@@ -446,6 +446,11 @@ pub async fn forward(
         cancel: Some(cancel_rx),
         wait_first_start: true,
         modern: era.modern,
+        affinity: crate::balance::affinity(if sid.is_empty() {
+            &client_id
+        } else {
+            sid.as_bytes()
+        }),
     };
     let finish = Finisher {
         shard: shard.clone(),

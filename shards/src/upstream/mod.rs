@@ -62,6 +62,8 @@ pub struct CallOpts {
     /// Send in the 2026-07-28 era when the backend speaks it (a 2026 client's request, or
     /// the gateway's own discovery); otherwise a dual-era backend gets its 2025 session.
     pub modern: bool,
+    /// Affinity key for `consistent_hash` balancing (a hash of the client's session id).
+    pub affinity: u64,
 }
 
 impl CallOpts {

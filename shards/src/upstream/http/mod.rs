@@ -73,11 +73,22 @@ fn finish_init(replica: &LocalReplica, next: SessionState) {
     }
 }
 
+/// Marks a call in flight on a replica for `least_connections`, ended even if the call's
+/// future is dropped.
+struct InFlight<'a>(&'a crate::balance::LocalBalancer, usize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.ended(self.1);
+    }
+}
+
 /// One HTTP backend on one shard.
 pub struct LocalHttpBackend {
     spec: BackendSpec,
     replicas: Vec<LocalReplica>,
-    rr: Cell<usize>,
+    balancer: crate::balance::LocalBalancer,
+    breakers: Vec<crate::balance::breaker::LocalBreaker>,
     next_id: Cell<u64>,
     connect_timeout: Duration,
     listening: Cell<bool>,
@@ -111,10 +122,32 @@ impl LocalHttpBackend {
                 session: RefCell::new(SessionState::None),
             })
             .collect();
+        let n = spec.urls.len();
+        let weights = if spec.weights.len() == n {
+            spec.weights.clone()
+        } else {
+            vec![1; n]
+        };
+        let balancer = crate::balance::LocalBalancer::new(
+            spec.balance,
+            weights,
+            // A random seed per instance, so shards do not choose in lockstep.
+            std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), &spec.id),
+        );
+        let breakers = (0..n)
+            .map(|_| {
+                crate::balance::breaker::LocalBreaker::new(
+                    spec.breaker_failures,
+                    spec.breaker_cooldown,
+                    1,
+                )
+            })
+            .collect();
         Self {
             spec,
             replicas,
-            rr: Cell::new(0),
+            balancer,
+            breakers,
             next_id: Cell::new(1),
             connect_timeout,
             listening: Cell::new(false),
@@ -145,10 +178,36 @@ impl LocalHttpBackend {
         id: Range<usize>,
         opts: CallOpts,
     ) -> Result<BackendReply, McpError> {
-        let n = self.replicas.len();
-        let r = self.rr.get();
-        self.rr.set(r.wrapping_add(1));
-        let replica_idx = r % n;
+        let now = std::time::Instant::now();
+        let Some(replica_idx) = self
+            .balancer
+            .pick(opts.affinity, |i| self.breakers[i].usable(now))
+        else {
+            return Err(self.unavailable("the circuit breaker of every replica is open"));
+        };
+        self.breakers[replica_idx].allow(now);
+        let _inflight = InFlight(&self.balancer, replica_idx);
+        self.balancer.started(replica_idx);
+        let result = self.call_replica(replica_idx, body, id, opts).await;
+        match &result {
+            Ok(_) => self.breakers[replica_idx].success(),
+            Err(McpError::BackendUnavailable { .. })
+            | Err(McpError::BackendTimeout { .. })
+            | Err(McpError::BackendProtocol { .. }) => {
+                self.breakers[replica_idx].failure(std::time::Instant::now())
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn call_replica(
+        &self,
+        replica_idx: usize,
+        body: &[u8],
+        id: Range<usize>,
+        opts: CallOpts,
+    ) -> Result<BackendReply, McpError> {
         let replica = &self.replicas[replica_idx];
         if let Some(sse) = self.sse_session(replica, opts.timeout).await? {
             return sse.call(body, id, opts).await;
