@@ -60,6 +60,7 @@ pub fn backend_specs(cfg: &Config) -> anyhow::Result<Vec<BackendSpec>> {
             cwd: s.cwd.clone(),
             prefix: s.prefix,
             per_client: s.session == only1mcp_shards::config::SessionMode::PerClient,
+            max_inflight: s.max_inflight,
             balance: s.balance,
             weights: s.weights.clone(),
             breaker_failures: s.breaker_failures,

@@ -154,6 +154,12 @@ pub struct LocalShard {
     pub draining: Rc<Cell<bool>>,
     /// Requests being served right now.
     pub inflight: Cell<usize>,
+    /// Open client connections.
+    pub connections: Cell<usize>,
+    /// Backend calls in flight, by backend id (for `max_inflight`).
+    pub backend_inflight: RefCell<HashMap<String, usize, RandomState>>,
+    /// `server.max_connections_per_shard`.
+    pub max_connections: usize,
     /// Forwarded calls that a client may cancel: (session, client id) → cancel signal.
     pub inflight_calls: RefCell<HashMap<Vec<u8>, oneshot::Sender<()>, RandomState>>,
     /// Counter for gateway-side progress tokens and server-to-client request ids.
@@ -234,6 +240,9 @@ async fn shard_main(init: ShardInit) {
         },
         draining: Rc::new(Cell::new(false)),
         inflight: Cell::new(0),
+        connections: Cell::new(0),
+        backend_inflight: RefCell::new(HashMap::default()),
+        max_connections: cfg.server.max_connections_per_shard,
         inflight_calls: RefCell::new(HashMap::default()),
         next_token: Cell::new(1),
         s2c_pending: RefCell::new(HashMap::default()),
@@ -460,6 +469,11 @@ async fn accept_loop(shard: Rc<LocalShard>, listener: monoio::net::TcpListener) 
         match listener.accept().await {
             Ok((stream, _peer)) => {
                 let _ = stream.set_nodelay(true);
+                if shard.connections.get() >= shard.max_connections {
+                    // Over the limit: answer 503 at once and close, never queue.
+                    monoio::spawn(crate::http::server::refuse_conn(stream));
+                    continue;
+                }
                 monoio::spawn(crate::http::server::serve_conn(shard.clone(), stream));
             }
             Err(e) => {

@@ -38,6 +38,8 @@ pub struct BackendSpec {
     pub prefix: bool,
     /// One upstream session per client session.
     pub per_client: bool,
+    /// Calls in flight per shard before new ones fail at once.
+    pub max_inflight: usize,
     /// Replica balancing.
     pub balance: crate::balance::Strategy,
     /// Replica weights (one per URL).

@@ -64,6 +64,8 @@ pub struct ServerSection {
     pub shutdown_grace_ms: u64,
     /// A 2025-era session with no request for this long ends (and its per-client upstreams).
     pub session_idle_timeout_ms: u64,
+    /// Open client connections a shard accepts; beyond, new ones get 503 and `Retry-After`.
+    pub max_connections_per_shard: usize,
     /// Extra allowed `Origin` values (exact match, e.g. `https://app.example.com`).
     pub allowed_origins: Vec<String>,
     /// Extra allowed `Host` values (host or host:port) for loopback listeners.
@@ -84,6 +86,7 @@ impl Default for ServerSection {
             read_timeout_ms: 10_000,
             shutdown_grace_ms: 5_000,
             session_idle_timeout_ms: 3_600_000,
+            max_connections_per_shard: 10_000,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
         }
@@ -186,12 +189,19 @@ pub struct BackendConfig {
     /// Per-replica weights for `weighted_random` (one per URL, `url` first; default all 1).
     #[serde(default)]
     pub weights: Vec<u32>,
+    /// Calls in flight to this backend per shard; beyond, calls fail at once (busy).
+    #[serde(default = "default_max_inflight")]
+    pub max_inflight: usize,
     /// Consecutive failures that open a replica's circuit breaker.
     #[serde(default = "default_breaker_failures")]
     pub breaker_failures: u32,
     /// How long an open breaker refuses calls before letting a trial through.
     #[serde(default = "default_breaker_cooldown_ms")]
     pub breaker_cooldown_ms: u64,
+}
+
+fn default_max_inflight() -> usize {
+    1024
 }
 
 fn default_breaker_failures() -> u32 {

@@ -35,6 +35,8 @@ pub struct Reply {
     pub session_id: Option<String>,
     /// `Allow` header (405).
     pub allow: Option<&'static str>,
+    /// `Retry-After` seconds (503).
+    pub retry_after: Option<u32>,
     /// Body bytes.
     pub body: Vec<u8>,
     /// When set, the body is an SSE stream of these JSON-RPC messages instead.
@@ -121,6 +123,11 @@ pub fn encode(reply: &Reply, keep_alive: bool, out: &mut Vec<u8>) {
     if let Some(sid) = &reply.session_id {
         out.extend_from_slice(b"mcp-session-id: ");
         out.extend_from_slice(sid.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(secs) = reply.retry_after {
+        out.extend_from_slice(b"retry-after: ");
+        push_num(out, secs as u64);
         out.extend_from_slice(b"\r\n");
     }
     if let Some(allow) = reply.allow {

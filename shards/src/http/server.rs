@@ -18,9 +18,25 @@ use crate::shard::LocalShard;
 
 /// Serves one client connection until it closes.
 pub async fn serve_conn(shard: Rc<LocalShard>, mut stream: TcpStream) {
+    shard.connections.set(shard.connections.get() + 1);
     serve_requests(&shard, &mut stream).await;
+    shard.connections.set(shard.connections.get() - 1);
     // Send FIN now rather than whenever the runtime gets to closing a dropped socket: a
     // client reading to EOF must not wait on the shard's next event.
+    let _ = monoio::io::AsyncWriteRent::shutdown(&mut stream).await;
+}
+
+/// Answers a connection over the shard's limit with 503 and `Retry-After`, then closes it.
+pub async fn refuse_conn(mut stream: TcpStream) {
+    let mut reply = Reply::json(
+        503,
+        crate::error::McpError::Gateway("too many connections on this shard; retry shortly".into())
+            .to_response(b""),
+    );
+    reply.retry_after = Some(1);
+    let mut out = Vec::new();
+    encode(&reply, false, &mut out);
+    let _ = write_all(&mut stream, out).await;
     let _ = monoio::io::AsyncWriteRent::shutdown(&mut stream).await;
 }
 

@@ -86,6 +86,46 @@ fn stamp_object(
     true
 }
 
+/// Counts a call against its backend's `max_inflight` on this shard for as long as the
+/// backend call lives (it may outlive the client's request when streamed or parked).
+struct BusyGuard {
+    shard: Rc<LocalShard>,
+    backend: String,
+}
+
+impl BusyGuard {
+    fn enter(shard: &Rc<LocalShard>, backend: &str, max: usize) -> Result<BusyGuard, McpError> {
+        let mut map = shard.backend_inflight.borrow_mut();
+        let n = map.entry(backend.to_string()).or_insert(0);
+        if *n >= max {
+            return Err(McpError::BackendUnavailable {
+                server: backend.to_string(),
+                reason: format!(
+                    "busy: {n} calls in flight on this shard (max_inflight); retry shortly"
+                ),
+            });
+        }
+        *n += 1;
+        Ok(BusyGuard {
+            shard: shard.clone(),
+            backend: backend.to_string(),
+        })
+    }
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        if let Some(n) = self
+            .shard
+            .backend_inflight
+            .borrow_mut()
+            .get_mut(&self.backend)
+        {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
 /// Where a client's answer to a relayed server-to-client request goes.
 pub struct S2cRoute {
     handle: Rc<LocalBackend>,
@@ -392,7 +432,7 @@ pub async fn forward(
         .id
         .clone()
         .ok_or_else(|| McpError::InvalidRequest("missing id".into()))?;
-    let (backend_id, timeout, prefixed, per_client) = {
+    let (backend_id, timeout, prefixed, per_client, max_inflight) = {
         let snap = shard.snapshot.load();
         let spec = &snap.backends[backend];
         let per_client = (spec.per_client && !sid.is_empty()).then(|| spec.clone());
@@ -401,6 +441,7 @@ pub async fn forward(
             spec.timeout,
             snap.catalog.uri_prefix_of(backend),
             per_client,
+            spec.max_inflight,
         )
     };
     let handle = match per_client {
@@ -411,6 +452,7 @@ pub async fn forward(
         server: backend_id.clone(),
         reason: "not started on this shard".into(),
     })?;
+    let guard = BusyGuard::enter(shard, &backend_id, max_inflight)?;
     let token = env.progress_token.clone().map(|r| {
         let n = shard.next_token.get();
         shard.next_token.set(n + 1);
@@ -463,7 +505,10 @@ pub async fn forward(
         backend_id,
         prefixed,
     };
-    let mut call: CallFut = Box::pin(async move { handle.call(wire, ph, opts).await });
+    let mut call: CallFut = Box::pin(async move {
+        let _guard = guard;
+        handle.call(wire, ph, opts).await
+    });
     let first = monoio::select! {
         r = &mut call => Ok(r),
         ev = next(&mut ev_rx) => match ev {
