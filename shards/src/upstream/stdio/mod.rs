@@ -217,6 +217,13 @@ impl LocalStdioSlot {
     }
 }
 
+/// Exits within [`CRASH_WINDOW`] that make a crash loop.
+const CRASH_LOOP_EXITS: usize = 5;
+/// The crash-loop window.
+const CRASH_WINDOW: Duration = Duration::from_secs(60);
+/// How long a crash-looping server is parked before it is tried again.
+const CRASH_PARK: Duration = Duration::from_secs(300);
+
 /// What the supervisor reports after each (re)start: the tools, or why it is down.
 pub type Report = Rc<dyn Fn(Result<crate::catalog::Discovery, String>)>;
 
@@ -230,6 +237,7 @@ pub async fn supervise(
     stopped: oneshot::Sender<()>,
 ) {
     let mut backoff = Duration::from_millis(250);
+    let mut exits: std::collections::VecDeque<Instant> = std::collections::VecDeque::new();
     while !slot.stopping.get() {
         let started = Instant::now();
         match spawn_child(&slot.spec) {
@@ -327,7 +335,31 @@ pub async fn supervise(
         if started.elapsed() > Duration::from_secs(60) {
             backoff = Duration::from_millis(250);
         }
-        let until = Instant::now() + backoff;
+        // Crash-loop detection: too many exits in the window parks the server (and says so)
+        // instead of spawning it over and over.
+        let now = Instant::now();
+        exits.push_back(now);
+        while exits
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW)
+        {
+            exits.pop_front();
+        }
+        let mut wait = backoff;
+        if exits.len() >= CRASH_LOOP_EXITS {
+            let reason = format!(
+                "crash loop: {} exits within {}s; parked for {}s",
+                exits.len(),
+                CRASH_WINDOW.as_secs(),
+                CRASH_PARK.as_secs()
+            );
+            tracing::error!(server = %slot.spec.id, "{reason}");
+            *slot.down_reason.borrow_mut() = reason.clone();
+            report(Err(reason));
+            exits.clear();
+            wait = CRASH_PARK;
+        }
+        let until = Instant::now() + wait;
         while Instant::now() < until && !slot.stopping.get() {
             monoio::time::sleep(Duration::from_millis(50)).await;
         }
