@@ -61,6 +61,12 @@ pub fn backend_specs(cfg: &Config) -> anyhow::Result<Vec<BackendSpec>> {
             prefix: s.prefix,
             per_client: s.session == only1mcp_shards::config::SessionMode::PerClient,
             max_inflight: s.max_inflight,
+            tool_timeouts: s
+                .tool_timeouts
+                .iter()
+                .map(|(k, v)| (k.clone(), Duration::from_millis(*v)))
+                .collect(),
+            max_timeout: Duration::from_millis(s.max_timeout_ms.unwrap_or(600_000)),
             balance: s.balance,
             weights: s.weights.clone(),
             breaker_failures: s.breaker_failures,

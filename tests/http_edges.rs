@@ -447,3 +447,27 @@ fn clients_get_the_gateways_own_cursors() {
         }
     }
 }
+
+#[test]
+fn per_tool_timeouts_override_the_servers() {
+    for driver in DRIVERS {
+        let cfg = format!(
+            "{}{}",
+            demo_stdio("quick", "timeout_ms = 300"),
+            demo_stdio(
+                "patient",
+                "timeout_ms = 300\ntool_timeouts = { sleep = 5000 }"
+            )
+        );
+        let gw = Gateway::start(&cfg, driver, 1, &["quick", "patient"]);
+        let sid = gw.initialize();
+        let r = gw.call(&sid, "quick__sleep", r#"{"ms":800}"#);
+        assert_eq!(r["error"]["code"].as_i64(), Some(-32001), "{driver}: {r:?}");
+        let r = gw.call(&sid, "patient__sleep", r#"{"ms":800}"#);
+        assert_eq!(
+            r["result"]["content"][0]["text"].as_str(),
+            Some("slept 800ms"),
+            "{driver}: {r:?}"
+        );
+    }
+}

@@ -40,6 +40,10 @@ pub struct BackendSpec {
     pub per_client: bool,
     /// Calls in flight per shard before new ones fail at once.
     pub max_inflight: usize,
+    /// Per-tool timeouts (backend's tool names).
+    pub tool_timeouts: Vec<(String, Duration)>,
+    /// Hard cap of a progress-extended call.
+    pub max_timeout: Duration,
     /// Replica balancing.
     pub balance: crate::balance::Strategy,
     /// Replica weights (one per URL).

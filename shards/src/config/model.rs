@@ -189,6 +189,13 @@ pub struct BackendConfig {
     /// Per-replica weights for `weighted_random` (one per URL, `url` first; default all 1).
     #[serde(default)]
     pub weights: Vec<u32>,
+    /// Per-tool timeouts in ms (by the backend's own tool name); others use `timeout_ms`.
+    #[serde(default)]
+    pub tool_timeouts: BTreeMap<String, u64>,
+    /// Hard cap in ms for a call whose deadline progress notifications keep extending
+    /// (default: 10 minutes, or the timeout if larger).
+    #[serde(default)]
+    pub max_timeout_ms: Option<u64>,
     /// Calls in flight to this backend per shard; beyond, calls fail at once (busy).
     #[serde(default = "default_max_inflight")]
     pub max_inflight: usize,

@@ -439,6 +439,10 @@ pub(crate) async fn by_name(
         };
         (route.backend, route.original_json.clone())
     };
+    let mut era = era;
+    if matches!(kind, Named::Tool) {
+        era.tool = sonic_rs::from_slice::<String>(&original_json).ok();
+    }
     forward(
         shard,
         sid,

@@ -44,6 +44,8 @@ pub struct Era {
     pub uri: Option<String>,
     /// Modern: what this request's `_meta` says the client can answer.
     pub client_caps: crate::mcp::session::ClientCaps,
+    /// The backend's own tool name, when the call is a `tools/call` (per-tool timeouts).
+    pub tool: Option<String>,
 }
 
 /// RFC 5424 severities in MCP's order.
@@ -148,6 +150,13 @@ pub(crate) struct Finisher {
     prefixed: bool,
     relayed: std::cell::RefCell<Vec<Vec<u8>>>,
     pub(crate) era: Era,
+    /// The call's movable deadline: each progress notification pushes it to one timeout
+    /// from now, never past the cap.
+    deadline: (
+        crate::upstream::Deadline,
+        std::time::Duration,
+        std::time::Instant,
+    ),
 }
 
 impl Drop for Finisher {
@@ -163,7 +172,12 @@ impl Drop for Finisher {
 impl Finisher {
     /// A related backend message for the client, or `None` when it was handled here.
     pub(crate) fn event(&self, ev: BackendEvent) -> Option<Vec<u8>> {
-        let kind = Envelope::parse(&ev.msg).ok()?.kind;
+        let env = Envelope::parse(&ev.msg).ok()?;
+        if env.method.as_deref() == Some("notifications/progress") {
+            let (d, timeout, cap) = &self.deadline;
+            crate::upstream::extend_deadline(d, *timeout, *cap);
+        }
+        let kind = env.kind;
         match kind {
             Kind::Notification => {
                 if self.era.modern && !self.modern_log_allowed(&ev.msg) {
@@ -432,18 +446,26 @@ pub async fn forward(
         .id
         .clone()
         .ok_or_else(|| McpError::InvalidRequest("missing id".into()))?;
-    let (backend_id, timeout, prefixed, per_client, max_inflight) = {
+    let (backend_id, timeout, prefixed, per_client, max_inflight, max_timeout) = {
         let snap = shard.snapshot.load();
         let spec = &snap.backends[backend];
+        let timeout = era
+            .tool
+            .as_deref()
+            .and_then(|t| spec.tool_timeouts.iter().find(|(n, _)| n == t))
+            .map_or(spec.timeout, |(_, d)| *d);
         let per_client = (spec.per_client && !sid.is_empty()).then(|| spec.clone());
         (
             spec.id.clone(),
-            spec.timeout,
+            timeout,
             snap.catalog.uri_prefix_of(backend),
             per_client,
             spec.max_inflight,
+            spec.max_timeout.max(timeout),
         )
     };
+    let deadline = crate::upstream::deadline_in(timeout);
+    let cap = std::time::Instant::now() + max_timeout;
     let handle = match per_client {
         Some(spec) => crate::upstream::per_client::handle_for(shard, sid, &spec),
         None => shard.upstreams.borrow().get(&backend_id).cloned(),
@@ -493,12 +515,14 @@ pub async fn forward(
         } else {
             sid.as_bytes()
         }),
+        deadline: Some(deadline.clone()),
     };
     let finish = Finisher {
         shard: shard.clone(),
         sid: sid.to_string(),
         handle: handle.clone(),
         relayed: Default::default(),
+        deadline: (deadline, timeout, cap),
         era,
         client_id,
         client_token: env.progress_token.clone().map(|r| body[r].to_vec()),

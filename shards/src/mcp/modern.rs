@@ -176,6 +176,7 @@ pub async fn serve(shard: &Rc<LocalShard>, req: &McpHttpRequest, env: &Envelope<
         cacheable: method == "resources/read",
         uri: env.uri_str.as_deref().map(str::to_string),
         client_caps: client_caps(&req.body, env),
+        tool: None,
     };
     let body = &req.body[..];
     // A retry of a call the gateway parked on this client's input.

@@ -221,7 +221,7 @@ impl LocalSseSession {
         }
         let outcome = async {
             self.target.post(&wire).await?;
-            match monoio::time::timeout(opts.timeout, rx).await {
+            match crate::upstream::within(opts.timeout, opts.deadline.as_ref(), rx).await {
                 Ok(Ok(r)) => r,
                 Ok(Err(_)) => Err(McpError::BackendUnavailable {
                     server: self.target.server.clone(),

@@ -239,7 +239,7 @@ impl LocalHttpBackend {
         };
         let cancel = crate::upstream::cancelled(opts.cancel);
         let outcome = monoio::select! {
-            r = monoio::time::timeout(opts.timeout, fut) => r.map_err(|_| McpError::BackendTimeout {
+            r = crate::upstream::within(opts.timeout, opts.deadline.as_ref(), fut) => r.map_err(|_| McpError::BackendTimeout {
                 server: self.spec.id.clone(),
                 ms: opts.timeout.as_millis() as u64,
             }),

@@ -158,7 +158,7 @@ impl LocalStdioSlot {
         };
         let cancel = crate::upstream::cancelled(opts.cancel);
         let outcome = monoio::select! {
-            r = monoio::time::timeout(opts.timeout, rx) => match r {
+            r = crate::upstream::within(opts.timeout, opts.deadline.as_ref(), rx) => match r {
                 Ok(Ok(r)) => r,
                 Ok(Err(_)) => Err(McpError::BackendUnavailable {
                     server: self.spec.id.clone(),
