@@ -71,6 +71,13 @@ pub fn backend_specs(cfg: &Config) -> anyhow::Result<Vec<BackendSpec>> {
             weights: s.weights.clone(),
             breaker_failures: s.breaker_failures,
             breaker_cooldown: Duration::from_millis(s.breaker_cooldown_ms),
+            health: only1mcp_shards::snapshot::HealthSpec {
+                interval: Duration::from_millis(s.health_interval_ms),
+                timeout: Duration::from_millis(s.health_timeout_ms),
+                healthy_threshold: s.healthy_threshold.max(1),
+                unhealthy_threshold: s.unhealthy_threshold.max(1),
+                path: s.health_path.clone(),
+            },
         });
     }
     Ok(out)
@@ -224,6 +231,7 @@ pub fn start(cfg: Config, front: Front) -> anyhow::Result<()> {
         }
     }
     let driver_names: Vec<&str> = drivers.iter().map(|(_, d)| d.as_str()).collect();
+    crate::health::spawn(specs.clone(), senders.clone())?;
     let (sig_tx, sig_rx) = unbounded::<i32>();
     match addr {
         Some(addr) => {

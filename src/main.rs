@@ -7,6 +7,7 @@
 mod cli;
 mod control;
 mod demo;
+mod health;
 mod listen;
 mod templates;
 

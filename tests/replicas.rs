@@ -75,3 +75,66 @@ fn round_robin_spreads_and_a_dead_replica_is_cut_off_by_its_breaker() {
         let _ = a.wait();
     }
 }
+
+#[test]
+fn health_checks_take_a_dead_replica_out_before_any_call_fails_and_bring_it_back() {
+    for driver in DRIVERS {
+        let (mut a, url_a) = demo("a");
+        let (mut b, url_b) = demo("b");
+        let listen_b = url_b
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        let cfg = format!(
+            "[[servers]]\nid = \"web\"\ntransport = \"http\"\nurls = [\"{url_a}\", \"{url_b}\"]\nhealth_interval_ms = 100\nhealthy_threshold = 1\nunhealthy_threshold = 1\nbreaker_failures = 1000\n"
+        );
+        let gw = Gateway::start(&cfg, driver, 1, &["web"]);
+        let sid = gw.initialize();
+        let _ = b.kill();
+        let _ = b.wait();
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        // The probe saw b die: no call reaches it, so none fails.
+        let outcomes: Vec<Result<String, i64>> = (0..10).map(|_| who(&gw, &sid)).collect();
+        assert!(
+            outcomes.iter().all(|o| o.as_deref() == Ok("a")),
+            "{driver}: {outcomes:?}"
+        );
+        assert!(gw.log().contains("out of rotation"), "{driver}: not logged");
+        // b comes back on the same address: back in rotation.
+        let (mut b2, _) = demo_on(&listen_b, "b");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let names: Vec<String> = (0..4).filter_map(|_| who(&gw, &sid).ok()).collect();
+            if names.iter().any(|n| n == "b") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{driver}: b never rejoined"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        drop(gw);
+        for c in [&mut a, &mut b2] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn demo_on(listen: &str, name: &str) -> (Child, String) {
+    let mut child = Command::new(common::bin())
+        .args(["demo-server", "--http", listen, "--name", name])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.split_whitespace().last().unwrap().to_string();
+    (child, url)
+}

@@ -69,6 +69,15 @@ pub enum ShardMsg {
         /// The backend's own URI.
         uri: String,
     },
+    /// The control thread's health checks moved a replica in or out of rotation.
+    Health {
+        /// Backend id.
+        server: String,
+        /// Replica index (`url` then `urls`).
+        replica: usize,
+        /// In rotation or not.
+        healthy: bool,
+    },
     /// stdio mode: one line from the client's stdin.
     StdioLine(Vec<u8>),
     /// Stop accepting, drain, stop children, exit.
@@ -531,6 +540,17 @@ async fn mailbox_loop(
             } => crate::mcp::streams::list_changed(&shard, tools, prompts, resources),
             ShardMsg::ResourceUpdated { server, uri } => {
                 crate::mcp::streams::resource_updated(&shard, &server, &uri)
+            }
+            ShardMsg::Health {
+                server,
+                replica,
+                healthy,
+            } => {
+                if let Some(b) = shard.upstreams.borrow().get(&server) {
+                    if let LocalBackend::Http(h) = &**b {
+                        h.set_healthy(replica, healthy);
+                    }
+                }
             }
             ShardMsg::StdioLine(line) => crate::mcp::stdio_front::line(&shard, line).await,
             ShardMsg::Shutdown => {

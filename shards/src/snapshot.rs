@@ -52,6 +52,23 @@ pub struct BackendSpec {
     pub breaker_failures: u32,
     /// Open-breaker cool-down.
     pub breaker_cooldown: Duration,
+    /// Active health checks of HTTP replicas.
+    pub health: HealthSpec,
+}
+
+/// How the control thread probes a backend's HTTP replicas.
+#[derive(Debug, Clone, Default)]
+pub struct HealthSpec {
+    /// Probe period (zero: no active checks).
+    pub interval: Duration,
+    /// One probe's time limit.
+    pub timeout: Duration,
+    /// Consecutive successes that bring a replica back.
+    pub healthy_threshold: u32,
+    /// Consecutive failures that take a replica out.
+    pub unhealthy_threshold: u32,
+    /// GET this path instead of an MCP `initialize` probe.
+    pub path: Option<String>,
 }
 
 /// One immutable view of the gateway's world.

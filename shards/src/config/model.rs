@@ -199,12 +199,43 @@ pub struct BackendConfig {
     /// Calls in flight to this backend per shard; beyond, calls fail at once (busy).
     #[serde(default = "default_max_inflight")]
     pub max_inflight: usize,
+    /// Active health check period of each HTTP replica (0 = off).
+    #[serde(default = "default_health_interval_ms")]
+    pub health_interval_ms: u64,
+    /// One health probe's time limit.
+    #[serde(default = "default_health_timeout_ms")]
+    pub health_timeout_ms: u64,
+    /// Consecutive good probes that bring a replica back into rotation.
+    #[serde(default = "default_one")]
+    pub healthy_threshold: u32,
+    /// Consecutive failed probes that take a replica out of rotation.
+    #[serde(default = "default_two")]
+    pub unhealthy_threshold: u32,
+    /// Probe with `GET <health_path>` (any 2xx) instead of an MCP `initialize`.
+    #[serde(default)]
+    pub health_path: Option<String>,
     /// Consecutive failures that open a replica's circuit breaker.
     #[serde(default = "default_breaker_failures")]
     pub breaker_failures: u32,
     /// How long an open breaker refuses calls before letting a trial through.
     #[serde(default = "default_breaker_cooldown_ms")]
     pub breaker_cooldown_ms: u64,
+}
+
+fn default_health_interval_ms() -> u64 {
+    10_000
+}
+
+fn default_health_timeout_ms() -> u64 {
+    2_000
+}
+
+fn default_one() -> u32 {
+    1
+}
+
+fn default_two() -> u32 {
+    2
 }
 
 fn default_max_inflight() -> usize {

@@ -89,6 +89,8 @@ pub struct LocalHttpBackend {
     replicas: Vec<LocalReplica>,
     balancer: crate::balance::LocalBalancer,
     breakers: Vec<crate::balance::breaker::LocalBreaker>,
+    /// Replicas the control thread's health checks keep in rotation.
+    healthy: Vec<Cell<bool>>,
     next_id: Cell<u64>,
     connect_timeout: Duration,
     listening: Cell<bool>,
@@ -148,6 +150,7 @@ impl LocalHttpBackend {
             replicas,
             balancer,
             breakers,
+            healthy: (0..n).map(|_| Cell::new(true)).collect(),
             next_id: Cell::new(1),
             connect_timeout,
             listening: Cell::new(false),
@@ -179,11 +182,12 @@ impl LocalHttpBackend {
         opts: CallOpts,
     ) -> Result<BackendReply, McpError> {
         let now = std::time::Instant::now();
-        let Some(replica_idx) = self
-            .balancer
-            .pick(opts.affinity, |i| self.breakers[i].usable(now))
-        else {
-            return Err(self.unavailable("the circuit breaker of every replica is open"));
+        let Some(replica_idx) = self.balancer.pick(opts.affinity, |i| {
+            self.healthy[i].get() && self.breakers[i].usable(now)
+        }) else {
+            return Err(self.unavailable(
+                "no replica is in rotation (health checks failing or circuit breakers open)",
+            ));
         };
         self.breakers[replica_idx].allow(now);
         let _inflight = InFlight(&self.balancer, replica_idx);
@@ -513,6 +517,13 @@ impl LocalHttpBackend {
         match &*self.replicas[0].session.borrow() {
             SessionState::Ready(s) => (s.legacy, s.modern_ok),
             _ => (true, false),
+        }
+    }
+
+    /// The health checks put replica `i` in or out of rotation.
+    pub fn set_healthy(&self, i: usize, healthy: bool) {
+        if let Some(h) = self.healthy.get(i) {
+            h.set(healthy);
         }
     }
 

@@ -1,0 +1,178 @@
+//! Active health checks of HTTP replicas, on their own control-side thread (it blocks on
+//! sockets, which a shard must never do).
+//!
+//! Each replica is probed every `health_interval_ms`: by default an MCP `initialize` (it
+//! must answer 200 with a `protocolVersion`: the server really speaks MCP, not just TCP),
+//! or a GET of `health_path` when the server has one (any 2xx). `unhealthy_threshold`
+//! consecutive failures take the replica out of every shard's rotation; `healthy_threshold`
+//! consecutive successes put it back. Only transitions are sent to the shards, through
+//! their lock-free mailboxes.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use only1mcp_shards::rt::mailbox::SharedMailboxSender;
+use only1mcp_shards::shard::ShardMsg;
+use only1mcp_shards::snapshot::BackendSpec;
+
+/// One probe: `Ok` when the replica proved it serves MCP (or its health path).
+fn probe(spec: &BackendSpec, replica: usize) -> Result<(), String> {
+    let url = &spec.urls[replica];
+    let addr = url.addrs.first().ok_or("no address")?;
+    let mut s = TcpStream::connect_timeout(addr, spec.health.timeout).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(spec.health.timeout))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(spec.health.timeout))
+        .map_err(|e| e.to_string())?;
+    let mut req = match &spec.health.path {
+        Some(path) => format!(
+            "GET {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n",
+            url.authority
+        ),
+        None => {
+            let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"only1mcp-uring-health","version":"1"}}}"#;
+            format!(
+                "POST {} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nconnection: close\r\ncontent-length: {}\r\n",
+                url.path,
+                url.authority,
+                body.len()
+            ) + &spec
+                .headers
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}\r\n"))
+                .collect::<String>()
+                + "\r\n"
+                + body
+        }
+    };
+    if spec.health.path.is_some() {
+        for (k, v) in &spec.headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+    }
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    let deadline = Instant::now() + spec.health.timeout;
+    let mut chunk = [0u8; 4096];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if buf.is_empty() => return Err(e.to_string()),
+            Err(_) => break,
+        }
+        if buf.len() > 256 * 1024 || Instant::now() > deadline {
+            break;
+        }
+        if spec.health.path.is_none() && buf.windows(17).any(|w| w == b"\"protocolVersion\"") {
+            break;
+        }
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    resp.parse(&buf).map_err(|e| e.to_string())?;
+    let status = resp.code.ok_or("no status")?;
+    let session = resp
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("mcp-session-id"))
+        .map(|h| String::from_utf8_lossy(h.value).into_owned());
+    let verdict = match &spec.health.path {
+        Some(_) if (200..300).contains(&status) => Ok(()),
+        None if status == 200 && buf.windows(17).any(|w| w == b"\"protocolVersion\"") => Ok(()),
+        _ => Err(format!("HTTP {status}")),
+    };
+    if let Some(sid) = session {
+        // The probe's session is not needed any more: end it (best effort).
+        if let Ok(mut s) = TcpStream::connect_timeout(addr, spec.health.timeout) {
+            let _ = s.set_read_timeout(Some(spec.health.timeout));
+            let _ = s.write_all(
+                format!(
+                    "DELETE {} HTTP/1.1\r\nhost: {}\r\nmcp-session-id: {sid}\r\nconnection: close\r\n\r\n",
+                    url.path, url.authority
+                )
+                .as_bytes(),
+            );
+            let _ = s.read(&mut chunk);
+        }
+    }
+    verdict
+}
+
+/// Runs the health checks until the process ends. Returns at once if no server has checks.
+pub fn spawn(
+    specs: Vec<BackendSpec>,
+    shards: Vec<SharedMailboxSender<ShardMsg>>,
+) -> anyhow::Result<()> {
+    let targets: Vec<(BackendSpec, usize)> = specs
+        .into_iter()
+        .filter(|s| !s.health.interval.is_zero() && !s.urls.is_empty())
+        .flat_map(|s| (0..s.urls.len()).map(move |i| (s.clone(), i)))
+        .collect();
+    if targets.is_empty() {
+        return Ok(());
+    }
+    std::thread::Builder::new()
+        .name("o1m-health".into())
+        .spawn(move || run(targets, shards))?;
+    Ok(())
+}
+
+fn run(targets: Vec<(BackendSpec, usize)>, shards: Vec<SharedMailboxSender<ShardMsg>>) {
+    // Per target: (healthy, consecutive successes, consecutive failures, next probe).
+    let mut state: Vec<(bool, u32, u32, Instant)> = targets
+        .iter()
+        .map(|_| (true, 0, 0, Instant::now()))
+        .collect();
+    loop {
+        let now = Instant::now();
+        for (i, (spec, replica)) in targets.iter().enumerate() {
+            let st = &mut state[i];
+            if now < st.3 {
+                continue;
+            }
+            st.3 = now + spec.health.interval;
+            match probe(spec, *replica) {
+                Ok(()) => {
+                    st.1 += 1;
+                    st.2 = 0;
+                    if !st.0 && st.1 >= spec.health.healthy_threshold {
+                        st.0 = true;
+                        tracing::info!(server = %spec.id, replica, url = %spec.urls[*replica].raw, "replica healthy again: back in rotation");
+                        tell(&shards, &spec.id, *replica, true);
+                    }
+                }
+                Err(why) => {
+                    st.2 += 1;
+                    st.1 = 0;
+                    if st.0 && st.2 >= spec.health.unhealthy_threshold {
+                        st.0 = false;
+                        tracing::warn!(server = %spec.id, replica, url = %spec.urls[*replica].raw, "replica unhealthy ({why}): out of rotation");
+                        tell(&shards, &spec.id, *replica, false);
+                    }
+                }
+            }
+        }
+        let next = state
+            .iter()
+            .map(|s| s.3)
+            .min()
+            .unwrap_or(now + Duration::from_secs(1));
+        std::thread::sleep(
+            next.saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(10)),
+        );
+    }
+}
+
+fn tell(shards: &[SharedMailboxSender<ShardMsg>], server: &str, replica: usize, healthy: bool) {
+    for s in shards {
+        let _ = s.send(ShardMsg::Health {
+            server: server.to_string(),
+            replica,
+            healthy,
+        });
+    }
+}
