@@ -138,3 +138,36 @@ fn demo_on(listen: &str, name: &str) -> (Child, String) {
     let url = line.split_whitespace().last().unwrap().to_string();
     (child, url)
 }
+
+#[test]
+fn safe_calls_are_retried_on_another_replica_and_unsafe_ones_are_not() {
+    for driver in DRIVERS {
+        let (mut a, url_a) = demo("a");
+        let (mut b, url_b) = demo("b");
+        // No health checks and a breaker that never opens: only retries can hide b's death.
+        let cfg = format!(
+            "[[servers]]\nid = \"web\"\ntransport = \"http\"\nurls = [\"{url_a}\", \"{url_b}\"]\nhealth_interval_ms = 0\nbreaker_failures = 1000\n"
+        );
+        let gw = Gateway::start(&cfg, driver, 1, &["web"]);
+        let sid = gw.initialize();
+        let _ = b.kill();
+        let _ = b.wait();
+        // whoami is annotated idempotent: every call ends on a.
+        let safe: Vec<Result<String, i64>> = (0..8).map(|_| who(&gw, &sid)).collect();
+        assert!(
+            safe.iter().all(|o| o.as_deref() == Ok("a")),
+            "{driver}: {safe:?}"
+        );
+        // now is not: the calls that go to b fail, naming the backend.
+        let unsafe_failures = (0..8)
+            .filter(|_| gw.call(&sid, "web__now", "{}")["error"]["code"].as_i64() == Some(-32000))
+            .count();
+        assert!(
+            unsafe_failures >= 2,
+            "{driver}: non-idempotent calls were retried ({unsafe_failures} failures)"
+        );
+        drop(gw);
+        let _ = a.kill();
+        let _ = a.wait();
+    }
+}

@@ -153,6 +153,7 @@ impl Catalog {
                             backend: idx,
                             original: r.key.clone(),
                             original_json: Vec::new(),
+                            idempotent: true,
                         },
                     );
                 }
@@ -228,6 +229,10 @@ fn merge_names(
                 backend: idx,
                 original: t.key.clone(),
                 original_json,
+                idempotent: sonic_rs::get(&t.json[..], ["annotations", "idempotentHint"])
+                    .ok()
+                    .and_then(|v| sonic_rs::JsonValueTrait::as_bool(&v))
+                    .unwrap_or(false),
             },
         );
         n += 1;

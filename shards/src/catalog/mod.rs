@@ -123,6 +123,8 @@ pub struct NameRoute {
     pub original: String,
     /// `original` as a JSON string literal, ready to splice into a request.
     pub original_json: Vec<u8>,
+    /// The tool is annotated `idempotentHint: true` (a failed call may be retried).
+    pub idempotent: bool,
 }
 
 /// Older name of [`NameRoute`].

@@ -404,7 +404,7 @@ pub(crate) async fn by_name(
     let (Some(name), Some(name_range)) = (env.name_str.as_deref(), env.name.clone()) else {
         return Err(McpError::InvalidParams("params.name is required".into()));
     };
-    let (backend, original_json) = {
+    let (backend, original_json, idempotent) = {
         let snap = shard.snapshot.load();
         let catalog = snap.catalog_for(era.modern);
         let route = match kind {
@@ -437,9 +437,10 @@ pub(crate) async fn by_name(
                 (None, Named::Prompt) => McpError::InvalidParams(format!("unknown prompt: {name}")),
             });
         };
-        (route.backend, route.original_json.clone())
+        (route.backend, route.original_json.clone(), route.idempotent)
     };
     let mut era = era;
+    era.retry_safe = idempotent || matches!(kind, Named::Prompt);
     if matches!(kind, Named::Tool) {
         era.tool = sonic_rs::from_slice::<String>(&original_json).ok();
     }
@@ -474,6 +475,10 @@ pub(crate) async fn resources_read(
         let mut j = Vec::new();
         crate::mcp::jsonrpc::push_json_str(&mut j, route.original);
         (route.backend, j)
+    };
+    let era = Era {
+        retry_safe: true,
+        ..era
     };
     forward(
         shard,

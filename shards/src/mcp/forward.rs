@@ -46,6 +46,9 @@ pub struct Era {
     pub client_caps: crate::mcp::session::ClientCaps,
     /// The backend's own tool name, when the call is a `tools/call` (per-tool timeouts).
     pub tool: Option<String>,
+    /// A failed attempt may be retried on another replica: reads, prompts, completions,
+    /// and tools annotated idempotent.
+    pub retry_safe: bool,
 }
 
 /// RFC 5424 severities in MCP's order.
@@ -516,6 +519,7 @@ pub async fn forward(
             sid.as_bytes()
         }),
         deadline: Some(deadline.clone()),
+        retry_safe: era.retry_safe,
     };
     let finish = Finisher {
         shard: shard.clone(),

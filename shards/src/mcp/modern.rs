@@ -177,6 +177,7 @@ pub async fn serve(shard: &Rc<LocalShard>, req: &McpHttpRequest, env: &Envelope<
         uri: env.uri_str.as_deref().map(str::to_string),
         client_caps: client_caps(&req.body, env),
         tool: None,
+        retry_safe: false,
     };
     let body = &req.body[..];
     // A retry of a call the gateway parked on this client's input.

@@ -67,6 +67,8 @@ pub struct CallOpts {
     /// A deadline the caller may push back while the call runs (progress extends it, up to
     /// a hard maximum); `None` = a fixed `timeout`.
     pub deadline: Option<Deadline>,
+    /// May be retried on another replica if it could not be delivered.
+    pub retry_safe: bool,
 }
 
 /// A call's movable deadline, shared with the caller (`Send`: it may cross to an owner
@@ -121,6 +123,22 @@ pub async fn within<F: std::future::Future>(
 }
 
 impl CallOpts {
+    /// The same options for a retry on another replica (the cancel signal stays with the
+    /// first attempt's caller).
+    pub fn retry_copy(&self) -> CallOpts {
+        CallOpts {
+            timeout: self.timeout,
+            events: self.events.clone(),
+            progress: self.progress.clone(),
+            cancel: None,
+            wait_first_start: self.wait_first_start,
+            modern: self.modern,
+            affinity: self.affinity,
+            deadline: self.deadline.clone(),
+            retry_safe: false,
+        }
+    }
+
     /// Just a timeout.
     pub fn timeout(timeout: Duration) -> Self {
         CallOpts {

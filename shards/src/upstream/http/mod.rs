@@ -91,6 +91,8 @@ pub struct LocalHttpBackend {
     breakers: Vec<crate::balance::breaker::LocalBreaker>,
     /// Replicas the control thread's health checks keep in rotation.
     healthy: Vec<Cell<bool>>,
+    /// Retries this shard may still spend on this backend.
+    retry_tokens: Cell<f64>,
     next_id: Cell<u64>,
     connect_timeout: Duration,
     listening: Cell<bool>,
@@ -151,6 +153,7 @@ impl LocalHttpBackend {
             balancer,
             breakers,
             healthy: (0..n).map(|_| Cell::new(true)).collect(),
+            retry_tokens: Cell::new(10.0),
             next_id: Cell::new(1),
             connect_timeout,
             listening: Cell::new(false),
@@ -190,10 +193,40 @@ impl LocalHttpBackend {
             ));
         };
         self.breakers[replica_idx].allow(now);
-        let _inflight = InFlight(&self.balancer, replica_idx);
-        self.balancer.started(replica_idx);
-        let result = self.call_replica(replica_idx, body, id, opts).await;
-        match &result {
+        // Retry budget: each call earns a tenth of a retry (at most 10 banked), so retries
+        // stay under ~10% of traffic even when a replica dies.
+        self.retry_tokens
+            .set((self.retry_tokens.get() + 0.1).min(10.0));
+        let retry = (opts.retry_safe && self.replicas.len() > 1).then(|| opts.retry_copy());
+        let result = {
+            let _inflight = InFlight(&self.balancer, replica_idx);
+            self.balancer.started(replica_idx);
+            self.call_replica(replica_idx, body, id.clone(), opts).await
+        };
+        self.record(replica_idx, &result);
+        if let (Err(McpError::BackendUnavailable { .. }), Some(retry)) = (&result, retry) {
+            let now = std::time::Instant::now();
+            let other = self.balancer.pick(retry.affinity, |i| {
+                i != replica_idx && self.healthy[i].get() && self.breakers[i].usable(now)
+            });
+            if let (Some(j), true) = (other, self.retry_tokens.get() >= 1.0) {
+                self.retry_tokens.set(self.retry_tokens.get() - 1.0);
+                tracing::debug!(server = %self.spec.id, from = replica_idx, to = j, "retrying a safe call on another replica");
+                self.breakers[j].allow(now);
+                let again = {
+                    let _inflight = InFlight(&self.balancer, j);
+                    self.balancer.started(j);
+                    self.call_replica(j, body, id, retry).await
+                };
+                self.record(j, &again);
+                return again;
+            }
+        }
+        result
+    }
+
+    fn record(&self, replica_idx: usize, result: &Result<BackendReply, McpError>) {
+        match result {
             Ok(_) => self.breakers[replica_idx].success(),
             Err(McpError::BackendUnavailable { .. })
             | Err(McpError::BackendTimeout { .. })
@@ -202,7 +235,6 @@ impl LocalHttpBackend {
             }
             Err(_) => {}
         }
-        result
     }
 
     async fn call_replica(
