@@ -35,3 +35,43 @@ fn a_crash_looping_stdio_server_is_parked_with_a_reason() {
         assert_eq!(r["result"]["content"][0]["text"].as_str(), Some("fine"));
     }
 }
+
+#[test]
+fn instances_spread_a_stateless_stdio_server_over_processes() {
+    for driver in DRIVERS {
+        let mut gw = Gateway::start(
+            &common::demo_stdio("pool", "instances = 3"),
+            driver,
+            2,
+            &["pool"],
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let kids = loop {
+            let kids: Vec<u32> = common::descendants(gw.pid())
+                .into_iter()
+                .filter(|p| {
+                    std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                        .is_ok_and(|c| c.contains("demo-server"))
+                })
+                .collect();
+            if kids.len() == 3 || std::time::Instant::now() > deadline {
+                break kids;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(kids.len(), 3, "{driver}: {kids:?}");
+        let sid = gw.initialize();
+        for i in 0..12 {
+            let r = gw.call(&sid, "pool__echo", &format!(r#"{{"message":"m{i}"}}"#));
+            assert_eq!(
+                r["result"]["content"][0]["text"].as_str(),
+                Some(format!("m{i}").as_str()),
+                "{driver}: {r:?}"
+            );
+        }
+        assert!(gw.stop().success());
+        for k in kids {
+            assert!(!common::alive(k), "{driver}: instance {k} left behind");
+        }
+    }
+}

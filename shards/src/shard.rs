@@ -314,24 +314,29 @@ fn setup_backends(shard: &Rc<LocalShard>, connect_timeout: Duration) {
                 spec.clone(),
                 connect_timeout,
             )))),
-            Transport::Stdio if owner == shard.id => {
-                let slot = Rc::new(LocalStdioSlot::new(spec.clone()));
-                let (tx, rx) = oneshot::channel();
-                let report = reporter(shard, &spec.id);
-                let updates = updates_broadcaster(shard, &spec.id);
-                monoio::spawn(crate::upstream::stdio::supervise(
-                    slot.clone(),
-                    spec.timeout,
-                    report,
-                    updates,
-                    tx,
-                ));
-                shard
-                    .owned_stdio
-                    .borrow_mut()
-                    .push((slot.clone(), Some(rx)));
-                Rc::new(LocalBackend::Stdio(slot))
+            Transport::Stdio if spec.instances > 1 => {
+                let members = (0..spec.instances)
+                    .map(|k| {
+                        let key = format!("{}#{k}", spec.id);
+                        let owner = shard.ring.owner(format!("{}/{k}", spec.id).as_bytes());
+                        if owner == shard.id {
+                            let member = own_stdio(shard, spec, k == 0);
+                            shard.upstreams.borrow_mut().insert(key, member.clone());
+                            member
+                        } else {
+                            Rc::new(LocalBackend::RemoteStdio {
+                                id: key,
+                                owner: shard.peers[owner].clone(),
+                            })
+                        }
+                    })
+                    .collect();
+                Rc::new(LocalBackend::Pool {
+                    members,
+                    next: Cell::new(shard.id),
+                })
             }
+            Transport::Stdio if owner == shard.id => own_stdio(shard, spec, true),
             Transport::Stdio => Rc::new(LocalBackend::RemoteStdio {
                 id: spec.id.clone(),
                 owner: shard.peers[owner].clone(),
@@ -350,6 +355,35 @@ fn setup_backends(shard: &Rc<LocalShard>, connect_timeout: Duration) {
             .borrow_mut()
             .insert(spec.id.clone(), backend);
     }
+}
+
+/// Starts a stdio child this shard owns. Only the reporting instance (the first of a pool)
+/// feeds the catalog; the others serve calls.
+fn own_stdio(
+    shard: &Rc<LocalShard>,
+    spec: &crate::snapshot::BackendSpec,
+    reports: bool,
+) -> Rc<LocalBackend> {
+    let slot = Rc::new(LocalStdioSlot::new(spec.clone()));
+    let (tx, rx) = oneshot::channel();
+    let report: crate::upstream::stdio::Report = if reports {
+        reporter(shard, &spec.id)
+    } else {
+        Rc::new(|_| {})
+    };
+    let updates = updates_broadcaster(shard, &spec.id);
+    monoio::spawn(crate::upstream::stdio::supervise(
+        slot.clone(),
+        spec.timeout,
+        report,
+        updates,
+        tx,
+    ));
+    shard
+        .owned_stdio
+        .borrow_mut()
+        .push((slot.clone(), Some(rx)));
+    Rc::new(LocalBackend::Stdio(slot))
 }
 
 /// Turns a backend's `notifications/resources/updated` into a broadcast to every shard (the

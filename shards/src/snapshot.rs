@@ -40,6 +40,8 @@ pub struct BackendSpec {
     pub per_client: bool,
     /// Calls in flight per shard before new ones fail at once.
     pub max_inflight: usize,
+    /// stdio: processes to run (1 = one process owned by one shard).
+    pub instances: usize,
     /// Per-tool timeouts (backend's tool names).
     pub tool_timeouts: Vec<(String, Duration)>,
     /// Hard cap of a progress-extended call.

@@ -196,6 +196,10 @@ pub struct BackendConfig {
     /// (default: 10 minutes, or the timeout if larger).
     #[serde(default)]
     pub max_timeout_ms: Option<u64>,
+    /// stdio: how many processes to run (spread over the shards; calls rotate over them).
+    /// For stateless servers only: a call and its follow-ups may reach different processes.
+    #[serde(default = "default_instances")]
+    pub instances: u32,
     /// Calls in flight to this backend per shard; beyond, calls fail at once (busy).
     #[serde(default = "default_max_inflight")]
     pub max_inflight: usize,
@@ -236,6 +240,10 @@ fn default_one() -> u32 {
 
 fn default_two() -> u32 {
     2
+}
+
+fn default_instances() -> u32 {
+    1
 }
 
 fn default_max_inflight() -> usize {

@@ -295,6 +295,10 @@ impl Checker<'_, '_> {
     }
 
     fn stdio(&mut self, i: usize, s: &BackendConfig) {
+        if !(1..=64).contains(&s.instances) {
+            let msg = format!("`instances` must be 1 to 64, not {}", s.instances);
+            self.push(&field(i, "instances"), None, msg);
+        }
         match &s.command {
             None => self.push(
                 &field(i, "command"),
@@ -326,6 +330,11 @@ impl Checker<'_, '_> {
     }
 
     fn http(&mut self, config: &Config, i: usize, s: &BackendConfig) {
+        if s.instances != 1 {
+            let msg =
+                "`instances` is for stdio servers; an http server's replicas are its `urls`".into();
+            self.push(&field(i, "instances"), None, msg);
+        }
         let mut urls: Vec<(Vec<Seg<'static>>, &toml::Spanned<String>)> = Vec::new();
         if let Some(u) = &s.url {
             urls.push((field(i, "url").to_vec(), u));

@@ -212,6 +212,14 @@ pub enum LocalBackend {
     Http(Rc<http::LocalHttpBackend>),
     /// stdio child owned by this shard.
     Stdio(Rc<stdio::LocalStdioSlot>),
+    /// Several stdio processes of one stateless server (`instances = K`), spread over the
+    /// shards; calls rotate over them.
+    Pool {
+        /// One member per instance: this shard's own child, or a pointer to its owner.
+        members: Vec<Rc<LocalBackend>>,
+        /// Round-robin position.
+        next: std::cell::Cell<usize>,
+    },
     /// stdio child owned by another shard: calls go to its mailbox.
     RemoteStdio {
         /// Backend id.
@@ -232,6 +240,26 @@ impl LocalBackend {
         match self {
             LocalBackend::Http(h) => h.call(&body, id, opts).await,
             LocalBackend::Stdio(s) => s.call(&body, id, opts).await,
+            LocalBackend::Pool { members, next } => {
+                let k = next.get() % members.len();
+                next.set(k + 1);
+                let mut opts = opts;
+                if let Some(events) = opts.events.take() {
+                    // Stamp the instance on the events, so an answer to a server-to-client
+                    // request goes back to the same process.
+                    let (tx, mut rx) = futures_channel::mpsc::unbounded::<BackendEvent>();
+                    monoio::spawn(async move {
+                        while let Some(mut ev) = crate::mcp::forward::next(&mut rx).await {
+                            ev.replica = k;
+                            if events.unbounded_send(ev).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                    opts.events = Some(tx);
+                }
+                Box::pin(members[k].call(body, id, opts)).await
+            }
             LocalBackend::RemoteStdio { id: server, owner } => {
                 let (tx, rx) = futures_channel::oneshot::channel();
                 let msg = ShardMsg::StdioCall(messages::StdioCall {
@@ -258,6 +286,7 @@ impl LocalBackend {
         match self {
             LocalBackend::Http(h) => h.eras(),
             LocalBackend::Stdio(s) => s.eras(),
+            LocalBackend::Pool { members, .. } => members[0].eras(),
             LocalBackend::RemoteStdio { .. } => (true, false),
         }
     }
@@ -268,6 +297,11 @@ impl LocalBackend {
         match self {
             LocalBackend::Http(h) => h.respond(replica, msg),
             LocalBackend::Stdio(s) => s.send_raw(msg),
+            LocalBackend::Pool { members, .. } => {
+                if let Some(m) = members.get(replica) {
+                    m.respond(0, msg);
+                }
+            }
             LocalBackend::RemoteStdio { id, owner } => {
                 let _ = owner.send(ShardMsg::StdioRespond {
                     server: id.clone(),
