@@ -16,89 +16,139 @@ use only1mcp_shards::rt::mailbox::SharedMailboxSender;
 use only1mcp_shards::shard::ShardMsg;
 use only1mcp_shards::snapshot::BackendSpec;
 
-/// One probe: `Ok` when the replica proved it serves MCP (or its health path).
-fn probe(spec: &BackendSpec, replica: usize) -> Result<(), String> {
+/// Sends one request on a fresh connection and reads the answer until `marker` appears in
+/// it (or the head is complete when `marker` is empty), EOF, or the probe timeout.
+fn exchange(
+    spec: &BackendSpec,
+    replica: usize,
+    request: &str,
+    marker: &[u8],
+) -> Result<(u16, Vec<u8>), String> {
     let url = &spec.urls[replica];
     let addr = url.addrs.first().ok_or("no address")?;
-    let mut s = TcpStream::connect_timeout(addr, spec.health.timeout).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(spec.health.timeout))
-        .map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(spec.health.timeout))
-        .map_err(|e| e.to_string())?;
-    let mut req = match &spec.health.path {
-        Some(path) => format!(
-            "GET {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n",
-            url.authority
-        ),
-        None => {
-            let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"only1mcp-uring-health","version":"1"}}}"#;
-            format!(
-                "POST {} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nconnection: close\r\ncontent-length: {}\r\n",
-                url.path,
-                url.authority,
-                body.len()
-            ) + &spec
-                .headers
-                .iter()
-                .map(|(k, v)| format!("{k}: {v}\r\n"))
-                .collect::<String>()
-                + "\r\n"
-                + body
-        }
-    };
-    if spec.health.path.is_some() {
-        for (k, v) in &spec.headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-    }
-    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let t = spec.health.timeout;
+    let mut s = TcpStream::connect_timeout(addr, t).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(t)).map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(t)).map_err(|e| e.to_string())?;
+    s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + t;
     let mut buf = Vec::new();
-    let deadline = Instant::now() + spec.health.timeout;
     let mut chunk = [0u8; 4096];
     loop {
+        let head_done = buf.windows(4).any(|w| w == b"\r\n\r\n");
+        if head_done && (marker.is_empty() || buf.windows(marker.len()).any(|w| w == marker)) {
+            break;
+        }
+        if buf.len() > 256 * 1024 || Instant::now() > deadline {
+            break;
+        }
         match s.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if buf.is_empty() => return Err(e.to_string()),
             Err(_) => break,
         }
-        if buf.len() > 256 * 1024 || Instant::now() > deadline {
-            break;
-        }
-        if spec.health.path.is_none() && buf.windows(17).any(|w| w == b"\"protocolVersion\"") {
-            break;
-        }
     }
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut resp = httparse::Response::new(&mut headers);
     resp.parse(&buf).map_err(|e| e.to_string())?;
-    let status = resp.code.ok_or("no status")?;
-    let session = resp
+    Ok((resp.code.ok_or("no status")?, buf))
+}
+
+fn post(spec: &BackendSpec, replica: usize, extra: &str, body: &str) -> String {
+    let url = &spec.urls[replica];
+    let mut req = format!(
+        "POST {} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nconnection: close\r\ncontent-length: {}\r\n{extra}",
+        url.path,
+        url.authority,
+        body.len()
+    );
+    for (k, v) in &spec.headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    req
+}
+
+fn contains(buf: &[u8], needle: &[u8]) -> bool {
+    buf.windows(needle.len()).any(|w| w == needle)
+}
+
+/// One probe: `Ok` when the replica proved it serves MCP in some era (2025 `initialize`,
+/// 2026 `server/discover`, or the HTTP+SSE endpoint), or answered its `health_path`.
+fn probe(spec: &BackendSpec, replica: usize) -> Result<(), String> {
+    let url = &spec.urls[replica];
+    if let Some(path) = &spec.health.path {
+        let mut req = format!(
+            "GET {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n",
+            url.authority
+        );
+        for (k, v) in &spec.headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        let (status, _) = exchange(spec, replica, &req, b"")?;
+        return if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(format!("HTTP {status}"))
+        };
+    }
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"only1mcp-uring-health","version":"1"}}}"#;
+    let (status, buf) = exchange(
+        spec,
+        replica,
+        &post(spec, replica, "", init),
+        b"\"protocolVersion\"",
+    )?;
+    if status == 200 && contains(&buf, b"\"protocolVersion\"") {
+        end_session(spec, replica, &buf);
+        return Ok(());
+    }
+    let discover = r#"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let modern = "mcp-protocol-version: 2026-07-28\r\nmcp-method: server/discover\r\n";
+    let (status, buf) = exchange(
+        spec,
+        replica,
+        &post(spec, replica, modern, discover),
+        b"\"supportedVersions\"",
+    )?;
+    if status == 200 && contains(&buf, b"\"supportedVersions\"") {
+        return Ok(());
+    }
+    let sse = format!(
+        "GET {} HTTP/1.1\r\nhost: {}\r\naccept: text/event-stream\r\nconnection: close\r\n\r\n",
+        url.path, url.authority
+    );
+    let (status, buf) = exchange(spec, replica, &sse, b"")?;
+    if status == 200 && contains(&buf.to_ascii_lowercase(), b"text/event-stream") {
+        return Ok(());
+    }
+    Err(format!("HTTP {status}: no era of MCP answered"))
+}
+
+/// The probe's 2025 session is not needed: end it (best effort).
+fn end_session(spec: &BackendSpec, replica: usize, answer: &[u8]) {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    if resp.parse(answer).is_err() {
+        return;
+    }
+    let Some(sid) = resp
         .headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case("mcp-session-id"))
-        .map(|h| String::from_utf8_lossy(h.value).into_owned());
-    let verdict = match &spec.health.path {
-        Some(_) if (200..300).contains(&status) => Ok(()),
-        None if status == 200 && buf.windows(17).any(|w| w == b"\"protocolVersion\"") => Ok(()),
-        _ => Err(format!("HTTP {status}")),
+        .map(|h| String::from_utf8_lossy(h.value).into_owned())
+    else {
+        return;
     };
-    if let Some(sid) = session {
-        // The probe's session is not needed any more: end it (best effort).
-        if let Ok(mut s) = TcpStream::connect_timeout(addr, spec.health.timeout) {
-            let _ = s.set_read_timeout(Some(spec.health.timeout));
-            let _ = s.write_all(
-                format!(
-                    "DELETE {} HTTP/1.1\r\nhost: {}\r\nmcp-session-id: {sid}\r\nconnection: close\r\n\r\n",
-                    url.path, url.authority
-                )
-                .as_bytes(),
-            );
-            let _ = s.read(&mut chunk);
-        }
-    }
-    verdict
+    let url = &spec.urls[replica];
+    let req = format!(
+        "DELETE {} HTTP/1.1\r\nhost: {}\r\nmcp-session-id: {sid}\r\nconnection: close\r\n\r\n",
+        url.path, url.authority
+    );
+    let _ = exchange(spec, replica, &req, b"");
 }
 
 /// Runs the health checks until the process ends. Returns at once if no server has checks.
