@@ -1,9 +1,11 @@
 //! Active health checks of HTTP replicas, on their own control-side thread (it blocks on
 //! sockets, which a shard must never do).
 //!
-//! Each replica is probed every `health_interval_ms`: by default an MCP `initialize` (it
-//! must answer 200 with a `protocolVersion`: the server really speaks MCP, not just TCP),
-//! or a GET of `health_path` when the server has one (any 2xx). `unhealthy_threshold`
+//! Each replica is probed every `health_interval_ms`: by default it must prove it speaks MCP
+//! in some era (not just TCP): a 2025 `initialize` answered with a `protocolVersion`, else a
+//! 2026-07-28 `server/discover` answered with `supportedVersions`, else the old HTTP+SSE
+//! endpoint answering a GET with an event stream. A server with a `health_path` is probed
+//! with a GET of it instead (any 2xx). `unhealthy_threshold`
 //! consecutive failures take the replica out of every shard's rotation; `healthy_threshold`
 //! consecutive successes put it back. Only transitions are sent to the shards, through
 //! their lock-free mailboxes.
@@ -117,10 +119,14 @@ fn probe(spec: &BackendSpec, replica: usize) -> Result<(), String> {
     if status == 200 && contains(&buf, b"\"supportedVersions\"") {
         return Ok(());
     }
-    let sse = format!(
-        "GET {} HTTP/1.1\r\nhost: {}\r\naccept: text/event-stream\r\nconnection: close\r\n\r\n",
+    let mut sse = format!(
+        "GET {} HTTP/1.1\r\nhost: {}\r\naccept: text/event-stream\r\nconnection: close\r\n",
         url.path, url.authority
     );
+    for (k, v) in &spec.headers {
+        sse.push_str(&format!("{k}: {v}\r\n"));
+    }
+    sse.push_str("\r\n");
     let (status, buf) = exchange(spec, replica, &sse, b"")?;
     if status == 200 && contains(&buf.to_ascii_lowercase(), b"text/event-stream") {
         return Ok(());
@@ -224,5 +230,113 @@ fn tell(shards: &[SharedMailboxSender<ShardMsg>], server: &str, replica: usize, 
             replica,
             healthy,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The probe against scripted peers. Deliberate fakes: each speaks exactly one era (or
+    //! none), which no real reference server does on its own, so the fallbacks can be seen
+    //! taken one by one.
+    use super::*;
+    use std::net::TcpListener;
+
+    /// Serves `n` connections, answering each request by `answer(request head + body)`.
+    fn peer(n: usize, answer: fn(&str) -> String) -> (String, std::thread::JoinHandle<()>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/mcp", l.local_addr().unwrap());
+        let h = std::thread::spawn(move || {
+            for _ in 0..n {
+                let Ok((mut s, _)) = l.accept() else { return };
+                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let mut buf = vec![0u8; 8192];
+                let mut len = 0;
+                // Read the head, then as much body as content-length says.
+                loop {
+                    let Ok(k) = s.read(&mut buf[len..]) else {
+                        break;
+                    };
+                    if k == 0 {
+                        break;
+                    }
+                    len += k;
+                    let text = String::from_utf8_lossy(&buf[..len]).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let want = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length: "))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if len >= end + 4 + want {
+                            break;
+                        }
+                    }
+                }
+                let req = String::from_utf8_lossy(&buf[..len]).to_string();
+                let _ = s.write_all(answer(&req).as_bytes());
+            }
+        });
+        (url, h)
+    }
+
+    fn reply(status: &str, ctype: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    fn spec(url: &str) -> BackendSpec {
+        let text = format!(
+            "[[servers]]\nid = \"b\"\ntransport = \"http\"\nurl = \"{url}\"\nhealth_timeout_ms = 1000\n"
+        );
+        let cfg = only1mcp_shards::config::parse_str(&text, "test.toml").unwrap();
+        crate::control::backend_specs(&cfg).unwrap().remove(0)
+    }
+
+    #[test]
+    fn a_2026_only_server_is_healthy() {
+        let (url, h) = peer(2, |req| {
+            if req.contains("server/discover") && req.contains("mcp-method: server/discover") {
+                reply(
+                    "200 OK",
+                    "application/json",
+                    r#"{"jsonrpc":"2.0","id":1,"result":{"supportedVersions":["2026-07-28"]}}"#,
+                )
+            } else {
+                reply("400 Bad Request", "text/plain", "unsupported")
+            }
+        });
+        assert_eq!(probe(&spec(&url), 0), Ok(()));
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn an_http_sse_only_server_is_healthy() {
+        let (url, h) = peer(3, |req| {
+            if req.starts_with("GET /mcp ") && req.contains("accept: text/event-stream") {
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\nevent: endpoint\ndata: /messages?s=1\n\n".to_string()
+            } else {
+                reply("405 Method Not Allowed", "text/plain", "")
+            }
+        });
+        assert_eq!(probe(&spec(&url), 0), Ok(()));
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn a_server_that_is_not_mcp_is_unhealthy() {
+        let (url, h) = peer(3, |_| reply("200 OK", "text/html", "<html>hello</html>"));
+        let err = probe(&spec(&url), 0).unwrap_err();
+        assert!(err.contains("no era of MCP answered"), "{err}");
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn a_dead_address_is_unhealthy() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/mcp", l.local_addr().unwrap());
+        drop(l);
+        assert!(probe(&spec(&url), 0).is_err());
     }
 }
