@@ -252,10 +252,7 @@ mod tests {
                 let mut buf = vec![0u8; 8192];
                 let mut len = 0;
                 // Read the head, then as much body as content-length says.
-                loop {
-                    let Ok(k) = s.read(&mut buf[len..]) else {
-                        break;
-                    };
+                while let Ok(k) = s.read(&mut buf[len..]) {
                     if k == 0 {
                         break;
                     }
