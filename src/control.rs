@@ -321,7 +321,6 @@ fn apply_discovery(
             tracing::warn!(server = %r.id, tool = %tool, "tool dropped from catalog: {why}");
         }
     }
-    tracing::info!(version = *version, tools = catalog.len(), server = %server, "catalog updated");
     let old = slot.load();
     let changed = |a: &Arc<Vec<u8>>, b: &Arc<Vec<u8>>| a != b;
     let both = [
@@ -339,6 +338,13 @@ fn apply_discovery(
             || changed(&o.templates_json, &n.templates_json)
     });
     drop(old);
+    // A retried discovery of a down backend republishes (its reason may have changed) but
+    // changes no list: keep that out of the info log, and out of the clients' notifications.
+    if tools || prompts || resources {
+        tracing::info!(version = *version, tools = catalog.len(), server = %server, "catalog updated");
+    } else {
+        tracing::debug!(version = *version, server = %server, "backend state republished, lists unchanged");
+    }
     slot.store(Arc::new(SharedSnapshot {
         version: *version,
         config: cfg.clone(),
