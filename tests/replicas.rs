@@ -124,6 +124,45 @@ fn health_checks_take_a_dead_replica_out_before_any_call_fails_and_bring_it_back
     }
 }
 
+#[test]
+fn a_replica_back_before_its_health_check_says_so_still_gets_calls() {
+    // One replica; the health checks take it out at its first failed probe and would need
+    // a million good probes to bring it back. Only panic routing (all replicas out: route
+    // by breakers alone) can make the restarted server answer within this test.
+    for driver in DRIVERS {
+        let (mut a, url_a) = demo("a");
+        let listen_a = url_a
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        let cfg = format!(
+            "[[servers]]\nid = \"web\"\ntransport = \"http\"\nurl = \"{url_a}\"\nhealth_interval_ms = 100\nhealthy_threshold = 1000000\nunhealthy_threshold = 1\nbreaker_failures = 1\nbreaker_cooldown_ms = 100\n"
+        );
+        let gw = Gateway::start(&cfg, driver, 1, &["web"]);
+        let sid = gw.initialize();
+        assert_eq!(who(&gw, &sid), Ok("a".to_string()), "{driver}");
+        let _ = a.kill();
+        let _ = a.wait();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert!(gw.log().contains("out of rotation"), "{driver}: not logged");
+        assert!(who(&gw, &sid).is_err(), "{driver}: a dead replica answered");
+        let (mut a2, _) = demo_on(&listen_a, "a");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while who(&gw, &sid).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{driver}: the restarted replica got no call while out of rotation"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        drop(gw);
+        let _ = a2.kill();
+        let _ = a2.wait();
+    }
+}
+
 fn demo_on(listen: &str, name: &str) -> (Child, String) {
     let mut child = Command::new(common::bin())
         .args(["demo-server", "--http", listen, "--name", name])

@@ -185,11 +185,18 @@ impl LocalHttpBackend {
         opts: CallOpts,
     ) -> Result<BackendReply, McpError> {
         let now = std::time::Instant::now();
-        let Some(replica_idx) = self.balancer.pick(opts.affinity, |i| {
-            self.healthy[i].get() && self.breakers[i].usable(now)
-        }) else {
+        let pick = |by_health: bool| {
+            self.balancer.pick(opts.affinity, |i| {
+                (!by_health || self.healthy[i].get()) && self.breakers[i].usable(now)
+            })
+        };
+        // Panic routing (Envoy's term): when the health checks have taken out every replica,
+        // a call still goes to one whose breaker lets it through. Failing everything until
+        // the next probe would turn a blip of the checker, or a replica that just came back,
+        // into a full outage; the breakers still keep calls off a replica that is down.
+        let Some(replica_idx) = pick(true).or_else(|| pick(false)) else {
             return Err(self.unavailable(
-                "no replica is in rotation (health checks failing or circuit breakers open)",
+                "no replica is in rotation (health checks failing and circuit breakers open)",
             ));
         };
         self.breakers[replica_idx].allow(now);
