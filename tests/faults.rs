@@ -417,6 +417,11 @@ fn run_driver(driver: &'static str, rows: &mut Vec<Row>) -> Summary {
             );
             last = o.detail;
         }
+        assert_eq!(
+            last.matches("`hang`").count(),
+            1,
+            "{driver}: the error should name the backend once: {last}"
+        );
         others_fine(&gw, &sid, "hang", driver);
         rows.push(t.row(
             driver,

@@ -122,6 +122,19 @@ pub enum McpError {
 }
 
 impl McpError {
+    /// The message without the backend's name, for texts that name it already (a down
+    /// backend's reason is later shown as "backend `x` unavailable: <this>").
+    pub fn reason_for_backend(&self) -> String {
+        match self {
+            McpError::BackendUnavailable { reason, .. } => reason.clone(),
+            McpError::BackendTimeout { ms, .. } => format!("did not answer within {ms} ms"),
+            McpError::BackendProtocol { reason, .. } => {
+                format!("sent an invalid response: {reason}")
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// Who caused it.
     pub fn blame(&self) -> Blame {
         match self {

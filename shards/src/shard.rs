@@ -484,7 +484,7 @@ async fn discover_http(
                 }
                 Err(e) => {
                     tracing::warn!(server = %server, "http backend discovery failed: {e}; retrying in {backoff:?}");
-                    report(Err(e.to_string()));
+                    report(Err(e.reason_for_backend()));
                 }
             }
             monoio::time::sleep(backoff).await;

@@ -296,8 +296,8 @@ pub async fn supervise(
                     Err(e) => {
                         if !slot.stopping.get() {
                             tracing::error!(server = %slot.spec.id, "stdio backend failed its handshake: {e}");
-                            *slot.down_reason.borrow_mut() = e.to_string();
-                            report(Err(e.to_string()));
+                            *slot.down_reason.borrow_mut() = e.reason_for_backend();
+                            report(Err(e.reason_for_backend()));
                         }
                         slot.current.borrow_mut().take();
                         kill_group(pid, libc::SIGTERM);
