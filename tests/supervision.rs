@@ -75,3 +75,54 @@ fn instances_spread_a_stateless_stdio_server_over_processes() {
         }
     }
 }
+
+#[test]
+fn a_stdio_server_that_stops_answering_ping_is_killed_and_restarted() {
+    // SIGSTOP makes the real demo server exactly what the ping check is for: alive, pipes
+    // open, answering nothing.
+    for driver in DRIVERS {
+        let gw = Gateway::start(
+            &common::demo_stdio(
+                "demo",
+                "health_interval_ms = 200\nhealth_timeout_ms = 200\nunhealthy_threshold = 2",
+            ),
+            driver,
+            1,
+            &["demo"],
+        );
+        let sid = gw.initialize();
+        let who = |gw: &Gateway| {
+            let r = gw.call(&sid, "demo__whoami", "{}");
+            r["result"]["content"][0]["text"]
+                .as_str()
+                .map(str::to_string)
+        };
+        assert!(who(&gw).is_some(), "{driver}: not serving");
+        let old = common::descendants(gw.pid());
+        assert_eq!(old.len(), 1, "{driver}: {old:?}");
+        // SAFETY: plain syscall on our own grandchild's pid.
+        unsafe { libc::kill(old[0] as i32, libc::SIGSTOP) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = common::descendants(gw.pid());
+            if !now.is_empty() && !now.contains(&old[0]) && who(&gw).is_some() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{driver}: the frozen server was never replaced: {now:?}\n{}",
+                gw.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            gw.log().contains("stopped answering ping"),
+            "{driver}: not logged"
+        );
+        // The old process is gone, not a zombie.
+        assert!(
+            !std::path::Path::new(&format!("/proc/{}", old[0])).exists(),
+            "{driver}: old process not reaped"
+        );
+    }
+}

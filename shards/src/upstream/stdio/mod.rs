@@ -11,6 +11,7 @@
 //! # Key Components
 //! - [`LocalStdioSlot`]: the stable handle callers use; survives restarts.
 //! - [`supervise`]: the owner shard's restart loop.
+//! - [`ping`]: the liveness check of a running child (it must answer `ping`).
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
@@ -23,6 +24,7 @@ use futures_channel::{mpsc, oneshot};
 use futures_core::Stream;
 
 mod child;
+mod ping;
 
 pub use child::reap;
 use child::{kill_group, reader_task, spawn_child, stderr_task, writer_task};
@@ -285,6 +287,7 @@ pub async fn supervise(
                         let caps = found.caps.clone();
                         slot.started_once.set(true);
                         report(Ok(found));
+                        monoio::spawn(ping::ping_task(slot.clone(), pid));
                         monoio::spawn(relist_task(
                             slot.clone(),
                             caps,
