@@ -25,8 +25,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Gateway, DRIVERS};
-use peers::{fd_count, pids_with, proc_state, DemoHttp, Hang};
+use common::{http_server, DemoHttp, Gateway, DRIVERS};
+use peers::{fd_count, pids_with, proc_state, Hang};
 use sonic_rs::JsonValueTrait;
 
 const TABLE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/reliability-table.md");
@@ -219,12 +219,6 @@ struct Summary {
     leaked: usize,
     zombies: usize,
     stop_ms: u128,
-}
-
-fn http_server(id: &str, addr: &str, extra: &str) -> String {
-    format!(
-        "[[servers]]\nid = \"{id}\"\ntransport = \"http\"\nurl = \"http://{addr}/mcp\"\n{extra}\n"
-    )
 }
 
 fn run_driver(driver: &'static str, rows: &mut Vec<Row>) -> Summary {

@@ -7,55 +7,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Gateway, DRIVERS};
+use common::{http_server, DemoHttp, Gateway, DRIVERS};
 use sonic_rs::JsonValueTrait;
-
-struct DemoHttp {
-    child: Child,
-    addr: String,
-}
-
-impl DemoHttp {
-    fn start(listen: &str, name: &str) -> DemoHttp {
-        let mut child = Command::new(common::bin())
-            .args(["demo-server", "--http", listen, "--name", name])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .unwrap()
-            .split('/')
-            .next()
-            .unwrap()
-            .to_string();
-        DemoHttp { child, addr }
-    }
-}
-
-impl Drop for DemoHttp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn http_server(id: &str, addr: &str, extra: &str) -> String {
-    format!(
-        "[[servers]]\nid = \"{id}\"\ntransport = \"http\"\nurl = \"http://{addr}/mcp\"\n{extra}\n"
-    )
-}
 
 #[test]
 fn json_and_sse_responses_and_upstream_session_expiry() {

@@ -3,25 +3,29 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 
 use common::{Gateway, DRIVERS};
 use sonic_rs::JsonValueTrait;
 
+/// A demo server over HTTP on a free port: the child and its `/mcp` URL.
 fn demo(name: &str) -> (Child, String) {
-    let mut child = Command::new(common::bin())
-        .args(["demo-server", "--http", "127.0.0.1:0", "--name", name])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.split_whitespace().last().unwrap().to_string();
-    (child, url)
+    demo_on("127.0.0.1:0", name)
+}
+
+/// The same on a given address (a restart on the same port).
+fn demo_on(listen: &str, name: &str) -> (Child, String) {
+    let (child, addr) = common::spawn_demo_http(listen, name);
+    (child, format!("http://{addr}/mcp"))
+}
+
+/// `host:port` of a demo URL.
+fn authority(url: &str) -> String {
+    url.trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 fn who(gw: &Gateway, sid: &str) -> Result<String, i64> {
@@ -81,12 +85,7 @@ fn health_checks_take_a_dead_replica_out_before_any_call_fails_and_bring_it_back
     for driver in DRIVERS {
         let (mut a, url_a) = demo("a");
         let (mut b, url_b) = demo("b");
-        let listen_b = url_b
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-            .unwrap()
-            .to_string();
+        let listen_b = authority(&url_b);
         let cfg = format!(
             "[[servers]]\nid = \"web\"\ntransport = \"http\"\nurls = [\"{url_a}\", \"{url_b}\"]\nhealth_interval_ms = 100\nhealthy_threshold = 1\nunhealthy_threshold = 1\nbreaker_failures = 1000\n"
         );
@@ -131,12 +130,7 @@ fn a_replica_back_before_its_health_check_says_so_still_gets_calls() {
     // by breakers alone) can make the restarted server answer within this test.
     for driver in DRIVERS {
         let (mut a, url_a) = demo("a");
-        let listen_a = url_a
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-            .unwrap()
-            .to_string();
+        let listen_a = authority(&url_a);
         let cfg = format!(
             "[[servers]]\nid = \"web\"\ntransport = \"http\"\nurl = \"{url_a}\"\nhealth_interval_ms = 100\nhealthy_threshold = 1000000\nunhealthy_threshold = 1\nbreaker_failures = 1\nbreaker_cooldown_ms = 100\n"
         );
@@ -161,21 +155,6 @@ fn a_replica_back_before_its_health_check_says_so_still_gets_calls() {
         let _ = a2.kill();
         let _ = a2.wait();
     }
-}
-
-fn demo_on(listen: &str, name: &str) -> (Child, String) {
-    let mut child = Command::new(common::bin())
-        .args(["demo-server", "--http", listen, "--name", name])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.split_whitespace().last().unwrap().to_string();
-    (child, url)
 }
 
 #[test]

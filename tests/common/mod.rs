@@ -6,6 +6,10 @@
 //! a [`Gateway`] sends SIGTERM, waits for a clean exit (SIGKILL after 15 s) and reaps it.
 #![allow(dead_code)]
 
+mod demo_http;
+#[allow(unused_imports)] // each test crate uses its own subset
+pub use demo_http::{http_server, spawn_demo_http, DemoHttp};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;

@@ -1,72 +1,14 @@
-//! The misbehaving peers and the /proc probes of the fault-injection test: the demo server
-//! run over HTTP as a killable child, the `Hang` fake, and fd / process-state counts.
+//! The misbehaving peer and the /proc probes of the fault-injection test: the `Hang` fake,
+//! and fd / process-state counts.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::common;
-
-/// The built-in demo server over HTTP, as a child process; killed and reaped on drop.
-pub struct DemoHttp {
-    pub child: Child,
-    pub addr: String,
-}
-
-impl DemoHttp {
-    /// Starts `demo-server --http listen`; retries briefly (bounded) if the address is not
-    /// free yet (restart on the same port).
-    pub fn start(listen: &str, name: &str) -> DemoHttp {
-        let mut last = String::new();
-        for _ in 0..50 {
-            let mut child = Command::new(common::bin())
-                .args(["demo-server", "--http", listen, "--name", name])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("demo-server starts");
-            let stdout = child.stdout.take().unwrap();
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let mut line = String::new();
-                let _ = BufReader::new(stdout).read_line(&mut line);
-                let _ = tx.send(line);
-            });
-            let line = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
-            if let Some(addr) = line
-                .split("http://")
-                .nth(1)
-                .and_then(|r| r.split('/').next())
-            {
-                return DemoHttp {
-                    child,
-                    addr: addr.to_string(),
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            last = line;
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("demo-server --http {listen} never started: {last:?}");
-    }
-
-    /// SIGKILL and reap.
-    pub fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for DemoHttp {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
 
 /// A deliberate fake: an HTTP "backend" that accepts connections, reads whatever comes and
 /// never answers. No real MCP server can be made to misbehave like this on demand, so the
