@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use crossbeam_channel::{select, unbounded};
+use only1mcp_shards::balance::breaker::BreakerSpec;
+use only1mcp_shards::balance::BalanceKey;
 use only1mcp_shards::catalog::build::BackendInput;
 use only1mcp_shards::catalog::{BackendState, Catalog, Discovery};
 use only1mcp_shards::config::{Config, Transport, SELF_COMMAND};
@@ -70,14 +72,30 @@ pub fn backend_specs(cfg: &Config) -> anyhow::Result<Vec<BackendSpec>> {
             max_timeout: Duration::from_millis(s.max_timeout_ms.unwrap_or(600_000)),
             balance: s.balance,
             weights: s.weights.clone(),
-            breaker_failures: s.breaker_failures,
-            breaker_cooldown: Duration::from_millis(s.breaker_cooldown_ms),
+            balance_key: s
+                .balance_key
+                .as_deref()
+                .map(BalanceKey::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("server `{}`: {e}", s.id.get_ref()))?
+                .unwrap_or_default(),
+            breaker: BreakerSpec {
+                failures: s.breaker_failures,
+                rate: s.breaker_failure_rate.map(|r| r as f32),
+                window: s.breaker_window,
+                cooldown: Duration::from_millis(s.breaker_cooldown_ms),
+                trials: s.breaker_trials,
+            },
             health: only1mcp_shards::snapshot::HealthSpec {
                 interval: Duration::from_millis(s.health_interval_ms),
                 timeout: Duration::from_millis(s.health_timeout_ms),
                 healthy_threshold: s.healthy_threshold.max(1),
                 unhealthy_threshold: s.unhealthy_threshold.max(1),
                 path: s.health_path.clone(),
+                canary: s.health_canary.as_ref().map(|c| {
+                    let args = sonic_rs::to_string(&c.arguments).unwrap_or_else(|_| "{}".into());
+                    (c.tool.clone(), args)
+                }),
             },
         });
     }
@@ -161,13 +179,13 @@ pub fn start(cfg: Config, front: Front) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     let mut found: Discovered = vec![(BackendState::Starting, None); specs.len()];
     let mut version = 1u64;
-    let slot = Arc::new(ArcSwap::from_pointee(SharedSnapshot {
+    let slot = Arc::new(ArcSwap::from_pointee(SharedSnapshot::new(
         version,
-        config: cfg.clone(),
-        backends: specs.clone(),
-        catalog: build_catalog(&cfg, &specs, &found, false),
-        catalog_modern: build_catalog(&cfg, &specs, &found, true),
-    }));
+        cfg.clone(),
+        specs.clone(),
+        build_catalog(&cfg, &specs, &found, false),
+        build_catalog(&cfg, &specs, &found, true),
+    )));
 
     let (events_tx, events_rx) = unbounded::<ControlEvent>();
     let (senders, boxes): (Vec<_>, Vec<_>) = (0..n).map(|_| mailbox::<ShardMsg>()).unzip();
@@ -345,13 +363,13 @@ fn apply_discovery(
     } else {
         tracing::debug!(version = *version, server = %server, "backend state republished, lists unchanged");
     }
-    slot.store(Arc::new(SharedSnapshot {
-        version: *version,
-        config: cfg.clone(),
-        backends: specs.to_vec(),
+    slot.store(Arc::new(SharedSnapshot::new(
+        *version,
+        cfg.clone(),
+        specs.to_vec(),
         catalog,
         catalog_modern,
-    }));
+    )));
     if tools || prompts || resources {
         for p in senders {
             let _ = p.send(ShardMsg::ListChanged {

@@ -189,3 +189,102 @@ fn safe_calls_are_retried_on_another_replica_and_unsafe_ones_are_not() {
         let _ = a.wait();
     }
 }
+
+/// `whoami` through `web` in `sid` with extra request headers.
+fn who_with(gw: &Gateway, sid: &str, extra: &[(&str, &str)]) -> String {
+    let mut h = vec![
+        ("mcp-session-id", sid),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    h.extend_from_slice(extra);
+    let r = gw.post(
+        &h,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"web__whoami","arguments":{}}}"#,
+    );
+    let v = r.answer();
+    v["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("whoami failed: {}", r.text()))
+        .to_string()
+}
+
+/// A JWT-shaped bearer token with `sub` (unsigned: the balance key does not verify it, and
+/// no auth is configured in this test).
+fn bearer(sub: &str) -> String {
+    use base64::Engine;
+    let enc = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    format!(
+        "Bearer {}.{}.{}",
+        enc(r#"{"alg":"HS256","typ":"JWT"}"#),
+        enc(&format!(r#"{{"sub":"{sub}","iat":1}}"#)),
+        enc("not-checked")
+    )
+}
+
+#[test]
+fn consistent_hash_keys_on_a_configured_header_or_token_claim_across_sessions() {
+    for driver in DRIVERS {
+        let demos: Vec<(Child, String)> = ["a", "b", "c", "d"].iter().map(|n| demo(n)).collect();
+        let urls: Vec<String> = demos.iter().map(|(_, u)| format!("\"{u}\"")).collect();
+        let urls = urls.join(", ");
+        let cfg = format!(
+            "[[servers]]\nid = \"web\"\ntransport = \"http\"\nurls = [{urls}]\nbalance = \"consistent_hash\"\nbalance_key = \"header:X-Tenant\"\n\n\
+             [[servers]]\nid = \"web2\"\ntransport = \"http\"\nurls = [{urls}]\nbalance = \"consistent_hash\"\nbalance_key = \"claim:sub\"\n"
+        );
+        let gw = Gateway::start(&cfg, driver, 2, &["web", "web2"]);
+        let sessions: Vec<String> = (0..3).map(|_| gw.initialize()).collect();
+        let mut seen = std::collections::BTreeSet::new();
+        for t in 0..8 {
+            let tenant = format!("tenant-{t}");
+            let picks: Vec<String> = sessions
+                .iter()
+                .map(|sid| who_with(&gw, sid, &[("x-tenant", &tenant)]))
+                .collect();
+            assert!(
+                picks.iter().all(|p| *p == picks[0]),
+                "{driver}: one tenant reached several replicas: {picks:?}"
+            );
+            seen.insert(picks[0].clone());
+        }
+        assert!(
+            seen.len() >= 2,
+            "{driver}: 8 tenants all on one replica: {seen:?}"
+        );
+        // The claim key: the same `sub` sticks across sessions, whatever the rest of the token.
+        let web2 = |sid: &str, auth: &str| {
+            let r = gw.post(
+                &[
+                    ("mcp-session-id", sid),
+                    ("mcp-protocol-version", "2025-11-25"),
+                    ("authorization", auth),
+                ],
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"web2__whoami","arguments":{}}}"#,
+            );
+            r.answer()["result"]["content"][0]["text"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{}", r.text()))
+                .to_string()
+        };
+        let mut users = std::collections::BTreeSet::new();
+        for u in 0..8 {
+            let token = bearer(&format!("user-{u}"));
+            let picks: Vec<String> = sessions.iter().map(|sid| web2(sid, &token)).collect();
+            assert!(
+                picks.iter().all(|p| *p == picks[0]),
+                "{driver}: one user reached several replicas: {picks:?}"
+            );
+            users.insert(picks[0].clone());
+        }
+        assert!(users.len() >= 2, "{driver}: {users:?}");
+        // Without the header, the session is the key: each session sticks to one replica.
+        for sid in &sessions {
+            let a = who_with(&gw, sid, &[]);
+            assert!((0..4).all(|_| who_with(&gw, sid, &[]) == a), "{driver}");
+        }
+        drop(gw);
+        for (mut c, _) in demos {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -50,10 +50,10 @@ pub struct BackendSpec {
     pub balance: crate::balance::Strategy,
     /// Replica weights (one per URL).
     pub weights: Vec<u32>,
-    /// Consecutive failures that open a replica's breaker.
-    pub breaker_failures: u32,
-    /// Open-breaker cool-down.
-    pub breaker_cooldown: Duration,
+    /// What `consistent_hash` keys on.
+    pub balance_key: crate::balance::BalanceKey,
+    /// Per-replica circuit breaker settings.
+    pub breaker: crate::balance::breaker::BreakerSpec,
     /// Active health checks of HTTP replicas.
     pub health: HealthSpec,
 }
@@ -69,8 +69,10 @@ pub struct HealthSpec {
     pub healthy_threshold: u32,
     /// Consecutive failures that take a replica out.
     pub unhealthy_threshold: u32,
-    /// GET this path instead of an MCP `initialize` probe.
+    /// GET this path instead of an MCP probe.
     pub path: Option<String>,
+    /// A tool call each check also makes: `(backend's tool name, arguments as JSON)`.
+    pub canary: Option<(String, String)>,
 }
 
 /// One immutable view of the gateway's world.
@@ -86,12 +88,40 @@ pub struct SharedSnapshot {
     pub catalog: Catalog,
     /// Merged catalog as 2026 clients see it (dual-era backends: their 2026 lists).
     pub catalog_modern: Catalog,
+    /// The header and claim balance keys some backend uses (read from each request).
+    pub balance_keys: Vec<crate::balance::BalanceKey>,
 }
 
 /// The published slot.
 pub type SharedSnapshotSlot = Arc<ArcSwap<SharedSnapshot>>;
 
 impl SharedSnapshot {
+    /// A snapshot of `backends` with their merged catalogs.
+    pub fn new(
+        version: u64,
+        config: Arc<Config>,
+        backends: Vec<BackendSpec>,
+        catalog: Catalog,
+        catalog_modern: Catalog,
+    ) -> Self {
+        let mut balance_keys: Vec<crate::balance::BalanceKey> = Vec::new();
+        for b in &backends {
+            if b.balance_key != crate::balance::BalanceKey::Session
+                && !balance_keys.contains(&b.balance_key)
+            {
+                balance_keys.push(b.balance_key.clone());
+            }
+        }
+        SharedSnapshot {
+            version,
+            config,
+            backends,
+            catalog,
+            catalog_modern,
+            balance_keys,
+        }
+    }
+
     /// The catalog of the client's era.
     pub fn catalog_for(&self, modern: bool) -> &Catalog {
         if modern {

@@ -137,5 +137,112 @@ pub fn affinity(key: &[u8]) -> u64 {
     crate::ring::hash_key(key)
 }
 
+/// What `consistent_hash` keys on (`balance_key` in the config).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum BalanceKey {
+    /// The client's session id (2026 clients: the request id); the default.
+    #[default]
+    Session,
+    /// A request header (lower-case name), e.g. a tenant or user id set by a front proxy.
+    Header(String),
+    /// A claim of the caller's bearer token (a JWT), e.g. `sub`.
+    Claim(String),
+}
+
+impl BalanceKey {
+    /// Parses `session`, `header:<name>` or `claim:<name>`.
+    pub fn parse(s: &str) -> Result<BalanceKey, String> {
+        let s = s.trim();
+        let token = |v: &str| {
+            !v.is_empty()
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b))
+        };
+        match s.split_once(':') {
+            None if s == "session" => Ok(BalanceKey::Session),
+            Some(("header", h)) if token(h) => Ok(BalanceKey::Header(h.to_ascii_lowercase())),
+            Some(("claim", c)) if token(c) => Ok(BalanceKey::Claim(c.to_string())),
+            _ => Err(format!(
+                "`{s}` is not a balance key: use \"session\", \"header:<name>\" or \"claim:<name>\""
+            )),
+        }
+    }
+
+    /// A stable id for this key, to find its value among a request's [`AffinityValues`].
+    pub fn id(&self) -> u64 {
+        match self {
+            BalanceKey::Session => 0,
+            BalanceKey::Header(h) => affinity(format!("h:{h}").as_bytes()) | 1,
+            BalanceKey::Claim(c) => affinity(format!("c:{c}").as_bytes()) | 1,
+        }
+    }
+}
+
+/// The hashed values of the balance keys some backend uses, taken from one request:
+/// `(key id, value hash)`. Empty (no allocation) unless a backend is configured with a
+/// header or claim key.
+#[derive(Debug, Clone, Default)]
+pub struct AffinityValues(pub Vec<(u64, u64)>);
+
+impl AffinityValues {
+    /// Reads every key in `keys` from the request head `head` (raw HTTP) and its bearer token.
+    pub fn from_head(keys: &[BalanceKey], head: &[u8]) -> AffinityValues {
+        if keys.is_empty() {
+            return AffinityValues::default();
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut headers);
+        if req.parse(head).is_err() {
+            return AffinityValues::default();
+        }
+        let find = |name: &str| {
+            req.headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| h.value)
+        };
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            let value = match k {
+                BalanceKey::Session => None,
+                BalanceKey::Header(h) => find(h).map(|v| affinity(v.trim_ascii())),
+                BalanceKey::Claim(c) => find("authorization")
+                    .and_then(|v| claim(v, c))
+                    .map(|v| affinity(v.as_bytes())),
+            };
+            if let Some(v) = value {
+                out.push((k.id(), v));
+            }
+        }
+        AffinityValues(out)
+    }
+
+    /// The value hash of key `id`, if the request had it.
+    pub fn get(&self, id: u64) -> Option<u64> {
+        self.0.iter().find(|(k, _)| *k == id).map(|(_, v)| *v)
+    }
+}
+
+/// Claim `name` of a `Bearer <JWT>` authorization value, as text (strings as they are,
+/// numbers and other JSON as written). The signature is not checked here: the value only
+/// steers which replica serves the call, it grants nothing.
+fn claim(authorization: &[u8], name: &str) -> Option<String> {
+    use base64::Engine;
+    use sonic_rs::JsonValueTrait;
+    let v = std::str::from_utf8(authorization).ok()?.trim();
+    let token = v
+        .strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))?;
+    let payload = token.split('.').nth(1)?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let value = sonic_rs::get(json.as_slice(), [name]).ok()?;
+    Some(match value.as_str() {
+        Some(s) => s.to_string(),
+        None => value.as_raw_str().to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests;

@@ -90,3 +90,53 @@ fn weighted_random_follows_the_weights() {
     assert!((share(c[1]) - 0.3).abs() < 0.02, "{c:?}");
     assert!((share(c[3]) - 0.6).abs() < 0.02, "{c:?}");
 }
+
+#[test]
+fn balance_keys_parse_and_read_headers_and_token_claims() {
+    use super::{AffinityValues, BalanceKey};
+    assert_eq!(BalanceKey::parse("session"), Ok(BalanceKey::Session));
+    assert_eq!(
+        BalanceKey::parse("header:X-Tenant"),
+        Ok(BalanceKey::Header("x-tenant".into()))
+    );
+    assert_eq!(
+        BalanceKey::parse("claim:sub"),
+        Ok(BalanceKey::Claim("sub".into()))
+    );
+    assert!(BalanceKey::parse("header:").is_err());
+    assert!(BalanceKey::parse("ip").is_err());
+    // {"alg":"none"} . {"sub":"alice","n":7} . sig
+    let token = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSIsIm4iOjd9.c2ln";
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: x\r\nX-Tenant: acme \r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    let keys = [
+        BalanceKey::Header("x-tenant".into()),
+        BalanceKey::Claim("sub".into()),
+        BalanceKey::Claim("n".into()),
+        BalanceKey::Claim("missing".into()),
+    ];
+    let v = AffinityValues::from_head(&keys, head.as_bytes());
+    assert_eq!(
+        v.get(keys[0].id()),
+        Some(affinity(b"acme")),
+        "trimmed header value"
+    );
+    assert_eq!(v.get(keys[1].id()), Some(affinity(b"alice")));
+    assert_eq!(
+        v.get(keys[2].id()),
+        Some(affinity(b"7")),
+        "numbers as written"
+    );
+    assert_eq!(
+        v.get(keys[3].id()),
+        None,
+        "absent claim: the session decides"
+    );
+    let garbage = "POST /mcp HTTP/1.1\r\nAuthorization: Bearer not.a-jwt!\r\n\r\n";
+    assert_eq!(
+        AffinityValues::from_head(&keys, garbage.as_bytes()).get(keys[1].id()),
+        None
+    );
+    assert!(AffinityValues::from_head(&[], head.as_bytes()).0.is_empty());
+}

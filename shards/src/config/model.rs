@@ -106,6 +106,9 @@ pub struct ProxySection {
     /// Items per page of the merged lists served to clients (0 = all in one page); further
     /// pages are reached with the gateway's own opaque `nextCursor`.
     pub list_page_size: usize,
+    /// stdio processes starting at once (spawn to tools listed), over the whole gateway;
+    /// more wait their turn (up to `connect_timeout_ms`).
+    pub max_concurrent_spawns: usize,
 }
 
 impl Default for ProxySection {
@@ -115,6 +118,7 @@ impl Default for ProxySection {
             request_timeout_ms: 30_000,
             connect_timeout_ms: 5_000,
             list_page_size: 500,
+            max_concurrent_spawns: 8,
         }
     }
 }
@@ -224,6 +228,39 @@ pub struct BackendConfig {
     /// How long an open breaker refuses calls before letting a trial through.
     #[serde(default = "default_breaker_cooldown_ms")]
     pub breaker_cooldown_ms: u64,
+    /// Failure ratio (0 < r <= 1) over the last `breaker_window` calls that also opens a
+    /// replica's breaker (unset: only `breaker_failures` in a row do).
+    #[serde(default)]
+    pub breaker_failure_rate: Option<f64>,
+    /// Calls the failure rate is measured over (1 to 64).
+    #[serde(default = "default_breaker_window")]
+    pub breaker_window: u32,
+    /// Trial calls a half-open breaker lets through (the first success closes it).
+    #[serde(default = "default_one")]
+    pub breaker_trials: u32,
+    /// The `consistent_hash` key: `"session"` (default), `"header:<name>"` or
+    /// `"claim:<name>"` (a claim of the caller's bearer token); without it, the session.
+    #[serde(default)]
+    pub balance_key: Option<String>,
+    /// A tool call every health check also makes; an error or `isError` result counts as a
+    /// failed check.
+    #[serde(default)]
+    pub health_canary: Option<CanaryConfig>,
+}
+
+/// `health_canary = { tool = "echo", arguments = { text = "ok" } }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryConfig {
+    /// The backend's own tool name (not namespaced).
+    pub tool: String,
+    /// Its arguments.
+    #[serde(default)]
+    pub arguments: toml::Table,
+}
+
+fn default_breaker_window() -> u32 {
+    20
 }
 
 fn default_health_interval_ms() -> u64 {

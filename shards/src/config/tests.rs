@@ -473,3 +473,48 @@ fn load_file_names_the_file() {
     assert_eq!(load_file(&bad).unwrap().servers.len(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn breaker_balance_key_and_canary_settings_are_checked() {
+    check_all(&[
+        (
+            &format!("{STDIO}balance_key = \"cookie:x\"\n"),
+            5,
+            "servers[0].balance_key",
+            "is not a balance key",
+        ),
+        (
+            &format!("{STDIO}balance_key = \"header:\"\n"),
+            5,
+            "servers[0].balance_key",
+            "is not a balance key",
+        ),
+        (
+            &format!("{STDIO}breaker_failure_rate = 1.5\n"),
+            5,
+            "servers[0].breaker_failure_rate",
+            "ratio above 0",
+        ),
+        (
+            &format!("{STDIO}breaker_window = 65\n"),
+            5,
+            "servers[0].breaker_window",
+            "1 to 64",
+        ),
+        (
+            &format!("{STDIO}breaker_trials = 0\n"),
+            5,
+            "servers[0].breaker_trials",
+            "1 to 1000",
+        ),
+        (
+            &format!("{STDIO}health_canary = {{ tool = \" \" }}\n"),
+            5,
+            "servers[0].health_canary.tool",
+            "must name one of the server's own tools",
+        ),
+    ]);
+    ok(&format!(
+        "{STDIO}balance_key = \"claim:sub\"\nbreaker_failure_rate = 0.5\nbreaker_window = 10\nbreaker_trials = 3\nhealth_canary = {{ tool = \"echo\", arguments = {{ text = \"hi\" }} }}\n"
+    ));
+}

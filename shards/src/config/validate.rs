@@ -288,6 +288,40 @@ impl Checker<'_, '_> {
         if let Some(t) = s.timeout_ms {
             self.range_ms(&field(i, "timeout_ms"), t);
         }
+        if let Some(k) = &s.balance_key {
+            if let Err(msg) = crate::balance::BalanceKey::parse(k) {
+                self.push(&field(i, "balance_key"), None, msg);
+            }
+        }
+        if let Some(r) = s.breaker_failure_rate {
+            if !(r > 0.0 && r <= 1.0) {
+                let msg = format!("must be a ratio above 0 and at most 1, got {r}");
+                self.push(&field(i, "breaker_failure_rate"), None, msg);
+            }
+        }
+        if !(1..=64).contains(&s.breaker_window) {
+            let msg = format!("must be 1 to 64 calls, got {}", s.breaker_window);
+            self.push(&field(i, "breaker_window"), None, msg);
+        }
+        if !(1..=1000).contains(&s.breaker_trials) {
+            let msg = format!("must be 1 to 1000, got {}", s.breaker_trials);
+            self.push(&field(i, "breaker_trials"), None, msg);
+        }
+        if let Some(c) = &s.health_canary {
+            if c.tool.trim().is_empty() {
+                let path = [
+                    Seg::Key("servers"),
+                    Seg::Index(i),
+                    Seg::Key("health_canary"),
+                    Seg::Key("tool"),
+                ];
+                self.push(
+                    &path,
+                    None,
+                    "must name one of the server's own tools".into(),
+                );
+            }
+        }
         match s.transport.get_ref() {
             Transport::Stdio => self.stdio(i, s),
             Transport::Http => self.http(config, i, s),

@@ -76,6 +76,8 @@ pub struct Request {
     pub headers: KnownHeaders,
     /// Whether the connection stays open after the response.
     pub keep_alive: bool,
+    /// Length of the head (request line and headers) at the start of the buffer.
+    pub head_len: usize,
 }
 
 /// Why a request could not be read.
@@ -164,7 +166,8 @@ pub async fn read_request<S: AsyncReadRent + AsyncWriteRent>(
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(&bufs.buf) {
             Ok(httparse::Status::Complete(head_len)) => {
-                let (req_head, framing, expect_continue) = head_from(&req, &bufs.buf)?;
+                let (mut req_head, framing, expect_continue) = head_from(&req, &bufs.buf)?;
+                req_head.head_len = head_len;
                 bufs.consumed = head_len;
                 if let Framing::Length(n) = framing {
                     if n > limits.max_body {
@@ -296,6 +299,7 @@ fn head_from(
             path,
             headers,
             keep_alive,
+            head_len: 0,
         },
         framing,
         expect_continue,

@@ -228,6 +228,10 @@ async fn mcp(shard: &Rc<LocalShard>, req: &Request, bufs: &mut ConnBuffers) -> R
         last_event_id: bufs.text(&h.last_event_id).map(|s| s.trim().to_string()),
         mcp_method: bufs.text(&h.mcp_method).map(|s| s.trim().to_string()),
         mcp_name: bufs.text(&h.mcp_name).map(|s| s.trim().to_string()),
+        affinity: {
+            let snap = shard.snapshot.load();
+            crate::balance::AffinityValues::from_head(&snap.balance_keys, &bufs.buf[..req.head_len])
+        },
         body: std::mem::take(&mut bufs.body),
     };
     let reply = handle(shard, mreq, true).await;

@@ -240,6 +240,7 @@ pub async fn resume(
             last_event_id: None,
             mcp_method: req.mcp_method.clone(),
             mcp_name: req.mcp_name.clone(),
+            affinity: req.affinity.clone(),
             body: req.body.clone(),
         };
         if shard.peers[owner]

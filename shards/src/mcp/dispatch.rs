@@ -38,6 +38,8 @@ pub struct McpHttpRequest {
     pub mcp_method: Option<String>,
     /// `Mcp-Name` (2026-07-28).
     pub mcp_name: Option<String>,
+    /// Header and claim values for `consistent_hash` balance keys (usually empty).
+    pub affinity: crate::balance::AffinityValues,
     /// Body.
     pub body: Vec<u8>,
 }
@@ -109,7 +111,7 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
         }
         Kind::Request => {
             let _ = &session;
-            request(shard, sid, &req.body, &env).await
+            request(shard, sid, &req.body, &env, &req.affinity).await
         }
     }
 }
@@ -293,8 +295,18 @@ fn initialize(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>) -> Reply 
     r
 }
 
-async fn request(shard: &Rc<LocalShard>, sid: &str, body: &[u8], env: &Envelope<'_>) -> Reply {
+async fn request(
+    shard: &Rc<LocalShard>,
+    sid: &str,
+    body: &[u8],
+    env: &Envelope<'_>,
+    affinity: &crate::balance::AffinityValues,
+) -> Reply {
     let id = env.id_bytes(body);
+    let era = || Era {
+        affinity: affinity.clone(),
+        ..Era::default()
+    };
     let method = env.method.as_deref().unwrap_or("");
     let json = |r: Result<Vec<u8>, McpError>| r.map(Answer::Json);
     let result = match method {
@@ -303,12 +315,10 @@ async fn request(shard: &Rc<LocalShard>, sid: &str, body: &[u8], env: &Envelope<
         "prompts/list" => json(list(shard, body, env, ListKind::Prompts)),
         "resources/list" => json(list(shard, body, env, ListKind::Resources)),
         "resources/templates/list" => json(list(shard, body, env, ListKind::Templates)),
-        "tools/call" => by_name(shard, sid, body, env, Named::Tool, Era::default()).await,
-        "prompts/get" => by_name(shard, sid, body, env, Named::Prompt, Era::default()).await,
-        "resources/read" => resources_read(shard, sid, body, env, Era::default()).await,
-        "completion/complete" => {
-            crate::mcp::methods::complete(shard, sid, body, env, Era::default()).await
-        }
+        "tools/call" => by_name(shard, sid, body, env, Named::Tool, era()).await,
+        "prompts/get" => by_name(shard, sid, body, env, Named::Prompt, era()).await,
+        "resources/read" => resources_read(shard, sid, body, env, era()).await,
+        "completion/complete" => crate::mcp::methods::complete(shard, sid, body, env, era()).await,
         "resources/subscribe" => crate::mcp::methods::subscribe(shard, sid, body, env, true).await,
         "resources/unsubscribe" => {
             crate::mcp::methods::subscribe(shard, sid, body, env, false).await

@@ -49,6 +49,8 @@ pub struct Era {
     /// A failed attempt may be retried on another replica: reads, prompts, completions,
     /// and tools annotated idempotent.
     pub retry_safe: bool,
+    /// The request's header/claim values for `consistent_hash` balance keys.
+    pub affinity: crate::balance::AffinityValues,
 }
 
 /// RFC 5424 severities in MCP's order.
@@ -449,7 +451,7 @@ pub async fn forward(
         .id
         .clone()
         .ok_or_else(|| McpError::InvalidRequest("missing id".into()))?;
-    let (backend_id, timeout, prefixed, per_client, max_inflight, max_timeout) = {
+    let (backend_id, timeout, prefixed, per_client, max_inflight, max_timeout, key_id) = {
         let snap = shard.snapshot.load();
         let spec = &snap.backends[backend];
         let timeout = era
@@ -465,6 +467,7 @@ pub async fn forward(
             per_client,
             spec.max_inflight,
             spec.max_timeout.max(timeout),
+            spec.balance_key.id(),
         )
     };
     let deadline = crate::upstream::deadline_in(timeout);
@@ -513,10 +516,13 @@ pub async fn forward(
         cancel: Some(cancel_rx),
         wait_first_start: true,
         modern: era.modern,
-        affinity: crate::balance::affinity(if sid.is_empty() {
-            &client_id
-        } else {
-            sid.as_bytes()
+        // The configured header or claim when the request has it, else the session.
+        affinity: era.affinity.get(key_id).unwrap_or_else(|| {
+            crate::balance::affinity(if sid.is_empty() {
+                &client_id
+            } else {
+                sid.as_bytes()
+            })
         }),
         deadline: Some(deadline.clone()),
         retry_safe: era.retry_safe,

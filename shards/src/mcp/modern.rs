@@ -178,6 +178,7 @@ pub async fn serve(shard: &Rc<LocalShard>, req: &McpHttpRequest, env: &Envelope<
         client_caps: client_caps(&req.body, env),
         tool: None,
         retry_safe: false,
+        affinity: req.affinity.clone(),
     };
     let body = &req.body[..];
     // A retry of a call the gateway parked on this client's input.

@@ -112,6 +112,7 @@ pub async fn line(shard: &Rc<LocalShard>, line: Vec<u8>) {
             last_event_id: None,
             mcp_method: None,
             mcp_name: None,
+            affinity: Default::default(),
             body: line,
         };
         shard.inflight.set(shard.inflight.get() + 1);
@@ -130,6 +131,7 @@ pub async fn line(shard: &Rc<LocalShard>, line: Vec<u8>) {
                 last_event_id: None,
                 mcp_method: None,
                 mcp_name: None,
+                affinity: Default::default(),
                 body: Vec::new(),
             };
             let stream = handle(&shard, get, true).await;

@@ -138,12 +138,13 @@ impl LocalHttpBackend {
             // A random seed per instance, so shards do not choose in lockstep.
             std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), &spec.id),
         );
-        let breakers = (0..n)
-            .map(|_| {
+        let breakers = spec
+            .urls
+            .iter()
+            .map(|u| {
                 crate::balance::breaker::LocalBreaker::new(
-                    spec.breaker_failures,
-                    spec.breaker_cooldown,
-                    1,
+                    spec.breaker,
+                    format!("{} {}", spec.id, u.raw),
                 )
             })
             .collect();
