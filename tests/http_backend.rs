@@ -179,22 +179,44 @@ fn read_stream_messages(s: &mut std::net::TcpStream, want: usize, within: Durati
     }
 }
 
+/// Holds a free port for a backend that is not there yet; returns the socket and
+/// `127.0.0.1:PORT`. The socket is bound with `SO_REUSEADDR` but never listens, so:
+/// connections to the port are refused (the backend is absent); automatic port choices
+/// (another test's server binding port 0, or an outgoing connection) skip a port that has a
+/// bound socket, so nobody else can take it; and the real server, which binds with
+/// `SO_REUSEADDR` too (Rust's `TcpListener::bind` does), can bind it and listen when it is
+/// time. Binding a listener and dropping it instead would free the port for anyone.
+fn reserve_port() -> (socket2::Socket, String) {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+    s.set_reuse_address(true).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    s.bind(&SockAddr::from(any)).unwrap();
+    let addr = s.local_addr().unwrap().as_socket().unwrap();
+    (s, addr.to_string())
+}
+
 #[test]
 fn get_stream_rules_and_list_changed_when_a_backend_arrives() {
     for driver in DRIVERS {
-        // Reserve a port for a backend that is not there yet.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let late = format!("127.0.0.1:{port}");
+        // Hold a port for a backend that is not there yet (kept until the backend is up).
+        let (reservation, late) = reserve_port();
         let cfg = format!(
             "{}{}",
             common::demo_stdio("demo", ""),
             http_server("late", &late, "")
         );
         let gw = Gateway::start(&cfg, driver, 2, &["demo"]);
+        // `late` is known and absent before the stream opens, so its arrival (and the
+        // list_changed it causes) can only come after.
+        let b = gw.wait_state("late", "down", Duration::from_secs(10));
+        assert!(
+            b["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("cannot connect"),
+            "{driver}: {b:?}"
+        );
         let sid = gw.initialize();
         // 406 without Accept, 405 without a session (stateless clients POST only), then a
         // real stream.
@@ -233,6 +255,7 @@ fn get_stream_rules_and_list_changed_when_a_backend_arrives() {
         assert_eq!(second.status, 409, "{driver}");
         // The backend arrives: the catalog grows and the session hears about it on its stream.
         let _demo = DemoHttp::start(&late, "late");
+        drop(reservation);
         gw.wait_ready(&["late"], Duration::from_secs(20));
         let msgs = read_stream_messages(&mut stream, 1, Duration::from_secs(10));
         assert!(
