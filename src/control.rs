@@ -92,10 +92,6 @@ pub fn backend_specs(cfg: &Config) -> anyhow::Result<Vec<BackendSpec>> {
                 healthy_threshold: s.healthy_threshold.max(1),
                 unhealthy_threshold: s.unhealthy_threshold.max(1),
                 path: s.health_path.clone(),
-                canary: s.health_canary.as_ref().map(|c| {
-                    let args = sonic_rs::to_string(&c.arguments).unwrap_or_else(|_| "{}".into());
-                    (c.tool.clone(), args)
-                }),
             },
         });
     }

@@ -307,21 +307,6 @@ impl Checker<'_, '_> {
             let msg = format!("must be 1 to 1000, got {}", s.breaker_trials);
             self.push(&field(i, "breaker_trials"), None, msg);
         }
-        if let Some(c) = &s.health_canary {
-            if c.tool.trim().is_empty() {
-                let path = [
-                    Seg::Key("servers"),
-                    Seg::Index(i),
-                    Seg::Key("health_canary"),
-                    Seg::Key("tool"),
-                ];
-                self.push(
-                    &path,
-                    None,
-                    "must name one of the server's own tools".into(),
-                );
-            }
-        }
         match s.transport.get_ref() {
             Transport::Stdio => self.stdio(i, s),
             Transport::Http => self.http(config, i, s),
