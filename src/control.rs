@@ -24,6 +24,7 @@ use only1mcp_shards::ring::Ring;
 use only1mcp_shards::rt::mailbox::mailbox;
 use only1mcp_shards::shard::{run_shard, ControlEvent, ShardInit, ShardMsg};
 use only1mcp_shards::snapshot::{BackendSpec, SharedSnapshot};
+use only1mcp_shards::upstream::stdio::gate::SharedSpawnGate;
 
 /// Turns the config's enabled servers into what shards need (DNS resolved here).
 pub fn backend_specs(cfg: &Config) -> anyhow::Result<Vec<BackendSpec>> {
@@ -92,6 +93,10 @@ pub fn backend_specs(cfg: &Config) -> anyhow::Result<Vec<BackendSpec>> {
                 healthy_threshold: s.healthy_threshold.max(1),
                 unhealthy_threshold: s.unhealthy_threshold.max(1),
                 path: s.health_path.clone(),
+                canary: s.health_canary.as_ref().map(|c| {
+                    let args = sonic_rs::to_string(&c.arguments).unwrap_or_else(|_| "{}".into());
+                    (c.tool.clone(), args)
+                }),
             },
         });
     }
@@ -187,6 +192,7 @@ pub fn start(cfg: Config, front: Front) -> anyhow::Result<()> {
     let (senders, boxes): (Vec<_>, Vec<_>) = (0..n).map(|_| mailbox::<ShardMsg>()).unzip();
     let ring = Ring::new(n);
     let cpus = allowed_cpus();
+    let spawn_gate = SharedSpawnGate::new(cfg.proxy.max_concurrent_spawns);
     let mut threads = Vec::with_capacity(n);
     for (i, (listener, mbox)) in listeners.into_iter().zip(boxes).enumerate() {
         let init = ShardInit {
@@ -201,6 +207,7 @@ pub fn start(cfg: Config, front: Front) -> anyhow::Result<()> {
             control: events_tx.clone(),
             driver: cfg.server.driver,
             uring_entries: cfg.server.uring_entries,
+            spawn_gate: spawn_gate.clone(),
         };
         let tx = events_tx.clone();
         let handle = std::thread::Builder::new()

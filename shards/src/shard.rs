@@ -135,6 +135,8 @@ pub struct ShardInit {
     pub driver: DriverChoice,
     /// io_uring entries.
     pub uring_entries: u32,
+    /// The gateway-wide cap on stdio starts (`proxy.max_concurrent_spawns`).
+    pub spawn_gate: std::sync::Arc<crate::upstream::stdio::gate::SharedSpawnGate>,
 }
 
 /// The shard-local context shared by all of the shard's tasks.
@@ -169,6 +171,8 @@ pub struct LocalShard {
     pub backend_inflight: RefCell<HashMap<String, usize, RandomState>>,
     /// `server.max_connections_per_shard`.
     pub max_connections: usize,
+    /// The gateway-wide cap on stdio starts (shared by every shard).
+    pub spawn_gate: std::sync::Arc<crate::upstream::stdio::gate::SharedSpawnGate>,
     /// Forwarded calls that a client may cancel: (session, client id) → cancel signal.
     pub inflight_calls: RefCell<HashMap<Vec<u8>, oneshot::Sender<()>, RandomState>>,
     /// Counter for gateway-side progress tokens and server-to-client request ids.
@@ -252,6 +256,7 @@ async fn shard_main(init: ShardInit) {
         connections: Cell::new(0),
         backend_inflight: RefCell::new(HashMap::default()),
         max_connections: cfg.server.max_connections_per_shard,
+        spawn_gate: init.spawn_gate.clone(),
         inflight_calls: RefCell::new(HashMap::default()),
         next_token: Cell::new(1),
         s2c_pending: RefCell::new(HashMap::default()),
@@ -378,6 +383,7 @@ fn own_stdio(
         report,
         updates,
         tx,
+        shard.spawn_gate.clone(),
     ));
     shard
         .owned_stdio

@@ -71,6 +71,8 @@ pub struct HealthSpec {
     pub unhealthy_threshold: u32,
     /// GET this path instead of an MCP probe.
     pub path: Option<String>,
+    /// A tool call each check also makes: `(backend's tool name, arguments as JSON)`.
+    pub canary: Option<(String, String)>,
 }
 
 /// One immutable view of the gateway's world.

@@ -420,6 +420,17 @@ fn server_section_limits() {
 }
 
 #[test]
+fn spawn_cap_is_checked() {
+    check(
+        "[proxy]\nmax_concurrent_spawns = 0\n",
+        2,
+        "proxy.max_concurrent_spawns",
+        "must be 1 to 1024, got 0",
+    );
+    ok("[proxy]\nmax_concurrent_spawns = 2\n");
+}
+
+#[test]
 fn timeouts() {
     let msg = "must be from 1 to 3600000 ms";
     check(
@@ -475,7 +486,7 @@ fn load_file_names_the_file() {
 }
 
 #[test]
-fn breaker_and_balance_key_settings_are_checked() {
+fn breaker_balance_key_and_canary_settings_are_checked() {
     check_all(&[
         (
             &format!("{STDIO}balance_key = \"cookie:x\"\n"),
@@ -507,8 +518,14 @@ fn breaker_and_balance_key_settings_are_checked() {
             "servers[0].breaker_trials",
             "1 to 1000",
         ),
+        (
+            &format!("{STDIO}health_canary = {{ tool = \" \" }}\n"),
+            5,
+            "servers[0].health_canary.tool",
+            "must name one of the server's own tools",
+        ),
     ]);
     ok(&format!(
-        "{STDIO}balance_key = \"claim:sub\"\nbreaker_failure_rate = 0.5\nbreaker_window = 10\nbreaker_trials = 3\n"
+        "{STDIO}balance_key = \"claim:sub\"\nbreaker_failure_rate = 0.5\nbreaker_window = 10\nbreaker_trials = 3\nhealth_canary = {{ tool = \"echo\", arguments = {{ text = \"hi\" }} }}\n"
     ));
 }

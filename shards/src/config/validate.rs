@@ -267,6 +267,10 @@ impl Checker<'_, '_> {
         }
         self.range_ms(&key("request_timeout_ms"), p.request_timeout_ms);
         self.range_ms(&key("connect_timeout_ms"), p.connect_timeout_ms);
+        if !(1..=1024).contains(&p.max_concurrent_spawns) {
+            let msg = format!("must be 1 to 1024, got {}", p.max_concurrent_spawns);
+            self.push(&key("max_concurrent_spawns"), None, msg);
+        }
     }
 
     fn backend(&mut self, config: &Config, i: usize, s: &BackendConfig) {
@@ -306,6 +310,21 @@ impl Checker<'_, '_> {
         if !(1..=1000).contains(&s.breaker_trials) {
             let msg = format!("must be 1 to 1000, got {}", s.breaker_trials);
             self.push(&field(i, "breaker_trials"), None, msg);
+        }
+        if let Some(c) = &s.health_canary {
+            if c.tool.trim().is_empty() {
+                let path = [
+                    Seg::Key("servers"),
+                    Seg::Index(i),
+                    Seg::Key("health_canary"),
+                    Seg::Key("tool"),
+                ];
+                self.push(
+                    &path,
+                    None,
+                    "must name one of the server's own tools".into(),
+                );
+            }
         }
         match s.transport.get_ref() {
             Transport::Stdio => self.stdio(i, s),

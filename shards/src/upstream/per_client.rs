@@ -58,6 +58,7 @@ pub fn handle_for(
                 report,
                 updates,
                 tx,
+                shard.spawn_gate.clone(),
             ));
             LocalPerClient {
                 handle: Rc::new(LocalBackend::Stdio(slot.clone())),

@@ -196,9 +196,14 @@ impl LocalHttpBackend {
         // the next probe would turn a blip of the checker, or a replica that just came back,
         // into a full outage; the breakers still keep calls off a replica that is down.
         let Some(replica_idx) = pick(true).or_else(|| pick(false)) else {
-            return Err(self.unavailable(
-                "no replica is in rotation (health checks failing and circuit breakers open)",
-            ));
+            // Name only what took the replicas out: the breakers always did; the health
+            // checks too only if they have every replica out.
+            let reason = if self.healthy.iter().all(|h| !h.get()) {
+                "no replica is in rotation (health checks failing and circuit breakers open)"
+            } else {
+                "no replica is in rotation (circuit breakers open)"
+            };
+            return Err(self.unavailable(reason));
         };
         self.breakers[replica_idx].allow(now);
         // Retry budget: each call earns a tenth of a retry (at most 10 banked), so retries

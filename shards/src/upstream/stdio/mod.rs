@@ -24,6 +24,7 @@ use futures_channel::{mpsc, oneshot};
 use futures_core::Stream;
 
 mod child;
+pub mod gate;
 mod ping;
 
 pub use child::reap;
@@ -237,13 +238,27 @@ pub async fn supervise(
     report: Report,
     updates: Updates,
     stopped: oneshot::Sender<()>,
+    gate: std::sync::Arc<gate::SharedSpawnGate>,
 ) {
     let mut backoff = Duration::from_millis(250);
     let mut exits: std::collections::VecDeque<Instant> = std::collections::VecDeque::new();
     while !slot.stopping.get() {
+        let permit = match gate.try_acquire() {
+            Some(p) => p,
+            None => {
+                let reason = "waiting for a start slot (proxy.max_concurrent_spawns)";
+                tracing::info!(server = %slot.spec.id, starting = gate.in_use(), "{reason}");
+                *slot.down_reason.borrow_mut() = reason.into();
+                match gate.acquire(|| slot.stopping.get()).await {
+                    Some(p) => p,
+                    None => break,
+                }
+            }
+        };
         let started = Instant::now();
         match spawn_child(&slot.spec) {
             Err(e) => {
+                drop(permit);
                 let reason = format!("cannot start `{}`: {e}", slot.spec.command);
                 tracing::error!(server = %slot.spec.id, "{reason}");
                 *slot.down_reason.borrow_mut() = reason.clone();
@@ -275,6 +290,8 @@ pub async fn supervise(
                     r = handshake_and_list(&slot, timeout) => Some(r),
                     _ = wait_stopping(&slot) => None,
                 };
+                // The costly part of a start is over, whatever its outcome.
+                drop(permit);
                 match handshake.unwrap_or_else(|| Err(McpError::Gateway("stopping".into()))) {
                     Ok(found) => {
                         tracing::info!(
