@@ -71,6 +71,13 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Watch a running gateway live: a terminal UI over its metrics socket.
+    Tui {
+        /// The gateway's metrics socket (`[metrics] socket`; default
+        /// `$XDG_RUNTIME_DIR/only1mcp-uring.sock`, else `/tmp/only1mcp-uring-<uid>.sock`).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
     /// Run the built-in MCP demo server (for demos, tests and benchmarks).
     DemoServer {
         /// Serve MCP over stdin/stdout (default).
@@ -118,19 +125,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     config::Config::default()
                 }
             };
-            if let Some(c) = cores {
-                cfg.server.cores = c;
-            }
-            if let Some(h) = host {
-                cfg.server.host = h;
-            }
-            if let Some(p) = port {
-                cfg.server.port = p;
-            }
-            if let Some(d) = driver {
-                cfg.server.driver = d.into();
-            }
-            crate::control::start(cfg, crate::control::Front::Http)?;
+            let overrides = crate::control::Overrides {
+                cores,
+                host,
+                port,
+                driver: driver.map(Into::into),
+            };
+            overrides.apply(&mut cfg);
+            let watched = path.map(|p| (p, overrides));
+            crate::control::start(cfg, crate::control::Front::Http, watched)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Stdio {
@@ -144,10 +147,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
-            if let Some(c) = cores {
-                cfg.server.cores = c;
-            }
-            crate::control::start(cfg, crate::control::Front::Stdio)?;
+            let overrides = crate::control::Overrides {
+                cores,
+                ..Default::default()
+            };
+            overrides.apply(&mut cfg);
+            crate::control::start(cfg, crate::control::Front::Stdio, Some((path, overrides)))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { file } => {
@@ -171,6 +176,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let text = crate::templates::template(&template).context("unknown template")?;
             print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tui { socket } => {
+            crate::tui::run(socket)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::DemoServer {

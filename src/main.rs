@@ -9,23 +9,32 @@ mod control;
 mod demo;
 mod health;
 mod listen;
+mod metrics;
+mod observe;
 mod templates;
+mod tui;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn init_tracing() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("ONLY1MCP_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    // Logs always go to stderr: stdout may be an MCP stdio channel.
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // Logs always go to stderr: stdout may be an MCP stdio channel. The same events also
+    // feed the metrics socket's log ring (`observe::log_ring`).
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr)
+        .with(observe::log_layer())
         .init();
 }
 

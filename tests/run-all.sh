@@ -56,6 +56,19 @@ NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0
 [ "$NODE_MAJOR" -ge 20 ] \
     || die "node is $(node --version 2>&1); @modelcontextprotocol/server-everything needs Node.js >= 20."
 
+# tmux: the TUI test drives `only1mcp-uring tui` in a real terminal (tests/tui.rs). It is a
+# system package: installed here with apt-get when missing and we may (root), else we stop.
+if ! command -v tmux >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        step "installing tmux (apt-get) for the TUI test"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null; } \
+            || die "could not install tmux with apt-get; install it (apt-get install tmux) and rerun."
+    else
+        die "\`tmux\` not found on PATH; the TUI test needs it (Debian: apt-get install tmux)."
+    fi
+fi
+export ONLY1MCP_REQUIRE_TMUX=1
+
 # --- 1. test environment (target/test-env) --------------------------------------------------
 EVERYTHING_BIN="$NODE_DIR/node_modules/.bin/mcp-server-everything"
 TIME_BIN="$VENV/bin/mcp-server-time"

@@ -16,6 +16,7 @@
 //! - [`ring`]: the consistent-hash ring that pins sessions and stdio children to shards.
 #![warn(missing_docs)]
 
+pub mod apply;
 pub mod balance;
 pub mod catalog;
 pub mod config;
@@ -24,6 +25,8 @@ pub mod http;
 pub mod mcp;
 pub mod ring;
 pub mod rt;
+pub mod setup;
 pub mod shard;
 pub mod snapshot;
+pub mod stats;
 pub mod upstream;

@@ -20,7 +20,7 @@ use futures_channel::oneshot;
 use hashbrown::HashMap;
 
 use crate::catalog::Discovery;
-use crate::config::{DriverChoice, Transport};
+use crate::config::DriverChoice;
 use crate::http::request::Limits;
 use crate::http::response::Reply;
 use crate::mcp::dispatch::McpHttpRequest;
@@ -30,10 +30,9 @@ use crate::ring::Ring;
 use crate::rt::mailbox::{LocalMailbox, SharedMailboxSender};
 use crate::rt::DriverKind;
 use crate::snapshot::SharedSnapshotSlot;
-use crate::upstream::http::LocalHttpBackend;
 use crate::upstream::messages::StdioCall;
 use crate::upstream::stdio::LocalStdioSlot;
-use crate::upstream::{discover, LocalBackend};
+use crate::upstream::LocalBackend;
 
 /// Messages other threads send to a shard.
 pub enum ShardMsg {
@@ -78,6 +77,14 @@ pub enum ShardMsg {
         /// In rotation or not.
         healthy: bool,
     },
+    /// A config reload changed these servers (the new snapshot is already published):
+    /// retire `removed` (drain, then stop), then start `added`. A changed server is in both.
+    Reload {
+        /// Ids of servers to retire.
+        removed: Vec<String>,
+        /// Servers to start.
+        added: Vec<crate::snapshot::BackendSpec>,
+    },
     /// stdio mode: one line from the client's stdin.
     StdioLine(Vec<u8>),
     /// Stop accepting, drain, stop children, exit.
@@ -101,6 +108,8 @@ pub enum ControlEvent {
         /// What it offers, or why it is down.
         result: Result<Discovery, String>,
     },
+    /// The shard's cumulative figures (every 500 ms).
+    Stats(Box<crate::stats::report::ShardStats>),
     /// The shard has stopped (after draining).
     Stopped {
         /// Shard index.
@@ -110,6 +119,10 @@ pub enum ControlEvent {
 
 /// A stdio child this shard owns, and the signal that its supervisor has finished.
 pub type OwnedStdio = (Rc<LocalStdioSlot>, Option<oneshot::Receiver<()>>);
+
+/// The Prometheus exposition text, rendered by the control thread every 500 ms from every
+/// shard's figures and read by whichever shard serves a `/metrics` request.
+pub type SharedMetricsText = std::sync::Arc<arc_swap::ArcSwap<bytes::Bytes>>;
 
 /// Everything a shard thread needs to start.
 pub struct ShardInit {
@@ -135,6 +148,8 @@ pub struct ShardInit {
     pub driver: DriverChoice,
     /// io_uring entries.
     pub uring_entries: u32,
+    /// The Prometheus text the control thread renders.
+    pub metrics_text: SharedMetricsText,
     /// The gateway-wide cap on stdio starts (`proxy.max_concurrent_spawns`).
     pub spawn_gate: std::sync::Arc<crate::upstream::stdio::gate::SharedSpawnGate>,
 }
@@ -171,6 +186,10 @@ pub struct LocalShard {
     pub backend_inflight: RefCell<HashMap<String, usize, RandomState>>,
     /// `server.max_connections_per_shard`.
     pub max_connections: usize,
+    /// What this shard served (sent to the control thread every 500 ms).
+    pub stats: crate::stats::LocalStats,
+    /// The latest Prometheus text the control thread rendered (served at `/metrics`).
+    pub metrics_text: SharedMetricsText,
     /// The gateway-wide cap on stdio starts (shared by every shard).
     pub spawn_gate: std::sync::Arc<crate::upstream::stdio::gate::SharedSpawnGate>,
     /// Forwarded calls that a client may cancel: (session, client id) → cancel signal.
@@ -256,6 +275,8 @@ async fn shard_main(init: ShardInit) {
         connections: Cell::new(0),
         backend_inflight: RefCell::new(HashMap::default()),
         max_connections: cfg.server.max_connections_per_shard,
+        stats: Default::default(),
+        metrics_text: init.metrics_text.clone(),
         spawn_gate: init.spawn_gate.clone(),
         inflight_calls: RefCell::new(HashMap::default()),
         next_token: Cell::new(1),
@@ -272,7 +293,7 @@ async fn shard_main(init: ShardInit) {
     });
     let grace = Duration::from_millis(cfg.server.shutdown_grace_ms);
     let connect_timeout = Duration::from_millis(cfg.proxy.connect_timeout_ms);
-    setup_backends(&shard, connect_timeout);
+    crate::setup::setup_backends(&shard, connect_timeout);
 
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let listener = match init.listener.map(monoio::net::TcpListener::from_std) {
@@ -291,6 +312,7 @@ async fn shard_main(init: ShardInit) {
         shard.clone(),
         Duration::from_millis(cfg.server.session_idle_timeout_ms),
     ));
+    monoio::spawn(stats_task(shard.clone()));
     match listener {
         Some(listener) => {
             tracing::info!(shard = shard.id, addr = ?listener_addr, "shard listening");
@@ -310,206 +332,20 @@ async fn shard_main(init: ShardInit) {
         .send(ControlEvent::Stopped { shard: shard.id });
 }
 
-fn setup_backends(shard: &Rc<LocalShard>, connect_timeout: Duration) {
-    let snap = shard.snapshot.load_full();
-    for spec in &snap.backends {
-        let owner = shard.ring.owner(format!("{}/0", spec.id).as_bytes());
-        let backend = match spec.transport {
-            Transport::Http => Rc::new(LocalBackend::Http(Rc::new(LocalHttpBackend::new(
-                spec.clone(),
-                connect_timeout,
-            )))),
-            Transport::Stdio if spec.instances > 1 => {
-                let members = (0..spec.instances)
-                    .map(|k| {
-                        let key = format!("{}#{k}", spec.id);
-                        let owner = shard.ring.owner(format!("{}/{k}", spec.id).as_bytes());
-                        if owner == shard.id {
-                            let member = own_stdio(shard, spec, k == 0);
-                            shard.upstreams.borrow_mut().insert(key, member.clone());
-                            member
-                        } else {
-                            Rc::new(LocalBackend::RemoteStdio {
-                                id: key,
-                                owner: shard.peers[owner].clone(),
-                            })
-                        }
-                    })
-                    .collect();
-                Rc::new(LocalBackend::Pool {
-                    members,
-                    next: Cell::new(shard.id),
-                })
-            }
-            Transport::Stdio if owner == shard.id => own_stdio(shard, spec, true),
-            Transport::Stdio => Rc::new(LocalBackend::RemoteStdio {
-                id: spec.id.clone(),
-                owner: shard.peers[owner].clone(),
-            }),
-        };
-        if spec.transport == Transport::Http && owner == shard.id {
-            monoio::spawn(discover_http(
-                shard.clone(),
-                spec.id.clone(),
-                backend.clone(),
-                spec.timeout,
-            ));
-        }
-        shard
-            .upstreams
-            .borrow_mut()
-            .insert(spec.id.clone(), backend);
-    }
-}
-
-/// Starts a stdio child this shard owns. Only the reporting instance (the first of a pool)
-/// feeds the catalog; the others serve calls.
-fn own_stdio(
-    shard: &Rc<LocalShard>,
-    spec: &crate::snapshot::BackendSpec,
-    reports: bool,
-) -> Rc<LocalBackend> {
-    let slot = Rc::new(LocalStdioSlot::new(spec.clone()));
-    let (tx, rx) = oneshot::channel();
-    let report: crate::upstream::stdio::Report = if reports {
-        reporter(shard, &spec.id)
-    } else {
-        Rc::new(|_| {})
-    };
-    let updates = updates_broadcaster(shard, &spec.id);
-    monoio::spawn(crate::upstream::stdio::supervise(
-        slot.clone(),
-        spec.timeout,
-        report,
-        updates,
-        tx,
-        shard.spawn_gate.clone(),
-    ));
-    shard
-        .owned_stdio
-        .borrow_mut()
-        .push((slot.clone(), Some(rx)));
-    Rc::new(LocalBackend::Stdio(slot))
-}
-
-/// Turns a backend's `notifications/resources/updated` into a broadcast to every shard (the
-/// subscribed sessions may live anywhere).
-fn updates_broadcaster(shard: &Rc<LocalShard>, server: &str) -> crate::upstream::stdio::Updates {
-    let peers = shard.peers.clone();
-    let server = server.to_string();
-    Rc::new(move |msg: Vec<u8>| {
-        use sonic_rs::JsonValueTrait;
-        let Some(uri) = sonic_rs::get(&msg[..], ["params", "uri"])
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-        else {
-            return;
-        };
-        for p in &peers {
-            let _ = p.send(ShardMsg::ResourceUpdated {
-                server: server.clone(),
-                uri: uri.clone(),
-            });
-        }
-    })
-}
-
-fn reporter(shard: &Rc<LocalShard>, server: &str) -> crate::upstream::stdio::Report {
-    let control = shard.control.clone();
-    let server = server.to_string();
-    Rc::new(move |result| {
-        let _ = control.send(ControlEvent::Discovered {
-            server: server.clone(),
-            result,
-        });
-    })
-}
-
-/// What a shard does with a message an HTTP backend pushes on its GET stream:
-/// `list_changed` re-lists (owner shard only), `resources/updated` reaches this shard's
-/// subscribed sessions (each shard listens on its own upstream session).
-pub fn http_push_handler(
-    shard: &Rc<LocalShard>,
-    server: &str,
-    relist: Option<futures_channel::mpsc::UnboundedSender<()>>,
-) -> crate::upstream::listen::OnPush {
-    let shard = shard.clone();
-    let server = server.to_string();
-    Rc::new(move |msg: Vec<u8>| {
-        use sonic_rs::JsonValueTrait;
-        let method = sonic_rs::get(&msg[..], ["method"])
-            .ok()
-            .and_then(|m| m.as_str().map(str::to_string))
-            .unwrap_or_default();
-        if method.ends_with("/list_changed") {
-            if let Some(tx) = &relist {
-                let _ = tx.unbounded_send(());
-            }
-        } else if method == "notifications/resources/updated" {
-            if let Some(uri) = sonic_rs::get(&msg[..], ["params", "uri"])
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-            {
-                crate::mcp::streams::resource_updated(&shard, &server, &uri);
-            }
-        }
-    })
-}
-
-/// Discovers an HTTP backend's catalog (retrying with backoff until it answers), then listens
-/// for its list changes and re-discovers on each.
-async fn discover_http(
-    shard: Rc<LocalShard>,
-    server: String,
-    backend: Rc<LocalBackend>,
-    timeout: Duration,
-) {
-    use std::future::poll_fn;
-    use std::pin::Pin;
-
-    use futures_core::Stream;
-
-    let report = reporter(&shard, &server);
-    let (relist_tx, mut relist_rx) = futures_channel::mpsc::unbounded::<()>();
-    let mut relist_tx = Some(relist_tx);
+/// Sends the shard's cumulative figures to the control thread every 500 ms (and a last
+/// time when the shard drains, so a stopping gateway's final counts are not lost).
+async fn stats_task(shard: Rc<LocalShard>) {
     loop {
-        let mut backoff = Duration::from_millis(250);
-        loop {
-            if shard.draining.get() {
-                return;
-            }
-            let caps = match &*backend {
-                LocalBackend::Http(h) => h.capabilities(timeout).await,
-                _ => Ok(Default::default()),
-            };
-            match async { discover(&server, &backend, caps?, timeout).await }.await {
-                Ok(found) => {
-                    tracing::info!(server = %server, tools = found.tools.len(), prompts = found.prompts.len(), resources = found.resources.len(), "http backend ready");
-                    report(Ok(found));
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(server = %server, "http backend discovery failed: {e}; retrying in {backoff:?}");
-                    report(Err(e.reason_for_backend()));
-                }
-            }
-            monoio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(30));
-        }
-        if let (LocalBackend::Http(h), Some(tx)) = (&*backend, relist_tx.take()) {
-            h.ensure_listening(
-                http_push_handler(&shard, &server, Some(tx)),
-                shard.draining.clone(),
-            );
-        }
-        if poll_fn(|cx| Pin::new(&mut relist_rx).poll_next(cx))
-            .await
-            .is_none()
+        monoio::time::sleep(Duration::from_millis(500)).await;
+        let report = crate::stats::report::build(&shard);
+        if shard
+            .control
+            .send(ControlEvent::Stats(Box::new(report)))
+            .is_err()
+            || shard.draining.get()
         {
             return;
         }
-        monoio::time::sleep(Duration::from_millis(20)).await;
-        while relist_rx.try_recv().is_ok() {}
     }
 }
 
@@ -592,6 +428,7 @@ async fn mailbox_loop(
                     }
                 }
             }
+            ShardMsg::Reload { removed, added } => crate::apply::apply(&shard, removed, added),
             ShardMsg::StdioLine(line) => crate::mcp::stdio_front::line(&shard, line).await,
             ShardMsg::Shutdown => {
                 shard.draining.set(true);

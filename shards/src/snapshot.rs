@@ -14,7 +14,7 @@ use crate::config::{Config, Transport};
 use crate::http::url::BackendUrl;
 
 /// What a shard needs to reach one backend, resolved on the control thread.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BackendSpec {
     /// Config id (namespace).
     pub id: String,
@@ -59,7 +59,7 @@ pub struct BackendSpec {
 }
 
 /// How the control thread probes a backend's HTTP replicas.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct HealthSpec {
     /// Probe period (zero: no active checks).
     pub interval: Duration,

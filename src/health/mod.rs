@@ -6,7 +6,9 @@
 //! HTTP+SSE ones, or a GET of `health_path`; plus the tool list when it is to rejoin, and
 //! the `health_canary` call). `unhealthy_threshold` consecutive failures take the replica
 //! out of every shard's rotation; `healthy_threshold` consecutive successes put it back.
-//! Only transitions are sent to the shards, through their lock-free mailboxes.
+//! Only transitions are sent to the shards, through their lock-free mailboxes. A config
+//! reload sends the new specs; replicas whose server did not change keep their state (and
+//! the checker's session), the others start over as never proven.
 
 mod probe;
 
@@ -22,19 +24,32 @@ use probe::{probe, ProbeSession};
 pub fn spawn(
     specs: Vec<BackendSpec>,
     shards: Vec<SharedMailboxSender<ShardMsg>>,
+    updates: crossbeam_channel::Receiver<Vec<BackendSpec>>,
 ) -> anyhow::Result<()> {
-    let targets: Vec<(BackendSpec, usize)> = specs
+    std::thread::Builder::new()
+        .name("o1m-health".into())
+        .spawn(move || run(targets_of(specs), shards, updates))?;
+    Ok(())
+}
+
+/// Every replica of every server with health checks on.
+fn targets_of(specs: Vec<BackendSpec>) -> Vec<(BackendSpec, usize)> {
+    specs
         .into_iter()
         .filter(|s| !s.health.interval.is_zero() && !s.urls.is_empty())
         .flat_map(|s| (0..s.urls.len()).map(move |i| (s.clone(), i)))
-        .collect();
-    if targets.is_empty() {
-        return Ok(());
+        .collect()
+}
+
+fn fresh() -> Target {
+    Target {
+        healthy: true,
+        proven: false,
+        successes: 0,
+        failures: 0,
+        next: Instant::now(),
+        session: None,
     }
-    std::thread::Builder::new()
-        .name("o1m-health".into())
-        .spawn(move || run(targets, shards))?;
-    Ok(())
 }
 
 /// What the checker knows of one replica.
@@ -48,18 +63,12 @@ struct Target {
     session: Option<ProbeSession>,
 }
 
-fn run(targets: Vec<(BackendSpec, usize)>, shards: Vec<SharedMailboxSender<ShardMsg>>) {
-    let mut state: Vec<Target> = targets
-        .iter()
-        .map(|_| Target {
-            healthy: true,
-            proven: false,
-            successes: 0,
-            failures: 0,
-            next: Instant::now(),
-            session: None,
-        })
-        .collect();
+fn run(
+    mut targets: Vec<(BackendSpec, usize)>,
+    shards: Vec<SharedMailboxSender<ShardMsg>>,
+    updates: crossbeam_channel::Receiver<Vec<BackendSpec>>,
+) {
+    let mut state: Vec<Target> = targets.iter().map(|_| fresh()).collect();
     loop {
         let now = Instant::now();
         for (i, (spec, replica)) in targets.iter().enumerate() {
@@ -97,10 +106,29 @@ fn run(targets: Vec<(BackendSpec, usize)>, shards: Vec<SharedMailboxSender<Shard
             .map(|s| s.next)
             .min()
             .unwrap_or(now + Duration::from_secs(1));
-        std::thread::sleep(
-            next.saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(10)),
-        );
+        let wait = next
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(10));
+        match updates.recv_timeout(wait) {
+            Ok(specs) => {
+                let new = targets_of(specs);
+                let mut old: Vec<Option<Target>> = state.into_iter().map(Some).collect();
+                state = new
+                    .iter()
+                    .map(|(spec, i)| {
+                        targets
+                            .iter()
+                            .position(|(s, j)| s == spec && j == i)
+                            .and_then(|k| old[k].take())
+                            .unwrap_or_else(fresh)
+                    })
+                    .collect();
+                targets = new;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            // The control thread is gone: the gateway is stopping.
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+        }
     }
 }
 

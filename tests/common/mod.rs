@@ -146,6 +146,14 @@ pub struct Gateway {
     child: Option<Child>,
     pub addr: String,
     pub stderr: PathBuf,
+    /// The config file it was started with (rewrite it to test reloads).
+    pub cfg: PathBuf,
+}
+
+/// A handle that speaks HTTP to a gateway from any thread (load loops).
+#[derive(Clone)]
+pub struct Client {
+    pub addr: String,
 }
 
 pub const JSON_HEADERS: &[(&str, &str)] = &[
@@ -208,6 +216,7 @@ impl Gateway {
             child: Some(child),
             addr,
             stderr,
+            cfg,
         };
         gw.wait_ready(ready, Duration::from_secs(60));
         gw
@@ -248,6 +257,63 @@ impl Gateway {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
+    /// A thread-safe client of this gateway.
+    pub fn client(&self) -> Client {
+        Client {
+            addr: self.addr.clone(),
+        }
+    }
+
+    /// Sends raw bytes on a new connection and reads until the server closes (or 10 s).
+    pub fn raw(&self, bytes: &[u8]) -> Vec<u8> {
+        self.client().raw(bytes)
+    }
+
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+        self.client().request(method, path, headers, body)
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.client().get(path)
+    }
+
+    /// POST /mcp with the standard MCP headers plus `extra`.
+    pub fn post(&self, extra: &[(&str, &str)], body: &str) -> Resp {
+        self.client().post(extra, body)
+    }
+
+    /// Runs initialize + initialized; returns the session id.
+    pub fn initialize(&self) -> String {
+        self.client().initialize()
+    }
+
+    /// A tools/call in `sid`; returns the JSON-RPC response.
+    pub fn call(&self, sid: &str, tool: &str, args: &str) -> sonic_rs::Value {
+        self.client().call(sid, tool, args)
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let st = child.wait().unwrap();
+                panic!("gateway did not stop in 15 s ({st}):\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Client {
     /// Sends raw bytes on a new connection and reads until the server closes (or 10 s).
     pub fn raw(&self, bytes: &[u8]) -> Vec<u8> {
         let mut s = TcpStream::connect(&self.addr).unwrap();
@@ -314,26 +380,6 @@ impl Gateway {
         );
         assert_eq!(r.status, 200, "{}", r.text());
         r.json()
-    }
-
-    /// SIGTERM and wait; returns the exit status.
-    pub fn stop(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                return st;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let st = child.wait().unwrap();
-                panic!("gateway did not stop in 15 s ({st}):\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 }
 

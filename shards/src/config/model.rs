@@ -20,6 +20,9 @@ pub struct Config {
     /// Routing behaviour shared by every backend.
     #[serde(default)]
     pub proxy: ProxySection,
+    /// The metrics socket.
+    #[serde(default)]
+    pub metrics: MetricsSection,
     /// The MCP servers behind the gateway.
     #[serde(default)]
     pub servers: Vec<BackendConfig>,
@@ -39,7 +42,7 @@ pub enum DriverChoice {
 }
 
 /// `[server]`: the client-facing listener.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSection {
     /// Bind address.
@@ -109,6 +112,27 @@ pub struct ProxySection {
     /// stdio processes starting at once (fork to tools listed), over the whole gateway;
     /// more wait their turn.
     pub max_concurrent_spawns: usize,
+}
+
+/// `[metrics]`: the Unix socket the TUI and other watchers attach to (`/metrics` on the
+/// gateway's port is always served).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Serve the metrics socket at all.
+    pub socket_enabled: bool,
+    /// Its path; without it `$XDG_RUNTIME_DIR/only1mcp-uring.sock`, else
+    /// `/tmp/only1mcp-uring-<uid>.sock`.
+    pub socket: Option<String>,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self {
+            socket_enabled: true,
+            socket: None,
+        }
+    }
 }
 
 impl Default for ProxySection {

@@ -420,6 +420,23 @@ fn server_section_limits() {
 }
 
 #[test]
+fn metrics_socket_path_is_checked() {
+    check(
+        &format!("[metrics]\nsocket = \"/tmp/{}\"\n", "x".repeat(120)),
+        2,
+        "metrics.socket",
+        "must be a path of 1 to 107 bytes",
+    );
+    check(
+        "[metrics]\nsockets = 1\n",
+        2,
+        "metrics.sockets",
+        "unknown field `sockets`",
+    );
+    ok("[metrics]\nsocket = \"/run/o1m.sock\"\nsocket_enabled = false\n");
+}
+
+#[test]
 fn spawn_cap_is_checked() {
     check(
         "[proxy]\nmax_concurrent_spawns = 0\n",

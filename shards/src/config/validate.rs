@@ -161,6 +161,7 @@ pub(crate) fn validate(config: &Config, doc: &Doc<'_>) -> Vec<Issue> {
     };
     c.server(config);
     c.proxy(config);
+    c.metrics(config);
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, server) in config.servers.iter().enumerate() {
         let id = server.id.get_ref().as_str();
@@ -248,6 +249,16 @@ impl Checker<'_, '_> {
                     None,
                     format!("must be at least 1024, got {value}"),
                 );
+            }
+        }
+    }
+
+    fn metrics(&mut self, config: &Config) {
+        if let Some(p) = &config.metrics.socket {
+            // sun_path holds 108 bytes including the terminating NUL.
+            if p.is_empty() || p.len() > 107 {
+                let msg = format!("must be a path of 1 to 107 bytes, got {} bytes", p.len());
+                self.push(&[Seg::Key("metrics"), Seg::Key("socket")], None, msg);
             }
         }
     }

@@ -187,7 +187,29 @@ async fn route(shard: &Rc<LocalShard>, req: &Request, bufs: &mut ConnBuffers) ->
             }
             health(shard)
         }
+        b"/metrics" | b"/api/v1/admin/metrics" => {
+            if req.method != Method::Get {
+                let mut r = Reply::text(405, "use GET");
+                r.allow = Some("GET");
+                return r;
+            }
+            metrics(shard)
+        }
         _ => Reply::text(404, "not found; the MCP endpoint is /mcp"),
+    }
+}
+
+/// The Prometheus text the control thread last rendered (at most 500 ms old).
+fn metrics(shard: &Rc<LocalShard>) -> Reply {
+    let text = shard.metrics_text.load();
+    if text.is_empty() {
+        return Reply::text(503, "metrics not rendered yet; retry in a second");
+    }
+    Reply {
+        status: 200,
+        content_type: Some("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        body: text.to_vec(),
+        ..Default::default()
     }
 }
 

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 /// An `http://host:port/path` URL, resolved on the control thread (DNS never runs on a shard).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BackendUrl {
     /// The URL as configured.
     pub raw: String,

@@ -68,7 +68,17 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
         return crate::mcp::modern::serve(shard, &req, &env).await;
     }
     if env.kind == Kind::Request && env.method.as_deref() == Some("initialize") {
-        return initialize(shard, &req.body, &env);
+        let started = std::time::Instant::now();
+        let r = initialize(shard, &req.body, &env);
+        let outcome = if r.status == 200 {
+            crate::stats::Outcome::Ok
+        } else {
+            crate::stats::Outcome::ClientError
+        };
+        shard
+            .stats
+            .request("initialize", outcome, started.elapsed());
+        return r;
     }
     let Some(sid) = req.session_id.as_deref() else {
         return rpc_error(
@@ -303,6 +313,7 @@ async fn request(
     affinity: &crate::balance::AffinityValues,
 ) -> Reply {
     let id = env.id_bytes(body);
+    let started = std::time::Instant::now();
     let era = || Era {
         affinity: affinity.clone(),
         ..Era::default()
@@ -329,6 +340,8 @@ async fn request(
         )),
         other => Err(McpError::MethodNotFound(other.to_string())),
     };
+    let outcome = crate::stats::Outcome::of(&result);
+    shard.stats.request(method, outcome, started.elapsed());
     match result {
         Ok(Answer::Json(bytes)) => Reply::json(200, bytes),
         Ok(Answer::Stream(rx)) => Reply::sse(crate::mcp::resume::track(shard, sid, rx).1),

@@ -539,9 +539,19 @@ pub async fn forward(
         backend_id,
         prefixed,
     };
+    let series = shard.stats.series(
+        &finish.backend_id,
+        env.method.as_deref().unwrap_or(""),
+        finish.era.tool.as_deref().unwrap_or(""),
+    );
     let mut call: CallFut = Box::pin(async move {
         let _guard = guard;
-        handle.call(wire, ph, opts).await
+        let started = std::time::Instant::now();
+        let r = handle.call(wire, ph, opts).await;
+        series
+            .borrow_mut()
+            .add(crate::stats::Outcome::of(&r), started.elapsed());
+        r
     });
     let first = monoio::select! {
         r = &mut call => Ok(r),

@@ -206,7 +206,7 @@ pub async fn subscribe(
     if on {
         if let Some(crate::upstream::LocalBackend::Http(h)) = handle.as_deref() {
             h.ensure_listening(
-                crate::shard::http_push_handler(shard, &server, None),
+                crate::setup::http_push_handler(shard, &server, None),
                 shard.draining.clone(),
             );
         }

@@ -89,6 +89,29 @@ fn decode_base64(s: &str) -> Option<Vec<u8>> {
 
 /// Validates and serves one modern request or notification.
 pub async fn serve(shard: &Rc<LocalShard>, req: &McpHttpRequest, env: &Envelope<'_>) -> Reply {
+    let started = std::time::Instant::now();
+    let mut outcome = None;
+    let reply = serve_counted(shard, req, env, &mut outcome).await;
+    if env.kind == Kind::Request {
+        // Refused before dispatch (headers, version): the client's fault.
+        let outcome = outcome.unwrap_or(if reply.status >= 400 {
+            crate::stats::Outcome::ClientError
+        } else {
+            crate::stats::Outcome::Ok
+        });
+        let method = env.method.as_deref().unwrap_or("");
+        shard.stats.request(method, outcome, started.elapsed());
+    }
+    reply
+}
+
+/// [`serve`], noting in `outcome` how a dispatched request ended.
+async fn serve_counted(
+    shard: &Rc<LocalShard>,
+    req: &McpHttpRequest,
+    env: &Envelope<'_>,
+    outcome: &mut Option<crate::stats::Outcome>,
+) -> Reply {
     let id = env.id_bytes(&req.body);
     let Some(header) = req.protocol_version.as_deref() else {
         return err(
@@ -208,6 +231,7 @@ pub async fn serve(shard: &Rc<LocalShard>, req: &McpHttpRequest, env: &Envelope<
         "subscriptions/listen" => return crate::mcp::listen::listen(shard, body, env),
         other => return err(404, McpError::MethodNotFound(other.to_string()), id),
     };
+    *outcome = Some(crate::stats::Outcome::of(&answer));
     match answer {
         Ok(Answer::Json(bytes)) => Reply::json(modern_status(&bytes), bytes),
         Ok(Answer::Stream(rx)) => Reply::sse(rx),

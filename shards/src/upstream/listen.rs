@@ -23,8 +23,13 @@ pub async fn listen(
     draining: Rc<std::cell::Cell<bool>>,
 ) {
     let mut backoff = Duration::from_millis(500);
-    while !draining.get() {
-        match once(&backend, &on_push).await {
+    while !draining.get() && !backend.retired() {
+        // A reload that retires the backend also ends a stream that is still open.
+        let ran = monoio::select! {
+            r = once(&backend, &on_push) => r,
+            _ = retired(&backend) => return,
+        };
+        match ran {
             Ok(Some(405)) | Ok(Some(404)) => {
                 tracing::info!(server = %backend.id(), "backend offers no GET stream; list changes from it arrive only on reconnect");
                 return;
@@ -34,6 +39,13 @@ pub async fn listen(
         }
         monoio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Resolves once the backend is retired (polled: retirement is rare and not urgent).
+async fn retired(backend: &LocalHttpBackend) {
+    while !backend.retired() {
+        monoio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

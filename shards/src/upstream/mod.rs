@@ -230,6 +230,21 @@ pub enum LocalBackend {
 }
 
 impl LocalBackend {
+    /// A reload removed or changed this server: its background tasks end (stdio children
+    /// are stopped by their owner shard after draining, see `apply.rs`).
+    pub fn retire(&self) {
+        match self {
+            LocalBackend::Http(h) => h.retire(),
+            LocalBackend::Pool { members, .. } => members.iter().for_each(|m| m.retire()),
+            LocalBackend::Stdio(_) | LocalBackend::RemoteStdio { .. } => {}
+        }
+    }
+
+    /// Whether [`retire`](Self::retire) was called (HTTP backends).
+    pub fn retired(&self) -> bool {
+        matches!(self, LocalBackend::Http(h) if h.retired())
+    }
+
     /// Sends one request (`body` with a placeholder id at `id`) and awaits its response.
     pub async fn call(
         &self,

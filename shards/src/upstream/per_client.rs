@@ -72,6 +72,28 @@ pub fn handle_for(
     Some(handle)
 }
 
+/// A reload removed or changed `server`: every session's own upstream of it goes (their
+/// stdio children are stopped and reaped by their supervisors; the next call of the
+/// session makes a fresh one from the new config).
+pub fn release_server(shard: &Rc<LocalShard>, server: &str) {
+    let suffix = format!("\u{0}{server}");
+    let gone: Vec<LocalPerClient> = {
+        let mut map = shard.per_client.borrow_mut();
+        let keys: Vec<String> = map
+            .keys()
+            .filter(|k| k.ends_with(&suffix))
+            .cloned()
+            .collect();
+        keys.iter().filter_map(|k| map.remove(k)).collect()
+    };
+    for p in gone {
+        p.handle.retire();
+        if let Some((slot, _)) = p.stdio {
+            slot.stop();
+        }
+    }
+}
+
 /// The session ended: stop its upstreams (stdio children are stopped and reaped by their
 /// supervisors).
 pub fn release(shard: &Rc<LocalShard>, sid: &str) {

@@ -7,7 +7,10 @@
 //! backend means its session expired: the session is re-initialized once, transparently.
 //! Responses may be JSON or SSE; on SSE the stream is read until the response with our id.
 
+mod choose;
+mod exchange;
 mod handshake;
+mod stats;
 
 use std::cell::{Cell, RefCell};
 use std::ops::Range;
@@ -52,6 +55,8 @@ struct LocalReplica {
     url: BackendUrl,
     idle: RefCell<Vec<LocalHttpConn>>,
     session: RefCell<SessionState>,
+    /// Calls, failures and latency from this shard (see `stats.rs`).
+    counters: stats::LocalReplicaCounters,
 }
 
 struct InitGuard<'a> {
@@ -73,16 +78,6 @@ fn finish_init(replica: &LocalReplica, next: SessionState) {
     }
 }
 
-/// Marks a call in flight on a replica for `least_connections`, ended even if the call's
-/// future is dropped.
-struct InFlight<'a>(&'a crate::balance::LocalBalancer, usize);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.ended(self.1);
-    }
-}
-
 /// One HTTP backend on one shard.
 pub struct LocalHttpBackend {
     spec: BackendSpec,
@@ -98,6 +93,9 @@ pub struct LocalHttpBackend {
     listening: Cell<bool>,
     /// Per-client instance: the client's own capabilities for `initialize`.
     client_caps: Option<Vec<u8>>,
+    /// Set when a config reload removed or changed this server: its background tasks
+    /// (discovery, the GET stream) end, and calls already under way finish.
+    retired: Rc<Cell<bool>>,
 }
 
 /// One try of a call: our id, which retry it is, where related messages go, and whether
@@ -124,6 +122,7 @@ impl LocalHttpBackend {
                 url: u.clone(),
                 idle: RefCell::new(Vec::new()),
                 session: RefCell::new(SessionState::None),
+                counters: Default::default(),
             })
             .collect();
         let n = spec.urls.len();
@@ -159,7 +158,18 @@ impl LocalHttpBackend {
             connect_timeout,
             listening: Cell::new(false),
             client_caps: None,
+            retired: Rc::new(Cell::new(false)),
         }
+    }
+
+    /// Ends this backend's background tasks (a reload removed or changed it).
+    pub fn retire(&self) {
+        self.retired.set(true);
+    }
+
+    /// Whether [`retire`](Self::retire) was called.
+    pub fn retired(&self) -> bool {
+        self.retired.get()
     }
 
     fn unavailable(&self, reason: impl std::fmt::Display) -> McpError {
@@ -173,80 +183,6 @@ impl LocalHttpBackend {
         McpError::BackendProtocol {
             server: self.spec.id.clone(),
             reason: reason.to_string(),
-        }
-    }
-
-    /// Calls the backend with `body` (placeholder id at `id`). Related messages the backend
-    /// streams before its response go to `opts.events`. On timeout or client cancellation the
-    /// backend gets `notifications/cancelled` for our id.
-    pub async fn call(
-        &self,
-        body: &[u8],
-        id: Range<usize>,
-        opts: CallOpts,
-    ) -> Result<BackendReply, McpError> {
-        let now = std::time::Instant::now();
-        let pick = |by_health: bool| {
-            self.balancer.pick(opts.affinity, |i| {
-                (!by_health || self.healthy[i].get()) && self.breakers[i].usable(now)
-            })
-        };
-        // Panic routing (Envoy's term): when the health checks have taken out every replica,
-        // a call still goes to one whose breaker lets it through. Failing everything until
-        // the next probe would turn a blip of the checker, or a replica that just came back,
-        // into a full outage; the breakers still keep calls off a replica that is down.
-        let Some(replica_idx) = pick(true).or_else(|| pick(false)) else {
-            // Name only what took the replicas out: the breakers always did; the health
-            // checks too only if they have every replica out.
-            let reason = if self.healthy.iter().all(|h| !h.get()) {
-                "no replica is in rotation (health checks failing and circuit breakers open)"
-            } else {
-                "no replica is in rotation (circuit breakers open)"
-            };
-            return Err(self.unavailable(reason));
-        };
-        self.breakers[replica_idx].allow(now);
-        // Retry budget: each call earns a tenth of a retry (at most 10 banked), so retries
-        // stay under ~10% of traffic even when a replica dies.
-        self.retry_tokens
-            .set((self.retry_tokens.get() + 0.1).min(10.0));
-        let retry = (opts.retry_safe && self.replicas.len() > 1).then(|| opts.retry_copy());
-        let result = {
-            let _inflight = InFlight(&self.balancer, replica_idx);
-            self.balancer.started(replica_idx);
-            self.call_replica(replica_idx, body, id.clone(), opts).await
-        };
-        self.record(replica_idx, &result);
-        if let (Err(McpError::BackendUnavailable { .. }), Some(retry)) = (&result, retry) {
-            let now = std::time::Instant::now();
-            let other = self.balancer.pick(retry.affinity, |i| {
-                i != replica_idx && self.healthy[i].get() && self.breakers[i].usable(now)
-            });
-            if let (Some(j), true) = (other, self.retry_tokens.get() >= 1.0) {
-                self.retry_tokens.set(self.retry_tokens.get() - 1.0);
-                tracing::debug!(server = %self.spec.id, from = replica_idx, to = j, "retrying a safe call on another replica");
-                self.breakers[j].allow(now);
-                let again = {
-                    let _inflight = InFlight(&self.balancer, j);
-                    self.balancer.started(j);
-                    self.call_replica(j, body, id, retry).await
-                };
-                self.record(j, &again);
-                return again;
-            }
-        }
-        result
-    }
-
-    fn record(&self, replica_idx: usize, result: &Result<BackendReply, McpError>) {
-        match result {
-            Ok(_) => self.breakers[replica_idx].success(),
-            Err(McpError::BackendUnavailable { .. })
-            | Err(McpError::BackendTimeout { .. })
-            | Err(McpError::BackendProtocol { .. }) => {
-                self.breakers[replica_idx].failure(std::time::Instant::now())
-            }
-            Err(_) => {}
         }
     }
 
@@ -369,157 +305,6 @@ impl LocalHttpBackend {
         );
         if !self.post_message(replica, msg.as_bytes()).await {
             tracing::debug!(server = %self.spec.id, "could not deliver notifications/cancelled");
-        }
-    }
-
-    async fn attempt(
-        &self,
-        replica: &LocalReplica,
-        body: &[u8],
-        id: &Range<usize>,
-        t: Try<'_>,
-    ) -> Attempt {
-        let Try {
-            our_id,
-            attempt,
-            events,
-            modern: use_modern,
-        } = t;
-        let session = match self.ensure_session(replica).await {
-            Ok(s) => s,
-            Err(e) => return Attempt::Done(Err(e)),
-        };
-        let id_text = our_id.to_string();
-        let modern = session.modern_ok && (!session.legacy || use_modern);
-        let (body, id) = if modern {
-            match crate::upstream::modern::to_modern(body, id.clone()) {
-                Ok((b, i)) => (std::borrow::Cow::Owned(b), i),
-                Err(e) => return Attempt::Done(Err(e)),
-            }
-        } else {
-            (std::borrow::Cow::Borrowed(body), id.clone())
-        };
-        let mut wire = Vec::new();
-        splice(&body, &[(id, id_text.as_bytes())], &mut wire);
-        let (mut conn, reused) = match self.take_conn(replica).await {
-            Ok(c) => c,
-            Err(e) => return Attempt::Done(Err(e)),
-        };
-        let mut headers = if modern {
-            self.modern_headers()
-        } else {
-            self.headers(&session)
-        };
-        if modern {
-            headers.extend(crate::upstream::modern::request_headers(&wire));
-        }
-        let hdrs: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let sent = conn
-            .send_post(&replica.url.path, &replica.url.authority, &hdrs, &wire)
-            .await;
-        let head = match sent {
-            Ok(()) => conn.read_head().await,
-            Err(e) => Err(ClientError::Io(e)),
-        };
-        let mut head = match head {
-            Ok(h) => h,
-            // A pooled connection the backend closed meanwhile: retry on a fresh one.
-            Err(ClientError::Io(_)) if reused && attempt < 2 => return Attempt::Retry,
-            Err(e) => return Attempt::Done(Err(self.unavailable(e))),
-        };
-        if head.status == 404 && !modern && session.id.is_some() && attempt < 2 {
-            // The upstream session expired: forget it and initialize again.
-            *replica.session.borrow_mut() = SessionState::None;
-            return Attempt::Retry;
-        }
-        if head.status != 200 {
-            let mut snippet = Vec::new();
-            let _ = conn.read_body_all(&mut head, &mut snippet, 65536).await;
-            // A 2026 backend answers its JSON-RPC errors with 400/404: that error is the
-            // backend's answer to relay, not a transport failure.
-            if let Ok(reply) = BackendReply::from_message(&self.spec.id, snippet.clone()) {
-                if reply.body[reply.id.clone()] == *id_text.as_bytes() {
-                    return Attempt::Done(Ok(reply));
-                }
-            }
-            snippet.truncate(200);
-            return Attempt::Done(Err(self.protocol(format!(
-                "HTTP {} from {}: {}",
-                head.status,
-                replica.url.raw,
-                String::from_utf8_lossy(&snippet).trim()
-            ))));
-        }
-        let result = self
-            .read_reply(&mut conn, &mut head, &id_text, events)
-            .await;
-        if result.is_ok() && conn.reusable(&head) {
-            let mut idle = replica.idle.borrow_mut();
-            if idle.len() < MAX_IDLE {
-                idle.push(conn);
-            }
-        }
-        Attempt::Done(result)
-    }
-
-    async fn read_reply(
-        &self,
-        conn: &mut LocalHttpConn,
-        head: &mut ResponseHead,
-        id_text: &str,
-        events: Option<(&EventTx, usize)>,
-    ) -> Result<BackendReply, McpError> {
-        if !head.sse {
-            let mut body = Vec::new();
-            conn.read_body_all(head, &mut body, MAX_RESPONSE)
-                .await
-                .map_err(|e| self.unavailable(e))?;
-            let reply = BackendReply::from_message(&self.spec.id, body)?;
-            if &reply.body[reply.id.clone()] != id_text.as_bytes() {
-                return Err(self.protocol("response id does not match the request"));
-            }
-            return Ok(reply);
-        }
-        let mut dec = SseDecoder::default();
-        let mut piece = Vec::with_capacity(8192);
-        loop {
-            piece.clear();
-            let more = conn
-                .read_body_piece(head, &mut piece)
-                .await
-                .map_err(|e| self.unavailable(e))?;
-            dec.push(&piece);
-            while let Some(ev) = dec.next_event() {
-                let Ok(env) = Envelope::parse(&ev.data) else {
-                    tracing::warn!(server = %self.spec.id, "backend sent a non-JSON-RPC SSE event; ignored");
-                    continue;
-                };
-                if env.kind == Kind::Response
-                    && env.id.as_ref().map(|r| &ev.data[r.clone()]) == Some(id_text.as_bytes())
-                {
-                    let id = env.id.clone().unwrap_or_default();
-                    // Drain the rest of the stream when it is already complete so the
-                    // connection can be reused; otherwise it is dropped by the caller.
-                    return Ok(BackendReply { body: ev.data, id });
-                }
-                match events {
-                    Some((tx, replica)) if env.kind != Kind::Response => {
-                        let _ = tx.unbounded_send(BackendEvent {
-                            msg: ev.data,
-                            replica,
-                        });
-                    }
-                    _ => {
-                        tracing::debug!(server = %self.spec.id, method = ?env.method, "backend message on response stream not relayed")
-                    }
-                }
-            }
-            if !more {
-                return Err(self.protocol("SSE stream ended without a response"));
-            }
         }
     }
 

@@ -26,6 +26,7 @@ use futures_core::Stream;
 mod child;
 pub mod gate;
 mod ping;
+mod stats;
 
 pub use child::reap;
 use child::{kill_group, reader_task, spawn_child, stderr_task, writer_task};
@@ -62,6 +63,10 @@ pub struct LocalStdioSlot {
     client_caps: Option<Vec<u8>>,
     /// The child answered its handshake at least once.
     started_once: Cell<bool>,
+    /// Which of the server's `instances` this is.
+    instance: usize,
+    /// Calls, failures, latency and restarts of this slot.
+    counters: stats::LocalSlotCounters,
 }
 
 impl LocalStdioSlot {
@@ -77,7 +82,15 @@ impl LocalStdioSlot {
             legacy: Cell::new(false),
             client_caps: None,
             started_once: Cell::new(false),
+            instance: 0,
+            counters: Default::default(),
         }
+    }
+
+    /// The same slot, as instance `k` of its server.
+    pub fn with_instance(mut self, k: usize) -> Self {
+        self.instance = k;
+        self
     }
 
     /// A slot whose process serves one client session (declares that client's capabilities).
@@ -100,6 +113,18 @@ impl LocalStdioSlot {
     /// Sends a request and awaits its response. Related messages go to `opts.events`; on
     /// timeout or client cancellation the child gets `notifications/cancelled` for our id.
     pub async fn call(
+        &self,
+        body: &[u8],
+        id: Range<usize>,
+        opts: CallOpts,
+    ) -> Result<BackendReply, McpError> {
+        let started = self.counters.start();
+        let r = self.call_inner(body, id, opts).await;
+        self.counters.end(started, &r);
+        r
+    }
+
+    async fn call_inner(
         &self,
         body: &[u8],
         id: Range<usize>,
@@ -303,6 +328,7 @@ pub async fn supervise(
                         );
                         let caps = found.caps.clone();
                         slot.started_once.set(true);
+                        *slot.down_reason.borrow_mut() = "ready".into();
                         report(Ok(found));
                         monoio::spawn(ping::ping_task(slot.clone(), pid));
                         monoio::spawn(relist_task(
@@ -347,6 +373,7 @@ pub async fn supervise(
                     break;
                 }
                 let reason = format!("process exited ({status}); restarting");
+                slot.counters.restarted();
                 tracing::warn!(server = %slot.spec.id, pid, "stdio backend {reason} in {backoff:?}");
                 *slot.down_reason.borrow_mut() = reason.clone();
                 report(Err(reason));

@@ -1,0 +1,126 @@
+//! Micro-benchmarks of the shard-local structures a call touches besides parsing and
+//! splicing (those are in `hot_path.rs`): what they cost per call, on one core, no I/O.
+//!
+//! - `stats/series_hit` + `stats/count`: looking up a backend-call series that exists (by
+//!   borrowed labels: no allocation) and counting one call in it (outcome + histogram).
+//! - `stats/request`: counting one client request by method.
+//! - `hist/observe`, `hist/p99`: one latency into the fixed buckets; a quantile (control
+//!   thread work, per series every 500 ms).
+//! - `balance/pick_*`: choosing one of 4 replicas with each strategy.
+//! - `breaker/allow_success`: a closed breaker's check and its success bookkeeping.
+//! - `spawn_gate/acquire_release`: the gateway-wide stdio start permit (one CAS, one
+//!   decrement; only on process starts, measured to show it is not a lock).
+//!
+//! Run: `cargo bench --bench shard_local`. Results: `docs/benchmarks.md`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use only1mcp_shards::balance::breaker::{BreakerSpec, LocalBreaker};
+use only1mcp_shards::balance::{LocalBalancer, Strategy};
+use only1mcp_shards::stats::{Hist, LocalStats, Outcome};
+use only1mcp_shards::upstream::stdio::gate::SharedSpawnGate;
+
+fn bench_stats(c: &mut Criterion) {
+    let stats = LocalStats::default();
+    for s in 0..20 {
+        for t in 0..10 {
+            stats.call(
+                &format!("server{s}"),
+                "tools/call",
+                &format!("tool{t}"),
+                Outcome::Ok,
+                Duration::from_millis(1),
+            );
+        }
+    }
+    let mut g = c.benchmark_group("stats");
+    g.bench_function("series_hit", |b| {
+        b.iter(|| {
+            stats.series(
+                black_box("server7"),
+                black_box("tools/call"),
+                black_box("tool3"),
+            )
+        })
+    });
+    let series = stats.series("server7", "tools/call", "tool3");
+    g.bench_function("count", |b| {
+        b.iter(|| {
+            series.borrow_mut().add(
+                black_box(Outcome::Ok),
+                black_box(Duration::from_micros(830)),
+            )
+        })
+    });
+    g.bench_function("request", |b| {
+        b.iter(|| {
+            stats.request(
+                black_box("tools/call"),
+                Outcome::Ok,
+                black_box(Duration::from_micros(900)),
+            )
+        })
+    });
+    g.finish();
+}
+
+fn bench_hist(c: &mut Criterion) {
+    let mut g = c.benchmark_group("hist");
+    let mut h = Hist::default();
+    g.bench_function("observe", |b| {
+        b.iter(|| h.observe(black_box(Duration::from_micros(3_300))))
+    });
+    g.bench_function("p99", |b| b.iter(|| black_box(&h).quantile_ms(0.99)));
+    g.finish();
+}
+
+fn bench_balance(c: &mut Criterion) {
+    let mut g = c.benchmark_group("balance");
+    for (name, s) in [
+        ("pick_round_robin", Strategy::RoundRobin),
+        ("pick_least_connections", Strategy::LeastConnections),
+        ("pick_consistent_hash", Strategy::ConsistentHash),
+        ("pick_random", Strategy::Random),
+        ("pick_weighted_random", Strategy::WeightedRandom),
+    ] {
+        let lb = LocalBalancer::new(s, vec![1, 2, 3, 4], 7);
+        let mut key = 0u64;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                key = key.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                lb.pick(black_box(key), |_| true)
+            })
+        });
+    }
+    g.finish();
+}
+
+fn bench_breaker_and_gate(c: &mut Criterion) {
+    let breaker = LocalBreaker::new(BreakerSpec::default(), "bench http://x".into());
+    c.bench_function("breaker/allow_success", |b| {
+        b.iter(|| {
+            let ok = breaker.allow(Instant::now());
+            breaker.success();
+            ok
+        })
+    });
+    let gate = SharedSpawnGate::new(8);
+    c.bench_function("spawn_gate/acquire_release", |b| {
+        b.iter(|| drop(black_box(gate.try_acquire())))
+    });
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = bench_stats, bench_hist, bench_balance, bench_breaker_and_gate
+}
+criterion_main!(benches);

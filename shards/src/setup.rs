@@ -1,0 +1,233 @@
+//! A shard's handles on its backends: for each server, this shard's own HTTP pool, the
+//! stdio children the ring assigns to it (supervised here), or pointers to the shards that
+//! own them; and the reporters that turn what a backend says (its lists, list_changed,
+//! resources/updated) into control-thread events and broadcasts to every shard.
+//! Used at shard start and by a config reload (`apply.rs`).
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_channel::oneshot;
+
+use crate::config::Transport;
+use crate::shard::{ControlEvent, LocalShard, ShardMsg};
+use crate::upstream::http::LocalHttpBackend;
+use crate::upstream::stdio::LocalStdioSlot;
+use crate::upstream::{discover, LocalBackend};
+
+pub(crate) fn setup_backends(shard: &Rc<LocalShard>, connect_timeout: Duration) {
+    let snap = shard.snapshot.load_full();
+    for spec in &snap.backends {
+        setup_backend(shard, spec, connect_timeout);
+    }
+}
+
+/// Creates this shard's handle on `spec` (its pool, its own stdio children, or pointers
+/// to their owners) and starts discovery where this shard is the reporter.
+pub(crate) fn setup_backend(
+    shard: &Rc<LocalShard>,
+    spec: &crate::snapshot::BackendSpec,
+    connect_timeout: Duration,
+) {
+    {
+        let owner = shard.ring.owner(format!("{}/0", spec.id).as_bytes());
+        let backend = match spec.transport {
+            Transport::Http => Rc::new(LocalBackend::Http(Rc::new(LocalHttpBackend::new(
+                spec.clone(),
+                connect_timeout,
+            )))),
+            Transport::Stdio if spec.instances > 1 => {
+                let members = (0..spec.instances)
+                    .map(|k| {
+                        let key = format!("{}#{k}", spec.id);
+                        let owner = shard.ring.owner(format!("{}/{k}", spec.id).as_bytes());
+                        if owner == shard.id {
+                            let member = own_stdio(shard, spec, k, k == 0);
+                            shard.upstreams.borrow_mut().insert(key, member.clone());
+                            member
+                        } else {
+                            Rc::new(LocalBackend::RemoteStdio {
+                                id: key,
+                                owner: shard.peers[owner].clone(),
+                            })
+                        }
+                    })
+                    .collect();
+                Rc::new(LocalBackend::Pool {
+                    members,
+                    next: Cell::new(shard.id),
+                })
+            }
+            Transport::Stdio if owner == shard.id => own_stdio(shard, spec, 0, true),
+            Transport::Stdio => Rc::new(LocalBackend::RemoteStdio {
+                id: spec.id.clone(),
+                owner: shard.peers[owner].clone(),
+            }),
+        };
+        if spec.transport == Transport::Http && owner == shard.id {
+            monoio::spawn(discover_http(
+                shard.clone(),
+                spec.id.clone(),
+                backend.clone(),
+                spec.timeout,
+            ));
+        }
+        shard
+            .upstreams
+            .borrow_mut()
+            .insert(spec.id.clone(), backend);
+    }
+}
+
+/// Starts a stdio child this shard owns. Only the reporting instance (the first of a pool)
+/// feeds the catalog; the others serve calls.
+fn own_stdio(
+    shard: &Rc<LocalShard>,
+    spec: &crate::snapshot::BackendSpec,
+    instance: usize,
+    reports: bool,
+) -> Rc<LocalBackend> {
+    let slot = Rc::new(LocalStdioSlot::new(spec.clone()).with_instance(instance));
+    let (tx, rx) = oneshot::channel();
+    let report: crate::upstream::stdio::Report = if reports {
+        reporter(shard, &spec.id)
+    } else {
+        Rc::new(|_| {})
+    };
+    let updates = updates_broadcaster(shard, &spec.id);
+    monoio::spawn(crate::upstream::stdio::supervise(
+        slot.clone(),
+        spec.timeout,
+        report,
+        updates,
+        tx,
+        shard.spawn_gate.clone(),
+    ));
+    shard
+        .owned_stdio
+        .borrow_mut()
+        .push((slot.clone(), Some(rx)));
+    Rc::new(LocalBackend::Stdio(slot))
+}
+
+/// Turns a backend's `notifications/resources/updated` into a broadcast to every shard (the
+/// subscribed sessions may live anywhere).
+fn updates_broadcaster(shard: &Rc<LocalShard>, server: &str) -> crate::upstream::stdio::Updates {
+    let peers = shard.peers.clone();
+    let server = server.to_string();
+    Rc::new(move |msg: Vec<u8>| {
+        use sonic_rs::JsonValueTrait;
+        let Some(uri) = sonic_rs::get(&msg[..], ["params", "uri"])
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+        else {
+            return;
+        };
+        for p in &peers {
+            let _ = p.send(ShardMsg::ResourceUpdated {
+                server: server.clone(),
+                uri: uri.clone(),
+            });
+        }
+    })
+}
+
+fn reporter(shard: &Rc<LocalShard>, server: &str) -> crate::upstream::stdio::Report {
+    let control = shard.control.clone();
+    let server = server.to_string();
+    Rc::new(move |result| {
+        let _ = control.send(ControlEvent::Discovered {
+            server: server.clone(),
+            result,
+        });
+    })
+}
+
+/// What a shard does with a message an HTTP backend pushes on its GET stream:
+/// `list_changed` re-lists (owner shard only), `resources/updated` reaches this shard's
+/// subscribed sessions (each shard listens on its own upstream session).
+pub fn http_push_handler(
+    shard: &Rc<LocalShard>,
+    server: &str,
+    relist: Option<futures_channel::mpsc::UnboundedSender<()>>,
+) -> crate::upstream::listen::OnPush {
+    let shard = shard.clone();
+    let server = server.to_string();
+    Rc::new(move |msg: Vec<u8>| {
+        use sonic_rs::JsonValueTrait;
+        let method = sonic_rs::get(&msg[..], ["method"])
+            .ok()
+            .and_then(|m| m.as_str().map(str::to_string))
+            .unwrap_or_default();
+        if method.ends_with("/list_changed") {
+            if let Some(tx) = &relist {
+                let _ = tx.unbounded_send(());
+            }
+        } else if method == "notifications/resources/updated" {
+            if let Some(uri) = sonic_rs::get(&msg[..], ["params", "uri"])
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+            {
+                crate::mcp::streams::resource_updated(&shard, &server, &uri);
+            }
+        }
+    })
+}
+
+/// Discovers an HTTP backend's catalog (retrying with backoff until it answers), then listens
+/// for its list changes and re-discovers on each.
+async fn discover_http(
+    shard: Rc<LocalShard>,
+    server: String,
+    backend: Rc<LocalBackend>,
+    timeout: Duration,
+) {
+    use std::future::poll_fn;
+    use std::pin::Pin;
+
+    use futures_core::Stream;
+
+    let report = reporter(&shard, &server);
+    let (relist_tx, mut relist_rx) = futures_channel::mpsc::unbounded::<()>();
+    let mut relist_tx = Some(relist_tx);
+    loop {
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            if shard.draining.get() || backend.retired() {
+                return;
+            }
+            let caps = match &*backend {
+                LocalBackend::Http(h) => h.capabilities(timeout).await,
+                _ => Ok(Default::default()),
+            };
+            match async { discover(&server, &backend, caps?, timeout).await }.await {
+                Ok(found) => {
+                    tracing::info!(server = %server, tools = found.tools.len(), prompts = found.prompts.len(), resources = found.resources.len(), "http backend ready");
+                    report(Ok(found));
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(server = %server, "http backend discovery failed: {e}; retrying in {backoff:?}");
+                    report(Err(e.reason_for_backend()));
+                }
+            }
+            monoio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+        if let (LocalBackend::Http(h), Some(tx)) = (&*backend, relist_tx.take()) {
+            h.ensure_listening(
+                http_push_handler(&shard, &server, Some(tx)),
+                shard.draining.clone(),
+            );
+        }
+        if poll_fn(|cx| Pin::new(&mut relist_rx).poll_next(cx))
+            .await
+            .is_none()
+        {
+            return;
+        }
+        monoio::time::sleep(Duration::from_millis(20)).await;
+        while relist_rx.try_recv().is_ok() {}
+    }
+}

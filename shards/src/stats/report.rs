@@ -1,0 +1,85 @@
+//! The copy of a shard's figures sent to the control thread every 500 ms.
+//!
+//! Built on the shard from its own counters and backend state (no locks: it is the shard's
+//! own thread reading its own `Cell`s), then moved through the control channel. Everything
+//! in it is cumulative since the shard started, except the point-in-time gauges (sessions,
+//! connections, in-flight, health and breaker state).
+
+use std::rc::Rc;
+
+use super::{CallKey, Counts, Hist};
+use crate::shard::LocalShard;
+use crate::upstream::LocalBackend;
+
+/// One replica of a server as one shard sees it: an HTTP URL in this shard's pool, or a
+/// stdio process this shard owns.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicaStats {
+    /// Server id.
+    pub server: String,
+    /// `http` or `stdio`.
+    pub transport: &'static str,
+    /// The replica's URL, or `instance <k>` for a stdio process.
+    pub replica: String,
+    /// In rotation: health checks pass (HTTP) / the process is up and answered (stdio).
+    pub healthy: bool,
+    /// `closed`, `open`, `half_open`; `none` for stdio (no breaker: the supervisor restarts).
+    pub breaker: &'static str,
+    /// Times this shard's breaker for it opened.
+    pub breaker_opened: u64,
+    /// Calls in flight on it from this shard.
+    pub inflight: u64,
+    /// Calls made to it from this shard, and how many failed (timeout, protocol, down).
+    pub calls: u64,
+    /// Failed calls (see `calls`).
+    pub failures: u64,
+    /// Their latency.
+    pub latency: Hist,
+    /// stdio: restarts of this process slot since start.
+    pub restarts: u64,
+    /// stdio: parked by the crash-loop detector.
+    pub parked: bool,
+    /// stdio: the running process id.
+    pub pid: Option<i32>,
+}
+
+/// One shard's figures.
+#[derive(Debug, Clone, Default)]
+pub struct ShardStats {
+    /// Shard index.
+    pub shard: usize,
+    /// 2025-era sessions owned here.
+    pub sessions: u64,
+    /// Open client connections.
+    pub connections: u64,
+    /// Client requests being served.
+    pub inflight: u64,
+    /// Client requests by method.
+    pub requests: Vec<(&'static str, Counts)>,
+    /// Backend calls by server, method, tool.
+    pub calls: Vec<(CallKey, Counts)>,
+    /// Replicas this shard uses or owns.
+    pub replicas: Vec<ReplicaStats>,
+}
+
+/// Builds the shard's report now.
+pub fn build(shard: &Rc<LocalShard>) -> ShardStats {
+    let mut replicas = Vec::new();
+    for backend in shard.upstreams.borrow().values() {
+        if let LocalBackend::Http(h) = &**backend {
+            h.replica_stats(&mut replicas);
+        }
+    }
+    for (slot, _) in shard.owned_stdio.borrow().iter() {
+        replicas.push(slot.stats());
+    }
+    ShardStats {
+        shard: shard.id,
+        sessions: shard.sessions.borrow().len() as u64,
+        connections: shard.connections.get() as u64,
+        inflight: shard.inflight.get() as u64,
+        requests: shard.stats.requests_copy(),
+        calls: shard.stats.calls_copy(),
+        replicas,
+    }
+}

@@ -1,0 +1,110 @@
+//! Choosing the replica for a call and what happens after: balancer, health and breaker
+//! filters (with panic routing when health checks have every replica out), the retry of a
+//! safe call on another replica within a retry budget, and recording the outcome in the
+//! replica's breaker and counters.
+
+use std::ops::Range;
+
+use super::LocalHttpBackend;
+use crate::error::McpError;
+use crate::upstream::{BackendReply, CallOpts};
+
+/// Marks a call in flight on a replica for `least_connections`, ended even if the call's
+/// future is dropped.
+struct InFlight<'a>(&'a crate::balance::LocalBalancer, usize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.ended(self.1);
+    }
+}
+
+impl LocalHttpBackend {
+    /// Calls the backend with `body` (placeholder id at `id`). Related messages the backend
+    /// streams before its response go to `opts.events`. On timeout or client cancellation the
+    /// backend gets `notifications/cancelled` for our id.
+    pub async fn call(
+        &self,
+        body: &[u8],
+        id: Range<usize>,
+        opts: CallOpts,
+    ) -> Result<BackendReply, McpError> {
+        let now = std::time::Instant::now();
+        let pick = |by_health: bool| {
+            self.balancer.pick(opts.affinity, |i| {
+                (!by_health || self.healthy[i].get()) && self.breakers[i].usable(now)
+            })
+        };
+        // Panic routing (Envoy's term): when the health checks have taken out every replica,
+        // a call still goes to one whose breaker lets it through. Failing everything until
+        // the next probe would turn a blip of the checker, or a replica that just came back,
+        // into a full outage; the breakers still keep calls off a replica that is down.
+        let Some(replica_idx) = pick(true).or_else(|| pick(false)) else {
+            // Name only what took the replicas out: the breakers always did; the health
+            // checks too only if they have every replica out.
+            let reason = if self.healthy.iter().all(|h| !h.get()) {
+                "no replica is in rotation (health checks failing and circuit breakers open)"
+            } else {
+                "no replica is in rotation (circuit breakers open)"
+            };
+            return Err(self.unavailable(reason));
+        };
+        self.breakers[replica_idx].allow(now);
+        // Retry budget: each call earns a tenth of a retry (at most 10 banked), so retries
+        // stay under ~10% of traffic even when a replica dies.
+        self.retry_tokens
+            .set((self.retry_tokens.get() + 0.1).min(10.0));
+        let retry = (opts.retry_safe && self.replicas.len() > 1).then(|| opts.retry_copy());
+        let started = std::time::Instant::now();
+        let result = {
+            let _inflight = InFlight(&self.balancer, replica_idx);
+            self.balancer.started(replica_idx);
+            self.call_replica(replica_idx, body, id.clone(), opts).await
+        };
+        self.record(replica_idx, &result, started);
+        if let (Err(McpError::BackendUnavailable { .. }), Some(retry)) = (&result, retry) {
+            let now = std::time::Instant::now();
+            let other = self.balancer.pick(retry.affinity, |i| {
+                i != replica_idx && self.healthy[i].get() && self.breakers[i].usable(now)
+            });
+            if let (Some(j), true) = (other, self.retry_tokens.get() >= 1.0) {
+                self.retry_tokens.set(self.retry_tokens.get() - 1.0);
+                tracing::debug!(server = %self.spec.id, from = replica_idx, to = j, "retrying a safe call on another replica");
+                self.breakers[j].allow(now);
+                let started = std::time::Instant::now();
+                let again = {
+                    let _inflight = InFlight(&self.balancer, j);
+                    self.balancer.started(j);
+                    self.call_replica(j, body, id, retry).await
+                };
+                self.record(j, &again, started);
+                return again;
+            }
+        }
+        result
+    }
+
+    fn record(
+        &self,
+        replica_idx: usize,
+        result: &Result<BackendReply, McpError>,
+        started: std::time::Instant,
+    ) {
+        let failed = match result {
+            Ok(_) => {
+                self.breakers[replica_idx].success();
+                false
+            }
+            Err(McpError::BackendUnavailable { .. })
+            | Err(McpError::BackendTimeout { .. })
+            | Err(McpError::BackendProtocol { .. }) => {
+                self.breakers[replica_idx].failure(std::time::Instant::now());
+                true
+            }
+            Err(_) => false,
+        };
+        self.replicas[replica_idx]
+            .counters
+            .record(failed, started.elapsed());
+    }
+}

@@ -1,0 +1,162 @@
+//! One HTTP exchange with a replica: send the request on a pooled (or new) keep-alive
+//! connection, read the answer as JSON or as an SSE stream (relaying related messages and
+//! progress while waiting for the response), and tell the caller whether to retry on a
+//! fresh connection (a stale pooled one) or re-initialize (404: the upstream session
+//! expired).
+
+use std::ops::Range;
+
+use super::*;
+
+impl LocalHttpBackend {
+    pub(super) async fn attempt(
+        &self,
+        replica: &LocalReplica,
+        body: &[u8],
+        id: &Range<usize>,
+        t: Try<'_>,
+    ) -> Attempt {
+        let Try {
+            our_id,
+            attempt,
+            events,
+            modern: use_modern,
+        } = t;
+        let session = match self.ensure_session(replica).await {
+            Ok(s) => s,
+            Err(e) => return Attempt::Done(Err(e)),
+        };
+        let id_text = our_id.to_string();
+        let modern = session.modern_ok && (!session.legacy || use_modern);
+        let (body, id) = if modern {
+            match crate::upstream::modern::to_modern(body, id.clone()) {
+                Ok((b, i)) => (std::borrow::Cow::Owned(b), i),
+                Err(e) => return Attempt::Done(Err(e)),
+            }
+        } else {
+            (std::borrow::Cow::Borrowed(body), id.clone())
+        };
+        let mut wire = Vec::new();
+        splice(&body, &[(id, id_text.as_bytes())], &mut wire);
+        let (mut conn, reused) = match self.take_conn(replica).await {
+            Ok(c) => c,
+            Err(e) => return Attempt::Done(Err(e)),
+        };
+        let mut headers = if modern {
+            self.modern_headers()
+        } else {
+            self.headers(&session)
+        };
+        if modern {
+            headers.extend(crate::upstream::modern::request_headers(&wire));
+        }
+        let hdrs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let sent = conn
+            .send_post(&replica.url.path, &replica.url.authority, &hdrs, &wire)
+            .await;
+        let head = match sent {
+            Ok(()) => conn.read_head().await,
+            Err(e) => Err(ClientError::Io(e)),
+        };
+        let mut head = match head {
+            Ok(h) => h,
+            // A pooled connection the backend closed meanwhile: retry on a fresh one.
+            Err(ClientError::Io(_)) if reused && attempt < 2 => return Attempt::Retry,
+            Err(e) => return Attempt::Done(Err(self.unavailable(e))),
+        };
+        if head.status == 404 && !modern && session.id.is_some() && attempt < 2 {
+            // The upstream session expired: forget it and initialize again.
+            *replica.session.borrow_mut() = SessionState::None;
+            return Attempt::Retry;
+        }
+        if head.status != 200 {
+            let mut snippet = Vec::new();
+            let _ = conn.read_body_all(&mut head, &mut snippet, 65536).await;
+            // A 2026 backend answers its JSON-RPC errors with 400/404: that error is the
+            // backend's answer to relay, not a transport failure.
+            if let Ok(reply) = BackendReply::from_message(&self.spec.id, snippet.clone()) {
+                if reply.body[reply.id.clone()] == *id_text.as_bytes() {
+                    return Attempt::Done(Ok(reply));
+                }
+            }
+            snippet.truncate(200);
+            return Attempt::Done(Err(self.protocol(format!(
+                "HTTP {} from {}: {}",
+                head.status,
+                replica.url.raw,
+                String::from_utf8_lossy(&snippet).trim()
+            ))));
+        }
+        let result = self
+            .read_reply(&mut conn, &mut head, &id_text, events)
+            .await;
+        if result.is_ok() && conn.reusable(&head) {
+            let mut idle = replica.idle.borrow_mut();
+            if idle.len() < MAX_IDLE {
+                idle.push(conn);
+            }
+        }
+        Attempt::Done(result)
+    }
+
+    pub(super) async fn read_reply(
+        &self,
+        conn: &mut LocalHttpConn,
+        head: &mut ResponseHead,
+        id_text: &str,
+        events: Option<(&EventTx, usize)>,
+    ) -> Result<BackendReply, McpError> {
+        if !head.sse {
+            let mut body = Vec::new();
+            conn.read_body_all(head, &mut body, MAX_RESPONSE)
+                .await
+                .map_err(|e| self.unavailable(e))?;
+            let reply = BackendReply::from_message(&self.spec.id, body)?;
+            if &reply.body[reply.id.clone()] != id_text.as_bytes() {
+                return Err(self.protocol("response id does not match the request"));
+            }
+            return Ok(reply);
+        }
+        let mut dec = SseDecoder::default();
+        let mut piece = Vec::with_capacity(8192);
+        loop {
+            piece.clear();
+            let more = conn
+                .read_body_piece(head, &mut piece)
+                .await
+                .map_err(|e| self.unavailable(e))?;
+            dec.push(&piece);
+            while let Some(ev) = dec.next_event() {
+                let Ok(env) = Envelope::parse(&ev.data) else {
+                    tracing::warn!(server = %self.spec.id, "backend sent a non-JSON-RPC SSE event; ignored");
+                    continue;
+                };
+                if env.kind == Kind::Response
+                    && env.id.as_ref().map(|r| &ev.data[r.clone()]) == Some(id_text.as_bytes())
+                {
+                    let id = env.id.clone().unwrap_or_default();
+                    // Drain the rest of the stream when it is already complete so the
+                    // connection can be reused; otherwise it is dropped by the caller.
+                    return Ok(BackendReply { body: ev.data, id });
+                }
+                match events {
+                    Some((tx, replica)) if env.kind != Kind::Response => {
+                        let _ = tx.unbounded_send(BackendEvent {
+                            msg: ev.data,
+                            replica,
+                        });
+                    }
+                    _ => {
+                        tracing::debug!(server = %self.spec.id, method = ?env.method, "backend message on response stream not relayed")
+                    }
+                }
+            }
+            if !more {
+                return Err(self.protocol("SSE stream ended without a response"));
+            }
+        }
+    }
+}

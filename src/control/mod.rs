@@ -1,0 +1,329 @@
+//! The control thread: startup, the catalog, hot reload, metrics, signals, shutdown.
+//!
+//! This is the one thread allowed to block. It resolves backend URLs (DNS), binds the shard
+//! listeners, starts one pinned shard thread per core, and then waits on lock-free channels:
+//! events from the shards (a backend's tools discovered or lost, their figures), the config
+//! file watcher, a 500 ms metrics tick, and signals. Each change becomes one new immutable
+//! snapshot published with a single `ArcSwap::store` ([`world`]); a reload also sends each
+//! shard the servers to retire and start ([`reload`]). SIGHUP reloads; SIGINT/SIGTERM start
+//! a graceful shutdown: every shard stops accepting, drains in-flight requests up to the
+//! grace period and stops its stdio children.
+
+pub mod reload;
+mod specs;
+mod stdio_io;
+mod world;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use crossbeam_channel::{select, unbounded};
+use only1mcp_shards::config::Config;
+use only1mcp_shards::ring::Ring;
+use only1mcp_shards::rt::mailbox::mailbox;
+use only1mcp_shards::shard::{run_shard, ControlEvent, ShardInit, ShardMsg, SharedMetricsText};
+use only1mcp_shards::upstream::stdio::gate::SharedSpawnGate;
+
+pub use reload::Overrides;
+pub use specs::backend_specs;
+use stdio_io::{spawn_stdin_reader, spawn_stdout_writer};
+use world::World;
+
+fn shard_count(cfg: &Config) -> usize {
+    if cfg.server.cores > 0 {
+        cfg.server.cores
+    } else {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    }
+}
+
+/// How clients reach the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Front {
+    /// Streamable HTTP on the configured address, one listener per shard.
+    Http,
+    /// One client on stdin/stdout (no listener); stdin EOF shuts the gateway down.
+    Stdio,
+}
+
+/// The CPUs this process may run on (its affinity mask, e.g. under `taskset`), in order;
+/// shard i is pinned to the i-th of them. Empty if the mask cannot be read (no pinning).
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills the one we own.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// Starts the gateway and runs the control loop until a shutdown signal. Blocks.
+///
+/// `config`: the file the config came from and the command line's overrides; the file is
+/// then watched and reloaded on change or SIGHUP.
+pub fn start(
+    cfg: Config,
+    front: Front,
+    config: Option<(PathBuf, Overrides)>,
+) -> anyhow::Result<()> {
+    let specs = backend_specs(&cfg)?;
+    let n = if front == Front::Stdio && cfg.server.cores == 0 {
+        1
+    } else {
+        shard_count(&cfg)
+    };
+    let (listeners, addr) = match front {
+        Front::Http => {
+            let (l, a) = crate::listen::bind_shards(&cfg.server.host, cfg.server.port, n)?;
+            (l.into_iter().map(Some).collect::<Vec<_>>(), Some(a))
+        }
+        Front::Stdio => ((0..n).map(|_| None).collect(), None),
+    };
+    let stdout_tx = (front == Front::Stdio)
+        .then(spawn_stdout_writer)
+        .transpose()?;
+    let cfg = Arc::new(cfg);
+    let mut world = World::new(cfg.clone(), specs.clone());
+    let slot = world.slot.clone();
+
+    let (events_tx, events_rx) = unbounded::<ControlEvent>();
+    let (senders, boxes): (Vec<_>, Vec<_>) = (0..n).map(|_| mailbox::<ShardMsg>()).unzip();
+    world.senders = senders.clone();
+    let ring = Ring::new(n);
+    let cpus = allowed_cpus();
+    let spawn_gate = SharedSpawnGate::new(cfg.proxy.max_concurrent_spawns);
+    let metrics_text: SharedMetricsText = Arc::new(ArcSwap::from_pointee(bytes::Bytes::new()));
+    let metrics_snapshot = Arc::new(ArcSwap::from_pointee(
+        crate::observe::MetricsSnapshot::initial(n as u32, ""),
+    ));
+    let mut metrics =
+        crate::metrics::Aggregator::new(n, metrics_text.clone(), metrics_snapshot.clone());
+    let mut threads = Vec::with_capacity(n);
+    for (i, (listener, mbox)) in listeners.into_iter().zip(boxes).enumerate() {
+        let init = ShardInit {
+            id: i,
+            cpu: (!cpus.is_empty()).then(|| cpus[i % cpus.len()]),
+            listener,
+            ring: ring.clone(),
+            snapshot: slot.clone(),
+            peers: senders.clone(),
+            mailbox: mbox,
+            stdout: if i == 0 { stdout_tx.clone() } else { None },
+            control: events_tx.clone(),
+            driver: cfg.server.driver,
+            uring_entries: cfg.server.uring_entries,
+            spawn_gate: spawn_gate.clone(),
+            metrics_text: metrics_text.clone(),
+        };
+        let tx = events_tx.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("o1m-shard-{i}"))
+            .spawn(move || {
+                if let Err(e) = run_shard(init) {
+                    tracing::error!(shard = i, "shard failed to start: {e}");
+                    let _ = tx.send(ControlEvent::Stopped { shard: i });
+                }
+            })
+            .context("cannot start shard thread")?;
+        threads.push(handle);
+    }
+
+    // Wait for every shard to come up before announcing the address.
+    let mut started = 0;
+    let mut drivers = Vec::new();
+    while started < n {
+        match events_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(ControlEvent::Started { shard, driver }) => {
+                started += 1;
+                drivers.push((shard, driver));
+            }
+            Ok(ControlEvent::Stopped { shard }) => {
+                for s in &senders {
+                    let _ = s.send(ShardMsg::Shutdown);
+                }
+                anyhow::bail!("shard {shard} failed to start (see the log above)");
+            }
+            Ok(ControlEvent::Discovered { server, result }) => world.discovered(&server, result),
+            Ok(ControlEvent::Stats(s)) => metrics.on_stats(s),
+            Err(_) => anyhow::bail!("shards did not start within 30 s"),
+        }
+    }
+    let driver_names: Vec<&str> = drivers.iter().map(|(_, d)| d.as_str()).collect();
+    metrics.set_driver(driver_names[0]);
+    metrics.publish();
+    let _socket = start_metrics_socket(&cfg, metrics_snapshot.clone())?;
+    let ticker = crossbeam_channel::tick(Duration::from_millis(500));
+    let (health_tx, health_rx) = unbounded();
+    crate::health::spawn(specs.clone(), senders.clone(), health_rx)?;
+    let watch = match &config {
+        Some((path, _)) => match reload::watch(path) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!("config file not watched ({e:#}); SIGHUP still reloads it");
+                None
+            }
+        },
+        None => None,
+    };
+    let never = crossbeam_channel::never();
+    let file_events = watch.as_ref().map_or(&never, |w| &w.events);
+    let mut reload_due: Option<Instant> = None;
+    let (sig_tx, sig_rx) = unbounded::<i32>();
+    match addr {
+        Some(addr) => {
+            tracing::info!(shards = n, drivers = ?driver_names, %addr, "gateway started");
+            println!(
+                "only1mcp-uring listening on http://{addr}/mcp (shards: {n}, driver: {})",
+                driver_names[0]
+            );
+            let _ = std::io::stdout().flush();
+        }
+        None => {
+            tracing::info!(shards = n, drivers = ?driver_names, "gateway started on stdio");
+            spawn_stdin_reader(senders[0].clone(), sig_tx.clone())?;
+        }
+    }
+
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])
+    .context("cannot install signal handlers")?;
+    std::thread::Builder::new()
+        .name("o1m-signals".into())
+        .spawn(move || {
+            for s in signals.forever() {
+                if sig_tx.send(s).is_err() {
+                    return;
+                }
+            }
+        })
+        .context("cannot start signal thread")?;
+
+    loop {
+        let until_reload = reload_due.map_or(Duration::from_secs(3600), |t| {
+            t.saturating_duration_since(Instant::now())
+        });
+        select! {
+            recv(events_rx) -> ev => match ev {
+                Ok(ControlEvent::Discovered { server, result }) => world.discovered(&server, result),
+                Ok(ControlEvent::Stopped { shard }) => {
+                    tracing::error!(shard, "shard stopped unexpectedly; shutting down");
+                    break;
+                }
+                Ok(ControlEvent::Started { .. }) => {}
+                Ok(ControlEvent::Stats(s)) => metrics.on_stats(s),
+                Err(_) => break,
+            },
+            recv(ticker) -> _ => metrics.publish(),
+            recv(file_events) -> _ => reload_due = Some(Instant::now() + reload::DEBOUNCE),
+            recv(sig_rx) -> sig => {
+                if sig == Ok(signal_hook::consts::SIGHUP) {
+                    tracing::info!("SIGHUP: reloading the config");
+                    reload_due = Some(Instant::now());
+                    continue;
+                }
+                tracing::info!(signal = ?sig.ok(), "shutdown requested: draining");
+                break;
+            }
+            default(until_reload) => {}
+        }
+        if reload_due.is_some_and(|t| Instant::now() >= t) {
+            reload_due = None;
+            match &config {
+                Some((path, overrides)) => {
+                    let result =
+                        reload::reload(&mut world, path, overrides, &spawn_gate, &health_tx);
+                    metrics.reloaded(result.as_ref().err().cloned());
+                    match result {
+                        Ok(summary) => {
+                            tracing::info!(file = %path.display(), "config reloaded: {summary}")
+                        }
+                        Err(why) => {
+                            tracing::error!(file = %path.display(), "config reload rejected, the running config stays: {why}")
+                        }
+                    }
+                }
+                None => {
+                    tracing::warn!("reload requested but the gateway was started without --config")
+                }
+            }
+        }
+    }
+    shutdown(
+        &senders,
+        &events_rx,
+        threads,
+        n,
+        Duration::from_millis(world.cfg.server.shutdown_grace_ms),
+    );
+    Ok(())
+}
+
+/// Starts the metrics socket unless the config turns it off. A path the config names must
+/// work (startup fails otherwise); the default path is best effort, since several gateways
+/// on one machine share it: the first one takes it, the others say so and run without.
+fn start_metrics_socket(
+    cfg: &Config,
+    snapshot: Arc<ArcSwap<crate::observe::MetricsSnapshot>>,
+) -> anyhow::Result<Option<crate::observe::ObserveHandle>> {
+    if !cfg.metrics.socket_enabled {
+        return Ok(None);
+    }
+    let logs = crate::observe::log_ring().clone();
+    match &cfg.metrics.socket {
+        Some(path) => crate::observe::start(std::path::Path::new(path), snapshot, logs)
+            .map(Some)
+            .with_context(|| format!("metrics.socket = {path:?}")),
+        None => {
+            let path = crate::observe::default_socket_path();
+            match crate::observe::start(&path, snapshot, logs) {
+                Ok(h) => Ok(Some(h)),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "metrics socket not started: {e:#} (set [metrics] socket to choose a path)");
+                    Ok(None)
+                }
+            }
+        }
+    }
+}
+
+fn shutdown(
+    senders: &[only1mcp_shards::rt::mailbox::SharedMailboxSender<ShardMsg>],
+    events: &crossbeam_channel::Receiver<ControlEvent>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    n: usize,
+    grace: Duration,
+) {
+    for s in senders {
+        let _ = s.send(ShardMsg::Shutdown);
+    }
+    let deadline = Instant::now() + grace + Duration::from_secs(15);
+    let mut stopped = 0;
+    while stopped < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
+            Ok(ControlEvent::Stopped { .. }) => stopped += 1,
+            Ok(_) => {}
+            Err(_) => {
+                tracing::error!("shards did not stop in time; exiting anyway");
+                return;
+            }
+        }
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    tracing::info!("gateway stopped");
+}

@@ -1,0 +1,249 @@
+//! Hot reload: the config file is watched (and SIGHUP asks for a reload); the new file is
+//! parsed and validated here on the control thread, checked for changes that need a restart,
+//! diffed by server id against the running one, and applied as one new snapshot plus one
+//! [`ShardMsg::Reload`] per shard. Anything wrong leaves the running config untouched and
+//! is logged (file, line, key) and counted.
+//!
+//! Servers the reload did not change keep their pools, sessions and processes; a changed
+//! server is retired (in-flight calls finish) and started again from its new settings; a
+//! removed one is retired; an added one starts. Until a changed server reports its lists
+//! again, its last known tools stay in the catalog, so a reload never blinks a list.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use only1mcp_shards::catalog::BackendState;
+use only1mcp_shards::config::{self, Config, DriverChoice};
+use only1mcp_shards::shard::ShardMsg;
+use only1mcp_shards::snapshot::BackendSpec;
+use only1mcp_shards::upstream::stdio::gate::SharedSpawnGate;
+
+use super::world::World;
+
+/// Editors write a file in bursts (truncate, write, rename): act once it is quiet this long.
+pub const DEBOUNCE: Duration = Duration::from_millis(500);
+
+/// The command-line settings that override the file; re-applied to every reloaded file so
+/// that `--port 0` does not read as a port change.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--cores`.
+    pub cores: Option<usize>,
+    /// `--host`.
+    pub host: Option<String>,
+    /// `--port`.
+    pub port: Option<u16>,
+    /// `--driver`.
+    pub driver: Option<DriverChoice>,
+}
+
+impl Overrides {
+    /// Puts the command line's values into `cfg`.
+    pub fn apply(&self, cfg: &mut Config) {
+        if let Some(c) = self.cores {
+            cfg.server.cores = c;
+        }
+        if let Some(h) = &self.host {
+            cfg.server.host = h.clone();
+        }
+        if let Some(p) = self.port {
+            cfg.server.port = p;
+        }
+        if let Some(d) = self.driver {
+            cfg.server.driver = d;
+        }
+    }
+}
+
+/// The watched config file: a notify watcher on its directory (editors replace files by
+/// renaming over them, which a watch on the file itself would miss) and the channel its
+/// events for this file arrive on.
+pub struct ConfigWatch {
+    /// One `()` per file-system event touching it.
+    pub events: crossbeam_channel::Receiver<()>,
+    _watcher: notify::RecommendedWatcher,
+}
+
+/// Starts watching `path`.
+pub fn watch(path: &Path) -> anyhow::Result<ConfigWatch> {
+    use notify::Watcher;
+    let path = std::fs::canonicalize(path)
+        .with_context(|| format!("cannot resolve {}", path.display()))?;
+    let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let name = path.file_name().map(|n| n.to_os_string());
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if let Ok(ev) = ev {
+            // Writes, creations, renames and removals; not reads (our own reload opens the
+            // file) and not metadata (atime), which would reload in a loop.
+            use notify::event::{EventKind, ModifyKind};
+            let content = matches!(
+                ev.kind,
+                EventKind::Create(_)
+                    | EventKind::Remove(_)
+                    | EventKind::Modify(
+                        ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any
+                    )
+            );
+            if content && ev.paths.iter().any(|p| p.file_name() == name.as_deref()) {
+                let _ = tx.send(());
+            }
+        }
+    })
+    .context("cannot start the config file watcher")?;
+    watcher
+        .watch(&dir, notify::RecursiveMode::NonRecursive)
+        .with_context(|| format!("cannot watch {}", dir.display()))?;
+    Ok(ConfigWatch {
+        events: rx,
+        _watcher: watcher,
+    })
+}
+
+/// The `[server]` and `[metrics]` keys whose change needs a restart, as `key (old → new)`.
+pub fn restart_only(old: &Config, new: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    macro_rules! key {
+        ($section:ident . $field:ident) => {
+            if old.$section.$field != new.$section.$field {
+                out.push(format!(
+                    "{}.{} ({:?} → {:?})",
+                    stringify!($section),
+                    stringify!($field),
+                    old.$section.$field,
+                    new.$section.$field
+                ));
+            }
+        };
+    }
+    key!(server.host);
+    key!(server.port);
+    key!(server.cores);
+    key!(server.driver);
+    key!(server.uring_entries);
+    key!(server.max_body_bytes);
+    key!(server.max_header_bytes);
+    key!(server.idle_timeout_ms);
+    key!(server.read_timeout_ms);
+    key!(server.shutdown_grace_ms);
+    key!(server.session_idle_timeout_ms);
+    key!(server.max_connections_per_shard);
+    key!(server.allowed_origins);
+    key!(server.allowed_hosts);
+    key!(metrics.socket_enabled);
+    key!(metrics.socket);
+    out
+}
+
+/// What a reload changes, by server id.
+#[derive(Debug, Default, PartialEq)]
+pub struct Diff {
+    /// In the new file only.
+    pub added: Vec<String>,
+    /// In the old file only.
+    pub removed: Vec<String>,
+    /// In both, with different settings.
+    pub changed: Vec<String>,
+    /// In both, the same.
+    pub unchanged: usize,
+}
+
+impl Diff {
+    /// Compares the running specs with the new ones.
+    pub fn of(old: &[BackendSpec], new: &[BackendSpec]) -> Diff {
+        let mut d = Diff::default();
+        for n in new {
+            match old.iter().find(|o| o.id == n.id) {
+                None => d.added.push(n.id.clone()),
+                Some(o) if o != n => d.changed.push(n.id.clone()),
+                Some(_) => d.unchanged += 1,
+            }
+        }
+        for o in old {
+            if !new.iter().any(|n| n.id == o.id) {
+                d.removed.push(o.id.clone());
+            }
+        }
+        d
+    }
+
+    /// Nothing changes.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
+
+/// Reads, validates and applies the file at `path`; `Ok(summary)` or why nothing changed.
+pub fn reload(
+    world: &mut World,
+    path: &Path,
+    overrides: &Overrides,
+    gate: &SharedSpawnGate,
+    health: &crossbeam_channel::Sender<Vec<BackendSpec>>,
+) -> Result<String, String> {
+    let started = Instant::now();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut new = config::parse_str_all(&text, &path.display().to_string()).map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    overrides.apply(&mut new);
+    let fixed = restart_only(&world.cfg, &new);
+    if !fixed.is_empty() {
+        return Err(format!(
+            "{}: {} can only change with a restart; restart the gateway to apply them",
+            path.display(),
+            fixed.join(", ")
+        ));
+    }
+    let specs = super::specs::backend_specs(&new).map_err(|e| format!("{e:#}"))?;
+    let diff = Diff::of(&world.specs, &specs);
+    // Unchanged and changed servers keep what they last reported until they report again.
+    let found = specs
+        .iter()
+        .map(|s| {
+            world
+                .specs
+                .iter()
+                .position(|o| o.id == s.id)
+                .map(|i| world.found[i].clone())
+                .unwrap_or((BackendState::Starting, None))
+        })
+        .collect();
+    let summary = if diff.is_empty() {
+        format!("no server changed ({} unchanged)", diff.unchanged)
+    } else {
+        format!(
+            "added {:?}, removed {:?}, changed {:?}, unchanged {}",
+            diff.added, diff.removed, diff.changed, diff.unchanged
+        )
+    };
+    let retire: Vec<String> = diff.removed.iter().chain(&diff.changed).cloned().collect();
+    let start: Vec<BackendSpec> = specs
+        .iter()
+        .filter(|s| diff.added.contains(&s.id) || diff.changed.contains(&s.id))
+        .cloned()
+        .collect();
+    gate.set_limit(new.proxy.max_concurrent_spawns);
+    world.cfg = std::sync::Arc::new(new);
+    world.specs = specs;
+    world.found = found;
+    world.publish("config reload");
+    for s in &world.senders {
+        let _ = s.send(ShardMsg::Reload {
+            removed: retire.clone(),
+            added: start.clone(),
+        });
+    }
+    let _ = health.send(world.specs.clone());
+    tracing::debug!(took = ?started.elapsed(), "reload applied");
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,71 @@
+//! The pure parts of a reload: the diff by server id, the restart-only check, overrides.
+use super::*;
+
+fn specs(text: &str) -> Vec<BackendSpec> {
+    let cfg = config::parse_str(text, "t.toml").unwrap();
+    crate::control::backend_specs(&cfg).unwrap()
+}
+
+const A: &str = "[[servers]]\nid = \"a\"\ntransport = \"stdio\"\ncommand = \"x\"\n";
+const B: &str = "[[servers]]\nid = \"b\"\ntransport = \"stdio\"\ncommand = \"y\"\n";
+
+#[test]
+fn the_diff_names_added_removed_and_changed_servers() {
+    let old = specs(&format!("{A}{B}"));
+    let b_changed = B.replace("\"y\"", "\"z\"");
+    let c = "[[servers]]\nid = \"c\"\ntransport = \"http\"\nurl = \"http://127.0.0.1:9/mcp\"\n";
+    let new = specs(&format!("{b_changed}{c}"));
+    let d = Diff::of(&old, &new);
+    assert_eq!(d.added, ["c"]);
+    assert_eq!(d.removed, ["a"]);
+    assert_eq!(d.changed, ["b"]);
+    assert_eq!(d.unchanged, 0);
+    let same = Diff::of(&old, &specs(&format!("{B}{A}")));
+    assert!(same.is_empty(), "order alone is no change: {same:?}");
+    assert_eq!(same.unchanged, 2);
+}
+
+#[test]
+fn a_proxy_default_that_feeds_a_server_changes_it() {
+    // request_timeout_ms is the default of every server's timeout: their specs change.
+    let old = specs(A);
+    let new = specs(&format!("[proxy]\nrequest_timeout_ms = 1234\n{A}"));
+    assert_eq!(Diff::of(&old, &new).changed, ["a"]);
+}
+
+#[test]
+fn restart_only_keys_are_named_with_old_and_new_values() {
+    let old = config::parse_str("[server]\nport = 8080\n", "t.toml").unwrap();
+    let new = config::parse_str(
+        "[server]\nport = 9090\ncores = 3\n[metrics]\nsocket = \"/tmp/x.sock\"\n",
+        "t.toml",
+    )
+    .unwrap();
+    let keys = restart_only(&old, &new);
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert!(keys[0].starts_with("server.port (8080 → 9090)"), "{keys:?}");
+    assert!(
+        keys.iter().any(|k| k.starts_with("server.cores")),
+        "{keys:?}"
+    );
+    assert!(
+        keys.iter().any(|k| k.starts_with("metrics.socket")),
+        "{keys:?}"
+    );
+    assert!(restart_only(&old, &old).is_empty());
+}
+
+#[test]
+fn command_line_overrides_are_reapplied_so_they_do_not_read_as_changes() {
+    let o = Overrides {
+        port: Some(0),
+        cores: Some(2),
+        ..Default::default()
+    };
+    let mut running = config::parse_str("[server]\nport = 8080\n", "t.toml").unwrap();
+    o.apply(&mut running);
+    let mut reloaded = config::parse_str("[server]\nport = 8080\n", "t.toml").unwrap();
+    o.apply(&mut reloaded);
+    assert!(restart_only(&running, &reloaded).is_empty());
+    assert_eq!(running.server.port, 0);
+}

@@ -1,0 +1,144 @@
+//! What the control thread knows of the backends, and the one way it publishes it.
+//!
+//! [`World`] holds the running config, the backend specs, each backend's last discovery
+//! and the snapshot version. Every change (a discovery report, a reload) ends in
+//! [`World::publish`]: both catalogs are rebuilt, one new immutable snapshot is stored with a
+//! single `ArcSwap::store`, and the shards are told which lists changed so each client
+//! session with a GET stream gets one `list_changed`.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use only1mcp_shards::catalog::build::BackendInput;
+use only1mcp_shards::catalog::{BackendState, Catalog, Discovery};
+use only1mcp_shards::config::Config;
+use only1mcp_shards::rt::mailbox::SharedMailboxSender;
+use only1mcp_shards::shard::ShardMsg;
+use only1mcp_shards::snapshot::{BackendSpec, SharedSnapshot};
+
+/// Per backend: its state and the last discovery it reported.
+pub type Discovered = Vec<(BackendState, Option<Discovery>)>;
+
+/// The control thread's state of the world.
+pub struct World {
+    /// The running config.
+    pub cfg: Arc<Config>,
+    /// One per enabled server, in config order.
+    pub specs: Vec<BackendSpec>,
+    /// Parallel to `specs`.
+    pub found: Discovered,
+    /// The published snapshot's version.
+    pub version: u64,
+    /// Where snapshots are published.
+    pub slot: Arc<ArcSwap<SharedSnapshot>>,
+    /// Every shard's mailbox.
+    pub senders: Vec<SharedMailboxSender<ShardMsg>>,
+}
+
+impl World {
+    /// The first snapshot: every backend starting.
+    pub fn new(cfg: Arc<Config>, specs: Vec<BackendSpec>) -> World {
+        let found: Discovered = vec![(BackendState::Starting, None); specs.len()];
+        let slot = Arc::new(ArcSwap::from_pointee(SharedSnapshot::new(
+            1,
+            cfg.clone(),
+            specs.clone(),
+            build_catalog(&cfg, &specs, &found, false),
+            build_catalog(&cfg, &specs, &found, true),
+        )));
+        World {
+            cfg,
+            specs,
+            found,
+            version: 1,
+            slot,
+            senders: Vec::new(),
+        }
+    }
+
+    /// A backend's discovery report. A failure after a success keeps the last known tools,
+    /// marked down. Reports of servers no longer configured are ignored.
+    pub fn discovered(&mut self, server: &str, result: Result<Discovery, String>) {
+        let Some(idx) = self.specs.iter().position(|s| s.id == server) else {
+            return;
+        };
+        match result {
+            Ok(d) => self.found[idx] = (BackendState::Ready, Some(d)),
+            Err(why) => self.found[idx].0 = BackendState::Down(why),
+        }
+        self.publish(server);
+    }
+
+    /// Rebuilds the catalogs, publishes the snapshot and sends `list_changed` where a list
+    /// changed. `why` names the cause in the log.
+    pub fn publish(&mut self, why: &str) {
+        self.version += 1;
+        let (cfg, specs, found) = (&self.cfg, &self.specs, &self.found);
+        let catalog = build_catalog(cfg, specs, found, false);
+        let catalog_modern = build_catalog(cfg, specs, found, true);
+        for r in &catalog.reports {
+            for (tool, why) in &r.dropped {
+                tracing::warn!(server = %r.id, tool = %tool, "tool dropped from catalog: {why}");
+            }
+        }
+        let old = self.slot.load();
+        let changed = |a: &Arc<Vec<u8>>, b: &Arc<Vec<u8>>| a != b;
+        let both = [
+            (&old.catalog, &catalog),
+            (&old.catalog_modern, &catalog_modern),
+        ];
+        let tools = both
+            .iter()
+            .any(|(o, n)| changed(&o.tools_json, &n.tools_json));
+        let prompts = both
+            .iter()
+            .any(|(o, n)| changed(&o.prompts_json, &n.prompts_json));
+        let resources = both.iter().any(|(o, n)| {
+            changed(&o.resources_json, &n.resources_json)
+                || changed(&o.templates_json, &n.templates_json)
+        });
+        drop(old);
+        // A retried discovery of a down backend republishes (its reason may have changed)
+        // but changes no list: keep that out of the info log and the clients' notifications.
+        if tools || prompts || resources {
+            tracing::info!(version = self.version, tools = catalog.len(), cause = %why, "catalog updated");
+        } else {
+            tracing::debug!(version = self.version, cause = %why, "snapshot republished, lists unchanged");
+        }
+        self.slot.store(Arc::new(SharedSnapshot::new(
+            self.version,
+            self.cfg.clone(),
+            self.specs.clone(),
+            catalog,
+            catalog_modern,
+        )));
+        if tools || prompts || resources {
+            for p in &self.senders {
+                let _ = p.send(ShardMsg::ListChanged {
+                    tools,
+                    prompts,
+                    resources,
+                });
+            }
+        }
+    }
+}
+
+/// The merged catalog as 2025-era clients (`modern = false`) or 2026 clients see it: a
+/// dual-era backend contributes the lists of the era the client will be served in.
+fn build_catalog(cfg: &Config, specs: &[BackendSpec], found: &Discovered, modern: bool) -> Catalog {
+    let inputs: Vec<BackendInput<'_>> = specs
+        .iter()
+        .zip(found)
+        .map(|(s, (state, d))| BackendInput {
+            id: &s.id,
+            prefix: s.prefix,
+            state: state.clone(),
+            discovery: d.as_ref().map(|d| match (&d.modern, modern) {
+                (Some(m), true) => &**m,
+                _ => d,
+            }),
+        })
+        .collect();
+    Catalog::build(&inputs, &cfg.proxy.tool_separator)
+}

@@ -1,0 +1,302 @@
+//! The Prometheus exposition (OpenMetrics text, via prometheus-client) of one [`View`].
+//!
+//! The figures are already summed when this runs, so they are encoded as constant samples
+//! through a `Collector` rather than kept in the crate's own atomic metric types: the data
+//! plane never touches a shared counter. Every family, its labels and its meaning are listed
+//! in `docs/operations.md`.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use only1mcp_shards::stats::hist::BOUNDS_US;
+use only1mcp_shards::stats::report::ShardStats;
+use only1mcp_shards::stats::{Counts, Hist, OUTCOMES};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use super::{Reloads, View};
+
+type Labels = Vec<(&'static str, String)>;
+
+/// What one scrape shows.
+#[derive(Debug)]
+struct Figures {
+    view: Arc<View>,
+    shards: Vec<(usize, u64, u64, u64)>,
+    breakers: Vec<(String, String, usize, &'static str)>,
+    reloads: Reloads,
+    uptime: f64,
+}
+
+/// Renders the text served at `/metrics`.
+pub fn render(view: &Arc<View>, shards: &[&ShardStats], reloads: &Reloads, uptime: f64) -> String {
+    let mut breakers = Vec::new();
+    for s in shards {
+        for r in &s.replicas {
+            if r.transport == "http" {
+                breakers.push((r.server.clone(), r.replica.clone(), s.shard, r.breaker));
+            }
+        }
+    }
+    let figures = Figures {
+        view: view.clone(),
+        shards: shards
+            .iter()
+            .map(|s| (s.shard, s.sessions, s.connections, s.inflight))
+            .collect(),
+        breakers,
+        reloads: reloads.clone(),
+        uptime,
+    };
+    let mut registry = Registry::with_prefix("only1mcp");
+    registry.register_collector(Box::new(figures));
+    let mut out = String::with_capacity(16 * 1024);
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+        out.clear();
+        let _ = writeln!(out, "# metrics encoding failed: {e}");
+    }
+    out
+}
+
+fn counter(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: impl IntoIterator<Item = (Labels, u64)>,
+) -> std::fmt::Result {
+    let mut family = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, v) in rows {
+        ConstCounter::new(v).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// A family with one sample and no labels.
+fn single(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric: &dyn EncodeMetric,
+) -> std::fmt::Result {
+    let family = enc.encode_descriptor(name, help, None, metric.metric_type())?;
+    metric.encode(family)
+}
+
+fn gauge(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: impl IntoIterator<Item = (Labels, i64)>,
+) -> std::fmt::Result {
+    let mut family = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, v) in rows {
+        ConstGauge::new(v).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn histogram<'a>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: impl IntoIterator<Item = (Labels, &'a Hist)>,
+) -> std::fmt::Result {
+    let mut family = enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (labels, h) in rows {
+        let buckets: Vec<(f64, u64)> = h
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (BOUNDS_US.get(i).map_or(f64::MAX, |b| *b as f64 / 1e6), *n))
+            .collect();
+        family.encode_family(&labels)?.encode_histogram::<Labels>(
+            h.sum_us as f64 / 1e6,
+            h.count,
+            &buckets,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+fn by_outcome(base: &Labels, c: &Counts) -> Vec<(Labels, u64)> {
+    OUTCOMES
+        .iter()
+        .zip(&c.by_outcome)
+        .filter(|(_, n)| **n > 0)
+        .map(|(o, n)| {
+            let mut l = base.clone();
+            l.push(("outcome", o.as_str().to_string()));
+            (l, *n)
+        })
+        .collect()
+}
+
+impl Collector for Figures {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        let v = &self.view;
+        counter(
+            &mut enc,
+            "requests",
+            "Client requests by method and outcome.",
+            v.requests
+                .iter()
+                .flat_map(|(m, c)| by_outcome(&vec![("method", m.to_string())], c)),
+        )?;
+        histogram(
+            &mut enc,
+            "request_duration_seconds",
+            "Client request latency by method (until the answer or the stream starts).",
+            v.requests
+                .iter()
+                .map(|(m, c)| (vec![("method", m.to_string())], &c.latency)),
+        )?;
+        counter(
+            &mut enc,
+            "backend_calls",
+            "Calls to backends by server, method, tool (tools/call) and outcome.",
+            v.calls.iter().flat_map(|((s, m, t), c)| {
+                let base = vec![
+                    ("server", s.clone()),
+                    ("method", m.to_string()),
+                    ("tool", t.clone()),
+                ];
+                by_outcome(&base, c)
+            }),
+        )?;
+        histogram(
+            &mut enc,
+            "backend_call_duration_seconds",
+            "Backend call latency by server, method and tool.",
+            v.calls.iter().map(|((s, m, t), c)| {
+                let l = vec![
+                    ("server", s.clone()),
+                    ("method", m.to_string()),
+                    ("tool", t.clone()),
+                ];
+                (l, &c.latency)
+            }),
+        )?;
+        let replica = |s: &String, r: &String| vec![("server", s.clone()), ("replica", r.clone())];
+        gauge(
+            &mut enc,
+            "backend_healthy",
+            "1 when the replica is in rotation (health checks pass; stdio: the process is up and answered).",
+            v.replicas
+                .iter()
+                .map(|((s, r), x)| (replica(s, r), i64::from(x.healthy))),
+        )?;
+        gauge(
+            &mut enc,
+            "backend_inflight",
+            "Calls in flight per replica.",
+            v.replicas
+                .iter()
+                .map(|((s, r), x)| (replica(s, r), x.inflight as i64)),
+        )?;
+        counter(
+            &mut enc,
+            "backend_replica_calls",
+            "Calls per replica.",
+            v.replicas
+                .iter()
+                .map(|((s, r), x)| (replica(s, r), x.calls)),
+        )?;
+        counter(
+            &mut enc,
+            "backend_replica_failures",
+            "Failed calls per replica (timeout, invalid answer, unreachable).",
+            v.replicas
+                .iter()
+                .map(|((s, r), x)| (replica(s, r), x.failures)),
+        )?;
+        gauge(
+            &mut enc,
+            "breaker_state",
+            "Circuit breaker per HTTP replica and shard: 0 closed, 1 half-open, 2 open.",
+            self.breakers.iter().map(|(s, r, shard, state)| {
+                let mut l = replica(s, r);
+                l.push(("shard", shard.to_string()));
+                let n = match *state {
+                    "open" => 2,
+                    "half_open" => 1,
+                    _ => 0,
+                };
+                (l, n)
+            }),
+        )?;
+        counter(
+            &mut enc,
+            "breaker_opened",
+            "Times a replica's circuit breaker opened (summed over shards).",
+            v.replicas
+                .iter()
+                .filter(|(_, x)| x.transport == "http")
+                .map(|((s, r), x)| (replica(s, r), x.breaker_opened)),
+        )?;
+        let stdio = || v.replicas.iter().filter(|(_, x)| x.transport == "stdio");
+        gauge(
+            &mut enc,
+            "stdio_process_up",
+            "1 while a stdio replica's process is running.",
+            stdio().map(|((s, r), x)| (replica(s, r), i64::from(x.pid.is_some()))),
+        )?;
+        counter(
+            &mut enc,
+            "stdio_restarts",
+            "Restarts of a stdio replica's process.",
+            stdio().map(|((s, r), x)| (replica(s, r), x.restarts)),
+        )?;
+        gauge(
+            &mut enc,
+            "stdio_parked",
+            "1 while a stdio server is parked by crash-loop detection.",
+            stdio().map(|((s, r), x)| (replica(s, r), i64::from(x.parked))),
+        )?;
+        let shard = |i: usize| vec![("shard", i.to_string())];
+        gauge(
+            &mut enc,
+            "sessions",
+            "2025-era client sessions owned by each shard.",
+            self.shards.iter().map(|&(i, n, _, _)| (shard(i), n as i64)),
+        )?;
+        gauge(
+            &mut enc,
+            "connections",
+            "Open client connections per shard.",
+            self.shards.iter().map(|&(i, _, n, _)| (shard(i), n as i64)),
+        )?;
+        gauge(
+            &mut enc,
+            "inflight_requests",
+            "Client requests being served per shard.",
+            self.shards.iter().map(|&(i, _, _, n)| (shard(i), n as i64)),
+        )?;
+        single(
+            &mut enc,
+            "config_reloads",
+            "Config reloads applied.",
+            &ConstCounter::new(self.reloads.ok),
+        )?;
+        single(
+            &mut enc,
+            "config_reload_errors",
+            "Config reloads rejected (the running config stayed).",
+            &ConstCounter::new(self.reloads.errors),
+        )?;
+        single(
+            &mut enc,
+            "uptime_seconds",
+            "Seconds since the gateway started.",
+            &ConstGauge::new(self.uptime as i64),
+        )?;
+        let mut info =
+            enc.encode_descriptor("build", "The gateway's version.", None, MetricType::Info)?;
+        info.encode_info(&vec![("version", env!("CARGO_PKG_VERSION").to_string())])?;
+        Ok(())
+    }
+}
