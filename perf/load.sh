@@ -13,6 +13,9 @@
 #                        this (%) is discarded and retried ...
 #         MAX_TRIES=3    ... at most this many times per cell and run (then kept, and flagged)
 #         OUT=perf/results/latest.md   where the markdown table is written
+#         AUTH=off       gateway auth: off | jwt (HS256 bearer token, verified per request and
+#                        cached per shard) | api_key (bearer key, SHA-256 on a cache miss);
+#                        the gateway target then sends the credential on every request
 #
 # Writes the table to stdout and $OUT, raw wrk output to ${OUT%.md}.log.
 set -euo pipefail
@@ -28,6 +31,7 @@ WARMUP=${WARMUP:-1s}
 CPU_LOAD=${CPU_LOAD:-0}
 CPU_GW=${CPU_GW:-1}
 OUT=${OUT:-perf/results/latest.md}
+AUTH=${AUTH:-off}
 MAX_NOISE=${MAX_NOISE:-15}
 MAX_TRIES=${MAX_TRIES:-3}
 RAW=${OUT%.md}.log
@@ -155,6 +159,7 @@ mcp_post() {
     -H 'content-type: application/json'
     -H 'accept: application/json, text/event-stream')
   [[ -n $sid ]] && args+=(-H "mcp-session-id: $sid")
+  [[ $url == "${GW_URL:-}" && -n $GW_AUTH ]] && args+=(-H "authorization: $GW_AUTH")
   curl "${args[@]}" --data-binary "$body"
 }
 
@@ -187,6 +192,45 @@ id = "demo"
 transport = "http"
 url = "$DIRECT_URL"
 EOF
+
+# b64url: base64url without padding (JWT segments).
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+
+GW_AUTH=""
+case $AUTH in
+  off) ;;
+  jwt)
+    export O1M_PERF_JWT_SECRET="perf-secret-$(openssl rand -hex 24)"
+    cat >>"$TMP/gateway.toml" <<EOF
+[auth]
+mode = "jwt"
+resource = "http://perf.invalid/mcp"
+authorization_servers = ["http://perf.invalid/idp"]
+[auth.jwt]
+algorithms = ["HS256"]
+issuer = "perf-issuer"
+secret_env = "O1M_PERF_JWT_SECRET"
+EOF
+    jwt_head=$(printf '{"alg":"HS256","typ":"JWT"}' | b64url)
+    jwt_body=$(printf '{"sub":"perf","iss":"perf-issuer","aud":"http://perf.invalid/mcp","exp":%d}' \
+      $(($(date +%s) + 7200)) | b64url)
+    jwt_sig=$(printf '%s.%s' "$jwt_head" "$jwt_body" |
+      openssl dgst -sha256 -hmac "$O1M_PERF_JWT_SECRET" -binary | b64url)
+    GW_AUTH="Bearer $jwt_head.$jwt_body.$jwt_sig"
+    ;;
+  api_key)
+    perf_key="perf-key-$(openssl rand -hex 16)"
+    cat >>"$TMP/gateway.toml" <<EOF
+[auth]
+mode = "api_key"
+[[auth.api_keys]]
+name = "perf"
+sha256 = "$(printf %s "$perf_key" | sha256sum | cut -d' ' -f1)"
+EOF
+    GW_AUTH="Bearer $perf_key"
+    ;;
+  *) die "AUTH must be off, jwt or api_key (got $AUTH)" ;;
+esac
 
 taskset -c "$CPU_GW" "$BIN" start --config "$TMP/gateway.toml" --port 0 --cores 1 \
   --driver "$DRIVER" >"$TMP/gateway.log" 2>&1 &
@@ -234,10 +278,11 @@ IDLE_RSS_KB=$(status_kb "$GW_PID" VmRSS)
 # run_wrk TARGET CONNS DURATION: one wrk run; prints the RESULT line; sets R_* and CPU deltas.
 run_wrk() {
   local target=$1 c=$2 dur=$3 url sid ver tool out limit
+  local auth=""
   if [[ $target == direct ]]; then
     url=$DIRECT_URL sid=$DIRECT_SID ver=$DIRECT_VER tool=echo
   else
-    url=$GW_URL sid=$GW_SID ver=$GW_VER tool=demo__echo
+    url=$GW_URL sid=$GW_SID ver=$GW_VER tool=demo__echo auth=$GW_AUTH
   fi
   limit=$(($(secs_of "$dur") + 15))
   local gw0 be0 gw1 be1 l0 l1 g0 g1 wrk0 wrk1
@@ -247,6 +292,7 @@ run_wrk() {
   gw0=$(cpu_ticks "$GW_PID")
   be0=$(cpu_ticks "$DEMO_PID")
   out=$(MCP_SESSION_ID=$sid MCP_PROTOCOL_VERSION=$ver MCP_TOOL=$tool MCP_CHECK=${MCP_CHECK:-0} \
+    MCP_AUTHORIZATION=$auth \
     timeout --signal=INT --kill-after=5 "$limit" \
     taskset -c "$CPU_LOAD" wrk -t1 -c "$c" -d "$dur" --latency -s "$LUA" "$url" 2>&1) ||
     die "wrk ($target, -c $c) failed or overran ${limit}s: $out"

@@ -4,6 +4,7 @@
 --   MCP_SESSION_ID        the Mcp-Session-Id returned by initialize (required)
 --   MCP_PROTOCOL_VERSION  the negotiated version, sent as MCP-Protocol-Version (optional)
 --   MCP_TOOL              tool name: `echo` direct, `demo__echo` through the gateway
+--   MCP_AUTHORIZATION     sent as the Authorization header when set (AUTH=jwt|api_key)
 --   MCP_CHECK=1           also read every body and count replies that are not a successful
 --                         JSON-RPC result (costs load-generator CPU; off for measured runs)
 --
@@ -26,6 +27,10 @@ wrk.headers["Accept"] = "application/json, text/event-stream"
 wrk.headers["Mcp-Session-Id"] = sid
 if version ~= nil and version ~= "" then
   wrk.headers["MCP-Protocol-Version"] = version
+end
+local authorization = os.getenv("MCP_AUTHORIZATION")
+if authorization ~= nil and authorization ~= "" then
+  wrk.headers["Authorization"] = authorization
 end
 wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"' .. tool
   .. '","arguments":{"message":"hi"}}}'

@@ -4,14 +4,17 @@
 //! plane lives in the `only1mcp-shards` crate. `anyhow` is used here (startup, config, CLI)
 //! and nowhere on the data plane.
 
+mod audit;
 mod cli;
 mod control;
 mod demo;
 mod health;
+mod jwks;
 mod listen;
 mod metrics;
 mod observe;
 mod templates;
+mod tls;
 mod tui;
 
 use std::process::ExitCode;

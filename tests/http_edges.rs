@@ -248,7 +248,7 @@ fn tools_route_and_errors_name_the_backend() {
             "{ghost:?}"
         );
         let sid = gw.initialize();
-        // The list has every demo tool (10, over four backend pages) for both live servers.
+        // The list has every demo tool (11, over four backend pages) for both live servers.
         let list = gw
             .post(
                 &[("mcp-session-id", &sid)],
@@ -263,7 +263,7 @@ fn tools_route_and_errors_name_the_backend() {
             .collect();
         assert_eq!(
             names.iter().filter(|n| n.starts_with("demo__")).count(),
-            10,
+            11,
             "{names:?}"
         );
         assert!(names.contains(&"slow__whoami".to_string()));
@@ -431,9 +431,9 @@ fn clients_get_the_gateways_own_cursors() {
                 None => break,
             }
         }
-        assert_eq!(names.len(), 10, "{driver}: every tool once: {names:?}");
+        assert_eq!(names.len(), 11, "{driver}: every tool once: {names:?}");
         names.dedup();
-        assert_eq!(names.len(), 10);
+        assert_eq!(names.len(), 11);
         for bad in ["nope", "o1m-999"] {
             let r = gw.post(
                 &[("mcp-session-id", &sid)],

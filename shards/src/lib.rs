@@ -17,6 +17,8 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod audit;
+pub mod auth;
 pub mod balance;
 pub mod catalog;
 pub mod config;

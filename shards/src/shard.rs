@@ -110,6 +110,8 @@ pub enum ControlEvent {
     },
     /// The shard's cumulative figures (every 500 ms).
     Stats(Box<crate::stats::report::ShardStats>),
+    /// A token named a key id the key set lacks: refetch the JWKS (rate-limited there).
+    UnknownKid(String),
     /// The shard has stopped (after draining).
     Stopped {
         /// Shard index.
@@ -150,6 +152,12 @@ pub struct ShardInit {
     pub uring_entries: u32,
     /// The Prometheus text the control thread renders.
     pub metrics_text: SharedMetricsText,
+    /// Token verification keys (published by the control thread).
+    pub keys: crate::auth::keys::SharedKeysSlot,
+    /// The audit log (disabled unless `[audit] enabled`).
+    pub audit: crate::audit::SharedAuditSink,
+    /// TLS termination (`[server.tls]`), the same config for every shard.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// The gateway-wide cap on stdio starts (`proxy.max_concurrent_spawns`).
     pub spawn_gate: std::sync::Arc<crate::upstream::stdio::gate::SharedSpawnGate>,
 }
@@ -188,6 +196,10 @@ pub struct LocalShard {
     pub max_connections: usize,
     /// What this shard served (sent to the control thread every 500 ms).
     pub stats: crate::stats::LocalStats,
+    /// Who is calling and what it may do.
+    pub auth: crate::auth::local::LocalAuth,
+    /// TLS handshakes for this shard's listener, when `[server.tls]` is set.
+    pub tls: Option<monoio_rustls::TlsAcceptor>,
     /// The latest Prometheus text the control thread rendered (served at `/metrics`).
     pub metrics_text: SharedMetricsText,
     /// The gateway-wide cap on stdio starts (shared by every shard).
@@ -276,6 +288,12 @@ async fn shard_main(init: ShardInit) {
         backend_inflight: RefCell::new(HashMap::default()),
         max_connections: cfg.server.max_connections_per_shard,
         stats: Default::default(),
+        tls: init.tls.clone().map(monoio_rustls::TlsAcceptor::from),
+        auth: crate::auth::local::LocalAuth::new(
+            init.keys.clone(),
+            init.audit.clone(),
+            init.peers.len(),
+        ),
         metrics_text: init.metrics_text.clone(),
         spawn_gate: init.spawn_gate.clone(),
         inflight_calls: RefCell::new(HashMap::default()),
@@ -359,7 +377,18 @@ async fn accept_loop(shard: Rc<LocalShard>, listener: monoio::net::TcpListener) 
                     monoio::spawn(crate::http::server::refuse_conn(stream));
                     continue;
                 }
-                monoio::spawn(crate::http::server::serve_conn(shard.clone(), stream));
+                match &shard.tls {
+                    Some(acceptor) => {
+                        monoio::spawn(crate::http::server::serve_tls(
+                            shard.clone(),
+                            acceptor.clone(),
+                            stream,
+                        ));
+                    }
+                    None => {
+                        monoio::spawn(crate::http::server::serve_conn(shard.clone(), stream));
+                    }
+                }
             }
             Err(e) => {
                 // EMFILE and friends: back off briefly instead of spinning.

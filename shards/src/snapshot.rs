@@ -90,6 +90,8 @@ pub struct SharedSnapshot {
     pub catalog_modern: Catalog,
     /// The header and claim balance keys some backend uses (read from each request).
     pub balance_keys: Vec<crate::balance::BalanceKey>,
+    /// `[auth]` compiled: how callers authenticate and what their roles allow.
+    pub auth: Arc<crate::auth::verify::SharedAuth>,
 }
 
 /// The published slot.
@@ -112,6 +114,7 @@ impl SharedSnapshot {
                 balance_keys.push(b.balance_key.clone());
             }
         }
+        let auth = Arc::new(crate::auth::verify::SharedAuth::new(&config.auth));
         SharedSnapshot {
             version,
             config,
@@ -119,6 +122,7 @@ impl SharedSnapshot {
             catalog,
             catalog_modern,
             balance_keys,
+            auth,
         }
     }
 

@@ -102,6 +102,12 @@ pub fn start(
     let ring = Ring::new(n);
     let cpus = allowed_cpus();
     let spawn_gate = SharedSpawnGate::new(cfg.proxy.max_concurrent_spawns);
+    let keys = crate::jwks::initial_keys(&cfg)?;
+    let tls = match (&cfg.server.tls, front) {
+        (Some(t), Front::Http) => Some(crate::tls::server_config(t)?),
+        _ => None,
+    };
+    let (audit, audit_writer) = start_audit(&cfg, front)?;
     let metrics_text: SharedMetricsText = Arc::new(ArcSwap::from_pointee(bytes::Bytes::new()));
     let metrics_snapshot = Arc::new(ArcSwap::from_pointee(
         crate::observe::MetricsSnapshot::initial(n as u32, ""),
@@ -124,6 +130,9 @@ pub fn start(
             uring_entries: cfg.server.uring_entries,
             spawn_gate: spawn_gate.clone(),
             metrics_text: metrics_text.clone(),
+            keys: keys.clone(),
+            audit: audit.clone(),
+            tls: tls.clone(),
         };
         let tx = events_tx.clone();
         let handle = std::thread::Builder::new()
@@ -155,6 +164,7 @@ pub fn start(
             }
             Ok(ControlEvent::Discovered { server, result }) => world.discovered(&server, result),
             Ok(ControlEvent::Stats(s)) => metrics.on_stats(s),
+            Ok(ControlEvent::UnknownKid(_)) => {}
             Err(_) => anyhow::bail!("shards did not start within 30 s"),
         }
     }
@@ -165,6 +175,14 @@ pub fn start(
     let ticker = crossbeam_channel::tick(Duration::from_millis(500));
     let (health_tx, health_rx) = unbounded();
     crate::health::spawn(specs.clone(), senders.clone(), health_rx)?;
+    let (keys_tx, keys_rx) = unbounded();
+    crate::jwks::spawn(&cfg, keys.clone(), keys_rx)?;
+    if cfg.auth.mode == only1mcp_shards::config::AuthMode::None
+        && front == Front::Http
+        && !is_loopback(&cfg.server.host)
+    {
+        tracing::warn!(host = %cfg.server.host, "auth.mode = \"none\" on a non-loopback address: anyone who reaches this port can call every tool; set [auth] (docs/security.md)");
+    }
     let watch = match &config {
         Some((path, _)) => match reload::watch(path) {
             Ok(w) => Some(w),
@@ -182,8 +200,9 @@ pub fn start(
     match addr {
         Some(addr) => {
             tracing::info!(shards = n, drivers = ?driver_names, %addr, "gateway started");
+            let scheme = if tls.is_some() { "https" } else { "http" };
             println!(
-                "only1mcp-uring listening on http://{addr}/mcp (shards: {n}, driver: {})",
+                "only1mcp-uring listening on {scheme}://{addr}/mcp (shards: {n}, driver: {})",
                 driver_names[0]
             );
             let _ = std::io::stdout().flush();
@@ -224,6 +243,9 @@ pub fn start(
                 }
                 Ok(ControlEvent::Started { .. }) => {}
                 Ok(ControlEvent::Stats(s)) => metrics.on_stats(s),
+                Ok(ControlEvent::UnknownKid(kid)) => {
+                    let _ = keys_tx.send(crate::jwks::KeysCmd::UnknownKid(kid));
+                }
                 Err(_) => break,
             },
             recv(ticker) -> _ => metrics.publish(),
@@ -245,6 +267,9 @@ pub fn start(
                 Some((path, overrides)) => {
                     let result =
                         reload::reload(&mut world, path, overrides, &spawn_gate, &health_tx);
+                    if result.is_ok() {
+                        let _ = keys_tx.send(crate::jwks::KeysCmd::Config(world.cfg.clone()));
+                    }
                     metrics.reloaded(result.as_ref().err().cloned());
                     match result {
                         Ok(summary) => {
@@ -268,7 +293,39 @@ pub fn start(
         n,
         Duration::from_millis(world.cfg.server.shutdown_grace_ms),
     );
+    // After the shards: every record they queued is written and flushed.
+    if let Some(w) = audit_writer {
+        w.stop();
+    }
     Ok(())
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Starts the audit writer when `[audit] enabled`; stdout is refused for the stdio front
+/// (stdout is the MCP channel there).
+fn start_audit(
+    cfg: &Config,
+    front: Front,
+) -> anyhow::Result<(
+    only1mcp_shards::audit::SharedAuditSink,
+    Option<crate::audit::AuditWriter>,
+)> {
+    let a = &cfg.audit;
+    if !a.enabled {
+        return Ok((only1mcp_shards::audit::SharedAuditSink::disabled(), None));
+    }
+    anyhow::ensure!(
+        !(front == Front::Stdio && a.path == "-"),
+        "audit.path = \"-\" (stdout) cannot be used with the stdio front: stdout carries MCP there"
+    );
+    let (sink, writer) = crate::audit::start(&a.path, a.max_bytes, a.keep)?;
+    Ok((sink, Some(writer)))
 }
 
 /// Starts the metrics socket unless the config turns it off. A path the config names must

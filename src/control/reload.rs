@@ -101,7 +101,7 @@ pub fn watch(path: &Path) -> anyhow::Result<ConfigWatch> {
     })
 }
 
-/// The `[server]` and `[metrics]` keys whose change needs a restart, as `key (old → new)`.
+/// The `[server]`, `[metrics]` and `[audit]` keys whose change needs a restart, as `key (old → new)`.
 pub fn restart_only(old: &Config, new: &Config) -> Vec<String> {
     let mut out = Vec::new();
     macro_rules! key {
@@ -131,8 +131,13 @@ pub fn restart_only(old: &Config, new: &Config) -> Vec<String> {
     key!(server.max_connections_per_shard);
     key!(server.allowed_origins);
     key!(server.allowed_hosts);
+    key!(server.tls);
     key!(metrics.socket_enabled);
     key!(metrics.socket);
+    key!(audit.enabled);
+    key!(audit.path);
+    key!(audit.max_bytes);
+    key!(audit.keep);
     out
 }
 

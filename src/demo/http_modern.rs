@@ -75,7 +75,7 @@ pub fn post(server: &Server, req: &Request, msg: Message, out: &mut TcpStream) -
     if method == "subscriptions/listen" {
         return listen(server, &id, &params, out, ka);
     }
-    let mut stream = PostStream::new(out, ka, accepts_sse(req), None);
+    let mut stream = PostStream::new(out, ka, accepts_sse(req), None).with_headers(&req.headers);
     let result = modern::handle(server, &id, &method, &params, &meta, &mut stream);
     let json = result
         .json()

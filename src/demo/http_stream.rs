@@ -141,6 +141,8 @@ pub struct PostStream<'a> {
     failed: Option<io::Error>,
     /// Set once the stream was closed early: the id of its parked stream.
     parked: Option<u64>,
+    /// The request's headers, for [`Related::request_headers`].
+    headers: &'a [(String, String)],
 }
 
 impl<'a> PostStream<'a> {
@@ -158,7 +160,14 @@ impl<'a> PostStream<'a> {
             started: false,
             failed: None,
             parked: None,
+            headers: &[],
         }
+    }
+
+    /// The headers of the request this stream answers (the `headers` tool).
+    pub fn with_headers(mut self, headers: &'a [(String, String)]) -> Self {
+        self.headers = headers;
+        self
     }
 
     fn start(&mut self) -> bool {
@@ -203,6 +212,10 @@ impl<'a> PostStream<'a> {
 }
 
 impl Related for PostStream<'_> {
+    fn request_headers(&self) -> Option<&[(String, String)]> {
+        Some(self.headers)
+    }
+
     fn send(&mut self, json: String) -> bool {
         if let (Some(stream), Some(session)) = (self.parked, self.session) {
             session.park(stream, json, false);

@@ -29,7 +29,9 @@
 //! are tools that return every content type (`image`), emit progress
 //! (`sleep`), produce huge messages (`big`), corrupt the stdio stream
 //! (`garbage`), kill the process (`crash`) and report the server's name
-//! (`whoami`, to tell replicas apart). `tools.rs` has the full list.
+//! (`whoami`, to tell replicas apart) and report the HTTP headers a call
+//! arrived with (`headers`, to see what a gateway forwards). `tools.rs` has
+//! the full list.
 //!
 //! **Conformance fixture.** With `DEMO_CONFORMANCE=1` in the environment the
 //! server also implements what `npx @modelcontextprotocol/conformance server`
@@ -40,7 +42,7 @@
 //! On the 2026 path it adds the 2026 suite's fixture (`fixture2026.rs`:
 //! `test_input_required_result_*`, `test_missing_capability`,
 //! `test_streaming_elicitation`, `test_logging_tool`, `test_trigger_*`).
-//! Without it the server is unchanged: ten tools, `tools` capability only.
+//! Without it the server is unchanged: eleven tools, `tools` capability only.
 //! `tests/conformance/run.sh` runs the suite.
 //!
 //! Environment knobs (read at start):
@@ -52,7 +54,9 @@
 //!   path existed (`server/discover` is then an unknown method, and a peer
 //!   that probes for 2026-07-28, like the gateway, falls back to
 //!   `initialize`). Default: both eras.
-//! * `DEMO_VERBOSE`: HTTP only, log each request line to stderr.
+//! * `DEMO_VERBOSE`: HTTP only, log each request line to stderr, and for
+//!   each JSON-RPC request `demo-server: request <method> <params.name|->`
+//!   (tests count the calls that reached the backend with it).
 //!
 //! Blocking `std` I/O with a thread per request/connection is a deliberate
 //! choice: this server is a test fixture, not the gateway's data plane, so
@@ -72,7 +76,8 @@
 //!   bridge that runs legacy tools' client requests as MRTR, sealed
 //!   `requestState`).
 //! * `subscriptions.rs`: `subscriptions/listen` streams and their hub.
-//! * `tools.rs`: the demo tools (schemas and implementations), pagination.
+//! * `tools.rs`: the demo tools (schemas and implementations), pagination;
+//!   `tool_headers.rs`: the `headers` tool.
 //! * `fixture.rs`: the conformance fixture's `test_*` tools.
 //! * `fixture2026.rs`: the fixture's 2026-only tools and MRTR prompt.
 //! * `resources.rs`, `prompts.rs`: the fixture's resources, prompts and
@@ -116,6 +121,7 @@ mod tests_fixture;
 mod tests_modern;
 #[cfg(test)]
 mod tests_mrtr;
+mod tool_headers;
 mod tools;
 
 /// Options shared by both transports.

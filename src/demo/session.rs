@@ -71,6 +71,11 @@ pub trait Related {
     fn disconnect(&mut self) -> bool {
         false
     }
+    /// HTTP only: the headers of the request being handled (the `headers`
+    /// tool reports them). `None` on stdio.
+    fn request_headers(&self) -> Option<&[(String, String)]> {
+        None
+    }
 }
 
 impl<F: FnMut(String) -> bool> Related for F {

@@ -222,6 +222,7 @@ fn tools_list_paginates_in_fixed_order() {
     }
     let expected = [
         "echo", "add", "now", "fail", "image", "sleep", "big", "garbage", "crash", "whoami",
+        "headers",
     ];
     assert_eq!(names, expected);
     for bad in [
@@ -398,15 +399,15 @@ fn page_size_is_configurable() {
     assert_eq!(names(&first), ["echo", "add", "now", "fail"]);
     assert_eq!(next.as_deref(), Some("demo-page-4"));
     let (last, next) = tools::page(all.clone(), Some("demo-page-8"), 4).unwrap();
-    assert_eq!(names(&last), ["crash", "whoami"]);
+    assert_eq!(names(&last), ["crash", "whoami", "headers"]);
     assert_eq!(next, None);
     assert!(
         tools::page(all.clone(), Some("demo-page-3"), 4).is_none(),
         "not a page start"
     );
     let (one, next) = tools::page(all.clone(), None, 100).unwrap();
-    assert_eq!((one.len(), next), (10, None));
-    // Through the server, with the fixture: 10 demo tools + 14 fixture tools.
+    assert_eq!((one.len(), next), (11, None));
+    // Through the server, with the fixture: 11 demo tools + 14 fixture tools.
     let config = Config {
         conformance: true,
         page_size: 100,
@@ -420,7 +421,7 @@ fn page_size_is_configurable() {
         .unwrap()
         .as_array()
         .unwrap();
-    assert_eq!(tools.len(), 24);
+    assert_eq!(tools.len(), 25);
     assert!(r.pointer(&pointer!["result", "nextCursor"]).is_none());
 }
 

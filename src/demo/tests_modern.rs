@@ -144,7 +144,7 @@ fn tools_call_with_meta_is_stateless_and_stamped() {
         .is_some());
     // The legacy session was never initialized by it.
     assert!(s.session.version().is_none());
-    // tools/list: the ten demo tools, cache hints, no fixture tools.
+    // tools/list: the eleven demo tools, cache hints, no fixture tools.
     let r = s.rpc(&format!(
         r#"{{"jsonrpc":"2.0","id":4,"method":"tools/list","params":{{{}}}}}"#,
         meta("{}", "")
@@ -153,7 +153,7 @@ fn tools_call_with_meta_is_stateless_and_stamped() {
         r.pointer(["result", "tools"])
             .and_then(|t| t.as_array())
             .map(|a| a.len()),
-        Some(10)
+        Some(11)
     );
     assert_eq!(str_at(&r, &["result", "cacheScope"]), Some("public"));
     // Without the fixture, prompts are not served: 404-style -32601.

@@ -16,9 +16,10 @@
 //! | `garbage` | -                         | stdio: a non-JSON line before the response           |
 //! | `crash`   | -                         | stdio: exit status 3 without answering               |
 //! | `whoami`  | -                         | the server name, to tell replicas apart              |
+//! | `headers` | -                         | HTTP request headers received (JSON; stdio: `{}`)    |
 //!
 //! With the conformance fixture enabled (`DEMO_CONFORMANCE=1`), the `test_*`
-//! tools of `fixture.rs` follow these ten in `tools/list`, and calls this
+//! tools of `fixture.rs` follow these eleven in `tools/list`, and calls this
 //! file does not know are passed on to it.
 //!
 //! Argument validation failures are reported as tool execution errors
@@ -30,10 +31,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use sonic_rs::{json, JsonValueTrait, Value};
 
-use super::fixture;
 use super::mrtr::InputRequired;
 use super::server::Transport;
 use super::session::Call;
+use super::{fixture, tool_headers};
 
 const MAX_SLEEP_MS: u64 = 600_000;
 const MAX_BIG_KB: u64 = 16_384;
@@ -83,7 +84,10 @@ const CATALOGUE: &str = r#"[
  "annotations":{"destructiveHint":true}},
 {"name":"whoami","description":"Returns this server's name.",
  "inputSchema":{"type":"object","properties":{}},
- "annotations":{"readOnlyHint":true,"idempotentHint":true}}
+ "annotations":{"readOnlyHint":true,"idempotentHint":true}},
+{"name":"headers","description":"Returns the HTTP request headers this server received with this call, as a JSON object (names lowercased). Over stdio there are none: {}.",
+ "inputSchema":{"type":"object","properties":{}},
+ "annotations":{"readOnlyHint":true}}
 ]"#;
 
 /// All tool definitions, in the fixed order `tools/list` returns them: the
@@ -284,6 +288,7 @@ pub fn call(name: &str, args: &Value, ctx: Ctx<'_, '_>) -> Option<ToolOutcome> {
             Transport::Http => ToolOutcome::Result(tool_error("crash only works on stdio")),
         },
         "whoami" => ToolOutcome::Result(ok_text(ctx.server_name)),
+        "headers" => ToolOutcome::Result(tool_headers::result(ctx.call.related.request_headers())),
         _ if ctx.fixture => return fixture::call(name, args, ctx.dynamic, ctx.call),
         _ => return None,
     };
@@ -391,7 +396,7 @@ mod tests {
     #[test]
     fn catalogue_is_consistent() {
         let tools: Vec<Value> = sonic_rs::from_str(CATALOGUE).expect("catalogue is valid JSON");
-        assert_eq!(tools.len(), 10);
+        assert_eq!(tools.len(), 11);
         assert_eq!(definitions(false, true).len(), tools.len());
         let with_fixture = definitions(true, true);
         assert!(with_fixture.len() > tools.len() + 10);

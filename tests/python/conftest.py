@@ -54,8 +54,9 @@ READY_RE = re.compile(
 )
 DEMO_READY_RE = re.compile(r"^demo-server listening on (http://127\.0\.0\.1:\d+/mcp)$")
 
-# The ten tools of the built-in demo server (its tools/list has pages of 3).
-DEMO_TOOLS = ["echo", "add", "now", "fail", "image", "sleep", "big", "garbage", "crash", "whoami"]
+# The eleven tools of the built-in demo server (its tools/list has pages of 3).
+DEMO_TOOLS = ["echo", "add", "now", "fail", "image", "sleep", "big", "garbage", "crash", "whoami",
+              "headers"]
 
 STOP_TIMEOUT_S = 15.0
 

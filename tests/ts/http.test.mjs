@@ -6,7 +6,7 @@
 //   fx    the demo server's conformance fixture over stdio (DEMO_PAGE_SIZE=4: the gateway must
 //         follow the backend's tools/list pages)
 //   fxh   the same fixture over Streamable HTTP (a separate demo-server process, pages of 3)
-//   demo  the plain demo server over stdio (10 tools, pages of 3)
+//   demo  the plain demo server over stdio (11 tools, pages of 3)
 // and proxy.list_page_size = 7, so clients must follow the gateway's own cursors too.
 // Each feature test runs against fx and fxh, so both backend transports are covered.
 
@@ -33,7 +33,7 @@ import {
 // What the fixture returns (src/demo/tools.rs, src/demo/fixture.rs).
 const PNG_B64 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4n8YAAAPNAWbDbP9aAAAAAElFTkSuQmCC';
 const WAV_B64 = 'UklGRiwAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQgAAACAgICAgICAgA==';
-const DEMO_TOOLS = ['echo', 'add', 'now', 'fail', 'image', 'sleep', 'big', 'garbage', 'crash', 'whoami'];
+const DEMO_TOOLS = ['echo', 'add', 'now', 'fail', 'image', 'sleep', 'big', 'garbage', 'crash', 'whoami', 'headers'];
 const FIXTURE_TOOLS = [
     'test_simple_text', 'test_image_content', 'test_audio_content', 'test_embedded_resource',
     'test_multiple_content_types', 'test_tool_with_logging', 'test_tool_with_progress',

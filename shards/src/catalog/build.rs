@@ -36,12 +36,16 @@ fn with_field(json: &[u8], field: &str, value: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Per item of a rendered list: its backend and exposed name or URI (for RBAC views).
+pub type ItemKey = (u32, Box<str>);
+
 /// Byte ranges of the items of a rendered list.
 type ItemRanges = Arc<Vec<(u32, u32)>>;
 
 struct ListOut {
     json: Vec<u8>,
     items: Vec<(u32, u32)>,
+    keys: Vec<ItemKey>,
 }
 
 impl ListOut {
@@ -49,19 +53,26 @@ impl ListOut {
         ListOut {
             json: vec![b'['],
             items: Vec::new(),
+            keys: Vec::new(),
         }
     }
-    fn push(&mut self, item: &[u8]) {
+    /// Appends one item of backend `backend`, exposed as `key` (name or URI).
+    fn push(&mut self, item: &[u8], backend: usize, key: &str) {
         if self.json.len() > 1 {
             self.json.push(b',');
         }
         let start = self.json.len() as u32;
         self.json.extend_from_slice(item);
         self.items.push((start, self.json.len() as u32));
+        self.keys.push((backend as u32, key.into()));
     }
-    fn finish(mut self) -> (Arc<Vec<u8>>, ItemRanges) {
+    fn finish(mut self) -> (Arc<Vec<u8>>, ItemRanges, Arc<Vec<ItemKey>>) {
         self.json.push(b']');
-        (Arc::new(self.json), Arc::new(self.items))
+        (
+            Arc::new(self.json),
+            Arc::new(self.items),
+            Arc::new(self.keys),
+        )
     }
 }
 
@@ -158,7 +169,7 @@ impl Catalog {
                     );
                 }
                 match with_field(&r.json, "uri", &exposed) {
-                    Some(j) => resources.push(&j),
+                    Some(j) => resources.push(&j, idx, &exposed),
                     None => continue,
                 }
                 report.resources += 1;
@@ -173,16 +184,16 @@ impl Catalog {
                     cat.bare_templates.push((idx, t.key.clone()));
                 }
                 if let Some(j) = with_field(&t.json, "uriTemplate", &exposed) {
-                    templates.push(&j);
+                    templates.push(&j, idx, &exposed);
                     report.resources += 1;
                 }
             }
             cat.reports.push(report);
         }
-        (cat.tools_json, cat.tools_items) = tools.finish();
-        (cat.prompts_json, cat.prompts_items) = prompts.finish();
-        (cat.resources_json, cat.resources_items) = resources.finish();
-        (cat.templates_json, cat.templates_items) = templates.finish();
+        (cat.tools_json, cat.tools_items, cat.tools_keys) = tools.finish();
+        (cat.prompts_json, cat.prompts_items, cat.prompts_keys) = prompts.finish();
+        (cat.resources_json, cat.resources_items, cat.resources_keys) = resources.finish();
+        (cat.templates_json, cat.templates_items, cat.templates_keys) = templates.finish();
         cat.caps = caps;
         cat
     }
@@ -220,7 +231,7 @@ fn merge_names(
             dropped.push((t.key.clone(), "entry has no string `name`".into()));
             continue;
         };
-        out.push(&json);
+        out.push(&json, idx, &exposed);
         let mut original_json = Vec::new();
         push_json_str(&mut original_json, &t.key);
         routes.insert(

@@ -201,6 +201,14 @@ pub struct Catalog {
     pub resources_items: Arc<Vec<(u32, u32)>>,
     /// Byte ranges of each item in `templates_json`.
     pub templates_items: Arc<Vec<(u32, u32)>>,
+    /// Backend and exposed name of each item in `tools_json` (RBAC views).
+    pub tools_keys: Arc<Vec<build::ItemKey>>,
+    /// Same for prompts.
+    pub prompts_keys: Arc<Vec<build::ItemKey>>,
+    /// Same for resources (exposed URI).
+    pub resources_keys: Arc<Vec<build::ItemKey>>,
+    /// Same for templates (exposed URI template).
+    pub templates_keys: Arc<Vec<build::ItemKey>>,
     /// Capabilities to advertise.
     pub caps: MergedCaps,
     /// Merged cache hints for 2026 clients: the minimum `ttlMs` any backend asked for, and
@@ -317,17 +325,75 @@ impl Catalog {
         offset: usize,
         page_size: usize,
     ) -> Option<(std::borrow::Cow<'_, [u8]>, Option<usize>)> {
-        let (json, items) = match kind {
-            ListKind::Tools => (&self.tools_json, &self.tools_items),
-            ListKind::Prompts => (&self.prompts_json, &self.prompts_items),
-            ListKind::Resources => (&self.resources_json, &self.resources_items),
-            ListKind::Templates => (&self.templates_json, &self.templates_items),
-        };
+        let (json, items, _) = self.list(kind);
+        page_of(json, items, offset, page_size)
+    }
+
+    /// The rendered list of `kind`: JSON array, item ranges, item keys.
+    pub fn list(&self, kind: ListKind) -> ListParts<'_> {
+        match kind {
+            ListKind::Tools => (&self.tools_json, &self.tools_items, &self.tools_keys),
+            ListKind::Prompts => (&self.prompts_json, &self.prompts_items, &self.prompts_keys),
+            ListKind::Resources => (
+                &self.resources_json,
+                &self.resources_items,
+                &self.resources_keys,
+            ),
+            ListKind::Templates => (
+                &self.templates_json,
+                &self.templates_items,
+                &self.templates_keys,
+            ),
+        }
+    }
+
+    /// The list of `kind` with only the items `keep(backend, exposed name)` accepts,
+    /// rendered anew (one RBAC view; callers cache it per catalog version and view).
+    pub fn filtered(
+        &self,
+        kind: ListKind,
+        keep: &dyn Fn(usize, &str) -> bool,
+    ) -> (Vec<u8>, Vec<(u32, u32)>) {
+        let (json, items, keys) = self.list(kind);
+        let mut out = vec![b'['];
+        let mut ranges = Vec::new();
+        for ((s, e), (b, k)) in items.iter().zip(keys.iter()) {
+            if !keep(*b as usize, k) {
+                continue;
+            }
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            let start = out.len() as u32;
+            out.extend_from_slice(&json[*s as usize..*e as usize]);
+            ranges.push((start, out.len() as u32));
+        }
+        out.push(b']');
+        (out, ranges)
+    }
+}
+
+/// A rendered list's JSON array, item ranges and item keys.
+pub type ListParts<'a> = (
+    &'a Arc<Vec<u8>>,
+    &'a Arc<Vec<(u32, u32)>>,
+    &'a Arc<Vec<build::ItemKey>>,
+);
+
+/// One client page of a rendered list: the items from `offset`, at most `page_size` of them
+/// (0 = all), and the offset of the next page if there is one. `None`: a bad offset.
+pub fn page_of<'a>(
+    json: &'a [u8],
+    items: &[(u32, u32)],
+    offset: usize,
+    page_size: usize,
+) -> Option<(std::borrow::Cow<'a, [u8]>, Option<usize>)> {
+    {
         if offset > items.len() || (offset == items.len() && offset > 0) {
             return None;
         }
         if offset == 0 && (page_size == 0 || items.len() <= page_size) {
-            return Some((std::borrow::Cow::Borrowed(&json[..]), None));
+            return Some((std::borrow::Cow::Borrowed(json), None));
         }
         let end = if page_size == 0 {
             items.len()
@@ -348,7 +414,9 @@ impl Catalog {
             (end < items.len()).then_some(end),
         ))
     }
+}
 
+impl Catalog {
     /// Number of exposed prompts.
     pub fn prompt_count(&self) -> usize {
         self.prompts.len()

@@ -7,6 +7,7 @@
 //! reload say exactly what to fix. Positions come from the byte spans toml reports; the key path
 //! is found by matching that span against a span-preserving parse of the same text.
 
+pub mod auth;
 pub mod model;
 mod validate;
 
@@ -20,6 +21,7 @@ use std::path::Path;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+pub use auth::*;
 pub use model::*;
 pub use validate::{parse_http_url, HttpUrl};
 

@@ -23,6 +23,15 @@ pub struct Config {
     /// The metrics socket.
     #[serde(default)]
     pub metrics: MetricsSection,
+    /// Who may call, as whom, with which roles.
+    #[serde(default)]
+    pub auth: super::auth::AuthSection,
+    /// Per-principal and per-tool rate limits.
+    #[serde(default)]
+    pub rate_limit: super::auth::RateLimitSection,
+    /// The audit log.
+    #[serde(default)]
+    pub audit: super::auth::AuditSection,
     /// The MCP servers behind the gateway.
     #[serde(default)]
     pub servers: Vec<BackendConfig>,
@@ -73,6 +82,19 @@ pub struct ServerSection {
     pub allowed_origins: Vec<String>,
     /// Extra allowed `Host` values (host or host:port) for loopback listeners.
     pub allowed_hosts: Vec<String>,
+    /// TLS termination on the listener (`[server.tls]`); plain HTTP without it.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: certificate chain and private key, PEM files (read at startup; a new
+/// certificate needs a restart).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain, leaf first.
+    pub cert: String,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
 }
 
 impl Default for ServerSection {
@@ -92,6 +114,7 @@ impl Default for ServerSection {
             max_connections_per_shard: 10_000,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
+            tls: None,
         }
     }
 }

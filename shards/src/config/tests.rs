@@ -546,3 +546,65 @@ fn breaker_balance_key_and_canary_settings_are_checked() {
         "{STDIO}balance_key = \"claim:sub\"\nbreaker_failure_rate = 0.5\nbreaker_window = 10\nbreaker_trials = 3\nhealth_canary = {{ tool = \"echo\", arguments = {{ text = \"hi\" }} }}\n"
     ));
 }
+
+#[test]
+fn auth_settings_are_checked() {
+    let jwt = "[auth]\nmode = \"jwt\"\nresource = \"http://127.0.0.1:8080/mcp\"\nauthorization_servers = [\"https://idp\"]\n[auth.jwt]\nissuer = \"https://idp\"\njwks_url = \"http://127.0.0.1:9/jwks\"\n";
+    check_all(&[
+        (
+            &format!("{jwt}algorithms = [\"none\"]\n"),
+            8,
+            "auth.jwt.algorithms",
+            "`none` is never accepted",
+        ),
+        (
+            &format!("{jwt}algorithms = [\"RS256\", \"HS256\"]\nsecret_env = \"S\"\n"),
+            8,
+            "auth.jwt.algorithms",
+            "HS256 cannot be combined",
+        ),
+        (
+            &format!("{jwt}algorithms = [\"PS512\"]\n"),
+            8,
+            "auth.jwt.algorithms",
+            "is not one of RS256, ES256, EdDSA, HS256",
+        ),
+        (
+            "[auth]\nmode = \"jwt\"\nauthorization_servers = [\"x\"]\n[auth.jwt]\nalgorithms = [\"RS256\"]\nissuer = \"i\"\njwks_url = \"http://h/j\"\n",
+            2,
+            "auth.mode",
+            "needs auth.resource",
+        ),
+        (
+            "[auth]\nmode = \"api_key\"\n[[auth.api_keys]]\nname = \"bot\"\nsha256 = \"secret-key\"\n",
+            5,
+            "auth.api_keys[0].sha256",
+            "64 hex digits",
+        ),
+        (
+            "[auth]\nmode = \"api_key\"\n",
+            2,
+            "auth.mode",
+            "needs at least one [[auth.api_keys]]",
+        ),
+        (
+            "[auth]\ndefault_roles = [\"ghost\"]\n",
+            2,
+            "auth.default_roles",
+            "role `ghost` is not defined",
+        ),
+        (
+            "[rate_limit]\nburst = 0\n",
+            2,
+            "rate_limit.burst",
+            "at least 1",
+        ),
+        (
+            "[audit]\nmax_bytes = 10\n",
+            2,
+            "audit.max_bytes",
+            "at least 4096",
+        ),
+    ]);
+    ok(&format!("{jwt}algorithms = [\"RS256\", \"ES256\", \"EdDSA\"]\n[[auth.roles]]\nname = \"reader\"\ntools = [\"time__*\"]\n[rate_limit]\nrequests_per_s = 5.0\n[rate_limit.tools]\n\"demo__sleep\" = {{ requests_per_s = 1.0, burst = 2 }}\n[audit]\nenabled = true\npath = \"/tmp/a.jsonl\"\n"));
+}

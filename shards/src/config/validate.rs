@@ -153,6 +153,9 @@ fn check_host(host: &str) -> Result<(), String> {
     Ok(())
 }
 
+#[path = "validate_auth.rs"]
+mod auth_rules;
+
 /// Check every semantic rule; the result is empty when the config is valid.
 pub(crate) fn validate(config: &Config, doc: &Doc<'_>) -> Vec<Issue> {
     let mut c = Checker {
@@ -162,6 +165,9 @@ pub(crate) fn validate(config: &Config, doc: &Doc<'_>) -> Vec<Issue> {
     c.server(config);
     c.proxy(config);
     c.metrics(config);
+    c.auth(config);
+    c.rate_limit(config);
+    c.audit(config);
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, server) in config.servers.iter().enumerate() {
         let id = server.id.get_ref().as_str();

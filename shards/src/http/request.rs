@@ -72,6 +72,8 @@ pub struct Request {
     pub method: Method,
     /// Path without query string.
     pub path: Range<usize>,
+    /// The query string (after `?`), if any.
+    pub query: Option<Range<usize>>,
     /// Known headers.
     pub headers: KnownHeaders,
     /// Whether the connection stays open after the response.
@@ -227,6 +229,9 @@ fn head_from(
     let raw_path = req.path.unwrap_or("/");
     let path_only = raw_path.split('?').next().unwrap_or("/");
     let path = range_of(buf, path_only.as_bytes());
+    let query = raw_path
+        .split_once('?')
+        .map(|(_, q)| range_of(buf, q.as_bytes()));
     let http10 = req.version == Some(0);
     let mut keep_alive = !http10;
     let mut headers = KnownHeaders::default();
@@ -297,6 +302,7 @@ fn head_from(
         Request {
             method,
             path,
+            query,
             headers,
             keep_alive,
             head_len: 0,

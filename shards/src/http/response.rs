@@ -7,6 +7,7 @@ pub fn reason(status: u16) -> &'static str {
         202 => "Accepted",
         204 => "No Content",
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
@@ -14,6 +15,7 @@ pub fn reason(status: u16) -> &'static str {
         408 => "Request Timeout",
         413 => "Payload Too Large",
         415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
@@ -35,8 +37,10 @@ pub struct Reply {
     pub session_id: Option<String>,
     /// `Allow` header (405).
     pub allow: Option<&'static str>,
-    /// `Retry-After` seconds (503).
+    /// `Retry-After` seconds (503, 429).
     pub retry_after: Option<u32>,
+    /// `WWW-Authenticate` (401, 403 from auth).
+    pub www_authenticate: Option<String>,
     /// Body bytes.
     pub body: Vec<u8>,
     /// When set, the body is an SSE stream of these JSON-RPC messages instead.
@@ -128,6 +132,11 @@ pub fn encode(reply: &Reply, keep_alive: bool, out: &mut Vec<u8>) {
     if let Some(secs) = reply.retry_after {
         out.extend_from_slice(b"retry-after: ");
         push_num(out, secs as u64);
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(w) = &reply.www_authenticate {
+        out.extend_from_slice(b"www-authenticate: ");
+        out.extend_from_slice(w.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     if let Some(allow) = reply.allow {

@@ -7,6 +7,7 @@
 
 use std::rc::Rc;
 
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::net::TcpStream;
 
 use crate::catalog::BackendState;
@@ -16,8 +17,22 @@ use crate::mcp::dispatch::{handle, McpHttpRequest};
 use crate::rt::io::write_all;
 use crate::shard::LocalShard;
 
-/// Serves one client connection until it closes.
-pub async fn serve_conn(shard: Rc<LocalShard>, mut stream: TcpStream) {
+/// Serves one TLS connection: the handshake (bounded by the read timeout), then requests.
+pub async fn serve_tls(
+    shard: Rc<LocalShard>,
+    acceptor: monoio_rustls::TlsAcceptor,
+    stream: TcpStream,
+) {
+    let limit = shard.limits.read_timeout;
+    match monoio::time::timeout(limit, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => serve_conn(shard, tls).await,
+        Ok(Err(e)) => tracing::debug!(shard = shard.id, "TLS handshake failed: {e}"),
+        Err(_) => tracing::debug!(shard = shard.id, "TLS handshake timed out"),
+    }
+}
+
+/// Serves one client connection (plain TCP or TLS) until it closes.
+pub async fn serve_conn<S: AsyncReadRent + AsyncWriteRent>(shard: Rc<LocalShard>, mut stream: S) {
     shard.connections.set(shard.connections.get() + 1);
     serve_requests(&shard, &mut stream).await;
     shard.connections.set(shard.connections.get() - 1);
@@ -40,7 +55,7 @@ pub async fn refuse_conn(mut stream: TcpStream) {
     let _ = monoio::io::AsyncWriteRent::shutdown(&mut stream).await;
 }
 
-async fn serve_requests(shard: &Rc<LocalShard>, stream: &mut TcpStream) {
+async fn serve_requests<S: AsyncReadRent + AsyncWriteRent>(shard: &Rc<LocalShard>, stream: &mut S) {
     let shard = shard.clone();
     let mut bufs = ConnBuffers::default();
     let mut out = Vec::with_capacity(4096);
@@ -92,7 +107,11 @@ const SSE_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Streams an SSE reply with chunked framing so the connection survives the stream. Returns
 /// false when the client went away.
-async fn write_sse(stream: &mut TcpStream, mut reply: Reply, mut out: Vec<u8>) -> (bool, Vec<u8>) {
+async fn write_sse<S: AsyncWriteRent>(
+    stream: &mut S,
+    mut reply: Reply,
+    mut out: Vec<u8>,
+) -> (bool, Vec<u8>) {
     use std::future::poll_fn;
     use std::pin::Pin;
 
@@ -193,10 +212,51 @@ async fn route(shard: &Rc<LocalShard>, req: &Request, bufs: &mut ConnBuffers) ->
                 r.allow = Some("GET");
                 return r;
             }
+            if let Err(refused) = authenticate(shard, req, bufs) {
+                return *refused;
+            }
             metrics(shard)
+        }
+        b"/.well-known/oauth-protected-resource" | b"/.well-known/oauth-protected-resource/mcp" => {
+            if req.method != Method::Get {
+                let mut r = Reply::text(405, "use GET");
+                r.allow = Some("GET");
+                return r;
+            }
+            match &shard.snapshot.load().auth.metadata {
+                Some(doc) => Reply::json(200, doc.clone()),
+                None => Reply::text(
+                    404,
+                    "no OAuth protected resource here (auth.mode is not jwt)",
+                ),
+            }
         }
         _ => Reply::text(404, "not found; the MCP endpoint is /mcp"),
     }
+}
+
+/// The caller of `req`, or the 401/403 to answer (and its audit line).
+fn authenticate(
+    shard: &Rc<LocalShard>,
+    req: &Request,
+    bufs: &ConnBuffers,
+) -> Result<crate::auth::verify::Principal, Box<Reply>> {
+    let snap = shard.snapshot.load();
+    let authorization = req.headers.authorization.clone().map(|r| &bufs.buf[r]);
+    let query = req.query.clone().map(|r| &bufs.buf[r]);
+    shard
+        .auth
+        .principal_of(&snap.auth, authorization, query, &shard.control)
+        .map_err(|denied| {
+            let reply = crate::auth::local::refusal(&snap.auth, &denied);
+            let who = match &denied {
+                crate::auth::verify::Denied::InsufficientScope(p) => Some(&**p),
+                _ => None,
+            };
+            let session = req.headers.session_id.clone().map(|r| &bufs.buf[r]);
+            crate::mcp::audit::refused(shard, &bufs.body, &reply, who, session);
+            Box::new(reply)
+        })
 }
 
 /// The Prometheus text the control thread last rendered (at most 500 ms old).
@@ -221,6 +281,11 @@ async fn mcp(shard: &Rc<LocalShard>, req: &Request, bufs: &mut ConnBuffers) -> R
             crate::error::McpError::InvalidRequest(format!("forbidden: {why}")).to_response(b""),
         );
     }
+    // Before anything else reads the request: who sent it.
+    let principal = match authenticate(shard, req, bufs) {
+        Ok(p) => p,
+        Err(refused) => return *refused,
+    };
     if req.method == Method::Post {
         if !media_is(bufs.text(&h.content_type), "application/json") {
             return Reply::json(
@@ -254,6 +319,7 @@ async fn mcp(shard: &Rc<LocalShard>, req: &Request, bufs: &mut ConnBuffers) -> R
             let snap = shard.snapshot.load();
             crate::balance::AffinityValues::from_head(&snap.balance_keys, &bufs.buf[..req.head_len])
         },
+        principal,
         body: std::mem::take(&mut bufs.body),
     };
     let reply = handle(shard, mreq, true).await;

@@ -241,6 +241,7 @@ pub async fn resume(
             mcp_method: req.mcp_method.clone(),
             mcp_name: req.mcp_name.clone(),
             affinity: req.affinity.clone(),
+            principal: req.principal.clone(),
             body: req.body.clone(),
         };
         if shard.peers[owner]

@@ -11,6 +11,7 @@
 
 use std::rc::Rc;
 
+use crate::auth::verify::Principal;
 use crate::catalog::ListKind;
 use crate::error::McpError;
 use crate::http::request::Method;
@@ -40,11 +41,19 @@ pub struct McpHttpRequest {
     pub mcp_name: Option<String>,
     /// Header and claim values for `consistent_hash` balance keys (usually empty).
     pub affinity: crate::balance::AffinityValues,
+    /// Who sent it (authenticated by the front; `anonymous` when auth is off).
+    pub principal: Principal,
     /// Body.
     pub body: Vec<u8>,
 }
 
-fn rpc_error(status: u16, err: &McpError, id: &[u8]) -> Reply {
+/// Is session `s` usable by `p`? A session belongs to the principal that created it; when
+/// auth is off everyone is `anonymous` and this always holds.
+pub(crate) fn owned_by(s: &LocalSession, p: &Principal) -> bool {
+    s.principal.as_deref().is_none_or(|owner| owner == &*p.name)
+}
+
+pub(crate) fn rpc_error(status: u16, err: &McpError, id: &[u8]) -> Reply {
     Reply::json(status, err.to_response(id))
 }
 
@@ -52,8 +61,8 @@ fn rpc_error(status: u16, err: &McpError, id: &[u8]) -> Reply {
 pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: bool) -> Reply {
     match req.method {
         Method::Post => {}
-        Method::Delete => return delete(shard, req, may_hand_off).await,
-        Method::Get => return get_stream(shard, req, may_hand_off).await,
+        Method::Delete => return crate::mcp::lifecycle::delete(shard, req, may_hand_off).await,
+        Method::Get => return crate::mcp::lifecycle::get_stream(shard, req, may_hand_off).await,
         Method::Other => {
             let mut r = Reply::text(405, "method not allowed on /mcp");
             r.allow = Some("GET, POST, DELETE");
@@ -64,12 +73,27 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
         Ok(e) => e,
         Err(e) => return rpc_error(400, &e, b""),
     };
+    // Rate limits, once, on the shard the client's connection is on (not again after a
+    // handoff to the session's owner).
+    if may_hand_off && env.kind == Kind::Request {
+        let tool = (env.method.as_deref() == Some("tools/call"))
+            .then_some(env.name_str.as_deref())
+            .flatten();
+        let snap = shard.snapshot.load();
+        if let Err(wait) = shard.auth.rate(&snap, &req.principal.name, tool) {
+            let reply = crate::auth::local::too_many(wait, env.id_bytes(&req.body));
+            let sid = req.session_id.as_deref().map(str::as_bytes);
+            let who = Some(&*req.principal.name);
+            crate::mcp::audit::refused(shard, &req.body, &reply, who, sid);
+            return reply;
+        }
+    }
     if crate::mcp::modern::is_modern(&req, &env) {
         return crate::mcp::modern::serve(shard, &req, &env).await;
     }
     if env.kind == Kind::Request && env.method.as_deref() == Some("initialize") {
         let started = std::time::Instant::now();
-        let r = initialize(shard, &req.body, &env);
+        let r = crate::mcp::lifecycle::initialize(shard, &req.body, &env, &req.principal);
         let outcome = if r.status == 200 {
             crate::stats::Outcome::Ok
         } else {
@@ -78,6 +102,20 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
         shard
             .stats
             .request("initialize", outcome, started.elapsed());
+        crate::mcp::audit::served(
+            shard,
+            crate::mcp::audit::Served {
+                principal: &req.principal,
+                session: r.session_id.as_deref().unwrap_or(""),
+                method: "initialize",
+                name: None,
+                outcome,
+                status: r.status,
+                started,
+                bytes_in: req.body.len(),
+                bytes_out: r.body.len(),
+            },
+        );
         return r;
     }
     let Some(sid) = req.session_id.as_deref() else {
@@ -96,10 +134,15 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
             return hand_off(shard, owner, req).await;
         }
     }
-    let seen = shard.sessions.borrow_mut().get_mut(sid).map(|s| {
-        s.last_seen = std::time::Instant::now();
-        s.clone()
-    });
+    let seen = shard
+        .sessions
+        .borrow_mut()
+        .get_mut(sid)
+        .filter(|s| owned_by(s, &req.principal))
+        .map(|s| {
+            s.last_seen = std::time::Instant::now();
+            s.clone()
+        });
     let Some(session) = seen else {
         return rpc_error(404, &unknown_session(), env.id_bytes(&req.body));
     };
@@ -121,18 +164,18 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
         }
         Kind::Request => {
             let _ = &session;
-            request(shard, sid, &req.body, &env, &req.affinity).await
+            request(shard, sid, &req.body, &env, &req.affinity, &req.principal).await
         }
     }
 }
 
-fn unknown_session() -> McpError {
+pub(crate) fn unknown_session() -> McpError {
     McpError::InvalidRequest(
         "unknown or ended session; send initialize without Mcp-Session-Id".into(),
     )
 }
 
-fn check_version_header(v: Option<&str>) -> Result<(), McpError> {
+pub(crate) fn check_version_header(v: Option<&str>) -> Result<(), McpError> {
     match v {
         None => Ok(()),
         Some(v) if SUPPORTED_VERSIONS.contains(&v) => Ok(()),
@@ -143,7 +186,7 @@ fn check_version_header(v: Option<&str>) -> Result<(), McpError> {
     }
 }
 
-async fn hand_off(shard: &Rc<LocalShard>, owner: usize, req: McpHttpRequest) -> Reply {
+pub(crate) async fn hand_off(shard: &Rc<LocalShard>, owner: usize, req: McpHttpRequest) -> Reply {
     let (tx, rx) = futures_channel::oneshot::channel();
     if shard.peers[owner]
         .send(ShardMsg::Handoff { req, reply: tx })
@@ -164,175 +207,38 @@ async fn hand_off(shard: &Rc<LocalShard>, owner: usize, req: McpHttpRequest) -> 
     })
 }
 
-/// `GET /mcp`: the session's standalone SSE stream (one at a time) for messages unrelated to
-/// any request: list changes and resource updates.
-/// GET or DELETE without a session: a 2026-07-28 client (stateless: POST only) or a
-/// legacy client that has not initialized; 405 tells both that only POST works here.
-fn no_session_405() -> Reply {
-    let mut r = rpc_error(
-        405,
-        &McpError::InvalidRequest(
-            "GET and DELETE need an Mcp-Session-Id (2025 era); 2026-07-28 clients use POST only"
-                .into(),
-        ),
-        b"",
-    );
-    r.allow = Some("POST");
-    r
-}
-
-async fn get_stream(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: bool) -> Reply {
-    if !req.accepts_sse {
-        return rpc_error(
-            406,
-            &McpError::InvalidRequest("GET /mcp needs Accept: text/event-stream".into()),
-            b"",
-        );
-    }
-    let Some(sid) = req.session_id.as_deref() else {
-        return no_session_405();
-    };
-    if may_hand_off {
-        let owner = shard.ring.owner(sid.as_bytes());
-        if owner != shard.id {
-            return hand_off(shard, owner, req).await;
-        }
-    }
-    if let Err(e) = check_version_header(req.protocol_version.as_deref()) {
-        return rpc_error(400, &e, b"");
-    }
-    let current = match shard.sessions.borrow().get(sid) {
-        Some(s) => s.get_stream_no,
-        None => return rpc_error(404, &unknown_session(), b""),
-    };
-    // Resuming: replay what followed the id on that stream only, then stay attached.
-    if let Some((n, after)) = req
-        .last_event_id
-        .as_deref()
-        .and_then(crate::mcp::resume::parse_event_id)
-    {
-        if let Some(rx) = crate::mcp::resume::resume(shard, sid, n, after) {
-            return Reply::sse(rx);
-        }
-    }
-    if let Some(n) = current {
-        if crate::mcp::resume::attached(shard, sid, n) {
-            return rpc_error(
-                409,
-                &McpError::InvalidRequest("this session already has an open GET stream".into()),
-                b"",
-            );
-        }
-        // The earlier GET stream's client went away: this response takes its place.
-        if let Some(rx) = crate::mcp::resume::resume(shard, sid, n, u64::MAX) {
-            return Reply::sse(rx);
-        }
-    }
-    let (tx, rx) = futures_channel::mpsc::unbounded();
-    let (n, live) = crate::mcp::resume::track(shard, sid, rx);
-    if let Some(session) = shard.sessions.borrow_mut().get_mut(sid) {
-        session.get_stream = Some(tx);
-        session.get_stream_no = Some(n);
-    }
-    Reply::sse(live)
-}
-
-async fn delete(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: bool) -> Reply {
-    let Some(sid) = req.session_id.as_deref() else {
-        return no_session_405();
-    };
-    if may_hand_off {
-        let owner = shard.ring.owner(sid.as_bytes());
-        if owner != shard.id {
-            return hand_off(shard, owner, req).await;
-        }
-    }
-    if shard.sessions.borrow_mut().remove(sid) {
-        crate::upstream::per_client::release(shard, sid);
-        crate::mcp::resume::forget_session(shard, sid);
-        tracing::debug!(shard = shard.id, session = sid, "session ended by client");
-        Reply::empty(200)
-    } else {
-        rpc_error(404, &unknown_session(), b"")
-    }
-}
-
-fn initialize(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>) -> Reply {
-    let asked = env.protocol_version.as_deref().unwrap_or("");
-    let version = SUPPORTED_VERSIONS
-        .iter()
-        .copied()
-        .find(|v| *v == asked)
-        .unwrap_or(SUPPORTED_VERSIONS[0]);
-    let sid = crate::mcp::session::mint_id(&shard.ring, shard.id);
-    shard.sessions.borrow_mut().insert(
-        &sid,
-        LocalSession::new(
-            version,
-            crate::mcp::session::ClientCaps::from_initialize(body),
-            crate::mcp::session::ClientCaps::raw(body),
-        ),
-    );
-    let caps = shard.snapshot.load().catalog.caps.clone();
-    let mut out = Vec::with_capacity(320);
-    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-    out.extend_from_slice(env.id_bytes(body));
-    out.extend_from_slice(b",\"result\":{\"protocolVersion\":\"");
-    out.extend_from_slice(version.as_bytes());
-    out.extend_from_slice(b"\",\"capabilities\":{\"tools\":{\"listChanged\":true}");
-    if caps.prompts {
-        out.extend_from_slice(b",\"prompts\":{\"listChanged\":true}");
-    }
-    if caps.resources {
-        out.extend_from_slice(if caps.subscribe {
-            b",\"resources\":{\"subscribe\":true,\"listChanged\":true}"
-        } else {
-            b",\"resources\":{\"subscribe\":false,\"listChanged\":true}"
-        });
-    }
-    if caps.logging {
-        out.extend_from_slice(b",\"logging\":{}");
-    }
-    if caps.completions {
-        out.extend_from_slice(b",\"completions\":{}");
-    }
-    out.extend_from_slice(b"},\"serverInfo\":{\"name\":\"only1mcp-uring\",\"version\":\"");
-    out.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
-    out.extend_from_slice(b"\"}}}");
-    tracing::debug!(shard = shard.id, session = %sid, version, "session created");
-    let mut r = Reply::json(200, out);
-    r.session_id = Some(sid);
-    r
-}
-
 async fn request(
     shard: &Rc<LocalShard>,
     sid: &str,
     body: &[u8],
     env: &Envelope<'_>,
     affinity: &crate::balance::AffinityValues,
+    principal: &Principal,
 ) -> Reply {
     let id = env.id_bytes(body);
     let started = std::time::Instant::now();
     let era = || Era {
         affinity: affinity.clone(),
+        principal: Some(principal.clone()),
         ..Era::default()
     };
     let method = env.method.as_deref().unwrap_or("");
     let json = |r: Result<Vec<u8>, McpError>| r.map(Answer::Json);
     let result = match method {
         "ping" => Ok(Answer::Json(ok_result(id, b"{}"))),
-        "tools/list" => json(list(shard, body, env, ListKind::Tools)),
-        "prompts/list" => json(list(shard, body, env, ListKind::Prompts)),
-        "resources/list" => json(list(shard, body, env, ListKind::Resources)),
-        "resources/templates/list" => json(list(shard, body, env, ListKind::Templates)),
+        "tools/list" => json(list(shard, body, env, ListKind::Tools, principal)),
+        "prompts/list" => json(list(shard, body, env, ListKind::Prompts, principal)),
+        "resources/list" => json(list(shard, body, env, ListKind::Resources, principal)),
+        "resources/templates/list" => json(list(shard, body, env, ListKind::Templates, principal)),
         "tools/call" => by_name(shard, sid, body, env, Named::Tool, era()).await,
         "prompts/get" => by_name(shard, sid, body, env, Named::Prompt, era()).await,
         "resources/read" => resources_read(shard, sid, body, env, era()).await,
         "completion/complete" => crate::mcp::methods::complete(shard, sid, body, env, era()).await,
-        "resources/subscribe" => crate::mcp::methods::subscribe(shard, sid, body, env, true).await,
+        "resources/subscribe" => {
+            crate::mcp::methods::subscribe(shard, sid, body, env, true, principal).await
+        }
         "resources/unsubscribe" => {
-            crate::mcp::methods::subscribe(shard, sid, body, env, false).await
+            crate::mcp::methods::subscribe(shard, sid, body, env, false, principal).await
         }
         "logging/setLevel" => json(crate::mcp::methods::set_level(shard, body, env).await),
         "initialize" => Err(McpError::InvalidRequest(
@@ -342,11 +248,26 @@ async fn request(
     };
     let outcome = crate::stats::Outcome::of(&result);
     shard.stats.request(method, outcome, started.elapsed());
-    match result {
+    let reply = match result {
         Ok(Answer::Json(bytes)) => Reply::json(200, bytes),
         Ok(Answer::Stream(rx)) => Reply::sse(crate::mcp::resume::track(shard, sid, rx).1),
         Err(e) => rpc_error(200, &e, id),
-    }
+    };
+    crate::mcp::audit::served(
+        shard,
+        crate::mcp::audit::Served {
+            principal,
+            session: sid,
+            method,
+            name: env.name_str.as_deref().or(env.uri_str.as_deref()),
+            outcome,
+            status: reply.status,
+            started,
+            bytes_in: body.len(),
+            bytes_out: reply.body.len(),
+        },
+    );
+    reply
 }
 
 /// `{"jsonrpc":"2.0","id":<id>,"result":<result>}`.
@@ -368,6 +289,7 @@ pub(crate) fn list_page(
     env: &Envelope<'_>,
     kind: crate::catalog::ListKind,
     modern: bool,
+    principal: &Principal,
     out: &mut Vec<u8>,
 ) -> Result<(), McpError> {
     let offset = match env.cursor.clone() {
@@ -378,10 +300,14 @@ pub(crate) fn list_page(
             .ok_or_else(|| McpError::InvalidParams("invalid cursor".into()))?,
     };
     let snap = shard.snapshot.load();
-    let (items, next) = snap
-        .catalog_for(modern)
-        .page(kind, offset, snap.config.proxy.list_page_size)
-        .ok_or_else(|| McpError::InvalidParams("invalid cursor".into()))?;
+    let size = snap.config.proxy.list_page_size;
+    // RBAC: the principal's view of the list, rendered once per catalog version and role set.
+    let view = shard.auth.view(&snap, modern, kind, principal);
+    let page = match &view {
+        Some(v) => crate::catalog::page_of(&v.0, &v.1, offset, size),
+        None => snap.catalog_for(modern).page(kind, offset, size),
+    };
+    let (items, next) = page.ok_or_else(|| McpError::InvalidParams("invalid cursor".into()))?;
     out.push(b'"');
     out.extend_from_slice(kind.key().as_bytes());
     out.extend_from_slice(b"\":");
@@ -397,13 +323,14 @@ fn list(
     body: &[u8],
     env: &Envelope<'_>,
     kind: crate::catalog::ListKind,
+    principal: &Principal,
 ) -> Result<Vec<u8>, McpError> {
     let id = env.id_bytes(body);
     let mut out = Vec::with_capacity(4096);
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     out.extend_from_slice(id);
     out.extend_from_slice(b",\"result\":{");
-    list_page(shard, body, env, kind, false, &mut out)?;
+    list_page(shard, body, env, kind, false, principal, &mut out)?;
     out.extend_from_slice(b"}}");
     Ok(out)
 }
@@ -460,6 +387,19 @@ pub(crate) async fn by_name(
                 (None, Named::Prompt) => McpError::InvalidParams(format!("unknown prompt: {name}")),
             });
         };
+        // RBAC: a denied item answers exactly like one that does not exist.
+        if let Some(p) = &era.principal {
+            let item = match kind {
+                Named::Tool => crate::auth::policy::ItemKind::Tool,
+                Named::Prompt => crate::auth::policy::ItemKind::Prompt,
+            };
+            if !crate::auth::local::allows(&snap, p, item, route.backend, name) {
+                return Err(match kind {
+                    Named::Tool => McpError::UnknownTool(name.to_string()),
+                    Named::Prompt => McpError::InvalidParams(format!("unknown prompt: {name}")),
+                });
+            }
+        }
         (route.backend, route.original_json.clone(), route.idempotent)
     };
     let mut era = era;
@@ -495,6 +435,12 @@ pub(crate) async fn resources_read(
             .catalog_for(era.modern)
             .route_uri(uri)
             .ok_or_else(|| McpError::ResourceNotFound(uri.to_string()))?;
+        if let Some(p) = &era.principal {
+            let item = crate::auth::policy::ItemKind::Resource;
+            if !crate::auth::local::allows(&snap, p, item, route.backend, uri) {
+                return Err(McpError::ResourceNotFound(uri.to_string()));
+            }
+        }
         let mut j = Vec::new();
         crate::mcp::jsonrpc::push_json_str(&mut j, route.original);
         (route.backend, j)

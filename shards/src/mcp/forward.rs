@@ -51,6 +51,8 @@ pub struct Era {
     pub retry_safe: bool,
     /// The request's header/claim values for `consistent_hash` balance keys.
     pub affinity: crate::balance::AffinityValues,
+    /// Who sent it (RBAC checks before anything is forwarded).
+    pub principal: Option<crate::auth::verify::Principal>,
 }
 
 /// RFC 5424 severities in MCP's order.

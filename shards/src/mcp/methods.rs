@@ -49,9 +49,13 @@ pub async fn complete(
             "ref/prompt" => {
                 let (range, name) = field_range(body, &["params", "ref", "name"])
                     .ok_or_else(|| McpError::InvalidParams("params.ref.name is required".into()))?;
-                let route = catalog
-                    .route_prompt(&name)
-                    .ok_or_else(|| McpError::InvalidParams(format!("unknown prompt: {name}")))?;
+                let unknown = || McpError::InvalidParams(format!("unknown prompt: {name}"));
+                let route = catalog.route_prompt(&name).ok_or_else(unknown)?;
+                // RBAC: a prompt the caller may not see does not exist for it.
+                let item = crate::auth::policy::ItemKind::Prompt;
+                if !rbac_allows(&snap, &era, item, route.backend, &name) {
+                    return Err(unknown());
+                }
                 (range, route.backend, route.original.clone())
             }
             "ref/resource" => {
@@ -71,6 +75,10 @@ pub async fn complete(
                             })
                     })
                     .ok_or_else(|| McpError::ResourceNotFound(uri.clone()))?;
+                let item = crate::auth::policy::ItemKind::Resource;
+                if !rbac_allows(&snap, &era, item, route.backend, &uri) {
+                    return Err(McpError::ResourceNotFound(uri.clone()));
+                }
                 (range, route.backend, route.original.to_string())
             }
             other => {
@@ -154,6 +162,19 @@ pub async fn set_level(
     Ok(ok_result(env.id_bytes(body), b"{}"))
 }
 
+/// RBAC for an item a request names (open policy, or no principal: allowed).
+fn rbac_allows(
+    snap: &crate::snapshot::SharedSnapshot,
+    era: &Era,
+    kind: crate::auth::policy::ItemKind,
+    backend: usize,
+    name: &str,
+) -> bool {
+    era.principal
+        .as_ref()
+        .is_none_or(|p| crate::auth::local::allows(snap, p, kind, backend, name))
+}
+
 /// `resources/subscribe` / `resources/unsubscribe`. The session records the URI as it sees
 /// it (updates are delivered to subscribed sessions only). Toward the backend: a subscribe is
 /// always forwarded (servers treat it as idempotent) and, for an HTTP backend, this shard
@@ -166,6 +187,7 @@ pub async fn subscribe(
     body: &[u8],
     env: &Envelope<'_>,
     on: bool,
+    principal: &crate::auth::verify::Principal,
 ) -> Result<Answer, McpError> {
     let (Some(uri), Some(range)) = (env.uri_str.as_deref(), env.uri.clone()) else {
         return Err(McpError::InvalidParams("params.uri is required".into()));
@@ -176,6 +198,10 @@ pub async fn subscribe(
             .catalog
             .route_uri(uri)
             .ok_or_else(|| McpError::ResourceNotFound(uri.to_string()))?;
+        let item = crate::auth::policy::ItemKind::Resource;
+        if !crate::auth::local::allows(&snap, principal, item, route.backend, uri) {
+            return Err(McpError::ResourceNotFound(uri.to_string()));
+        }
         (
             route.backend,
             route.original.to_string(),

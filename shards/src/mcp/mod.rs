@@ -6,11 +6,13 @@
 //! - [`guard`]: Host/Origin validation against DNS rebinding.
 //! - [`dispatch`]: the per-request logic: initialize, ping, tools/list, tools/call, DELETE.
 
+pub mod audit;
 pub mod bridge;
 pub mod dispatch;
 pub mod forward;
 pub mod guard;
 pub mod jsonrpc;
+pub mod lifecycle;
 pub mod listen;
 pub mod methods;
 pub mod modern;

@@ -101,6 +101,20 @@ pub async fn serve(shard: &Rc<LocalShard>, req: &McpHttpRequest, env: &Envelope<
         });
         let method = env.method.as_deref().unwrap_or("");
         shard.stats.request(method, outcome, started.elapsed());
+        crate::mcp::audit::served(
+            shard,
+            crate::mcp::audit::Served {
+                principal: &req.principal,
+                session: "",
+                method,
+                name: env.name_str.as_deref().or(env.uri_str.as_deref()),
+                outcome,
+                status: reply.status,
+                started,
+                bytes_in: req.body.len(),
+                bytes_out: reply.body.len(),
+            },
+        );
     }
     reply
 }
@@ -202,6 +216,7 @@ async fn serve_counted(
         tool: None,
         retry_safe: false,
         affinity: req.affinity.clone(),
+        principal: Some(req.principal.clone()),
     };
     let body = &req.body[..];
     // A retry of a call the gateway parked on this client's input.
@@ -220,10 +235,12 @@ async fn serve_counted(
             id,
             &discover(shard),
         ))),
-        "tools/list" => list(shard, body, env, id, ListKind::Tools),
-        "prompts/list" => list(shard, body, env, id, ListKind::Prompts),
-        "resources/list" => list(shard, body, env, id, ListKind::Resources),
-        "resources/templates/list" => list(shard, body, env, id, ListKind::Templates),
+        "tools/list" => list(shard, body, env, id, ListKind::Tools, &req.principal),
+        "prompts/list" => list(shard, body, env, id, ListKind::Prompts, &req.principal),
+        "resources/list" => list(shard, body, env, id, ListKind::Resources, &req.principal),
+        "resources/templates/list" => {
+            list(shard, body, env, id, ListKind::Templates, &req.principal)
+        }
         "tools/call" => by_name(shard, "", body, env, Named::Tool, era).await,
         "prompts/get" => by_name(shard, "", body, env, Named::Prompt, era).await,
         "resources/read" => resources_read(shard, "", body, env, era).await,
@@ -302,10 +319,11 @@ fn list(
     env: &Envelope<'_>,
     id: &[u8],
     kind: ListKind,
+    principal: &crate::auth::verify::Principal,
 ) -> Result<Answer, McpError> {
     let mut result = Vec::with_capacity(4096);
     result.extend_from_slice(br#"{"resultType":"complete","#);
-    crate::mcp::dispatch::list_page(shard, body, env, kind, true, &mut result)?;
+    crate::mcp::dispatch::list_page(shard, body, env, kind, true, principal, &mut result)?;
     result
         .extend_from_slice(format!(r#","ttlMs":{LIST_TTL_MS},"cacheScope":"public"}}"#).as_bytes());
     Ok(Answer::Json(crate::mcp::dispatch::ok_result(id, &result)))

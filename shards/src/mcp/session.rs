@@ -78,6 +78,8 @@ pub struct LocalSession {
     pub get_stream_no: Option<u64>,
     /// Resource URIs (as the client sees them) this session subscribed to.
     pub subscriptions: hashbrown::HashSet<String, RandomState>,
+    /// The principal that created it; another principal's requests get 404 (auth on).
+    pub principal: Option<std::sync::Arc<str>>,
 }
 
 impl LocalSession {
@@ -92,6 +94,7 @@ impl LocalSession {
             get_stream: None,
             get_stream_no: None,
             subscriptions: Default::default(),
+            principal: None,
         }
     }
 }

@@ -113,6 +113,7 @@ pub async fn line(shard: &Rc<LocalShard>, line: Vec<u8>) {
             mcp_method: None,
             mcp_name: None,
             affinity: Default::default(),
+            principal: shard.snapshot.load().auth.anonymous.clone(),
             body: line,
         };
         shard.inflight.set(shard.inflight.get() + 1);
@@ -132,6 +133,7 @@ pub async fn line(shard: &Rc<LocalShard>, line: Vec<u8>) {
                 mcp_method: None,
                 mcp_name: None,
                 affinity: Default::default(),
+                principal: shard.snapshot.load().auth.anonymous.clone(),
                 body: Vec::new(),
             };
             let stream = handle(&shard, get, true).await;

@@ -1,0 +1,264 @@
+//! One shard's auth state and the checks the HTTP front and the dispatcher call: who is
+//! calling (with the shard's token cache), whether its rate allows one more request, which
+//! items its roles let it see (list views cached per catalog version and role set), and
+//! the 401/403/429 replies. Nothing here locks: keys and config come from `ArcSwap`
+//! snapshots, everything else is this shard's own.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hashbrown::HashMap;
+
+use super::keys::SharedKeysSlot;
+use super::limit::{BucketSpec, LocalRateLimiter, RateLimitSpec};
+use super::policy::ItemKind;
+use super::verify::{Denied, LocalVerifier, Principal, SharedAuth};
+use crate::audit::SharedAuditSink;
+use crate::catalog::ListKind;
+use crate::config::Config;
+use crate::http::response::Reply;
+use crate::snapshot::SharedSnapshot;
+
+/// A rendered list as one role set sees it: JSON array and item ranges.
+pub type LocalView = Rc<(Vec<u8>, Vec<(u32, u32)>)>;
+
+/// Views of one snapshot version: (role set, modern, kind) → list.
+#[derive(Default)]
+struct LocalViews {
+    version: u64,
+    map: HashMap<(Arc<str>, bool, u8), LocalView, ahash::RandomState>,
+}
+
+/// A shard's auth state.
+pub struct LocalAuth {
+    /// Verification keys (published by the control thread).
+    pub keys: SharedKeysSlot,
+    /// The audit log's sending end.
+    pub audit: SharedAuditSink,
+    verifier: LocalVerifier,
+    /// The limiter and the snapshot version it was checked against.
+    limiter: RefCell<(u64, Option<LocalRateLimiter>)>,
+    views: RefCell<LocalViews>,
+    shards: usize,
+    kid_hint: std::cell::Cell<Option<Instant>>,
+}
+
+/// The rate limits of a config.
+pub fn rate_spec(cfg: &Config) -> RateLimitSpec {
+    let r = &cfg.rate_limit;
+    RateLimitSpec {
+        per_principal: (r.requests_per_s > 0.0).then_some(BucketSpec {
+            per_s: r.requests_per_s,
+            burst: r.burst,
+        }),
+        per_tool: r
+            .tools
+            .iter()
+            .map(|(t, l)| {
+                let b = BucketSpec {
+                    per_s: l.requests_per_s,
+                    burst: l.burst,
+                };
+                (t.clone(), b)
+            })
+            .collect(),
+    }
+}
+
+impl LocalAuth {
+    /// The state of one of `shards` shards.
+    pub fn new(keys: SharedKeysSlot, audit: SharedAuditSink, shards: usize) -> LocalAuth {
+        LocalAuth {
+            keys,
+            audit,
+            verifier: LocalVerifier::default(),
+            limiter: RefCell::new((0, None)),
+            views: RefCell::new(LocalViews::default()),
+            shards,
+            kid_hint: std::cell::Cell::new(None),
+        }
+    }
+
+    /// Who sent this request (the front calls it before anything else reads the request);
+    /// a token naming an unknown key also asks the control thread for a JWKS refetch, at
+    /// most once a second from this shard.
+    pub fn principal_of(
+        &self,
+        auth: &SharedAuth,
+        authorization: Option<&[u8]>,
+        query: Option<&[u8]>,
+        control: &crossbeam_channel::Sender<crate::shard::ControlEvent>,
+    ) -> Result<Principal, Denied> {
+        let r = self.authenticate(auth, authorization, query);
+        if let Err(Denied::UnknownKid(kid)) = &r {
+            let now = Instant::now();
+            if self
+                .kid_hint
+                .get()
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+            {
+                self.kid_hint.set(Some(now));
+                let _ = control.send(crate::shard::ControlEvent::UnknownKid(kid.clone()));
+            }
+        }
+        r
+    }
+
+    /// Who sent a request with this `Authorization` value and query string.
+    pub fn authenticate(
+        &self,
+        auth: &SharedAuth,
+        authorization: Option<&[u8]>,
+        query: Option<&[u8]>,
+    ) -> Result<Principal, Denied> {
+        let keys = self.keys.load();
+        self.verifier
+            .authenticate(auth, &keys, authorization, query)
+    }
+
+    /// Takes one request of `principal` (and `tool`) from its buckets; `Err(wait)` when
+    /// over the limit. The limiter follows config reloads: the spec is compared once per
+    /// snapshot version, and the buckets are kept when it did not change.
+    pub fn rate(
+        &self,
+        snap: &SharedSnapshot,
+        principal: &str,
+        tool: Option<&str>,
+    ) -> Result<(), Duration> {
+        let r = &snap.config.rate_limit;
+        if r.requests_per_s <= 0.0 && r.tools.is_empty() {
+            return Ok(());
+        }
+        let mut slot = self.limiter.borrow_mut();
+        if slot.0 != snap.version {
+            let spec = rate_spec(&snap.config);
+            if slot.1.as_ref().is_none_or(|l| *l.spec() != spec) {
+                slot.1 = Some(LocalRateLimiter::new(spec, self.shards));
+            }
+            slot.0 = snap.version;
+        }
+        match slot.1.as_ref() {
+            Some(l) if !l.is_off() => l.check(principal, tool, Instant::now()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The list of `kind` as `p` sees it, or `None` when the policy shows everyone
+    /// everything (then the catalog's own rendering is served).
+    pub fn view(
+        &self,
+        snap: &SharedSnapshot,
+        modern: bool,
+        kind: ListKind,
+        p: &Principal,
+    ) -> Option<LocalView> {
+        let policy = &snap.auth.policy;
+        if policy.is_open() {
+            return None;
+        }
+        let mut views = self.views.borrow_mut();
+        if views.version != snap.version {
+            views.version = snap.version;
+            views.map.clear();
+        }
+        let key = (p.view.clone(), modern, kind as u8);
+        if let Some(v) = views.map.get(&key) {
+            return Some(v.clone());
+        }
+        let item = item_kind(kind);
+        let keep = |b: usize, name: &str| {
+            snap.backends
+                .get(b)
+                .is_some_and(|spec| policy.allows(&p.roles, item, &spec.id, name))
+        };
+        let view: LocalView = Rc::new(snap.catalog_for(modern).filtered(kind, &keep));
+        views.map.insert(key, view.clone());
+        Some(view)
+    }
+}
+
+/// What RBAC calls a list's items.
+pub fn item_kind(kind: ListKind) -> ItemKind {
+    match kind {
+        ListKind::Tools => ItemKind::Tool,
+        ListKind::Prompts => ItemKind::Prompt,
+        ListKind::Resources | ListKind::Templates => ItemKind::Resource,
+    }
+}
+
+/// May `p` use item `name` of backend `backend` (snapshot index)?
+pub fn allows(
+    snap: &SharedSnapshot,
+    p: &Principal,
+    kind: ItemKind,
+    backend: usize,
+    name: &str,
+) -> bool {
+    let policy = &snap.auth.policy;
+    policy.is_open()
+        || snap
+            .backends
+            .get(backend)
+            .is_some_and(|spec| policy.allows(&p.roles, kind, &spec.id, name))
+}
+
+/// The 401 or 403 for a refusal: a JSON-RPC error body (no id: the request was not read)
+/// and the `WWW-Authenticate` challenge.
+pub fn refusal(auth: &SharedAuth, d: &Denied) -> Reply {
+    let (status, challenge, msg) = match d {
+        Denied::Unauthenticated { why, presented } => {
+            let mut c = auth.challenge.clone();
+            if *presented && c.starts_with("Bearer resource_metadata") {
+                c.push_str(", error=\"invalid_token\"");
+            }
+            (401, c, format!("unauthorized: {why}"))
+        }
+        Denied::UnknownKid(_) => {
+            let mut c = auth.challenge.clone();
+            if c.starts_with("Bearer resource_metadata") {
+                c.push_str(", error=\"invalid_token\"");
+            }
+            (
+                401,
+                c,
+                "unauthorized: token signed with an unknown key".to_string(),
+            )
+        }
+        Denied::InsufficientScope(_) => (
+            403,
+            auth.scope_challenge.clone(),
+            "forbidden: the token lacks a required scope".to_string(),
+        ),
+    };
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":null,"error":{{"code":-32001,"message":{},"data":{{"blame":"client"}}}}}}"#,
+        sonic_rs::to_string(&msg).unwrap_or_default()
+    );
+    let mut r = Reply::json(status, body.into_bytes());
+    r.www_authenticate = Some(challenge);
+    r
+}
+
+/// The 429 for a request over its rate.
+pub fn too_many(wait: Duration, id: &[u8]) -> Reply {
+    let secs = super::limit::retry_after_secs(wait);
+    let id = if id.is_empty() {
+        b"null".as_slice()
+    } else {
+        id
+    };
+    let mut body = Vec::with_capacity(160);
+    body.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    body.extend_from_slice(id);
+    body.extend_from_slice(
+        format!(
+            r#","error":{{"code":-32000,"message":"rate limit exceeded; retry in {secs} s","data":{{"blame":"client"}}}}}}"#
+        )
+        .as_bytes(),
+    );
+    let mut r = Reply::json(429, body);
+    r.retry_after = Some(secs.min(u32::MAX as u64) as u32);
+    r
+}

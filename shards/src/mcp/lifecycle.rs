@@ -1,0 +1,174 @@
+//! A 2025-era session's life outside its requests: `initialize` mints it (bound to the
+//! principal that sent it), `GET /mcp` opens or resumes its server-to-client stream, and
+//! `DELETE /mcp` ends it. Each checks that the session belongs to the caller.
+
+use std::rc::Rc;
+
+use crate::auth::verify::Principal;
+use crate::error::McpError;
+use crate::http::response::Reply;
+use crate::mcp::dispatch::{
+    check_version_header, hand_off, owned_by, rpc_error, unknown_session, McpHttpRequest,
+};
+use crate::mcp::jsonrpc::Envelope;
+use crate::mcp::session::LocalSession;
+use crate::mcp::SUPPORTED_VERSIONS;
+use crate::shard::LocalShard;
+
+/// `GET /mcp`: the session's standalone SSE stream (one at a time) for messages unrelated to
+/// any request: list changes and resource updates.
+/// GET or DELETE without a session: a 2026-07-28 client (stateless: POST only) or a
+/// legacy client that has not initialized; 405 tells both that only POST works here.
+fn no_session_405() -> Reply {
+    let mut r = rpc_error(
+        405,
+        &McpError::InvalidRequest(
+            "GET and DELETE need an Mcp-Session-Id (2025 era); 2026-07-28 clients use POST only"
+                .into(),
+        ),
+        b"",
+    );
+    r.allow = Some("POST");
+    r
+}
+
+pub(crate) async fn get_stream(
+    shard: &Rc<LocalShard>,
+    req: McpHttpRequest,
+    may_hand_off: bool,
+) -> Reply {
+    if !req.accepts_sse {
+        return rpc_error(
+            406,
+            &McpError::InvalidRequest("GET /mcp needs Accept: text/event-stream".into()),
+            b"",
+        );
+    }
+    let Some(sid) = req.session_id.as_deref() else {
+        return no_session_405();
+    };
+    if may_hand_off {
+        let owner = shard.ring.owner(sid.as_bytes());
+        if owner != shard.id {
+            return hand_off(shard, owner, req).await;
+        }
+    }
+    if let Err(e) = check_version_header(req.protocol_version.as_deref()) {
+        return rpc_error(400, &e, b"");
+    }
+    let current = match shard.sessions.borrow().get(sid) {
+        Some(s) if owned_by(s, &req.principal) => s.get_stream_no,
+        _ => return rpc_error(404, &unknown_session(), b""),
+    };
+    // Resuming: replay what followed the id on that stream only, then stay attached.
+    if let Some((n, after)) = req
+        .last_event_id
+        .as_deref()
+        .and_then(crate::mcp::resume::parse_event_id)
+    {
+        if let Some(rx) = crate::mcp::resume::resume(shard, sid, n, after) {
+            return Reply::sse(rx);
+        }
+    }
+    if let Some(n) = current {
+        if crate::mcp::resume::attached(shard, sid, n) {
+            return rpc_error(
+                409,
+                &McpError::InvalidRequest("this session already has an open GET stream".into()),
+                b"",
+            );
+        }
+        // The earlier GET stream's client went away: this response takes its place.
+        if let Some(rx) = crate::mcp::resume::resume(shard, sid, n, u64::MAX) {
+            return Reply::sse(rx);
+        }
+    }
+    let (tx, rx) = futures_channel::mpsc::unbounded();
+    let (n, live) = crate::mcp::resume::track(shard, sid, rx);
+    if let Some(session) = shard.sessions.borrow_mut().get_mut(sid) {
+        session.get_stream = Some(tx);
+        session.get_stream_no = Some(n);
+    }
+    Reply::sse(live)
+}
+
+pub(crate) async fn delete(
+    shard: &Rc<LocalShard>,
+    req: McpHttpRequest,
+    may_hand_off: bool,
+) -> Reply {
+    let Some(sid) = req.session_id.as_deref() else {
+        return no_session_405();
+    };
+    if may_hand_off {
+        let owner = shard.ring.owner(sid.as_bytes());
+        if owner != shard.id {
+            return hand_off(shard, owner, req).await;
+        }
+    }
+    let mine = shard
+        .sessions
+        .borrow()
+        .get(sid)
+        .is_some_and(|s| owned_by(s, &req.principal));
+    if mine && shard.sessions.borrow_mut().remove(sid) {
+        crate::upstream::per_client::release(shard, sid);
+        crate::mcp::resume::forget_session(shard, sid);
+        tracing::debug!(shard = shard.id, session = sid, "session ended by client");
+        Reply::empty(200)
+    } else {
+        rpc_error(404, &unknown_session(), b"")
+    }
+}
+
+pub(crate) fn initialize(
+    shard: &Rc<LocalShard>,
+    body: &[u8],
+    env: &Envelope<'_>,
+    principal: &Principal,
+) -> Reply {
+    let asked = env.protocol_version.as_deref().unwrap_or("");
+    let version = SUPPORTED_VERSIONS
+        .iter()
+        .copied()
+        .find(|v| *v == asked)
+        .unwrap_or(SUPPORTED_VERSIONS[0]);
+    let sid = crate::mcp::session::mint_id(&shard.ring, shard.id);
+    let mut session = LocalSession::new(
+        version,
+        crate::mcp::session::ClientCaps::from_initialize(body),
+        crate::mcp::session::ClientCaps::raw(body),
+    );
+    session.principal = Some(principal.name.clone());
+    shard.sessions.borrow_mut().insert(&sid, session);
+    let caps = shard.snapshot.load().catalog.caps.clone();
+    let mut out = Vec::with_capacity(320);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.extend_from_slice(env.id_bytes(body));
+    out.extend_from_slice(b",\"result\":{\"protocolVersion\":\"");
+    out.extend_from_slice(version.as_bytes());
+    out.extend_from_slice(b"\",\"capabilities\":{\"tools\":{\"listChanged\":true}");
+    if caps.prompts {
+        out.extend_from_slice(b",\"prompts\":{\"listChanged\":true}");
+    }
+    if caps.resources {
+        out.extend_from_slice(if caps.subscribe {
+            b",\"resources\":{\"subscribe\":true,\"listChanged\":true}"
+        } else {
+            b",\"resources\":{\"subscribe\":false,\"listChanged\":true}"
+        });
+    }
+    if caps.logging {
+        out.extend_from_slice(b",\"logging\":{}");
+    }
+    if caps.completions {
+        out.extend_from_slice(b",\"completions\":{}");
+    }
+    out.extend_from_slice(b"},\"serverInfo\":{\"name\":\"only1mcp-uring\",\"version\":\"");
+    out.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
+    out.extend_from_slice(b"\"}}}");
+    tracing::debug!(shard = shard.id, session = %sid, version, "session created");
+    let mut r = Reply::json(200, out);
+    r.session_id = Some(sid);
+    r
+}
