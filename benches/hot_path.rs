@@ -105,6 +105,7 @@ fn inputs<'a>(ids: &'a [String], found: &'a [Discovery]) -> Vec<BackendInput<'a>
             prefix: true,
             state: BackendState::Ready,
             discovery: Some(d),
+            curation: None,
         })
         .collect()
 }

@@ -52,6 +52,8 @@ pub struct BackendSpec {
     pub weights: Vec<u32>,
     /// What `consistent_hash` keys on.
     pub balance_key: crate::balance::BalanceKey,
+    /// Which tools are exposed, renamed, re-described, compacted.
+    pub curation: crate::catalog::curate::Curation,
     /// Per-replica circuit breaker settings.
     pub breaker: crate::balance::breaker::BreakerSpec,
     /// Active health checks of HTTP replicas.

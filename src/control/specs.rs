@@ -65,6 +65,25 @@ pub fn backend_specs(cfg: &Config) -> anyhow::Result<Vec<BackendSpec>> {
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("server `{}`: {e}", s.id.get_ref()))?
                 .unwrap_or_default(),
+            curation: only1mcp_shards::catalog::curate::Curation {
+                allow: s.tools_allow.clone(),
+                deny: s.tools_deny.clone(),
+                rename: s
+                    .rename
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                descriptions: s
+                    .descriptions
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                hide_invalid: s
+                    .hide_invalid_schemas
+                    .unwrap_or(cfg.proxy.hide_invalid_schemas),
+                compaction: s.compaction.unwrap_or(cfg.proxy.compaction),
+                description_budget: s.description_budget.unwrap_or(cfg.proxy.description_budget),
+            },
             breaker: BreakerSpec {
                 failures: s.breaker_failures,
                 rate: s.breaker_failure_rate.map(|r| r as f32),

@@ -138,6 +138,7 @@ fn build_catalog(cfg: &Config, specs: &[BackendSpec], found: &Discovered, modern
                 (Some(m), true) => &**m,
                 _ => d,
             }),
+            curation: Some(&s.curation),
         })
         .collect();
     Catalog::build(&inputs, &cfg.proxy.tool_separator)

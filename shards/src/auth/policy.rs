@@ -29,7 +29,8 @@ impl Glob {
     }
 }
 
-fn glob(p: &[u8], t: &[u8]) -> bool {
+/// Does `t` match the `*`/`?` glob `p`?
+pub fn glob(p: &[u8], t: &[u8]) -> bool {
     // Iterative wildcard match with one backtrack point (linear for `*` patterns).
     let (mut pi, mut ti) = (0, 0);
     let (mut star, mut mark) = (None, 0);

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::catalog::curate::Curated;
 use crate::catalog::{
     uri, BackendCaps, BackendReport, BackendState, Catalog, Discovery, MergedCaps, NameRoute,
     RawItem,
@@ -19,6 +20,8 @@ pub struct BackendInput<'a> {
     /// What it listed last. A backend that went down keeps its last known items, so a call
     /// gets "backend unavailable" (true, and retryable) rather than "unknown tool".
     pub discovery: Option<&'a Discovery>,
+    /// Which of its tools are exposed, and how (`None`: all, as sent).
+    pub curation: Option<&'a crate::catalog::curate::Curation>,
 }
 
 /// Replaces the string value of `field` in an item's JSON.
@@ -125,8 +128,12 @@ impl Catalog {
                     n.to_string()
                 }
             };
+            let curated = match b.curation.filter(|c| !c.is_identity()) {
+                Some(c) => c.tools(&d.tools, &mut report.dropped),
+                None => d.tools.iter().map(plain).collect(),
+            };
             report.tools = merge_names(
-                &d.tools,
+                &curated,
                 idx,
                 backends,
                 &exposed_name,
@@ -135,7 +142,7 @@ impl Catalog {
                 &mut report.dropped,
             );
             report.prompts = merge_names(
-                &d.prompts,
+                &d.prompts.iter().map(plain).collect::<Vec<_>>(),
                 idx,
                 backends,
                 &exposed_name,
@@ -199,9 +206,18 @@ impl Catalog {
     }
 }
 
+/// An item exposed as the backend sent it.
+fn plain(t: &RawItem) -> Curated<'_> {
+    Curated {
+        original: &t.key,
+        name: std::borrow::Cow::Borrowed(&t.key),
+        json: std::borrow::Cow::Borrowed(&t.json),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn merge_names(
-    items: &[RawItem],
+    items: &[Curated<'_>],
     idx: usize,
     backends: &[BackendInput<'_>],
     exposed_name: &dyn Fn(&str) -> String,
@@ -211,10 +227,10 @@ fn merge_names(
 ) -> usize {
     let mut n = 0;
     for t in items {
-        let exposed = exposed_name(&t.key);
+        let exposed = exposed_name(&t.name);
         if !crate::catalog::valid_tool_name(&exposed) {
             dropped.push((
-                t.key.clone(),
+                t.original.to_string(),
                 format!("name `{exposed}` is not 1-64 chars of [A-Za-z0-9_-]"),
             ));
             continue;
@@ -222,23 +238,23 @@ fn merge_names(
         if let Some(prev) = routes.get(&exposed) {
             let owner = backends[prev.backend].id;
             dropped.push((
-                t.key.clone(),
+                t.original.to_string(),
                 format!("name `{exposed}` already taken by server `{owner}`"),
             ));
             continue;
         }
         let Some(json) = with_field(&t.json, "name", &exposed) else {
-            dropped.push((t.key.clone(), "entry has no string `name`".into()));
+            dropped.push((t.original.to_string(), "entry has no string `name`".into()));
             continue;
         };
         out.push(&json, idx, &exposed);
         let mut original_json = Vec::new();
-        push_json_str(&mut original_json, &t.key);
+        push_json_str(&mut original_json, t.original);
         routes.insert(
             exposed,
             NameRoute {
                 backend: idx,
-                original: t.key.clone(),
+                original: t.original.to_string(),
                 original_json,
                 idempotent: sonic_rs::get(&t.json[..], ["annotations", "idempotentHint"])
                     .ok()
@@ -281,12 +297,14 @@ mod tests {
                     prefix: true,
                     state: BackendState::Ready,
                     discovery: Some(&a),
+                    curation: None,
                 },
                 BackendInput {
                     id: "b",
                     prefix: true,
                     state: BackendState::Ready,
                     discovery: Some(&b),
+                    curation: None,
                 },
             ],
             "__",
@@ -310,12 +328,14 @@ mod tests {
                     prefix: false,
                     state: BackendState::Ready,
                     discovery: Some(&a),
+                    curation: None,
                 },
                 BackendInput {
                     id: "b",
                     prefix: false,
                     state: BackendState::Down("x".into()),
                     discovery: Some(&b),
+                    curation: None,
                 },
             ],
             "__",
@@ -344,6 +364,7 @@ mod tests {
             prefix: true,
             state: BackendState::Ready,
             discovery: Some(d),
+            curation: None,
         };
         let cat = Catalog::build(&[input("a", &a), input("b", &b), input("c", &c)], "__");
         assert_eq!(cat.min_ttl_ms, Some(5_000));
@@ -377,12 +398,14 @@ mod tests {
                     prefix: true,
                     state: BackendState::Ready,
                     discovery: Some(&a),
+                    curation: None,
                 },
                 BackendInput {
                     id: "bare",
                     prefix: false,
                     state: BackendState::Ready,
                     discovery: Some(&b),
+                    curation: None,
                 },
             ],
             "__",

@@ -15,6 +15,7 @@
 //! - [`uri`]: URI namespacing and template matching.
 
 pub mod build;
+pub mod curate;
 pub mod page;
 pub mod uri;
 

@@ -135,6 +135,12 @@ pub struct ProxySection {
     /// stdio processes starting at once (fork to tools listed), over the whole gateway;
     /// more wait their turn.
     pub max_concurrent_spawns: usize,
+    /// Default schema compaction of every server's tools.
+    pub compaction: crate::catalog::curate::Compaction,
+    /// Default description budget under compaction (characters).
+    pub description_budget: usize,
+    /// Default for hiding tools with unusable input schemas.
+    pub hide_invalid_schemas: bool,
 }
 
 /// `[metrics]`: the Unix socket the TUI and other watchers attach to (`/metrics` on the
@@ -166,6 +172,9 @@ impl Default for ProxySection {
             connect_timeout_ms: 5_000,
             list_page_size: 500,
             max_concurrent_spawns: 8,
+            compaction: Default::default(),
+            description_budget: 300,
+            hide_invalid_schemas: false,
         }
     }
 }
@@ -289,6 +298,27 @@ pub struct BackendConfig {
     /// `"claim:<name>"` (a claim of the caller's bearer token); without it, the session.
     #[serde(default)]
     pub balance_key: Option<String>,
+    /// Only these tools (the backend's own names, `*`/`?` globs); empty = all.
+    #[serde(default)]
+    pub tools_allow: Vec<String>,
+    /// Never these tools.
+    #[serde(default)]
+    pub tools_deny: Vec<String>,
+    /// Backend tool name → exposed name (before namespacing).
+    #[serde(default)]
+    pub rename: BTreeMap<String, String>,
+    /// Backend tool name → description shown instead of the backend's.
+    #[serde(default)]
+    pub descriptions: BTreeMap<String, String>,
+    /// Hide tools whose `inputSchema` is not an object schema (default `[proxy]`).
+    #[serde(default)]
+    pub hide_invalid_schemas: Option<bool>,
+    /// Schema compaction (default `[proxy] compaction`).
+    #[serde(default)]
+    pub compaction: Option<crate::catalog::curate::Compaction>,
+    /// Characters a tool description keeps under compaction (default `[proxy]`).
+    #[serde(default)]
+    pub description_budget: Option<usize>,
     /// A tool call every health check also makes; an error or `isError` result counts as a
     /// failed check.
     #[serde(default)]

@@ -291,6 +291,7 @@ impl Checker<'_, '_> {
     }
 
     fn backend(&mut self, config: &Config, i: usize, s: &BackendConfig) {
+        self.curation(i, s);
         let id = s.id.get_ref();
         let id_ok = (1..=32).contains(&id.len())
             && id
