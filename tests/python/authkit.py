@@ -1,4 +1,4 @@
-"""Test kit for the gateway's inbound auth (tests/python/test_auth.py).
+"""Test kit for the gateway's inbound auth (tests/python/test_auth_*.py).
 
 Everything secret is made here, in the test process, at run time: RSA 2048, EC P-256 and
 Ed25519 key pairs (`cryptography`), tokens signed with them (`PyJWT`), hand-made hostile
@@ -14,7 +14,12 @@ Also here:
   `demo-server: request <method> <name>`: the backend's own record of what reached it.
 - `Raw`: a raw httpx client for the HTTP front (both eras), and `sdk_session`: the official
   SDK's client with an `Authorization` header.
-- `parse_challenge`: a `WWW-Authenticate` parser (scheme + auth-params).
+- `parse_challenge`: a `WWW-Authenticate` parser (scheme + auth-params), and the checks
+  every auth test file uses: `challenge`, `rpc_result`, `rpc_error`,
+  `assert_backend_untouched`, `names`.
+
+The JWT gateway most of the tests run against (its keys, roles, principals and fixture) is
+in authgw.py.
 """
 
 from __future__ import annotations
@@ -458,3 +463,39 @@ class Audit:
             assert time.monotonic() < deadline, (
                 f"no audit line for {what} within {timeout_s}s; lines: {self.lines()[-20:]}")
             time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------------------------
+# Checks shared by the auth tests
+# --------------------------------------------------------------------------------------------
+
+
+def names(items: list[dict[str, Any]]) -> list[str]:
+    return [t["name"] for t in items]
+
+
+def challenge(r: httpx.Response) -> tuple[str, dict[str, str]]:
+    values = r.headers.get_list("www-authenticate")
+    assert len(values) == 1, f"expected one WWW-Authenticate header, got {values!r}"
+    scheme, params = parse_challenge(values[0])
+    assert scheme.lower() == "bearer", values[0]
+    return scheme, params
+
+
+def assert_backend_untouched(backend: DemoHttpBackend, before: list[str]) -> None:
+    time.sleep(0.3)  # a forwarded call would be logged by now (the demo logs on receipt)
+    after = backend.calls()
+    assert after == before, f"calls reached the backend: {after[len(before):]}"
+
+
+def rpc_error(r: httpx.Response) -> dict[str, Any]:
+    msg = message_of(r)
+    assert "error" in msg, f"expected a JSON-RPC error, got {msg}"
+    return msg["error"]
+
+
+def rpc_result(r: httpx.Response) -> dict[str, Any]:
+    assert r.status_code == 200, (r.status_code, r.text[:500])
+    msg = message_of(r)
+    assert "result" in msg, f"expected a result, got {msg}"
+    return msg["result"]
