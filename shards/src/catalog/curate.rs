@@ -7,13 +7,13 @@
 //! `$comment`, titles that restate a property's name, `examples`), whitespace in
 //! descriptions, and description text past a budget. Validation keywords are never touched,
 //! so every instance valid before is valid after (checked over captured real tool lists in
-//! `tests/python/test_context.py`). A curated server's tools are sorted by exposed name, so
+//! `tests/compaction_fixtures.rs`). A curated server's tools are sorted by exposed name, so
 //! the list a model sees is byte-identical from one start to the next whatever order the
 //! backend lists them in (stable prompt caches); a server without curation keeps its order.
 
 use std::borrow::Cow;
 
-use sonic_rs::{JsonValueMutTrait, JsonValueTrait, Value};
+use sonic_rs::{JsonContainerTrait, JsonValueTrait, Value};
 
 use crate::auth::policy::glob;
 use crate::catalog::RawItem;
@@ -25,9 +25,10 @@ pub enum Compaction {
     /// As the backend sent it.
     #[default]
     Off,
-    /// Annotations dropped, whitespace collapsed, the tool's description cut to the budget.
+    /// Annotations dropped, unreferenced definitions dropped, whitespace collapsed, every
+    /// description cut to the budget.
     Safe,
-    /// `safe`, and nested (property) descriptions cut to a quarter of the budget.
+    /// `safe`, with nested (property) descriptions cut to a quarter of the budget.
     Aggressive,
 }
 
@@ -107,7 +108,7 @@ impl Curation {
                 });
                 continue;
             }
-            let Ok(mut v) = sonic_rs::from_slice::<Value>(&t.json) else {
+            let Ok(v) = sonic_rs::from_slice::<Value>(&t.json) else {
                 dropped.push((t.key.clone(), "entry is not a JSON object".into()));
                 continue;
             };
@@ -119,18 +120,18 @@ impl Curation {
                 ));
                 continue;
             }
-            if let Some(d) = described {
-                if let Some(obj) = v.as_object_mut() {
-                    obj.insert("description", Value::from(d));
-                }
-            }
-            if self.compaction != Compaction::Off {
-                compact_tool(&mut v, self.compaction, self.description_budget.max(16));
-            }
+            let mut json = String::with_capacity(t.json.len());
+            emit_tool(
+                &v,
+                described,
+                self.compaction,
+                self.description_budget.max(16),
+                &mut json,
+            );
             out.push(Curated {
                 original: &t.key,
                 name,
-                json: Cow::Owned(sonic_rs::to_vec(&v).unwrap_or_else(|_| t.json.clone())),
+                json: Cow::Owned(json.into_bytes()),
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -142,87 +143,225 @@ fn object_schema(s: Option<&Value>) -> bool {
     s.is_some_and(|s| s.is_object() && s.get("type").and_then(|t| t.as_str()) == Some("object"))
 }
 
-/// Compacts one tool object in place.
-pub fn compact_tool(tool: &mut Value, level: Compaction, budget: usize) {
-    if let Some(d) = tool.get_mut("description") {
-        if let Some(text) = d.as_str() {
-            *d = Value::from(shorten(&squash(text), budget).as_str());
-        }
-    }
+/// Writes one tool object, compacted, in the backend's own key order (parsed values keep
+/// document order; nothing is mutated, so the output is the same bytes on every run).
+fn emit_tool(
+    tool: &Value,
+    description: Option<&str>,
+    level: Compaction,
+    budget: usize,
+    out: &mut String,
+) {
     let nested = match level {
+        Compaction::Off => None,
+        Compaction::Safe => Some(budget),
         Compaction::Aggressive => Some((budget / 4).max(16)),
-        _ => None,
     };
-    for key in ["inputSchema", "outputSchema"] {
-        if let Some(s) = tool.get_mut(key) {
-            compact_schema(s, None, nested);
+    let Some(obj) = tool.as_object() else {
+        out.push_str(&sonic_rs::to_string(tool).unwrap_or_default());
+        return;
+    };
+    out.push('{');
+    let mut first = true;
+    let mut key = |k: &str, out: &mut String| {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        push_str(out, k);
+        out.push(':');
+    };
+    for (k, v) in obj.iter() {
+        match k {
+            "description" => {
+                let text = description
+                    .map(str::to_string)
+                    .or_else(|| v.as_str().map(str::to_string));
+                key(k, out);
+                match (text, level) {
+                    (Some(t), Compaction::Off) => push_str(out, &t),
+                    (Some(t), _) => push_str(out, &shorten(&squash(&t), budget)),
+                    (None, _) => out.push_str(&sonic_rs::to_string(v).unwrap_or_default()),
+                }
+            }
+            "inputSchema" | "outputSchema" if level != Compaction::Off => {
+                key(k, out);
+                let keep = reachable_definitions(v);
+                emit_schema(v, None, nested, Some(&keep), out);
+            }
+            _ => {
+                key(k, out);
+                out.push_str(&sonic_rs::to_string(v).unwrap_or_default());
+            }
         }
     }
+    if let (Some(d), false) = (description, obj.iter().any(|(k, _)| k == "description")) {
+        key("description", out);
+        push_str(out, d);
+    }
+    out.push('}');
+}
+
+fn push_str(out: &mut String, s: &str) {
+    out.push_str(&sonic_rs::to_string(s).unwrap_or_default());
 }
 
 /// Annotation keywords no validator reads.
 const ANNOTATIONS: [&str; 3] = ["$schema", "$comment", "examples"];
 
-/// Compacts a schema node; `prop` is the property name it describes, if any.
-fn compact_schema(node: &mut Value, prop: Option<&str>, nested_budget: Option<usize>) {
-    let Some(obj) = node.as_object_mut() else {
-        if let Some(arr) = node.as_array_mut() {
-            for v in arr.iter_mut() {
-                compact_schema(v, None, nested_budget);
+/// Keywords whose value is one schema or a list of schemas.
+const SUBSCHEMAS: [&str; 11] = [
+    "items",
+    "additionalProperties",
+    "anyOf",
+    "oneOf",
+    "allOf",
+    "not",
+    "prefixItems",
+    "contains",
+    "if",
+    "then",
+    "else",
+];
+
+/// Writes a schema node compacted; `prop` is the property it describes, `keep` the
+/// definitions to keep (root only).
+fn emit_schema(
+    node: &Value,
+    prop: Option<&str>,
+    budget: Option<usize>,
+    keep: Option<&[String]>,
+    out: &mut String,
+) {
+    if let Some(arr) = node.as_array() {
+        out.push('[');
+        for (i, v) in arr.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
             }
+            emit_schema(v, None, budget, None, out);
         }
+        out.push(']');
+        return;
+    }
+    let Some(obj) = node.as_object() else {
+        out.push_str(&sonic_rs::to_string(node).unwrap_or_default());
         return;
     };
-    for k in ANNOTATIONS {
-        obj.remove(&k);
-    }
-    let restates = |t: &str| prop.is_some_and(|p| same_words(t, p));
-    if obj
-        .get(&"title")
-        .and_then(|t| t.as_str())
-        .is_some_and(restates)
-    {
-        obj.remove(&"title");
-    }
-    if let Some(d) = obj.get_mut(&"description") {
-        if let Some(text) = d.as_str() {
-            let mut t = squash(text);
-            if let Some(b) = nested_budget {
-                t = shorten(&t, b);
+    out.push('{');
+    let mut first = true;
+    for (k, v) in obj.iter() {
+        if ANNOTATIONS.contains(&k) {
+            continue;
+        }
+        if k == "title"
+            && v.as_str()
+                .is_some_and(|t| prop.is_some_and(|p| same_words(t, p)))
+        {
+            continue;
+        }
+        // Definitions of which nothing is referenced: the keyword goes too.
+        let defs_unused = (k == "$defs" || k == "definitions")
+            && keep.is_some_and(|keep| {
+                v.as_object()
+                    .is_some_and(|m| m.iter().all(|(n, _)| !keep.iter().any(|x| x == n)))
+            });
+        if defs_unused {
+            continue;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        push_str(out, k);
+        out.push(':');
+        match k {
+            "description" => match (v.as_str(), budget) {
+                (Some(t), Some(b)) => push_str(out, &shorten(&squash(t), b)),
+                _ => out.push_str(&sonic_rs::to_string(v).unwrap_or_default()),
+            },
+            "properties" | "patternProperties" | "$defs" | "definitions" => {
+                let Some(m) = v.as_object() else {
+                    out.push_str(&sonic_rs::to_string(v).unwrap_or_default());
+                    continue;
+                };
+                let is_defs = k == "$defs" || k == "definitions";
+                out.push('{');
+                let mut f = true;
+                for (name, child) in m.iter() {
+                    if is_defs && keep.is_some_and(|keep| !keep.iter().any(|n| n == name)) {
+                        continue;
+                    }
+                    if !f {
+                        out.push(',');
+                    }
+                    f = false;
+                    push_str(out, name);
+                    out.push(':');
+                    emit_schema(child, Some(name), budget, None, out);
+                }
+                out.push('}');
             }
-            *d = Value::from(t.as_str());
+            _ if SUBSCHEMAS.contains(&k) => emit_schema(v, None, budget, None, out),
+            _ => out.push_str(&sonic_rs::to_string(v).unwrap_or_default()),
         }
     }
-    // Recurse into every value: properties (by name), items, combinators, definitions.
-    let keys: Vec<String> = obj.iter().map(|(k, _)| k.to_string()).collect();
-    for k in keys {
-        let Some(child) = obj.get_mut(&k) else {
-            continue;
-        };
-        if k == "properties" || k == "patternProperties" || k == "$defs" || k == "definitions" {
-            if let Some(props) = child.as_object_mut() {
-                let names: Vec<String> = props.iter().map(|(n, _)| n.to_string()).collect();
-                for n in names {
-                    if let Some(p) = props.get_mut(&n) {
-                        compact_schema(p, Some(&n), nested_budget);
+    out.push('}');
+}
+
+/// The definitions (`$defs`, `definitions`) some `$ref` reaches from the rest of the schema,
+/// transitively. An unreferenced definition never takes part in validation, and generated
+/// schemas often carry a whole API's definitions in every tool.
+fn reachable_definitions(schema: &Value) -> Vec<String> {
+    let mut wanted = Vec::new();
+    let Some(obj) = schema.as_object() else {
+        return wanted;
+    };
+    for (k, v) in obj.iter() {
+        if k != "$defs" && k != "definitions" {
+            refs(v, &mut wanted);
+        }
+    }
+    let mut i = 0;
+    while i < wanted.len() {
+        for key in ["$defs", "definitions"] {
+            if let Some(d) = schema.get(key).and_then(|d| d.get(wanted[i].as_str())) {
+                let mut more = Vec::new();
+                refs(d, &mut more);
+                for m in more {
+                    if !wanted.contains(&m) {
+                        wanted.push(m);
                     }
                 }
             }
-        } else if matches!(
-            k.as_str(),
-            "items"
-                | "additionalProperties"
-                | "anyOf"
-                | "oneOf"
-                | "allOf"
-                | "not"
-                | "prefixItems"
-                | "contains"
-                | "if"
-                | "then"
-                | "else"
-        ) {
-            compact_schema(child, None, nested_budget);
+        }
+        i += 1;
+    }
+    wanted
+}
+
+/// Names of definitions referenced as `#/$defs/<name>` or `#/definitions/<name>` in `v`.
+fn refs(v: &Value, out: &mut Vec<String>) {
+    if let Some(a) = v.as_array() {
+        for x in a.iter() {
+            refs(x, out);
+        }
+    } else if let Some(o) = v.as_object() {
+        for (k, x) in o.iter() {
+            if k == "$ref" {
+                let target = x.as_str().and_then(|r| {
+                    r.strip_prefix("#/$defs/")
+                        .or_else(|| r.strip_prefix("#/definitions/"))
+                });
+                if let Some(name) = target {
+                    let name = name.split('/').next().unwrap_or(name).to_string();
+                    if !out.contains(&name) {
+                        out.push(name);
+                    }
+                }
+            } else {
+                refs(x, out);
+            }
         }
     }
 }

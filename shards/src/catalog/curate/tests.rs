@@ -1,5 +1,5 @@
 //! Curation rules on hand-written tools; the validity of compaction over real captured tool
-//! lists is checked end to end in `tests/python/test_context.py`.
+//! lists is checked end to end in `tests/compaction_fixtures.rs`.
 use super::*;
 
 fn tool(name: &str, extra: &str) -> RawItem {

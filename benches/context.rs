@@ -1,0 +1,92 @@
+//! Context reduction, measured in tokens (not time): for every captured real tool list in
+//! `perf/context/fixtures/`, the tools, bytes and tokens (o200k_base and cl100k_base, the
+//! tokenizers of current OpenAI models, via tiktoken-rs) of the `tools` array a client loads,
+//! at compaction `off`, `safe` and `aggressive` (description budget 200). The table goes to
+//! stdout in the form `docs/context-reduction.md` keeps.
+//!
+//! Run: `cargo bench --bench context`.
+
+use std::path::Path;
+
+use only1mcp_shards::catalog::curate::{Compaction, Curation};
+use only1mcp_shards::catalog::RawItem;
+use sonic_rs::{JsonContainerTrait, JsonValueTrait, Value};
+
+fn render(tools: &[Vec<u8>]) -> String {
+    let mut s = String::from("[");
+    for (i, t) in tools.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(std::str::from_utf8(t).unwrap());
+    }
+    s.push(']');
+    s
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is expected.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("perf/context/fixtures");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .expect("perf/context/fixtures (run perf/context/capture.py)")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    let o200k = tiktoken_rs::o200k_base().unwrap();
+    let cl100k = tiktoken_rs::cl100k_base().unwrap();
+    let levels = [Compaction::Off, Compaction::Safe, Compaction::Aggressive];
+    println!("| server | tools | bytes off / safe / aggressive | o200k tokens off / safe / aggressive | cl100k tokens off / safe / aggressive | safe saves (o200k) |");
+    println!("|---|---:|---|---|---|---:|");
+    let mut totals = [[0usize; 3]; 3];
+    let mut tools_total = 0;
+    for p in paths {
+        let doc: Value = sonic_rs::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        let items: Vec<RawItem> = doc["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| RawItem {
+                key: t["name"].as_str().unwrap().to_string(),
+                json: sonic_rs::to_vec(t).unwrap(),
+            })
+            .collect();
+        tools_total += items.len();
+        let mut row = [[0usize; 3]; 3];
+        for (li, level) in levels.iter().enumerate() {
+            let c = Curation {
+                compaction: *level,
+                description_budget: 200,
+                ..Default::default()
+            };
+            let out: Vec<Vec<u8>> = if *level == Compaction::Off {
+                items.iter().map(|t| t.json.clone()).collect()
+            } else {
+                c.tools(&items, &mut Vec::new())
+                    .into_iter()
+                    .map(|t| t.json.into_owned())
+                    .collect()
+            };
+            let text = render(&out);
+            row[0][li] = text.len();
+            row[1][li] = o200k.encode_with_special_tokens(&text).len();
+            row[2][li] = cl100k.encode_with_special_tokens(&text).len();
+        }
+        for m in 0..3 {
+            for l in 0..3 {
+                totals[m][l] += row[m][l];
+            }
+        }
+        let name = p.file_stem().unwrap().to_string_lossy().to_string();
+        print_row(&name, items.len(), &row);
+    }
+    print_row("**all**", tools_total, &totals);
+}
+
+fn print_row(name: &str, tools: usize, r: &[[usize; 3]; 3]) {
+    let saved = 100.0 * (1.0 - r[1][1] as f64 / r[1][0].max(1) as f64);
+    println!(
+        "| {name} | {tools} | {} / {} / {} | {} / {} / {} | {} / {} / {} | {saved:.0}% |",
+        r[0][0], r[0][1], r[0][2], r[1][0], r[1][1], r[1][2], r[2][0], r[2][1], r[2][2]
+    );
+}
