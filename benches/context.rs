@@ -81,6 +81,15 @@ fn main() {
         print_row(&name, items.len(), &row);
     }
     print_row("**all**", tools_total, &totals);
+    let meta = only1mcp_shards::mcp::meta::TOOLS;
+    println!();
+    println!(
+        "search mode: the initial tool context is the 3 meta tools, {} bytes, {} o200k / {} cl100k tokens, whatever the catalog ({:.1}% of the full list's o200k tokens)",
+        meta.len(),
+        o200k.encode_with_special_tokens(meta).len(),
+        cl100k.encode_with_special_tokens(meta).len(),
+        100.0 * o200k.encode_with_special_tokens(meta).len() as f64 / totals[1][0].max(1) as f64
+    );
 }
 
 fn print_row(name: &str, tools: usize, r: &[[usize; 3]; 3]) {

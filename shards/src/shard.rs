@@ -198,6 +198,8 @@ pub struct LocalShard {
     pub stats: crate::stats::LocalStats,
     /// Who is calling and what it may do.
     pub auth: crate::auth::local::LocalAuth,
+    /// The search index of the `search` discovery mode (built on first use).
+    pub search: crate::mcp::meta::LocalSearch,
     /// TLS handshakes for this shard's listener, when `[server.tls]` is set.
     pub tls: Option<monoio_rustls::TlsAcceptor>,
     /// The latest Prometheus text the control thread rendered (served at `/metrics`).
@@ -289,6 +291,7 @@ async fn shard_main(init: ShardInit) {
         max_connections: cfg.server.max_connections_per_shard,
         stats: Default::default(),
         tls: init.tls.clone().map(monoio_rustls::TlsAcceptor::from),
+        search: Default::default(),
         auth: crate::auth::local::LocalAuth::new(
             init.keys.clone(),
             init.audit.clone(),

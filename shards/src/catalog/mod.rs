@@ -17,6 +17,7 @@
 pub mod build;
 pub mod curate;
 pub mod page;
+pub mod search;
 pub mod uri;
 
 use std::sync::Arc;

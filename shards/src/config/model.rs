@@ -141,6 +141,21 @@ pub struct ProxySection {
     pub description_budget: usize,
     /// Default for hiding tools with unusable input schemas.
     pub hide_invalid_schemas: bool,
+    /// How clients discover tools: every schema (`full`) or three meta tools (`search`); a
+    /// client may choose with the `X-MCP-Discovery` header.
+    pub discovery: Discovery,
+}
+
+/// Tool discovery mode (`[proxy] discovery`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Discovery {
+    /// `tools/list` lists every tool with its schema.
+    #[default]
+    Full,
+    /// `tools/list` lists `search_tools`, `get_tool_schema` and `call_tool`; the catalog is
+    /// reached through them.
+    Search,
 }
 
 /// `[metrics]`: the Unix socket the TUI and other watchers attach to (`/metrics` on the
@@ -175,6 +190,7 @@ impl Default for ProxySection {
             compaction: Default::default(),
             description_budget: 300,
             hide_invalid_schemas: false,
+            discovery: Discovery::Full,
         }
     }
 }

@@ -63,6 +63,8 @@ pub struct KnownHeaders {
     pub mcp_method: Option<Range<usize>>,
     /// Mcp-Name (2026-07-28)
     pub mcp_name: Option<Range<usize>>,
+    /// `X-MCP-Discovery` (a client's choice of `full` or `search` tool discovery).
+    pub discovery: Option<Range<usize>>,
 }
 
 /// One parsed request: head ranges into `head_buf`, body in `body`.
@@ -289,6 +291,8 @@ fn head_from(
             headers.mcp_method = Some(v);
         } else if name.eq_ignore_ascii_case("mcp-name") {
             headers.mcp_name = Some(v);
+        } else if name.eq_ignore_ascii_case("x-mcp-discovery") {
+            headers.discovery = Some(v);
         }
     }
     if saw_length && matches!(framing, Framing::Chunked) {

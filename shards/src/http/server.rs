@@ -320,6 +320,14 @@ async fn mcp(shard: &Rc<LocalShard>, req: &Request, bufs: &mut ConnBuffers) -> R
             crate::balance::AffinityValues::from_head(&snap.balance_keys, &bufs.buf[..req.head_len])
         },
         principal,
+        search: {
+            let default = shard.snapshot.load().config.proxy.discovery;
+            match bufs.text(&h.discovery).map(str::trim) {
+                Some(v) if v.eq_ignore_ascii_case("search") => true,
+                Some(v) if v.eq_ignore_ascii_case("full") => false,
+                _ => default == crate::config::Discovery::Search,
+            }
+        },
         body: std::mem::take(&mut bufs.body),
     };
     let reply = handle(shard, mreq, true).await;

@@ -43,6 +43,8 @@ pub struct McpHttpRequest {
     pub affinity: crate::balance::AffinityValues,
     /// Who sent it (authenticated by the front; `anonymous` when auth is off).
     pub principal: Principal,
+    /// The client discovers tools through the search meta tools.
+    pub search: bool,
     /// Body.
     pub body: Vec<u8>,
 }
@@ -164,7 +166,7 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
         }
         Kind::Request => {
             let _ = &session;
-            request(shard, sid, &req.body, &env, &req.affinity, &req.principal).await
+            request(shard, sid, &req, &env).await
         }
     }
 }
@@ -210,11 +212,10 @@ pub(crate) async fn hand_off(shard: &Rc<LocalShard>, owner: usize, req: McpHttpR
 async fn request(
     shard: &Rc<LocalShard>,
     sid: &str,
-    body: &[u8],
+    req: &McpHttpRequest,
     env: &Envelope<'_>,
-    affinity: &crate::balance::AffinityValues,
-    principal: &Principal,
 ) -> Reply {
+    let (body, affinity, principal) = (&req.body[..], &req.affinity, &req.principal);
     let id = env.id_bytes(body);
     let started = std::time::Instant::now();
     let era = || Era {
@@ -226,6 +227,20 @@ async fn request(
     let json = |r: Result<Vec<u8>, McpError>| r.map(Answer::Json);
     let result = match method {
         "ping" => Ok(Answer::Json(ok_result(id, b"{}"))),
+        "tools/list" if req.search => {
+            let tools = format!(r#"{{"tools":{}}}"#, crate::mcp::meta::TOOLS);
+            Ok(Answer::Json(ok_result(id, tools.as_bytes())))
+        }
+        "tools/call"
+            if req.search
+                && env
+                    .name_str
+                    .as_deref()
+                    .is_some_and(crate::mcp::meta::is_meta) =>
+        {
+            let name = env.name_str.as_deref().unwrap_or_default();
+            crate::mcp::meta::call(shard, sid, body, env, name, era()).await
+        }
         "tools/list" => json(list(shard, body, env, ListKind::Tools, principal)),
         "prompts/list" => json(list(shard, body, env, ListKind::Prompts, principal)),
         "resources/list" => json(list(shard, body, env, ListKind::Resources, principal)),

@@ -14,6 +14,7 @@ pub mod guard;
 pub mod jsonrpc;
 pub mod lifecycle;
 pub mod listen;
+pub mod meta;
 pub mod methods;
 pub mod modern;
 pub mod resume;

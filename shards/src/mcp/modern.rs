@@ -235,6 +235,24 @@ async fn serve_counted(
             id,
             &discover(shard),
         ))),
+        "tools/list" if req.search => Ok(Answer::Json(crate::mcp::dispatch::ok_result(
+            id,
+            format!(
+                r#"{{"resultType":"complete","tools":{}}}"#,
+                crate::mcp::meta::TOOLS
+            )
+            .as_bytes(),
+        ))),
+        "tools/call"
+            if req.search
+                && env
+                    .name_str
+                    .as_deref()
+                    .is_some_and(crate::mcp::meta::is_meta) =>
+        {
+            let name = env.name_str.as_deref().unwrap_or_default();
+            crate::mcp::meta::call(shard, "", body, env, name, era).await
+        }
         "tools/list" => list(shard, body, env, id, ListKind::Tools, &req.principal),
         "prompts/list" => list(shard, body, env, id, ListKind::Prompts, &req.principal),
         "resources/list" => list(shard, body, env, id, ListKind::Resources, &req.principal),

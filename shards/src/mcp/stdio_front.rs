@@ -114,6 +114,8 @@ pub async fn line(shard: &Rc<LocalShard>, line: Vec<u8>) {
             mcp_name: None,
             affinity: Default::default(),
             principal: shard.snapshot.load().auth.anonymous.clone(),
+            search: shard.snapshot.load().config.proxy.discovery
+                == crate::config::Discovery::Search,
             body: line,
         };
         shard.inflight.set(shard.inflight.get() + 1);
@@ -134,6 +136,7 @@ pub async fn line(shard: &Rc<LocalShard>, line: Vec<u8>) {
                 mcp_name: None,
                 affinity: Default::default(),
                 principal: shard.snapshot.load().auth.anonymous.clone(),
+                search: false,
                 body: Vec::new(),
             };
             let stream = handle(&shard, get, true).await;

@@ -1,0 +1,165 @@
+//! The `search` discovery mode: instead of every tool's schema, a client's `tools/list` has
+//! three small meta tools, and reaches the catalog through them:
+//!
+//! - `search_tools {query, limit?}`: the best matches (BM25 over names, descriptions and
+//!   argument names, `catalog/search.rs`), as name and short description;
+//! - `get_tool_schema {name}`: one tool's full definition;
+//! - `call_tool {name, arguments}`: calls it (exactly as a `tools/call` of that name would).
+//!
+//! RBAC applies as everywhere: a tool the caller may not use is never found, described or
+//! called (it answers like an unknown tool). The index is built once per catalog version
+//! and era on each shard.
+
+use std::rc::Rc;
+
+use sonic_rs::JsonValueTrait;
+
+use crate::catalog::search::SearchIndex;
+use crate::catalog::ListKind;
+use crate::error::McpError;
+use crate::mcp::dispatch::{by_name, ok_result, Named};
+use crate::mcp::forward::{Answer, Era};
+use crate::mcp::jsonrpc::Envelope;
+use crate::shard::LocalShard;
+
+/// The meta tools, as `tools/list` shows them.
+pub const TOOLS: &str = r#"[{"name":"search_tools","description":"Find the tools that can do something: describe the task in a few words. Returns tool names with a short description; then get_tool_schema for the arguments, and call_tool to run one.","inputSchema":{"type":"object","properties":{"query":{"type":"string","description":"What the tool should do"},"limit":{"type":"integer","minimum":1,"maximum":50,"description":"Most results (default 10)"}},"required":["query"]}},{"name":"get_tool_schema","description":"The full definition of one tool (its input schema), by the name search_tools gave.","inputSchema":{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}},{"name":"call_tool","description":"Call a tool by name with its arguments.","inputSchema":{"type":"object","properties":{"name":{"type":"string"},"arguments":{"type":"object"}},"required":["name"]}}]"#;
+
+/// Is `name` one of the meta tools?
+pub fn is_meta(name: &str) -> bool {
+    matches!(name, "search_tools" | "get_tool_schema" | "call_tool")
+}
+
+/// The shard's index of the catalog of one era, rebuilt when the snapshot changes.
+#[derive(Default)]
+pub struct LocalSearch {
+    cached: std::cell::RefCell<[(u64, Option<Rc<SearchIndex>>); 2]>,
+}
+
+impl LocalSearch {
+    fn index(&self, shard: &LocalShard, modern: bool) -> Rc<SearchIndex> {
+        let snap = shard.snapshot.load();
+        let mut c = self.cached.borrow_mut();
+        let slot = &mut c[modern as usize];
+        if slot.0 != snap.version || slot.1.is_none() {
+            let (json, items, _) = snap.catalog_for(modern).list(ListKind::Tools);
+            let idx =
+                SearchIndex::build(items.iter().map(|(s, e)| &json[*s as usize..*e as usize]));
+            *slot = (snap.version, Some(Rc::new(idx)));
+        }
+        slot.1.clone().unwrap_or_default()
+    }
+}
+
+fn arg_str(body: &[u8], key: &str) -> Option<String> {
+    sonic_rs::get(body, ["params", "arguments", key])
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+}
+
+/// The item JSON and backend of tool `name` in the era's catalog, if the caller may use it.
+fn visible(shard: &LocalShard, era: &Era, name: &str) -> Option<Vec<u8>> {
+    let snap = shard.snapshot.load();
+    let catalog = snap.catalog_for(era.modern);
+    let (json, items, keys) = catalog.list(ListKind::Tools);
+    let i = keys.iter().position(|(_, k)| &**k == name)?;
+    let backend = keys[i].0 as usize;
+    let allowed = era.principal.as_ref().is_none_or(|p| {
+        crate::auth::local::allows(&snap, p, crate::auth::policy::ItemKind::Tool, backend, name)
+    });
+    let (s, e) = items[i];
+    allowed.then(|| json[s as usize..e as usize].to_vec())
+}
+
+/// `{"content":[{"type":"text","text":<text>}],"structuredContent":<structured>}`.
+fn text_result(id: &[u8], text: &str, structured: Option<&str>) -> Answer {
+    let mut r = String::from(r#"{"content":[{"type":"text","text":"#);
+    r.push_str(&sonic_rs::to_string(text).unwrap_or_default());
+    r.push_str("}]");
+    if let Some(s) = structured {
+        r.push_str(r#","structuredContent":"#);
+        r.push_str(s);
+    }
+    r.push('}');
+    Answer::Json(ok_result(id, r.as_bytes()))
+}
+
+/// Runs a meta tool (`tools/call` of `name`).
+pub async fn call(
+    shard: &Rc<LocalShard>,
+    sid: &str,
+    body: &[u8],
+    env: &Envelope<'_>,
+    name: &str,
+    era: Era,
+) -> Result<Answer, McpError> {
+    let id = env.id_bytes(body);
+    match name {
+        "search_tools" => {
+            let query = arg_str(body, "query")
+                .ok_or_else(|| McpError::InvalidParams("search_tools needs a query".into()))?;
+            let limit = sonic_rs::get(body, ["params", "arguments", "limit"])
+                .ok()
+                .and_then(|v| v.as_u64())
+                .unwrap_or(10)
+                .clamp(1, 50) as usize;
+            let idx = shard.search.index(shard, era.modern);
+            let snap = shard.snapshot.load();
+            let (json, items, keys) = snap.catalog_for(era.modern).list(ListKind::Tools);
+            let allowed = |i: usize| {
+                era.principal.as_ref().is_none_or(|p| {
+                    let kind = crate::auth::policy::ItemKind::Tool;
+                    crate::auth::local::allows(&snap, p, kind, keys[i].0 as usize, &keys[i].1)
+                })
+            };
+            let hits = idx.search(&query, limit, &allowed);
+            let mut found = Vec::with_capacity(hits.len());
+            for (i, _) in hits {
+                let (s, e) = items[i];
+                let item = &json[s as usize..e as usize];
+                let desc = sonic_rs::get(item, ["description"])
+                    .ok()
+                    .and_then(|d| d.as_str().map(|d| short(d, 160)))
+                    .unwrap_or_default();
+                found.push(sonic_rs::json!({"name": &*keys[i].1, "description": desc}));
+            }
+            let list = sonic_rs::to_string(&found).unwrap_or_default();
+            let structured = format!(r#"{{"tools":{list}}}"#);
+            Ok(text_result(id, &list, Some(&structured)))
+        }
+        "get_tool_schema" => {
+            let wanted = arg_str(body, "name")
+                .ok_or_else(|| McpError::InvalidParams("get_tool_schema needs a name".into()))?;
+            let item = visible(shard, &era, &wanted)
+                .ok_or_else(|| McpError::UnknownTool(wanted.clone()))?;
+            let text = String::from_utf8_lossy(&item).to_string();
+            Ok(text_result(id, &text, None))
+        }
+        _ => {
+            let wanted = arg_str(body, "name")
+                .ok_or_else(|| McpError::InvalidParams("call_tool needs a name".into()))?;
+            let args = sonic_rs::get(body, ["params", "arguments", "arguments"])
+                .ok()
+                .map(|v| v.as_raw_str().to_string())
+                .unwrap_or_else(|| "{}".into());
+            // The same request as a direct tools/call of that tool (the client's id kept).
+            let inner = format!(
+                r#"{{"jsonrpc":"2.0","id":{},"method":"tools/call","params":{{"name":{},"arguments":{args}}}}}"#,
+                String::from_utf8_lossy(if id.is_empty() { b"null" } else { id }),
+                sonic_rs::to_string(&wanted).unwrap_or_default()
+            );
+            let inner = inner.into_bytes();
+            let inner_env = Envelope::parse(&inner)?;
+            by_name(shard, sid, &inner, &inner_env, Named::Tool, era).await
+        }
+    }
+}
+
+fn short(s: &str, max: usize) -> String {
+    let one: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one.chars().count() <= max {
+        return one;
+    }
+    let cut: String = one.chars().take(max - 1).collect();
+    format!("{}…", cut.trim_end())
+}

@@ -1,0 +1,104 @@
+"""The `search` discovery mode through the real gateway with the official MCP Python SDK,
+both drivers: a client that asks for it (`X-MCP-Discovery: search`) lists three meta tools
+instead of every schema, finds a tool by words, reads its schema and calls it; a client
+that does not ask still gets the full list; and `[proxy] discovery = "search"` makes search
+the default that a client may turn off with `X-MCP-Discovery: full`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from mcp import ClientSession, MCPError
+from mcp.client.streamable_http import streamable_http_client
+
+from conftest import DRIVERS, config_text, demo_stdio, run, running_gateway, text_of
+
+META = ["search_tools", "get_tool_schema", "call_tool"]
+
+
+async def tools_and_calls(url: str, header: str | None) -> dict:
+    headers = {"X-MCP-Discovery": header} if header else {}
+    client = httpx.AsyncClient(headers=headers, timeout=20)
+    async with client, streamable_http_client(url, http_client=client) as (r, w), \
+            ClientSession(r, w) as session:
+        await session.initialize()
+        names = [t.name for t in (await session.list_tools()).tools]
+        out: dict = {"names": names}
+        if "search_tools" in names:
+            found = await session.call_tool("search_tools", {"query": "add two numbers", "limit": 3})
+            out["found"] = [t["name"] for t in found.structured_content["tools"]]
+            schema = await session.call_tool("get_tool_schema", {"name": "demo__add"})
+            out["schema"] = json.loads(text_of(schema))
+            summed = await session.call_tool("call_tool", {"name": "demo__add", "arguments": {"a": 2, "b": 3}})
+            out["sum"] = text_of(summed)
+            try:
+                await session.call_tool("get_tool_schema", {"name": "demo__nope"})
+                out["unknown"] = None
+            except MCPError as e:  # the same error as a tools/call of an unknown tool
+                out["unknown"] = (e.code, e.message)
+        return out
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_search_mode_finds_describes_and_calls(driver: str, tmp_path) -> None:
+    cfg = config_text(demo_stdio("demo"), demo_stdio("other"))
+    with running_gateway(driver, cfg, tmp_path, "disc", {"demo": "ready", "other": "ready"},
+                         ["--name demo"]) as gw:
+        s = run(tools_and_calls, gw.url, "search")
+        assert s["names"] == META
+        assert s["found"][0] == "demo__add", s["found"]
+        assert s["schema"]["name"] == "demo__add"
+        assert s["schema"]["inputSchema"]["required"] == ["a", "b"]
+        assert s["sum"] == "5"
+        assert s["unknown"] == (-32602, "unknown tool: demo__nope")
+        full = run(tools_and_calls, gw.url, None)
+        assert "demo__add" in full["names"] and "search_tools" not in full["names"]
+        assert len(full["names"]) == 2 * 11
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_search_as_the_default_and_full_on_request(driver: str, tmp_path) -> None:
+    cfg = config_text(demo_stdio("demo")).replace("[proxy]\n", '[proxy]\ndiscovery = "search"\n')
+    with running_gateway(driver, cfg, tmp_path, "disc2", {"demo": "ready"}, ["--name demo"]) as gw:
+        assert run(tools_and_calls, gw.url, None)["names"] == META
+        assert "demo__echo" in run(tools_and_calls, gw.url, "full")["names"]
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_search_mode_respects_roles(driver: str, tmp_path) -> None:
+    import hashlib
+
+    key = "k-reader-only-echo"
+    auth = (
+        '[auth]\nmode = "api_key"\n[[auth.api_keys]]\nname = "reader"\n'
+        f'sha256 = "{hashlib.sha256(key.encode()).hexdigest()}"\nroles = ["echo-only"]\n'
+        '[[auth.roles]]\nname = "echo-only"\ntools = ["demo__echo"]\n'
+    )
+    cfg = auth + config_text(demo_stdio("demo"))
+
+    async def body(url: str) -> dict:
+        client = httpx.AsyncClient(
+            headers={"X-MCP-Discovery": "search", "Authorization": f"Bearer {key}"}, timeout=20
+        )
+        async with client, streamable_http_client(url, http_client=client) as (r, w), \
+                ClientSession(r, w) as session:
+            await session.initialize()
+            found = await session.call_tool("search_tools", {"query": "add two numbers echo message"})
+            names = [t["name"] for t in found.structured_content["tools"]]
+            errors = []
+            for tool, args in [("get_tool_schema", {"name": "demo__add"}),
+                               ("call_tool", {"name": "demo__add", "arguments": {"a": 1, "b": 2}})]:
+                try:
+                    await session.call_tool(tool, args)
+                    errors.append(None)
+                except MCPError as e:
+                    errors.append(e.message)
+            return {"names": names, "errors": errors}
+
+    with running_gateway(driver, cfg, tmp_path, "disc3", {"demo": "ready"}, ["--name demo"]) as gw:
+        r = run(body, gw.url)
+        assert r["names"] == ["demo__echo"], r
+        assert r["errors"] == ["unknown tool: demo__add"] * 2, r
