@@ -102,3 +102,28 @@ def test_search_mode_respects_roles(driver: str, tmp_path) -> None:
         r = run(body, gw.url)
         assert r["names"] == ["demo__echo"], r
         assert r["errors"] == ["unknown tool: demo__add"] * 2, r
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("overflow", ["search", "truncate"])
+def test_a_tool_ceiling_applies_its_overflow_policy(driver: str, overflow: str, tmp_path) -> None:
+    cfg = config_text(demo_stdio("demo"), demo_stdio("other")).replace(
+        "[proxy]\n", f'[proxy]\nmax_tools = 5\ntools_overflow = "{overflow}"\n'
+    )
+
+    async def body(url: str) -> tuple[list[str], str]:
+        async with streamable_http_client(url) as (r, w), ClientSession(r, w) as session:
+            await session.initialize()
+            names = [t.name for t in (await session.list_tools()).tools]
+            # Beyond the ceiling every tool stays callable by name.
+            echoed = await session.call_tool("other__echo", {"message": "still callable"})
+            return names, text_of(echoed)
+
+    with running_gateway(driver, cfg, tmp_path, f"ceil-{overflow}", {"demo": "ready", "other": "ready"},
+                         ["--name demo"]) as gw:
+        names, echoed = run(body, gw.url)
+        if overflow == "search":
+            assert names == META, names
+        else:
+            assert len(names) == 5 and all(n.startswith("demo__") for n in names), names
+        assert echoed == "still callable"

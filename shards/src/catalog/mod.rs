@@ -394,7 +394,12 @@ pub fn page_of<'a>(
         if offset > items.len() || (offset == items.len() && offset > 0) {
             return None;
         }
-        if offset == 0 && (page_size == 0 || items.len() <= page_size) {
+        // The whole rendering, when `items` is all of it (not a ceiling's prefix).
+        let whole = match (items.first(), items.last()) {
+            (Some(f), Some(l)) => f.0 == 1 && l.1 as usize + 1 == json.len(),
+            _ => json.len() == 2,
+        };
+        if whole && offset == 0 && (page_size == 0 || items.len() <= page_size) {
             return Some((std::borrow::Cow::Borrowed(json), None));
         }
         let end = if page_size == 0 {

@@ -144,6 +144,11 @@ pub struct ProxySection {
     /// How clients discover tools: every schema (`full`) or three meta tools (`search`); a
     /// client may choose with the `X-MCP-Discovery` header.
     pub discovery: Discovery,
+    /// Most tools a client is shown in `full` mode (0 = no ceiling); beyond it,
+    /// `tools_overflow` decides.
+    pub max_tools: usize,
+    /// What happens past `max_tools`.
+    pub tools_overflow: ToolsOverflow,
 }
 
 /// Tool discovery mode (`[proxy] discovery`).
@@ -156,6 +161,18 @@ pub enum Discovery {
     /// `tools/list` lists `search_tools`, `get_tool_schema` and `call_tool`; the catalog is
     /// reached through them.
     Search,
+}
+
+/// What a client past `[proxy] max_tools` gets.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolsOverflow {
+    /// The `search` meta tools instead of the list (nothing is out of reach).
+    #[default]
+    Search,
+    /// The first `max_tools` tools of the list (sorted by server order); the rest are
+    /// still callable by name but not listed.
+    Truncate,
 }
 
 /// `[metrics]`: the Unix socket the TUI and other watchers attach to (`/metrics` on the
@@ -191,6 +208,8 @@ impl Default for ProxySection {
             description_budget: 300,
             hide_invalid_schemas: false,
             discovery: Discovery::Full,
+            max_tools: 0,
+            tools_overflow: ToolsOverflow::Search,
         }
     }
 }

@@ -216,6 +216,8 @@ async fn request(
     env: &Envelope<'_>,
 ) -> Reply {
     let (body, affinity, principal) = (&req.body[..], &req.affinity, &req.principal);
+    let searching = matches!(env.method.as_deref(), Some("tools/list" | "tools/call"))
+        && crate::mcp::meta::searching(shard, req.search, false, principal);
     let id = env.id_bytes(body);
     let started = std::time::Instant::now();
     let era = || Era {
@@ -227,7 +229,7 @@ async fn request(
     let json = |r: Result<Vec<u8>, McpError>| r.map(Answer::Json);
     let result = match method {
         "ping" => Ok(Answer::Json(ok_result(id, b"{}"))),
-        "tools/list" if req.search => {
+        "tools/list" if searching => {
             let tools = format!(r#"{{"tools":{}}}"#, crate::mcp::meta::TOOLS);
             Ok(Answer::Json(ok_result(id, tools.as_bytes())))
         }
@@ -318,10 +320,24 @@ pub(crate) fn list_page(
     let size = snap.config.proxy.list_page_size;
     // RBAC: the principal's view of the list, rendered once per catalog version and role set.
     let view = shard.auth.view(&snap, modern, kind, principal);
-    let page = match &view {
-        Some(v) => crate::catalog::page_of(&v.0, &v.1, offset, size),
-        None => snap.catalog_for(modern).page(kind, offset, size),
+    let (json, items): (&[u8], &[(u32, u32)]) = match &view {
+        Some(v) => (&v.0, &v.1),
+        None => {
+            let (j, i, _) = snap.catalog_for(modern).list(kind);
+            (j, i)
+        }
     };
+    // The tool ceiling, truncate policy: only the first `max_tools` are listed.
+    let p = &snap.config.proxy;
+    let items = if kind == crate::catalog::ListKind::Tools
+        && p.max_tools > 0
+        && p.tools_overflow == crate::config::ToolsOverflow::Truncate
+    {
+        &items[..items.len().min(p.max_tools)]
+    } else {
+        items
+    };
+    let page = crate::catalog::page_of(json, items, offset, size);
     let (items, next) = page.ok_or_else(|| McpError::InvalidParams("invalid cursor".into()))?;
     out.push(b'"');
     out.extend_from_slice(kind.key().as_bytes());

@@ -25,6 +25,29 @@ use crate::shard::LocalShard;
 /// The meta tools, as `tools/list` shows them.
 pub const TOOLS: &str = r#"[{"name":"search_tools","description":"Find the tools that can do something: describe the task in a few words. Returns tool names with a short description; then get_tool_schema for the arguments, and call_tool to run one.","inputSchema":{"type":"object","properties":{"query":{"type":"string","description":"What the tool should do"},"limit":{"type":"integer","minimum":1,"maximum":50,"description":"Most results (default 10)"}},"required":["query"]}},{"name":"get_tool_schema","description":"The full definition of one tool (its input schema), by the name search_tools gave.","inputSchema":{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}},{"name":"call_tool","description":"Call a tool by name with its arguments.","inputSchema":{"type":"object","properties":{"name":{"type":"string"},"arguments":{"type":"object"}},"required":["name"]}}]"#;
 
+/// Does this client get the meta tools: it asked for them, or the tools it may see are more
+/// than `[proxy] max_tools` and the overflow policy is `search`?
+pub fn searching(
+    shard: &LocalShard,
+    asked: bool,
+    modern: bool,
+    principal: &crate::auth::verify::Principal,
+) -> bool {
+    if asked {
+        return true;
+    }
+    let snap = shard.snapshot.load();
+    let p = &snap.config.proxy;
+    if p.max_tools == 0 || p.tools_overflow != crate::config::ToolsOverflow::Search {
+        return false;
+    }
+    let seen = match shard.auth.view(&snap, modern, ListKind::Tools, principal) {
+        Some(v) => v.1.len(),
+        None => snap.catalog_for(modern).tools_items.len(),
+    };
+    seen > p.max_tools
+}
+
 /// Is `name` one of the meta tools?
 pub fn is_meta(name: &str) -> bool {
     matches!(name, "search_tools" | "get_tool_schema" | "call_tool")

@@ -230,12 +230,14 @@ async fn serve_counted(
             return crate::mcp::bridge::resume(shard, req, env, &state).await;
         }
     }
+    let searching = matches!(method, "tools/list" | "tools/call")
+        && crate::mcp::meta::searching(shard, req.search, true, &req.principal);
     let answer = match method {
         "server/discover" => Ok(Answer::Json(crate::mcp::dispatch::ok_result(
             id,
             &discover(shard),
         ))),
-        "tools/list" if req.search => Ok(Answer::Json(crate::mcp::dispatch::ok_result(
+        "tools/list" if searching => Ok(Answer::Json(crate::mcp::dispatch::ok_result(
             id,
             format!(
                 r#"{{"resultType":"complete","tools":{}}}"#,
