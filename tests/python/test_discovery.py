@@ -115,8 +115,12 @@ def test_a_tool_ceiling_applies_its_overflow_policy(driver: str, overflow: str, 
         async with streamable_http_client(url) as (r, w), ClientSession(r, w) as session:
             await session.initialize()
             names = [t.name for t in (await session.list_tools()).tools]
-            # Beyond the ceiling every tool stays callable by name.
+            # Beyond the ceiling every tool stays callable by name ...
             echoed = await session.call_tool("other__echo", {"message": "still callable"})
+            if overflow == "search":
+                # ... and the meta tools work for a client switched to search.
+                found = await session.call_tool("search_tools", {"query": "echo message back"})
+                assert found.structured_content["tools"], found
             return names, text_of(echoed)
 
     with running_gateway(driver, cfg, tmp_path, f"ceil-{overflow}", {"demo": "ready", "other": "ready"},
@@ -127,3 +131,33 @@ def test_a_tool_ceiling_applies_its_overflow_policy(driver: str, overflow: str, 
         else:
             assert len(names) == 5 and all(n.startswith("demo__") for n in names), names
         assert echoed == "still callable"
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_hybrid_lists_pinned_and_most_used_tools_within_the_budget(driver: str, tmp_path) -> None:
+    cfg = config_text(demo_stdio("demo")).replace(
+        "[proxy]\n", '[proxy]\nhybrid_pinned = ["demo__echo"]\nhybrid_most_used = 1\n'
+    )
+
+    async def body(url: str, header: str) -> tuple[list[str], list[str]]:
+        client = httpx.AsyncClient(headers={"X-MCP-Discovery": header}, timeout=20)
+        async with client, streamable_http_client(url, http_client=client) as (r, w), \
+                ClientSession(r, w) as session:
+            await session.initialize()
+            before = [t.name for t in (await session.list_tools()).tools]
+            for _ in range(3):
+                await session.call_tool("call_tool", {"name": "demo__add", "arguments": {"a": 1, "b": 1}})
+            await session.call_tool("demo__whoami", {})
+            after = [t.name for t in (await session.list_tools()).tools]
+            return before, after
+
+    with running_gateway(driver, cfg, tmp_path, "hybrid", {"demo": "ready"}, ["--name demo"]) as gw:
+        before, after = run(body, gw.url, "hybrid")
+        assert before == META + ["demo__echo"], before
+        # The most used tool joins (3 calls of add beat 1 of whoami; hybrid_most_used = 1).
+        assert after == META + ["demo__echo", "demo__add"], after
+
+    tight = cfg.replace("hybrid_most_used = 1\n", "hybrid_most_used = 1\nhybrid_token_budget = 10\n")
+    with running_gateway(driver, tight, tmp_path, "hybrid2", {"demo": "ready"}, ["--name demo"]) as gw:
+        before, _ = run(body, gw.url, "hybrid")
+        assert before == META, before  # nothing fits in 10 tokens

@@ -149,6 +149,12 @@ pub struct ProxySection {
     pub max_tools: usize,
     /// What happens past `max_tools`.
     pub tools_overflow: ToolsOverflow,
+    /// Hybrid mode: tools always listed in full (globs over exposed names).
+    pub hybrid_pinned: Vec<String>,
+    /// Hybrid mode: the most used tools listed in full besides the pinned ones.
+    pub hybrid_most_used: usize,
+    /// Hybrid mode: the eager tools' budget, in tokens (estimated as bytes / 4).
+    pub hybrid_token_budget: usize,
 }
 
 /// Tool discovery mode (`[proxy] discovery`).
@@ -161,6 +167,9 @@ pub enum Discovery {
     /// `tools/list` lists `search_tools`, `get_tool_schema` and `call_tool`; the catalog is
     /// reached through them.
     Search,
+    /// The meta tools plus, eagerly, the pinned tools and the most used ones, within
+    /// `hybrid_token_budget`.
+    Hybrid,
 }
 
 /// What a client past `[proxy] max_tools` gets.
@@ -210,6 +219,9 @@ impl Default for ProxySection {
             discovery: Discovery::Full,
             max_tools: 0,
             tools_overflow: ToolsOverflow::Search,
+            hybrid_pinned: Vec::new(),
+            hybrid_most_used: 10,
+            hybrid_token_budget: 4000,
         }
     }
 }

@@ -320,12 +320,13 @@ async fn mcp(shard: &Rc<LocalShard>, req: &Request, bufs: &mut ConnBuffers) -> R
             crate::balance::AffinityValues::from_head(&snap.balance_keys, &bufs.buf[..req.head_len])
         },
         principal,
-        search: {
-            let default = shard.snapshot.load().config.proxy.discovery;
+        discovery: {
+            use crate::config::Discovery;
             match bufs.text(&h.discovery).map(str::trim) {
-                Some(v) if v.eq_ignore_ascii_case("search") => true,
-                Some(v) if v.eq_ignore_ascii_case("full") => false,
-                _ => default == crate::config::Discovery::Search,
+                Some(v) if v.eq_ignore_ascii_case("search") => Discovery::Search,
+                Some(v) if v.eq_ignore_ascii_case("hybrid") => Discovery::Hybrid,
+                Some(v) if v.eq_ignore_ascii_case("full") => Discovery::Full,
+                _ => shard.snapshot.load().config.proxy.discovery,
             }
         },
         body: std::mem::take(&mut bufs.body),

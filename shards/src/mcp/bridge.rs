@@ -242,7 +242,7 @@ pub async fn resume(
             mcp_name: req.mcp_name.clone(),
             affinity: req.affinity.clone(),
             principal: req.principal.clone(),
-            search: req.search,
+            discovery: req.discovery,
             body: req.body.clone(),
         };
         if shard.peers[owner]

@@ -13,6 +13,7 @@ use std::rc::Rc;
 
 use crate::auth::verify::Principal;
 use crate::catalog::ListKind;
+use crate::config::Discovery;
 use crate::error::McpError;
 use crate::http::request::Method;
 use crate::http::response::Reply;
@@ -43,8 +44,8 @@ pub struct McpHttpRequest {
     pub affinity: crate::balance::AffinityValues,
     /// Who sent it (authenticated by the front; `anonymous` when auth is off).
     pub principal: Principal,
-    /// The client discovers tools through the search meta tools.
-    pub search: bool,
+    /// How the client discovers tools (its `X-MCP-Discovery` header, else the config's).
+    pub discovery: crate::config::Discovery,
     /// Body.
     pub body: Vec<u8>,
 }
@@ -216,8 +217,12 @@ async fn request(
     env: &Envelope<'_>,
 ) -> Reply {
     let (body, affinity, principal) = (&req.body[..], &req.affinity, &req.principal);
-    let searching = matches!(env.method.as_deref(), Some("tools/list" | "tools/call"))
-        && crate::mcp::meta::searching(shard, req.search, false, principal);
+    let mode = match env.method.as_deref() {
+        Some("tools/list" | "tools/call") => {
+            crate::mcp::meta::mode(shard, req.discovery, false, principal)
+        }
+        _ => Discovery::Full,
+    };
     let id = env.id_bytes(body);
     let started = std::time::Instant::now();
     let era = || Era {
@@ -229,12 +234,15 @@ async fn request(
     let json = |r: Result<Vec<u8>, McpError>| r.map(Answer::Json);
     let result = match method {
         "ping" => Ok(Answer::Json(ok_result(id, b"{}"))),
-        "tools/list" if searching => {
-            let tools = format!(r#"{{"tools":{}}}"#, crate::mcp::meta::TOOLS);
-            Ok(Answer::Json(ok_result(id, tools.as_bytes())))
+        "tools/list" if mode != Discovery::Full => {
+            let tools = crate::mcp::meta::list(shard, mode, false, principal);
+            Ok(Answer::Json(ok_result(
+                id,
+                format!(r#"{{"tools":{tools}}}"#).as_bytes(),
+            )))
         }
         "tools/call"
-            if req.search
+            if mode != Discovery::Full
                 && env
                     .name_str
                     .as_deref()
@@ -433,6 +441,9 @@ pub(crate) async fn by_name(
         }
         (route.backend, route.original_json.clone(), route.idempotent)
     };
+    if matches!(kind, Named::Tool) {
+        crate::mcp::meta::used(shard, name);
+    }
     let mut era = era;
     era.retry_safe = idempotent || matches!(kind, Named::Prompt);
     if matches!(kind, Named::Tool) {

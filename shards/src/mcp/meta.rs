@@ -6,6 +6,9 @@
 //! - `get_tool_schema {name}`: one tool's full definition;
 //! - `call_tool {name, arguments}`: calls it (exactly as a `tools/call` of that name would).
 //!
+//! In `hybrid` mode the list also carries, in full, the pinned tools and the ones this
+//! shard has seen called most, within a token budget.
+//!
 //! RBAC applies as everywhere: a tool the caller may not use is never found, described or
 //! called (it answers like an unknown tool). The index is built once per catalog version
 //! and era on each shard.
@@ -16,6 +19,7 @@ use sonic_rs::JsonValueTrait;
 
 use crate::catalog::search::SearchIndex;
 use crate::catalog::ListKind;
+use crate::config::Discovery;
 use crate::error::McpError;
 use crate::mcp::dispatch::{by_name, ok_result, Named};
 use crate::mcp::forward::{Answer, Era};
@@ -25,27 +29,99 @@ use crate::shard::LocalShard;
 /// The meta tools, as `tools/list` shows them.
 pub const TOOLS: &str = r#"[{"name":"search_tools","description":"Find the tools that can do something: describe the task in a few words. Returns tool names with a short description; then get_tool_schema for the arguments, and call_tool to run one.","inputSchema":{"type":"object","properties":{"query":{"type":"string","description":"What the tool should do"},"limit":{"type":"integer","minimum":1,"maximum":50,"description":"Most results (default 10)"}},"required":["query"]}},{"name":"get_tool_schema","description":"The full definition of one tool (its input schema), by the name search_tools gave.","inputSchema":{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}},{"name":"call_tool","description":"Call a tool by name with its arguments.","inputSchema":{"type":"object","properties":{"name":{"type":"string"},"arguments":{"type":"object"}},"required":["name"]}}]"#;
 
-/// Does this client get the meta tools: it asked for them, or the tools it may see are more
-/// than `[proxy] max_tools` and the overflow policy is `search`?
-pub fn searching(
+/// How this client discovers tools: the mode it asked for (or the config's), switched to
+/// `search` when it would see more than `[proxy] max_tools` in `full` mode and the overflow
+/// policy is `search`.
+pub fn mode(
     shard: &LocalShard,
-    asked: bool,
+    asked: Discovery,
     modern: bool,
     principal: &crate::auth::verify::Principal,
-) -> bool {
-    if asked {
-        return true;
+) -> Discovery {
+    if asked != Discovery::Full {
+        return asked;
     }
     let snap = shard.snapshot.load();
     let p = &snap.config.proxy;
     if p.max_tools == 0 || p.tools_overflow != crate::config::ToolsOverflow::Search {
-        return false;
+        return Discovery::Full;
     }
     let seen = match shard.auth.view(&snap, modern, ListKind::Tools, principal) {
         Some(v) => v.1.len(),
         None => snap.catalog_for(modern).tools_items.len(),
     };
-    seen > p.max_tools
+    if seen > p.max_tools {
+        Discovery::Search
+    } else {
+        Discovery::Full
+    }
+}
+
+/// The `tools` array of `tools/list` in `search` or `hybrid` mode: the meta tools, and in
+/// `hybrid` mode also, in full, the pinned tools (catalog order) and then the most used
+/// ones on this shard (most calls first), while their estimated tokens (bytes / 4) fit in
+/// `hybrid_token_budget`.
+pub fn list(
+    shard: &LocalShard,
+    mode: Discovery,
+    modern: bool,
+    principal: &crate::auth::verify::Principal,
+) -> String {
+    let meta = TOOLS.trim_end_matches(']');
+    if mode != Discovery::Hybrid {
+        return TOOLS.to_string();
+    }
+    let snap = shard.snapshot.load();
+    let p = &snap.config.proxy;
+    let (json, items, keys) = snap.catalog_for(modern).list(ListKind::Tools);
+    let allowed = |i: usize| {
+        crate::auth::local::allows(
+            &snap,
+            principal,
+            crate::auth::policy::ItemKind::Tool,
+            keys[i].0 as usize,
+            &keys[i].1,
+        )
+    };
+    let pinned = |name: &str| {
+        p.hybrid_pinned
+            .iter()
+            .any(|g| crate::auth::policy::glob(g.as_bytes(), name.as_bytes()))
+    };
+    let mut chosen: Vec<usize> = (0..keys.len())
+        .filter(|&i| pinned(&keys[i].1) && allowed(i))
+        .collect();
+    let usage = shard.search.usage.borrow();
+    let mut used: Vec<(u64, usize)> = (0..keys.len())
+        .filter(|&i| !chosen.contains(&i) && allowed(i))
+        .filter_map(|i| usage.get(&*keys[i].1).map(|n| (*n, i)))
+        .collect();
+    used.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    chosen.extend(used.into_iter().take(p.hybrid_most_used).map(|(_, i)| i));
+    let mut out = String::from(meta);
+    let mut budget = p.hybrid_token_budget.saturating_mul(4);
+    for i in chosen {
+        let (s, e) = items[i];
+        let item = &json[s as usize..e as usize];
+        if item.len() > budget {
+            continue;
+        }
+        budget -= item.len();
+        out.push(',');
+        out.push_str(&String::from_utf8_lossy(item));
+    }
+    out.push(']');
+    out
+}
+
+/// Counts a call of exposed tool `name` (what `hybrid` mode ranks by).
+pub fn used(shard: &LocalShard, name: &str) {
+    let mut usage = shard.search.usage.borrow_mut();
+    if let Some(n) = usage.get_mut(name) {
+        *n += 1;
+    } else if usage.len() < 100_000 {
+        usage.insert(name.to_string(), 1);
+    }
 }
 
 /// Is `name` one of the meta tools?
@@ -57,6 +133,8 @@ pub fn is_meta(name: &str) -> bool {
 #[derive(Default)]
 pub struct LocalSearch {
     cached: std::cell::RefCell<[(u64, Option<Rc<SearchIndex>>); 2]>,
+    /// Calls per exposed tool name on this shard (hybrid mode's "most used").
+    usage: std::cell::RefCell<hashbrown::HashMap<String, u64, ahash::RandomState>>,
 }
 
 impl LocalSearch {

@@ -14,6 +14,7 @@
 use std::rc::Rc;
 
 use crate::catalog::ListKind;
+use crate::config::Discovery;
 use crate::error::McpError;
 use crate::http::response::Reply;
 use crate::mcp::dispatch::{by_name, resources_read, McpHttpRequest, Named};
@@ -230,23 +231,26 @@ async fn serve_counted(
             return crate::mcp::bridge::resume(shard, req, env, &state).await;
         }
     }
-    let searching = matches!(method, "tools/list" | "tools/call")
-        && crate::mcp::meta::searching(shard, req.search, true, &req.principal);
+    let mode = match method {
+        "tools/list" | "tools/call" => {
+            crate::mcp::meta::mode(shard, req.discovery, true, &req.principal)
+        }
+        _ => Discovery::Full,
+    };
     let answer = match method {
         "server/discover" => Ok(Answer::Json(crate::mcp::dispatch::ok_result(
             id,
             &discover(shard),
         ))),
-        "tools/list" if searching => Ok(Answer::Json(crate::mcp::dispatch::ok_result(
-            id,
-            format!(
-                r#"{{"resultType":"complete","tools":{}}}"#,
-                crate::mcp::meta::TOOLS
-            )
-            .as_bytes(),
-        ))),
+        "tools/list" if mode != Discovery::Full => {
+            let tools = crate::mcp::meta::list(shard, mode, true, &req.principal);
+            Ok(Answer::Json(crate::mcp::dispatch::ok_result(
+                id,
+                format!(r#"{{"resultType":"complete","tools":{tools}}}"#).as_bytes(),
+            )))
+        }
         "tools/call"
-            if req.search
+            if mode != Discovery::Full
                 && env
                     .name_str
                     .as_deref()

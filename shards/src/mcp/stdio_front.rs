@@ -114,8 +114,7 @@ pub async fn line(shard: &Rc<LocalShard>, line: Vec<u8>) {
             mcp_name: None,
             affinity: Default::default(),
             principal: shard.snapshot.load().auth.anonymous.clone(),
-            search: shard.snapshot.load().config.proxy.discovery
-                == crate::config::Discovery::Search,
+            discovery: shard.snapshot.load().config.proxy.discovery,
             body: line,
         };
         shard.inflight.set(shard.inflight.get() + 1);
@@ -136,7 +135,7 @@ pub async fn line(shard: &Rc<LocalShard>, line: Vec<u8>) {
                 mcp_name: None,
                 affinity: Default::default(),
                 principal: shard.snapshot.load().auth.anonymous.clone(),
-                search: false,
+                discovery: crate::config::Discovery::Full,
                 body: Vec::new(),
             };
             let stream = handle(&shard, get, true).await;
