@@ -61,6 +61,13 @@ enum Command {
         #[arg(long)]
         cores: Option<usize>,
     },
+    /// What a client of this config loads into its model's context: tools, bytes and tokens
+    /// per server and discovery mode (runs the gateway on the file briefly).
+    ContextReport {
+        /// Config file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Check a config file; prints every problem with file, line and key.
     Validate {
         /// Config file to check.
@@ -153,6 +160,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             overrides.apply(&mut cfg);
             crate::control::start(cfg, crate::control::Front::Stdio, Some((path, overrides)))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ContextReport { config } => {
+            crate::context_report::run(&config)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { file } => {

@@ -6,6 +6,7 @@
 
 mod audit;
 mod cli;
+mod context_report;
 mod control;
 mod demo;
 mod health;

@@ -79,3 +79,48 @@ fn occupied_port_is_a_clear_error() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("cannot listen on"), "{err}");
 }
+
+#[test]
+fn context_report_counts_what_each_mode_lists() {
+    // Two real demo servers behind the real gateway (started by the command itself): one
+    // as sent, one curated and compacted.
+    let dir = common::scratch("cli-context");
+    let cfg = dir.join("ctx.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[proxy]\nhybrid_pinned = [\"demo__echo\"]\n[metrics]\nsocket_enabled = false\n{}{}",
+            common::demo_stdio("demo", ""),
+            common::demo_stdio(
+                "lean",
+                "compaction = \"aggressive\"\ntools_deny = [\"crash\", \"garbage\"]"
+            )
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(&["context-report", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let row = |mode: &str, server: &str| -> Vec<u64> {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("| {mode} | {server} |")))
+            .unwrap_or_else(|| panic!("no {mode}/{server} row:\n{out}"));
+        line.split('|')
+            .skip(3)
+            .filter_map(|c| c.trim().parse().ok())
+            .collect()
+    };
+    let (demo, lean) = (row("full", "demo"), row("full", "lean"));
+    assert_eq!(demo[0], 11, "{out}");
+    assert_eq!(lean[0], 9, "{out}");
+    assert!(
+        lean[2] < demo[2],
+        "compaction and curation cost fewer tokens:\n{out}"
+    );
+    assert_eq!(row("search", "**all**")[0], 3, "{out}");
+    assert_eq!(row("hybrid", "demo")[0], 1, "{out}");
+    assert!(
+        row("search", "**all**")[2] < row("full", "**all**")[2] / 3,
+        "{out}"
+    );
+}
