@@ -6,11 +6,10 @@
 //!
 //! Run: `cargo bench --bench context`.
 
-use std::path::Path;
+mod common;
+use common::context_fixtures;
 
 use only1mcp_shards::catalog::curate::{Compaction, Curation};
-use only1mcp_shards::catalog::RawItem;
-use sonic_rs::{JsonContainerTrait, JsonValueTrait, Value};
 
 fn render(tools: &[Vec<u8>]) -> String {
     let mut s = String::from("[");
@@ -26,13 +25,6 @@ fn render(tools: &[Vec<u8>]) -> String {
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is expected.
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("perf/context/fixtures");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .expect("perf/context/fixtures (run perf/context/capture.py)")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    paths.sort();
     let o200k = tiktoken_rs::o200k_base().unwrap();
     let cl100k = tiktoken_rs::cl100k_base().unwrap();
     let levels = [Compaction::Off, Compaction::Safe, Compaction::Aggressive];
@@ -40,17 +32,7 @@ fn main() {
     println!("|---|---:|---|---|---|---:|");
     let mut totals = [[0usize; 3]; 3];
     let mut tools_total = 0;
-    for p in paths {
-        let doc: Value = sonic_rs::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-        let items: Vec<RawItem> = doc["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| RawItem {
-                key: t["name"].as_str().unwrap().to_string(),
-                json: sonic_rs::to_vec(t).unwrap(),
-            })
-            .collect();
+    for (name, items) in context_fixtures::load() {
         tools_total += items.len();
         let mut row = [[0usize; 3]; 3];
         for (li, level) in levels.iter().enumerate() {
@@ -77,7 +59,6 @@ fn main() {
                 totals[m][l] += row[m][l];
             }
         }
-        let name = p.file_stem().unwrap().to_string_lossy().to_string();
         print_row(&name, items.len(), &row);
     }
     print_row("**all**", tools_total, &totals);

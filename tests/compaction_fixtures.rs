@@ -6,10 +6,10 @@
 //! valid before is valid after. (The reachability here is computed independently of the
 //! gateway's, over the serialized schema text.)
 
-use std::path::Path;
+#[path = "../benches/common/context_fixtures.rs"]
+mod context_fixtures;
 
 use only1mcp_shards::catalog::curate::{Compaction, Curation};
-use only1mcp_shards::catalog::RawItem;
 use sonic_rs::{JsonContainerTrait, JsonValueMutTrait, JsonValueTrait, Value};
 
 const ANNOTATIONS: [&str; 5] = ["description", "title", "$schema", "$comment", "examples"];
@@ -92,34 +92,9 @@ fn drop_unreferenced(schema: &mut Value) {
     }
 }
 
-fn fixtures() -> Vec<(String, Vec<RawItem>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("perf/context/fixtures");
-    let mut out = Vec::new();
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .expect("perf/context/fixtures exists")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    paths.sort();
-    for p in paths {
-        let doc: Value = sonic_rs::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-        let tools = doc["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| RawItem {
-                key: t["name"].as_str().unwrap().to_string(),
-                json: sonic_rs::to_vec(t).unwrap(),
-            })
-            .collect();
-        out.push((p.file_stem().unwrap().to_string_lossy().to_string(), tools));
-    }
-    out
-}
-
 #[test]
 fn compaction_keeps_every_tool_and_every_validation_keyword() {
-    let all = fixtures();
+    let all = context_fixtures::load();
     let total: usize = all.iter().map(|(_, t)| t.len()).sum();
     assert!(
         all.len() >= 8 && total >= 200,

@@ -7,6 +7,9 @@
 
 use std::path::Path;
 
+#[path = "../benches/common/context_fixtures.rs"]
+mod context_fixtures;
+
 use only1mcp_shards::catalog::search::SearchIndex;
 use sonic_rs::{JsonContainerTrait, JsonValueMutTrait, JsonValueTrait, Value};
 
@@ -15,16 +18,9 @@ fn every_task_finds_its_tool_among_the_first_results() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("perf/context");
     let mut names = Vec::new();
     let mut jsons = Vec::new();
-    let mut paths: Vec<_> = std::fs::read_dir(root.join("fixtures"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    paths.sort();
-    for p in paths {
-        let server = p.file_stem().unwrap().to_string_lossy().to_string();
-        let doc: Value = sonic_rs::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-        for t in doc["tools"].as_array().unwrap().iter() {
-            let mut t = t.clone();
+    for (server, tools) in context_fixtures::load() {
+        for t in tools {
+            let mut t: Value = sonic_rs::from_slice(&t.json).unwrap();
             let exposed = format!("{server}__{}", t["name"].as_str().unwrap());
             t.as_object_mut()
                 .unwrap()

@@ -241,15 +241,8 @@ async fn request(
                 format!(r#"{{"tools":{tools}}}"#).as_bytes(),
             )))
         }
-        "tools/call"
-            if mode != Discovery::Full
-                && env
-                    .name_str
-                    .as_deref()
-                    .is_some_and(crate::mcp::meta::is_meta) =>
-        {
-            let name = env.name_str.as_deref().unwrap_or_default();
-            crate::mcp::meta::call(shard, sid, body, env, name, era()).await
+        "tools/call" if crate::mcp::meta::handles(mode, env) => {
+            crate::mcp::meta::call(shard, sid, body, env, era()).await
         }
         "tools/list" => json(list(shard, body, env, ListKind::Tools, principal)),
         "prompts/list" => json(list(shard, body, env, ListKind::Prompts, principal)),

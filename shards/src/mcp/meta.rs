@@ -124,6 +124,11 @@ pub fn used(shard: &LocalShard, name: &str) {
     }
 }
 
+/// Is this `tools/call` one of the meta tools, for a client that has them?
+pub fn handles(mode: Discovery, env: &Envelope<'_>) -> bool {
+    mode != Discovery::Full && env.name_str.as_deref().is_some_and(is_meta)
+}
+
 /// Is `name` one of the meta tools?
 pub fn is_meta(name: &str) -> bool {
     matches!(name, "search_tools" | "get_tool_schema" | "call_tool")
@@ -185,16 +190,16 @@ fn text_result(id: &[u8], text: &str, structured: Option<&str>) -> Answer {
     Answer::Json(ok_result(id, r.as_bytes()))
 }
 
-/// Runs a meta tool (`tools/call` of `name`).
+/// Runs the meta tool a `tools/call` names (see [`handles`]).
 pub async fn call(
     shard: &Rc<LocalShard>,
     sid: &str,
     body: &[u8],
     env: &Envelope<'_>,
-    name: &str,
     era: Era,
 ) -> Result<Answer, McpError> {
     let id = env.id_bytes(body);
+    let name = env.name_str.as_deref().unwrap_or_default();
     match name {
         "search_tools" => {
             let query = arg_str(body, "query")

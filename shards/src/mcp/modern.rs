@@ -249,15 +249,8 @@ async fn serve_counted(
                 format!(r#"{{"resultType":"complete","tools":{tools}}}"#).as_bytes(),
             )))
         }
-        "tools/call"
-            if mode != Discovery::Full
-                && env
-                    .name_str
-                    .as_deref()
-                    .is_some_and(crate::mcp::meta::is_meta) =>
-        {
-            let name = env.name_str.as_deref().unwrap_or_default();
-            crate::mcp::meta::call(shard, "", body, env, name, era).await
+        "tools/call" if crate::mcp::meta::handles(mode, env) => {
+            crate::mcp::meta::call(shard, "", body, env, era).await
         }
         "tools/list" => list(shard, body, env, id, ListKind::Tools, &req.principal),
         "prompts/list" => list(shard, body, env, id, ListKind::Prompts, &req.principal),

@@ -1,0 +1,3 @@
+//! Helpers shared by the benches.
+
+pub mod context_fixtures;
