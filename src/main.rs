@@ -16,6 +16,7 @@ mod metrics;
 mod observe;
 mod templates;
 mod tls;
+mod tokens;
 mod tui;
 
 use std::process::ExitCode;

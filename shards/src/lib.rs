@@ -31,4 +31,5 @@ pub mod setup;
 pub mod shard;
 pub mod snapshot;
 pub mod stats;
+pub mod tokens;
 pub mod upstream;

@@ -156,6 +156,8 @@ pub struct ShardInit {
     pub keys: crate::auth::keys::SharedKeysSlot,
     /// The audit log (disabled unless `[audit] enabled`).
     pub audit: crate::audit::SharedAuditSink,
+    /// Token accounting (disabled unless `[metrics] tokens` names an encoding).
+    pub tokens: crate::tokens::SharedTokenSink,
     /// TLS termination (`[server.tls]`), the same config for every shard.
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// The gateway-wide cap on stdio starts (`proxy.max_concurrent_spawns`).
@@ -196,6 +198,8 @@ pub struct LocalShard {
     pub max_connections: usize,
     /// What this shard served (sent to the control thread every 500 ms).
     pub stats: crate::stats::LocalStats,
+    /// Answers handed to the tokenizer thread (`[metrics] tokens`).
+    pub tokens: crate::tokens::SharedTokenSink,
     /// Who is calling and what it may do.
     pub auth: crate::auth::local::LocalAuth,
     /// The search index of the `search` discovery mode (built on first use).
@@ -290,6 +294,7 @@ async fn shard_main(init: ShardInit) {
         backend_inflight: RefCell::new(HashMap::default()),
         max_connections: cfg.server.max_connections_per_shard,
         stats: Default::default(),
+        tokens: init.tokens.clone(),
         tls: init.tls.clone().map(monoio_rustls::TlsAcceptor::from),
         search: Default::default(),
         auth: crate::auth::local::LocalAuth::new(

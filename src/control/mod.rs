@@ -108,12 +108,15 @@ pub fn start(
         _ => None,
     };
     let (audit, audit_writer) = start_audit(&cfg, front)?;
+    let (tokens, accounting) = crate::tokens::start(cfg.metrics.tokens)?;
     let metrics_text: SharedMetricsText = Arc::new(ArcSwap::from_pointee(bytes::Bytes::new()));
     let metrics_snapshot = Arc::new(ArcSwap::from_pointee(
         crate::observe::MetricsSnapshot::initial(n as u32, ""),
     ));
     let mut metrics =
         crate::metrics::Aggregator::new(n, metrics_text.clone(), metrics_snapshot.clone());
+    // The thread is detached: it ends when the last shard drops its sink.
+    metrics.tokens = accounting.map(|(acc, _thread)| acc);
     let mut threads = Vec::with_capacity(n);
     for (i, (listener, mbox)) in listeners.into_iter().zip(boxes).enumerate() {
         let init = ShardInit {
@@ -132,6 +135,7 @@ pub fn start(
             metrics_text: metrics_text.clone(),
             keys: keys.clone(),
             audit: audit.clone(),
+            tokens: tokens.clone(),
             tls: tls.clone(),
         };
         let tx = events_tx.clone();

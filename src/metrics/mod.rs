@@ -43,6 +43,8 @@ pub struct Aggregator {
     history: VecDeque<(Instant, Arc<View>)>,
     /// Reload counters, exported with the rest.
     pub reloads: Reloads,
+    /// Token accounting, when `[metrics] tokens` is on.
+    pub tokens: Option<crate::tokens::TokenAccounting>,
     text: Arc<ArcSwap<Bytes>>,
     snapshot: Arc<ArcSwap<MetricsSnapshot>>,
 }
@@ -62,6 +64,7 @@ impl Aggregator {
             latest: (0..shards).map(|_| None).collect(),
             history: VecDeque::with_capacity(WINDOW + 1),
             reloads: Reloads::default(),
+            tokens: None,
             text,
             snapshot,
         }
@@ -100,7 +103,7 @@ impl Aggregator {
             self.history.pop_front();
         }
         let uptime = now.duration_since(self.started).as_secs_f64();
-        let text = prom::render(&view, &shards, &self.reloads, uptime);
+        let text = prom::render(&view, &shards, &self.reloads, self.tokens.as_ref(), uptime);
         self.text.store(Arc::new(Bytes::from(text)));
         let (then, earlier) = self.history.front().cloned().unwrap_or((now, view.clone()));
         let snap = view.snapshot(

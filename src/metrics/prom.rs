@@ -29,11 +29,21 @@ struct Figures {
     shards: Vec<(usize, u64, u64, u64)>,
     breakers: Vec<(String, String, usize, &'static str)>,
     reloads: Reloads,
+    /// Token accounting: encoding, (method, server, name, answers, tokens), drops.
+    tokens: Option<(&'static str, Vec<TokenRow>, u64)>,
     uptime: f64,
 }
 
+type TokenRow = (&'static str, String, String, u64, u64);
+
 /// Renders the text served at `/metrics`.
-pub fn render(view: &Arc<View>, shards: &[&ShardStats], reloads: &Reloads, uptime: f64) -> String {
+pub fn render(
+    view: &Arc<View>,
+    shards: &[&ShardStats],
+    reloads: &Reloads,
+    tokens: Option<&crate::tokens::TokenAccounting>,
+    uptime: f64,
+) -> String {
     let mut breakers = Vec::new();
     for s in shards {
         for r in &s.replicas {
@@ -50,6 +60,7 @@ pub fn render(view: &Arc<View>, shards: &[&ShardStats], reloads: &Reloads, uptim
             .collect(),
         breakers,
         reloads: reloads.clone(),
+        tokens: tokens.map(token_rows),
         uptime,
     };
     let mut registry = Registry::with_prefix("only1mcp");
@@ -60,6 +71,18 @@ pub fn render(view: &Arc<View>, shards: &[&ShardStats], reloads: &Reloads, uptim
         let _ = writeln!(out, "# metrics encoding failed: {e}");
     }
     out
+}
+
+/// The token totals as rows, sorted (stable output).
+fn token_rows(acc: &crate::tokens::TokenAccounting) -> (&'static str, Vec<TokenRow>, u64) {
+    let t = acc.totals.lock().unwrap_or_else(|p| p.into_inner());
+    let mut rows: Vec<TokenRow> = t
+        .series
+        .iter()
+        .map(|((m, s, n), c)| (*m, s.to_string(), n.to_string(), c.responses, c.tokens))
+        .collect();
+    rows.sort();
+    (t.encoding, rows, acc.dropped.dropped())
 }
 
 fn counter(
@@ -288,6 +311,34 @@ impl Collector for Figures {
             "Config reloads rejected (the running config stayed).",
             &ConstCounter::new(self.reloads.errors),
         )?;
+        if let Some((encoding, rows, dropped)) = &self.tokens {
+            let labels = |(m, s, n, _, _): &TokenRow| {
+                vec![
+                    ("method", m.to_string()),
+                    ("server", s.clone()),
+                    ("name", n.clone()),
+                    ("encoding", encoding.to_string()),
+                ]
+            };
+            counter(
+                &mut enc,
+                "tokens_served",
+                "Tokens of the results clients were served ([metrics] tokens), by method, server (empty: the gateway's own answer), tool or prompt name.",
+                rows.iter().map(|r| (labels(r), r.4)),
+            )?;
+            counter(
+                &mut enc,
+                "token_counted_responses",
+                "Results whose tokens were counted, with the same labels (tokens / responses = tokens per answer).",
+                rows.iter().map(|r| (labels(r), r.3)),
+            )?;
+            single(
+                &mut enc,
+                "token_accounting_dropped",
+                "Answers not counted because the tokenizer thread was behind.",
+                &ConstCounter::new(*dropped),
+            )?;
+        }
         single(
             &mut enc,
             "uptime_seconds",

@@ -194,6 +194,34 @@ pub struct MetricsSection {
     /// Its path; without it `$XDG_RUNTIME_DIR/only1mcp-uring.sock`, else
     /// `/tmp/only1mcp-uring-<uid>.sock`.
     pub socket: Option<String>,
+    /// Count the tokens of what clients are served (lists, calls) with this tokenizer and
+    /// export them (`only1mcp_tokens_served_total`); `off` by default: the tokenizer's tables
+    /// cost memory (docs/operations.md gives the figure).
+    pub tokens: TokenEncoding,
+}
+
+/// `[metrics] tokens`: the tokenizer of token accounting.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenEncoding {
+    /// No token accounting.
+    #[default]
+    Off,
+    /// `o200k_base` (GPT-4o and later).
+    O200k,
+    /// `cl100k_base` (GPT-4, GPT-3.5).
+    Cl100k,
+}
+
+impl TokenEncoding {
+    /// The `encoding` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenEncoding::Off => "off",
+            TokenEncoding::O200k => "o200k",
+            TokenEncoding::Cl100k => "cl100k",
+        }
+    }
 }
 
 impl Default for MetricsSection {
@@ -201,6 +229,7 @@ impl Default for MetricsSection {
         Self {
             socket_enabled: true,
             socket: None,
+            tokens: TokenEncoding::Off,
         }
     }
 }

@@ -266,6 +266,8 @@ async fn request(
     };
     let outcome = crate::stats::Outcome::of(&result);
     shard.stats.request(method, outcome, started.elapsed());
+    let meta = crate::mcp::meta::handles(mode, env).then_some(env.name_str.as_deref());
+    crate::tokens::tap_gateway_answer(&shard.tokens, method, meta.flatten(), &result);
     let reply = match result {
         Ok(Answer::Json(bytes)) => Reply::json(200, bytes),
         Ok(Answer::Stream(rx)) => Reply::sse(crate::mcp::resume::track(shard, sid, rx).1),

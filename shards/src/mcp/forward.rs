@@ -154,6 +154,8 @@ pub(crate) struct Finisher {
     pub(crate) client_id: Vec<u8>,
     client_token: Option<Vec<u8>>,
     pub(crate) backend_id: String,
+    /// The method label (token accounting).
+    method: &'static str,
     prefixed: bool,
     relayed: std::cell::RefCell<Vec<Vec<u8>>>,
     pub(crate) era: Era,
@@ -341,6 +343,16 @@ impl Finisher {
 
     /// The final response, in the client's era.
     pub(crate) fn reply(&self, result: Result<BackendReply, McpError>) -> Vec<u8> {
+        let resp = self.reply_era(result);
+        let tokens = &self.shard.tokens;
+        if tokens.is_enabled() {
+            let name = self.era.tool.as_deref().unwrap_or_default();
+            tokens.served(self.method, &self.backend_id, name, &resp);
+        }
+        resp
+    }
+
+    fn reply_era(&self, result: Result<BackendReply, McpError>) -> Vec<u8> {
         let resp = self.reply_2025(result);
         if self.era.modern {
             return self.modern_reply(resp);
@@ -539,6 +551,7 @@ pub async fn forward(
         client_id,
         client_token: env.progress_token.clone().map(|r| body[r].to_vec()),
         backend_id,
+        method: crate::stats::method_label(env.method.as_deref().unwrap_or("")),
         prefixed,
     };
     let series = shard.stats.series(

@@ -266,6 +266,8 @@ async fn serve_counted(
         other => return err(404, McpError::MethodNotFound(other.to_string()), id),
     };
     *outcome = Some(crate::stats::Outcome::of(&answer));
+    let meta = crate::mcp::meta::handles(mode, env).then_some(env.name_str.as_deref());
+    crate::tokens::tap_gateway_answer(&shard.tokens, method, meta.flatten(), &answer);
     match answer {
         Ok(Answer::Json(bytes)) => Reply::json(modern_status(&bytes), bytes),
         Ok(Answer::Stream(rx)) => Reply::sse(rx),
