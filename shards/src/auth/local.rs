@@ -13,6 +13,7 @@ use hashbrown::HashMap;
 
 use super::keys::SharedKeysSlot;
 use super::limit::{BucketSpec, LocalRateLimiter, RateLimitSpec};
+use super::names::{LocalRoleNames, RoleNames};
 use super::policy::ItemKind;
 use super::verify::{Denied, LocalVerifier, Principal, SharedAuth};
 use crate::audit::SharedAuditSink;
@@ -24,11 +25,13 @@ use crate::snapshot::SharedSnapshot;
 /// A rendered list as one role set sees it: JSON array and item ranges.
 pub type LocalView = Rc<(Vec<u8>, Vec<(u32, u32)>)>;
 
-/// Views of one snapshot version: (role set, modern, kind) → list.
+/// Views of one snapshot version: (role set, modern, kind) → list, and (role set, modern)
+/// → the role set's tool names.
 #[derive(Default)]
 struct LocalViews {
     version: u64,
     map: HashMap<(Arc<str>, bool, u8), LocalView, ahash::RandomState>,
+    names: HashMap<(Arc<str>, bool), Option<LocalRoleNames>, ahash::RandomState>,
 }
 
 /// A shard's auth state.
@@ -158,24 +161,60 @@ impl LocalAuth {
         if policy.is_open() {
             return None;
         }
-        let mut views = self.views.borrow_mut();
-        if views.version != snap.version {
-            views.version = snap.version;
-            views.map.clear();
-        }
         let key = (p.view.clone(), modern, kind as u8);
-        if let Some(v) = views.map.get(&key) {
+        if let Some(v) = self.fresh(snap).map.get(&key) {
             return Some(v.clone());
         }
+        let names = match kind {
+            ListKind::Tools => self.names(snap, modern, p),
+            _ => None,
+        };
         let item = item_kind(kind);
         let keep = |b: usize, name: &str| {
             snap.backends
                 .get(b)
                 .is_some_and(|spec| policy.allows(&p.roles, item, &spec.id, name))
         };
-        let view: LocalView = Rc::new(snap.catalog_for(modern).filtered(kind, &keep));
-        views.map.insert(key, view.clone());
+        let rewrite = |name: &str, json: &[u8]| names.as_ref().and_then(|n| n.rewrite(name, json));
+        let catalog = snap.catalog_for(modern);
+        let view: LocalView = Rc::new(catalog.filtered(kind, &keep, &rewrite));
+        self.views.borrow_mut().map.insert(key, view.clone());
         Some(view)
+    }
+
+    /// The tool names and descriptions `p`'s roles see, when one of them overrides any
+    /// (`[[auth.roles]] rename` / `descriptions`); cached per catalog version and role set.
+    pub fn names(
+        &self,
+        snap: &SharedSnapshot,
+        modern: bool,
+        p: &Principal,
+    ) -> Option<LocalRoleNames> {
+        let policy = &snap.auth.policy;
+        if !policy.has_overrides {
+            return None;
+        }
+        let key = (p.view.clone(), modern);
+        if let Some(n) = self.fresh(snap).names.get(&key) {
+            return n.clone();
+        }
+        let (renames, descriptions) = policy.overrides(&p.roles);
+        let catalog = snap.catalog_for(modern);
+        let exists = |name: &str| catalog.route(name).is_some();
+        let names = RoleNames::build(&renames, &descriptions, &exists).map(Rc::new);
+        self.views.borrow_mut().names.insert(key, names.clone());
+        names
+    }
+
+    /// The caches, emptied first when the snapshot changed.
+    fn fresh(&self, snap: &SharedSnapshot) -> std::cell::RefMut<'_, LocalViews> {
+        let mut views = self.views.borrow_mut();
+        if views.version != snap.version {
+            views.version = snap.version;
+            views.map.clear();
+            views.names.clear();
+        }
+        views
     }
 }
 

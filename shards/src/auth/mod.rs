@@ -10,5 +10,6 @@
 pub mod keys;
 pub mod limit;
 pub mod local;
+pub mod names;
 pub mod policy;
 pub mod verify;

@@ -71,6 +71,8 @@ struct Role {
     deny_servers: Vec<Glob>,
     items: [Vec<Glob>; 3],
     deny_items: [Vec<Glob>; 3],
+    rename: Vec<(String, String)>,
+    descriptions: Vec<(String, String)>,
 }
 
 impl Role {
@@ -85,15 +87,30 @@ impl Role {
                 globs(&r.deny_prompts),
                 globs(&r.deny_resources),
             ],
+            rename: r
+                .rename
+                .iter()
+                .map(|(a, b)| (a.clone(), b.clone()))
+                .collect(),
+            descriptions: r
+                .descriptions
+                .iter()
+                .map(|(a, b)| (a.clone(), b.clone()))
+                .collect(),
         }
     }
 }
+
+/// A gateway tool name and what a role shows instead (a name or a description).
+pub type Pair<'a> = (&'a str, &'a str);
 
 /// The compiled roles.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Policy {
     roles: Vec<Role>,
     default_roles: Vec<String>,
+    /// Some role renames or describes a tool.
+    pub has_overrides: bool,
 }
 
 impl Policy {
@@ -102,6 +119,10 @@ impl Policy {
         Policy {
             roles: a.roles.iter().map(Role::new).collect(),
             default_roles: a.default_roles.clone(),
+            has_overrides: a
+                .roles
+                .iter()
+                .any(|r| !r.rename.is_empty() || !r.descriptions.is_empty()),
         }
     }
 
@@ -117,6 +138,21 @@ impl Policy {
         } else {
             roles
         }
+    }
+
+    /// The tool renames and descriptions of a principal naming `roles`, its roles in config
+    /// order (so the first role that overrides a tool wins): (renames, descriptions).
+    pub fn overrides(&self, roles: &[String]) -> (Vec<Pair<'_>>, Vec<Pair<'_>>) {
+        let mine = self
+            .roles
+            .iter()
+            .filter(|r| self.effective(roles).contains(&r.name));
+        let (mut renames, mut descriptions) = (Vec::new(), Vec::new());
+        for r in mine {
+            renames.extend(r.rename.iter().map(|(a, b)| (a.as_str(), b.as_str())));
+            descriptions.extend(r.descriptions.iter().map(|(a, b)| (a.as_str(), b.as_str())));
+        }
+        (renames, descriptions)
     }
 
     /// May a principal with `roles` see and use item `name` of server `server`?

@@ -349,12 +349,14 @@ impl Catalog {
         }
     }
 
-    /// The list of `kind` with only the items `keep(backend, exposed name)` accepts,
-    /// rendered anew (one RBAC view; callers cache it per catalog version and view).
+    /// The list of `kind` with only the items `keep(backend, exposed name)` accepts, each
+    /// as `rewrite(exposed name, item)` gives it (`None`: unchanged), rendered anew (one RBAC
+    /// view; callers cache it per catalog version and view).
     pub fn filtered(
         &self,
         kind: ListKind,
         keep: &dyn Fn(usize, &str) -> bool,
+        rewrite: &ItemRewrite<'_>,
     ) -> (Vec<u8>, Vec<(u32, u32)>) {
         let (json, items, keys) = self.list(kind);
         let mut out = vec![b'['];
@@ -367,13 +369,20 @@ impl Catalog {
                 out.push(b',');
             }
             let start = out.len() as u32;
-            out.extend_from_slice(&json[*s as usize..*e as usize]);
+            let item = &json[*s as usize..*e as usize];
+            match rewrite(k, item) {
+                Some(new) => out.extend_from_slice(&new),
+                None => out.extend_from_slice(item),
+            }
             ranges.push((start, out.len() as u32));
         }
         out.push(b']');
         (out, ranges)
     }
 }
+
+/// How a view shows one item: `(exposed name, item JSON)` → new JSON, `None` to keep it.
+pub type ItemRewrite<'a> = dyn Fn(&str, &[u8]) -> Option<Vec<u8>> + 'a;
 
 /// A rendered list's JSON array, item ranges and item keys.
 pub type ListParts<'a> = (

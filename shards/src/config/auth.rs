@@ -159,6 +159,13 @@ pub struct RoleConfig {
     /// Denied resources.
     #[serde(default)]
     pub deny_resources: Vec<String>,
+    /// Tools this role sees under another name: gateway name → the role's name. With
+    /// several roles, the first role (in config order) that renames a tool wins.
+    #[serde(default)]
+    pub rename: BTreeMap<String, String>,
+    /// Tool descriptions this role sees instead of the catalog's: gateway name → text.
+    #[serde(default)]
+    pub descriptions: BTreeMap<String, String>,
 }
 
 fn everything() -> Vec<String> {

@@ -13,6 +13,8 @@ mod validate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_curation;
 
 use std::fmt;
 use std::ops::Range;

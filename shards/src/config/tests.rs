@@ -4,7 +4,7 @@
 use super::*;
 
 /// A valid stdio server entry, 4 lines long.
-const STDIO: &str = "[[servers]]\nid = \"a\"\ntransport = \"stdio\"\ncommand = \"x\"\n";
+pub(super) const STDIO: &str = "[[servers]]\nid = \"a\"\ntransport = \"stdio\"\ncommand = \"x\"\n";
 
 fn err(text: &str) -> ConfigError {
     match parse_str(text, "t.toml") {
@@ -27,14 +27,14 @@ fn check(text: &str, line: usize, key: &str, msg: &str) {
 }
 
 /// Assert each `(text, line, key, message part)` case fails as described.
-fn check_all(cases: &[(&str, usize, &str, &str)]) {
+pub(super) fn check_all(cases: &[(&str, usize, &str, &str)]) {
     for (text, line, key, msg) in cases {
         check(text, *line, key, msg);
     }
 }
 
 /// Assert `text` is a valid config.
-fn ok(text: &str) {
+pub(super) fn ok(text: &str) {
     if let Err(e) = parse_str(text, "t.toml") {
         panic!("{e}");
     }
@@ -607,31 +607,4 @@ fn auth_settings_are_checked() {
         ),
     ]);
     ok(&format!("{jwt}algorithms = [\"RS256\", \"ES256\", \"EdDSA\"]\n[[auth.roles]]\nname = \"reader\"\ntools = [\"time__*\"]\n[rate_limit]\nrequests_per_s = 5.0\n[rate_limit.tools]\n\"demo__sleep\" = {{ requests_per_s = 1.0, burst = 2 }}\n[audit]\nenabled = true\npath = \"/tmp/a.jsonl\"\n"));
-}
-
-#[test]
-fn curation_settings_are_checked() {
-    check_all(&[
-        (
-            &format!("{STDIO}[servers.rename]\necho = \"bad name!\"\n"),
-            5,
-            "servers[0].rename",
-            "a tool name is 1 to 64",
-        ),
-        (
-            &format!("{STDIO}description_budget = 3\n"),
-            5,
-            "servers[0].description_budget",
-            "16 to 10000",
-        ),
-        (
-            &format!("{STDIO}compaction = \"tiny\"\n"),
-            5,
-            "servers[0].compaction",
-            "unknown variant `tiny`",
-        ),
-    ]);
-    ok(&format!(
-        "[proxy]\ncompaction = \"safe\"\n{STDIO}tools_allow = [\"echo\", \"add\"]\ntools_deny = [\"crash\"]\ncompaction = \"aggressive\"\nhide_invalid_schemas = true\n[servers.rename]\necho = \"say\"\n[servers.descriptions]\nadd = \"Adds two numbers.\"\n"
-    ));
 }

@@ -155,6 +155,8 @@ fn check_host(host: &str) -> Result<(), String> {
 
 #[path = "validate_auth.rs"]
 mod auth_rules;
+#[path = "validate_curation.rs"]
+mod curation_rules;
 
 /// Check every semantic rule; the result is empty when the config is valid.
 pub(crate) fn validate(config: &Config, doc: &Doc<'_>) -> Vec<Issue> {
@@ -168,6 +170,7 @@ pub(crate) fn validate(config: &Config, doc: &Doc<'_>) -> Vec<Issue> {
     c.auth(config);
     c.rate_limit(config);
     c.audit(config);
+    c.role_curation(config);
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, server) in config.servers.iter().enumerate() {
         let id = server.id.get_ref().as_str();

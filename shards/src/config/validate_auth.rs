@@ -1,6 +1,7 @@
 //! Checks of `[auth]`, `[rate_limit]` and `[audit]` (a child of `validate.rs`, sharing its
 //! `Checker`): every problem names its key; nothing that would weaken verification is
-//! accepted silently (no `none` algorithm, no HS256 next to public-key algorithms).
+//! accepted silently (no `none` algorithm, no HS256 next to public-key algorithms). The
+//! roles' renames and descriptions are checked in `validate_curation.rs`.
 
 use super::{Checker, Seg};
 use crate::config::{AuthMode, Config};
@@ -169,23 +170,6 @@ impl Checker<'_, '_> {
         }
     }
 
-    /// A server's tool curation: renames must give valid tool names, budgets be sane.
-    pub(super) fn curation(&mut self, i: usize, s: &crate::config::BackendConfig) {
-        let at = |name| [Seg::Key("servers"), Seg::Index(i), Seg::Key(name)];
-        for (from, to) in &s.rename {
-            if !crate::catalog::valid_tool_name(to) {
-                let msg = format!("`{from}` → `{to}`: a tool name is 1 to 64 of A-Z a-z 0-9 _ -");
-                self.push(&at("rename"), None, msg);
-            }
-        }
-        if let Some(b) = s.description_budget {
-            if !(16..=10_000).contains(&b) {
-                let msg = format!("must be 16 to 10000 characters, got {b}");
-                self.push(&at("description_budget"), None, msg);
-            }
-        }
-    }
-
     pub(super) fn rate_limit(&mut self, config: &Config) {
         let r = &config.rate_limit;
         let key = |name| [Seg::Key("rate_limit"), Seg::Key(name)];
@@ -209,15 +193,6 @@ impl Checker<'_, '_> {
     }
 
     pub(super) fn audit(&mut self, config: &Config) {
-        let b = config.proxy.description_budget;
-        if !(16..=10_000).contains(&b) {
-            let msg = format!("must be 16 to 10000 characters, got {b}");
-            self.push(
-                &[Seg::Key("proxy"), Seg::Key("description_budget")],
-                None,
-                msg,
-            );
-        }
         let a = &config.audit;
         let key = |name| [Seg::Key("audit"), Seg::Key(name)];
         if a.path.trim().is_empty() {

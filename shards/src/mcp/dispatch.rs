@@ -385,8 +385,22 @@ pub(crate) async fn by_name(
     kind: Named,
     era: Era,
 ) -> Result<Answer, McpError> {
-    let (Some(name), Some(name_range)) = (env.name_str.as_deref(), env.name.clone()) else {
+    let (Some(called), Some(name_range)) = (env.name_str.as_deref(), env.name.clone()) else {
         return Err(McpError::InvalidParams("params.name is required".into()));
+    };
+    // A role that sees this tool under another name calls it by that name.
+    let names = match (&era.principal, kind) {
+        (Some(p), Named::Tool) => {
+            let snap = shard.snapshot.load();
+            shard.auth.names(&snap, era.modern, p)
+        }
+        _ => None,
+    };
+    let name = match &names {
+        Some(n) => n
+            .to_gateway(called)
+            .ok_or_else(|| McpError::UnknownTool(called.to_string()))?,
+        None => called,
     };
     let (backend, original_json, idempotent) = {
         let snap = shard.snapshot.load();
@@ -417,7 +431,7 @@ pub(crate) async fn by_name(
                         _ => "starting; its tools are not listed yet".into(),
                     },
                 },
-                (None, Named::Tool) => McpError::UnknownTool(name.to_string()),
+                (None, Named::Tool) => McpError::UnknownTool(called.to_string()),
                 (None, Named::Prompt) => McpError::InvalidParams(format!("unknown prompt: {name}")),
             });
         };
@@ -429,7 +443,7 @@ pub(crate) async fn by_name(
             };
             if !crate::auth::local::allows(&snap, p, item, route.backend, name) {
                 return Err(match kind {
-                    Named::Tool => McpError::UnknownTool(name.to_string()),
+                    Named::Tool => McpError::UnknownTool(called.to_string()),
                     Named::Prompt => McpError::InvalidParams(format!("unknown prompt: {name}")),
                 });
             }

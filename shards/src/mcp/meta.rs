@@ -10,7 +10,9 @@
 //! shard has seen called most, within a token budget.
 //!
 //! RBAC applies as everywhere: a tool the caller may not use is never found, described or
-//! called (it answers like an unknown tool). The index is built once per catalog version
+//! called (it answers like an unknown tool). A role's renames and descriptions
+//! (`auth/names.rs`) show in results; the index itself is over the catalog's names and
+//! descriptions. The index is built once per catalog version
 //! and era on each shard.
 
 use std::rc::Rc;
@@ -98,11 +100,14 @@ pub fn list(
         .collect();
     used.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     chosen.extend(used.into_iter().take(p.hybrid_most_used).map(|(_, i)| i));
+    let names = shard.auth.names(&snap, modern, principal);
     let mut out = String::from(meta);
     let mut budget = p.hybrid_token_budget.saturating_mul(4);
     for i in chosen {
         let (s, e) = items[i];
         let item = &json[s as usize..e as usize];
+        let renamed = names.as_ref().and_then(|n| n.rewrite(&keys[i].1, item));
+        let item = renamed.as_deref().unwrap_or(item);
         if item.len() > budget {
             continue;
         }
@@ -219,15 +224,25 @@ pub async fn call(
                 })
             };
             let hits = idx.search(&query, limit, &allowed);
+            let names = era
+                .principal
+                .as_ref()
+                .and_then(|p| shard.auth.names(&snap, era.modern, p));
             let mut found = Vec::with_capacity(hits.len());
             for (i, _) in hits {
                 let (s, e) = items[i];
                 let item = &json[s as usize..e as usize];
-                let desc = sonic_rs::get(item, ["description"])
-                    .ok()
-                    .and_then(|d| d.as_str().map(|d| short(d, 160)))
-                    .unwrap_or_default();
-                found.push(sonic_rs::json!({"name": &*keys[i].1, "description": desc}));
+                let key = &*keys[i].1;
+                let role_desc = names.as_ref().and_then(|n| n.description(key));
+                let desc = match role_desc {
+                    Some(d) => short(d, 160),
+                    None => sonic_rs::get(item, ["description"])
+                        .ok()
+                        .and_then(|d| d.as_str().map(|d| short(d, 160)))
+                        .unwrap_or_default(),
+                };
+                let name = names.as_ref().map_or(key, |n| n.shown(key));
+                found.push(sonic_rs::json!({"name": name, "description": desc}));
             }
             let list = sonic_rs::to_string(&found).unwrap_or_default();
             let structured = format!(r#"{{"tools":{list}}}"#);
@@ -236,7 +251,20 @@ pub async fn call(
         "get_tool_schema" => {
             let wanted = arg_str(body, "name")
                 .ok_or_else(|| McpError::InvalidParams("get_tool_schema needs a name".into()))?;
-            let item = visible(shard, &era, &wanted)
+            let names = era.principal.as_ref().and_then(|p| {
+                let snap = shard.snapshot.load();
+                shard.auth.names(&snap, era.modern, p)
+            });
+            let gateway = match &names {
+                Some(n) => n.to_gateway(&wanted),
+                None => Some(wanted.as_str()),
+            };
+            let item = gateway
+                .and_then(|g| {
+                    let item = visible(shard, &era, g)?;
+                    let renamed = names.as_ref().and_then(|n| n.rewrite(g, &item));
+                    Some(renamed.unwrap_or(item))
+                })
                 .ok_or_else(|| McpError::UnknownTool(wanted.clone()))?;
             let text = String::from_utf8_lossy(&item).to_string();
             Ok(text_result(id, &text, None))
