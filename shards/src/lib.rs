@@ -20,6 +20,7 @@ pub mod apply;
 pub mod audit;
 pub mod auth;
 pub mod balance;
+pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod error;

@@ -198,6 +198,8 @@ pub struct LocalShard {
     pub max_connections: usize,
     /// What this shard served (sent to the control thread every 500 ms).
     pub stats: crate::stats::LocalStats,
+    /// The response cache and single-flight batcher (`[cache]`).
+    pub cache: Rc<crate::cache::LocalCache>,
     /// Answers handed to the tokenizer thread (`[metrics] tokens`).
     pub tokens: crate::tokens::SharedTokenSink,
     /// Who is calling and what it may do.
@@ -294,6 +296,7 @@ async fn shard_main(init: ShardInit) {
         backend_inflight: RefCell::new(HashMap::default()),
         max_connections: cfg.server.max_connections_per_shard,
         stats: Default::default(),
+        cache: Default::default(),
         tokens: init.tokens.clone(),
         tls: init.tls.clone().map(monoio_rustls::TlsAcceptor::from),
         search: Default::default(),

@@ -74,8 +74,8 @@ const CATALOGUE: &str = r#"[
 {"name":"sleep","description":"Sleeps for ms milliseconds; reports progress if a progressToken is given.",
  "inputSchema":{"type":"object","properties":{"ms":{"type":"integer","minimum":0,"maximum":600000}},"required":["ms"]},
  "annotations":{"readOnlyHint":true}},
-{"name":"big","description":"Returns kb KiB of text, to test large messages.",
- "inputSchema":{"type":"object","properties":{"kb":{"type":"integer","minimum":1,"maximum":16384}},"required":["kb"]},
+{"name":"big","description":"Returns kb KiB of text, to test large messages; after delay_ms, to test coalescing.",
+ "inputSchema":{"type":"object","properties":{"kb":{"type":"integer","minimum":1,"maximum":16384},"delay_ms":{"type":"integer","minimum":0,"maximum":60000}},"required":["kb"]},
  "annotations":{"readOnlyHint":true,"idempotentHint":true}},
 {"name":"garbage","description":"stdio: writes a non-JSON line to stdout before answering.",
  "inputSchema":{"type":"object","properties":{}}},
@@ -347,6 +347,11 @@ fn big(args: &Value) -> ToolOutcome {
         Some(kb) if (1..=MAX_BIG_KB).contains(&kb) => kb as usize,
         _ => return bad_args("'kb' must be an integer in 1..=16384"),
     };
+    match args.get("delay_ms").map(|v| v.as_u64()) {
+        None => {}
+        Some(Some(ms)) if ms <= 60_000 => std::thread::sleep(Duration::from_millis(ms)),
+        Some(_) => return bad_args("'delay_ms' must be an integer in 0..=60000"),
+    }
     ToolOutcome::Result(ok_text("x".repeat(kb * 1024)))
 }
 

@@ -311,6 +311,52 @@ impl Collector for Figures {
             "Config reloads rejected (the running config stayed).",
             &ConstCounter::new(self.reloads.errors),
         )?;
+        if let Some(c) = &v.cache {
+            let kinds = ["resources/read", "tools/call"];
+            let per = |arr: [u64; 2]| {
+                kinds
+                    .iter()
+                    .zip(arr)
+                    .map(|(m, n)| (vec![("method", m.to_string())], n))
+                    .collect::<Vec<_>>()
+            };
+            counter(
+                &mut enc,
+                "cache_hits",
+                "Requests answered from a shard's response cache.",
+                per(c.counters.hits),
+            )?;
+            counter(
+                &mut enc,
+                "cache_misses",
+                "Cacheable requests not found in the cache (then coalesced or sent on).",
+                per(c.counters.misses),
+            )?;
+            counter(
+                &mut enc,
+                "coalesced_requests",
+                "Requests answered by an identical request's backend call in flight (backend calls saved).",
+                per(c.counters.coalesced),
+            )?;
+            single(
+                &mut enc,
+                "cache_evictions",
+                "Entries evicted to stay within [cache] max_entries / max_bytes.",
+                &ConstCounter::new(c.counters.evictions),
+            )?;
+            single(
+                &mut enc,
+                "cache_entries",
+                "Entries held, all shards.",
+                &ConstGauge::new(c.entries as i64),
+            )?;
+            single(
+                &mut enc,
+                "cache_bytes",
+                "Bytes held, all shards.",
+                &ConstGauge::new(c.bytes as i64),
+            )?;
+        }
         if let Some((encoding, rows, dropped)) = &self.tokens {
             let labels = |(m, s, n, _, _): &TokenRow| {
                 vec![

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use only1mcp_shards::stats::report::{ReplicaStats, ShardStats};
+use only1mcp_shards::stats::report::{CacheReport, ReplicaStats, ShardStats};
 use only1mcp_shards::stats::{Counts, Hist};
 
 use super::Reloads;
@@ -69,6 +69,8 @@ pub struct View {
     pub connections: u64,
     /// Requests being served.
     pub inflight: u64,
+    /// The response cache, summed (`None`: no shard has one).
+    pub cache: Option<CacheReport>,
 }
 
 impl View {
@@ -90,6 +92,17 @@ impl View {
             }
             for r in &s.replicas {
                 v.add_replica(r);
+            }
+            if let Some(c) = &s.cache {
+                let sum = v.cache.get_or_insert_with(CacheReport::default);
+                for k in 0..2 {
+                    sum.counters.hits[k] += c.counters.hits[k];
+                    sum.counters.misses[k] += c.counters.misses[k];
+                    sum.counters.coalesced[k] += c.counters.coalesced[k];
+                }
+                sum.counters.evictions += c.counters.evictions;
+                sum.entries += c.entries;
+                sum.bytes += c.bytes;
             }
         }
         v
@@ -211,6 +224,21 @@ impl View {
                     .push(line(method, Some(format!("{server}/{tool}")), c, then));
             }
         }
+        snap.cache = self.cache.map(|c| {
+            let hits: u64 = c.counters.hits.iter().sum();
+            let misses: u64 = c.counters.misses.iter().sum();
+            wire::CacheStats {
+                hits,
+                misses,
+                hit_rate: if hits + misses > 0 {
+                    hits as f64 / (hits + misses) as f64
+                } else {
+                    f64::NAN
+                },
+                entries: c.entries,
+                evictions: c.counters.evictions,
+            }
+        });
         snap.reloads = wire::ReloadStats {
             ok: reloads.ok,
             errors: reloads.errors,

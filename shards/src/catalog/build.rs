@@ -172,6 +172,7 @@ impl Catalog {
                             original: r.key.clone(),
                             original_json: Vec::new(),
                             idempotent: true,
+                            read_only: true,
                         },
                     );
                 }
@@ -256,15 +257,21 @@ fn merge_names(
                 backend: idx,
                 original: t.original.to_string(),
                 original_json,
-                idempotent: sonic_rs::get(&t.json[..], ["annotations", "idempotentHint"])
-                    .ok()
-                    .and_then(|v| sonic_rs::JsonValueTrait::as_bool(&v))
-                    .unwrap_or(false),
+                idempotent: hint(&t.json, "idempotentHint"),
+                read_only: hint(&t.json, "readOnlyHint"),
             },
         );
         n += 1;
     }
     n
+}
+
+/// A tool's boolean annotation `name` (false when absent).
+fn hint(tool: &[u8], name: &str) -> bool {
+    sonic_rs::get(tool, ["annotations", name])
+        .ok()
+        .and_then(|v| sonic_rs::JsonValueTrait::as_bool(&v))
+        .unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -127,6 +127,8 @@ pub struct NameRoute {
     pub original_json: Vec<u8>,
     /// The tool is annotated `idempotentHint: true` (a failed call may be retried).
     pub idempotent: bool,
+    /// The tool is annotated `readOnlyHint: true` (with `idempotent`: cacheable on opt-in).
+    pub read_only: bool,
 }
 
 /// Older name of [`NameRoute`].

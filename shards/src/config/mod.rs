@@ -8,6 +8,7 @@
 //! is found by matching that span against a span-preserving parse of the same text.
 
 pub mod auth;
+pub mod cache;
 pub mod model;
 mod validate;
 
@@ -24,6 +25,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 pub use auth::*;
+pub use cache::CacheSection;
 pub use model::*;
 pub use validate::{parse_http_url, HttpUrl};
 

@@ -32,6 +32,9 @@ pub struct Config {
     /// The audit log.
     #[serde(default)]
     pub audit: super::auth::AuditSection,
+    /// The response cache and the single-flight batcher.
+    #[serde(default)]
+    pub cache: super::cache::CacheSection,
     /// The MCP servers behind the gateway.
     #[serde(default)]
     pub servers: Vec<BackendConfig>,

@@ -171,6 +171,7 @@ pub(crate) fn validate(config: &Config, doc: &Doc<'_>) -> Vec<Issue> {
     c.rate_limit(config);
     c.audit(config);
     c.role_curation(config);
+    c.cache(config);
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, server) in config.servers.iter().enumerate() {
         let id = server.id.get_ref().as_str();
@@ -269,6 +270,27 @@ impl Checker<'_, '_> {
                 let msg = format!("must be a path of 1 to 107 bytes, got {} bytes", p.len());
                 self.push(&[Seg::Key("metrics"), Seg::Key("socket")], None, msg);
             }
+        }
+    }
+
+    fn cache(&mut self, config: &Config) {
+        let c = &config.cache;
+        let key = |name| [Seg::Key("cache"), Seg::Key(name)];
+        if !(1..=10_000_000).contains(&c.max_entries) {
+            let msg = format!("must be 1 to 10000000, got {}", c.max_entries);
+            self.push(&key("max_entries"), None, msg);
+        }
+        if !(4096..=(1 << 40)).contains(&c.max_bytes) {
+            let msg = format!("must be 4096 bytes to 1 TiB, got {}", c.max_bytes);
+            self.push(&key("max_bytes"), None, msg);
+        }
+        if !(1..=86_400_000).contains(&c.ttl_ms) {
+            let msg = format!("must be 1 ms to 24 h (86400000), got {}", c.ttl_ms);
+            self.push(&key("ttl_ms"), None, msg);
+        }
+        if c.coalesce_window_ms > 1000 {
+            let msg = format!("must be 0 to 1000 ms, got {}", c.coalesce_window_ms);
+            self.push(&key("coalesce_window_ms"), None, msg);
         }
     }
 

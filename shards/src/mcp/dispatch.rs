@@ -17,7 +17,7 @@ use crate::config::Discovery;
 use crate::error::McpError;
 use crate::http::request::Method;
 use crate::http::response::Reply;
-use crate::mcp::forward::{forward, Answer, Era};
+use crate::mcp::forward::{Answer, Era};
 use crate::mcp::jsonrpc::{Envelope, Kind};
 use crate::mcp::session::LocalSession;
 use crate::mcp::SUPPORTED_VERSIONS;
@@ -402,7 +402,7 @@ pub(crate) async fn by_name(
             .ok_or_else(|| McpError::UnknownTool(called.to_string()))?,
         None => called,
     };
-    let (backend, original_json, idempotent) = {
+    let (backend, original_json, idempotent, cacheable) = {
         let snap = shard.snapshot.load();
         let catalog = snap.catalog_for(era.modern);
         let route = match kind {
@@ -448,7 +448,13 @@ pub(crate) async fn by_name(
                 });
             }
         }
-        (route.backend, route.original_json.clone(), route.idempotent)
+        let cacheable = route.read_only && route.idempotent && matches!(kind, Named::Tool);
+        (
+            route.backend,
+            route.original_json.clone(),
+            route.idempotent,
+            cacheable,
+        )
     };
     if matches!(kind, Named::Tool) {
         crate::mcp::meta::used(shard, name);
@@ -458,16 +464,14 @@ pub(crate) async fn by_name(
     if matches!(kind, Named::Tool) {
         era.tool = sonic_rs::from_slice::<String>(&original_json).ok();
     }
-    forward(
-        shard,
-        sid,
-        body,
-        env,
-        backend,
-        Some((name_range, &original_json)),
-        era,
-    )
-    .await
+    let tool = era.tool.clone().unwrap_or_default();
+    let target = cacheable.then_some(crate::mcp::cached::Target {
+        what: crate::cache::Cacheable::Call,
+        name,
+        tool: &tool,
+    });
+    let edit = Some((name_range, &original_json[..]));
+    crate::mcp::cached::forward_cached(shard, sid, body, env, backend, edit, era, target).await
 }
 
 pub(crate) async fn resources_read(
@@ -500,14 +504,12 @@ pub(crate) async fn resources_read(
         retry_safe: true,
         ..era
     };
-    forward(
-        shard,
-        sid,
-        body,
-        env,
-        backend,
-        Some((range, &original_json)),
-        era,
-    )
-    .await
+    let target = crate::mcp::cached::Target {
+        what: crate::cache::Cacheable::Read,
+        name: uri,
+        tool: "",
+    };
+    let edit = Some((range, &original_json[..]));
+    crate::mcp::cached::forward_cached(shard, sid, body, env, backend, edit, era, Some(target))
+        .await
 }

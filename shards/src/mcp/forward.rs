@@ -53,7 +53,12 @@ pub struct Era {
     pub affinity: crate::balance::AffinityValues,
     /// Who sent it (RBAC checks before anything is forwarded).
     pub principal: Option<crate::auth::verify::Principal>,
+    /// Where the response cache wants the backend's own cache hints (`ttlMs`, private).
+    pub hints: Option<std::rc::Rc<std::cell::Cell<Option<CacheHints>>>>,
 }
+
+/// A backend result's `ttlMs` and whether its `cacheScope` is private.
+pub type CacheHints = (Option<u64>, bool);
 
 /// RFC 5424 severities in MCP's order.
 pub fn log_severity(level: &str) -> Option<u8> {
@@ -343,6 +348,11 @@ impl Finisher {
 
     /// The final response, in the client's era.
     pub(crate) fn reply(&self, result: Result<BackendReply, McpError>) -> Vec<u8> {
+        if let (Some(h), Ok(r)) = (&self.era.hints, &result) {
+            if let Ok(v) = sonic_rs::get(&r.body[..], ["result"]) {
+                h.set(Some(crate::catalog::cache_hints(v.as_raw_str().as_bytes())));
+            }
+        }
         let resp = self.reply_era(result);
         let tokens = &self.shard.tokens;
         if tokens.is_enabled() {

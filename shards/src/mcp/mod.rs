@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod bridge;
+pub mod cached;
 pub mod dispatch;
 pub mod forward;
 pub mod guard;

@@ -218,6 +218,7 @@ async fn serve_counted(
         retry_safe: false,
         affinity: req.affinity.clone(),
         principal: Some(req.principal.clone()),
+        hints: None,
     };
     let body = &req.body[..];
     // A retry of a call the gateway parked on this client's input.

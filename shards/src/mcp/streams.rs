@@ -54,6 +54,7 @@ pub fn list_changed(shard: &Rc<LocalShard>, tools: bool, prompts: bool, resource
 /// A backend resource changed: `notifications/resources/updated` with the URI as clients see
 /// it, to the sessions of this shard that subscribed to it.
 pub fn resource_updated(shard: &Rc<LocalShard>, server: &str, original: &str) {
+    shard.cache.resource_updated();
     let exposed = {
         let snap = shard.snapshot.load();
         match snap.backend_index(server) {

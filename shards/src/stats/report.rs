@@ -60,6 +60,19 @@ pub struct ShardStats {
     pub calls: Vec<(CallKey, Counts)>,
     /// Replicas this shard uses or owns.
     pub replicas: Vec<ReplicaStats>,
+    /// The response cache, when `[cache] enabled`.
+    pub cache: Option<CacheReport>,
+}
+
+/// One shard's response cache and single-flight figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheReport {
+    /// Cumulative hits, misses, coalesced requests and evictions.
+    pub counters: crate::cache::CacheCounters,
+    /// Entries held now.
+    pub entries: u64,
+    /// Bytes held now.
+    pub bytes: u64,
 }
 
 /// Builds the shard's report now.
@@ -81,5 +94,13 @@ pub fn build(shard: &Rc<LocalShard>) -> ShardStats {
         requests: shard.stats.requests_copy(),
         calls: shard.stats.calls_copy(),
         replicas,
+        cache: shard.snapshot.load().config.cache.enabled.then(|| {
+            let (entries, bytes) = shard.cache.size();
+            CacheReport {
+                counters: shard.cache.counters(),
+                entries: entries as u64,
+                bytes: bytes as u64,
+            }
+        }),
     }
 }
