@@ -9,9 +9,8 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use sonic_rs::JsonValueTrait;
-
 use crate::error::McpError;
+use crate::mcp::scan;
 
 /// What kind of JSON-RPC message a body is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,9 +69,20 @@ pub struct Envelope<'a> {
     pub protocol_version: Option<Cow<'a, str>>,
 }
 
-fn offset(body: &[u8], raw: &str) -> Range<usize> {
-    let start = raw.as_ptr() as usize - body.as_ptr() as usize;
-    start..start + raw.len()
+/// A member's key (the range inside its quotes) as bytes; unescaped (allocating) only when
+/// it holds an escape, which real clients never send.
+fn key_of(body: &[u8], key: Range<usize>) -> Cow<'_, [u8]> {
+    let raw = &body[key.clone()];
+    if !raw.contains(&b'\\') {
+        return Cow::Borrowed(raw);
+    }
+    let quoted = &body[key.start - 1..key.end + 1];
+    Cow::Owned(sonic_rs::from_slice::<String>(quoted).unwrap_or_default().into_bytes())
+}
+
+/// Could a JSON value starting with `first` be a number?
+fn is_number_start(first: Option<u8>) -> bool {
+    matches!(first, Some(b'-' | b'0'..=b'9'))
 }
 
 /// Unescapes the JSON string at `range` of `body` (which includes the quotes).
@@ -125,45 +135,45 @@ impl<'a> Envelope<'a> {
             meta: ModernMeta::default(),
             protocol_version: None,
         };
+        // One validating pass over the whole body (trailing garbage included); the walk
+        // below then only locates members (`scan.rs`).
+        if let Err(e) = sonic_rs::from_slice::<serde::de::IgnoredAny>(body) {
+            return Err(McpError::Parse(format!("body is not valid JSON: {e}")));
+        }
         let mut jsonrpc_ok = false;
         let mut has_result = false;
-        for item in sonic_rs::to_object_iter(body) {
-            let (key, val) =
-                item.map_err(|e| McpError::Parse(format!("body is not valid JSON: {e}")))?;
-            let raw = val.as_raw_str();
-            match &*key {
-                "jsonrpc" => jsonrpc_ok = val.as_str() == Some("2.0"),
-                "id" => {
-                    if !(val.is_str() || val.is_number()) {
+        for (key, val) in scan::members(body, 0) {
+            let first = body.get(val.start).copied();
+            match &*key_of(body, key) {
+                b"jsonrpc" => {
+                    jsonrpc_ok = unescape(first == Some(b'"'), body, val).as_deref() == Some("2.0")
+                }
+                b"id" => {
+                    if !(first == Some(b'"') || is_number_start(first)) {
                         return Err(McpError::InvalidRequest(
                             "`id` must be a string or a number".into(),
                         ));
                     }
-                    env.id = Some(offset(body, raw));
+                    env.id = Some(val);
                 }
-                "method" => {
-                    env.method = Some(unescape(val.is_str(), body, offset(body, raw)).ok_or_else(
+                b"method" => {
+                    env.method = Some(unescape(first == Some(b'"'), body, val).ok_or_else(
                         || McpError::InvalidRequest("`method` must be a string".into()),
                     )?)
                 }
-                "params" => {
-                    let range = offset(body, raw);
-                    env.params = Some(range.clone());
-                    if val.is_object() {
-                        env.read_params(body, range)?;
-                    } else if !val.is_array() {
+                b"params" => {
+                    env.params = Some(val.clone());
+                    if first == Some(b'{') {
+                        env.read_params(body, val);
+                    } else if first != Some(b'[') {
                         return Err(McpError::InvalidRequest(
                             "`params` must be an object".into(),
                         ));
                     }
                 }
-                "result" | "error" => has_result = true,
+                b"result" | b"error" => has_result = true,
                 _ => {}
             }
-        }
-        // Anything after the closing brace is malformed input.
-        if sonic_rs::from_slice::<serde::de::IgnoredAny>(body).is_err() {
-            return Err(McpError::Parse("body is not valid JSON".into()));
         }
         if !jsonrpc_ok {
             return Err(McpError::InvalidRequest("`jsonrpc` must be \"2.0\"".into()));
@@ -182,57 +192,47 @@ impl<'a> Envelope<'a> {
         Ok(env)
     }
 
-    fn read_params(&mut self, body: &'a [u8], params: Range<usize>) -> Result<(), McpError> {
-        for item in sonic_rs::to_object_iter(&body[params]) {
-            let (key, val) =
-                item.map_err(|e| McpError::Parse(format!("params are not valid JSON: {e}")))?;
-            let raw = val.as_raw_str();
-            match &*key {
-                "name" if val.is_str() => {
-                    self.name = Some(offset(body, raw));
-                    self.name_str = unescape(true, body, offset(body, raw));
+    fn read_params(&mut self, body: &'a [u8], params: Range<usize>) {
+        for (key, val) in scan::members(body, params.start) {
+            let first = body.get(val.start).copied();
+            let is_str = first == Some(b'"');
+            match &*key_of(body, key) {
+                b"name" if is_str => {
+                    self.name = Some(val.clone());
+                    self.name_str = unescape(true, body, val);
                 }
-                "cursor" => self.cursor = Some(offset(body, raw)),
-                "uri" if val.is_str() => {
-                    self.uri = Some(offset(body, raw));
-                    self.uri_str = unescape(true, body, offset(body, raw));
+                b"cursor" => self.cursor = Some(val),
+                b"uri" if is_str => {
+                    self.uri = Some(val.clone());
+                    self.uri_str = unescape(true, body, val);
                 }
-                "requestId" if val.is_str() || val.is_number() => {
-                    self.request_id = Some(offset(body, raw))
-                }
-                "_meta" if val.is_object() => {
-                    let meta = offset(body, raw);
-                    for m in sonic_rs::to_object_iter(&body[meta.clone()]) {
-                        let (k, v) = m.map_err(|e| {
-                            McpError::Parse(format!("_meta is not valid JSON: {e}"))
-                        })?;
-                        let r = offset(body, v.as_raw_str());
-                        match &*k {
-                            "progressToken" if v.is_str() || v.is_number() => {
-                                self.progress_token = Some(r)
+                b"requestId" if is_str || is_number_start(first) => self.request_id = Some(val),
+                b"_meta" if first == Some(b'{') => {
+                    for (k, v) in scan::members(body, val.start) {
+                        let f = body.get(v.start).copied();
+                        match &*key_of(body, k) {
+                            b"progressToken" if f == Some(b'"') || is_number_start(f) => {
+                                self.progress_token = Some(v)
                             }
-                            "io.modelcontextprotocol/protocolVersion" => {
-                                self.meta.version = unescape(v.is_str(), body, r)
+                            b"io.modelcontextprotocol/protocolVersion" => {
+                                self.meta.version = unescape(f == Some(b'"'), body, v)
                             }
-                            "io.modelcontextprotocol/clientCapabilities" if v.is_object() => {
-                                self.meta.capabilities = Some(r)
+                            b"io.modelcontextprotocol/clientCapabilities" if f == Some(b'{') => {
+                                self.meta.capabilities = Some(v)
                             }
-                            "io.modelcontextprotocol/logLevel" => {
-                                self.meta.log_level = unescape(v.is_str(), body, r)
+                            b"io.modelcontextprotocol/logLevel" => {
+                                self.meta.log_level = unescape(f == Some(b'"'), body, v)
                             }
                             _ => {}
                         }
                     }
                     self.meta.present = true;
-                    self.meta.range = Some(meta);
+                    self.meta.range = Some(val);
                 }
-                "protocolVersion" => {
-                    self.protocol_version = unescape(val.is_str(), body, offset(body, raw))
-                }
+                b"protocolVersion" => self.protocol_version = unescape(is_str, body, val),
                 _ => {}
             }
         }
-        Ok(())
     }
 
     /// The raw id bytes, or `null`.

@@ -19,6 +19,7 @@ pub mod meta;
 pub mod methods;
 pub mod modern;
 pub mod resume;
+pub mod scan;
 pub mod session;
 pub mod stdio_front;
 pub mod streams;
