@@ -15,6 +15,12 @@ Run it with the Python that has the `mcp` SDK:
     target/test-env/venv/bin/python perf/context/capture.py              # all servers
     target/test-env/venv/bin/python perf/context/capture.py --only git    # one (repeatable)
     target/test-env/venv/bin/python perf/context/capture.py --no-install  # use what is installed
+    target/test-env/venv/bin/python perf/context/capture.py --no-install --gateway-config OUT.toml
+
+`--gateway-config OUT.toml` captures nothing: it writes a gateway config with one stdio
+`[[servers]]` entry per pinned server (id = fixture name, so the gateway exposes
+`<server>__<tool>`), launched exactly as the capture launches it, with fresh work dirs under
+$TMPDIR/only1mcp-agent-bench/ (the scripted-agent benchmark, `cargo bench --bench agent`).
 
 Nothing a server is given touches the network or a real account: tools/list needs neither.
 Tokens are dummies, directories and the git repository are made fresh under
@@ -55,6 +61,10 @@ INSTALL_ROOT = REPO / "target" / "context-servers"
 NPM_DIR = INSTALL_ROOT / "npm"
 PY_VENV = INSTALL_ROOT / "py"
 WORK = Path(tempfile.gettempdir()) / "only1mcp-context-capture"
+AGENT_WORK = Path(tempfile.gettempdir()) / "only1mcp-agent-bench"
+# Per-request timeout of every server behind the benchmark's gateway: a tool that tries the
+# network (there may be none) fails in bounded time.
+GATEWAY_TIMEOUT_MS = 15_000
 
 # Reproducible installs. npm: the servers are pinned exactly and every transitive dependency is
 # resolved as the registry stood at NPM_BEFORE (`npm install --before`), so the zod and
@@ -236,6 +246,15 @@ def make_empty_git_repo(path: Path) -> None:
     (g / "description").write_text("only1mcp context capture\n")
 
 
+def prepare_work(srv: Server, work: Path) -> None:
+    """The server's fresh work dir: `root/` (filesystem's allowed root), `out/` (Playwright's
+    output) and, for git, an empty repository at `repo/`."""
+    (work / "root").mkdir(parents=True, exist_ok=True)
+    (work / "out").mkdir(parents=True, exist_ok=True)
+    if srv.setup == "git-repo":
+        make_empty_git_repo(work / "repo")
+
+
 def launch_params(srv: Server, work: Path) -> tuple[StdioServerParameters, list[str]]:
     """(SDK stdio parameters, the command as recorded in the fixture)."""
     def sub(v: str) -> str:
@@ -258,6 +277,48 @@ def launch_params(srv: Server, work: Path) -> tuple[StdioServerParameters, list[
         recorded = [srv.bin or srv.package, *srv.args]
     params = StdioServerParameters(command=command, args=argv, env=env, cwd=str(work))
     return params, recorded
+
+
+# --------------------------------------------------------------------------- gateway config
+
+def toml_str(v: str) -> str:
+    """A TOML basic string (JSON's escapes are all valid TOML escapes)."""
+    return json.dumps(v, ensure_ascii=False)
+
+
+def write_gateway_config(servers: list[Server], out: Path) -> None:
+    """One stdio `[[servers]]` entry per server, launched as the capture launches it (installed
+    command, argv, dummy env), each in a fresh work dir under AGENT_WORK. Only `[[servers]]`
+    entries: the caller adds `[proxy]` and the rest."""
+    missing = [f"{s.package}@{s.version}" for s in servers if s.kind == "npm" and npm_package_dir(s) is None]
+    have = py_versions()
+    missing += [f"{s.package}=={s.version}" for s in servers
+                if s.kind == "pypi" and have.get(_norm(s.package)) != s.version]
+    if missing:
+        sys.exit(f"not installed: {', '.join(missing)}\n"
+                 "install them with: target/test-env/venv/bin/python perf/context/capture.py")
+    shutil.rmtree(AGENT_WORK, ignore_errors=True)
+    lines = [f"# Written by perf/context/capture.py --gateway-config: {len(servers)} pinned MCP servers,",
+             f"# work dirs under {AGENT_WORK}. Regenerated on every run; do not edit.", ""]
+    for srv in servers:
+        work = AGENT_WORK / srv.name
+        prepare_work(srv, work)
+        # The tasks' paths (/srv/app/..., /home/dev/only1mcp) are absolute and lie outside the
+        # filesystem root and the git repository given here; those servers answer with a tool
+        # error, which the benchmark counts as the tool reached. Nothing is created outside
+        # AGENT_WORK.
+        params, _ = launch_params(srv, work)
+        lines += ["[[servers]]",
+                  f"id = {toml_str(srv.name)}",
+                  'transport = "stdio"',
+                  f"command = {toml_str(params.command)}",
+                  f"args = [{', '.join(toml_str(a) for a in params.args)}]"]
+        if params.env:
+            lines.append("env = { " + ", ".join(f"{k} = {toml_str(v)}" for k, v in sorted(params.env.items())) + " }")
+        lines += [f"cwd = {toml_str(str(params.cwd))}", f"timeout_ms = {GATEWAY_TIMEOUT_MS}", ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))
+    log(f"wrote {out}: {len(servers)} servers, work dirs under {AGENT_WORK}")
 
 
 # --------------------------------------------------------------------------- capture
@@ -333,6 +394,8 @@ def main() -> int:
     ap.add_argument("--no-install", action="store_true", help="do not npm/pip install missing pins")
     ap.add_argument("--out", type=Path, default=FIXTURES, help="fixture directory (default: %(default)s)")
     ap.add_argument("--list", action="store_true", help="print the pinned servers and exit")
+    ap.add_argument("--gateway-config", type=Path, metavar="OUT.toml",
+                    help="capture nothing: write a gateway config running the pinned servers over stdio")
     opts = ap.parse_args()
 
     if opts.list:
@@ -347,16 +410,16 @@ def main() -> int:
         servers = [s for s in SERVERS if s.name in opts.only]
     if not opts.no_install:
         ensure_installed(servers)
+    if opts.gateway_config:
+        write_gateway_config(servers, opts.gateway_config)
+        return 0
 
     opts.out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(WORK, ignore_errors=True)
     failures: list[str] = []
     for srv in servers:
         work = WORK / srv.name
-        (work / "root").mkdir(parents=True, exist_ok=True)
-        (work / "out").mkdir(parents=True, exist_ok=True)
-        if srv.setup == "git-repo":
-            make_empty_git_repo(work / "repo")
+        prepare_work(srv, work)
         log(f"capturing {srv.name} ({srv.package}@{srv.version}) ...")
         try:
             fixture = anyio.run(capture_one, srv, work)
