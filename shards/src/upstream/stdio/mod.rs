@@ -25,6 +25,7 @@ use futures_core::Stream;
 
 mod child;
 pub mod gate;
+mod handshake;
 mod ping;
 mod stats;
 
@@ -312,7 +313,7 @@ pub async fn supervise(
                 });
                 // A stop during the handshake must not wait for it (it may never answer).
                 let handshake = monoio::select! {
-                    r = handshake_and_list(&slot, timeout) => Some(r),
+                    r = handshake::handshake_and_list(&slot, timeout) => Some(r),
                     _ = wait_stopping(&slot) => None,
                 };
                 // The costly part of a start is over, whatever its outcome.
@@ -448,72 +449,4 @@ async fn relist_task(
             }
         }
     }
-}
-
-async fn handshake_and_list(
-    slot: &Rc<LocalStdioSlot>,
-    timeout: Duration,
-) -> Result<crate::catalog::Discovery, McpError> {
-    // The era probe: a 2026-07-28 server answers server/discover; a 2025 one errors (or is
-    // silent: a short timeout). Its process stays the same either way.
-    slot.modern.set(false);
-    let (probe, probe_id) = crate::upstream::modern::discover_body();
-    let probe_timeout = timeout.min(Duration::from_secs(3));
-    let modern = match slot
-        .call(
-            &probe,
-            probe_id,
-            crate::upstream::CallOpts::timeout(probe_timeout),
-        )
-        .await
-    {
-        Ok(reply) => crate::upstream::modern::parse_discover(&slot.spec.id, &reply),
-        Err(McpError::BackendUnavailable { server, reason }) => {
-            return Err(McpError::BackendUnavailable { server, reason })
-        }
-        Err(_) => None,
-    };
-    slot.legacy.set(false);
-    slot.modern.set(modern.is_some());
-    let params = match &slot.client_caps {
-        Some(c) => crate::upstream::initialize_params_for(c),
-        None => crate::upstream::initialize_params(),
-    };
-    let (body, id) = crate::upstream::request_body("initialize", &params);
-    let legacy = match slot
-        .call(&body, id, crate::upstream::CallOpts::timeout(timeout))
-        .await
-        .and_then(|reply| crate::upstream::negotiated_version(&slot.spec.id, &reply))
-    {
-        Ok((_, caps)) => {
-            if let Some(p) = slot.current.borrow().as_ref() {
-                let mut n = crate::upstream::INITIALIZED.to_vec();
-                n.push(b'\n');
-                let _ = p.writer.unbounded_send(n);
-            }
-            slot.legacy.set(true);
-            Some(caps)
-        }
-        Err(e) if modern.is_none() => return Err(e),
-        Err(_) => None,
-    };
-    let caps = match (modern, legacy) {
-        (Some(m), Some(_)) => {
-            tracing::info!(server = %slot.spec.id, "backend speaks both eras");
-            m
-        }
-        (Some(m), None) => {
-            tracing::info!(server = %slot.spec.id, "backend speaks 2026-07-28 only (stateless)");
-            m
-        }
-        (None, Some(l)) => l,
-        (None, None) => {
-            return Err(McpError::BackendProtocol {
-                server: slot.spec.id.clone(),
-                reason: "answered neither server/discover nor initialize".into(),
-            })
-        }
-    };
-    let backend = crate::upstream::LocalBackend::Stdio(slot.clone());
-    crate::upstream::discover(&slot.spec.id, &backend, caps, timeout).await
 }
