@@ -77,7 +77,11 @@ fn key_of(body: &[u8], key: Range<usize>) -> Cow<'_, [u8]> {
         return Cow::Borrowed(raw);
     }
     let quoted = &body[key.start - 1..key.end + 1];
-    Cow::Owned(sonic_rs::from_slice::<String>(quoted).unwrap_or_default().into_bytes())
+    Cow::Owned(
+        sonic_rs::from_slice::<String>(quoted)
+            .unwrap_or_default()
+            .into_bytes(),
+    )
 }
 
 /// Could a JSON value starting with `first` be a number?
@@ -157,9 +161,10 @@ impl<'a> Envelope<'a> {
                     env.id = Some(val);
                 }
                 b"method" => {
-                    env.method = Some(unescape(first == Some(b'"'), body, val).ok_or_else(
-                        || McpError::InvalidRequest("`method` must be a string".into()),
-                    )?)
+                    env.method =
+                        Some(unescape(first == Some(b'"'), body, val).ok_or_else(|| {
+                            McpError::InvalidRequest("`method` must be a string".into())
+                        })?)
                 }
                 b"params" => {
                     env.params = Some(val.clone());

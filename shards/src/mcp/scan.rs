@@ -158,7 +158,13 @@ mod tests {
         assert!(walk("{}").is_empty() && walk(" { } ").is_empty());
         assert!(walk("[1]").is_empty() && walk("").is_empty() && walk("\"x\"").is_empty());
         // Not valid JSON (the caller validates first): still no panic.
-        for s in [r#"{"a"#, r#"{"a":"#, r#"{"a":{"b":"#, r#"{"a":"\"#, r#"{"a" 1}"#] {
+        for s in [
+            r#"{"a"#,
+            r#"{"a":"#,
+            r#"{"a":{"b":"#,
+            r#"{"a":"\"#,
+            r#"{"a" 1}"#,
+        ] {
             let _ = walk(s);
         }
     }
