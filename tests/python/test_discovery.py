@@ -161,3 +161,44 @@ def test_hybrid_lists_pinned_and_most_used_tools_within_the_budget(driver: str, 
     with running_gateway(driver, tight, tmp_path, "hybrid2", {"demo": "ready"}, ["--name demo"]) as gw:
         before, _ = run(body, gw.url, "hybrid")
         assert before == META, before  # nothing fits in 10 tokens
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("mode", ["search", "hybrid"])
+def test_list_changed_reaches_search_and_hybrid_clients(driver: str, mode: str, tmp_path) -> None:
+    import anyio
+    from mcp import types
+
+    before = config_text(demo_stdio("demo"))
+    after = config_text(demo_stdio("demo"), demo_stdio("arrive"))
+    name = f"disc-lc-{mode}"
+
+    async def body(url: str) -> list[str]:
+        changed = anyio.Event()
+
+        async def on_message(message: object) -> None:
+            inner = getattr(message, "root", message)
+            if isinstance(inner, types.ToolListChangedNotification):
+                changed.set()
+
+        client = httpx.AsyncClient(headers={"X-MCP-Discovery": mode}, timeout=20)
+        async with client, streamable_http_client(url, http_client=client) as (r, w), \
+                ClientSession(r, w, message_handler=on_message) as session:
+            await session.initialize()
+            assert [t.name for t in (await session.list_tools()).tools][:3] == META
+            await anyio.sleep(0.5)  # the SDK's GET stream opens
+            (tmp_path / f"{name}-{driver}.toml").write_text(after)
+            with anyio.fail_after(15):
+                await changed.wait()
+            # The new server's tools are found once it has listed them.
+            with anyio.fail_after(15):
+                while True:
+                    found = await session.call_tool("search_tools", {"query": "echo message", "limit": 20})
+                    names = [t["name"] for t in found.structured_content["tools"]]
+                    if "arrive__echo" in names:
+                        return names
+                    await anyio.sleep(0.2)
+
+    with running_gateway(driver, before, tmp_path, name, {"demo": "ready"}, ["--name demo"]) as gw:
+        names = run(body, gw.url)
+        assert "demo__echo" in names and "arrive__echo" in names
