@@ -193,7 +193,7 @@ pub struct LocalShard {
     /// Open client connections.
     pub connections: Cell<usize>,
     /// Backend calls in flight, by backend id (for `max_inflight`).
-    pub backend_inflight: RefCell<HashMap<String, usize, RandomState>>,
+    pub backend_inflight: RefCell<HashMap<Rc<str>, usize, RandomState>>,
     /// `server.max_connections_per_shard`.
     pub max_connections: usize,
     /// What this shard served (sent to the control thread every 500 ms).

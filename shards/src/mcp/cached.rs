@@ -20,12 +20,10 @@ use crate::mcp::forward::{forward, Answer, Era};
 use crate::mcp::jsonrpc::Envelope;
 use crate::shard::LocalShard;
 
-/// What the caller resolved: the request kind, the gateway name or URI, and the backend's
-/// own tool name (for token accounting of hits).
+/// What the caller resolved: the request kind and the gateway name or URI.
 pub(crate) struct Target<'a> {
     pub what: Cacheable,
     pub name: &'a str,
-    pub tool: &'a str,
 }
 
 /// Forwards `body` to `backend`, through the cache when `target` is cacheable and the
@@ -63,6 +61,8 @@ pub(crate) async fn forward_cached(
     let (coalesce, window) = (c.coalesce, Duration::from_millis(c.coalesce_window_ms));
     let server = snap.backends[backend].id.clone();
     drop(snap);
+    // The backend's own tool name (token accounting of answers not forwarded).
+    let tool = era.tool.clone().unwrap_or_default();
     let id = env.id_bytes(body);
     let args = match t.what {
         Cacheable::Call => sonic_rs::get(body, ["params", "arguments"])
@@ -87,7 +87,7 @@ pub(crate) async fn forward_cached(
     cache.looked_up(t.what, hit.is_some());
     if let Some(result) = hit {
         let resp = ok_result(id, &result);
-        shard.tokens.served(t.what.method(), &server, t.tool, &resp);
+        shard.tokens.served(t.what.method(), &server, &tool, &resp);
         return Ok(Answer::Json(resp));
     }
     let flight = if coalesce {
@@ -95,7 +95,7 @@ pub(crate) async fn forward_cached(
             Some(rx) => match rx.await {
                 Ok(Shared::Result(result)) => {
                     let resp = ok_result(id, &result);
-                    shard.tokens.served(t.what.method(), &server, t.tool, &resp);
+                    shard.tokens.served(t.what.method(), &server, &tool, &resp);
                     return Ok(Answer::Json(resp));
                 }
                 Ok(Shared::Error(e)) => return Err(e),

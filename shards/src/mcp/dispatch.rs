@@ -464,11 +464,9 @@ pub(crate) async fn by_name(
     if matches!(kind, Named::Tool) {
         era.tool = sonic_rs::from_slice::<String>(&original_json).ok();
     }
-    let tool = era.tool.clone().unwrap_or_default();
     let target = cacheable.then_some(crate::mcp::cached::Target {
         what: crate::cache::Cacheable::Call,
         name,
-        tool: &tool,
     });
     let edit = Some((name_range, &original_json[..]));
     crate::mcp::cached::forward_cached(shard, sid, body, env, backend, edit, era, target).await
@@ -507,7 +505,6 @@ pub(crate) async fn resources_read(
     let target = crate::mcp::cached::Target {
         what: crate::cache::Cacheable::Read,
         name: uri,
-        tool: "",
     };
     let edit = Some((range, &original_json[..]));
     crate::mcp::cached::forward_cached(shard, sid, body, env, backend, edit, era, Some(target))

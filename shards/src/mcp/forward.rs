@@ -104,13 +104,22 @@ fn stamp_object(
 /// backend call lives (it may outlive the client's request when streamed or parked).
 struct BusyGuard {
     shard: Rc<LocalShard>,
-    backend: String,
+    backend: Rc<str>,
 }
 
 impl BusyGuard {
     fn enter(shard: &Rc<LocalShard>, backend: &str, max: usize) -> Result<BusyGuard, McpError> {
         let mut map = shard.backend_inflight.borrow_mut();
-        let n = map.entry(backend.to_string()).or_insert(0);
+        // The key is allocated once per backend; every later call clones the `Rc`.
+        let key: Rc<str> = match map.get_key_value(backend) {
+            Some((k, _)) => k.clone(),
+            None => {
+                let k: Rc<str> = backend.into();
+                map.insert(k.clone(), 0);
+                k
+            }
+        };
+        let n = map.get_mut(backend).expect("inserted above");
         if *n >= max {
             return Err(McpError::BackendUnavailable {
                 server: backend.to_string(),
@@ -122,7 +131,7 @@ impl BusyGuard {
         *n += 1;
         Ok(BusyGuard {
             shard: shard.clone(),
-            backend: backend.to_string(),
+            backend: key,
         })
     }
 }
@@ -133,7 +142,7 @@ impl Drop for BusyGuard {
             .shard
             .backend_inflight
             .borrow_mut()
-            .get_mut(&self.backend)
+            .get_mut(&*self.backend)
         {
             *n = n.saturating_sub(1);
         }
@@ -369,9 +378,11 @@ impl Finisher {
         }
         // A 2026 backend asking a 2025-era client for input: that client cannot retry with
         // inputResponses, so say so instead of handing it a result shape it does not know.
-        let asks_input = sonic_rs::get(&resp[..], ["result", "resultType"])
-            .ok()
-            .is_some_and(|t| t.as_raw_str() == "\"input_required\"");
+        // A byte search first: the JSON lookup allocates, and almost no answer asks for input.
+        let asks_input = memchr::memmem::find(&resp, b"input_required").is_some()
+            && sonic_rs::get(&resp[..], ["result", "resultType"])
+                .ok()
+                .is_some_and(|t| t.as_raw_str() == "\"input_required\"");
         if asks_input {
             return McpError::Gateway(format!(
                 "backend `{}` needs input from the client (2026 input_required), which the gateway cannot yet bridge to a 2025-era session",

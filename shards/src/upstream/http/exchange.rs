@@ -42,18 +42,11 @@ impl LocalHttpBackend {
             Ok(c) => c,
             Err(e) => return Attempt::Done(Err(e)),
         };
-        let mut headers = if modern {
-            self.modern_headers()
-        } else {
-            self.headers(&session)
+        let extra = match modern {
+            true => crate::upstream::modern::request_headers(&wire),
+            false => Vec::new(),
         };
-        if modern {
-            headers.extend(crate::upstream::modern::request_headers(&wire));
-        }
-        let hdrs: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let hdrs = self.header_refs(&session, modern, &extra);
         let sent = conn
             .send_post(&replica.url.path, &replica.url.authority, &hdrs, &wire)
             .await;

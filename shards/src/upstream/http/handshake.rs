@@ -99,7 +99,7 @@ impl LocalHttpBackend {
         let (version, caps) = negotiated_version(&self.spec.id, &reply)?;
         Ok(UpstreamSession {
             id: None,
-            version,
+            version: version.into(),
             caps,
             legacy: true,
             modern_ok: false,
@@ -133,8 +133,8 @@ impl LocalHttpBackend {
         let reply = self.read_reply(&mut conn, &mut head, "0", None).await?;
         let (version, caps) = negotiated_version(&self.spec.id, &reply)?;
         let session = UpstreamSession {
-            id: session_id,
-            version,
+            id: session_id.map(Into::into),
+            version: version.into(),
             caps,
             legacy: true,
             modern_ok: false,
@@ -145,11 +145,7 @@ impl LocalHttpBackend {
             let (c, _) = self.take_conn(replica).await?;
             conn = c;
         }
-        let headers = self.headers(&session);
-        let hdrs: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let hdrs = self.header_refs(&session, false, &[]);
         conn.send_post(
             &replica.url.path,
             &replica.url.authority,

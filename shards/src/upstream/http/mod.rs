@@ -34,8 +34,8 @@ const MAX_IDLE: usize = 64;
 
 #[derive(Clone)]
 struct UpstreamSession {
-    id: Option<String>,
-    version: String,
+    id: Option<Rc<str>>,
+    version: Rc<str>,
     caps: crate::catalog::BackendCaps,
     /// A 2025 session exists (`initialize` succeeded).
     legacy: bool,
@@ -269,11 +269,7 @@ impl LocalHttpBackend {
         };
         let post = async {
             let (mut conn, _) = self.take_conn(replica).await.ok()?;
-            let headers = self.headers(&session);
-            let hdrs: Vec<(&str, &str)> = headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
+            let hdrs = self.header_refs(&session, false, &[]);
             conn.send_post(&replica.url.path, &replica.url.authority, &hdrs, msg)
                 .await
                 .ok()?;
@@ -405,22 +401,33 @@ impl LocalHttpBackend {
         }
     }
 
-    fn modern_headers(&self) -> Vec<(String, String)> {
-        let mut h = vec![(
-            "mcp-protocol-version".to_string(),
-            crate::upstream::modern::MODERN.to_string(),
-        )];
-        h.extend(self.spec.headers.iter().cloned());
-        h
-    }
 
     fn headers(&self, session: &UpstreamSession) -> Vec<(String, String)> {
-        let mut h: Vec<(String, String)> = Vec::with_capacity(2 + self.spec.headers.len());
-        if let Some(id) = &session.id {
-            h.push(("mcp-session-id".into(), id.clone()));
+        self.header_refs(session, false, &[])
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// The headers of a request on `session` (2026: of a stateless one), borrowed, with
+    /// `extra` after the configured ones: one allocation per request.
+    fn header_refs<'a>(
+        &'a self,
+        session: &'a UpstreamSession,
+        modern: bool,
+        extra: &'a [(String, String)],
+    ) -> Vec<(&'a str, &'a str)> {
+        let mut h = Vec::with_capacity(2 + self.spec.headers.len() + extra.len());
+        if modern {
+            h.push(("mcp-protocol-version", crate::upstream::modern::MODERN));
+        } else {
+            if let Some(id) = &session.id {
+                h.push(("mcp-session-id", &**id));
+            }
+            h.push(("mcp-protocol-version", &*session.version));
         }
-        h.push(("mcp-protocol-version".into(), session.version.clone()));
-        h.extend(self.spec.headers.iter().cloned());
+        let pairs = self.spec.headers.iter().chain(extra);
+        h.extend(pairs.map(|(k, v)| (k.as_str(), v.as_str())));
         h
     }
 
