@@ -32,112 +32,17 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use only1mcp_shards::catalog::build::BackendInput;
-use only1mcp_shards::catalog::{
-    parse_tools_page, BackendCaps, BackendState, Catalog, Discovery, RawItem,
-};
+use only1mcp_shards::catalog::{page_of, parse_tools_page, Catalog, ListKind};
+use only1mcp_shards::http::request::{parse_head, Framing};
+use only1mcp_shards::http::response::{encode, Reply};
 use only1mcp_shards::http::sse::SseDecoder;
 use only1mcp_shards::mcp::jsonrpc::{splice, Envelope, Kind};
 use only1mcp_shards::mcp::session::mint_id;
 use only1mcp_shards::ring::Ring;
 use only1mcp_shards::upstream::BackendReply;
 
-/// Tools per synthetic backend; catalogs are built from whole backends of this size.
-const TOOLS_PER_BACKEND: usize = 50;
-
-/// A typical `tools/call` as an MCP client sends it (~200 bytes), for tool `tool_0025` of
-/// synthetic backend number `server`.
-fn small_call(server: usize) -> Vec<u8> {
-    format!(
-        r#"{{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{{"name":"srv{server:03}__tool_0025","arguments":{{"message":"hello from the benchmark","count":3,"verbose":false}},"_meta":{{"progressToken":"p-42"}}}}}}"#
-    )
-    .into_bytes()
-}
-
-/// A `tools/call` carrying 64 KiB of arguments (a file's content, with escapes in it).
-fn big_call() -> Vec<u8> {
-    let line = r#"fn main() { println!(\"hello, world\"); }\n"#;
-    let mut content = String::with_capacity(64 * 1024 + line.len());
-    while content.len() < 64 * 1024 {
-        content.push_str(line);
-    }
-    format!(
-        r#"{{"jsonrpc":"2.0","id":43,"method":"tools/call","params":{{"name":"srv003__tool_0025","arguments":{{"path":"src/main.rs","content":"{content}"}}}}}}"#
-    )
-    .into_bytes()
-}
-
-/// One tool object as a backend would list it (~300 bytes).
-fn tool_json(name: &str, i: usize) -> Vec<u8> {
-    format!(
-        r#"{{"name":"{name}","title":"Tool {i}","description":"Does thing number {i} with the given input and returns a text result.","inputSchema":{{"type":"object","properties":{{"message":{{"type":"string","description":"What to process"}},"count":{{"type":"integer","minimum":0}}}},"required":["message"]}}}}"#
-    )
-    .into_bytes()
-}
-
-/// `backends` synthetic backends of [`TOOLS_PER_BACKEND`] tools each, as discovery saw them.
-fn fleet(backends: usize) -> (Vec<String>, Vec<Discovery>) {
-    let ids = (0..backends).map(|b| format!("srv{b:03}")).collect();
-    let found = (0..backends)
-        .map(|_| Discovery {
-            caps: BackendCaps {
-                tools: true,
-                ..BackendCaps::default()
-            },
-            tools: (0..TOOLS_PER_BACKEND)
-                .map(|i| {
-                    let key = format!("tool_{i:04}");
-                    let json = tool_json(&key, i);
-                    RawItem { key, json }
-                })
-                .collect(),
-            ..Discovery::default()
-        })
-        .collect();
-    (ids, found)
-}
-
-fn inputs<'a>(ids: &'a [String], found: &'a [Discovery]) -> Vec<BackendInput<'a>> {
-    ids.iter()
-        .zip(found)
-        .map(|(id, d)| BackendInput {
-            id,
-            prefix: true,
-            state: BackendState::Ready,
-            discovery: Some(d),
-            curation: None,
-        })
-        .collect()
-}
-
-fn catalog_of(tools: usize) -> Catalog {
-    let (ids, raw) = fleet(tools / TOOLS_PER_BACKEND);
-    let c = Catalog::build(&inputs(&ids, &raw), "__");
-    assert_eq!(c.len(), tools);
-    c
-}
-
-/// The request side of `tools/call` in `mcp::dispatch`: parse, route, splice id + name.
-/// Returns the spliced length so nothing is optimized away.
-fn rewrite(catalog: &Catalog, body: &[u8], out: &mut Vec<u8>) -> usize {
-    let env = Envelope::parse(body).expect("valid request");
-    let name = env.name_str.as_deref().expect("params.name");
-    let name_range = env.name.clone().expect("name range");
-    let id_range = env.id.clone().expect("id");
-    // As in dispatch.rs `by_name`: the route's backend and original name are copied out of
-    // the snapshot before the call.
-    let route = catalog.route(name).expect("routed");
-    let (backend, original_json) = (route.backend, route.original_json.clone());
-    let placeholder: &[u8] = b"0";
-    let id_first = id_range.start < name_range.start;
-    let edits: [(std::ops::Range<usize>, &[u8]); 2] = if id_first {
-        [(id_range, placeholder), (name_range, &original_json)]
-    } else {
-        [(name_range, &original_json), (id_range, placeholder)]
-    };
-    splice(body, &edits, out);
-    out.len() + backend
-}
+mod common;
+use common::hot_fixtures::*;
 
 fn bench_envelope(c: &mut Criterion) {
     let mut g = c.benchmark_group("envelope_parse");
@@ -290,6 +195,52 @@ fn bench_catalog(c: &mut Criterion) {
     g.finish();
 }
 
+/// The `tools/list` answer as dispatch builds it per request: the page of the rendered
+/// catalog (the whole 50-tool list borrowed; a 500-tool page of 5,000 copied) into the
+/// response body.
+fn bench_list(c: &mut Criterion) {
+    let mut g = c.benchmark_group("list");
+    for (tools, page) in [(50usize, 500usize), (5_000, 500), (5_000, 0)] {
+        let catalog = catalog_of(tools);
+        let (json, items, _) = catalog.list(ListKind::Tools);
+        let label = format!("tools_{tools}_page_{page}");
+        g.throughput(Throughput::Bytes(json.len() as u64));
+        g.bench_function(label, |b| {
+            b.iter(|| {
+                let (body, next) = page_of(black_box(json), items, 0, page).unwrap();
+                let mut out = Vec::with_capacity(4096);
+                out.extend_from_slice(br#"{"jsonrpc":"2.0","id":7,"result":{"tools":"#);
+                out.extend_from_slice(&body);
+                out.extend_from_slice(b"}}");
+                black_box((out, next))
+            })
+        });
+    }
+    g.finish();
+}
+
+/// The HTTP/1.1 codec of the client side: a `POST /mcp` head parsed (httparse plus the
+/// gateway's header picks), and a JSON reply encoded into the reused write buffer.
+fn bench_http(c: &mut Criterion) {
+    let head = post_head(small_call(3).len());
+    let (req, framing, _) = parse_head(&head).unwrap().unwrap();
+    assert!(matches!(framing, Framing::Length(_)) && req.head_len == head.len());
+    let mut g = c.benchmark_group("http");
+    g.bench_function("parse_post_head", |b| {
+        b.iter(|| black_box(parse_head(black_box(&head)).unwrap()))
+    });
+    let body = br#"{"jsonrpc":"2.0","id":42,"result":{"content":[{"type":"text","text":"hello from the benchmark"}],"isError":false}}"#;
+    let reply = Reply::json(200, body.to_vec());
+    let mut out = Vec::with_capacity(4096);
+    g.bench_function("encode_json_reply", |b| {
+        b.iter(|| {
+            encode(black_box(&reply), true, &mut out);
+            black_box(out.len())
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     // Short defaults keep a full run around a minute on a small machine; `--quick` (CI) stops
     // each benchmark as soon as two samples agree, and never runs one longer than this.
@@ -302,6 +253,6 @@ criterion_group! {
     name = benches;
     config = config();
     targets = bench_envelope, bench_rewrite, bench_reply, bench_ring_and_sessions, bench_sse,
-        bench_catalog
+        bench_catalog, bench_list, bench_http
 }
 criterion_main!(benches);

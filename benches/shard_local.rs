@@ -10,15 +10,22 @@
 //! - `breaker/allow_success`: a closed breaker's check and its success bookkeeping.
 //! - `spawn_gate/acquire_release`: the gateway-wide stdio start permit (one CAS, one
 //!   decrement; only on process starts, measured to show it is not a lock).
+//! - `cache/key`, `cache/hit`, `cache/miss_put`: building a response-cache key, a hit in a
+//!   10,000-entry cache (the whole hit path but the reply), and a miss then an insert that
+//!   evicts the least recently used entry.
+//! - `batcher/lead_join_land`: single-flight for 8 identical requests: one leads, seven join
+//!   and get its answer.
 //!
 //! Run: `cargo bench --bench shard_local`. Results: `docs/benchmarks.md`.
 
 use std::hint::black_box;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use only1mcp_shards::balance::breaker::{BreakerSpec, LocalBreaker};
 use only1mcp_shards::balance::{LocalBalancer, Strategy};
+use only1mcp_shards::cache::{key, Cacheable, LocalCache, Shared};
 use only1mcp_shards::stats::{Hist, LocalStats, Outcome};
 use only1mcp_shards::upstream::stdio::gate::SharedSpawnGate;
 
@@ -112,6 +119,94 @@ fn bench_breaker_and_gate(c: &mut Criterion) {
     });
 }
 
+fn bench_cache(c: &mut Criterion) {
+    let cache = Rc::new(LocalCache::default());
+    let far = Instant::now() + Duration::from_secs(3600);
+    let result: Rc<[u8]> = Rc::from(&br#"{"content":[{"type":"text","text":"4"}]}"#[..]);
+    let mut k = Vec::new();
+    for i in 0..10_000u32 {
+        key(
+            &mut k,
+            Cacheable::Call,
+            false,
+            3,
+            "demo__add",
+            &i.to_le_bytes(),
+            "reader",
+            None,
+        );
+        cache.put(&k, result.clone(), 1, far, (10_000, 1 << 30));
+    }
+    let args = br#"{"a":2,"b":2}"#;
+    let mut g = c.benchmark_group("cache");
+    g.bench_function("key", |b| {
+        b.iter(|| {
+            key(
+                &mut k,
+                Cacheable::Call,
+                false,
+                3,
+                "demo__add",
+                black_box(args),
+                "reader",
+                None,
+            );
+            black_box(k.len())
+        })
+    });
+    key(
+        &mut k,
+        Cacheable::Call,
+        false,
+        3,
+        "demo__add",
+        &7u32.to_le_bytes(),
+        "reader",
+        None,
+    );
+    g.bench_function("hit", |b| {
+        b.iter(|| {
+            let r = cache.get(black_box(&k), 1, Instant::now());
+            cache.looked_up(Cacheable::Call, r.is_some());
+            black_box(r)
+        })
+    });
+    let mut n = 10_000u32;
+    g.bench_function("miss_put", |b| {
+        b.iter(|| {
+            n += 1;
+            key(
+                &mut k,
+                Cacheable::Call,
+                false,
+                3,
+                "demo__add",
+                &n.to_le_bytes(),
+                "reader",
+                None,
+            );
+            let miss = cache.get(&k, 1, Instant::now()).is_none();
+            cache.put(&k, result.clone(), 1, far, (10_000, 1 << 30));
+            black_box(miss)
+        })
+    });
+    g.finish();
+    let flights = Rc::new(LocalCache::default());
+    c.bench_function("batcher/lead_join_land", |b| {
+        b.iter(|| {
+            let flight = flights.lead(b"k");
+            let mut waiters: Vec<_> = (0..7).map(|_| flights.join(b"k").unwrap()).collect();
+            flight.land(Cacheable::Call, Shared::Result(result.clone()));
+            let got = waiters
+                .iter_mut()
+                .map(|w| matches!(w.try_recv(), Ok(Some(_))))
+                .filter(|ok| *ok)
+                .count();
+            black_box(got)
+        })
+    });
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -121,6 +216,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_stats, bench_hist, bench_balance, bench_breaker_and_gate
+    targets = bench_stats, bench_hist, bench_balance, bench_breaker_and_gate, bench_cache
 }
 criterion_main!(benches);

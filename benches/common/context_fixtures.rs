@@ -1,6 +1,9 @@
 //! The captured real tool lists of `perf/context/fixtures/` (see `perf/context/README.md`),
 //! loaded once for the context bench and the compaction and search tests.
 
+// Each bench binary uses a subset of these.
+#![allow(dead_code)]
+
 use std::path::Path;
 
 use only1mcp_shards::catalog::RawItem;

@@ -1,3 +1,4 @@
 //! Helpers shared by the benches.
 
 pub mod context_fixtures;
+pub mod hot_fixtures;

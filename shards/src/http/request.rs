@@ -166,12 +166,9 @@ pub async fn read_request<S: AsyncReadRent + AsyncWriteRent>(
     }
     let deadline = Instant::now() + limits.read_timeout;
     loop {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&bufs.buf) {
-            Ok(httparse::Status::Complete(head_len)) => {
-                let (mut req_head, framing, expect_continue) = head_from(&req, &bufs.buf)?;
-                req_head.head_len = head_len;
+        match parse_head(&bufs.buf) {
+            Ok(Some((req_head, framing, expect_continue))) => {
+                let head_len = req_head.head_len;
                 bufs.consumed = head_len;
                 if let Framing::Length(n) = framing {
                     if n > limits.max_body {
@@ -191,7 +188,7 @@ pub async fn read_request<S: AsyncReadRent + AsyncWriteRent>(
                 read_body(stream, bufs, limits, framing, deadline).await?;
                 return Ok(req_head);
             }
-            Ok(httparse::Status::Partial) => {
+            Ok(None) => {
                 if bufs.buf.len() > limits.max_head {
                     return Err(ReadError::Status(431, "request head too large"));
                 }
@@ -199,17 +196,36 @@ pub async fn read_request<S: AsyncReadRent + AsyncWriteRent>(
                     return Err(ReadError::Closed);
                 }
             }
-            Err(httparse::Error::TooManyHeaders) => {
-                return Err(ReadError::Status(431, "too many headers"))
-            }
-            Err(_) => return Err(ReadError::Status(400, "malformed HTTP request")),
+            Err(e) => return Err(e),
         }
     }
 }
 
-enum Framing {
+/// Parses a request head at the start of `buf`: the head, its body framing and whether it
+/// expects `100 Continue`; `None` when the head is not complete yet. No I/O, no allocation.
+pub fn parse_head(buf: &[u8]) -> Result<Option<(Request, Framing, bool)>, ReadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(head_len)) => {
+            let (mut head, framing, expect_continue) = head_from(&req, buf)?;
+            head.head_len = head_len;
+            Ok(Some((head, framing, expect_continue)))
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(ReadError::Status(431, "too many headers")),
+        Err(_) => Err(ReadError::Status(400, "malformed HTTP request")),
+    }
+}
+
+/// How a request's body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
     None,
+    /// `Content-Length`.
     Length(usize),
+    /// `Transfer-Encoding: chunked`.
     Chunked,
 }
 

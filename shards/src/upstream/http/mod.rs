@@ -401,7 +401,6 @@ impl LocalHttpBackend {
         }
     }
 
-
     fn headers(&self, session: &UpstreamSession) -> Vec<(String, String)> {
         self.header_refs(session, false, &[])
             .into_iter()
