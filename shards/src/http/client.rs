@@ -189,69 +189,18 @@ impl LocalHttpConn {
     /// Reads the response head.
     pub async fn read_head(&mut self) -> Result<ResponseHead, ClientError> {
         loop {
-            let mut headers = [httparse::EMPTY_HEADER; 48];
-            let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(&self.buf[self.at..]) {
-                Ok(httparse::Status::Complete(n)) => {
-                    let status = resp.code.unwrap_or(0);
-                    let mut head = ResponseHead {
-                        status,
-                        sse: false,
-                        session_id: None,
-                        keep_alive: resp.version == Some(1),
-                        framing: Framing::UntilClose,
-                        remaining: 0,
-                        need_crlf: false,
-                        final_chunk: false,
-                        done: false,
-                    };
-                    for h in resp.headers.iter() {
-                        let v = std::str::from_utf8(h.value).unwrap_or("").trim();
-                        if h.name.eq_ignore_ascii_case("content-type") {
-                            head.sse = v.starts_with("text/event-stream");
-                        } else if h.name.eq_ignore_ascii_case("content-length") {
-                            let len = v.parse().map_err(|_| {
-                                ClientError::Protocol("invalid Content-Length".into())
-                            })?;
-                            head.framing = Framing::Length(len);
-                            head.remaining = len;
-                        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                            if v.eq_ignore_ascii_case("chunked") {
-                                head.framing = Framing::Chunked;
-                            }
-                        } else if h.name.eq_ignore_ascii_case("connection") {
-                            if v.eq_ignore_ascii_case("close") {
-                                head.keep_alive = false;
-                            }
-                        } else if h.name.eq_ignore_ascii_case("mcp-session-id") {
-                            head.session_id = Some(v.to_string());
-                        }
-                    }
-                    self.at += n;
-                    if head.framing == Framing::UntilClose {
-                        head.keep_alive = false;
-                    }
-                    if head.framing == Framing::Length(0) || status == 204 || status == 304 {
-                        head.done = true;
-                    }
-                    return Ok(head);
-                }
-                Ok(httparse::Status::Partial) => {
-                    if self.buf.len() - self.at > 64 * 1024 {
-                        return Err(ClientError::Protocol("response head too large".into()));
-                    }
-                    if self.fill().await? == 0 {
-                        return Err(ClientError::Io(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "connection closed before a response",
-                        )));
-                    }
-                }
-                Err(e) => {
-                    return Err(ClientError::Protocol(format!(
-                        "malformed HTTP response: {e}"
-                    )))
-                }
+            if let Some((head, n)) = parse_response_head(&self.buf[self.at..])? {
+                self.at += n;
+                return Ok(head);
+            }
+            if self.buf.len() - self.at > 64 * 1024 {
+                return Err(ClientError::Protocol("response head too large".into()));
+            }
+            if self.fill().await? == 0 {
+                return Err(ClientError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed before a response",
+                )));
             }
         }
     }
@@ -368,4 +317,62 @@ impl LocalHttpConn {
     pub fn reusable(&self, head: &ResponseHead) -> bool {
         head.keep_alive && head.done && self.at == self.buf.len()
     }
+}
+
+/// Parses a response head at the start of `buf`: the head and its length, or `None` when it
+/// is not complete. A plain function, so httparse's header array (1.5 KiB) lives on the stack
+/// only while parsing, not in every call's future across its awaits.
+fn parse_response_head(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, ClientError> {
+    let mut headers = [httparse::EMPTY_HEADER; 48];
+    let mut resp = httparse::Response::new(&mut headers);
+    let n = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => {
+            return Err(ClientError::Protocol(format!(
+                "malformed HTTP response: {e}"
+            )))
+        }
+    };
+    let status = resp.code.unwrap_or(0);
+    let mut head = ResponseHead {
+        status,
+        sse: false,
+        session_id: None,
+        keep_alive: resp.version == Some(1),
+        framing: Framing::UntilClose,
+        remaining: 0,
+        need_crlf: false,
+        final_chunk: false,
+        done: false,
+    };
+    for h in resp.headers.iter() {
+        let v = std::str::from_utf8(h.value).unwrap_or("").trim();
+        if h.name.eq_ignore_ascii_case("content-type") {
+            head.sse = v.starts_with("text/event-stream");
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            let len = v
+                .parse()
+                .map_err(|_| ClientError::Protocol("invalid Content-Length".into()))?;
+            head.framing = Framing::Length(len);
+            head.remaining = len;
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            if v.eq_ignore_ascii_case("chunked") {
+                head.framing = Framing::Chunked;
+            }
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            if v.eq_ignore_ascii_case("close") {
+                head.keep_alive = false;
+            }
+        } else if h.name.eq_ignore_ascii_case("mcp-session-id") {
+            head.session_id = Some(v.to_string());
+        }
+    }
+    if head.framing == Framing::UntilClose {
+        head.keep_alive = false;
+    }
+    if head.framing == Framing::Length(0) || status == 204 || status == 304 {
+        head.done = true;
+    }
+    Ok(Some((head, n)))
 }
