@@ -8,8 +8,9 @@
 //! - `route_rewrite`: parse, route in a 5,000-tool catalog, splice the id and the backend's
 //!   tool name: the request side of a proxied call.
 //! - `reply_check_splice`: a backend's answer parsed, its id checked and the client's spliced.
-//! - `list_page`: the first 500-tool page of a 5,000-tool catalog rendered into a response,
-//!   and the whole 50-tool list.
+//! - `list_page`: the first 500-tool page of a 5,000-tool catalog copied into a response,
+//!   and the whole 50-tool list (what small pages still do); `list_shared`: the same 500-tool
+//!   page as `mcp/lists.rs` serves it, from the shared rendering.
 //! - `cache_hit`, `cache_miss_put`: the response cache (10,000 entries).
 //! - `batcher_8`: one leader, seven identical requests joining and getting its answer.
 //! - `ring_owner`: which shard owns a session.
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use iai_callgrind::{library_benchmark, library_benchmark_group, main};
 use only1mcp_shards::cache::{key, Cacheable, LocalCache, Shared};
-use only1mcp_shards::catalog::{page_of, Catalog, ListKind};
+use only1mcp_shards::catalog::{page_of, page_range, shared_bytes, Catalog, ListKind};
 use only1mcp_shards::http::request::parse_head;
 use only1mcp_shards::http::response::{encode, Reply};
 use only1mcp_shards::mcp::jsonrpc::{splice, Envelope};
@@ -125,6 +126,22 @@ fn list_page((catalog, page): (Catalog, usize)) -> (Catalog, usize) {
     (catalog, n)
 }
 
+// What `mcp/lists.rs` does per request for a page of 16 KiB or more: find the page's range
+// and take it from the shared rendering (the socket write then sends those bytes as they are).
+#[library_benchmark]
+#[bench::page_500_of_5000(args = (5_000, 500), setup = list_setup, teardown = std::mem::drop)]
+fn list_shared((catalog, page): (Catalog, usize)) -> (Catalog, usize) {
+    let (json, items, _) = catalog.list(ListKind::Tools);
+    let (range, _, next) = page_range(json.len(), items, 0, page).unwrap();
+    let mut head = Vec::with_capacity(96);
+    head.extend_from_slice(br#"{"jsonrpc":"2.0","id":7,"result":{"tools":["#);
+    let shared = shared_bytes(json).slice(range);
+    let tail = format!(r#"],"nextCursor":"o1m-{}"}}}}"#, next.unwrap_or(0));
+    let n = black_box(head.len() + shared.len() + tail.len());
+    drop((head, shared, tail));
+    (catalog, n)
+}
+
 fn list_setup(tools: usize, page: usize) -> (Catalog, usize) {
     settled((catalog_of(tools), page))
 }
@@ -192,7 +209,7 @@ fn http_encode_reply(reply: Reply) -> usize {
 
 library_benchmark_group!(
     name = hot_path;
-    benchmarks = envelope_parse, route_rewrite, reply_check_splice, list_page, cache_hit,
+    benchmarks = envelope_parse, route_rewrite, reply_check_splice, list_page, list_shared, cache_hit,
         cache_miss_put, batcher_8, ring_owner, http_parse_head, http_encode_reply
 );
 

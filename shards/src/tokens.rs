@@ -110,16 +110,20 @@ pub fn tap_gateway_answer(
     if !sink.is_enabled() {
         return;
     }
-    let Ok(Answer::Json(body)) = answer else {
-        return;
+    let body = match answer {
+        Ok(Answer::Json(body)) => std::borrow::Cow::Borrowed(&body[..]),
+        Ok(Answer::Parts(head, shared, tail)) => {
+            std::borrow::Cow::Owned([&head[..], shared, tail].concat())
+        }
+        _ => return,
     };
     let label = crate::stats::method_label(method);
     match (label, meta) {
         ("tools/list" | "prompts/list" | "resources/list" | "resources/templates/list", _) => {
-            sink.served(label, "", "", body)
+            sink.served(label, "", "", &body)
         }
         // `call_tool` is counted where it is forwarded, under the tool it called.
-        ("tools/call", Some(m)) if m != "call_tool" => sink.served(label, "", m, body),
+        ("tools/call", Some(m)) if m != "call_tool" => sink.served(label, "", m, &body),
         _ => {}
     }
 }

@@ -23,7 +23,7 @@ use crate::http::response::Reply;
 use crate::snapshot::SharedSnapshot;
 
 /// A rendered list as one role set sees it: JSON array and item ranges.
-pub type LocalView = Rc<(Vec<u8>, Vec<(u32, u32)>)>;
+pub type LocalView = Rc<(bytes::Bytes, Vec<(u32, u32)>)>;
 
 /// Views of one snapshot version: (role set, modern, kind) → list, and (role set, modern)
 /// → the role set's tool names.
@@ -177,7 +177,8 @@ impl LocalAuth {
         };
         let rewrite = |name: &str, json: &[u8]| names.as_ref().and_then(|n| n.rewrite(name, json));
         let catalog = snap.catalog_for(modern);
-        let view: LocalView = Rc::new(catalog.filtered(kind, &keep, &rewrite));
+        let (json, items) = catalog.filtered(kind, &keep, &rewrite);
+        let view: LocalView = Rc::new((json.into(), items));
         self.views.borrow_mut().map.insert(key, view.clone());
         Some(view)
     }

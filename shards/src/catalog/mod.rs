@@ -393,6 +393,51 @@ pub type ListParts<'a> = (
     &'a Arc<Vec<build::ItemKey>>,
 );
 
+/// Where one client page of a rendered list sits in its JSON array: the byte range, whether
+/// that range is the whole array (brackets included) or only items (the caller adds the
+/// brackets), and the offset of the next page. `None`: a bad offset. See [`page_of`].
+pub fn page_range(
+    json_len: usize,
+    items: &[(u32, u32)],
+    offset: usize,
+    page_size: usize,
+) -> Option<(std::ops::Range<usize>, bool, Option<usize>)> {
+    if offset > items.len() || (offset == items.len() && offset > 0) {
+        return None;
+    }
+    let whole = match (items.first(), items.last()) {
+        (Some(f), Some(l)) => f.0 == 1 && l.1 as usize + 1 == json_len,
+        _ => json_len == 2,
+    };
+    if whole && offset == 0 && (page_size == 0 || items.len() <= page_size) {
+        return Some((0..json_len, true, None));
+    }
+    let end = if page_size == 0 {
+        items.len()
+    } else {
+        (offset + page_size).min(items.len())
+    };
+    let next = (end < items.len()).then_some(end);
+    if end == offset {
+        return Some((0..0, false, next));
+    }
+    // Items are rendered back to back with one comma between them, so a run of them is one
+    // contiguous slice.
+    let range = items[offset].0 as usize..items[end - 1].1 as usize;
+    Some((range, false, next))
+}
+
+/// The shared bytes of a rendered list (`Bytes` over the catalog's `Arc`, no copy).
+pub fn shared_bytes(json: &Arc<Vec<u8>>) -> bytes::Bytes {
+    struct Owner(Arc<Vec<u8>>);
+    impl AsRef<[u8]> for Owner {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+    bytes::Bytes::from_owner(Owner(json.clone()))
+}
+
 /// One client page of a rendered list: the items from `offset`, at most `page_size` of them
 /// (0 = all), and the offset of the next page if there is one. `None`: a bad offset.
 pub fn page_of<'a>(
@@ -401,37 +446,15 @@ pub fn page_of<'a>(
     offset: usize,
     page_size: usize,
 ) -> Option<(std::borrow::Cow<'a, [u8]>, Option<usize>)> {
-    {
-        if offset > items.len() || (offset == items.len() && offset > 0) {
-            return None;
-        }
-        // The whole rendering, when `items` is all of it (not a ceiling's prefix).
-        let whole = match (items.first(), items.last()) {
-            (Some(f), Some(l)) => f.0 == 1 && l.1 as usize + 1 == json.len(),
-            _ => json.len() == 2,
-        };
-        if whole && offset == 0 && (page_size == 0 || items.len() <= page_size) {
-            return Some((std::borrow::Cow::Borrowed(json), None));
-        }
-        let end = if page_size == 0 {
-            items.len()
-        } else {
-            (offset + page_size).min(items.len())
-        };
-        let mut out = Vec::with_capacity(2 + json.len() * (end - offset) / items.len().max(1));
-        out.push(b'[');
-        for (i, (s, e)) in items[offset..end].iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(&json[*s as usize..*e as usize]);
-        }
-        out.push(b']');
-        Some((
-            std::borrow::Cow::Owned(out),
-            (end < items.len()).then_some(end),
-        ))
+    let (range, whole, next) = page_range(json.len(), items, offset, page_size)?;
+    if whole {
+        return Some((std::borrow::Cow::Borrowed(json), next));
     }
+    let mut out = Vec::with_capacity(range.len() + 2);
+    out.push(b'[');
+    out.extend_from_slice(&json[range]);
+    out.push(b']');
+    Some((std::borrow::Cow::Owned(out), next))
 }
 
 impl Catalog {

@@ -41,8 +41,10 @@ pub struct Reply {
     pub retry_after: Option<u32>,
     /// `WWW-Authenticate` (401, 403 from auth).
     pub www_authenticate: Option<String>,
-    /// Body bytes.
+    /// Body bytes (with `shared`: the first part of the body).
     pub body: Vec<u8>,
+    /// The rest of the body, when it is written from shared bytes: those bytes, then a tail.
+    pub shared: Option<(bytes::Bytes, Vec<u8>)>,
     /// When set, the body is an SSE stream of these JSON-RPC messages instead.
     pub stream: Option<futures_channel::mpsc::UnboundedReceiver<Vec<u8>>>,
 }
@@ -55,6 +57,36 @@ impl Reply {
             content_type: Some("application/json"),
             body,
             ..Default::default()
+        }
+    }
+
+    /// A JSON body in three parts: `head`, `shared` (written as is, not copied), `tail`.
+    pub fn json_parts(status: u16, head: Vec<u8>, shared: bytes::Bytes, tail: Vec<u8>) -> Self {
+        Reply {
+            status,
+            content_type: Some("application/json"),
+            body: head,
+            shared: Some((shared, tail)),
+            ..Default::default()
+        }
+    }
+
+    /// Length of the whole body.
+    pub fn body_len(&self) -> usize {
+        self.body.len() + self.shared.as_ref().map_or(0, |(s, t)| s.len() + t.len())
+    }
+
+    /// The whole body in one buffer (copies the shared part; for writers that need one).
+    pub fn body_bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+        match &self.shared {
+            None => std::borrow::Cow::Borrowed(&self.body),
+            Some((s, t)) => {
+                let mut all = Vec::with_capacity(self.body_len());
+                all.extend_from_slice(&self.body);
+                all.extend_from_slice(s);
+                all.extend_from_slice(t);
+                std::borrow::Cow::Owned(all)
+            }
         }
     }
 
@@ -110,7 +142,8 @@ pub fn untag_event(item: &[u8]) -> (Option<&[u8]>, &[u8]) {
     (None, item)
 }
 
-/// Serializes `reply` into `out` (cleared first).
+/// Serializes `reply` into `out` (cleared first): the head and `body`; a `shared` rest is
+/// written after it by the caller.
 pub fn encode(reply: &Reply, keep_alive: bool, out: &mut Vec<u8>) {
     out.clear();
     out.reserve(160 + reply.body.len());
@@ -145,7 +178,7 @@ pub fn encode(reply: &Reply, keep_alive: bool, out: &mut Vec<u8>) {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"content-length: ");
-    push_num(out, reply.body.len() as u64);
+    push_num(out, reply.body_len() as u64);
     out.extend_from_slice(b"\r\n");
     if !keep_alive {
         out.extend_from_slice(b"connection: close\r\n");

@@ -94,8 +94,15 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent>(shard: &Rc<LocalShard
             continue;
         }
         encode(&reply, keep, &mut out);
-        let (res, back) = write_all(stream, std::mem::take(&mut out)).await;
+        let (mut res, back) = write_all(stream, std::mem::take(&mut out)).await;
         out = back;
+        // A pre-rendered list is written from its shared bytes, not copied into `out`.
+        if let (Ok(()), Some((shared, tail))) = (&res, reply.shared) {
+            res = write_all(stream, shared).await.0;
+            if res.is_ok() && !tail.is_empty() {
+                res = write_all(stream, tail).await.0;
+            }
+        }
         if res.is_err() || !keep {
             return;
         }

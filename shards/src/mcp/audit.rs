@@ -65,7 +65,7 @@ pub fn refused(
         status,
         latency_us: 0,
         bytes_in: body.len() as u64,
-        bytes_out: reply.body.len() as u64,
+        bytes_out: reply.body_len() as u64,
     });
 }
 

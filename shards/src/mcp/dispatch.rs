@@ -116,7 +116,7 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
                 status: r.status,
                 started,
                 bytes_in: req.body.len(),
-                bytes_out: r.body.len(),
+                bytes_out: r.body_len(),
             },
         );
         return r;
@@ -244,10 +244,14 @@ async fn request(
         "tools/call" if crate::mcp::meta::handles(mode, env) => {
             crate::mcp::meta::call(shard, sid, body, env, era()).await
         }
-        "tools/list" => json(list(shard, body, env, ListKind::Tools, principal)),
-        "prompts/list" => json(list(shard, body, env, ListKind::Prompts, principal)),
-        "resources/list" => json(list(shard, body, env, ListKind::Resources, principal)),
-        "resources/templates/list" => json(list(shard, body, env, ListKind::Templates, principal)),
+        "tools/list" => crate::mcp::lists::legacy(shard, body, env, ListKind::Tools, principal),
+        "prompts/list" => crate::mcp::lists::legacy(shard, body, env, ListKind::Prompts, principal),
+        "resources/list" => {
+            crate::mcp::lists::legacy(shard, body, env, ListKind::Resources, principal)
+        }
+        "resources/templates/list" => {
+            crate::mcp::lists::legacy(shard, body, env, ListKind::Templates, principal)
+        }
         "tools/call" => by_name(shard, sid, body, env, Named::Tool, era()).await,
         "prompts/get" => by_name(shard, sid, body, env, Named::Prompt, era()).await,
         "resources/read" => resources_read(shard, sid, body, env, era()).await,
@@ -270,6 +274,7 @@ async fn request(
     crate::tokens::tap_gateway_answer(&shard.tokens, method, meta.flatten(), &result);
     let reply = match result {
         Ok(Answer::Json(bytes)) => Reply::json(200, bytes),
+        Ok(Answer::Parts(head, shared, tail)) => Reply::json_parts(200, head, shared, tail),
         Ok(Answer::Stream(rx)) => Reply::sse(crate::mcp::resume::track(shard, sid, rx).1),
         Err(e) => rpc_error(200, &e, id),
     };
@@ -284,7 +289,7 @@ async fn request(
             status: reply.status,
             started,
             bytes_in: body.len(),
-            bytes_out: reply.body.len(),
+            bytes_out: reply.body_len(),
         },
     );
     reply
@@ -299,74 +304,6 @@ pub fn ok_result(id: &[u8], result: &[u8]) -> Vec<u8> {
     out.extend_from_slice(result);
     out.push(b'}');
     out
-}
-
-/// One page of a merged list as `"<key>":[...]` plus `,"nextCursor":"…"` when more remain,
-/// written into `out`. The cursor is the gateway's own; anything else is -32602.
-pub(crate) fn list_page(
-    shard: &Rc<LocalShard>,
-    body: &[u8],
-    env: &Envelope<'_>,
-    kind: crate::catalog::ListKind,
-    modern: bool,
-    principal: &Principal,
-    out: &mut Vec<u8>,
-) -> Result<(), McpError> {
-    let offset = match env.cursor.clone() {
-        None => 0,
-        Some(r) => sonic_rs::from_slice::<String>(&body[r])
-            .ok()
-            .and_then(|c| crate::catalog::parse_cursor(&c))
-            .ok_or_else(|| McpError::InvalidParams("invalid cursor".into()))?,
-    };
-    let snap = shard.snapshot.load();
-    let size = snap.config.proxy.list_page_size;
-    // RBAC: the principal's view of the list, rendered once per catalog version and role set.
-    let view = shard.auth.view(&snap, modern, kind, principal);
-    let (json, items): (&[u8], &[(u32, u32)]) = match &view {
-        Some(v) => (&v.0, &v.1),
-        None => {
-            let (j, i, _) = snap.catalog_for(modern).list(kind);
-            (j, i)
-        }
-    };
-    // The tool ceiling, truncate policy: only the first `max_tools` are listed.
-    let p = &snap.config.proxy;
-    let items = if kind == crate::catalog::ListKind::Tools
-        && p.max_tools > 0
-        && p.tools_overflow == crate::config::ToolsOverflow::Truncate
-    {
-        &items[..items.len().min(p.max_tools)]
-    } else {
-        items
-    };
-    let page = crate::catalog::page_of(json, items, offset, size);
-    let (items, next) = page.ok_or_else(|| McpError::InvalidParams("invalid cursor".into()))?;
-    out.push(b'"');
-    out.extend_from_slice(kind.key().as_bytes());
-    out.extend_from_slice(b"\":");
-    out.extend_from_slice(&items);
-    if let Some(n) = next {
-        out.extend_from_slice(format!(r#","nextCursor":"o1m-{n}""#).as_bytes());
-    }
-    Ok(())
-}
-
-fn list(
-    shard: &Rc<LocalShard>,
-    body: &[u8],
-    env: &Envelope<'_>,
-    kind: crate::catalog::ListKind,
-    principal: &Principal,
-) -> Result<Vec<u8>, McpError> {
-    let id = env.id_bytes(body);
-    let mut out = Vec::with_capacity(4096);
-    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-    out.extend_from_slice(id);
-    out.extend_from_slice(b",\"result\":{");
-    list_page(shard, body, env, kind, false, principal, &mut out)?;
-    out.extend_from_slice(b"}}");
-    Ok(out)
 }
 
 /// Which catalog a name is looked up in.

@@ -28,6 +28,9 @@ pub enum Answer {
     Json(Vec<u8>),
     /// An SSE stream of JSON-RPC messages ending with the response.
     Stream(mpsc::UnboundedReceiver<Vec<u8>>),
+    /// One JSON-RPC response in three parts, written back to back: a head, bytes shared with
+    /// a pre-rendered list (not copied), and a tail.
+    Parts(Vec<u8>, bytes::Bytes, Vec<u8>),
 }
 
 /// How the client speaks: the 2025 era (sessions) or 2026-07-28 (stateless), and what the

@@ -15,6 +15,7 @@ pub mod guard;
 pub mod jsonrpc;
 pub mod lifecycle;
 pub mod listen;
+pub mod lists;
 pub mod meta;
 pub mod methods;
 pub mod modern;

@@ -113,7 +113,7 @@ pub async fn serve(shard: &Rc<LocalShard>, req: &McpHttpRequest, env: &Envelope<
                 status: reply.status,
                 started,
                 bytes_in: req.body.len(),
-                bytes_out: reply.body.len(),
+                bytes_out: reply.body_len(),
             },
         );
     }
@@ -253,11 +253,14 @@ async fn serve_counted(
         "tools/call" if crate::mcp::meta::handles(mode, env) => {
             crate::mcp::meta::call(shard, "", body, env, era).await
         }
-        "tools/list" => list(shard, body, env, id, ListKind::Tools, &req.principal),
-        "prompts/list" => list(shard, body, env, id, ListKind::Prompts, &req.principal),
-        "resources/list" => list(shard, body, env, id, ListKind::Resources, &req.principal),
-        "resources/templates/list" => {
-            list(shard, body, env, id, ListKind::Templates, &req.principal)
+        "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" => {
+            let kind = match method {
+                "tools/list" => ListKind::Tools,
+                "prompts/list" => ListKind::Prompts,
+                "resources/list" => ListKind::Resources,
+                _ => ListKind::Templates,
+            };
+            crate::mcp::lists::modern(shard, body, env, kind, &req.principal, LIST_TTL_MS)
         }
         "tools/call" => by_name(shard, "", body, env, Named::Tool, era).await,
         "prompts/get" => by_name(shard, "", body, env, Named::Prompt, era).await,
@@ -271,6 +274,7 @@ async fn serve_counted(
     crate::tokens::tap_gateway_answer(&shard.tokens, method, meta.flatten(), &answer);
     match answer {
         Ok(Answer::Json(bytes)) => Reply::json(modern_status(&bytes), bytes),
+        Ok(Answer::Parts(head, shared, tail)) => Reply::json_parts(200, head, shared, tail),
         Ok(Answer::Stream(rx)) => Reply::sse(rx),
         Err(McpError::ResourceNotFound(uri)) => Reply::json(
             200,
@@ -331,22 +335,6 @@ fn discover(shard: &Rc<LocalShard>) -> Vec<u8> {
         env!("CARGO_PKG_VERSION")
     ).as_bytes());
     out
-}
-
-fn list(
-    shard: &Rc<LocalShard>,
-    body: &[u8],
-    env: &Envelope<'_>,
-    id: &[u8],
-    kind: ListKind,
-    principal: &crate::auth::verify::Principal,
-) -> Result<Answer, McpError> {
-    let mut result = Vec::with_capacity(4096);
-    result.extend_from_slice(br#"{"resultType":"complete","#);
-    crate::mcp::dispatch::list_page(shard, body, env, kind, true, principal, &mut result)?;
-    result
-        .extend_from_slice(format!(r#","ttlMs":{LIST_TTL_MS},"cacheScope":"public"}}"#).as_bytes());
-    Ok(Answer::Json(crate::mcp::dispatch::ok_result(id, &result)))
 }
 
 #[cfg(test)]

@@ -64,8 +64,13 @@ async fn deliver(shard: &Rc<LocalShard>, mut reply: Reply) {
     };
     if let Some(rx) = reply.stream.take() {
         pump(shard.clone(), rx).await;
-    } else if !reply.body.is_empty() && reply.content_type == Some("application/json") {
-        front.write(std::mem::take(&mut reply.body));
+    } else if reply.body_len() > 0 && reply.content_type == Some("application/json") {
+        // One line on stdout: a body in parts is joined here.
+        let body = match reply.shared.is_some() {
+            true => reply.body_bytes().into_owned(),
+            false => std::mem::take(&mut reply.body),
+        };
+        front.write(body);
     }
 }
 
