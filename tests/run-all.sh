@@ -206,9 +206,13 @@ else
         cargo install --locked --quiet --root "$ROOT/target/perf-tools" iai-callgrind-runner --version 0.16.1 \
             || die "cargo install iai-callgrind-runner 0.16.1 failed (see above)."
     fi
+    # A lighter bench profile than the one measurements use (no LTO, no debug info, more
+    # codegen units): this step checks that the benches build and run, and it halves the build.
+    export CARGO_PROFILE_BENCH_LTO=false CARGO_PROFILE_BENCH_DEBUG=false CARGO_PROFILE_BENCH_CODEGEN_UNITS=16
     cargo bench --bench hot_path --bench shard_local --bench auth_local --bench context -- --quick || st=FAILED
     PATH="$ROOT/target/perf-tools/bin:$PATH" cargo bench --bench iai || st=FAILED
     cargo bench --bench agent --no-run || st=FAILED
+    unset CARGO_PROFILE_BENCH_LTO CARGO_PROFILE_BENCH_DEBUG CARGO_PROFILE_BENCH_CODEGEN_UNITS
     record "benches (quick)" "$st" $(($(date +%s) - t0))
 fi
 
