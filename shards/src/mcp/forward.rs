@@ -18,9 +18,10 @@ use futures_channel::{mpsc, oneshot};
 use futures_core::Stream;
 
 use crate::error::McpError;
-use crate::mcp::jsonrpc::{splice, splice_tracking, Envelope, Kind};
+pub(crate) use crate::mcp::finish::Finisher;
+use crate::mcp::jsonrpc::{splice, splice_tracking, Envelope};
 use crate::shard::LocalShard;
-use crate::upstream::{BackendEvent, BackendReply, CallOpts, LocalBackend};
+use crate::upstream::{BackendReply, CallOpts, LocalBackend};
 
 /// What a forwarded request produced.
 pub enum Answer {
@@ -78,31 +79,6 @@ pub fn log_severity(level: &str) -> Option<u8> {
     LEVELS.iter().position(|l| *l == level).map(|p| p as u8)
 }
 
-/// Inserts `fields` (e.g. `"resultType":"complete",`) right after the `{` of the object at
-/// `at` in `body`, unless `key` is already there.
-fn stamp_object(
-    body: &[u8],
-    at: std::ops::Range<usize>,
-    key: &str,
-    fields: &[u8],
-    out: &mut Vec<u8>,
-) -> bool {
-    let obj = &body[at.clone()];
-    if !obj.starts_with(b"{") || sonic_rs::get(obj, [key]).is_ok() {
-        return false;
-    }
-    let empty = obj[1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
-    out.clear();
-    out.extend_from_slice(&body[..at.start + 1]);
-    if empty {
-        out.extend_from_slice(&fields[..fields.len() - 1]);
-    } else {
-        out.extend_from_slice(fields);
-    }
-    out.extend_from_slice(&body[at.start + 1..]);
-    true
-}
-
 /// Counts a call against its backend's `max_inflight` on this shard for as long as the
 /// backend call lives (it may outlive the client's request when streamed or parked).
 struct BusyGuard {
@@ -154,286 +130,20 @@ impl Drop for BusyGuard {
 
 /// Where a client's answer to a relayed server-to-client request goes.
 pub struct S2cRoute {
-    handle: Rc<LocalBackend>,
-    replica: usize,
-    backend_request_id: Vec<u8>,
+    pub(crate) handle: Rc<LocalBackend>,
+    pub(crate) replica: usize,
+    pub(crate) backend_request_id: Vec<u8>,
 }
 
 /// A backend call in flight.
 pub(crate) type CallFut =
     Pin<Box<dyn std::future::Future<Output = Result<BackendReply, McpError>>>>;
 
-/// Owned facts needed to turn backend messages into client messages.
-pub(crate) struct Finisher {
-    pub(crate) shard: Rc<LocalShard>,
-    sid: String,
-    pub(crate) handle: Rc<LocalBackend>,
-    pub(crate) client_id: Vec<u8>,
-    client_token: Option<Vec<u8>>,
-    pub(crate) backend_id: String,
-    /// The method label (token accounting).
-    method: &'static str,
-    prefixed: bool,
-    relayed: std::cell::RefCell<Vec<Vec<u8>>>,
-    pub(crate) era: Era,
-    /// The call's movable deadline: each progress notification pushes it to one timeout
-    /// from now, never past the cap.
-    deadline: (
-        crate::upstream::Deadline,
-        std::time::Duration,
-        std::time::Instant,
-    ),
-}
-
-impl Drop for Finisher {
-    fn drop(&mut self) {
-        // Requests the client never answered die with the call.
-        let mut pending = self.shard.s2c_pending.borrow_mut();
-        for k in self.relayed.borrow().iter() {
-            pending.remove(k);
-        }
-    }
-}
-
-impl Finisher {
-    /// A related backend message for the client, or `None` when it was handled here.
-    pub(crate) fn event(&self, ev: BackendEvent) -> Option<Vec<u8>> {
-        let env = Envelope::parse(&ev.msg).ok()?;
-        if env.method.as_deref() == Some("notifications/progress") {
-            let (d, timeout, cap) = &self.deadline;
-            crate::upstream::extend_deadline(d, *timeout, *cap);
-        }
-        let kind = env.kind;
-        match kind {
-            Kind::Notification => {
-                if self.era.modern && !self.modern_log_allowed(&ev.msg) {
-                    return None;
-                }
-                Some(self.notification(ev.msg))
-            }
-            Kind::Request => self.request(&ev),
-            Kind::Response => None,
-        }
-    }
-
-    /// A server-to-client request: relayed with a gateway id if the client can answer it,
-    /// refused to the backend otherwise (capability honesty across a shared session).
-    fn request(&self, ev: &BackendEvent) -> Option<Vec<u8>> {
-        let env = Envelope::parse(&ev.msg).ok()?;
-        let method = env.method.as_deref().unwrap_or("");
-        let backend_id = env.id_bytes(&ev.msg).to_vec();
-        let answer = |body: &[u8]| {
-            let mut out = b"{\"jsonrpc\":\"2.0\",\"id\":".to_vec();
-            out.extend_from_slice(&backend_id);
-            out.extend_from_slice(body);
-            self.handle.respond(ev.replica, out);
-        };
-        if method == "ping" {
-            answer(b",\"result\":{}}");
-            return None;
-        }
-        let allowed = self
-            .shard
-            .sessions
-            .borrow()
-            .get(&self.sid)
-            .is_some_and(|s| s.caps.allows(method));
-        if !allowed {
-            answer(b",\"error\":{\"code\":-32601,\"message\":\"the client of this call does not support this request\"}}");
-            return None;
-        }
-        let n = self.shard.next_token.get();
-        self.shard.next_token.set(n + 1);
-        let gw_id = format!("\"o1m.{}.{n}\"", self.shard.id).into_bytes();
-        let key = inflight_key(&self.sid, &gw_id);
-        self.shard.s2c_pending.borrow_mut().insert(
-            key.clone(),
-            S2cRoute {
-                handle: self.handle.clone(),
-                replica: ev.replica,
-                backend_request_id: backend_id,
-            },
-        );
-        self.relayed.borrow_mut().push(key);
-        let range = env.id.clone()?;
-        let mut out = Vec::with_capacity(ev.msg.len() + 16);
-        splice(&ev.msg, &[(range, &gw_id)], &mut out);
-        Some(out)
-    }
-
-    /// Modern clients get log messages only when they asked (`_meta` logLevel), at or above it.
-    fn modern_log_allowed(&self, msg: &[u8]) -> bool {
-        use sonic_rs::JsonValueTrait;
-        let method = sonic_rs::get(msg, ["method"]).ok();
-        if method.as_ref().and_then(|m| m.as_str()) != Some("notifications/message") {
-            return true;
-        }
-        let Some(min) = self.era.log_level else {
-            return false;
-        };
-        sonic_rs::get(msg, ["params", "level"])
-            .ok()
-            .and_then(|l| l.as_str().and_then(log_severity))
-            .is_some_and(|sev| sev >= min)
-    }
-
-    /// Modern: `resultType` (and cache hints) on the result; -32002 becomes -32602.
-    fn modern_reply(&self, resp: Vec<u8>) -> Vec<u8> {
-        use sonic_rs::JsonValueTrait;
-        if let Ok(code) = sonic_rs::get(&resp[..], ["error", "code"]) {
-            if code.as_i64() == Some(-32002) {
-                let uri = self.era.uri.clone().unwrap_or_default();
-                return McpError::InvalidParams(format!("resource not found: {uri}"))
-                    .to_response_with_uri(&self.client_id, &uri);
-            }
-            return resp;
-        }
-        let Ok(r) = sonic_rs::get(&resp[..], ["result"]) else {
-            return resp;
-        };
-        let raw = r.as_raw_str();
-        let start = raw.as_ptr() as usize - resp.as_ptr() as usize;
-        let mut fields = b"\"resultType\":\"complete\",".to_vec();
-        if self.era.cacheable && sonic_rs::get(raw, ["ttlMs"]).is_err() {
-            fields.extend_from_slice(b"\"ttlMs\":0,\"cacheScope\":\"private\",");
-        }
-        let mut out = Vec::with_capacity(resp.len() + fields.len());
-        if stamp_object(
-            &resp,
-            start..start + raw.len(),
-            "resultType",
-            &fields,
-            &mut out,
-        ) {
-            out
-        } else {
-            resp
-        }
-    }
-
-    /// A related notification: the client's progress token goes back in.
-    fn notification(&self, msg: Vec<u8>) -> Vec<u8> {
-        if let Some(mapped) = self.cancelled_s2c(&msg) {
-            return mapped;
-        }
-        let Some(tok) = &self.client_token else {
-            return msg;
-        };
-        let Ok(v) = sonic_rs::get(&msg[..], ["params", "progressToken"]) else {
-            return msg;
-        };
-        let raw = v.as_raw_str();
-        let start = raw.as_ptr() as usize - msg.as_ptr() as usize;
-        let mut out = Vec::with_capacity(msg.len() + tok.len());
-        splice(&msg, &[(start..start + raw.len(), tok)], &mut out);
-        out
-    }
-
-    /// The backend cancelled one of its own requests we relayed: the client knows that
-    /// request by the gateway's id, so the cancellation must carry that id.
-    fn cancelled_s2c(&self, msg: &[u8]) -> Option<Vec<u8>> {
-        use sonic_rs::JsonValueTrait;
-        if sonic_rs::get(msg, ["method"]).ok()?.as_str()? != "notifications/cancelled" {
-            return None;
-        }
-        let v = sonic_rs::get(msg, ["params", "requestId"]).ok()?;
-        let raw = v.as_raw_str();
-        let pending = self.shard.s2c_pending.borrow();
-        let key = self
-            .relayed
-            .borrow()
-            .iter()
-            .find(|k| {
-                pending
-                    .get(*k)
-                    .is_some_and(|r| r.backend_request_id == raw.as_bytes())
-            })?
-            .clone();
-        drop(pending);
-        self.shard.s2c_pending.borrow_mut().remove(&key);
-        let gw_id = &key[self.sid.len() + 1..];
-        let start = raw.as_ptr() as usize - msg.as_ptr() as usize;
-        let mut out = Vec::with_capacity(msg.len() + gw_id.len());
-        splice(msg, &[(start..start + raw.len(), gw_id)], &mut out);
-        Some(out)
-    }
-
-    /// The final response, in the client's era.
-    pub(crate) fn reply(&self, result: Result<BackendReply, McpError>) -> Vec<u8> {
-        if let (Some(h), Ok(r)) = (&self.era.hints, &result) {
-            if let Ok(v) = sonic_rs::get(&r.body[..], ["result"]) {
-                h.set(Some(crate::catalog::cache_hints(v.as_raw_str().as_bytes())));
-            }
-        }
-        let resp = self.reply_era(result);
-        let tokens = &self.shard.tokens;
-        if tokens.is_enabled() {
-            let name = self.era.tool.as_deref().unwrap_or_default();
-            tokens.served(self.method, &self.backend_id, name, &resp);
-        }
-        resp
-    }
-
-    fn reply_era(&self, result: Result<BackendReply, McpError>) -> Vec<u8> {
-        let resp = self.reply_2025(result);
-        if self.era.modern {
-            return self.modern_reply(resp);
-        }
-        // A 2026 backend asking a 2025-era client for input: that client cannot retry with
-        // inputResponses, so say so instead of handing it a result shape it does not know.
-        // A byte search first: the JSON lookup allocates, and almost no answer asks for input.
-        let asks_input = memchr::memmem::find(&resp, b"input_required").is_some()
-            && sonic_rs::get(&resp[..], ["result", "resultType"])
-                .ok()
-                .is_some_and(|t| t.as_raw_str() == "\"input_required\"");
-        if asks_input {
-            return McpError::Gateway(format!(
-                "backend `{}` needs input from the client (2026 input_required), which the gateway cannot yet bridge to a 2025-era session",
-                self.backend_id
-            ))
-            .to_response(&self.client_id);
-        }
-        resp
-    }
-
-    /// The final response: the client's id, and namespaced URIs for a namespaced backend.
-    fn reply_2025(&self, result: Result<BackendReply, McpError>) -> Vec<u8> {
-        let reply = match result {
-            Ok(r) => r,
-            Err(e) => return e.to_response(&self.client_id),
-        };
-        let mut resp = Vec::with_capacity(reply.body.len() + 16);
-        if self.prefixed {
-            if let Ok(r) = sonic_rs::get(&reply.body[..], ["result"]) {
-                let raw = r.as_raw_str();
-                let start = raw.as_ptr() as usize - reply.body.as_ptr() as usize;
-                if let Some(new) =
-                    crate::catalog::uri::rewrite_result(raw.as_bytes(), &self.backend_id)
-                {
-                    let mut edits = [
-                        (reply.id.clone(), &self.client_id[..]),
-                        (start..start + raw.len(), &new[..]),
-                    ];
-                    edits.sort_by_key(|e| e.0.start);
-                    splice(&reply.body, &edits, &mut resp);
-                    return resp;
-                }
-            }
-        }
-        splice(
-            &reply.body,
-            &[(reply.id.clone(), &self.client_id[..])],
-            &mut resp,
-        );
-        resp
-    }
-}
-
 pub(crate) async fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> Option<T> {
     poll_fn(|cx| Pin::new(&mut *rx).poll_next(cx)).await
 }
 
-fn inflight_key(sid: &str, client_id: &[u8]) -> Vec<u8> {
+pub(crate) fn inflight_key(sid: &str, client_id: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(sid.len() + 1 + client_id.len());
     k.extend_from_slice(sid.as_bytes());
     k.push(0);

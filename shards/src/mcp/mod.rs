@@ -10,6 +10,7 @@ pub mod audit;
 pub mod bridge;
 pub mod cached;
 pub mod dispatch;
+pub mod finish;
 pub mod forward;
 pub mod guard;
 pub mod jsonrpc;
