@@ -54,6 +54,9 @@
 //!   path existed (`server/discover` is then an unknown method, and a peer
 //!   that probes for 2026-07-28, like the gateway, falls back to
 //!   `initialize`). Default: both eras.
+//! * `DEMO_EXTRA_TOOLS=N`: N more tools `t0` .. `t{N-1}` after the others,
+//!   each behaving like `echo` (default 0; `perf/compare.sh` uses 39 for a
+//!   50-tool backend). Read once per process.
 //! * `DEMO_VERBOSE`: HTTP only, log each request line to stderr, and for
 //!   each JSON-RPC request `demo-server: request <method> <params.name|->`
 //!   (tests count the calls that reached the backend with it).

@@ -22,10 +22,14 @@
 //! tools of `fixture.rs` follow these eleven in `tools/list`, and calls this
 //! file does not know are passed on to it.
 //!
+//! With `DEMO_EXTRA_TOOLS=N` (benchmarks: big catalogues) N more tools
+//! `t0` .. `t{N-1}` follow them, each an `echo` (same arguments, same result).
+//!
 //! Argument validation failures are reported as tool execution errors
 //! (`isError: true`), as the 2025-11-25 spec asks; an unknown tool name is a
 //! protocol error, mapped to -32602 by the caller.
 
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -99,7 +103,53 @@ pub fn definitions(fixture: bool, dynamic: bool) -> Vec<Value> {
     if fixture {
         all.extend(fixture::definitions(dynamic));
     }
+    all.extend(extra_definitions(extra_tools()));
     all
+}
+
+/// Upper bound of `DEMO_EXTRA_TOOLS`.
+const MAX_EXTRA_TOOLS: usize = 100_000;
+
+/// `DEMO_EXTRA_TOOLS=N`: how many echo-like tools `t0..t{N-1}` to add (default
+/// 0), read once per process.
+fn extra_tools() -> usize {
+    static EXTRA: OnceLock<usize> = OnceLock::new();
+    *EXTRA.get_or_init(|| {
+        let Ok(v) = std::env::var("DEMO_EXTRA_TOOLS") else {
+            return 0;
+        };
+        match v.parse::<usize>() {
+            Ok(n) if n <= MAX_EXTRA_TOOLS => n,
+            _ if v.is_empty() => 0,
+            _ => {
+                eprintln!(
+                    "demo-server: ignoring DEMO_EXTRA_TOOLS (not an integer 0..={MAX_EXTRA_TOOLS})"
+                );
+                0
+            }
+        }
+    })
+}
+
+/// The definitions of the extra tools `t0..t{n-1}` (schema of `echo`).
+fn extra_definitions(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let def = format!(
+                r#"{{"name":"t{i}","description":"Benchmark tool {i}: returns the message it is given.","inputSchema":{{"type":"object","properties":{{"message":{{"type":"string"}}}},"required":["message"]}}}}"#
+            );
+            sonic_rs::from_str(&def).unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Whether `name` is one of the `n` extra tools (`t0`, not `t00`).
+fn is_extra(name: &str, n: usize) -> bool {
+    name.strip_prefix('t')
+        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|d| d.len() == 1 || !d.starts_with('0'))
+        .and_then(|d| d.parse::<usize>().ok())
+        .is_some_and(|i| i < n)
 }
 
 /// Cursor for the page starting at `offset`. Opaque to clients.
@@ -289,6 +339,7 @@ pub fn call(name: &str, args: &Value, ctx: Ctx<'_, '_>) -> Option<ToolOutcome> {
         },
         "whoami" => ToolOutcome::Result(ok_text(ctx.server_name)),
         "headers" => ToolOutcome::Result(tool_headers::result(ctx.call.related.request_headers())),
+        _ if is_extra(name, extra_tools()) => echo(args),
         _ if ctx.fixture => return fixture::call(name, args, ctx.dynamic, ctx.call),
         _ => return None,
     };
@@ -442,5 +493,39 @@ mod tests {
         assert_eq!(sleep_max.and_then(|v| v.as_u64()), Some(MAX_SLEEP_MS));
         let big_max = tools[6].pointer(["inputSchema", "properties", "kb", "maximum"]);
         assert_eq!(big_max.and_then(|v| v.as_u64()), Some(MAX_BIG_KB));
+    }
+
+    #[test]
+    fn extra_tools_are_echoes() {
+        let defs = extra_definitions(50);
+        assert_eq!(defs.len(), 50);
+        assert_eq!(defs[0].get("name").and_then(|n| n.as_str()), Some("t0"));
+        assert_eq!(defs[49].get("name").and_then(|n| n.as_str()), Some("t49"));
+        let schema = defs[7].get("inputSchema").expect("inputSchema");
+        assert_eq!(schema.get("type").and_then(|t| t.as_str()), Some("object"));
+        assert!(extra_definitions(0).is_empty());
+        assert!(is_extra("t0", 50) && is_extra("t49", 50));
+        for name in [
+            "t50",
+            "t",
+            "t00",
+            "t01",
+            "t-1",
+            "t+1",
+            "echo",
+            "tx",
+            "test_simple_text",
+        ] {
+            assert!(!is_extra(name, 50), "{name}");
+        }
+        assert!(!is_extra("t0", 0));
+        // An extra tool answers like echo.
+        let ToolOutcome::Result(r) = echo(&json!({"message": "hi"})) else {
+            panic!("echo answers with a result");
+        };
+        assert_eq!(
+            sonic_rs::to_string(&r).unwrap(),
+            r#"{"content":[{"type":"text","text":"hi"}],"structuredContent":{"message":"hi"}}"#
+        );
     }
 }
