@@ -81,7 +81,7 @@ run() { # cell pid url sid -> "rps gw_us backend_us"
         printf "%s %.1f %.1f\n", rps, g / t * 1e6 / r, b / t * 1e6 / r }'
 }
 : >"$OUT/off.wrk"; : >"$OUT/hit.wrk"
-for i in $(seq "$RUNS"); do
+for _ in $(seq "$RUNS"); do
     echo "off $(run off "$GW_OFF" "$URL_OFF" "$SID_OFF")" >>"$OUT/cells.txt.$$"
     echo "hit $(run hit "$GW_HIT" "$URL_HIT" "$SID_HIT")" >>"$OUT/cells.txt.$$"
 done

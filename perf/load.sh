@@ -37,64 +37,18 @@ MAX_TRIES=${MAX_TRIES:-3}
 RAW=${OUT%.md}.log
 BIN=$ROOT/target/release/only1mcp-uring
 LUA=$ROOT/perf/mcp_post.lua
-CLK_TCK=$(getconf CLK_TCK)
 
-log() { printf '[load.sh] %s\n' "$*" >&2; }
-die() {
-  printf '[load.sh] ERROR: %s\n' "$*" >&2
-  exit 1
-}
+LOG_TAG=load.sh
+# shellcheck source=perf/lib.sh
+source "$ROOT/perf/lib.sh" # log, die, the exit trap, /proc accounting, MCP session set-up
 
-# --- processes: every one we start is recorded, killed and reaped at exit -------------------
-PIDS=()
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/only1mcp-load.XXXXXX")
-cleanup() {
-  local rc=$?
-  for pid in "${PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    # Give each a moment to exit, then force it; `wait` reaps it either way.
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.2
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$TMP"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# --- duration in seconds, for the safety timeout around wrk --------------------------------
-secs_of() {
-  local d=$1
-  case $d in
-    *ms) echo 1 ;;
-    *s) echo "${d%s}" ;;
-    *m) echo $((${d%m} * 60)) ;;
-    *h) echo $((${d%h} * 3600)) ;;
-    *) echo "$d" ;;
-  esac
-}
 [[ $(secs_of "$DURATION") =~ ^[0-9]+$ ]] || die "DURATION=$DURATION: use wrk syntax like 10s or 1m"
 [[ $(secs_of "$WARMUP") =~ ^[0-9]+$ ]] || die "WARMUP=$WARMUP: use wrk syntax like 1s"
 
 # --- tools ---------------------------------------------------------------------------------
 command -v curl >/dev/null || die "curl is required"
 command -v taskset >/dev/null || die "taskset (util-linux) is required"
-if ! command -v wrk >/dev/null; then
-  SUDO=""
-  [[ $(id -u) -eq 0 ]] || SUDO=sudo
-  log "wrk not found: installing it with '${SUDO:+sudo }apt-get install -y wrk'"
-  command -v apt-get >/dev/null || die "no apt-get here; install wrk (https://github.com/wg/wrk) and rerun"
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq wrk >/dev/null
-  command -v wrk >/dev/null || die "wrk install failed"
-fi
+need_cmd wrk wrk
 
 NCPU=$(nproc)
 if ((NCPU < 2)); then
@@ -105,78 +59,6 @@ fi
 
 log "building --release"
 cargo build --release --quiet --bin only1mcp-uring
-
-# --- helpers ---------------------------------------------------------------------------------
-# wait_for_line FILE REGEX PID: prints the first matching line once it appears (10 s max).
-wait_for_line() {
-  local file=$1 re=$2 pid=$3 line
-  for _ in $(seq 1 100); do
-    line=$(grep -m1 -E "$re" "$file" 2>/dev/null || true)
-    if [[ -n $line ]]; then
-      printf '%s\n' "$line"
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || {
-      cat "$file" >&2
-      die "process $pid exited before printing /$re/"
-    }
-    sleep 0.1
-  done
-  cat "$file" >&2
-  die "timed out waiting for /$re/ in $file"
-}
-
-# cpu_ticks PID: utime+stime of the whole process (all threads, live and exited), in ticks.
-cpu_ticks() {
-  local stat
-  stat=$(<"/proc/$1/stat")
-  stat=${stat##*) } # fields after "(comm) ": state is field 3, utime 14, stime 15
-  # shellcheck disable=SC2086
-  set -- $stat
-  echo $((${12} + ${13}))
-}
-
-# cpu_busy CPU: user+nice+system+irq+softirq+steal ticks of one CPU since boot (/proc/stat).
-cpu_busy() { awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-
-# reaped_ticks: utime+stime of this shell's reaped children (wrk, once it has exited).
-reaped_ticks() {
-  local stat
-  stat=$(<"/proc/$$/stat")
-  stat=${stat##*) }
-  # shellcheck disable=SC2086
-  set -- $stat
-  echo $((${14} + ${15}))
-}
-
-# status_kb PID FIELD: a VmXXX line of /proc/PID/status, in kB.
-status_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
-
-# mcp_post URL SESSION BODY HEADERFILE: one POST with the MCP client headers; prints the body.
-mcp_post() {
-  local url=$1 sid=$2 body=$3 hdr=$4
-  local args=(-sS --max-time 10 -D "$hdr" -X POST "$url"
-    -H 'content-type: application/json'
-    -H 'accept: application/json, text/event-stream')
-  [[ -n $sid ]] && args+=(-H "mcp-session-id: $sid")
-  [[ $url == "${GW_URL:-}" && -n $GW_AUTH ]] && args+=(-H "authorization: $GW_AUTH")
-  curl "${args[@]}" --data-binary "$body"
-}
-
-# init_session URL: initialize + notifications/initialized; prints "SESSION VERSION".
-init_session() {
-  local url=$1 hdr=$TMP/init.hdr body sid ver status
-  body=$(mcp_post "$url" "" '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"only1mcp-perf","version":"1"}}}' "$hdr") ||
-    die "initialize at $url failed"
-  sid=$(awk 'tolower($1) == "mcp-session-id:" { gsub(/\r/, "", $2); print $2 }' "$hdr")
-  [[ -n $sid ]] || die "initialize at $url returned no mcp-session-id header: $(head -c 300 <<<"$body")"
-  ver=$(grep -o '"protocolVersion":"[^"]*"' <<<"$body" | head -1 | cut -d'"' -f4 || true)
-  mcp_post "$url" "$sid" '{"jsonrpc":"2.0","method":"notifications/initialized"}' "$hdr" >/dev/null ||
-    die "notifications/initialized at $url failed"
-  status=$(head -1 "$hdr" | awk '{ print $2 }')
-  [[ $status == 202 || $status == 200 ]] || die "notifications/initialized at $url answered HTTP $status"
-  echo "$sid ${ver:-}"
-}
 
 # --- start the backend and the gateway ---------------------------------------------------------
 taskset -c "$CPU_LOAD" "$BIN" demo-server --http 127.0.0.1:0 >"$TMP/demo.log" 2>&1 &
@@ -200,7 +82,8 @@ GW_AUTH=""
 case $AUTH in
   off) ;;
   jwt)
-    export O1M_PERF_JWT_SECRET="perf-secret-$(openssl rand -hex 24)"
+    O1M_PERF_JWT_SECRET="perf-secret-$(openssl rand -hex 24)"
+    export O1M_PERF_JWT_SECRET
     cat >>"$TMP/gateway.toml" <<EOF
 [auth]
 mode = "jwt"
@@ -320,18 +203,6 @@ run_wrk() {
   fi
 }
 
-field() { grep -oE "(^| )$1=[^ ]+" <<<"$2" | cut -d= -f2; }
-
-# µs of CPU per request from a tick delta.
-us_per_req() { awk -v t="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "n/a" }'; }
-
-# ticks as % of a run of N µs (negative values are rounding: shown as 0).
-pct_of_run() { awk -v t="$1" -v hz="$CLK_TCK" -v d="$2" 'BEGIN { p = t / hz * 1e8 / d; if (p < 0) p = 0; printf "%.0f", p }'; }
-
-range() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f–%.0f", lo, hi }'; }
-
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-
 mkdir -p "$(dirname "$OUT")"
 : >"$RAW"
 declare -A RPS P50 P99 SUT BE ERRS HWM NOISE_L NOISE_G NOISY_KEPT
@@ -420,7 +291,6 @@ if ((GW_WARN > 0)); then
 fi
 
 # --- report -------------------------------------------------------------------------------------
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 {
   echo "| conns | target | req/s | req/s min–max | p50 µs | p99 µs | SUT CPU µs/req | backend CPU µs/req | errors | gateway RSS idle → peak MiB | other load % CPU${CPU_LOAD}/CPU${CPU_GW} |"
   echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"
