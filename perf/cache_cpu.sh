@@ -44,7 +44,6 @@ url = "http://$ADDR/mcp"
 T
     taskset -c 1 "$BIN" start --config "$OUT/$1.toml" --port 0 --cores 1 >"$OUT/$1.out" 2>"$OUT/$1.err" &
     local pid=$!
-    PIDS+=("$pid")
     for _ in $(seq 100); do grep -q 'http://' "$OUT/$1.out" 2>/dev/null && break; sleep 0.1; done
     taskset -a -p -c 1 "$pid" >/dev/null
     local url
@@ -61,10 +60,13 @@ session() { # url -> session id
         -d '{"jsonrpc":"2.0","method":"notifications/initialized"}' >/dev/null
     echo "$sid"
 }
+# start_gw runs in a subshell (process substitution): its PIDs are recorded here.
 read -r GW_OFF URL_OFF < <(start_gw off "")
+PIDS+=("$GW_OFF")
 read -r GW_HIT URL_HIT < <(start_gw hit "[cache]
 enabled = true
 tools = true")
+PIDS+=("$GW_HIT")
 SID_OFF=$(session "$URL_OFF")
 SID_HIT=$(session "$URL_HIT")
 
