@@ -56,33 +56,7 @@ fn catalog_and_call() -> (Catalog, Vec<u8>) {
 }
 
 fn full_cache() -> (Rc<LocalCache>, Vec<u8>) {
-    let cache = Rc::new(LocalCache::default());
-    let far = Instant::now() + Duration::from_secs(3600);
-    let result: Rc<[u8]> = Rc::from(&br#"{"content":[{"type":"text","text":"4"}]}"#[..]);
-    let mut k = Vec::new();
-    for i in 0..10_000u32 {
-        key(
-            &mut k,
-            Cacheable::Call,
-            false,
-            3,
-            "demo__add",
-            &i.to_le_bytes(),
-            "reader",
-            None,
-        );
-        cache.put(&k, result.clone(), 1, far, (10_000, 1 << 30));
-    }
-    key(
-        &mut k,
-        Cacheable::Call,
-        false,
-        3,
-        "demo__add",
-        &7u32.to_le_bytes(),
-        "reader",
-        None,
-    );
+    let (cache, k, _) = filled_cache();
     settled((cache, k))
 }
 

@@ -29,6 +29,9 @@ use only1mcp_shards::cache::{key, Cacheable, LocalCache, Shared};
 use only1mcp_shards::stats::{Hist, LocalStats, Outcome};
 use only1mcp_shards::upstream::stdio::gate::SharedSpawnGate;
 
+mod common;
+use common::hot_fixtures::filled_cache;
+
 fn bench_stats(c: &mut Criterion) {
     let stats = LocalStats::default();
     for s in 0..20 {
@@ -120,23 +123,8 @@ fn bench_breaker_and_gate(c: &mut Criterion) {
 }
 
 fn bench_cache(c: &mut Criterion) {
-    let cache = Rc::new(LocalCache::default());
+    let (cache, mut k, result) = filled_cache();
     let far = Instant::now() + Duration::from_secs(3600);
-    let result: Rc<[u8]> = Rc::from(&br#"{"content":[{"type":"text","text":"4"}]}"#[..]);
-    let mut k = Vec::new();
-    for i in 0..10_000u32 {
-        key(
-            &mut k,
-            Cacheable::Call,
-            false,
-            3,
-            "demo__add",
-            &i.to_le_bytes(),
-            "reader",
-            None,
-        );
-        cache.put(&k, result.clone(), 1, far, (10_000, 1 << 30));
-    }
     let args = br#"{"a":2,"b":2}"#;
     let mut g = c.benchmark_group("cache");
     g.bench_function("key", |b| {

@@ -111,3 +111,39 @@ pub fn post_head(len: usize) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// A response cache holding 10,000 `tools/call` results of one role, the key of one of them,
+/// and the result they all hold: the cache benches' starting point.
+pub fn filled_cache() -> (
+    std::rc::Rc<only1mcp_shards::cache::LocalCache>,
+    Vec<u8>,
+    std::rc::Rc<[u8]>,
+) {
+    use only1mcp_shards::cache::{key, Cacheable, LocalCache};
+    use std::time::{Duration, Instant};
+    let cache = std::rc::Rc::new(LocalCache::default());
+    let far = Instant::now() + Duration::from_secs(3600);
+    let result: std::rc::Rc<[u8]> =
+        std::rc::Rc::from(&br#"{"content":[{"type":"text","text":"4"}]}"#[..]);
+    // The key of call number `i` (arguments: its 4 bytes), as one role set sees it.
+    let key_of = |i: u32, k: &mut Vec<u8>| {
+        let args = i.to_le_bytes();
+        key(
+            k,
+            Cacheable::Call,
+            false,
+            3,
+            "demo__add",
+            &args,
+            "reader",
+            None,
+        )
+    };
+    let mut k = Vec::new();
+    for i in 0..10_000u32 {
+        key_of(i, &mut k);
+        cache.put(&k, result.clone(), 1, far, (10_000, 1 << 30));
+    }
+    key_of(7, &mut k);
+    (cache, k, result)
+}
