@@ -16,6 +16,8 @@ mod validate;
 mod tests;
 #[cfg(test)]
 mod tests_curation;
+#[cfg(test)]
+mod tests_pool;
 
 use std::fmt;
 use std::ops::Range;

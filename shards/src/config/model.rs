@@ -342,6 +342,10 @@ pub struct BackendConfig {
     /// Calls in flight to this backend per shard; beyond, calls fail at once (busy).
     #[serde(default = "default_max_inflight")]
     pub max_inflight: usize,
+    /// http: keep-alive connections open to each replica per shard, busy or idle; a call
+    /// beyond waits (within its timeout) for one to come back instead of connecting.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
     /// Active health check period of each HTTP replica (0 = off).
     #[serde(default = "default_health_interval_ms")]
     pub health_interval_ms: u64,
@@ -441,6 +445,10 @@ fn default_instances() -> u32 {
 
 fn default_max_inflight() -> usize {
     1024
+}
+
+fn default_pool_size() -> usize {
+    256
 }
 
 fn default_breaker_failures() -> u32 {

@@ -46,7 +46,7 @@ fn with_id(id: &str) -> String {
 }
 
 /// An http server `b` with the given extra lines (starting on line 4).
-fn http(extra: &str) -> String {
+pub(super) fn http(extra: &str) -> String {
     format!("[[servers]]\nid = \"b\"\ntransport = \"http\"\n{extra}")
 }
 

@@ -399,6 +399,7 @@ impl Checker<'_, '_> {
             ("url", s.url.is_some()),
             ("urls", !s.urls.is_empty()),
             ("headers", !s.headers.is_empty()),
+            ("pool_size", false),
         ];
         for (name, set) in used {
             if set || self.present(&field(i, name)) {
@@ -415,6 +416,13 @@ impl Checker<'_, '_> {
             let msg =
                 "`instances` is for stdio servers; an http server's replicas are its `urls`".into();
             self.push(&field(i, "instances"), None, msg);
+        }
+        if !(1..=65536).contains(&s.pool_size) {
+            let msg = format!(
+                "must be 1 to 65536 connections per replica per shard, got {}",
+                s.pool_size
+            );
+            self.push(&field(i, "pool_size"), None, msg);
         }
         let mut urls: Vec<(Vec<Seg<'static>>, &toml::Spanned<String>)> = Vec::new();
         if let Some(u) = &s.url {

@@ -87,10 +87,7 @@ impl LocalHttpBackend {
             .read_reply(&mut conn, &mut head, &id_text, events)
             .await;
         if result.is_ok() && conn.reusable(&head) {
-            let mut idle = replica.idle.borrow_mut();
-            if idle.len() < MAX_IDLE {
-                idle.push(conn);
-            }
+            conn.put_back();
         }
         Attempt::Done(result)
     }

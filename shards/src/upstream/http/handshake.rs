@@ -67,7 +67,7 @@ impl LocalHttpBackend {
             let mut sink = Vec::new();
             let _ = conn.read_body_all(&mut head, &mut sink, 65536).await;
             if conn.reusable(&head) {
-                replica.idle.borrow_mut().push(conn);
+                conn.put_back();
             }
             return None;
         }
@@ -76,7 +76,7 @@ impl LocalHttpBackend {
             .await
             .ok()?;
         if conn.reusable(&head) {
-            replica.idle.borrow_mut().push(conn);
+            conn.put_back();
         }
         crate::upstream::modern::parse_discover(&self.spec.id, &reply)
     }
@@ -166,7 +166,7 @@ impl LocalHttpBackend {
             )));
         }
         if conn.reusable(&head) {
-            replica.idle.borrow_mut().push(conn);
+            conn.put_back();
         }
         tracing::info!(server = %self.spec.id, url = %replica.url.raw, version = %session.version, "upstream session ready");
         Ok(session)

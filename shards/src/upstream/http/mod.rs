@@ -10,6 +10,7 @@
 mod choose;
 mod exchange;
 mod handshake;
+mod pool;
 mod stats;
 
 use std::cell::{Cell, RefCell};
@@ -29,8 +30,6 @@ use crate::upstream::{BackendEvent, BackendReply, CallOpts, EventTx};
 
 /// Largest backend response body accepted.
 const MAX_RESPONSE: usize = 64 * 1024 * 1024;
-/// Idle connections kept per replica per shard.
-const MAX_IDLE: usize = 64;
 
 #[derive(Clone)]
 struct UpstreamSession {
@@ -53,7 +52,8 @@ enum SessionState {
 
 struct LocalReplica {
     url: BackendUrl,
-    idle: RefCell<Vec<LocalHttpConn>>,
+    /// Keep-alive connections, at most `pool_size` open (see `pool.rs`).
+    pool: pool::LocalPool,
     session: RefCell<SessionState>,
     /// Calls, failures and latency from this shard (see `stats.rs`).
     counters: stats::LocalReplicaCounters,
@@ -120,7 +120,7 @@ impl LocalHttpBackend {
             .iter()
             .map(|u| LocalReplica {
                 url: u.clone(),
-                idle: RefCell::new(Vec::new()),
+                pool: pool::LocalPool::new(spec.pool_size),
                 session: RefCell::new(SessionState::None),
                 counters: Default::default(),
             })
@@ -268,7 +268,7 @@ impl LocalHttpBackend {
             _ => return false,
         };
         let post = async {
-            let (mut conn, _) = self.take_conn(replica).await.ok()?;
+            let mut conn = self.take_message_conn(replica).await.ok()?;
             let hdrs = self.header_refs(&session, false, &[]);
             conn.send_post(&replica.url.path, &replica.url.authority, &hdrs, msg)
                 .await
@@ -276,10 +276,11 @@ impl LocalHttpBackend {
             let mut head = conn.read_head().await.ok()?;
             let mut sink = Vec::new();
             conn.read_body_all(&mut head, &mut sink, 65536).await.ok()?;
+            let ok = (200..300).contains(&head.status);
             if conn.reusable(&head) {
-                replica.idle.borrow_mut().push(conn);
+                conn.put_back();
             }
-            (200..300).contains(&head.status).then_some(())
+            ok.then_some(())
         };
         monoio::time::timeout(self.connect_timeout * 2, post)
             .await
@@ -430,14 +431,36 @@ impl LocalHttpBackend {
         h
     }
 
-    async fn take_conn(&self, replica: &LocalReplica) -> Result<(LocalHttpConn, bool), McpError> {
-        if let Some(c) = replica.idle.borrow_mut().pop() {
-            return Ok((c, true));
-        }
-        LocalHttpConn::connect(&replica.url.addrs, self.connect_timeout)
+    /// A connection from the replica's pool (waiting for one beyond `pool_size`); the bool
+    /// is true for a pooled one, which the backend may have closed meanwhile.
+    async fn take_conn<'a>(
+        &self,
+        replica: &'a LocalReplica,
+    ) -> Result<(pool::Leased<'a>, bool), McpError> {
+        let connect = || LocalHttpConn::connect(&replica.url.addrs, self.connect_timeout);
+        replica
+            .pool
+            .take(connect)
             .await
-            .map(|c| (c, false))
-            .map_err(|e| self.unavailable(format!("cannot connect to {}: {e}", replica.url.raw)))
+            .map_err(|e| self.cannot_connect(replica, e))
+    }
+
+    /// A connection for a short message that must not queue behind calls (see
+    /// `LocalPool::take_unbounded`).
+    async fn take_message_conn<'a>(
+        &self,
+        replica: &'a LocalReplica,
+    ) -> Result<pool::Leased<'a>, McpError> {
+        let connect = || LocalHttpConn::connect(&replica.url.addrs, self.connect_timeout);
+        replica
+            .pool
+            .take_unbounded(connect)
+            .await
+            .map_err(|e| self.cannot_connect(replica, e))
+    }
+
+    fn cannot_connect(&self, replica: &LocalReplica, e: std::io::Error) -> McpError {
+        self.unavailable(format!("cannot connect to {}: {e}", replica.url.raw))
     }
 
     async fn ensure_session(&self, replica: &LocalReplica) -> Result<UpstreamSession, McpError> {
