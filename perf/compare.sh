@@ -51,7 +51,7 @@ OUT=${OUT:-perf/results/compare.md}
 [[ $OUT == /* ]] || OUT=$ROOT/$OUT # nginx resolves relative paths against its -p prefix
 RAW=${OUT%.md}.log
 LOGS=${OUT%.md}-logs
-BIN=$ROOT/target/release/only1mcp-uring
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/only1mcp-uring
 LUA=$ROOT/perf/mcp_post.lua
 SESS_PY=$ROOT/perf/mcp_sessions.py
 GEN=$ROOT/target/perf # generated configs (nginx, mcp-proxy, gateways)

@@ -35,7 +35,7 @@ AUTH=${AUTH:-off}
 MAX_NOISE=${MAX_NOISE:-15}
 MAX_TRIES=${MAX_TRIES:-3}
 RAW=${OUT%.md}.log
-BIN=$ROOT/target/release/only1mcp-uring
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/only1mcp-uring
 LUA=$ROOT/perf/mcp_post.lua
 
 LOG_TAG=load.sh
