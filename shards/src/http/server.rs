@@ -14,7 +14,7 @@ use crate::catalog::BackendState;
 use crate::http::request::{read_request, ConnBuffers, Method, ReadError, Request};
 use crate::http::response::{encode, Reply};
 use crate::mcp::dispatch::{handle, McpHttpRequest};
-use crate::rt::io::write_all;
+use crate::rt::io::{write_all, write_gather, Gather};
 use crate::shard::LocalShard;
 
 /// Serves one TLS connection: the handshake (bounded by the read timeout), then requests.
@@ -94,15 +94,21 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent>(shard: &Rc<LocalShard
             continue;
         }
         encode(&reply, keep, &mut out);
-        let (mut res, back) = write_all(stream, std::mem::take(&mut out)).await;
-        out = back;
-        // A pre-rendered list is written from its shared bytes, not copied into `out`.
-        if let (Ok(()), Some((shared, tail))) = (&res, reply.shared) {
-            res = write_all(stream, shared).await.0;
-            if res.is_ok() && !tail.is_empty() {
-                res = write_all(stream, tail).await.0;
+        let res = match reply.shared {
+            // A pre-rendered list: head, shared bytes (not copied into `out`) and tail in one
+            // `writev`.
+            Some((shared, tail)) => {
+                let parts = Gather::new(std::mem::take(&mut out), shared, tail);
+                let (res, back) = write_gather(stream, parts).await;
+                out = back.into_head();
+                res
             }
-        }
+            None => {
+                let (res, back) = write_all(stream, std::mem::take(&mut out)).await;
+                out = back;
+                res
+            }
+        };
         if res.is_err() || !keep {
             return;
         }
