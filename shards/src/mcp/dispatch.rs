@@ -242,7 +242,7 @@ async fn request(
             )))
         }
         "tools/call" if crate::mcp::meta::handles(mode, env) => {
-            crate::mcp::meta::call(shard, sid, body, env, era()).await
+            Box::pin(crate::mcp::meta::call(shard, sid, body, env, era())).await
         }
         "tools/list" => crate::mcp::lists::legacy(shard, body, env, ListKind::Tools, principal),
         "prompts/list" => crate::mcp::lists::legacy(shard, body, env, ListKind::Prompts, principal),
@@ -255,14 +255,26 @@ async fn request(
         "tools/call" => by_name(shard, sid, body, env, Named::Tool, era()).await,
         "prompts/get" => by_name(shard, sid, body, env, Named::Prompt, era()).await,
         "resources/read" => resources_read(shard, sid, body, env, era()).await,
-        "completion/complete" => crate::mcp::methods::complete(shard, sid, body, env, era()).await,
+        // Rare methods are boxed: their futures (set_level's holds a whole backend call, 10 KiB)
+        // would otherwise size every request's future, and every connection's task with it.
+        "completion/complete" => {
+            Box::pin(crate::mcp::methods::complete(shard, sid, body, env, era())).await
+        }
         "resources/subscribe" => {
-            crate::mcp::methods::subscribe(shard, sid, body, env, true, principal).await
+            Box::pin(crate::mcp::methods::subscribe(
+                shard, sid, body, env, true, principal,
+            ))
+            .await
         }
         "resources/unsubscribe" => {
-            crate::mcp::methods::subscribe(shard, sid, body, env, false, principal).await
+            Box::pin(crate::mcp::methods::subscribe(
+                shard, sid, body, env, false, principal,
+            ))
+            .await
         }
-        "logging/setLevel" => json(crate::mcp::methods::set_level(shard, body, env).await),
+        "logging/setLevel" => {
+            json(Box::pin(crate::mcp::methods::set_level(shard, body, env)).await)
+        }
         "initialize" => Err(McpError::InvalidRequest(
             "session already initialized".into(),
         )),

@@ -22,7 +22,7 @@ impl LocalHttpBackend {
             events,
             modern: use_modern,
         } = t;
-        let session = match self.ensure_session(replica).await {
+        let session = match self.session(replica).await {
             Ok(s) => s,
             Err(e) => return Attempt::Done(Err(e)),
         };

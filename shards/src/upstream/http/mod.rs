@@ -69,6 +69,15 @@ impl Drop for InitGuard<'_> {
     }
 }
 
+impl LocalReplica {
+    fn ready_session(&self) -> Option<UpstreamSession> {
+        match &*self.session.borrow() {
+            SessionState::Ready(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+}
+
 fn finish_init(replica: &LocalReplica, next: SessionState) {
     let prev = std::mem::replace(&mut *replica.session.borrow_mut(), next);
     if let SessionState::Initializing(waiters) = prev {
@@ -194,8 +203,12 @@ impl LocalHttpBackend {
         opts: CallOpts,
     ) -> Result<BackendReply, McpError> {
         let replica = &self.replicas[replica_idx];
-        if let Some(sse) = self.sse_session(replica, opts.timeout).await? {
-            return sse.call(body, id, opts).await;
+        // A ready Streamable HTTP session needs no await; the rest (first call, legacy HTTP+SSE)
+        // is boxed so it does not size every call's future.
+        if replica.ready_session().is_none_or(|s| s.sse.is_some()) {
+            if let Some(sse) = Box::pin(self.sse_session(replica, opts.timeout)).await? {
+                return Box::pin(sse.call(body, id, opts)).await;
+            }
         }
         let our_id = self.next_id.get();
         self.next_id.set(our_id + 1);
@@ -233,7 +246,7 @@ impl LocalHttpBackend {
         match outcome {
             Ok(r) => r,
             Err(e) => {
-                self.send_cancelled(replica, our_id, &e).await;
+                Box::pin(self.send_cancelled(replica, our_id, &e)).await;
                 Err(e)
             }
         }
@@ -437,10 +450,11 @@ impl LocalHttpBackend {
         &self,
         replica: &'a LocalReplica,
     ) -> Result<(pool::Leased<'a>, bool), McpError> {
+        if let Some(c) = replica.pool.idle() {
+            return Ok((c, true));
+        }
         let connect = || LocalHttpConn::connect(&replica.url.addrs, self.connect_timeout);
-        replica
-            .pool
-            .take(connect)
+        Box::pin(replica.pool.take(connect))
             .await
             .map_err(|e| self.cannot_connect(replica, e))
     }
@@ -461,6 +475,15 @@ impl LocalHttpBackend {
 
     fn cannot_connect(&self, replica: &LocalReplica, e: std::io::Error) -> McpError {
         self.unavailable(format!("cannot connect to {}: {e}", replica.url.raw))
+    }
+
+    /// The replica's upstream session when it is ready (no await), else a boxed
+    /// [`Self::ensure_session`]: the handshake path is too large to inline into every call.
+    async fn session(&self, replica: &LocalReplica) -> Result<UpstreamSession, McpError> {
+        match replica.ready_session() {
+            Some(s) => Ok(s),
+            None => Box::pin(self.ensure_session(replica)).await,
+        }
     }
 
     async fn ensure_session(&self, replica: &LocalReplica) -> Result<UpstreamSession, McpError> {

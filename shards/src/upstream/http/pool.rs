@@ -53,6 +53,12 @@ impl LocalPool {
         }
     }
 
+    /// A pooled connection, if one is idle (the fast path, no await).
+    pub(super) fn idle(&self) -> Option<Leased<'_>> {
+        let c = self.idle.borrow_mut().pop()?;
+        Some(self.lease(c, true))
+    }
+
     /// An idle connection, a new one while under the bound, or the next one given back.
     /// The bool is true for a connection that was pooled (it may have gone stale).
     pub(super) async fn take<F, Fut>(&self, connect: F) -> io::Result<(Leased<'_>, bool)>
