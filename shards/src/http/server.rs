@@ -58,7 +58,9 @@ pub async fn refuse_conn(mut stream: TcpStream) {
 async fn serve_requests<S: AsyncReadRent + AsyncWriteRent>(shard: &Rc<LocalShard>, stream: &mut S) {
     let shard = shard.clone();
     let mut bufs = ConnBuffers::default();
-    let mut out = Vec::with_capacity(4096);
+    // Reused across replies, grown to the largest one sent (not preallocated: a connection
+    // that sent only small replies stays small while it idles).
+    let mut out = Vec::new();
     loop {
         let req = match read_request(stream, &mut bufs, &shard.limits).await {
             Ok(r) => r,
