@@ -15,6 +15,8 @@
 //!   evicts the least recently used entry.
 //! - `batcher/lead_join_land`: single-flight for 8 identical requests: one leads, seven join
 //!   and get its answer.
+//! - `pool/idle_take_put_back`: a call's whole use of the upstream connection pool when a
+//!   keep-alive connection is idle (take it, give it back); one real loopback connection.
 //!
 //! Run: `cargo bench --bench shard_local`. Results: `docs/benchmarks.md`.
 
@@ -26,7 +28,9 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use only1mcp_shards::balance::breaker::{BreakerSpec, LocalBreaker};
 use only1mcp_shards::balance::{LocalBalancer, Strategy};
 use only1mcp_shards::cache::{key, Cacheable, LocalCache, Shared};
+use only1mcp_shards::http::client::LocalHttpConn;
 use only1mcp_shards::stats::{Hist, LocalStats, Outcome};
+use only1mcp_shards::upstream::http::pool::LocalPool;
 use only1mcp_shards::upstream::stdio::gate::SharedSpawnGate;
 
 mod common;
@@ -195,6 +199,30 @@ fn bench_cache(c: &mut Criterion) {
     });
 }
 
+fn bench_pool(c: &mut Criterion) {
+    let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()
+        .unwrap();
+    // A real connection (the kernel accepts it into the listener's backlog); the pool never
+    // does I/O on the fast path, so nothing reads it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.block_on(async {
+        let pool = LocalPool::new(256);
+        let addrs = [addr];
+        let connect = || LocalHttpConn::connect(&addrs, Duration::from_secs(2));
+        pool.take(connect).await.unwrap().0.put_back();
+        c.bench_function("pool/idle_take_put_back", |b| {
+            b.iter(|| {
+                let conn = pool.idle().expect("one idle connection");
+                black_box(&conn);
+                conn.put_back();
+            })
+        });
+    });
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -204,6 +232,7 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_stats, bench_hist, bench_balance, bench_breaker_and_gate, bench_cache
+    targets = bench_stats, bench_hist, bench_balance, bench_breaker_and_gate, bench_cache,
+        bench_pool
 }
 criterion_main!(benches);

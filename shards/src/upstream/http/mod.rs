@@ -10,7 +10,7 @@
 mod choose;
 mod exchange;
 mod handshake;
-mod pool;
+pub mod pool;
 mod stats;
 
 use std::cell::{Cell, RefCell};

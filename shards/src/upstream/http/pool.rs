@@ -26,7 +26,7 @@ enum Handoff {
 }
 
 /// The connections of one replica on this shard.
-pub(super) struct LocalPool {
+pub struct LocalPool {
     idle: RefCell<Vec<LocalHttpConn>>,
     /// Connections open and counted against `max` (idle, lent out, or being opened).
     open: Cell<usize>,
@@ -36,7 +36,7 @@ pub(super) struct LocalPool {
 
 /// A connection lent to one exchange. [`Leased::put_back`] returns it to the pool; dropping
 /// it closes the connection and frees its slot (handed to the first waiting call).
-pub(super) struct Leased<'a> {
+pub struct Leased<'a> {
     conn: Option<LocalHttpConn>,
     pool: &'a LocalPool,
     /// Counted against the bound (false for the messages that bypass it).
@@ -44,7 +44,8 @@ pub(super) struct Leased<'a> {
 }
 
 impl LocalPool {
-    pub(super) fn new(max: usize) -> Self {
+    /// An empty pool of at most `max` connections (at least 1).
+    pub fn new(max: usize) -> Self {
         Self {
             idle: RefCell::new(Vec::new()),
             open: Cell::new(0),
@@ -54,14 +55,14 @@ impl LocalPool {
     }
 
     /// A pooled connection, if one is idle (the fast path, no await).
-    pub(super) fn idle(&self) -> Option<Leased<'_>> {
+    pub fn idle(&self) -> Option<Leased<'_>> {
         let c = self.idle.borrow_mut().pop()?;
         Some(self.lease(c, true))
     }
 
     /// An idle connection, a new one while under the bound, or the next one given back.
     /// The bool is true for a connection that was pooled (it may have gone stale).
-    pub(super) async fn take<F, Fut>(&self, connect: F) -> io::Result<(Leased<'_>, bool)>
+    pub async fn take<F, Fut>(&self, connect: F) -> io::Result<(Leased<'_>, bool)>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = io::Result<LocalHttpConn>>,
@@ -89,7 +90,7 @@ impl LocalPool {
     /// For the short messages sent while calls may hold every pooled connection (a client's
     /// answer to a backend's request, a cancellation): an idle connection, or a new one
     /// outside the bound. Waiting here could deadlock a call that waits for that answer.
-    pub(super) async fn take_unbounded<F, Fut>(&self, connect: F) -> io::Result<Leased<'_>>
+    pub async fn take_unbounded<F, Fut>(&self, connect: F) -> io::Result<Leased<'_>>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = io::Result<LocalHttpConn>>,
@@ -166,7 +167,7 @@ impl LocalPool {
 impl Leased<'_> {
     /// Returns the connection to the pool (call only when the exchange left it reusable).
     /// A connection opened outside the bound is pooled only if the bound has room.
-    pub(super) fn put_back(mut self) {
+    pub fn put_back(mut self) {
         let Some(conn) = self.conn.take() else {
             return;
         };
