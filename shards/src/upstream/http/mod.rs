@@ -11,6 +11,7 @@ mod choose;
 mod exchange;
 mod handshake;
 pub mod pool;
+mod session;
 mod stats;
 
 use std::cell::{Cell, RefCell};
@@ -57,34 +58,6 @@ struct LocalReplica {
     session: RefCell<SessionState>,
     /// Calls, failures and latency from this shard (see `stats.rs`).
     counters: stats::LocalReplicaCounters,
-}
-
-struct InitGuard<'a> {
-    replica: &'a LocalReplica,
-}
-
-impl Drop for InitGuard<'_> {
-    fn drop(&mut self) {
-        finish_init(self.replica, SessionState::None);
-    }
-}
-
-impl LocalReplica {
-    fn ready_session(&self) -> Option<UpstreamSession> {
-        match &*self.session.borrow() {
-            SessionState::Ready(s) => Some(s.clone()),
-            _ => None,
-        }
-    }
-}
-
-fn finish_init(replica: &LocalReplica, next: SessionState) {
-    let prev = std::mem::replace(&mut *replica.session.borrow_mut(), next);
-    if let SessionState::Initializing(waiters) = prev {
-        for w in waiters {
-            let _ = w.send(());
-        }
-    }
 }
 
 /// One HTTP backend on one shard.
@@ -326,32 +299,6 @@ impl LocalHttpBackend {
         b
     }
 
-    /// For an HTTP+SSE backend, its live session (a dead one is replaced); `None` for the
-    /// other transports. Bounded by `timeout`.
-    async fn sse_session(
-        &self,
-        replica: &LocalReplica,
-        timeout: Duration,
-    ) -> Result<Option<Rc<crate::upstream::sse_legacy::LocalSseSession>>, McpError> {
-        for _ in 0..2 {
-            let session = match monoio::time::timeout(timeout, self.ensure_session(replica)).await {
-                Ok(s) => s?,
-                Err(_) => {
-                    return Err(McpError::BackendTimeout {
-                        server: self.spec.id.clone(),
-                        ms: timeout.as_millis() as u64,
-                    })
-                }
-            };
-            match session.sse {
-                Some(sse) if sse.alive() => return Ok(Some(sse)),
-                Some(_) => *replica.session.borrow_mut() = SessionState::None,
-                None => return Ok(None),
-            }
-        }
-        Err(self.unavailable("its SSE stream keeps closing"))
-    }
-
     /// (2025 session, 2026 stateless) of replica 0's upstream session, once it exists.
     pub fn eras(&self) -> (bool, bool) {
         match &*self.replicas[0].session.borrow() {
@@ -475,57 +422,5 @@ impl LocalHttpBackend {
 
     fn cannot_connect(&self, replica: &LocalReplica, e: std::io::Error) -> McpError {
         self.unavailable(format!("cannot connect to {}: {e}", replica.url.raw))
-    }
-
-    /// The replica's upstream session when it is ready (no await), else a boxed
-    /// [`Self::ensure_session`]: the handshake path is too large to inline into every call.
-    async fn session(&self, replica: &LocalReplica) -> Result<UpstreamSession, McpError> {
-        match replica.ready_session() {
-            Some(s) => Ok(s),
-            None => Box::pin(self.ensure_session(replica)).await,
-        }
-    }
-
-    async fn ensure_session(&self, replica: &LocalReplica) -> Result<UpstreamSession, McpError> {
-        loop {
-            let waiter = {
-                let mut st = replica.session.borrow_mut();
-                match &mut *st {
-                    SessionState::Ready(s) => return Ok(s.clone()),
-                    SessionState::Initializing(waiters) => {
-                        let (tx, rx) = oneshot::channel();
-                        waiters.push(tx);
-                        Some(rx)
-                    }
-                    SessionState::None => {
-                        *st = SessionState::Initializing(Vec::new());
-                        None
-                    }
-                }
-            };
-            match waiter {
-                Some(rx) => {
-                    let _ = rx.await;
-                    if matches!(&*replica.session.borrow(), SessionState::None) {
-                        return Err(self.unavailable("upstream initialize failed"));
-                    }
-                }
-                None => {
-                    // If this future is dropped mid-handshake (the caller timed out), the
-                    // guard puts the state back to None and wakes the waiters.
-                    let guard = InitGuard { replica };
-                    let res = self.handshake(replica).await;
-                    std::mem::forget(guard);
-                    finish_init(
-                        replica,
-                        match &res {
-                            Ok(s) => SessionState::Ready(s.clone()),
-                            Err(_) => SessionState::None,
-                        },
-                    );
-                    return res;
-                }
-            }
-        }
     }
 }
