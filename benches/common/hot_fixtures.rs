@@ -55,7 +55,8 @@ pub fn fleet(backends: usize) -> (Vec<String>, Vec<Discovery>) {
                     let json = tool_json(&key, i);
                     RawItem { key, json }
                 })
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
             ..Discovery::default()
         })
         .collect();

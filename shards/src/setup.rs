@@ -197,11 +197,13 @@ async fn discover_http(
             if shard.draining.get() || backend.retired() {
                 return;
             }
+            // Boxed: the handshake and the listing are large futures, and this task spends
+            // its life waiting for a list change with neither in flight.
             let caps = match &*backend {
-                LocalBackend::Http(h) => h.capabilities(timeout).await,
+                LocalBackend::Http(h) => Box::pin(h.capabilities(timeout)).await,
                 _ => Ok(Default::default()),
             };
-            match async { discover(&server, &backend, caps?, timeout).await }.await {
+            match Box::pin(async { discover(&server, &backend, caps?, timeout).await }).await {
                 Ok(found) => {
                     tracing::info!(server = %server, tools = found.tools.len(), prompts = found.prompts.len(), resources = found.resources.len(), "http backend ready");
                     report(Ok(found));

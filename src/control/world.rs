@@ -39,12 +39,13 @@ impl World {
     /// The first snapshot: every backend starting.
     pub fn new(cfg: Arc<Config>, specs: Vec<BackendSpec>) -> World {
         let found: Discovered = vec![(BackendState::Starting, None); specs.len()];
+        let (catalog, catalog_modern) = build_catalogs(&cfg, &specs, &found);
         let slot = Arc::new(ArcSwap::from_pointee(SharedSnapshot::new(
             1,
             cfg.clone(),
             specs.clone(),
-            build_catalog(&cfg, &specs, &found, false),
-            build_catalog(&cfg, &specs, &found, true),
+            catalog,
+            catalog_modern,
         )));
         World {
             cfg,
@@ -73,9 +74,7 @@ impl World {
     /// changed. `why` names the cause in the log.
     pub fn publish(&mut self, why: &str) {
         self.version += 1;
-        let (cfg, specs, found) = (&self.cfg, &self.specs, &self.found);
-        let catalog = build_catalog(cfg, specs, found, false);
-        let catalog_modern = build_catalog(cfg, specs, found, true);
+        let (catalog, catalog_modern) = build_catalogs(&self.cfg, &self.specs, &self.found);
         for r in &catalog.reports {
             for (tool, why) in &r.dropped {
                 tracing::warn!(server = %r.id, tool = %tool, "tool dropped from catalog: {why}");
@@ -112,6 +111,7 @@ impl World {
             catalog,
             catalog_modern,
         )));
+        release_free_memory();
         if tools || prompts || resources {
             for p in &self.senders {
                 let _ = p.send(ShardMsg::ListChanged {
@@ -122,6 +122,26 @@ impl World {
             }
         }
     }
+}
+
+/// Returns the heap pages freed by a rebuild to the system. Building the catalogs allocates
+/// and frees about as much as they hold, once per discovery report: glibc would otherwise
+/// keep it all as idle heap in every arena.
+fn release_free_memory() {
+    // SAFETY: malloc_trim only hands free memory back; it may be called from any thread.
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// The merged catalogs as 2025-era and as 2026 clients see them; the lists both show alike
+/// are held once.
+fn build_catalogs(cfg: &Config, specs: &[BackendSpec], found: &Discovered) -> (Catalog, Catalog) {
+    let catalog = build_catalog(cfg, specs, found, false);
+    let mut catalog_modern = build_catalog(cfg, specs, found, true);
+    catalog_modern.share_lists(&catalog);
+    (catalog, catalog_modern)
 }
 
 /// The merged catalog as 2025-era clients (`modern = false`) or 2026 clients see it: a

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::catalog::curate::Curated;
 use crate::catalog::{
     uri, BackendCaps, BackendReport, BackendState, Catalog, Discovery, MergedCaps, NameRoute,
-    RawItem,
+    RawItem, RouteMap,
 };
 use crate::mcp::jsonrpc::push_json_str;
 
@@ -69,8 +69,12 @@ impl ListOut {
         self.items.push((start, self.json.len() as u32));
         self.keys.push((backend as u32, key.into()));
     }
+    /// The rendered list, trimmed to its length: it lives as long as its snapshot.
     fn finish(mut self) -> (Arc<Vec<u8>>, ItemRanges, Arc<Vec<ItemKey>>) {
         self.json.push(b']');
+        self.json.shrink_to_fit();
+        self.items.shrink_to_fit();
+        self.keys.shrink_to_fit();
         (
             Arc::new(self.json),
             Arc::new(self.items),
@@ -88,6 +92,11 @@ impl Catalog {
             ListOut::new(),
             ListOut::new(),
             ListOut::new(),
+        );
+        let (mut tool_routes, mut prompt_routes, mut resource_routes) = (
+            RouteMap::default(),
+            RouteMap::default(),
+            RouteMap::default(),
         );
         let mut caps = MergedCaps::default();
         let empty = Discovery::default();
@@ -137,7 +146,7 @@ impl Catalog {
                 idx,
                 backends,
                 &exposed_name,
-                &mut cat.tools,
+                &mut tool_routes,
                 &mut tools,
                 &mut report.dropped,
             );
@@ -146,18 +155,18 @@ impl Catalog {
                 idx,
                 backends,
                 &exposed_name,
-                &mut cat.prompts,
+                &mut prompt_routes,
                 &mut prompts,
                 &mut report.dropped,
             );
-            for r in &d.resources {
+            for r in d.resources.iter() {
                 let exposed = if b.prefix {
                     uri::wrap(b.id, &r.key)
                 } else {
                     r.key.clone()
                 };
                 if !b.prefix {
-                    if let Some(prev) = cat.resources.get(&exposed) {
+                    if let Some(prev) = resource_routes.get(&exposed) {
                         let owner = backends[prev.backend].id;
                         report.dropped.push((
                             r.key.clone(),
@@ -165,7 +174,7 @@ impl Catalog {
                         ));
                         continue;
                     }
-                    cat.resources.insert(
+                    resource_routes.insert(
                         exposed.clone(),
                         NameRoute {
                             backend: idx,
@@ -182,7 +191,7 @@ impl Catalog {
                 }
                 report.resources += 1;
             }
-            for t in &d.templates {
+            for t in d.templates.iter() {
                 let exposed = if b.prefix {
                     uri::wrap(b.id, &t.key)
                 } else {
@@ -198,6 +207,9 @@ impl Catalog {
             }
             cat.reports.push(report);
         }
+        cat.tools = Arc::new(tool_routes);
+        cat.prompts = Arc::new(prompt_routes);
+        cat.resources = Arc::new(resource_routes);
         (cat.tools_json, cat.tools_items, cat.tools_keys) = tools.finish();
         (cat.prompts_json, cat.prompts_items, cat.prompts_keys) = prompts.finish();
         (cat.resources_json, cat.resources_items, cat.resources_keys) = resources.finish();
@@ -222,7 +234,7 @@ fn merge_names(
     idx: usize,
     backends: &[BackendInput<'_>],
     exposed_name: &dyn Fn(&str) -> String,
-    routes: &mut hashbrown::HashMap<String, NameRoute, ahash::RandomState>,
+    routes: &mut RouteMap,
     out: &mut ListOut,
     dropped: &mut Vec<(String, String)>,
 ) -> usize {
@@ -288,7 +300,11 @@ mod tests {
 
     fn disc(tools: &[&str]) -> Discovery {
         Discovery {
-            tools: tools.iter().map(|t| item("name", t)).collect(),
+            tools: tools
+                .iter()
+                .map(|t| item("name", t))
+                .collect::<Vec<_>>()
+                .into(),
             ..Default::default()
         }
     }
@@ -383,9 +399,9 @@ mod tests {
     #[test]
     fn resources_are_namespaced_and_routed() {
         let a = Discovery {
-            resources: vec![item("uri", "test://static-text")],
-            templates: vec![item("uriTemplate", "test://template/{id}/data")],
-            prompts: vec![item("name", "greet")],
+            resources: vec![item("uri", "test://static-text")].into(),
+            templates: vec![item("uriTemplate", "test://template/{id}/data")].into(),
+            prompts: vec![item("name", "greet")].into(),
             caps: BackendCaps {
                 resources: true,
                 prompts: true,
@@ -394,8 +410,8 @@ mod tests {
             ..Default::default()
         };
         let b = Discovery {
-            resources: vec![item("uri", "file:///x")],
-            templates: vec![item("uriTemplate", "file:///{+path}")],
+            resources: vec![item("uri", "file:///x")].into(),
+            templates: vec![item("uriTemplate", "file:///{+path}")].into(),
             ..Default::default()
         };
         let c = Catalog::build(

@@ -12,12 +12,14 @@
 //! - [`Catalog`]: lookups for the hot path and the rendered lists.
 //! - [`Discovery`], [`BackendCaps`]: what one backend offered.
 //! - [`page`]: splitting one backend list page into items.
+//! - [`Catalog::share_lists`]: the two eras' catalogs hold the lists they show alike once.
 //! - [`uri`]: URI namespacing and template matching.
 
 pub mod build;
 pub mod curate;
 pub mod page;
 pub mod search;
+mod share;
 pub mod uri;
 
 use std::sync::Arc;
@@ -29,7 +31,7 @@ use sonic_rs::JsonValueTrait;
 pub use page::{parse_page, parse_tools_page};
 
 /// One listed item (tool, prompt, resource or template) exactly as the backend sent it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawItem {
     /// Its key: `name` for tools and prompts, `uri` for resources, `uriTemplate` for templates.
     pub key: String,
@@ -83,19 +85,20 @@ impl BackendCaps {
     }
 }
 
-/// Everything one backend offered at discovery.
+/// Everything one backend offered at discovery. The lists are shared: a dual-era backend
+/// whose two eras list the same items holds them once.
 #[derive(Debug, Clone, Default)]
 pub struct Discovery {
     /// Its capabilities.
     pub caps: BackendCaps,
     /// `tools/list`, all pages.
-    pub tools: Vec<RawItem>,
+    pub tools: Arc<Vec<RawItem>>,
     /// `prompts/list`, all pages.
-    pub prompts: Vec<RawItem>,
+    pub prompts: Arc<Vec<RawItem>>,
     /// `resources/list`, all pages.
-    pub resources: Vec<RawItem>,
+    pub resources: Arc<Vec<RawItem>>,
     /// `resources/templates/list`, all pages.
-    pub templates: Vec<RawItem>,
+    pub templates: Arc<Vec<RawItem>>,
     /// A dual-era backend's 2026 lists, when they differ in kind from its 2025 session's
     /// (2026 clients see these; the fields above are what 2025 clients see).
     pub modern: Option<Box<Discovery>>,
@@ -117,7 +120,7 @@ pub fn cache_hints(result: &[u8]) -> (Option<u64>, bool) {
 }
 
 /// Where a catalog name routes to.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameRoute {
     /// Backend index in the snapshot.
     pub backend: usize,
@@ -177,12 +180,18 @@ pub struct MergedCaps {
     pub completions: bool,
 }
 
+/// Routes by exposed name (or URI).
+pub(crate) type RouteMap = HashMap<String, NameRoute, RandomState>;
+
+/// A [`RouteMap`], shared between catalogs that list the same items.
+pub(crate) type Routes = Arc<RouteMap>;
+
 /// The merged catalog.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
-    pub(crate) tools: HashMap<String, NameRoute, RandomState>,
-    pub(crate) prompts: HashMap<String, NameRoute, RandomState>,
-    pub(crate) resources: HashMap<String, NameRoute, RandomState>,
+    pub(crate) tools: Routes,
+    pub(crate) prompts: Routes,
+    pub(crate) resources: Routes,
     /// Backends exposed without a prefix that have templates: (backend, template).
     pub(crate) bare_templates: Vec<(usize, String)>,
     /// Backend ids (lower-cased) that are URI-namespaced, with their index.

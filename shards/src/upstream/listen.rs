@@ -51,8 +51,8 @@ async fn retired(backend: &LocalHttpBackend) {
 
 /// One GET stream; returns the refusing status, or `None` when a stream ran and ended.
 async fn once(backend: &Rc<LocalHttpBackend>, on_push: &OnPush) -> Result<Option<u16>, String> {
-    let (replica, headers) = backend
-        .get_stream_target()
+    // Boxed: it may run the session handshake, a large future not needed while streaming.
+    let (replica, headers) = Box::pin(backend.get_stream_target())
         .await
         .map_err(|e| e.to_string())?;
     let mut conn = LocalHttpConn::connect(&replica.addrs, Duration::from_secs(5))
@@ -70,7 +70,8 @@ async fn once(backend: &Rc<LocalHttpBackend>, on_push: &OnPush) -> Result<Option
         return Ok(Some(head.status));
     }
     let mut dec = SseDecoder::default();
-    let mut piece = Vec::with_capacity(4096);
+    // Grows to the largest piece read: most streams stay silent for their whole life.
+    let mut piece = Vec::new();
     loop {
         piece.clear();
         let more = conn

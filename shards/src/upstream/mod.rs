@@ -435,7 +435,8 @@ pub async fn list_all(
 
 /// Lists everything a backend declared: tools, prompts, resources and templates, every page.
 /// A dual-era backend is listed in both eras (what its 2025 session offers can differ from
-/// what its stateless side offers), so each kind of client sees what it can call.
+/// what its stateless side offers), so each kind of client sees what it can call; a list
+/// both eras return alike is kept once.
 pub async fn discover(
     server: &str,
     backend: &LocalBackend,
@@ -445,9 +446,18 @@ pub async fn discover(
     let (legacy, modern) = backend.eras();
     let mut d = discover_era(server, backend, caps.clone(), timeout, modern && !legacy).await?;
     if legacy && modern {
-        d.modern = Some(Box::new(
-            discover_era(server, backend, caps, timeout, true).await?,
-        ));
+        let mut m = discover_era(server, backend, caps, timeout, true).await?;
+        for (mine, theirs) in [
+            (&mut m.tools, &d.tools),
+            (&mut m.prompts, &d.prompts),
+            (&mut m.resources, &d.resources),
+            (&mut m.templates, &d.templates),
+        ] {
+            if *mine == *theirs {
+                *mine = theirs.clone();
+            }
+        }
+        d.modern = Some(Box::new(m));
     }
     Ok(d)
 }
@@ -469,17 +479,17 @@ async fn discover_era(
     let mut hints = Vec::new();
     if d.caps.tools {
         let (items, h) = list("tools/list", "tools", "name").await?;
-        d.tools = items;
+        d.tools = items.into();
         hints.push(h);
     }
     if d.caps.prompts {
         let (items, h) = list("prompts/list", "prompts", "name").await?;
-        d.prompts = items;
+        d.prompts = items.into();
         hints.push(h);
     }
     if d.caps.resources {
         let (items, h) = list("resources/list", "resources", "uri").await?;
-        d.resources = items;
+        d.resources = items.into();
         hints.push(h);
         // Templates are optional even for servers with resources.
         if let Ok((items, h)) = list(
@@ -489,7 +499,7 @@ async fn discover_era(
         )
         .await
         {
-            d.templates = items;
+            d.templates = items.into();
             hints.push(h);
         }
     }
