@@ -77,11 +77,12 @@ impl LocalPool {
             }
             let (tx, rx) = oneshot::channel();
             self.waiters.borrow_mut().push_back(tx);
-            match rx.await {
+            let mut waiting = Waiting { rx, pool: self };
+            match (&mut waiting.rx).await {
                 Ok(Handoff::Conn(c)) => return Ok((self.lease(c, true), true)),
                 // The slot of a closed connection is now ours (already counted).
                 Ok(Handoff::Slot) => return self.open_counted(&connect).await,
-                // The pool was dropped: try again (the loop finds it gone only in tests).
+                // Only if the sender was dropped unsent, which the pool never does: try again.
                 Err(_) => continue,
             }
         }
@@ -160,6 +161,25 @@ impl LocalPool {
                 Err(Handoff::Conn(c)) => conn = c,
                 Err(Handoff::Slot) => unreachable!("send returns what it was given"),
             }
+        }
+    }
+}
+
+/// A call queued for a connection. If it gives up (its timeout, its client's cancellation)
+/// after a connection or slot was already handed to it but before it ran again, the handoff
+/// would die in the channel with the slot still counted: this returns it to the pool.
+struct Waiting<'a> {
+    rx: oneshot::Receiver<Handoff>,
+    pool: &'a LocalPool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.rx.close();
+        match self.rx.try_recv() {
+            Ok(Some(Handoff::Conn(c))) => self.pool.give_back(c),
+            Ok(Some(Handoff::Slot)) => self.pool.release_slot(),
+            Ok(None) | Err(_) => {}
         }
     }
 }
@@ -357,6 +377,34 @@ mod tests {
                 || async move { LocalHttpConn::connect(&[dead], Duration::from_secs(2)).await };
             assert!(fresh.take(refused).await.is_err());
             assert_eq!(fresh.counts(), (0, 0, 0));
+        });
+    }
+
+    #[test]
+    fn a_handoff_to_a_waiter_that_gives_up_before_running_returns_to_the_pool() {
+        rt().block_on(async {
+            let peer = Peer::new();
+            let pool = LocalPool::new(1);
+            let noop = std::task::Waker::noop();
+            let mut cx = std::task::Context::from_waker(noop);
+            for close in [false, true] {
+                let a = pool.take(peer.connect()).await.unwrap().0;
+                // Queue a call, hand it the connection (or the freed slot), then drop the call
+                // before it runs again, as a timeout firing in the same turn would.
+                let mut queued = Box::pin(pool.take(peer.connect()));
+                assert!(queued.as_mut().poll(&mut cx).is_pending());
+                assert_eq!(pool.counts().2, 1, "queued");
+                if close {
+                    drop(a);
+                } else {
+                    a.put_back();
+                }
+                drop(queued);
+                let want = if close { (0, 0, 0) } else { (1, 1, 0) };
+                assert_eq!(pool.counts(), want, "nothing leaked (close = {close})");
+            }
+            // The slot is usable again: a new call gets a connection at once.
+            assert!(pool.take(peer.connect()).await.is_ok());
         });
     }
 
