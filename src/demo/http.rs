@@ -54,6 +54,8 @@ struct State {
     verbose: bool,
     /// The listener is on a loopback address: validate `Host`.
     check_host: bool,
+    /// Keep-alive connections idle this long are closed (`DEMO_IDLE_TIMEOUT_MS`).
+    idle_timeout: Duration,
 }
 
 pub fn run(addr: &str, opts: DemoOptions, config: Config) -> anyhow::Result<()> {
@@ -69,6 +71,7 @@ pub fn run(addr: &str, opts: DemoOptions, config: Config) -> anyhow::Result<()> 
         counter: AtomicU64::new(0),
         verbose: std::env::var_os("DEMO_VERBOSE").is_some(),
         check_host: local.ip().is_loopback(),
+        idle_timeout: idle_timeout(),
     });
     for stream in listener.incoming() {
         match stream {
@@ -91,10 +94,20 @@ pub fn run(addr: &str, opts: DemoOptions, config: Config) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// `DEMO_IDLE_TIMEOUT_MS` (real servers close idle keep-alive connections too: uvicorn after
+/// 5 s), else [`IDLE_TIMEOUT`].
+fn idle_timeout() -> Duration {
+    std::env::var("DEMO_IDLE_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&ms| ms > 0)
+        .map_or(IDLE_TIMEOUT, Duration::from_millis)
+}
+
 fn serve_connection(state: &State, stream: TcpStream) {
     // Failures here only cost this connection; there is nobody to report to.
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
+    let _ = stream.set_read_timeout(Some(state.idle_timeout));
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let Ok(read_half) = stream.try_clone() else {
         return;

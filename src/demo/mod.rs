@@ -57,6 +57,9 @@
 //! * `DEMO_EXTRA_TOOLS=N`: N more tools `t0` .. `t{N-1}` after the others,
 //!   each behaving like `echo` (default 0; `perf/compare.sh` uses 39 for a
 //!   50-tool backend). Read once per process.
+//! * `DEMO_IDLE_TIMEOUT_MS=N`: HTTP only, close keep-alive connections idle
+//!   for N ms (default 300 s), as real servers do (uvicorn: 5 s); tests use it
+//!   to leave a client's pooled connections closed behind its back.
 //! * `DEMO_VERBOSE`: HTTP only, log each request line to stderr, and for
 //!   each JSON-RPC request `demo-server: request <method> <params.name|->`
 //!   (tests count the calls that reached the backend with it).

@@ -10,6 +10,10 @@ gateway's pooled connections are counted).
   gateway's timeout error naming the backend, and the pool is whole afterwards (the next
   calls succeed on the pooled connection).
 - Many calls in a row reuse one connection (no connection per call).
+- Pooled connections the backend closed while idle (its keep-alive timeout; uvicorn's is 5 s)
+  cost nothing: after six connections went stale together, every call succeeds, each on a
+  fresh connection in the stale one's slot (before, a retry took the next pooled connection,
+  stale too, and the third stale one in a row failed the call).
 """
 
 from __future__ import annotations
@@ -43,11 +47,14 @@ def established_to(port: int) -> int:
     return n
 
 
-def start_backend(workdir: Path) -> tuple[subprocess.Popen, str, int]:
+def start_backend(workdir: Path, env: dict | None = None) -> tuple[subprocess.Popen, str, int]:
+    import os
+
     log = workdir / "backend.log"
     with open(log, "wb") as err:
         proc = subprocess.Popen([str(BIN), "demo-server", "--http", "127.0.0.1:0", "--name", "pooled"],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True)
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True,
+                                env={**os.environ, **(env or {})})
     m = _wait_line(proc, _stdout_lines(proc), DEMO_READY_RE, 10.0, log)
     url = m.group(1)
     return proc, url, int(url.rsplit(":", 1)[1].split("/")[0])
@@ -118,3 +125,41 @@ def test_calls_beyond_pool_size_wait_for_a_pooled_connection(driver: str, tmp_pa
     assert out["queued"] == (-32001, "backend `demo` did not answer within 400 ms"), out["queued"]
     assert out["after"] == [f"n{i}" for i in range(20)]
     assert out["conns_after"] <= out["base"] + 2, out
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_pooled_connections_closed_by_the_backend_are_replaced_not_failed(driver: str, tmp_path: Path) -> None:
+    # The backend closes keep-alive connections idle for 400 ms.
+    backend, url, port = start_backend(tmp_path, {"DEMO_IDLE_TIMEOUT_MS": "400"})
+    try:
+        cfg = config_text(server_block("demo", transport="http", url=url, health_interval_ms=0))
+
+        async def body(gw_url: str) -> dict:
+            out: dict = {}
+            async with streamable_http_client(gw_url) as (r, w), ClientSession(r, w) as s:
+                await s.initialize()
+                # Six calls at once leave six pooled connections behind ...
+                async with anyio.create_task_group() as tg:
+                    for _ in range(6):
+                        tg.start_soon(s.call_tool, "demo__big", {"kb": 1, "delay_ms": 200})
+                out["pooled"] = established_to(port)
+                # ... which the backend closes while they idle.
+                await anyio.sleep(1.2)
+                out["after_idle"] = established_to(port)
+                texts = []
+                for i in range(8):
+                    try:
+                        texts.append(text_of(await s.call_tool("demo__echo", {"message": f"m{i}"})))
+                    except MCPError as e:
+                        texts.append((e.error.code, e.error.message))
+                out["texts"] = texts
+            return out
+
+        with running_gateway(driver, cfg, tmp_path, "stale", {"demo": "ready"}, []) as gw:
+            out = run(body, gw.url)
+    finally:
+        _stop(backend, 5.0)
+
+    assert out["pooled"] >= 6, out
+    assert out["after_idle"] < out["pooled"], out  # the backend did close them
+    assert out["texts"] == [f"m{i}" for i in range(8)], out

@@ -47,22 +47,38 @@ impl LocalHttpBackend {
             false => Vec::new(),
         };
         let hdrs = self.header_refs(&session, modern, &extra);
-        let sent = conn
-            .send_post(&replica.url.path, &replica.url.authority, &hdrs, &wire)
-            .await;
-        let head = match sent {
-            Ok(()) => conn.read_head().await,
-            Err(e) => Err(ClientError::Io(e)),
-        };
-        let mut head = match head {
-            Ok(h) => h,
-            // A pooled connection the backend closed meanwhile: retry on a fresh one.
-            Err(ClientError::Io(_)) if reused && attempt < 2 => return Attempt::Retry,
-            Err(e) => return Attempt::Done(Err(self.unavailable(e))),
+        let mut reused = reused;
+        let mut head = loop {
+            let sent = conn
+                .send_post(&replica.url.path, &replica.url.authority, &hdrs, &wire)
+                .await;
+            let head = match sent {
+                Ok(()) => conn.read_head().await,
+                Err(e) => Err(ClientError::Io(e)),
+            };
+            match head {
+                Ok(h) => break h,
+                // A pooled connection the backend closed meanwhile (its keep-alive timeout):
+                // send again once on a fresh connection in the same slot. Not on another pooled
+                // one: those idled as long and are likely closed too.
+                Err(ClientError::Io(_)) if reused => {
+                    let connect =
+                        || LocalHttpConn::connect(&replica.url.addrs, self.connect_timeout);
+                    if let Err(e) = conn.reconnect(connect).await {
+                        return Attempt::Done(Err(self.cannot_connect(replica, e)));
+                    }
+                    reused = false;
+                }
+                Err(e) => return Attempt::Done(Err(self.unavailable(e))),
+            }
         };
         if head.status == 404 && !modern && session.id.is_some() && attempt < 2 {
-            // The upstream session expired: forget it and initialize again.
-            *replica.session.borrow_mut() = SessionState::None;
+            // The upstream session expired: forget it and initialize again (unless another
+            // call already did and a new session is being or has been made).
+            let mut st = replica.session.borrow_mut();
+            if matches!(&*st, SessionState::Ready(s) if s.id == session.id) {
+                *st = SessionState::None;
+            }
             return Attempt::Retry;
         }
         if head.status != 200 {

@@ -142,6 +142,9 @@ impl LocalHttpBackend {
         };
         // notifications/initialized on a fresh exchange; expect 202 (200 tolerated).
         if !conn.reusable(&head) {
+            // Give its slot back first: with `pool_size = 1` this call would otherwise wait
+            // for the slot it holds.
+            drop(conn);
             let (c, _) = self.take_conn(replica).await?;
             conn = c;
         }

@@ -185,6 +185,19 @@ impl Drop for Waiting<'_> {
 }
 
 impl Leased<'_> {
+    /// Replaces a connection found closed by a fresh one, keeping its slot (a caller that
+    /// gave the slot back would queue behind every waiting call). On error the lease has no
+    /// connection left and frees the slot when dropped.
+    pub async fn reconnect<F, Fut>(&mut self, connect: F) -> io::Result<()>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = io::Result<LocalHttpConn>>,
+    {
+        self.conn = None;
+        self.conn = Some(connect().await?);
+        Ok(())
+    }
+
     /// Returns the connection to the pool (call only when the exchange left it reusable).
     /// A connection opened outside the bound is pooled only if the bound has room.
     pub fn put_back(mut self) {
@@ -405,6 +418,34 @@ mod tests {
             }
             // The slot is usable again: a new call gets a connection at once.
             assert!(pool.take(peer.connect()).await.is_ok());
+        });
+    }
+
+    #[test]
+    fn a_reconnect_keeps_the_slot_and_a_failed_one_frees_it() {
+        rt().block_on(async {
+            let peer = Peer::new();
+            let pool = LocalPool::new(1);
+            let mut a = pool.take(peer.connect()).await.unwrap().0;
+            a.reconnect(peer.connect()).await.unwrap();
+            assert_eq!(peer.connects.get(), 2);
+            assert_eq!(pool.counts(), (1, 0, 0), "still one slot, held");
+            a.put_back();
+            assert_eq!(pool.counts(), (1, 1, 0));
+            let mut b = pool.idle().unwrap();
+            let dead: SocketAddr = {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap()
+            };
+            let refused =
+                || async move { LocalHttpConn::connect(&[dead], Duration::from_secs(2)).await };
+            assert!(b.reconnect(refused).await.is_err());
+            drop(b);
+            assert_eq!(
+                pool.counts(),
+                (0, 0, 0),
+                "the failed reconnect freed the slot"
+            );
         });
     }
 
