@@ -57,12 +57,22 @@ impl Gather {
         };
         // The pointers are into the heap buffers moved into `Self` below, which keep them.
         let iov = Box::new([iov(&head), iov(&shared), iov(&tail)]);
-        Self {
+        let mut g = Self {
             iov,
             at: 0,
             head,
             _shared: shared,
             _tail: tail,
+        };
+        g.skip_empty();
+        g
+    }
+
+    /// Never hands an empty iovec first: a `writev` that only looks at the first one (as
+    /// monoio-rustls' does) would report 0 bytes written, read as a closed socket.
+    fn skip_empty(&mut self) {
+        while self.at < 3 && self.iov[self.at].iov_len == 0 {
+            self.at += 1;
         }
     }
 
@@ -89,6 +99,7 @@ impl Gather {
             v.iov_len = 0;
             self.at += 1;
         }
+        self.skip_empty();
     }
 }
 
@@ -129,6 +140,21 @@ pub async fn write_gather<S: AsyncWriteRent>(
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[test]
+    fn a_gather_never_starts_with_an_empty_iovec() {
+        use monoio::buf::IoVecBuf;
+        let mut g = Gather::new(Vec::new(), bytes::Bytes::from_static(b"abc"), Vec::new());
+        assert_eq!((g.at, g.read_iovec_len(), g.remaining()), (1, 2, 3));
+        g.advance(2);
+        assert_eq!((g.at, g.remaining()), (1, 1));
+        g.advance(1);
+        assert_eq!(
+            (g.at, g.read_iovec_len(), g.remaining()),
+            (3, 0, 0),
+            "the empty tail is skipped"
+        );
+    }
 
     #[test]
     fn a_gather_write_sends_all_three_parts_in_order_across_short_writes() {
