@@ -252,7 +252,10 @@ pub fn start(
                 }
                 Err(_) => break,
             },
-            recv(ticker) -> _ => metrics.publish(),
+            recv(ticker) -> _ => {
+                metrics.publish();
+                world.trim_if_due();
+            }
             recv(file_events) -> _ => reload_due = Some(Instant::now() + reload::DEBOUNCE),
             recv(sig_rx) -> sig => {
                 if sig == Ok(signal_hook::consts::SIGHUP) {

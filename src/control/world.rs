@@ -33,6 +33,8 @@ pub struct World {
     pub slot: Arc<ArcSwap<SharedSnapshot>>,
     /// Every shard's mailbox.
     pub senders: Vec<SharedMailboxSender<ShardMsg>>,
+    /// A list changed since the heap was last trimmed (see [`World::trim_if_due`]).
+    pub trim_due: bool,
 }
 
 impl World {
@@ -54,6 +56,7 @@ impl World {
             version: 1,
             slot,
             senders: Vec::new(),
+            trim_due: false,
         }
     }
 
@@ -111,8 +114,8 @@ impl World {
             catalog,
             catalog_modern,
         )));
-        release_free_memory();
         if tools || prompts || resources {
+            self.trim_due = true;
             for p in &self.senders {
                 let _ = p.send(ShardMsg::ListChanged {
                     tools,
@@ -122,11 +125,21 @@ impl World {
             }
         }
     }
+
+    /// Called on the control thread's 500 ms tick: after a list changed, returns the heap
+    /// the rebuilds freed to the system. Building the catalogs allocates and frees about as
+    /// much as they hold, once per discovery report (100 times at start-up with 100
+    /// backends): glibc would otherwise keep it as idle heap. On the tick, not per publish:
+    /// `malloc_trim` locks each arena in turn (the shards' too), so it runs at most twice a
+    /// second and only after a change, by when the shards have let go of the old snapshot.
+    pub fn trim_if_due(&mut self) {
+        if std::mem::take(&mut self.trim_due) {
+            release_free_memory();
+        }
+    }
 }
 
-/// Returns the heap pages freed by a rebuild to the system. Building the catalogs allocates
-/// and frees about as much as they hold, once per discovery report: glibc would otherwise
-/// keep it all as idle heap in every arena.
+/// Returns free heap pages to the system (glibc only).
 fn release_free_memory() {
     // SAFETY: malloc_trim only hands free memory back; it may be called from any thread.
     #[cfg(target_env = "gnu")]
