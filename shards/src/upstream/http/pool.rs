@@ -32,6 +32,8 @@ pub struct LocalPool {
     open: Cell<usize>,
     max: usize,
     waiters: RefCell<VecDeque<oneshot::Sender<Handoff>>>,
+    /// Calls that had to queue for a connection, since start (for the metrics).
+    waits: Cell<u64>,
 }
 
 /// A connection lent to one exchange. [`Leased::put_back`] returns it to the pool; dropping
@@ -51,7 +53,18 @@ impl LocalPool {
             open: Cell::new(0),
             max: max.max(1),
             waiters: RefCell::new(VecDeque::new()),
+            waits: Cell::new(0),
         }
+    }
+
+    /// Connections open and counted against the bound (idle or lent out).
+    pub fn open(&self) -> usize {
+        self.open.get()
+    }
+
+    /// Calls that queued for a connection since start.
+    pub fn waits(&self) -> u64 {
+        self.waits.get()
     }
 
     /// A pooled connection, if one is idle (the fast path, no await).
@@ -76,7 +89,15 @@ impl LocalPool {
                 return self.open_counted(&connect).await;
             }
             let (tx, rx) = oneshot::channel();
-            self.waiters.borrow_mut().push_back(tx);
+            {
+                let mut waiters = self.waiters.borrow_mut();
+                // Calls that gave up while queued leave their senders behind until a handoff
+                // reaches them; drop them here so a saturated pool's queue stays as long as
+                // the calls really waiting.
+                waiters.retain(|w| !w.is_canceled());
+                waiters.push_back(tx);
+            }
+            self.waits.set(self.waits.get() + 1);
             let mut waiting = Waiting { rx, pool: self };
             match (&mut waiting.rx).await {
                 Ok(Handoff::Conn(c)) => return Ok((self.lease(c, true), true)),
@@ -374,6 +395,15 @@ mod tests {
             let gave_up =
                 monoio::time::timeout(Duration::from_millis(20), pool.take(peer.connect())).await;
             assert!(gave_up.is_err());
+            assert_eq!(
+                pool.counts().2,
+                1,
+                "its sender stays until the next handoff or wait"
+            );
+            let again =
+                monoio::time::timeout(Duration::from_millis(20), pool.take(peer.connect())).await;
+            assert!(again.is_err());
+            assert_eq!(pool.counts().2, 1, "the next wait dropped the dead sender");
             a.put_back();
             assert_eq!(
                 pool.counts(),
