@@ -221,6 +221,24 @@ impl Collector for Figures {
                 .iter()
                 .map(|((s, r), x)| (replica(s, r), x.inflight as i64)),
         )?;
+        gauge(
+            &mut enc,
+            "backend_pool_connections",
+            "HTTP keep-alive connections open per replica (idle or in use), summed over shards; at most pool_size per shard.",
+            v.replicas
+                .iter()
+                .filter(|(_, x)| x.transport == "http")
+                .map(|((s, r), x)| (replica(s, r), x.pool_open as i64)),
+        )?;
+        counter(
+            &mut enc,
+            "backend_pool_waits",
+            "HTTP calls that queued for a connection because the replica's pool was at pool_size.",
+            v.replicas
+                .iter()
+                .filter(|(_, x)| x.transport == "http")
+                .map(|((s, r), x)| (replica(s, r), x.pool_waits)),
+        )?;
         counter(
             &mut enc,
             "backend_replica_calls",

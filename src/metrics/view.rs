@@ -33,6 +33,10 @@ pub struct ReplicaSum {
     pub parked: bool,
     /// stdio: the running process.
     pub pid: Option<i32>,
+    /// http: pooled connections open, summed over shards.
+    pub pool_open: u64,
+    /// http: calls that queued for a pooled connection, summed.
+    pub pool_waits: u64,
 }
 
 /// A quantile of the window in ms; NaN (sent as `null`, shown as `-`) when nothing was
@@ -129,6 +133,8 @@ impl View {
         e.restarts += r.restarts;
         e.parked |= r.parked;
         e.pid = e.pid.or(r.pid);
+        e.pool_open += r.pool_open;
+        e.pool_waits += r.pool_waits;
     }
 
     /// All client requests, merged over methods.

@@ -10,6 +10,8 @@ gateway's pooled connections are counted).
   gateway's timeout error naming the backend, and the pool is whole afterwards (the next
   calls succeed on the pooled connection).
 - Many calls in a row reuse one connection (no connection per call).
+- `/metrics` shows the pool: `only1mcp_backend_pool_connections` (at most 2 per shard) and
+  `only1mcp_backend_pool_waits_total` (the calls that queued).
 - Pooled connections the backend closed while idle (its keep-alive timeout; uvicorn's is 5 s)
   cost nothing: after six connections went stale together, every call succeeds, each on a
   fresh connection in the stale one's slot (before, a retry took the next pooled connection,
@@ -23,12 +25,14 @@ import time
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from conftest import (BIN, DEMO_READY_RE, DRIVERS, _stdout_lines, _stop, _wait_line,  # noqa: F401
+from conftest import (BIN, CORES, DEMO_READY_RE, DRIVERS, _stdout_lines, _stop, _wait_line,  # noqa: F401
                       config_text, run, running_gateway, server_block, text_of)
 
 
@@ -112,9 +116,20 @@ def test_calls_beyond_pool_size_wait_for_a_pooled_connection(driver: str, tmp_pa
 
         with running_gateway(driver, cfg, tmp_path, "pool", {"demo": "ready"}, []) as gw:
             out = run(body, gw.url)
+            time.sleep(1.2)  # the shards' next 500 ms report
+            metrics = httpx.get(f"{gw.base}/metrics", timeout=5.0).text
     finally:
         _stop(backend, 5.0)
 
+    # The pool's own figures in /metrics: at most 2 connections, and the calls that queued
+    # (six of the eight, then the `echo` behind the two slow calls).
+    fams = {f.name: f for f in text_string_to_metric_families(metrics)}
+    samples = lambda name: [x for x in fams[name].samples if x.labels.get("server") == "demo"]  # noqa: E731
+    conns = samples("only1mcp_backend_pool_connections")
+    waits = [x for x in samples("only1mcp_backend_pool_waits") if x.name.endswith("_total")]
+    # Summed over the gateway's shards (`--cores 2`): at most pool_size = 2 on each.
+    assert len(conns) == 1 and 1 <= conns[0].value <= 2 * CORES, conns
+    assert len(waits) == 1 and waits[0].value >= 7, waits
     assert out["texts"] == [(False, 1024)] * 8, out["texts"]
     # At most 2 pooled connections on top of the unpooled ones (and of at most 2 pooled ones
     # already open at `base`); without the bound, eight calls opened eight connections.

@@ -41,6 +41,10 @@ pub struct ReplicaStats {
     pub parked: bool,
     /// stdio: the running process id.
     pub pid: Option<i32>,
+    /// http: keep-alive connections open to it from this shard (idle or in use).
+    pub pool_open: u64,
+    /// http: calls that queued for one of them (the pool was at `pool_size`).
+    pub pool_waits: u64,
 }
 
 /// One shard's figures.

@@ -1,6 +1,6 @@
 //! What an HTTP backend reports to the metrics, per replica as this shard sees it: health
-//! (from the control thread's checks), breaker state, in-flight calls, calls, failures and
-//! latency. Plain `Cell`s: each shard has its own `LocalHttpBackend`.
+//! (from the control thread's checks), breaker state, in-flight calls, calls, failures,
+//! latency, and its connection pool (open connections, calls that queued). Plain `Cell`s: each shard has its own `LocalHttpBackend`.
 
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
@@ -48,6 +48,8 @@ impl LocalHttpBackend {
                 restarts: 0,
                 parked: false,
                 pid: None,
+                pool_open: r.pool.open() as u64,
+                pool_waits: r.pool.waits(),
             });
         }
     }

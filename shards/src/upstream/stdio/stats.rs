@@ -64,6 +64,8 @@ impl LocalStdioSlot {
             restarts: c.restarts.get(),
             parked: self.down_reason.borrow().starts_with("crash loop"),
             pid,
+            pool_open: 0,
+            pool_waits: 0,
         }
     }
 
