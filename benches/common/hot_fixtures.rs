@@ -5,7 +5,7 @@
 
 use only1mcp_shards::catalog::build::BackendInput;
 use only1mcp_shards::catalog::{BackendCaps, BackendState, Catalog, Discovery, RawItem};
-use only1mcp_shards::mcp::jsonrpc::{splice, Envelope};
+use only1mcp_shards::mcp::jsonrpc::{splice_placeholder, Envelope};
 
 /// Tools per synthetic backend; catalogs are built from whole backends of this size.
 pub const TOOLS_PER_BACKEND: usize = 50;
@@ -94,15 +94,9 @@ pub fn rewrite(catalog: &Catalog, body: &[u8], out: &mut Vec<u8>) -> usize {
     // the snapshot before the call.
     let route = catalog.route(name).expect("routed");
     let (backend, original_json) = (route.backend, route.original_json.clone());
-    let placeholder: &[u8] = b"0";
-    let id_first = id_range.start < name_range.start;
-    let edits: [(std::ops::Range<usize>, &[u8]); 2] = if id_first {
-        [(id_range, placeholder), (name_range, &original_json)]
-    } else {
-        [(name_range, &original_json), (id_range, placeholder)]
-    };
-    splice(body, &edits, out);
-    out.len() + backend
+    // As in forward.rs: the name rewritten and the id made the placeholder, in one pass.
+    let ph = splice_placeholder(body, id_range, &[(name_range, &original_json)], out);
+    out.len() + backend + ph.start
 }
 
 /// The head of a `POST /mcp` as the official SDKs send it, for a body of `len` bytes.

@@ -19,7 +19,7 @@ use futures_core::Stream;
 
 use crate::error::McpError;
 pub(crate) use crate::mcp::finish::Finisher;
-use crate::mcp::jsonrpc::{splice, splice_tracking, Envelope};
+use crate::mcp::jsonrpc::{splice, splice_placeholder, Envelope};
 use crate::shard::LocalShard;
 use crate::upstream::{BackendReply, CallOpts, LocalBackend};
 
@@ -234,20 +234,22 @@ pub async fn forward(
         shard.next_token.set(n + 1);
         (r, format!("\"o1m.{}.{n}\"", shard.id).into_bytes())
     });
-    let mut edits: Vec<(Range<usize>, &[u8])> = Vec::with_capacity(3);
-    edits.push((id_range.clone(), b"0"));
-    if let Some((r, with)) = &edit {
-        edits.push((r.clone(), with));
+    // The name (and progress token) rewritten and the id made the 1-byte placeholder, in one
+    // pass into one buffer.
+    let mut others: [(Range<usize>, &[u8]); 2] = [(0..0, b""), (0..0, b"")];
+    let mut n = 0;
+    for (r, with) in [
+        edit.as_ref().map(|(r, w)| (r, *w)),
+        token.as_ref().map(|(r, w)| (r, &w[..])),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        others[n] = (r.clone(), with);
+        n += 1;
     }
-    if let Some((r, with)) = &token {
-        edits.push((r.clone(), with));
-    }
-    let mut out = Vec::with_capacity(body.len() + 32);
-    let id_at = splice_tracking(body, &mut edits[1..], id_range.clone(), &mut out);
-    // The id is still the client's at `id_at`; make it the 1-byte placeholder.
-    let mut wire = Vec::with_capacity(out.len());
-    splice(&out, &[(id_at.clone(), b"0")], &mut wire);
-    let ph = id_at.start..id_at.start + 1;
+    let mut wire = Vec::new();
+    let ph = splice_placeholder(body, id_range.clone(), &others[..n], &mut wire);
 
     let client_id = env.id_bytes(body).to_vec();
     let key = inflight_key(sid, &client_id);

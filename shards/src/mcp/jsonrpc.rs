@@ -284,6 +284,31 @@ pub fn splice_tracking(
     start..start + track.len()
 }
 
+/// Replaces the request id at `id` with the 1-byte placeholder `0` (each transport splices
+/// its own id over it) and applies up to two `others` edits (non-overlapping, not touching
+/// the id), in one pass into `out`; returns where the placeholder landed.
+pub fn splice_placeholder(
+    body: &[u8],
+    id: Range<usize>,
+    others: &[(Range<usize>, &[u8])],
+    out: &mut Vec<u8>,
+) -> Range<usize> {
+    debug_assert!(others.len() <= 2);
+    let mut all: [(Range<usize>, &[u8]); 3] = [(id.clone(), b"0"), (0..0, b""), (0..0, b"")];
+    let n = 1 + others.len().min(2);
+    all[1..n].clone_from_slice(&others[..n - 1]);
+    let all = &mut all[..n];
+    all.sort_by_key(|e| e.0.start);
+    splice(body, all, out);
+    let shift: isize = all
+        .iter()
+        .filter(|(r, _)| r.start < id.start)
+        .map(|(r, with)| with.len() as isize - r.len() as isize)
+        .sum();
+    let at = (id.start as isize + shift) as usize;
+    at..at + 1
+}
+
 /// Writes `s` as a JSON string literal (with quotes) into `out`.
 pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
     if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
@@ -375,6 +400,32 @@ mod tests {
         let id_at = splice_tracking(b, &mut edits[1..], e.id.clone().unwrap(), &mut out);
         assert_eq!(&out[id_at], b"9");
         assert!(String::from_utf8(out).unwrap().contains("\"o1m.0.1\""));
+    }
+
+    #[test]
+    fn the_placeholder_lands_where_the_two_step_splice_put_it() {
+        let cases: [&[u8]; 3] = [
+            br#"{"jsonrpc":"2.0","method":"tools/call","params":{"_meta":{"progressToken":"tok"},"name":"a__b"},"id":9}"#,
+            br#"{"jsonrpc":"2.0","id":"abc-123","method":"tools/call","params":{"name":"a__b","_meta":{"progressToken":17}}}"#,
+            br#"{"id":1,"jsonrpc":"2.0","method":"tools/call","params":{"name":"long_prefix__tool"}}"#,
+        ];
+        for b in cases {
+            let e = Envelope::parse(b).unwrap();
+            let id = e.id.clone().unwrap();
+            let mut others = vec![(e.name.clone().unwrap(), &b"\"b\""[..])];
+            if let Some(t) = e.progress_token.clone() {
+                others.push((t, &b"\"o1m.0.1\""[..]));
+            }
+            // The old way: splice the others tracking the id, then the id.
+            let mut tmp = Vec::new();
+            let at = splice_tracking(b, &mut others.clone(), id.clone(), &mut tmp);
+            let mut want = Vec::new();
+            splice(&tmp, &[(at.clone(), b"0")], &mut want);
+            let mut got = Vec::new();
+            let ph = splice_placeholder(b, id, &others, &mut got);
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(b));
+            assert_eq!((ph.start, &got[ph.clone()]), (at.start, &b"0"[..]));
+        }
     }
 
     #[test]

@@ -64,7 +64,9 @@ impl LocalHttpBackend {
                 Err(ClientError::Io(_)) if reused => {
                     let connect =
                         || LocalHttpConn::connect(&replica.url.addrs, self.connect_timeout);
-                    if let Err(e) = conn.reconnect(connect).await {
+                    // Boxed: a connect is a large future this rare path must not add to
+                    // every call's.
+                    if let Err(e) = Box::pin(conn.reconnect(connect)).await {
                         return Attempt::Done(Err(self.cannot_connect(replica, e)));
                     }
                     reused = false;
