@@ -178,7 +178,7 @@ impl LocalHttpBackend {
         let replica = &self.replicas[replica_idx];
         // A ready Streamable HTTP session needs no await; the rest (first call, legacy HTTP+SSE)
         // is boxed so it does not size every call's future.
-        if replica.ready_session().is_none_or(|s| s.sse.is_some()) {
+        if !replica.ready_without_sse() {
             if let Some(sse) = Box::pin(self.sse_session(replica, opts.timeout)).await? {
                 return Box::pin(sse.call(body, id, opts)).await;
             }

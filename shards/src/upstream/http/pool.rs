@@ -81,8 +81,8 @@ impl LocalPool {
         Fut: Future<Output = io::Result<LocalHttpConn>>,
     {
         loop {
-            if let Some(c) = self.idle.borrow_mut().pop() {
-                return Ok((self.lease(c, true), true));
+            if let Some(c) = self.idle() {
+                return Ok((c, true));
             }
             if self.open.get() < self.max {
                 self.open.set(self.open.get() + 1);
@@ -117,8 +117,8 @@ impl LocalPool {
         F: Fn() -> Fut,
         Fut: Future<Output = io::Result<LocalHttpConn>>,
     {
-        if let Some(c) = self.idle.borrow_mut().pop() {
-            return Ok(self.lease(c, true));
+        if let Some(c) = self.idle() {
+            return Ok(c);
         }
         Ok(self.lease(connect().await?, false))
     }

@@ -17,6 +17,12 @@ impl Drop for InitGuard<'_> {
 }
 
 impl LocalReplica {
+    /// A ready Streamable HTTP session (not legacy HTTP+SSE): calls need no session work.
+    /// Borrows only; no clone of the session on the hot path.
+    pub(super) fn ready_without_sse(&self) -> bool {
+        matches!(&*self.session.borrow(), SessionState::Ready(s) if s.sse.is_none())
+    }
+
     pub(super) fn ready_session(&self) -> Option<UpstreamSession> {
         match &*self.session.borrow() {
             SessionState::Ready(s) => Some(s.clone()),
