@@ -86,6 +86,12 @@ fn fetch(url: &str) -> Result<Vec<u8>, String> {
 }
 
 fn publish(slot: &SharedKeysSlot, st: &Static, jwks: Option<&[u8]>) -> Result<usize, String> {
+    if let Some(doc) = jwks {
+        // What the identity provider sent: nesting bounded before the (recursive) parse.
+        use only1mcp_shards::mcp::scan;
+        scan::check(doc, scan::max_depth())
+            .map_err(|d| format!("JWKS is not acceptable JSON ({d:?})"))?;
+    }
     let (keys, skipped) = keys::build(&st.allowed, &st.pems, jwks, st.secret.as_deref())?;
     for s in skipped {
         tracing::debug!("JWKS key skipped: {s}");
@@ -124,6 +130,7 @@ pub fn spawn(cfg: &Config, slot: SharedKeysSlot, cmds: Receiver<KeysCmd>) -> any
     let mut st = statics(cfg)?;
     std::thread::Builder::new()
         .name("o1m-jwks".into())
+        .stack_size(only1mcp_shards::rt::THREAD_STACK_BYTES)
         .spawn(move || {
             let mut last_fetch = Instant::now();
             loop {

@@ -76,6 +76,8 @@ pub fn start(
     front: Front,
     config: Option<(PathBuf, Overrides)>,
 ) -> anyhow::Result<()> {
+    // Before any thread reads JSON from outside (restart-only key).
+    only1mcp_shards::mcp::scan::set_max_depth(cfg.server.max_json_depth);
     let specs = backend_specs(&cfg)?;
     let n = if front == Front::Stdio && cfg.server.cores == 0 {
         1
@@ -141,6 +143,7 @@ pub fn start(
         let tx = events_tx.clone();
         let handle = std::thread::Builder::new()
             .name(format!("o1m-shard-{i}"))
+            .stack_size(only1mcp_shards::rt::THREAD_STACK_BYTES)
             .spawn(move || {
                 if let Err(e) = run_shard(init) {
                     tracing::error!(shard = i, "shard failed to start: {e}");

@@ -124,6 +124,7 @@ pub fn restart_only(old: &Config, new: &Config) -> Vec<String> {
     key!(server.uring_entries);
     key!(server.max_body_bytes);
     key!(server.max_header_bytes);
+    key!(server.max_json_depth);
     key!(server.idle_timeout_ms);
     key!(server.read_timeout_ms);
     key!(server.shutdown_grace_ms);

@@ -28,6 +28,7 @@ pub fn spawn(
 ) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("o1m-health".into())
+        .stack_size(only1mcp_shards::rt::THREAD_STACK_BYTES)
         .spawn(move || run(targets_of(specs), shards, updates))?;
     Ok(())
 }

@@ -230,6 +230,9 @@ fn rpc(
     if a.status != 200 {
         return Err(format!("{method}: HTTP {}", a.status));
     }
+    // A lying backend's answer: nesting bounded before the (recursive) parse.
+    only1mcp_shards::mcp::scan::check(&a.body, only1mcp_shards::mcp::scan::max_depth())
+        .map_err(|d| format!("{method}: the answer is not acceptable JSON ({d:?})"))?;
     let v: sonic_rs::Value =
         sonic_rs::from_slice(&a.body).map_err(|_| format!("{method}: the answer is not JSON"))?;
     if let Some(e) = v.get("error") {

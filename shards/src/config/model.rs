@@ -71,6 +71,8 @@ pub struct ServerSection {
     pub max_body_bytes: usize,
     /// Largest accepted request head (431 beyond).
     pub max_header_bytes: usize,
+    /// Deepest JSON nesting accepted from a client or a backend (-32600 beyond).
+    pub max_json_depth: usize,
     /// Keep-alive idle timeout between requests.
     pub idle_timeout_ms: u64,
     /// Time allowed to receive one whole request once its first byte arrived (408 beyond).
@@ -110,6 +112,7 @@ impl Default for ServerSection {
             uring_entries: 1024,
             max_body_bytes: 4 * 1024 * 1024,
             max_header_bytes: 16 * 1024,
+            max_json_depth: crate::mcp::scan::DEFAULT_MAX_DEPTH,
             idle_timeout_ms: 60_000,
             read_timeout_ms: 10_000,
             shutdown_grace_ms: 5_000,

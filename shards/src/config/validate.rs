@@ -249,6 +249,10 @@ impl Checker<'_, '_> {
             );
             self.push(&key("uring_entries"), None, msg);
         }
+        if !(8..=1024).contains(&s.max_json_depth) {
+            let msg = format!("must be 8 to 1024, got {}", s.max_json_depth);
+            self.push(&key("max_json_depth"), None, msg);
+        }
         for (name, value) in [
             ("max_body_bytes", s.max_body_bytes),
             ("max_header_bytes", s.max_header_bytes),

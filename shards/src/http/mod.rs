@@ -8,6 +8,7 @@
 //! because it is a dozen lines around `httparse::parse_chunk_size`.
 
 pub mod client;
+pub mod framing;
 pub mod request;
 pub mod response;
 pub mod server;

@@ -5,6 +5,14 @@
 //! its head. The body (Content-Length or chunked) is copied into a second reused buffer.
 //! Limits: head size (431), body size (413), a read timeout for the whole request once its
 //! first byte arrived (408) and an idle timeout between keep-alive requests (silent close).
+//!
+//! Framing follows RFC 9112 strictly, since a proxy that reads a body differently from the
+//! next hop is a smuggling vector: `Content-Length` is digits only and at most once;
+//! `Transfer-Encoding` must end in a single `chunked` (400 otherwise, 501 for a coding we do
+//! not implement); both together are refused; chunk sizes are checked before any arithmetic.
+//! One `Host` exactly (400 for none or two), and an absolute-form target's authority takes
+//! its place; every other header the gateway acts on may appear once (400 for two), so no
+//! check can be made against one copy while another is used.
 
 use std::io;
 use std::ops::Range;
@@ -12,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
+pub use crate::http::framing::Framing;
+use crate::http::framing::{content_length, split_absolute, ChunkStep, TeState};
 use crate::rt::io::read_more;
 
 /// Limits applied to every request on a connection.
@@ -218,17 +228,6 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Request, Framing, bool)>, ReadEr
     }
 }
 
-/// How a request's body is framed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
-    /// No body.
-    None,
-    /// `Content-Length`.
-    Length(usize),
-    /// `Transfer-Encoding: chunked`.
-    Chunked,
-}
-
 fn range_of(buf: &[u8], part: &[u8]) -> Range<usize> {
     let start = part.as_ptr() as usize - buf.as_ptr() as usize;
     start..start + part.len()
@@ -244,7 +243,9 @@ fn head_from(
         "DELETE" => Method::Delete,
         _ => Method::Other,
     };
-    let raw_path = req.path.unwrap_or("/");
+    let target = req.path.unwrap_or("/");
+    // Absolute form (`http://host:port/mcp`, RFC 9112 3.2.2): the authority replaces `Host`.
+    let (authority, raw_path) = split_absolute(target)?;
     let path_only = raw_path.split('?').next().unwrap_or("/");
     let path = range_of(buf, path_only.as_bytes());
     let query = raw_path
@@ -255,29 +256,20 @@ fn head_from(
     let mut headers = KnownHeaders::default();
     let mut framing = Framing::None;
     let mut saw_length = false;
+    let mut saw_host = false;
+    let mut te = TeState::default();
     let mut expect_continue = false;
     for h in req.headers.iter() {
         let v = range_of(buf, h.value);
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|s| s.trim().parse::<usize>().ok())
-                .ok_or(ReadError::Status(400, "invalid Content-Length"))?;
             if saw_length {
                 return Err(ReadError::Status(400, "duplicate Content-Length"));
             }
             saw_length = true;
-            if !matches!(framing, Framing::Chunked) {
-                framing = Framing::Length(n);
-            }
+            framing = Framing::Length(content_length(h.value)?);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            let te = std::str::from_utf8(h.value).unwrap_or("");
-            if te.trim().eq_ignore_ascii_case("chunked") {
-                framing = Framing::Chunked;
-            } else {
-                return Err(ReadError::Status(501, "unsupported Transfer-Encoding"));
-            }
+            te.add(h.value)?;
         } else if name.eq_ignore_ascii_case("connection") {
             let c = std::str::from_utf8(h.value).unwrap_or("");
             if c.eq_ignore_ascii_case("close") {
@@ -286,37 +278,54 @@ fn head_from(
                 keep_alive = true;
             }
         } else if name.eq_ignore_ascii_case("host") {
+            if saw_host {
+                return Err(ReadError::Status(400, "more than one Host header"));
+            }
+            saw_host = true;
             headers.host = Some(v);
-        } else if name.eq_ignore_ascii_case("origin") {
-            headers.origin = Some(v);
-        } else if name.eq_ignore_ascii_case("content-type") {
-            headers.content_type = Some(v);
-        } else if name.eq_ignore_ascii_case("accept") {
-            headers.accept = Some(v);
-        } else if name.eq_ignore_ascii_case("mcp-session-id") {
-            headers.session_id = Some(v);
-        } else if name.eq_ignore_ascii_case("mcp-protocol-version") {
-            headers.protocol_version = Some(v);
-        } else if name.eq_ignore_ascii_case("last-event-id") {
-            headers.last_event_id = Some(v);
         } else if name.eq_ignore_ascii_case("expect") {
             expect_continue = h.value.eq_ignore_ascii_case(b"100-continue");
-        } else if name.eq_ignore_ascii_case("authorization") {
-            headers.authorization = Some(v);
-        } else if name.eq_ignore_ascii_case("mcp-method") {
-            headers.mcp_method = Some(v);
-        } else if name.eq_ignore_ascii_case("mcp-name") {
-            headers.mcp_name = Some(v);
-        } else if name.eq_ignore_ascii_case("x-mcp-discovery") {
-            headers.discovery = Some(v);
+        } else if name.eq_ignore_ascii_case("accept") {
+            // A list field: several lines are legal; the last one is read.
+            headers.accept = Some(v);
+        } else {
+            let slot = match name.len() {
+                6 if name.eq_ignore_ascii_case("origin") => &mut headers.origin,
+                12 if name.eq_ignore_ascii_case("content-type") => &mut headers.content_type,
+                14 if name.eq_ignore_ascii_case("mcp-session-id") => &mut headers.session_id,
+                20 if name.eq_ignore_ascii_case("mcp-protocol-version") => {
+                    &mut headers.protocol_version
+                }
+                13 if name.eq_ignore_ascii_case("last-event-id") => &mut headers.last_event_id,
+                13 if name.eq_ignore_ascii_case("authorization") => &mut headers.authorization,
+                10 if name.eq_ignore_ascii_case("mcp-method") => &mut headers.mcp_method,
+                8 if name.eq_ignore_ascii_case("mcp-name") => &mut headers.mcp_name,
+                15 if name.eq_ignore_ascii_case("x-mcp-discovery") => &mut headers.discovery,
+                _ => continue,
+            };
+            if slot.is_some() {
+                return Err(ReadError::Status(
+                    400,
+                    "a header the gateway acts on appears more than once",
+                ));
+            }
+            *slot = Some(v);
         }
     }
-    if saw_length && matches!(framing, Framing::Chunked) {
-        // RFC 9112 6.3: both present is a smuggling vector; refuse.
-        return Err(ReadError::Status(
-            400,
-            "both Content-Length and Transfer-Encoding",
-        ));
+    if te.present {
+        if saw_length {
+            // RFC 9112 6.3: both present is a smuggling vector; refuse.
+            return Err(ReadError::Status(
+                400,
+                "both Content-Length and Transfer-Encoding",
+            ));
+        }
+        framing = te.framing()?;
+    }
+    if let Some(a) = authority {
+        headers.host = Some(range_of(buf, a.as_bytes()));
+    } else if !saw_host && !http10 {
+        return Err(ReadError::Status(400, "HTTP/1.1 request without Host"));
     }
     Ok((
         Request {
@@ -356,48 +365,25 @@ async fn read_body<S: AsyncReadRent>(
             Ok(())
         }
         Framing::Chunked => loop {
-            let at = bufs.consumed;
-            match httparse::parse_chunk_size(&bufs.buf[at..]) {
-                Ok(httparse::Status::Complete((hdr, size))) => {
-                    let size = usize::try_from(size)
-                        .map_err(|_| ReadError::Status(413, "chunk too large"))?;
-                    if bufs.body.len() + size > limits.max_body {
-                        return Err(ReadError::Status(413, "request body too large"));
-                    }
-                    // chunk data + CRLF
-                    while bufs.buf.len() < at + hdr + size + 2 {
-                        if fill(stream, bufs, deadline).await? == 0 {
-                            return Err(ReadError::Closed);
-                        }
-                    }
-                    if size == 0 {
-                        // Trailers are not supported: expect the final CRLF right away.
-                        if &bufs.buf[at + hdr..at + hdr + 2] != b"\r\n" {
-                            return Err(ReadError::Status(
-                                400,
-                                "chunked trailers are not supported",
-                            ));
-                        }
-                        bufs.consumed = at + hdr + 2;
-                        return Ok(());
-                    }
-                    if &bufs.buf[at + hdr + size..at + hdr + size + 2] != b"\r\n" {
-                        return Err(ReadError::Status(400, "malformed chunk"));
-                    }
-                    let (s, e) = (at + hdr, at + hdr + size);
-                    let chunk = bufs.buf[s..e].to_vec();
-                    bufs.body.extend_from_slice(&chunk);
-                    bufs.consumed = e + 2;
-                }
-                Ok(httparse::Status::Partial) => {
-                    if bufs.buf.len() - at > 1024 {
-                        return Err(ReadError::Status(400, "malformed chunk size"));
-                    }
+            match crate::http::framing::chunk_step(
+                &bufs.buf,
+                bufs.consumed,
+                bufs.body.len(),
+                limits.max_body,
+            )? {
+                ChunkStep::Need => {
                     if fill(stream, bufs, deadline).await? == 0 {
                         return Err(ReadError::Closed);
                     }
                 }
-                Err(_) => return Err(ReadError::Status(400, "malformed chunk size")),
+                ChunkStep::Data(data) => {
+                    bufs.body.extend_from_slice(&bufs.buf[data.clone()]);
+                    bufs.consumed = data.end + 2;
+                }
+                ChunkStep::End(next) => {
+                    bufs.consumed = next;
+                    return Ok(());
+                }
             }
         },
     }

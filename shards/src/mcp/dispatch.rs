@@ -74,7 +74,7 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
     }
     let env = match Envelope::parse(&req.body) {
         Ok(e) => e,
-        Err(e) => return rpc_error(400, &e, b""),
+        Err(e) => return rpc_error(400, &e, Envelope::id_hint(&req.body)),
     };
     // Rate limits, once, on the shard the client's connection is on (not again after a
     // handoff to the session's owner).

@@ -139,15 +139,31 @@ impl<'a> Envelope<'a> {
             meta: ModernMeta::default(),
             protocol_version: None,
         };
-        // One validating pass over the whole body (trailing garbage included); the walk
-        // below then only locates members (`scan.rs`).
+        // Nesting bounded and lone surrogates refused before anything recursive reads the
+        // body, then one validating pass over the whole body (trailing garbage included);
+        // the walk below then only locates members (`scan.rs`).
+        match scan::check(body, scan::max_depth()) {
+            Ok(()) => {}
+            Err(scan::Defect::TooDeep(n)) => {
+                return Err(McpError::InvalidRequest(format!(
+                    "JSON nests deeper than {n} levels (server.max_json_depth)"
+                )))
+            }
+            Err(scan::Defect::LoneSurrogate) => {
+                return Err(McpError::Parse(
+                    "body is not valid JSON: a \\u escape is a lone UTF-16 surrogate".into(),
+                ))
+            }
+        }
         if let Err(e) = sonic_rs::from_slice::<serde::de::IgnoredAny>(body) {
             return Err(McpError::Parse(format!("body is not valid JSON: {e}")));
         }
         let mut jsonrpc_ok = false;
         let mut has_result = false;
+        let mut names = Names::new(body);
         for (key, val) in scan::members(body, 0) {
             let first = body.get(val.start).copied();
+            names.insert(key.clone())?;
             match &*key_of(body, key) {
                 b"jsonrpc" => {
                     jsonrpc_ok = unescape(first == Some(b'"'), body, val).as_deref() == Some("2.0")
@@ -169,7 +185,7 @@ impl<'a> Envelope<'a> {
                 b"params" => {
                     env.params = Some(val.clone());
                     if first == Some(b'{') {
-                        env.read_params(body, val);
+                        env.read_params(body, val)?;
                     } else if first != Some(b'[') {
                         return Err(McpError::InvalidRequest(
                             "`params` must be an object".into(),
@@ -197,10 +213,12 @@ impl<'a> Envelope<'a> {
         Ok(env)
     }
 
-    fn read_params(&mut self, body: &'a [u8], params: Range<usize>) {
+    fn read_params(&mut self, body: &'a [u8], params: Range<usize>) -> Result<(), McpError> {
+        let mut names = Names::new(body);
         for (key, val) in scan::members(body, params.start) {
             let first = body.get(val.start).copied();
             let is_str = first == Some(b'"');
+            names.insert(key.clone())?;
             match &*key_of(body, key) {
                 b"name" if is_str => {
                     self.name = Some(val.clone());
@@ -213,8 +231,10 @@ impl<'a> Envelope<'a> {
                 }
                 b"requestId" if is_str || is_number_start(first) => self.request_id = Some(val),
                 b"_meta" if first == Some(b'{') => {
+                    let mut meta_names = Names::new(body);
                     for (k, v) in scan::members(body, val.start) {
                         let f = body.get(v.start).copied();
+                        meta_names.insert(k.clone())?;
                         match &*key_of(body, k) {
                             b"progressToken" if f == Some(b'"') || is_number_start(f) => {
                                 self.progress_token = Some(v)
@@ -238,6 +258,39 @@ impl<'a> Envelope<'a> {
                 _ => {}
             }
         }
+        Ok(())
+    }
+
+    /// The id of a message that [`Envelope::parse`] refused, when it can still be read
+    /// safely: exactly one top-level `id`, a valid string or number. Else `null`. Error
+    /// answers carry it so a client can match them to its request.
+    pub fn id_hint(body: &[u8]) -> &[u8] {
+        let mut found: Option<Range<usize>> = None;
+        for (key, val) in scan::members(body, 0) {
+            if &*key_of(body, key) != b"id" {
+                continue;
+            }
+            if found.is_some() {
+                return b"null";
+            }
+            found = Some(val);
+        }
+        let Some(r) = found else {
+            return b"null";
+        };
+        let raw = &body[r];
+        let token_ok = match raw.first() {
+            Some(b'"') => {
+                scan::check(raw, 1).is_ok() && sonic_rs::from_slice::<String>(raw).is_ok()
+            }
+            Some(b'-' | b'0'..=b'9') => sonic_rs::from_slice::<f64>(raw).is_ok(),
+            _ => false,
+        };
+        if token_ok && raw.len() <= 256 {
+            raw
+        } else {
+            b"null"
+        }
     }
 
     /// The raw id bytes, or `null`.
@@ -246,6 +299,63 @@ impl<'a> Envelope<'a> {
             Some(r) => &body[r.clone()],
             None => b"null",
         }
+    }
+}
+
+/// The member names of one object seen so far, to refuse a repeated one: JSON parsers
+/// disagree on which of two `id`s or `name`s counts (first or last), so a body with one
+/// must never be routed by the gateway's reading and run by a backend's other reading.
+/// No allocation for the usual handful of members; a hash set beyond [`Names::SMALL`].
+struct Names<'b> {
+    body: &'b [u8],
+    small: [Range<usize>; Names::SMALL],
+    n: usize,
+    big: Option<hashbrown::HashSet<Cow<'b, [u8]>, ahash::RandomState>>,
+}
+
+impl<'b> Names<'b> {
+    const SMALL: usize = 16;
+
+    fn new(body: &'b [u8]) -> Self {
+        Names {
+            body,
+            small: Default::default(),
+            n: 0,
+            big: None,
+        }
+    }
+
+    /// Records `key`; a name seen before in this object is an invalid request.
+    fn insert(&mut self, key: Range<usize>) -> Result<(), McpError> {
+        let body = self.body;
+        let name = key_of(body, key.clone());
+        let dup = match &mut self.big {
+            Some(set) => !set.insert(name.clone()),
+            None if self.n < Self::SMALL => {
+                let dup = self.small[..self.n]
+                    .iter()
+                    .any(|r| key_of(body, r.clone()) == name);
+                self.small[self.n] = key;
+                self.n += 1;
+                dup
+            }
+            None => {
+                let mut set: hashbrown::HashSet<_, _> = self.small[..self.n]
+                    .iter()
+                    .map(|r| key_of(body, r.clone()))
+                    .collect();
+                let dup = !set.insert(name.clone());
+                self.big = Some(set);
+                dup
+            }
+        };
+        if dup {
+            let shown = String::from_utf8_lossy(&name[..name.len().min(64)]).into_owned();
+            return Err(McpError::InvalidRequest(format!(
+                "duplicate member `{shown}`: a message, its params and params._meta may not repeat a name"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -435,6 +545,115 @@ mod tests {
         assert_eq!(n.kind, Kind::Notification);
         let r = Envelope::parse(br#"{"jsonrpc":"2.0","id":3,"result":{}}"#).unwrap();
         assert_eq!(r.kind, Kind::Response);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        // The attack: 20,000 levels in params; sonic-rs' validating skip recursed per level.
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"x":{}{}}}}}"#,
+            "[".repeat(20_000),
+            "]".repeat(20_000)
+        );
+        // Refused before anything recursive runs: even a small stack is enough.
+        let e = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || Envelope::parse(body.as_bytes()).unwrap_err())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(e.code(), code::INVALID_REQUEST, "{e}");
+        assert!(e.to_string().contains("deeper than 128"), "{e}");
+        let ok = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"x":{}{}}}}}"#,
+            "[".repeat(126),
+            "]".repeat(126)
+        );
+        // At the bound the validating parser recurses 128 times: it fits a shard's stack
+        // (`THREAD_STACK_BYTES`), even unoptimised.
+        let parsed = std::thread::Builder::new()
+            .stack_size(crate::rt::THREAD_STACK_BYTES)
+            .spawn(move || Envelope::parse(ok.as_bytes()).is_ok())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(parsed);
+    }
+
+    #[test]
+    fn duplicate_members_that_route_are_refused() {
+        let cases: &[&[u8]] = &[
+            br#"{"jsonrpc":"2.0","id":11,"id":"x","method":"tools/call","params":{"name":"a__b"}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fail","name":"web__echo"}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","jsonrpc":"2.0","id":1,"method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"a","uri":"b"}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{"progressToken":1,"progressToken":2}}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{},"_meta":{}}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"arguments":{},"arguments":{"a":1}}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{},"params":{}}"#,
+            // The same name once escaped is still the same name.
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","n\u0061me":"b"}}"#,
+        ];
+        for body in cases {
+            let e = Envelope::parse(body).unwrap_err();
+            assert_eq!(
+                e.code(),
+                code::INVALID_REQUEST,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+            assert!(e.to_string().contains("duplicate member"), "{e}");
+        }
+        // Repeats below the routed levels (inside arguments) are the backend's business.
+        let b = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"q":1,"q":2}}}"#;
+        assert!(Envelope::parse(b).is_ok());
+        // Many members: past the small array, the hash set still finds the repeat.
+        let mut many = String::from(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"#);
+        for i in 0..40 {
+            many.push_str(&format!(r#""k{i}":{i},"#));
+        }
+        let distinct = format!(r#"{many}"k40":0}}}}"#);
+        many.push_str(r#""k3":0}}"#);
+        assert!(Envelope::parse(many.as_bytes()).is_err());
+        assert!(Envelope::parse(distinct.as_bytes()).is_ok(), "{distinct}");
+    }
+
+    #[test]
+    fn lone_surrogates_are_parse_errors() {
+        let b = br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"a","arguments":{"s":"x\ud800y"}}}"#;
+        let e = Envelope::parse(b).unwrap_err();
+        assert_eq!(e.code(), code::PARSE_ERROR, "{e}");
+        let pair = br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"a","arguments":{"s":"x\ud83d\ude00y"}}}"#;
+        assert!(Envelope::parse(pair).is_ok());
+    }
+
+    #[test]
+    fn id_hint_reads_only_a_single_valid_id() {
+        let deep = format!(
+            r#"{{"jsonrpc":"2.0","id":"r-1","params":{}}}"#,
+            "[".repeat(300)
+        );
+        assert_eq!(Envelope::id_hint(deep.as_bytes()), br#""r-1""#);
+        let cases: &[(&[u8], &[u8])] = &[
+            (br#"{"id":7,"x":"\ud800"}"#, b"7"),
+            (br#"{"id":-2.5e3,"x":"\ud800"}"#, b"-2.5e3"),
+            (br#"{"id":1,"id":2}"#, b"null"),
+            (br#"{"id":"\ud800"}"#, b"null"),
+            (br#"{"id":{"a":1}}"#, b"null"),
+            (br#"{"id":tru}"#, b"null"),
+            (br#"{"id":"unterminated"#, b"null"),
+            (b"not json", b"null"),
+            (b"", b"null"),
+        ];
+        for (body, want) in cases {
+            assert_eq!(
+                Envelope::id_hint(body),
+                *want,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 
     #[test]

@@ -11,8 +11,110 @@
 //!
 //! Precondition: `body` is valid JSON (checked by the caller). On anything else the walk
 //! stops early or returns odd ranges, but never panics or reads out of bounds.
+//!
+//! [`check`] runs before that validation, on every message from a client or a backend: an
+//! iterative pass that bounds nesting (the validating parser recurses once per level, so a
+//! 40 KB body of brackets would overflow a shard's stack) and refuses lone UTF-16 surrogates
+//! in `\u` escapes (they are not Unicode text; backends reject them, each in its own way).
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Default bound on JSON nesting (`server.max_json_depth`).
+pub const DEFAULT_MAX_DEPTH: usize = 128;
+
+/// The bound in force, set once at startup from `server.max_json_depth` (a plain atomic:
+/// read on every message, written only by the control thread before shards start).
+static MAX_DEPTH: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_DEPTH);
+
+/// Sets the nesting bound every later [`check`] applies (`server.max_json_depth`).
+pub fn set_max_depth(depth: usize) {
+    MAX_DEPTH.store(depth.max(1), Ordering::Relaxed);
+}
+
+/// The nesting bound in force.
+pub fn max_depth() -> usize {
+    MAX_DEPTH.load(Ordering::Relaxed)
+}
+
+/// What [`check`] refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Defect {
+    /// Objects and arrays nest deeper than the bound.
+    TooDeep(usize),
+    /// A `\u` escape is a lone surrogate (`\ud800` without its low half, or a stray low half).
+    LoneSurrogate,
+}
+
+/// Bounds nesting to `max_depth` and refuses lone surrogates, in one iterative pass that
+/// never recurses and never reads out of bounds, whatever `body` holds. It does not validate
+/// the rest of the JSON: the caller's parser does, after this pass said it is safe to.
+pub fn check(body: &[u8], max_depth: usize) -> Result<(), Defect> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'"' => i = check_string(body, i)?,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max_depth {
+                    return Err(Defect::TooDeep(max_depth));
+                }
+                i += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(())
+}
+
+/// Skips the string opening at `i`, checking each `\u` escape; returns the index after it.
+fn check_string(b: &[u8], i: usize) -> Result<usize, Defect> {
+    let mut j = i + 1;
+    while j < b.len() {
+        let Some(k) = memchr::memchr2(b'"', b'\\', &b[j..]) else {
+            return Ok(b.len());
+        };
+        j += k;
+        if b[j] == b'"' {
+            return Ok(j + 1);
+        }
+        // A backslash: `\uXXXX` is checked, any other escape is two bytes.
+        if b.get(j + 1) != Some(&b'u') {
+            j += 2;
+            continue;
+        }
+        match hex4(b, j + 2) {
+            Some(0xD800..=0xDBFF) => {
+                // A high surrogate must be followed at once by an escaped low one.
+                let low = (b.get(j + 6) == Some(&b'\\') && b.get(j + 7) == Some(&b'u'))
+                    .then(|| hex4(b, j + 8))
+                    .flatten();
+                if !matches!(low, Some(0xDC00..=0xDFFF)) {
+                    return Err(Defect::LoneSurrogate);
+                }
+                j += 12;
+            }
+            Some(0xDC00..=0xDFFF) => return Err(Defect::LoneSurrogate),
+            // Not a surrogate, or not four hex digits (the parser reports the latter).
+            _ => j += 2,
+        }
+    }
+    Ok(b.len())
+}
+
+/// The four hex digits at `b[at..at + 4]` as a number, if they are four hex digits.
+fn hex4(b: &[u8], at: usize) -> Option<u32> {
+    let d = b.get(at..at + 4)?;
+    d.iter().try_fold(0u32, |n, &c| {
+        let v = (c as char).to_digit(16)?;
+        Some(n * 16 + v)
+    })
+}
 
 /// The members of the object starting at `start` (the `{`), in document order: (key range
 /// without the quotes, value range).
@@ -133,6 +235,57 @@ mod tests {
         members(b, 0)
             .map(|(k, v)| (s[k].to_string(), s[v].to_string()))
             .collect()
+    }
+
+    #[test]
+    fn check_bounds_depth_without_recursing() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert_eq!(check(deep(128).as_bytes(), 128), Ok(()));
+        assert_eq!(check(deep(129).as_bytes(), 128), Err(Defect::TooDeep(128)));
+        // Far deeper than any stack: refused by counting, not by descending.
+        assert_eq!(
+            check(deep(1_000_000).as_bytes(), 128),
+            Err(Defect::TooDeep(128))
+        );
+        // Brackets inside strings do not count; escaped quotes do not end the string.
+        let s = format!(r#"{{"a":"{}\"{}"}}"#, "[".repeat(500), "{".repeat(500));
+        assert_eq!(check(s.as_bytes(), 4), Ok(()));
+        // Unbalanced or truncated input never panics.
+        for s in [
+            "]]]]",
+            "{{{",
+            "\"",
+            "\"\\",
+            "\"\\u",
+            "\"\\ud800\\u",
+            "[\"\\",
+        ] {
+            let _ = check(s.as_bytes(), 2);
+        }
+    }
+
+    #[test]
+    fn check_refuses_lone_surrogates_only() {
+        let ok = [
+            r#"{"x":"\ud83d\ude00"}"#,
+            r#"{"x":"\u00e9\uffff\u0041"}"#,
+            r#"{"x":"\\ud800"}"#,
+            r#"{"x":"\uD83D\uDE00 and \n"}"#,
+        ];
+        for s in ok {
+            assert_eq!(check(s.as_bytes(), 8), Ok(()), "{s}");
+        }
+        let bad = [
+            r#"{"x":"x\ud800y"}"#,
+            r#"{"x":"\udc00"}"#,
+            r#"{"x":"\ud800\u0041"}"#,
+            r#"{"x":"\ud800\ud800"}"#,
+            r#"{"\ud800":1}"#,
+            r#"{"x":"\ud800"#,
+        ];
+        for s in bad {
+            assert_eq!(check(s.as_bytes(), 8), Err(Defect::LoneSurrogate), "{s}");
+        }
     }
 
     #[test]

@@ -19,6 +19,13 @@ use std::io as stdio;
 
 use crate::config::DriverChoice;
 
+/// Stack of every thread that reads JSON from outside (shards, health prober, JWKS fetcher).
+/// JSON nesting is bounded before any recursive parser runs (`server.max_json_depth`, at
+/// most 1,024 levels), but sonic-rs' validating parser uses ~16 KiB of stack per level in an
+/// unoptimised build (a few hundred bytes optimised), so 2 MiB, the default, is not enough
+/// for a debug build at the bound. Untouched stack is only reserved, not resident.
+pub const THREAD_STACK_BYTES: usize = 32 << 20;
+
 /// The driver a shard actually runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DriverKind {

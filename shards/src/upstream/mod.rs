@@ -14,6 +14,7 @@
 //!   with the requests the gateway makes as a client (`client.rs`).
 
 pub mod http;
+pub mod ids;
 pub mod listen;
 pub mod messages;
 pub mod modern;

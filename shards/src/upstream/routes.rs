@@ -16,6 +16,7 @@ use hashbrown::HashMap;
 use crate::error::McpError;
 use crate::mcp::jsonrpc::{Envelope, Kind};
 use crate::upstream::{BackendEvent, BackendReply, EventTx};
+use sonic_rs::JsonValueTrait;
 
 pub(crate) type Pending =
     HashMap<u64, oneshot::Sender<Result<BackendReply, McpError>>, RandomState>;
@@ -57,7 +58,8 @@ pub(crate) fn handle_message(
         Ok(e) => e,
         Err(e) => {
             let shown = String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned();
-            tracing::warn!(server = %server, error = %e, line = %shown, channel, "backend wrote a non-JSON-RPC line; ignored");
+            let failed = fail_attributable(server, line, &e, routes);
+            tracing::warn!(server = %server, error = %e, line = %shown, channel, failed_call = failed, "backend wrote a message that is not valid JSON-RPC");
             return;
         }
     };
@@ -108,6 +110,64 @@ pub(crate) fn handle_message(
         }
         Kind::Notification => route_notification(server, line, &env, routes),
     }
+}
+
+/// A backend message the envelope refused may still say which call it is about: a readable
+/// id of a pending call (a reply too deep or otherwise malformed), or a JSON-RPC error with
+/// id `null` (the backend could not read a request: a parse error) while exactly one call is
+/// pending on this channel. That call fails at once, blamed on the backend, instead of
+/// waiting for its timeout. Returns whether a call was failed.
+fn fail_attributable(server: &str, line: &[u8], e: &McpError, routes: &LocalRoutes) -> bool {
+    let hint = Envelope::id_hint(line);
+    let by_id = std::str::from_utf8(hint)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .and_then(|k| routes.pending.borrow_mut().remove(&k));
+    let (tx, reason) = match by_id {
+        Some(tx) => (tx, format!("its reply is not valid JSON-RPC ({e})")),
+        None if hint == b"null" && is_null_id_error(line) => {
+            let mut pending = routes.pending.borrow_mut();
+            if pending.len() != 1 {
+                return false;
+            }
+            let Some(k) = pending.keys().next().copied() else {
+                return false;
+            };
+            let Some(tx) = pending.remove(&k) else {
+                return false;
+            };
+            let said = sonic_rs::get(line, ["error", "message"])
+                .ok()
+                .and_then(|v| v.as_str().map(|s| s.chars().take(200).collect::<String>()))
+                .unwrap_or_default();
+            (tx, format!("it could not read the request: {said}"))
+        }
+        None => return false,
+    };
+    let _ = tx.send(Err(McpError::BackendProtocol {
+        server: server.to_string(),
+        reason,
+    }));
+    true
+}
+
+/// Is `line` a JSON-RPC error response whose id is `null` (what a server answers to a
+/// request it could not parse)? Read with the member walk, which is safe on any input.
+fn is_null_id_error(line: &[u8]) -> bool {
+    if crate::mcp::scan::check(line, crate::mcp::scan::max_depth()).is_err()
+        || sonic_rs::from_slice::<serde::de::IgnoredAny>(line).is_err()
+    {
+        return false;
+    }
+    let (mut null_id, mut error) = (false, false);
+    for (k, v) in crate::mcp::scan::members(line, 0) {
+        match &line[k] {
+            b"id" => null_id = &line[v] == b"null",
+            b"error" => error = line.get(v.start) == Some(&b'{'),
+            _ => {}
+        }
+    }
+    null_id && error
 }
 
 fn route_notification(server: &str, line: &[u8], env: &Envelope<'_>, routes: &LocalRoutes) {

@@ -74,7 +74,7 @@ pub struct LocalSseSession {
     target: PostTarget,
     routes: Rc<LocalRoutes>,
     alive: Rc<Cell<bool>>,
-    next_id: Cell<u64>,
+    next_id: crate::upstream::ids::LocalIdMint,
 }
 
 fn endpoint_url(base: &BackendUrl, data: &str) -> Option<BackendUrl> {
@@ -169,7 +169,7 @@ impl LocalSseSession {
             target: target.clone(),
             routes: Rc::new(LocalRoutes::default()),
             alive: Rc::new(Cell::new(true)),
-            next_id: Cell::new(1),
+            next_id: crate::upstream::ids::LocalIdMint::new(),
         });
         monoio::spawn(reader(
             target,
@@ -204,8 +204,7 @@ impl LocalSseSession {
                 reason: "its SSE stream closed".into(),
             });
         }
-        let our_id = self.next_id.get();
-        self.next_id.set(our_id + 1);
+        let our_id = self.next_id.mint();
         let mut wire = Vec::with_capacity(body.len() + 16);
         splice(body, &[(id, our_id.to_string().as_bytes())], &mut wire);
         let (tx, rx) = oneshot::channel();

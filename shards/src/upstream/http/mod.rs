@@ -70,7 +70,7 @@ pub struct LocalHttpBackend {
     healthy: Vec<Cell<bool>>,
     /// Retries this shard may still spend on this backend.
     retry_tokens: Cell<f64>,
-    next_id: Cell<u64>,
+    next_id: crate::upstream::ids::LocalIdMint,
     connect_timeout: Duration,
     listening: Cell<bool>,
     /// Per-client instance: the client's own capabilities for `initialize`.
@@ -136,7 +136,7 @@ impl LocalHttpBackend {
             breakers,
             healthy: (0..n).map(|_| Cell::new(true)).collect(),
             retry_tokens: Cell::new(10.0),
-            next_id: Cell::new(1),
+            next_id: crate::upstream::ids::LocalIdMint::new(),
             connect_timeout,
             listening: Cell::new(false),
             client_caps: None,
@@ -183,8 +183,7 @@ impl LocalHttpBackend {
                 return Box::pin(sse.call(body, id, opts)).await;
             }
         }
-        let our_id = self.next_id.get();
-        self.next_id.set(our_id + 1);
+        let our_id = self.next_id.mint();
         let events = opts.events.as_ref();
         let fut = async {
             for attempt in 0..3 {

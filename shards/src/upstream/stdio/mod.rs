@@ -53,7 +53,7 @@ struct LocalProcess {
 pub struct LocalStdioSlot {
     spec: BackendSpec,
     current: RefCell<Option<LocalProcess>>,
-    next_id: Cell<u64>,
+    next_id: crate::upstream::ids::LocalIdMint,
     down_reason: RefCell<String>,
     stopping: Cell<bool>,
     /// The running child speaks 2026-07-28 (probed at each start).
@@ -76,7 +76,7 @@ impl LocalStdioSlot {
         Self {
             spec,
             current: RefCell::new(None),
-            next_id: Cell::new(1),
+            next_id: crate::upstream::ids::LocalIdMint::new(),
             down_reason: RefCell::new("starting".into()),
             stopping: Cell::new(false),
             modern: Cell::new(false),
@@ -142,8 +142,7 @@ impl LocalStdioSlot {
                 monoio::time::sleep(Duration::from_millis(10)).await;
             }
         }
-        let our_id = self.next_id.get();
-        self.next_id.set(our_id + 1);
+        let our_id = self.next_id.mint();
         let modern_body;
         // A dual-era child gets 2026 requests only for 2026 clients and discovery.
         let use_modern = self.modern.get() && (!self.legacy.get() || opts.modern);
