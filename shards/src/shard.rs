@@ -192,6 +192,8 @@ pub struct LocalShard {
     pub inflight: Cell<usize>,
     /// Open client connections.
     pub connections: Cell<usize>,
+    /// Panics contained to one connection (`rt::contain`), since start.
+    pub panics: Cell<u64>,
     /// Backend calls in flight, by backend id (for `max_inflight`).
     pub backend_inflight: RefCell<HashMap<Rc<str>, usize, RandomState>>,
     /// `server.max_connections_per_shard`.
@@ -293,6 +295,7 @@ async fn shard_main(init: ShardInit) {
         draining: Rc::new(Cell::new(false)),
         inflight: Cell::new(0),
         connections: Cell::new(0),
+        panics: Cell::new(0),
         backend_inflight: RefCell::new(HashMap::default()),
         max_connections: cfg.server.max_connections_per_shard,
         stats: Default::default(),
@@ -388,16 +391,29 @@ async fn accept_loop(shard: Rc<LocalShard>, listener: monoio::net::TcpListener) 
                     monoio::spawn(crate::http::server::refuse_conn(stream));
                     continue;
                 }
+                // A panic while serving ends this connection only (logged, counted).
+                let tag = crate::http::server::LocalConnTag::default();
+                let on_panic = {
+                    let (shard, tag) = (shard.clone(), tag.clone());
+                    move |msg: &str| crate::http::server::report_panic(&shard, &tag.get(), msg)
+                };
                 match &shard.tls {
                     Some(acceptor) => {
-                        monoio::spawn(crate::http::server::serve_tls(
-                            shard.clone(),
-                            acceptor.clone(),
-                            stream,
+                        monoio::spawn(crate::rt::contain::contain(
+                            crate::http::server::serve_tls(
+                                shard.clone(),
+                                acceptor.clone(),
+                                stream,
+                                tag,
+                            ),
+                            on_panic,
                         ));
                     }
                     None => {
-                        monoio::spawn(crate::http::server::serve_conn(shard.clone(), stream));
+                        monoio::spawn(crate::rt::contain::contain(
+                            crate::http::server::serve_conn(shard.clone(), stream, tag),
+                            on_panic,
+                        ));
                     }
                 }
             }

@@ -67,6 +67,24 @@ fn allowed_cpus() -> Vec<usize> {
     }
 }
 
+/// Exit status when a data-plane thread was lost to a panic.
+pub const EXIT_THREAD_LOST: i32 = 70;
+
+/// Runs a data-plane thread's body; if it panics (a panic that a connection task did not
+/// contain), the whole process exits at once with [`EXIT_THREAD_LOST`] so a supervisor
+/// restarts it: a shard that is gone while the kernel still hands it connections, or a
+/// health prober that stopped, would leave a half-alive gateway.
+pub fn exit_on_panic(thread: &str, body: impl FnOnce()) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        let msg = only1mcp_shards::rt::contain::message(&*payload);
+        tracing::error!(
+            thread,
+            "gateway fault: {thread} panicked ({msg}); exiting with status {EXIT_THREAD_LOST} so a supervisor restarts the gateway"
+        );
+        std::process::exit(EXIT_THREAD_LOST);
+    }
+}
+
 /// Starts the gateway and runs the control loop until a shutdown signal. Blocks.
 ///
 /// `config`: the file the config came from and the command line's overrides; the file is
@@ -145,10 +163,12 @@ pub fn start(
             .name(format!("o1m-shard-{i}"))
             .stack_size(only1mcp_shards::rt::THREAD_STACK_BYTES)
             .spawn(move || {
-                if let Err(e) = run_shard(init) {
-                    tracing::error!(shard = i, "shard failed to start: {e}");
-                    let _ = tx.send(ControlEvent::Stopped { shard: i });
-                }
+                exit_on_panic(&format!("shard {i}"), || {
+                    if let Err(e) = run_shard(init) {
+                        tracing::error!(shard = i, "shard failed to start: {e}");
+                        let _ = tx.send(ControlEvent::Stopped { shard: i });
+                    }
+                })
             })
             .context("cannot start shard thread")?;
         threads.push(handle);

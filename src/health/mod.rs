@@ -29,7 +29,11 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("o1m-health".into())
         .stack_size(only1mcp_shards::rt::THREAD_STACK_BYTES)
-        .spawn(move || run(targets_of(specs), shards, updates))?;
+        .spawn(move || {
+            crate::control::exit_on_panic("the health prober", || {
+                run(targets_of(specs), shards, updates)
+            })
+        })?;
     Ok(())
 }
 

@@ -29,6 +29,8 @@ struct Figures {
     shards: Vec<(usize, u64, u64, u64)>,
     breakers: Vec<(String, String, usize, &'static str)>,
     reloads: Reloads,
+    /// Panics contained to one connection, summed over shards.
+    panics: u64,
     /// Token accounting: encoding, (method, server, name, answers, tokens), drops.
     tokens: Option<(&'static str, Vec<TokenRow>, u64)>,
     uptime: f64,
@@ -60,6 +62,7 @@ pub fn render(
             .collect(),
         breakers,
         reloads: reloads.clone(),
+        panics: shards.iter().map(|s| s.panics).sum(),
         tokens: tokens.map(token_rows),
         uptime,
     };
@@ -316,6 +319,12 @@ impl Collector for Figures {
             "inflight_requests",
             "Client requests being served per shard.",
             self.shards.iter().map(|&(i, _, _, n)| (shard(i), n as i64)),
+        )?;
+        single(
+            &mut enc,
+            "connection_panics",
+            "Gateway faults: panics contained to the one client connection they happened on (closed; the shard served on). Each is logged at error level.",
+            &ConstCounter::new(self.panics),
         )?;
         single(
             &mut enc,

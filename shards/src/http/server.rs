@@ -17,25 +17,77 @@ use crate::mcp::dispatch::{handle, McpHttpRequest};
 use crate::rt::io::{write_all, write_gather, Gather};
 use crate::shard::LocalShard;
 
+/// What a connection is serving, kept for the log line of a contained panic
+/// ([`crate::rt::contain`]): the request in progress, never its body or credentials.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnTag {
+    /// HTTP method of the request in progress.
+    pub method: Option<Method>,
+    /// Its path, as one of the gateway's endpoints (or `other`).
+    pub path: &'static str,
+    /// Its body length.
+    pub body_len: usize,
+    /// Requests served on this connection before it.
+    pub served: u64,
+}
+
+/// A connection's [`ConnTag`], shared with the panic report of its task.
+pub type LocalConnTag = Rc<std::cell::Cell<ConnTag>>;
+
+/// Logs and counts a panic contained to one connection of this shard.
+pub fn report_panic(shard: &LocalShard, tag: &ConnTag, msg: &str) {
+    shard.panics.set(shard.panics.get() + 1);
+    tracing::error!(
+        shard = shard.id,
+        method = ?tag.method,
+        path = tag.path,
+        body_bytes = tag.body_len,
+        served_before = tag.served,
+        "gateway fault: panic while serving a connection ({msg}); that connection was closed, the shard serves on"
+    );
+}
+
+/// Adds one to a shard counter for as long as it lives, unwinding included.
+struct Counted<'a>(&'a std::cell::Cell<usize>);
+
+impl<'a> Counted<'a> {
+    fn enter(c: &'a std::cell::Cell<usize>) -> Self {
+        c.set(c.get() + 1);
+        Counted(c)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
+}
+
 /// Serves one TLS connection: the handshake (bounded by the read timeout), then requests.
 pub async fn serve_tls(
     shard: Rc<LocalShard>,
     acceptor: monoio_rustls::TlsAcceptor,
     stream: TcpStream,
+    tag: LocalConnTag,
 ) {
     let limit = shard.limits.read_timeout;
     match monoio::time::timeout(limit, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => serve_conn(shard, tls).await,
+        Ok(Ok(tls)) => serve_conn(shard, tls, tag).await,
         Ok(Err(e)) => tracing::debug!(shard = shard.id, "TLS handshake failed: {e}"),
         Err(_) => tracing::debug!(shard = shard.id, "TLS handshake timed out"),
     }
 }
 
 /// Serves one client connection (plain TCP or TLS) until it closes.
-pub async fn serve_conn<S: AsyncReadRent + AsyncWriteRent>(shard: Rc<LocalShard>, mut stream: S) {
-    shard.connections.set(shard.connections.get() + 1);
-    serve_requests(&shard, &mut stream).await;
-    shard.connections.set(shard.connections.get() - 1);
+pub async fn serve_conn<S: AsyncReadRent + AsyncWriteRent>(
+    shard: Rc<LocalShard>,
+    mut stream: S,
+    tag: LocalConnTag,
+) {
+    {
+        let _open = Counted::enter(&shard.connections);
+        serve_requests(&shard, &mut stream, &tag).await;
+    }
     // Send FIN now rather than whenever the runtime gets to closing a dropped socket: a
     // client reading to EOF must not wait on the shard's next event.
     let _ = monoio::io::AsyncWriteRent::shutdown(&mut stream).await;
@@ -55,7 +107,11 @@ pub async fn refuse_conn(mut stream: TcpStream) {
     let _ = monoio::io::AsyncWriteRent::shutdown(&mut stream).await;
 }
 
-async fn serve_requests<S: AsyncReadRent + AsyncWriteRent>(shard: &Rc<LocalShard>, stream: &mut S) {
+async fn serve_requests<S: AsyncReadRent + AsyncWriteRent>(
+    shard: &Rc<LocalShard>,
+    stream: &mut S,
+    tag: &LocalConnTag,
+) {
     let shard = shard.clone();
     let mut bufs = ConnBuffers::default();
     // Reused across replies, grown to the largest one sent (not preallocated: a connection
@@ -83,9 +139,17 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent>(shard: &Rc<LocalShard
                 return;
             }
         };
-        shard.inflight.set(shard.inflight.get() + 1);
-        let reply = route(&shard, &req, &mut bufs).await;
-        shard.inflight.set(shard.inflight.get() - 1);
+        let prev = tag.get();
+        tag.set(ConnTag {
+            method: Some(req.method),
+            path: endpoint(&bufs.buf[req.path.clone()]),
+            body_len: bufs.body.len(),
+            served: prev.served + u64::from(prev.method.is_some()),
+        });
+        let reply = {
+            let _busy = Counted::enter(&shard.inflight);
+            route(&shard, &req, &mut bufs).await
+        };
         let keep = req.keep_alive && !shard.draining.get();
         if reply.stream.is_some() {
             let (ok, back) = write_sse(stream, reply, out).await;
@@ -207,6 +271,16 @@ fn accepts(value: Option<&str>, want: &str) -> bool {
             t.eq_ignore_ascii_case(want) || t == "*/*"
         })
     })
+}
+
+/// The endpoint a path names, for logs.
+fn endpoint(path: &[u8]) -> &'static str {
+    match path {
+        b"/mcp" => "/mcp",
+        b"/health" => "/health",
+        b"/metrics" | b"/api/v1/admin/metrics" => "/metrics",
+        _ => "other",
+    }
 }
 
 async fn route(shard: &Rc<LocalShard>, req: &Request, bufs: &mut ConnBuffers) -> Reply {

@@ -11,6 +11,7 @@
 //! - [`mailbox`]: the lock-free, waking queue that carries messages between threads.
 //! - [`io`]: small helpers over rent-style I/O (read into spare capacity, write all).
 
+pub mod contain;
 pub mod io;
 pub mod mailbox;
 

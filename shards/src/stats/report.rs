@@ -58,6 +58,8 @@ pub struct ShardStats {
     pub connections: u64,
     /// Client requests being served.
     pub inflight: u64,
+    /// Panics contained to one connection since start.
+    pub panics: u64,
     /// Client requests by method.
     pub requests: Vec<(&'static str, Counts)>,
     /// Backend calls by server, method, tool.
@@ -95,6 +97,7 @@ pub fn build(shard: &Rc<LocalShard>) -> ShardStats {
         sessions: shard.sessions.borrow().len() as u64,
         connections: shard.connections.get() as u64,
         inflight: shard.inflight.get() as u64,
+        panics: shard.panics.get(),
         requests: shard.stats.requests_copy(),
         calls: shard.stats.calls_copy(),
         replicas,
