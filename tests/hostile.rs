@@ -289,3 +289,58 @@ fn http_framing_follows_rfc_9112() {
         every_shard_serves(&gw, 2);
     }
 }
+
+#[test]
+fn a_client_that_leaves_cancels_its_call_and_frees_its_slot() {
+    for driver in DRIVERS {
+        let gw = Gateway::start(&config(""), driver, 1, &["demo"]);
+        let sid = gw.initialize();
+        // max_inflight = 2: two slow calls whose clients hang up must not keep both slots
+        // for the call's 20 s timeout.
+        for i in 0..2 {
+            let body = format!(
+                r#"{{"jsonrpc":"2.0","id":{i},"method":"tools/call","params":{{"name":"demo__sleep","arguments":{{"ms":15000}}}}}}"#
+            );
+            let mut s = TcpStream::connect(&gw.addr).unwrap();
+            let req = format!(
+                "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-session-id: {sid}\r\nmcp-protocol-version: 2025-11-25\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(req.as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            drop(s);
+        }
+        let started = Instant::now();
+        let mut last = sonic_rs::Value::new();
+        while started.elapsed() < Duration::from_secs(5) {
+            last = gw.call(&sid, "demo__echo", r#"{"message":"next"}"#);
+            if last["result"].is_object() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(
+            last["result"]["structuredContent"]["message"].as_str(),
+            Some("next"),
+            "{driver}: slots still held after the clients left: {last:?}"
+        );
+        // Shards report every 500 ms.
+        let mut metrics = String::new();
+        for _ in 0..30 {
+            metrics = gw.get("/metrics").text();
+            if metrics.contains("only1mcp_client_disconnects_total 2") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            metrics.contains("only1mcp_client_disconnects_total 2"),
+            "{driver}: {}",
+            metrics
+                .lines()
+                .filter(|l| l.contains("disconnect"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}

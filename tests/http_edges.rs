@@ -38,20 +38,30 @@ fn code(r: &common::Resp) -> i64 {
 fn malformed_messages_get_400_and_a_jsonrpc_error() {
     for driver in DRIVERS {
         let gw = Gateway::start(&config(""), driver, 1, &["demo"]);
-        let cases: &[(&str, i64)] = &[
-            ("{not json", -32700),
-            ("", -32700),
-            (r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#, -32600),
-            ("42", -32600),
-            (r#"{"id":1,"method":"ping"}"#, -32600),
-            (r#"{"jsonrpc":"2.0","id":1}"#, -32600),
-            (r#"{"jsonrpc":"2.0","id":true,"method":"ping"}"#, -32600),
+        // The error carries the request's id when one can be read safely, else null.
+        let cases: &[(&str, i64, Option<i64>)] = &[
+            ("{not json", -32700, None),
+            ("", -32700, None),
+            (
+                r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#,
+                -32600,
+                None,
+            ),
+            ("42", -32600, None),
+            (r#"{"id":1,"method":"ping"}"#, -32600, Some(1)),
+            (r#"{"jsonrpc":"2.0","id":1}"#, -32600, Some(1)),
+            (
+                r#"{"jsonrpc":"2.0","id":true,"method":"ping"}"#,
+                -32600,
+                None,
+            ),
         ];
-        for (body, want) in cases {
+        for (body, want, id) in cases {
             let r = gw.post(&[], body);
             assert_eq!(r.status, 400, "{driver} {body}: {}", r.text());
             assert_eq!(code(&r), *want, "{driver} {body}");
-            assert!(r.json()["id"].is_null());
+            assert_eq!(r.json()["id"].as_i64(), *id, "{driver} {body}");
+            assert_eq!(r.json()["id"].is_null(), id.is_none(), "{driver} {body}");
         }
         assert_alive(&gw);
     }

@@ -194,6 +194,8 @@ pub struct LocalShard {
     pub connections: Cell<usize>,
     /// Panics contained to one connection (`rt::contain`), since start.
     pub panics: Cell<u64>,
+    /// Requests whose client closed its connection before the answer (they were cancelled).
+    pub clients_gone: Cell<u64>,
     /// Backend calls in flight, by backend id (for `max_inflight`).
     pub backend_inflight: RefCell<HashMap<Rc<str>, usize, RandomState>>,
     /// `server.max_connections_per_shard`.
@@ -296,6 +298,7 @@ async fn shard_main(init: ShardInit) {
         inflight: Cell::new(0),
         connections: Cell::new(0),
         panics: Cell::new(0),
+        clients_gone: Cell::new(0),
         backend_inflight: RefCell::new(HashMap::default()),
         max_connections: cfg.server.max_connections_per_shard,
         stats: Default::default(),
@@ -381,6 +384,18 @@ async fn stats_task(shard: Rc<LocalShard>) {
     }
 }
 
+/// The panic report of a task serving another shard's message (`rt::contain`).
+fn handoff_panic(shard: &Rc<LocalShard>, what: &'static str) -> impl FnOnce(&str) + Unpin {
+    let shard = shard.clone();
+    move |msg: &str| {
+        shard.panics.set(shard.panics.get() + 1);
+        tracing::error!(
+            shard = shard.id,
+            "gateway fault: panic while serving {what} ({msg}); that request failed, the shard serves on"
+        );
+    }
+}
+
 async fn accept_loop(shard: Rc<LocalShard>, listener: monoio::net::TcpListener) {
     loop {
         match listener.accept().await {
@@ -434,29 +449,45 @@ async fn mailbox_loop(
     let mut stop = Some(stop);
     while let Some(msg) = mailbox.recv().await {
         match msg {
-            ShardMsg::Handoff { req, reply } => {
+            ShardMsg::Handoff { req, mut reply } => {
+                let on_panic = handoff_panic(&shard, "a handed-off request");
                 let shard = shard.clone();
-                monoio::spawn(async move {
-                    shard.inflight.set(shard.inflight.get() + 1);
-                    let r = crate::mcp::dispatch::handle(&shard, req, false).await;
-                    shard.inflight.set(shard.inflight.get() - 1);
-                    let _ = reply.send(r);
-                });
-            }
-            ShardMsg::StdioCall(call) => {
-                let backend = shard.upstreams.borrow().get(&call.server).cloned();
-                monoio::spawn(async move {
-                    let r = match backend.as_deref() {
-                        Some(b @ LocalBackend::Stdio(_)) => {
-                            b.call(call.body, call.id, call.opts).await
+                monoio::spawn(crate::rt::contain::contain(
+                    async move {
+                        shard.inflight.set(shard.inflight.get() + 1);
+                        // The client's shard drops its end when the client went away: stop
+                        // (the call is cancelled toward its backend on drop).
+                        let r = monoio::select! {
+                            r = crate::mcp::dispatch::handle(&shard, req, false) => Some(r),
+                            _ = reply.cancellation() => None,
+                        };
+                        shard.inflight.set(shard.inflight.get() - 1);
+                        if let Some(r) = r {
+                            let _ = reply.send(r);
                         }
-                        _ => Err(crate::error::McpError::Gateway(format!(
-                            "shard does not own stdio backend `{}`",
-                            call.server
-                        ))),
-                    };
-                    let _ = call.reply.send(r);
-                });
+                    },
+                    on_panic,
+                ));
+            }
+            ShardMsg::StdioCall(mut call) => {
+                let backend = shard.upstreams.borrow().get(&call.server).cloned();
+                let on_panic = handoff_panic(&shard, "a stdio call from another shard");
+                monoio::spawn(crate::rt::contain::contain(
+                    async move {
+                        let r = match backend.as_deref() {
+                            Some(b @ LocalBackend::Stdio(_)) => monoio::select! {
+                                r = b.call(call.body, call.id, call.opts) => r,
+                                _ = call.reply.cancellation() => return,
+                            },
+                            _ => Err(crate::error::McpError::Gateway(format!(
+                                "shard does not own stdio backend `{}`",
+                                call.server
+                            ))),
+                        };
+                        let _ = call.reply.send(r);
+                    },
+                    on_panic,
+                ));
             }
             ShardMsg::StdioRespond { server, msg } => {
                 if let Some(b) = shard.upstreams.borrow().get(&server) {

@@ -31,6 +31,8 @@ struct Figures {
     reloads: Reloads,
     /// Panics contained to one connection, summed over shards.
     panics: u64,
+    /// Requests cancelled because their client left, summed over shards.
+    clients_gone: u64,
     /// Token accounting: encoding, (method, server, name, answers, tokens), drops.
     tokens: Option<(&'static str, Vec<TokenRow>, u64)>,
     uptime: f64,
@@ -63,6 +65,7 @@ pub fn render(
         breakers,
         reloads: reloads.clone(),
         panics: shards.iter().map(|s| s.panics).sum(),
+        clients_gone: shards.iter().map(|s| s.clients_gone).sum(),
         tokens: tokens.map(token_rows),
         uptime,
     };
@@ -325,6 +328,12 @@ impl Collector for Figures {
             "connection_panics",
             "Gateway faults: panics contained to the one client connection they happened on (closed; the shard served on). Each is logged at error level.",
             &ConstCounter::new(self.panics),
+        )?;
+        single(
+            &mut enc,
+            "client_disconnects",
+            "Requests cancelled because the client closed its connection before the answer (their backend calls were cancelled and their slots freed).",
+            &ConstCounter::new(self.clients_gone),
         )?;
         single(
             &mut enc,

@@ -14,7 +14,7 @@ use crate::catalog::BackendState;
 use crate::http::request::{read_request, ConnBuffers, Method, ReadError, Request};
 use crate::http::response::{encode, Reply};
 use crate::mcp::dispatch::{handle, McpHttpRequest};
-use crate::rt::io::{write_all, write_gather, Gather};
+use crate::rt::io::{write_all, write_gather, Gather, WatchClose};
 use crate::shard::LocalShard;
 
 /// What a connection is serving, kept for the log line of a contained panic
@@ -79,7 +79,7 @@ pub async fn serve_tls(
 }
 
 /// Serves one client connection (plain TCP or TLS) until it closes.
-pub async fn serve_conn<S: AsyncReadRent + AsyncWriteRent>(
+pub async fn serve_conn<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
     shard: Rc<LocalShard>,
     mut stream: S,
     tag: LocalConnTag,
@@ -107,7 +107,7 @@ pub async fn refuse_conn(mut stream: TcpStream) {
     let _ = monoio::io::AsyncWriteRent::shutdown(&mut stream).await;
 }
 
-async fn serve_requests<S: AsyncReadRent + AsyncWriteRent>(
+async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
     shard: &Rc<LocalShard>,
     stream: &mut S,
     tag: &LocalConnTag,
@@ -146,9 +146,28 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent>(
             body_len: bufs.body.len(),
             served: prev.served + u64::from(prev.method.is_some()),
         });
+        let watch = req.method == Method::Post;
         let reply = {
             let _busy = Counted::enter(&shard.inflight);
-            route(&shard, &req, &mut bufs).await
+            let routed = route(&shard, &req, &mut bufs);
+            if watch {
+                // A request still being served after a moment watches its connection: a
+                // client that left cancels it (its backend call ends, its slot frees) rather
+                // than holding everything until the backend's timeout.
+                let gone = async {
+                    monoio::time::sleep(WATCH_AFTER).await;
+                    stream.closed().await
+                };
+                monoio::select! {
+                    r = routed => r,
+                    _ = gone => {
+                        shard.clients_gone.set(shard.clients_gone.get() + 1);
+                        return;
+                    }
+                }
+            } else {
+                routed.await
+            }
         };
         let keep = req.keep_alive && !shard.draining.get();
         if reply.stream.is_some() {
@@ -180,6 +199,10 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent>(
         }
     }
 }
+
+/// How long a request runs before its connection is watched for the client leaving (most
+/// answers come sooner, and pay nothing for the watch).
+const WATCH_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Keep-alive comment cadence on an idle SSE stream (intermediaries cut idle streams).
 const SSE_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(15);

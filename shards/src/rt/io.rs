@@ -189,3 +189,50 @@ mod tests {
         assert!(got == want, "bytes differ");
     }
 }
+
+/// A client connection whose closing can be noticed while the gateway is busy with its
+/// request (no read is pending on it then): the peer's FIN or RST, never its pipelined data.
+pub trait WatchClose {
+    /// Completes when the peer has closed or reset the connection; never on data.
+    fn closed(&self) -> impl std::future::Future<Output = ()>;
+}
+
+impl WatchClose for monoio::net::TcpStream {
+    async fn closed(&self) {
+        use std::os::fd::AsRawFd;
+        loop {
+            // A poll for readability (io_uring PollAdd, or epoll), then a peek that consumes
+            // nothing: 0 bytes is the peer's FIN, an error its RST, data is the next request.
+            if self.readable(false).await.is_err() {
+                return;
+            }
+            let mut b = [0u8; 1];
+            // SAFETY: a valid fd and a 1-byte buffer we own; MSG_PEEK consumes nothing and
+            // MSG_DONTWAIT never blocks the shard.
+            let n = unsafe {
+                libc::recv(
+                    self.as_raw_fd(),
+                    b.as_mut_ptr().cast(),
+                    1,
+                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
+                )
+            };
+            match n {
+                0 => return,
+                n if n > 0 => return std::future::pending().await,
+                _ => match io::Error::last_os_error().kind() {
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => continue,
+                    _ => return,
+                },
+            }
+        }
+    }
+}
+
+impl WatchClose for monoio_rustls::ServerTlsStream<monoio::net::TcpStream> {
+    /// TLS records cannot be peeked without decrypting them: a TLS client's departure is
+    /// noticed when the reply is written.
+    async fn closed(&self) {
+        std::future::pending::<()>().await
+    }
+}

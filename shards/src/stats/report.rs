@@ -60,6 +60,8 @@ pub struct ShardStats {
     pub inflight: u64,
     /// Panics contained to one connection since start.
     pub panics: u64,
+    /// Requests cancelled because their client closed the connection first.
+    pub clients_gone: u64,
     /// Client requests by method.
     pub requests: Vec<(&'static str, Counts)>,
     /// Backend calls by server, method, tool.
@@ -98,6 +100,7 @@ pub fn build(shard: &Rc<LocalShard>) -> ShardStats {
         connections: shard.connections.get() as u64,
         inflight: shard.inflight.get() as u64,
         panics: shard.panics.get(),
+        clients_gone: shard.clients_gone.get(),
         requests: shard.stats.requests_copy(),
         calls: shard.stats.calls_copy(),
         replicas,

@@ -59,7 +59,7 @@ pub(crate) fn handle_message(
         Err(e) => {
             let shown = String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned();
             let failed = fail_attributable(server, line, &e, routes);
-            tracing::warn!(server = %server, error = %e, line = %shown, channel, failed_call = failed, "backend wrote a message that is not valid JSON-RPC");
+            tracing::warn!(server = %server, error = %e, line = %shown, channel, failed_call = failed, "backend wrote a non-JSON-RPC line; ignored unless it names a call");
             return;
         }
     };

@@ -184,6 +184,15 @@ impl LocalStdioSlot {
             }
             (rx, p.writer.clone(), p.routes.clone())
         };
+        // Cleans up however the call ends, dropped included (the client went away): the
+        // pending entry, progress route and sink go, and the child hears a cancellation.
+        let mut cleanup = Cleanup {
+            routes: &routes,
+            writer: &writer,
+            id: our_id,
+            progress: opts.progress.as_deref(),
+            cancel: Some("the client went away"),
+        };
         let cancel = crate::upstream::cancelled(opts.cancel);
         let outcome = monoio::select! {
             r = crate::upstream::within(opts.timeout, opts.deadline.as_ref(), rx) => match r {
@@ -199,25 +208,12 @@ impl LocalStdioSlot {
             },
             _ = cancel => Err(McpError::Cancelled),
         };
-        if let Some(tok) = &opts.progress {
-            routes.progress.borrow_mut().remove(tok);
-        }
-        routes.sinks.borrow_mut().retain(|(i, _)| *i != our_id);
-        if matches!(
-            outcome,
-            Err(McpError::BackendTimeout { .. }) | Err(McpError::Cancelled)
-        ) {
-            routes.pending.borrow_mut().remove(&our_id);
-            let reason = if matches!(outcome, Err(McpError::Cancelled)) {
-                "cancelled by client"
-            } else {
-                "gateway timeout"
-            };
-            let cancel = format!(
-                "{{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{{\"requestId\":{our_id},\"reason\":\"{reason}\"}}}}\n"
-            );
-            let _ = writer.unbounded_send(cancel.into_bytes());
-        }
+        cleanup.cancel = match outcome {
+            Err(McpError::Cancelled) => Some("cancelled by client"),
+            Err(McpError::BackendTimeout { .. }) => Some("gateway timeout"),
+            _ => None,
+        };
+        drop(cleanup);
         outcome
     }
 
@@ -242,6 +238,34 @@ impl LocalStdioSlot {
     /// Pid of the running child, if any.
     pub fn pid(&self) -> Option<i32> {
         self.current.borrow().as_ref().map(|p| p.pid)
+    }
+}
+
+/// The end of one call on a child's channel, however it ends (see `call_inner`).
+struct Cleanup<'a> {
+    routes: &'a Rc<LocalRoutes>,
+    writer: &'a futures_channel::mpsc::UnboundedSender<Vec<u8>>,
+    id: u64,
+    progress: Option<&'a [u8]>,
+    /// Tell the child to stop working on it, and why.
+    cancel: Option<&'static str>,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let r = self.routes;
+        if let Some(tok) = self.progress {
+            r.progress.borrow_mut().remove(tok);
+        }
+        r.sinks.borrow_mut().retain(|(i, _)| *i != self.id);
+        let unanswered = r.pending.borrow_mut().remove(&self.id).is_some();
+        if let Some(reason) = self.cancel.filter(|_| unanswered) {
+            let cancel = format!(
+                "{{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{{\"requestId\":{},\"reason\":\"{reason}\"}}}}\n",
+                self.id
+            );
+            let _ = self.writer.unbounded_send(cancel.into_bytes());
+        }
     }
 }
 
