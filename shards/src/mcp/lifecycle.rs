@@ -15,8 +15,6 @@ use crate::mcp::session::LocalSession;
 use crate::mcp::SUPPORTED_VERSIONS;
 use crate::shard::LocalShard;
 
-/// `GET /mcp`: the session's standalone SSE stream (one at a time) for messages unrelated to
-/// any request: list changes and resource updates.
 /// GET or DELETE without a session: a 2026-07-28 client (stateless: POST only) or a
 /// legacy client that has not initialized; 405 tells both that only POST works here.
 fn no_session_405() -> Reply {
@@ -32,6 +30,8 @@ fn no_session_405() -> Reply {
     r
 }
 
+/// `GET /mcp`: the session's standalone SSE stream (one at a time; a new GET replaces the
+/// earlier one) for messages unrelated to any request: list changes and resource updates.
 pub(crate) async fn get_stream(
     shard: &Rc<LocalShard>,
     req: McpHttpRequest,
@@ -71,14 +71,11 @@ pub(crate) async fn get_stream(
         }
     }
     if let Some(n) = current {
-        if crate::mcp::resume::attached(shard, sid, n) {
-            return rpc_error(
-                409,
-                &McpError::InvalidRequest("this session already has an open GET stream".into()),
-                b"",
-            );
-        }
-        // The earlier GET stream's client went away: this response takes its place.
+        // One GET stream per session, and the newest GET wins: it takes the earlier one's
+        // place (that response ends cleanly) and carries on its numbering. The earlier
+        // client may be gone without the gateway knowing it yet (a closed socket shows only
+        // when a write to it fails), so refusing the new GET would lock the session's owner
+        // out of its own stream; only the session's principal gets this far.
         if let Some(rx) = crate::mcp::resume::resume(shard, sid, n, u64::MAX) {
             return Reply::sse(rx);
         }
