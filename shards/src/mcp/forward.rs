@@ -59,6 +59,9 @@ pub struct Era {
     pub principal: Option<crate::auth::verify::Principal>,
     /// Where the response cache wants the backend's own cache hints (`ttlMs`, private).
     pub hints: Option<std::rc::Rc<std::cell::Cell<Option<CacheHints>>>>,
+    /// Modern: what a `requestState` minted for this request is bound to (set when the
+    /// client can answer server-to-client requests, so the call may be parked).
+    pub bind: Option<crate::mcp::state::Binding>,
 }
 
 /// A backend result's `ttlMs` and whether its `cacheScope` is private.
