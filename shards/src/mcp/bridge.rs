@@ -152,16 +152,26 @@ async fn parked(
     replica: usize,
     backend_req_id: Vec<u8>,
 ) {
-    let retry = match monoio::time::timeout(PARK_TTL, rx).await {
-        Ok(Ok(r)) => r,
-        _ => {
-            shard.parked.borrow_mut().remove(&n);
-            let mut out = b"{\"jsonrpc\":\"2.0\",\"id\":".to_vec();
-            out.extend_from_slice(&backend_req_id);
-            out.extend_from_slice(br#","error":{"code":-32603,"message":"the client did not provide the input in time"}}"#);
-            finish.handle.respond(replica, out);
-            return;
+    let mut call = call;
+    // The call keeps being polled while parked, so its own timeout (or the backend giving
+    // up) ends it and frees what it holds (its backend slot, its event sink) on time.
+    // (the retry if it came, whether the call is still running)
+    let (waited, running) = monoio::select! {
+        r = monoio::time::timeout(PARK_TTL, rx) => (r.ok().and_then(Result::ok), true),
+        _ = &mut call => (None, false),
+    };
+    let Some(retry) = waited else {
+        shard.parked.borrow_mut().remove(&n);
+        let mut out = b"{\"jsonrpc\":\"2.0\",\"id\":".to_vec();
+        out.extend_from_slice(&backend_req_id);
+        out.extend_from_slice(br#","error":{"code":-32603,"message":"the client did not provide the input in time"}}"#);
+        finish.handle.respond(replica, out);
+        // Finish the call (it ends soon without its input) rather than drop it mid-way, so
+        // its own clean-up runs; the result has no one to go to.
+        if running {
+            let _ = call.await;
         }
+        return;
     };
     let mut out = b"{\"jsonrpc\":\"2.0\",\"id\":".to_vec();
     out.extend_from_slice(&backend_req_id);

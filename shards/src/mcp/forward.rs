@@ -298,15 +298,21 @@ pub async fn forward(
         env.method.as_deref().unwrap_or(""),
         finish.era.tool.as_deref().unwrap_or(""),
     );
-    let mut call: CallFut = Box::pin(async move {
-        let _guard = guard;
-        let started = std::time::Instant::now();
-        let r = handle.call(wire, ph, opts).await;
-        series
-            .borrow_mut()
-            .add(crate::stats::Outcome::of(&r), started.elapsed());
-        r
-    });
+    // Wrapped so the call still meets its timeout after moving to another task (see
+    // `upstream::rewake`): the task that keeps it running after its first event, or a park.
+    let call_deadline = finish.deadline.0.clone();
+    let mut call: CallFut = Box::pin(crate::upstream::rewake::Rewake::new(
+        async move {
+            let _guard = guard;
+            let started = std::time::Instant::now();
+            let r = handle.call(wire, ph, opts).await;
+            series
+                .borrow_mut()
+                .add(crate::stats::Outcome::of(&r), started.elapsed());
+            r
+        },
+        call_deadline,
+    ));
     let first = monoio::select! {
         r = &mut call => Ok(r),
         ev = next(&mut ev_rx) => match ev {

@@ -203,7 +203,7 @@ impl LocalStdioSlot {
         if let Some(tok) = &opts.progress {
             routes.progress.borrow_mut().remove(tok);
         }
-        routes.sinks.borrow_mut().retain(|(i, _)| *i != our_id);
+        routes.call_ended(our_id);
         if matches!(
             outcome,
             Err(McpError::BackendTimeout { .. }) | Err(McpError::Cancelled)
@@ -225,6 +225,7 @@ impl LocalStdioSlot {
     /// Writes one message (a line is appended) to the running child, if any.
     pub fn send_raw(&self, mut msg: Vec<u8>) {
         if let Some(p) = self.current.borrow().as_ref() {
+            p.routes.answered(&msg);
             msg.push(b'\n');
             let _ = p.writer.unbounded_send(msg);
         }
