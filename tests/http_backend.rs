@@ -245,14 +245,33 @@ fn get_stream_rules_and_list_changed_when_a_backend_arrives() {
         let head = String::from_utf8_lossy(&head[..n]).to_string();
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         assert!(head.contains("text/event-stream"), "{head}");
-        // A second GET stream for the same session is refused.
-        let second = gw.request(
-            "GET",
-            "/mcp",
-            &[("accept", "text/event-stream"), ("mcp-session-id", &sid)],
-            b"",
+        // A second GET stream for the same session replaces the first, which ends; the
+        // session's messages go to the second.
+        let mut first = stream;
+        let mut stream = std::net::TcpStream::connect(&gw.addr).unwrap();
+        write!(
+            stream,
+            "GET /mcp HTTP/1.1\r\nhost: {}\r\naccept: text/event-stream\r\nmcp-session-id: {sid}\r\n\r\n",
+            gw.addr
+        )
+        .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut head = [0u8; 512];
+        let n = stream.read(&mut head).unwrap();
+        let head = String::from_utf8_lossy(&head[..n]).to_string();
+        assert!(head.starts_with("HTTP/1.1 200"), "{driver}: {head}");
+        let mut rest = Vec::new();
+        first
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let _ = first.read_to_end(&mut rest);
+        assert!(
+            rest.windows(5).any(|w| w == b"0\r\n\r\n"),
+            "{driver}: the replaced stream ends: {}",
+            String::from_utf8_lossy(&rest)
         );
-        assert_eq!(second.status, 409, "{driver}");
         // The backend arrives: the catalog grows and the session hears about it on its stream.
         let _demo = DemoHttp::start(&late, "late");
         drop(reservation);

@@ -227,8 +227,6 @@ pub struct LocalShard {
     pub stream_logs: RefCell<HashMap<String, crate::mcp::resume::LocalStreamLog, RandomState>>,
     /// 2025 backend calls parked on a 2026 client's input, by park number.
     pub parked: RefCell<HashMap<u64, crate::mcp::bridge::LocalParked, RandomState>>,
-    /// Key of the `requestState` integrity hash (random per process and shard).
-    pub park_key: std::hash::RandomState,
     /// Open 2026 `subscriptions/listen` streams.
     pub listeners: RefCell<Vec<crate::mcp::listen::LocalListener>>,
     /// stdio mode: the client's stdout, and its one session once initialized.
@@ -318,7 +316,6 @@ async fn shard_main(init: ShardInit) {
         s2c_pending: RefCell::new(HashMap::default()),
         listeners: RefCell::new(Vec::new()),
         parked: RefCell::new(HashMap::default()),
-        park_key: std::hash::RandomState::new(),
         stream_logs: RefCell::new(HashMap::default()),
         per_client: RefCell::new(HashMap::default()),
         stdio: init

@@ -27,6 +27,8 @@ type Labels = Vec<(&'static str, String)>;
 struct Figures {
     view: Arc<View>,
     shards: Vec<(usize, u64, u64, u64)>,
+    /// (shard, sessions evicted, initialize refused), cumulative.
+    session_caps: Vec<(usize, u64, u64)>,
     breakers: Vec<(String, String, usize, &'static str)>,
     reloads: Reloads,
     /// Panics contained to one connection, summed over shards.
@@ -61,6 +63,10 @@ pub fn render(
         shards: shards
             .iter()
             .map(|s| (s.shard, s.sessions, s.connections, s.inflight))
+            .collect(),
+        session_caps: shards
+            .iter()
+            .map(|s| (s.shard, s.sessions_evicted, s.sessions_refused))
             .collect(),
         breakers,
         reloads: reloads.clone(),
@@ -310,6 +316,18 @@ impl Collector for Figures {
             "sessions",
             "2025-era client sessions owned by each shard.",
             self.shards.iter().map(|&(i, n, _, _)| (shard(i), n as i64)),
+        )?;
+        counter(
+            &mut enc,
+            "sessions_evicted",
+            "Never-used sessions evicted to make room under server.max_sessions, per shard.",
+            self.session_caps.iter().map(|&(i, n, _)| (shard(i), n)),
+        )?;
+        counter(
+            &mut enc,
+            "sessions_refused",
+            "initialize requests refused at a session cap (503 or 429), per shard.",
+            self.session_caps.iter().map(|&(i, _, n)| (shard(i), n)),
         )?;
         gauge(
             &mut enc,

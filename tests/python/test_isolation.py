@@ -15,8 +15,10 @@ attribute each one to the call, and so to the client, that caused it. A shared *
 cannot be used for this: its log lines (`notifications/message`) and its requests to the client
 (`elicitation/create`) carry no request id or token of the call that caused them, so when several
 calls are in flight on one stdio connection nothing on the wire says which call, and so which
-client, they belong to. (The gateway then refuses to guess: such an elicitation fails with
-"the gateway cannot tell which client this request is for (no single call in flight)".)
+client, they belong to. (The gateway attributes such a message only when exactly one of the calls
+in flight can have sent it, a call waiting on the answer to its own request cannot, and refuses
+to guess otherwise: the elicitation then fails with "the gateway cannot tell which client this
+request is for (no call in flight, or several that could have sent it)".)
 
 Each gateway runs once with one shard (both sessions certainly on the same shard, so they share
 one upstream session to the backend, where cross-talk would happen) and once with two shards

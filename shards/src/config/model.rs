@@ -83,6 +83,11 @@ pub struct ServerSection {
     pub session_idle_timeout_ms: u64,
     /// Open client connections a shard accepts; beyond, new ones get 503 and `Retry-After`.
     pub max_connections_per_shard: usize,
+    /// 2025-era sessions the gateway keeps (each shard holds `ceil(max / shards)`); at the
+    /// cap never-used sessions are evicted, else `initialize` gets 503.
+    pub max_sessions: usize,
+    /// The same per principal (0 = only `max_sessions`); beyond, `initialize` gets 429.
+    pub max_sessions_per_principal: usize,
     /// Extra allowed `Origin` values (exact match, e.g. `https://app.example.com`).
     pub allowed_origins: Vec<String>,
     /// Extra allowed `Host` values (host or host:port) for loopback listeners.
@@ -118,6 +123,8 @@ impl Default for ServerSection {
             shutdown_grace_ms: 5_000,
             session_idle_timeout_ms: 3_600_000,
             max_connections_per_shard: 10_000,
+            max_sessions: 10_000,
+            max_sessions_per_principal: 0,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             tls: None,

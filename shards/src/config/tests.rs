@@ -411,6 +411,21 @@ fn server_section_limits() {
     for good in [2, 64, 32768] {
         ok(&format!("[server]\nuring_entries = {good}\n"));
     }
+    for bad in [0, 10_000_001] {
+        check(
+            &format!("[server]\nmax_sessions = {bad}\n"),
+            2,
+            "server.max_sessions",
+            "must be 1 to 10000000",
+        );
+    }
+    check(
+        "[server]\nmax_sessions = 10\nmax_sessions_per_principal = 11\n",
+        3,
+        "server.max_sessions_per_principal",
+        "at most server.max_sessions (10)",
+    );
+    ok("[server]\nmax_sessions = 10\nmax_sessions_per_principal = 10\n");
     check(
         "[server]\nhost = \"\"\n",
         2,

@@ -253,6 +253,17 @@ impl Checker<'_, '_> {
             let msg = format!("must be 8 to 1024, got {}", s.max_json_depth);
             self.push(&key("max_json_depth"), None, msg);
         }
+        if !(1..=10_000_000).contains(&s.max_sessions) {
+            let msg = format!("must be 1 to 10000000, got {}", s.max_sessions);
+            self.push(&key("max_sessions"), None, msg);
+        }
+        if s.max_sessions_per_principal > s.max_sessions {
+            let msg = format!(
+                "must be at most server.max_sessions ({}), got {} (0 = no separate cap)",
+                s.max_sessions, s.max_sessions_per_principal
+            );
+            self.push(&key("max_sessions_per_principal"), None, msg);
+        }
         for (name, value) in [
             ("max_body_bytes", s.max_body_bytes),
             ("max_header_bytes", s.max_header_bytes),

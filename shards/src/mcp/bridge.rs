@@ -5,14 +5,15 @@
 //! 2025 backend sends `elicitation/create`, `sampling/createMessage` or `roots/list` during a
 //! 2026 client's call, the gateway answers that call with an `input_required` result carrying
 //! the backend's request as the one input request, and **parks** the backend call (it keeps
-//! waiting for its answer). The `requestState` names the shard and the parked call and is
-//! authenticated with a keyed hash (SipHash, random per-process key), so a tampered or
-//! replayed state is refused with a JSON-RPC error. The retry (which may land on any shard and
-//! is handed to the owner) delivers the client's input as the backend's answer, and the
-//! backend's next step — its result, or another request, i.e. another round — answers it.
-//! A parked call the client never resumes is given up after [`PARK_TTL`].
+//! waiting for its answer). The `requestState` ([`crate::mcp::state`]) names the shard and the
+//! parked call and is bound by an HMAC to the request's method, name, arguments and caller
+//! and to an expiry, so a tampered or replayed state, or one sent with another request or by
+//! another caller, is refused with a JSON-RPC error (-32602) and the parked call stays
+//! parked. The retry (which may land on any shard and is handed to the owner) delivers the
+//! client's input as the backend's answer, and the backend's next step — its result, or
+//! another request, i.e. another round — answers it. A parked call the client never resumes
+//! is given up after [`PARK_TTL`].
 
-use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -30,8 +31,6 @@ use crate::upstream::BackendEvent;
 pub const PARK_TTL: Duration = Duration::from_secs(300);
 /// The key of the single input request in a bridged `input_required` result.
 const INPUT_KEY: &str = "input";
-/// `requestState` prefix of gateway-made states.
-const STATE_PREFIX: &str = "o1m1.";
 
 /// What the client's retry brings to a parked call.
 pub struct Retry {
@@ -50,6 +49,7 @@ pub struct LocalParked {
 /// to the backend by the normal event path.)
 pub(crate) fn wants_park(finish: &Finisher, ev: &BackendEvent) -> bool {
     finish.era.modern
+        && finish.era.bind.is_some()
         && Envelope::parse(&ev.msg).is_ok_and(|e| {
             e.kind == Kind::Request
                 && finish
@@ -57,32 +57,6 @@ pub(crate) fn wants_park(finish: &Finisher, ev: &BackendEvent) -> bool {
                     .client_caps
                     .allows(e.method.as_deref().unwrap_or(""))
         })
-}
-
-fn mac(shard: &LocalShard, n: u64) -> u64 {
-    let mut h = shard.park_key.build_hasher();
-    h.write_u64(n);
-    h.write_usize(shard.id);
-    h.finish()
-}
-
-fn state(shard: &LocalShard, n: u64) -> String {
-    format!("{STATE_PREFIX}{}.{n}.{:016x}", shard.id, mac(shard, n))
-}
-
-/// Does this `requestState` claim to be the gateway's (then it must verify)?
-pub fn is_ours(s: &str) -> bool {
-    s.starts_with(STATE_PREFIX)
-}
-
-/// Parses a gateway `requestState`: `Some((shard, n, mac))`, `None` when it is not ours.
-pub fn parse_state(s: &str) -> Option<(usize, u64, u64)> {
-    let rest = s.strip_prefix(STATE_PREFIX)?;
-    let mut it = rest.split('.');
-    let shard = it.next()?.parse().ok()?;
-    let n = it.next()?.parse().ok()?;
-    let m = u64::from_str_radix(it.next()?, 16).ok()?;
-    Some((shard, n, m))
 }
 
 /// Parks the call on a backend request `ev` and returns the `input_required` answer for the
@@ -114,7 +88,8 @@ pub(crate) fn park(
     shard.next_token.set(n + 1);
     let (tx, rx) = oneshot::channel();
     shard.parked.borrow_mut().insert(n, LocalParked { tx });
-    let state = state(&shard, n);
+    let bind = finish.era.bind.unwrap_or_default();
+    let state = crate::mcp::state::mint(shard.id, n, &bind, PARK_TTL);
     let mut irr = br#"{"resultType":"input_required","inputRequests":{""#.to_vec();
     irr.extend_from_slice(INPUT_KEY.as_bytes());
     irr.extend_from_slice(br#"":{"method":"#);
@@ -177,16 +152,26 @@ async fn parked(
     replica: usize,
     backend_req_id: Vec<u8>,
 ) {
-    let retry = match monoio::time::timeout(PARK_TTL, rx).await {
-        Ok(Ok(r)) => r,
-        _ => {
-            shard.parked.borrow_mut().remove(&n);
-            let mut out = b"{\"jsonrpc\":\"2.0\",\"id\":".to_vec();
-            out.extend_from_slice(&backend_req_id);
-            out.extend_from_slice(br#","error":{"code":-32603,"message":"the client did not provide the input in time"}}"#);
-            finish.handle.respond(replica, out);
-            return;
+    let mut call = call;
+    // The call keeps being polled while parked, so its own timeout (or the backend giving
+    // up) ends it and frees what it holds (its backend slot, its event sink) on time.
+    // (the retry if it came, whether the call is still running)
+    let (waited, running) = monoio::select! {
+        r = monoio::time::timeout(PARK_TTL, rx) => (r.ok().and_then(Result::ok), true),
+        _ = &mut call => (None, false),
+    };
+    let Some(retry) = waited else {
+        shard.parked.borrow_mut().remove(&n);
+        let mut out = b"{\"jsonrpc\":\"2.0\",\"id\":".to_vec();
+        out.extend_from_slice(&backend_req_id);
+        out.extend_from_slice(br#","error":{"code":-32603,"message":"the client did not provide the input in time"}}"#);
+        finish.handle.respond(replica, out);
+        // Finish the call (it ends soon without its input) rather than drop it mid-way, so
+        // its own clean-up runs; the result has no one to go to.
+        if running {
+            let _ = call.await;
         }
+        return;
     };
     let mut out = b"{\"jsonrpc\":\"2.0\",\"id\":".to_vec();
     out.extend_from_slice(&backend_req_id);
@@ -224,9 +209,15 @@ pub async fn resume(
             McpError::InvalidParams(why.to_string()).to_response(&id),
         )
     };
-    let Some((owner, n, m)) = parse_state(state) else {
+    let Some(parsed) = crate::mcp::state::parse(state) else {
         return bad("requestState is not valid");
     };
+    // Checked on whichever shard the retry landed on (the key is process-wide).
+    let bind = crate::mcp::state::binding_of(&req.body, env, &req.principal.name);
+    if let Err(why) = crate::mcp::state::verify(&parsed, &bind) {
+        return bad(why.message());
+    }
+    let (owner, n) = (parsed.shard, parsed.n);
     if owner != shard.id {
         if owner >= shard.peers.len() {
             return bad("requestState is not valid");
@@ -256,11 +247,8 @@ pub async fn resume(
         }
         return rx.await.unwrap_or_else(|_| bad("the parked call is gone"));
     }
-    if mac(shard, n) != m {
-        return bad("requestState failed its integrity check");
-    }
     let Some(p) = shard.parked.borrow_mut().remove(&n) else {
-        return bad("requestState is unknown or expired");
+        return bad("requestState is unknown, already used, or its call has ended");
     };
     let input = sonic_rs::get(&req.body[..], ["params", "inputResponses", INPUT_KEY])
         .ok()

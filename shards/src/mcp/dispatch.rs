@@ -144,6 +144,9 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
         .filter(|s| owned_by(s, &req.principal))
         .map(|s| {
             s.last_seen = std::time::Instant::now();
+            // Anything but the handshake's own notification puts the session in use (never
+            // evicted for room under `max_sessions`).
+            s.used = s.used || env.method.as_deref() != Some("notifications/initialized");
             s.clone()
         });
     let Some(session) = seen else {

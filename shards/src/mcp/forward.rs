@@ -59,6 +59,9 @@ pub struct Era {
     pub principal: Option<crate::auth::verify::Principal>,
     /// Where the response cache wants the backend's own cache hints (`ttlMs`, private).
     pub hints: Option<std::rc::Rc<std::cell::Cell<Option<CacheHints>>>>,
+    /// Modern: what a `requestState` minted for this request is bound to (set when the
+    /// client can answer server-to-client requests, so the call may be parked).
+    pub bind: Option<crate::mcp::state::Binding>,
 }
 
 /// A backend result's `ttlMs` and whether its `cacheScope` is private.
@@ -295,15 +298,21 @@ pub async fn forward(
         env.method.as_deref().unwrap_or(""),
         finish.era.tool.as_deref().unwrap_or(""),
     );
-    let mut call: CallFut = Box::pin(async move {
-        let _guard = guard;
-        let started = std::time::Instant::now();
-        let r = handle.call(wire, ph, opts).await;
-        series
-            .borrow_mut()
-            .add(crate::stats::Outcome::of(&r), started.elapsed());
-        r
-    });
+    // Wrapped so the call still meets its timeout after moving to another task (see
+    // `upstream::rewake`): the task that keeps it running after its first event, or a park.
+    let call_deadline = finish.deadline.0.clone();
+    let mut call: CallFut = Box::pin(crate::upstream::rewake::Rewake::new(
+        async move {
+            let _guard = guard;
+            let started = std::time::Instant::now();
+            let r = handle.call(wire, ph, opts).await;
+            series
+                .borrow_mut()
+                .add(crate::stats::Outcome::of(&r), started.elapsed());
+            r
+        },
+        call_deadline,
+    ));
     let first = monoio::select! {
         r = &mut call => Ok(r),
         ev = next(&mut ev_rx) => match ev {

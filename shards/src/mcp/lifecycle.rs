@@ -1,5 +1,5 @@
 //! A 2025-era session's life outside its requests: `initialize` mints it (bound to the
-//! principal that sent it), `GET /mcp` opens or resumes its server-to-client stream, and
+//! principal that sent it, under the session caps of [`crate::mcp::session_table`]), `GET /mcp` opens or resumes its server-to-client stream, and
 //! `DELETE /mcp` ends it. Each checks that the session belongs to the caller.
 
 use std::rc::Rc;
@@ -12,11 +12,10 @@ use crate::mcp::dispatch::{
 };
 use crate::mcp::jsonrpc::Envelope;
 use crate::mcp::session::LocalSession;
+use crate::mcp::session_table::{share, CapHit};
 use crate::mcp::SUPPORTED_VERSIONS;
 use crate::shard::LocalShard;
 
-/// `GET /mcp`: the session's standalone SSE stream (one at a time) for messages unrelated to
-/// any request: list changes and resource updates.
 /// GET or DELETE without a session: a 2026-07-28 client (stateless: POST only) or a
 /// legacy client that has not initialized; 405 tells both that only POST works here.
 fn no_session_405() -> Reply {
@@ -32,6 +31,8 @@ fn no_session_405() -> Reply {
     r
 }
 
+/// `GET /mcp`: the session's standalone SSE stream (one at a time; a new GET replaces the
+/// earlier one) for messages unrelated to any request: list changes and resource updates.
 pub(crate) async fn get_stream(
     shard: &Rc<LocalShard>,
     req: McpHttpRequest,
@@ -56,8 +57,11 @@ pub(crate) async fn get_stream(
     if let Err(e) = check_version_header(req.protocol_version.as_deref()) {
         return rpc_error(400, &e, b"");
     }
-    let current = match shard.sessions.borrow().get(sid) {
-        Some(s) if owned_by(s, &req.principal) => s.get_stream_no,
+    let current = match shard.sessions.borrow_mut().get_mut(sid) {
+        Some(s) if owned_by(s, &req.principal) => {
+            s.used = true;
+            s.get_stream_no
+        }
         _ => return rpc_error(404, &unknown_session(), b""),
     };
     // Resuming: replay what followed the id on that stream only, then stay attached.
@@ -71,14 +75,11 @@ pub(crate) async fn get_stream(
         }
     }
     if let Some(n) = current {
-        if crate::mcp::resume::attached(shard, sid, n) {
-            return rpc_error(
-                409,
-                &McpError::InvalidRequest("this session already has an open GET stream".into()),
-                b"",
-            );
-        }
-        // The earlier GET stream's client went away: this response takes its place.
+        // One GET stream per session, and the newest GET wins: it takes the earlier one's
+        // place (that response ends cleanly) and carries on its numbering. The earlier
+        // client may be gone without the gateway knowing it yet (a closed socket shows only
+        // when a write to it fails), so refusing the new GET would lock the session's owner
+        // out of its own stream; only the session's principal gets this far.
         if let Some(rx) = crate::mcp::resume::resume(shard, sid, n, u64::MAX) {
             return Reply::sse(rx);
         }
@@ -121,6 +122,66 @@ pub(crate) async fn delete(
     }
 }
 
+/// A refused `initialize`: HTTP status, message, who is to blame.
+type Refusal = (u16, String, &'static str);
+
+/// `Retry-After` on a refused `initialize`: sessions free up as others end or idle out.
+const REFUSED_RETRY_S: u32 = 5;
+
+/// Makes room under this shard's share of the session caps (evicting never-used sessions,
+/// whose streams and per-client upstreams go with them); the refusal when it cannot.
+fn make_room(shard: &Rc<LocalShard>, principal: &str) -> Result<(), Refusal> {
+    let (cap, per_principal) = {
+        let server = &shard.snapshot.load().config.server;
+        (server.max_sessions, server.max_sessions_per_principal)
+    };
+    let shards = shard.peers.len();
+    let cap_shard = share(cap, shards);
+    let cap_principal = match per_principal {
+        0 => usize::MAX,
+        n => share(n, shards),
+    };
+    let (evicted, room) =
+        shard
+            .sessions
+            .borrow_mut()
+            .make_room(principal, cap_shard, cap_principal);
+    for sid in evicted {
+        crate::upstream::per_client::release(shard, &sid);
+        crate::mcp::resume::forget_session(shard, &sid);
+        tracing::debug!(shard = shard.id, session = %sid, "never-used session evicted (max_sessions)");
+    }
+    match room {
+        Ok(()) => Ok(()),
+        Err(CapHit::Global) => Err((
+            503,
+            format!("too many sessions: the gateway holds server.max_sessions ({cap}, {cap_shard} on this core) and every one is in use; retry later"),
+            "gateway",
+        )),
+        Err(CapHit::Principal) => Err((
+            429,
+            format!("too many sessions for this caller: its server.max_sessions_per_principal ({per_principal}, {cap_principal} on this core) are all in use; end unused ones with DELETE or retry later"),
+            "client",
+        )),
+    }
+}
+
+/// The refusal as a JSON-RPC error (-32000) carrying the request's id, with `Retry-After`.
+fn refused(shard: &LocalShard, (status, message, blame): Refusal, id: &[u8]) -> Reply {
+    tracing::debug!(shard = shard.id, "initialize refused: {message}");
+    let mut out = Vec::with_capacity(message.len() + 96);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.extend_from_slice(if id.is_empty() { b"null" } else { id });
+    out.extend_from_slice(b",\"error\":{\"code\":-32000,\"message\":");
+    crate::mcp::jsonrpc::push_json_str(&mut out, &message);
+    out.extend_from_slice(b",\"data\":{\"blame\":\"");
+    out.extend_from_slice(blame.as_bytes());
+    out.extend_from_slice(b"\"}}}");
+    let mut r = Reply::json(status, out);
+    r.retry_after = Some(REFUSED_RETRY_S);
+    r
+}
+
 pub(crate) fn initialize(
     shard: &Rc<LocalShard>,
     body: &[u8],
@@ -133,6 +194,9 @@ pub(crate) fn initialize(
         .copied()
         .find(|v| *v == asked)
         .unwrap_or(SUPPORTED_VERSIONS[0]);
+    if let Err(why) = make_room(shard, &principal.name) {
+        return refused(shard, why, env.id_bytes(body));
+    }
     let sid = crate::mcp::session::mint_id(&shard.ring, shard.id);
     let mut session = LocalSession::new(
         version,

@@ -23,6 +23,8 @@ pub mod modern;
 pub mod resume;
 pub mod scan;
 pub mod session;
+pub mod session_table;
+pub mod state;
 pub mod stdio_front;
 pub mod streams;
 

@@ -208,17 +208,21 @@ async fn serve_counted(
             }
         }
     }
+    let client_caps = client_caps(&req.body, env);
+    let parkable = matches!(method, "tools/call" | "prompts/get" | "resources/read")
+        && (client_caps.elicitation || client_caps.sampling || client_caps.roots);
     let era = Era {
         modern: true,
         log_level: env.meta.log_level.as_deref().and_then(log_severity),
         cacheable: method == "resources/read",
         uri: env.uri_str.as_deref().map(str::to_string),
-        client_caps: client_caps(&req.body, env),
+        client_caps,
         tool: None,
         retry_safe: false,
         affinity: req.affinity.clone(),
         principal: Some(req.principal.clone()),
         hints: None,
+        bind: parkable.then(|| crate::mcp::state::binding_of(&req.body, env, &req.principal.name)),
     };
     let body = &req.body[..];
     // A retry of a call the gateway parked on this client's input.
@@ -227,7 +231,7 @@ async fn serve_counted(
         if let Some(state) = sonic_rs::get(body, ["params", "requestState"])
             .ok()
             .and_then(|v| v.as_str().map(|s: &str| s.to_string()))
-            .filter(|s| crate::mcp::bridge::is_ours(s))
+            .filter(|s| crate::mcp::state::is_ours(s))
         {
             return crate::mcp::bridge::resume(shard, req, env, &state).await;
         }

@@ -106,7 +106,8 @@ pub fn attached(shard: &Rc<LocalShard>, sid: &str, n: u64) -> bool {
         .is_some_and(LocalStreamLog::attached)
 }
 
-/// Attaches a new response to stream `n` of `sid`, replaying what followed `after`.
+/// Attaches a new response to stream `n` of `sid`, replaying what followed `after`
+/// (`u64::MAX`: a take-over, nothing replayed). The response attached before, if any, ends.
 /// `None` when the stream is unknown (never existed, or expired).
 pub fn resume(
     shard: &Rc<LocalShard>,
@@ -117,6 +118,12 @@ pub fn resume(
     let mut logs = shard.stream_logs.borrow_mut();
     let log = logs.get_mut(&key(sid, n))?;
     let (tx, rx) = mpsc::unbounded();
+    if after == u64::MAX {
+        // Taking the stream over (a new GET): nothing is replayed, but the response is primed
+        // with the stream's latest id so its client can resume from there.
+        let last = log.events.back().map_or(0, |(seq, _)| *seq);
+        let _ = tx.unbounded_send(tag_event(&format!("{n}-{last}"), b""));
+    }
     for (seq, msg) in log.events.iter().filter(|(s, _)| *s > after) {
         let _ = tx.unbounded_send(tag_event(&format!("{n}-{seq}"), msg));
     }

@@ -4,14 +4,16 @@
 //! A shard mints ids by drawing 128 random bits until the ring maps the id to itself
 //! (expected `shards` draws), so the shard that answered `initialize` owns the session and
 //! requests on the same connection never move. Ids are 32 lowercase hex chars: visible ASCII
-//! as the spec requires, and unguessable.
+//! as the spec requires, and unguessable. The table of a shard's sessions, with its caps,
+//! is [`crate::mcp::session_table`].
 
 use std::time::Instant;
 
 use ahash::RandomState;
-use hashbrown::HashMap;
 
 use crate::ring::Ring;
+
+pub use crate::mcp::session_table::LocalSessionTable;
 
 /// What a client declared it can do (server-to-client requests are relayed only then).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -80,6 +82,9 @@ pub struct LocalSession {
     pub subscriptions: hashbrown::HashSet<String, RandomState>,
     /// The principal that created it; another principal's requests get 404 (auth on).
     pub principal: Option<std::sync::Arc<str>>,
+    /// The client sent something after its handshake (a request, a GET stream): a session
+    /// never used may be evicted to make room under `server.max_sessions`.
+    pub used: bool,
 }
 
 impl LocalSession {
@@ -95,14 +100,9 @@ impl LocalSession {
             get_stream_no: None,
             subscriptions: Default::default(),
             principal: None,
+            used: false,
         }
     }
-}
-
-/// The sessions this shard owns.
-#[derive(Debug, Default)]
-pub struct LocalSessionTable {
-    map: HashMap<Box<str>, LocalSession, RandomState>,
 }
 
 fn random_128() -> [u8; 16] {
@@ -141,63 +141,6 @@ pub fn mint_id(ring: &Ring, shard: usize) -> String {
 /// Is `id` shaped like an id we could have minted (cheap reject of garbage)?
 pub fn well_formed(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-impl LocalSessionTable {
-    /// Adds a session.
-    pub fn insert(&mut self, id: &str, s: LocalSession) {
-        self.map.insert(id.into(), s);
-    }
-
-    /// Looks a session up.
-    pub fn get(&self, id: &str) -> Option<&LocalSession> {
-        self.map.get(id)
-    }
-
-    /// Looks a session up for change.
-    pub fn get_mut(&mut self, id: &str) -> Option<&mut LocalSession> {
-        self.map.get_mut(id)
-    }
-
-    /// Every session, for broadcasts.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut LocalSession)> {
-        self.map.iter_mut().map(|(k, v)| (&**k, v))
-    }
-
-    /// Ends a session; false if it did not exist.
-    pub fn remove(&mut self, id: &str) -> bool {
-        self.map.remove(id).is_some()
-    }
-
-    /// Removes sessions idle for longer than `idle`; returns their ids.
-    /// Sessions for which `listening` says a client is attached are kept.
-    pub fn expire(
-        &mut self,
-        idle: std::time::Duration,
-        listening: impl Fn(&str, &LocalSession) -> bool,
-    ) -> Vec<String> {
-        let now = Instant::now();
-        let gone: Vec<String> = self
-            .map
-            .iter()
-            .filter(|(k, s)| now.duration_since(s.last_seen) > idle && !listening(k, s))
-            .map(|(k, _)| k.to_string())
-            .collect();
-        for k in &gone {
-            self.map.remove(k.as_str());
-        }
-        gone
-    }
-
-    /// Number of live sessions.
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// True when there are none.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
 }
 
 #[cfg(test)]

@@ -54,6 +54,10 @@ pub struct ShardStats {
     pub shard: usize,
     /// 2025-era sessions owned here.
     pub sessions: u64,
+    /// Never-used sessions evicted for room under `max_sessions` (cumulative).
+    pub sessions_evicted: u64,
+    /// `initialize` requests refused at a session cap (cumulative).
+    pub sessions_refused: u64,
     /// Open client connections.
     pub connections: u64,
     /// Client requests being served.
@@ -97,6 +101,8 @@ pub fn build(shard: &Rc<LocalShard>) -> ShardStats {
     ShardStats {
         shard: shard.id,
         sessions: shard.sessions.borrow().len() as u64,
+        sessions_evicted: shard.sessions.borrow().evicted,
+        sessions_refused: shard.sessions.borrow().refused,
         connections: shard.connections.get() as u64,
         inflight: shard.inflight.get() as u64,
         panics: shard.panics.get(),

@@ -19,6 +19,7 @@ pub mod listen;
 pub mod messages;
 pub mod modern;
 pub mod per_client;
+pub mod rewake;
 pub mod routes;
 pub mod sse_legacy;
 pub mod stdio;

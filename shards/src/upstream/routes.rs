@@ -1,10 +1,14 @@
 //! Routing what a backend sends over a message channel that carries no request link
 //! (stdio lines, legacy HTTP+SSE events) to the calls waiting on it.
 //!
-//! Replies are matched by the gateway's own ids, progress by the gateway's tokens; a log
-//! line or a server-to-client request can only be attributed when exactly one call is in
-//! flight, so with none or several it is logged (or refused to the backend) rather than
-//! guessed. Shared by [`crate::upstream::stdio`] and [`crate::upstream::sse_legacy`].
+//! Replies are matched by the gateway's own ids, progress by the gateway's tokens. A log line
+//! or a server-to-client request carries no request id, so it is attributed by its relation
+//! to the calls in flight: a request whose `_meta.progressToken` is one the gateway gave a
+//! call belongs to that call; otherwise it belongs to the one call in flight that is not
+//! itself waiting for the answer to a request it sent (a call parked on a 2026 client's
+//! input, or waiting for a 2025 client's answer, cannot be the sender). With no such call,
+//! or several, it is logged (or refused to the backend) rather than guessed. Shared by
+//! [`crate::upstream::stdio`] and [`crate::upstream::sse_legacy`].
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -21,6 +25,10 @@ use sonic_rs::JsonValueTrait;
 pub(crate) type Pending =
     HashMap<u64, oneshot::Sender<Result<BackendReply, McpError>>, RandomState>;
 
+/// Most unanswered server-to-client requests tracked per backend connection; beyond, new
+/// ones are refused to the backend.
+const MAX_AWAITING: usize = 4096;
+
 /// Where the reader sends what arrives on a child's stdout: replies by id, progress by token,
 /// other related notifications to the one call in flight (stdio carries no request link, so
 /// with several calls in flight a log line cannot be attributed and is only logged).
@@ -29,6 +37,11 @@ pub(crate) struct LocalRoutes {
     pub(crate) pending: RefCell<Pending>,
     pub(crate) progress: RefCell<HashMap<Vec<u8>, EventTx, RandomState>>,
     pub(crate) sinks: RefCell<Vec<(u64, EventTx)>>,
+    /// Server-to-client requests routed to a call and not answered yet: the backend's
+    /// request id (raw JSON) → the gateway id of the call it went to.
+    pub(crate) awaiting: RefCell<HashMap<Vec<u8>, u64, RandomState>>,
+    /// The same by call: how many of its requests are unanswered (absent: none).
+    pub(crate) waiting: RefCell<HashMap<u64, u32, RandomState>>,
     /// Signals the supervisor that the backend's lists changed (re-discover).
     pub(crate) relist: RefCell<Option<mpsc::UnboundedSender<()>>>,
     /// Unrelated notifications for clients (resources/updated), as the backend sent them.
@@ -37,6 +50,71 @@ pub(crate) struct LocalRoutes {
 
 /// Receives a backend's `notifications/resources/updated` messages.
 pub type Updates = Rc<dyn Fn(Vec<u8>)>;
+
+impl LocalRoutes {
+    /// A call ended: forget its event sink and the requests it was waiting on.
+    pub(crate) fn call_ended(&self, our_id: u64) {
+        self.sinks.borrow_mut().retain(|(i, _)| *i != our_id);
+        if self.waiting.borrow_mut().remove(&our_id).is_some() {
+            self.awaiting.borrow_mut().retain(|_, call| *call != our_id);
+        }
+    }
+
+    /// `call` sent the backend's request `id` to its client and waits for the answer.
+    fn wait_on(&self, id: &[u8], call: u64) {
+        if let Some(old) = self.awaiting.borrow_mut().insert(id.to_vec(), call) {
+            self.unwait(old);
+        }
+        *self.waiting.borrow_mut().entry(call).or_insert(0) += 1;
+    }
+
+    fn unwait(&self, call: u64) {
+        let mut waiting = self.waiting.borrow_mut();
+        if let Some(n) = waiting.get_mut(&call) {
+            *n -= 1;
+            if *n == 0 {
+                waiting.remove(&call);
+            }
+        }
+    }
+
+    /// The gateway is sending `msg` to the backend: if it answers one of the backend's
+    /// requests, the call that request went to is no longer waiting.
+    pub(crate) fn answered(&self, msg: &[u8]) {
+        if self.awaiting.borrow().is_empty() {
+            return;
+        }
+        if let Ok(env) = Envelope::parse(msg) {
+            if env.kind == Kind::Response {
+                let call = self.awaiting.borrow_mut().remove(env.id_bytes(msg));
+                if let Some(call) = call {
+                    self.unwait(call);
+                }
+            }
+        }
+    }
+
+    /// The call a related message without a request id belongs to: the call whose progress
+    /// token it names, else the one call in flight not waiting on an answer of its own.
+    fn owner_of(&self, line: &[u8]) -> Option<(u64, EventTx)> {
+        let sinks = self.sinks.borrow();
+        let token = sonic_rs::get(line, ["params", "_meta", "progressToken"]).ok();
+        if let Some(tx) = token.and_then(|t| {
+            self.progress
+                .borrow()
+                .get(t.as_raw_str().as_bytes())
+                .cloned()
+        }) {
+            return sinks.iter().find(|(_, s)| s.same_receiver(&tx)).cloned();
+        }
+        let waiting = self.waiting.borrow();
+        let mut free = sinks.iter().filter(|(id, _)| !waiting.contains_key(id));
+        match (free.next(), free.next()) {
+            (Some(one), None) => Some(one.clone()),
+            _ => None,
+        }
+    }
+}
 
 /// Routes one message a backend sent (a stdio line, or an SSE event of a legacy HTTP+SSE
 /// backend): a response to its waiting call, a progress notification to its call, a log line
@@ -83,11 +161,14 @@ pub(crate) fn handle_message(
             }
         }
         Kind::Request => {
-            // A server-to-client request goes to the client of the one call in flight; stdio
-            // cannot say which call it belongs to, so with none or several it is refused.
-            if env.method.as_deref() != Some("ping") {
-                let sinks = routes.sinks.borrow();
-                if let [(_, tx)] = sinks.as_slice() {
+            // A server-to-client request goes to the client of the call it belongs to; when
+            // that cannot be told, it is refused rather than sent to the wrong client.
+            let raw_id = env.id_bytes(line);
+            if env.method.as_deref() != Some("ping")
+                && routes.awaiting.borrow().len() < MAX_AWAITING
+            {
+                if let Some((call, tx)) = routes.owner_of(line) {
+                    routes.wait_on(raw_id, call);
                     let _ = tx.unbounded_send(BackendEvent {
                         msg: line.to_vec(),
                         replica: 0,
@@ -95,7 +176,6 @@ pub(crate) fn handle_message(
                     return;
                 }
             }
-            let raw_id = env.id_bytes(line);
             let mut out = Vec::with_capacity(160);
             out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
             out.extend_from_slice(raw_id);
@@ -103,7 +183,7 @@ pub(crate) fn handle_message(
                 out.extend_from_slice(b",\"result\":{}}");
             } else {
                 out.extend_from_slice(
-                    b",\"error\":{\"code\":-32603,\"message\":\"the gateway cannot tell which client this request is for (no single call in flight)\"}}",
+                    b",\"error\":{\"code\":-32603,\"message\":\"the gateway cannot tell which client this request is for (no call in flight, or several that could have sent it)\"}}",
                 );
             }
             send(out);
@@ -203,8 +283,7 @@ fn route_notification(server: &str, line: &[u8], env: &Envelope<'_>, routes: &Lo
         return;
     }
     if method == "notifications/message" || method == "notifications/cancelled" {
-        let sinks = routes.sinks.borrow();
-        if let [(_, tx)] = sinks.as_slice() {
+        if let Some((_, tx)) = routes.owner_of(line) {
             let _ = tx.unbounded_send(BackendEvent {
                 msg: line.to_vec(),
                 replica: 0,
@@ -213,4 +292,72 @@ fn route_notification(server: &str, line: &[u8], env: &Envelope<'_>, routes: &Lo
         }
     }
     tracing::debug!(server = %server, method, "backend notification not relayed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell as Cell;
+
+    const ASK: &[u8] = br#"{"jsonrpc":"2.0","id":5,"method":"elicitation/create","params":{}}"#;
+
+    fn routes_with(calls: &[u64]) -> (LocalRoutes, Vec<mpsc::UnboundedReceiver<BackendEvent>>) {
+        let routes = LocalRoutes::default();
+        let mut rxs = Vec::new();
+        for id in calls {
+            let (tx, rx) = mpsc::unbounded();
+            routes.sinks.borrow_mut().push((*id, tx));
+            rxs.push(rx);
+        }
+        (routes, rxs)
+    }
+
+    fn got(rx: &mut mpsc::UnboundedReceiver<BackendEvent>) -> Option<Vec<u8>> {
+        rx.try_recv().ok().map(|e| e.msg)
+    }
+
+    #[test]
+    fn a_call_waiting_on_its_own_request_is_not_the_sender_of_the_next() {
+        let (routes, mut rx) = routes_with(&[1]);
+        let sent = Cell::new(Vec::new());
+        let send = |m: Vec<u8>| sent.borrow_mut().push(m);
+        // Call 1 alone: its request reaches it, and it now waits for the answer.
+        handle_message("b", ASK, &routes, &send, "test");
+        assert_eq!(got(&mut rx[0]).as_deref(), Some(ASK));
+        // Call 2 starts; the next request can only be call 2's.
+        let (tx2, mut rx2) = mpsc::unbounded();
+        routes.sinks.borrow_mut().push((2, tx2));
+        let ask2 = br#"{"jsonrpc":"2.0","id":6,"method":"elicitation/create","params":{}}"#;
+        handle_message("b", ask2, &routes, &send, "test");
+        assert_eq!(got(&mut rx2).as_deref(), Some(&ask2[..]));
+        assert!(sent.borrow().is_empty(), "nothing refused");
+        // Both wait now: a third request cannot be attributed and is refused.
+        let ask3 = br#"{"jsonrpc":"2.0","id":7,"method":"elicitation/create","params":{}}"#;
+        handle_message("b", ask3, &routes, &send, "test");
+        assert!(sent.borrow()[0].starts_with(br#"{"jsonrpc":"2.0","id":7,"error""#));
+        // Call 1's request is answered: call 1 may send again.
+        routes.answered(br#"{"jsonrpc":"2.0","id":5,"result":{}}"#);
+        handle_message("b", ask3, &routes, &send, "test");
+        assert_eq!(got(&mut rx[0]).as_deref(), Some(&ask3[..]));
+        // A call that ends forgets what it waited on.
+        routes.call_ended(2);
+        assert!(routes.waiting.borrow().get(&2).is_none());
+        assert!(!routes.awaiting.borrow().values().any(|c| *c == 2));
+    }
+
+    #[test]
+    fn a_request_naming_a_calls_progress_token_goes_to_that_call() {
+        let (routes, mut rx) = routes_with(&[1, 2]);
+        let tx2 = routes.sinks.borrow()[1].1.clone();
+        routes
+            .progress
+            .borrow_mut()
+            .insert(br#""o1m.0.9""#.to_vec(), tx2);
+        let ask = br#"{"jsonrpc":"2.0","id":8,"method":"sampling/createMessage","params":{"_meta":{"progressToken":"o1m.0.9"}}}"#;
+        let send = |_: Vec<u8>| panic!("not refused");
+        handle_message("b", ask, &routes, &send, "test");
+        assert_eq!(got(&mut rx[1]).as_deref(), Some(&ask[..]));
+        assert_eq!(got(&mut rx[0]), None);
+        assert_eq!(routes.waiting.borrow().get(&2), Some(&1));
+    }
 }

@@ -241,7 +241,7 @@ impl LocalSseSession {
         if let Some(tok) = &opts.progress {
             self.routes.progress.borrow_mut().remove(tok);
         }
-        self.routes.sinks.borrow_mut().retain(|(i, _)| *i != our_id);
+        self.routes.call_ended(our_id);
         if matches!(
             result,
             Err(McpError::Cancelled) | Err(McpError::BackendTimeout { .. })
@@ -259,6 +259,7 @@ impl LocalSseSession {
 
     /// POSTs an answer to a server-to-client request (its own task).
     pub fn respond(&self, msg: Vec<u8>) {
+        self.routes.answered(&msg);
         let target = self.target.clone();
         monoio::spawn(async move {
             let _ = target.post(&msg).await;

@@ -220,6 +220,7 @@ impl LocalStdioSlot {
     /// Writes one message (a line is appended) to the running child, if any.
     pub fn send_raw(&self, mut msg: Vec<u8>) {
         if let Some(p) = self.current.borrow().as_ref() {
+            p.routes.answered(&msg);
             msg.push(b'\n');
             let _ = p.writer.unbounded_send(msg);
         }
@@ -257,7 +258,7 @@ impl Drop for Cleanup<'_> {
         if let Some(tok) = self.progress {
             r.progress.borrow_mut().remove(tok);
         }
-        r.sinks.borrow_mut().retain(|(i, _)| *i != self.id);
+        r.call_ended(self.id);
         let unanswered = r.pending.borrow_mut().remove(&self.id).is_some();
         if let Some(reason) = self.cancel.filter(|_| unanswered) {
             let cancel = format!(
