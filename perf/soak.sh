@@ -55,6 +55,7 @@ for v in DURATION SAMPLE_EVERY RELOAD_EVERY KILL_EVERY DOWN_FOR RATE WORKERS STR
   [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v=${!v}: a positive whole number, please"
 done
 ((DOWN_FOR < KILL_EVERY)) || die "DOWN_FOR must be shorter than KILL_EVERY"
+((DURATION >= 6 * SAMPLE_EVERY)) || die "DURATION must be at least 6 samples (6 * SAMPLE_EVERY)"
 for c in curl ps python3 cargo; do command -v "$c" >/dev/null || die "$c is required"; done
 
 LOGS=$OUT-logs
@@ -69,6 +70,7 @@ mkdir -p "$LOGS"
 GW_PID=""
 soak_exit() {
   local rc=$?
+  ((rc == 130 || rc == 143)) && log "interrupted: stopping every process started, by PID"
   if [[ -n $GW_PID ]] && kill -0 "$GW_PID" 2>/dev/null; then
     # shellcheck disable=SC2046 # one PID per word
     track $(ps -o pid= --ppid "$GW_PID" 2>/dev/null || true)
@@ -200,11 +202,12 @@ log "gateway pid $GW_PID at $GW_URL: $GW_LINE"
 children() { ps -o stat= --ppid "$GW_PID" 2>/dev/null | awk '{ n++ } /^Z/ { z++ } END { print n + 0, z + 0 }'; }
 SCRAPE_FAILS=0
 LAST_KIDS="" # the gateway's children at the last sample: stopped by the exit trap if it dies
-echo "elapsed_s,phase,rss_kb,fds,threads,sessions,connections,pool,children,zombies,reloads,reload_errors,requests,errors" >"$CSV"
+echo "elapsed_s,phase,rss_kb,fds,threads,sessions,connections,pool,children,zombies,reloads,reload_errors,requests,errors,cpu_s" >"$CSV"
 # sample PHASE: one CSV row. Metrics are -1 when the scrape failed (counted).
 sample() {
-  local phase=$1 m rss thr fds sess conns pool ch z rl rle req=0 err=0 _t _n
+  local phase=$1 m rss thr fds sess conns pool ch z rl rle req=0 err=0 _t _n cpu
   rss=$(status_kb "$GW_PID" VmRSS)
+  cpu=$(awk -v t="$(cpu_ticks "$GW_PID")" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
   thr=$(awk '$1 == "Threads:" { print $2 }' "/proc/$GW_PID/status")
   fds=$(find "/proc/$GW_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
   read -r ch z < <(children)
@@ -222,7 +225,7 @@ sample() {
     sess=-1 conns=-1 pool=-1 rl=-1 rle=-1
   fi
   [[ -r $LOGS/driver/status ]] && read -r _t req err _n <"$LOGS/driver/status"
-  echo "$(elapsed),$phase,$rss,$fds,$thr,$sess,$conns,$pool,$ch,$z,$rl,$rle,$req,$err" >>"$CSV"
+  echo "$(elapsed),$phase,$rss,$fds,$thr,$sess,$conns,$pool,$ch,$z,$rl,$rle,$req,$err,$cpu" >>"$CSV"
 }
 
 # --- faults and reloads --------------------------------------------------------------------
@@ -313,10 +316,11 @@ done
 
 if [[ -z $GW_DIED ]]; then
   sample load
+  drv_cpu=$(awk -v t="$(cpu_ticks "$DRV_PID")" -v hz="$CLK_TCK" 'BEGIN { printf "%.0f", t / hz }')
   kill -TERM "$DRV_PID" 2>/dev/null || true
   wait "$DRV_PID" || log "the load driver exited with status $?"
   untrack "$DRV_PID"
-  event traffic_stopped ""
+  event traffic_stopped "driver_cpu_s=$drv_cpu"
   if ((WEB_DOWN_UNTIL > 0)); then restart_web; fi
   # Back to the starting config, then idle: sessions must all end (DELETEd or expired after
   # SESSION_IDLE_S), children and fds must come back to where they started.
@@ -349,4 +353,8 @@ python3 "$ROOT/perf/soak_report.py" --csv "$CSV" --events "$EVENTS" --logs "$LOG
 verdict=$?
 set -e
 log "samples: $CSV; summary: $OUT.md; plot: $OUT.svg; logs: $LOGS/"
+if ((verdict != 0)); then
+  DIED=1 # the exit trap: a reported verdict, not a failed command
+  log "verdict: NOT flat (or the report failed: status $verdict)"
+fi
 exit "$verdict"

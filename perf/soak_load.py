@@ -49,6 +49,11 @@ MODERN_META = {
     "io.modelcontextprotocol/clientCapabilities": {},
 }
 MAX_ERROR_LINES = 200_000
+# A keep-alive connection idle longer than this is replaced before use: the gateway closes
+# idle connections after server.idle_timeout_ms (60 s by default), and a request written
+# just as it does would fail for the client's reuse, not for anything the gateway did.
+# Only the stream holders' connections sit idle (while their GET stream is held).
+IDLE_REUSE_S = 30
 # Which tool of which backend each call scenario uses; resources come from resources/list.
 CALL_BACKENDS = ("demo", "web", "side")
 
@@ -112,6 +117,7 @@ class Conn:
         u = urllib.parse.urlsplit(url)
         self.host, self.port, self.path = u.hostname, u.port or 80, u.path or "/"
         self.conn = None
+        self.last_used = 0.0
 
     def close(self):
         if self.conn is not None:
@@ -124,6 +130,8 @@ class Conn:
         if body is not None:
             h["content-type"] = "application/json"
         h.update(headers or {})
+        if self.conn is not None and time.monotonic() - self.last_used > IDLE_REUSE_S:
+            self.close()
         if self.conn is None:
             self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
@@ -133,6 +141,7 @@ class Conn:
         except (http.client.HTTPException, OSError):
             self.close()
             raise
+        self.last_used = time.monotonic()
         hdrs = {k.lower(): v for k, v in r.getheaders()}
         if hdrs.get("connection", "").lower() == "close":
             self.close()

@@ -38,9 +38,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import soak_plot  # noqa: E402
 
 COLS = ["rss_kb", "fds", "threads", "sessions", "connections", "pool", "children", "zombies",
-        "reloads", "reload_errors", "requests", "errors"]
+        "reloads", "reload_errors", "requests", "errors", "cpu_s"]
 FD_SLACK = 8
-FDS_PER_CHILD = 4  # a stdio child's pipes (stdin, stdout, stderr) and its pidfd
+FDS_PER_CHILD = 3  # a stdio child's stdin, stdout and stderr (socket pairs; measured)
 
 
 def load_rows(path):
@@ -253,8 +253,14 @@ def report_md(a, rows, base, load, settle, events, checks, flat, status, expecte
                 "| rss_kb |", "| RSS MiB |")]
     out += [col(c) for c in ("fds", "pool", "threads", "sessions", "connections", "children",
                              "zombies")]
+    cpu = load[-1]["cpu_s"] - load[0]["cpu_s"]
+    stop = [kv(e["detail"]) for e in events if e["name"] == "traffic_stopped"]
+    drv_cpu = stop[0].get("driver_cpu_s") if stop else None
+    span = load[-1]["elapsed_s"] - load[0]["elapsed_s"]
     out += ["", f"RSS slope over the second half: {rss_slope:+.1f} KiB/min "
-            f"({rss_slope * 60 / 1024:+.2f} MiB per hour if it went on)."]
+            f"({rss_slope * 60 / 1024:+.2f} MiB per hour if it went on). Gateway CPU during the "
+            f"traffic: {cpu:.0f} s in {span:.0f} s ({100 * cpu / max(span, 1):.0f} % of one core)"
+            + (f"; the load driver's: {drv_cpu} s." if drv_cpu else ".")]
     n_exp = sum(expected.values())
     out += ["", f"Traffic: {status['requests']} requests in {t_end:.0f} s "
             f"({status['requests'] / max(t_end, 1):.0f}/s); {status['errors']} failed: "
