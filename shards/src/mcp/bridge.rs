@@ -60,14 +60,24 @@ pub(crate) fn wants_park(finish: &Finisher, ev: &BackendEvent) -> bool {
 }
 
 fn mac(shard: &LocalShard, n: u64) -> u64 {
-    let mut h = shard.park_key.build_hasher();
+    mac_of(&shard.park_key, shard.id, n)
+}
+
+/// The keyed hash of parked call `n` on shard `shard`.
+pub(crate) fn mac_of(key: &std::hash::RandomState, shard: usize, n: u64) -> u64 {
+    let mut h = key.build_hasher();
     h.write_u64(n);
-    h.write_usize(shard.id);
+    h.write_usize(shard);
     h.finish()
 }
 
 fn state(shard: &LocalShard, n: u64) -> String {
-    format!("{STATE_PREFIX}{}.{n}.{:016x}", shard.id, mac(shard, n))
+    state_of(&shard.park_key, shard.id, n)
+}
+
+/// The `requestState` of parked call `n` on shard `shard`.
+pub(crate) fn state_of(key: &std::hash::RandomState, shard: usize, n: u64) -> String {
+    format!("{STATE_PREFIX}{shard}.{n}.{:016x}", mac_of(key, shard, n))
 }
 
 /// Does this `requestState` claim to be the gateway's (then it must verify)?

@@ -77,7 +77,7 @@ pub struct LocalSseSession {
     next_id: Cell<u64>,
 }
 
-fn endpoint_url(base: &BackendUrl, data: &str) -> Option<BackendUrl> {
+pub(crate) fn endpoint_url(base: &BackendUrl, data: &str) -> Option<BackendUrl> {
     let data = data.trim();
     let path = if let Some(rest) = data.strip_prefix("http://") {
         // Same origin only: the gateway resolves DNS on the control thread, never here.
