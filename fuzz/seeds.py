@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "fuzz" / "seeds"
-PER_TARGET = 200
+PER_TARGET = 300
 
 
 def sources(exts, dirs):
@@ -146,6 +146,11 @@ for i, m in enumerate(requests[:60]):
         add("http_request", b"\x00" + req)
         add("http_request", bytes([7 + i % 50]) + req)
     add("http_head", length)
+# Chunk sizes at and past the body limit and the integer widths.
+for size in ("4000", "ffffffff", "fffffffffffffff0", "10000000000000000", "0;a=b", "1 ", "+1"):
+    req = (base + "transfer-encoding: chunked\r\n\r\n" + f"1\r\nx\r\n{size}\r\nx\r\n0\r\n\r\n").encode()
+    add("http_request", b"\x00" + req)
+    add("http_request", b"\x05" + req)
 for h in heads:
     add("http_head", h)
     add("http_request", b"\x00" + h.encode())
