@@ -44,6 +44,89 @@ impl ResponseHead {
     pub fn done(&self) -> bool {
         self.done
     }
+
+    /// Decodes the next piece of body from `buf` (received, not yet consumed) into `out`:
+    /// the bytes of `buf` used, and `Some(more)` once a piece was decoded (`more` false: the
+    /// body ended) or `None` when more bytes are needed. No I/O: [`LocalHttpConn`] reads.
+    pub fn decode_piece(
+        &mut self,
+        buf: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(usize, Option<bool>), ClientError> {
+        if self.done {
+            return Ok((0, Some(false)));
+        }
+        let mut at = 0;
+        loop {
+            let avail = buf.len() - at;
+            match self.framing {
+                Framing::Length(_) => {
+                    if avail > 0 {
+                        let n = avail.min(self.remaining);
+                        out.extend_from_slice(&buf[at..at + n]);
+                        at += n;
+                        self.remaining -= n;
+                        if self.remaining == 0 {
+                            self.done = true;
+                        }
+                        return Ok((at, Some(true)));
+                    }
+                }
+                Framing::UntilClose => {
+                    if avail > 0 {
+                        out.extend_from_slice(&buf[at..]);
+                        return Ok((buf.len(), Some(true)));
+                    }
+                }
+                Framing::Chunked => {
+                    if self.remaining > 0 {
+                        if avail > 0 {
+                            let n = avail.min(self.remaining);
+                            out.extend_from_slice(&buf[at..at + n]);
+                            at += n;
+                            self.remaining -= n;
+                            if self.remaining == 0 {
+                                self.need_crlf = true;
+                            }
+                            return Ok((at, Some(true)));
+                        }
+                    } else if self.need_crlf {
+                        if avail >= 2 {
+                            if &buf[at..at + 2] != b"\r\n" {
+                                return Err(ClientError::Protocol("malformed chunked body".into()));
+                            }
+                            at += 2;
+                            self.need_crlf = false;
+                            if self.final_chunk {
+                                self.done = true;
+                                return Ok((at, Some(false)));
+                            }
+                            continue;
+                        }
+                    } else {
+                        match httparse::parse_chunk_size(&buf[at..]) {
+                            Ok(httparse::Status::Complete((n, size))) => {
+                                at += n;
+                                if size == 0 {
+                                    // Final chunk; trailers are not expected from MCP servers.
+                                    self.need_crlf = true;
+                                    self.final_chunk = true;
+                                    continue;
+                                }
+                                self.remaining = size as usize;
+                                continue;
+                            }
+                            Ok(httparse::Status::Partial) => {}
+                            Err(_) => {
+                                return Err(ClientError::Protocol("malformed chunked body".into()))
+                            }
+                        }
+                    }
+                }
+            }
+            return Ok((at, None));
+        }
+    }
 }
 
 /// Errors of one exchange.
@@ -211,76 +294,11 @@ impl LocalHttpConn {
         head: &mut ResponseHead,
         out: &mut Vec<u8>,
     ) -> Result<bool, ClientError> {
-        if head.done {
-            return Ok(false);
-        }
         loop {
-            let avail = self.buf.len() - self.at;
-            match head.framing {
-                Framing::Length(_) => {
-                    if avail > 0 {
-                        let n = avail.min(head.remaining);
-                        out.extend_from_slice(&self.buf[self.at..self.at + n]);
-                        self.at += n;
-                        head.remaining -= n;
-                        if head.remaining == 0 {
-                            head.done = true;
-                        }
-                        return Ok(true);
-                    }
-                }
-                Framing::UntilClose => {
-                    if avail > 0 {
-                        out.extend_from_slice(&self.buf[self.at..]);
-                        self.at = self.buf.len();
-                        return Ok(true);
-                    }
-                }
-                Framing::Chunked => {
-                    if head.remaining > 0 {
-                        if avail > 0 {
-                            let n = avail.min(head.remaining);
-                            out.extend_from_slice(&self.buf[self.at..self.at + n]);
-                            self.at += n;
-                            head.remaining -= n;
-                            if head.remaining == 0 {
-                                head.need_crlf = true;
-                            }
-                            return Ok(true);
-                        }
-                    } else if head.need_crlf {
-                        if avail >= 2 {
-                            if &self.buf[self.at..self.at + 2] != b"\r\n" {
-                                return Err(ClientError::Protocol("malformed chunked body".into()));
-                            }
-                            self.at += 2;
-                            head.need_crlf = false;
-                            if head.final_chunk {
-                                head.done = true;
-                                return Ok(false);
-                            }
-                            continue;
-                        }
-                    } else {
-                        match httparse::parse_chunk_size(&self.buf[self.at..]) {
-                            Ok(httparse::Status::Complete((n, size))) => {
-                                self.at += n;
-                                if size == 0 {
-                                    // Final chunk; trailers are not expected from MCP servers.
-                                    head.need_crlf = true;
-                                    head.final_chunk = true;
-                                    continue;
-                                }
-                                head.remaining = size as usize;
-                                continue;
-                            }
-                            Ok(httparse::Status::Partial) => {}
-                            Err(_) => {
-                                return Err(ClientError::Protocol("malformed chunked body".into()))
-                            }
-                        }
-                    }
-                }
+            let (used, piece) = head.decode_piece(&self.buf[self.at..], out)?;
+            self.at += used;
+            if let Some(more) = piece {
+                return Ok(more);
             }
             let n = self.fill().await?;
             if n == 0 {
@@ -322,7 +340,7 @@ impl LocalHttpConn {
 /// Parses a response head at the start of `buf`: the head and its length, or `None` when it
 /// is not complete. A plain function, so httparse's header array (1.5 KiB) lives on the stack
 /// only while parsing, not in every call's future across its awaits.
-fn parse_response_head(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, ClientError> {
+pub fn parse_response_head(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, ClientError> {
     let mut headers = [httparse::EMPTY_HEADER; 48];
     let mut resp = httparse::Response::new(&mut headers);
     let n = match resp.parse(buf) {

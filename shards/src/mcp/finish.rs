@@ -280,7 +280,7 @@ impl Finisher {
 
 /// Inserts `fields` (e.g. `"resultType":"complete",`) right after the `{` of the object at
 /// `at` in `body`, unless `key` is already there.
-fn stamp_object(
+pub(crate) fn stamp_object(
     body: &[u8],
     at: std::ops::Range<usize>,
     key: &str,

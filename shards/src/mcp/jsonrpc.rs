@@ -149,6 +149,11 @@ impl<'a> Envelope<'a> {
                     "JSON nests deeper than {n} levels (server.max_json_depth)"
                 )))
             }
+            Err(scan::Defect::BadEscape) => {
+                return Err(McpError::Parse(
+                    "body is not valid JSON: an escape JSON does not have".into(),
+                ))
+            }
             Err(scan::Defect::LoneSurrogate) => {
                 return Err(McpError::Parse(
                     "body is not valid JSON: a \\u escape is a lone UTF-16 surrogate".into(),

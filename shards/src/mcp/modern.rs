@@ -45,7 +45,7 @@ fn err(status: u16, e: McpError, id: &[u8]) -> Reply {
 }
 
 /// Decodes `=?base64?…?=` header values (strictly), else returns the value as is.
-fn header_value(v: &str) -> Option<String> {
+pub(crate) fn header_value(v: &str) -> Option<String> {
     match v
         .strip_prefix("=?base64?")
         .and_then(|r| r.strip_suffix("?="))

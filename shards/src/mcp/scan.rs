@@ -44,6 +44,9 @@ pub enum Defect {
     TooDeep(usize),
     /// A `\u` escape is a lone surrogate (`\ud800` without its low half, or a stray low half).
     LoneSurrogate,
+    /// An escape that JSON does not have (`\u` without four hex digits, `\x`, ...): sonic-rs'
+    /// validating skip lets `"\u0z41"` through, and a backend would read it its own way.
+    BadEscape,
 }
 
 /// Bounds nesting to `max_depth` and refuses lone surrogates, in one iterative pass that
@@ -83,10 +86,15 @@ fn check_string(b: &[u8], i: usize) -> Result<usize, Defect> {
         if b[j] == b'"' {
             return Ok(j + 1);
         }
-        // A backslash: `\uXXXX` is checked, any other escape is two bytes.
-        if b.get(j + 1) != Some(&b'u') {
-            j += 2;
-            continue;
+        // A backslash: `\uXXXX` is checked, any other escape is two bytes of JSON's own.
+        match b.get(j + 1) {
+            Some(b'u') => {}
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                j += 2;
+                continue;
+            }
+            Some(_) => return Err(Defect::BadEscape),
+            None => return Ok(b.len()),
         }
         match hex4(b, j + 2) {
             Some(0xD800..=0xDBFF) => {
@@ -100,8 +108,10 @@ fn check_string(b: &[u8], i: usize) -> Result<usize, Defect> {
                 j += 12;
             }
             Some(0xDC00..=0xDFFF) => return Err(Defect::LoneSurrogate),
-            // Not a surrogate, or not four hex digits (the parser reports the latter).
-            _ => j += 2,
+            Some(_) => j += 6,
+            // Truncated input is the parser's to report; four non-hex bytes are not JSON.
+            None if b.len() < j + 6 => return Ok(b.len()),
+            None => return Err(Defect::BadEscape),
         }
     }
     Ok(b.len())
@@ -285,6 +295,15 @@ mod tests {
         ];
         for s in bad {
             assert_eq!(check(s.as_bytes(), 8), Err(Defect::LoneSurrogate), "{s}");
+        }
+        // Found by the envelope_differential fuzz target: sonic-rs accepted these.
+        for s in [
+            r#"{"id":"a\u0z41"}"#,
+            r#"{"x":"\x41"}"#,
+            r#"{"x":"\u00G0"}"#,
+            r#"{"x":"\'"}"#,
+        ] {
+            assert_eq!(check(s.as_bytes(), 8), Err(Defect::BadEscape), "{s}");
         }
     }
 

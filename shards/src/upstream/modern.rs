@@ -112,7 +112,7 @@ pub fn request_headers(body: &[u8]) -> Vec<(String, String)> {
 }
 
 /// `=?base64?…?=` for header values that are not plain visible ASCII.
-fn base64_sentinel(data: &[u8]) -> String {
+pub(crate) fn base64_sentinel(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::from("=?base64?");
     for c in data.chunks(3) {

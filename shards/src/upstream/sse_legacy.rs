@@ -77,8 +77,13 @@ pub struct LocalSseSession {
     next_id: crate::upstream::ids::LocalIdMint,
 }
 
-fn endpoint_url(base: &BackendUrl, data: &str) -> Option<BackendUrl> {
+pub(crate) fn endpoint_url(base: &BackendUrl, data: &str) -> Option<BackendUrl> {
     let data = data.trim();
+    // It goes into a request line: no whitespace or control bytes (two `data:` lines of the
+    // event join with a newline, which would end the line early).
+    if data.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return None;
+    }
     let path = if let Some(rest) = data.strip_prefix("http://") {
         // Same origin only: the gateway resolves DNS on the control thread, never here.
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
@@ -157,8 +162,11 @@ impl LocalSseSession {
                 return Err(fail("SSE stream ended before its endpoint event".into()));
             }
         };
-        let post_url = endpoint_url(url, &endpoint)
-            .ok_or_else(|| fail(format!("endpoint `{endpoint}` is not on the same origin")))?;
+        let post_url = endpoint_url(url, &endpoint).ok_or_else(|| {
+            fail(format!(
+                "endpoint {endpoint:?} is not a path on the same origin"
+            ))
+        })?;
         let target = PostTarget {
             server: server.to_string(),
             url: post_url,
@@ -330,5 +338,20 @@ mod tests {
             "/m"
         );
         assert!(endpoint_url(&base(), "http://elsewhere/m").is_none());
+    }
+
+    #[test]
+    fn an_endpoint_that_would_break_the_request_line_is_refused() {
+        // Two `data:` lines join with a newline (found by the `sse` fuzz target).
+        for bad in [
+            "/messages?x\nmessages?x",
+            "/m\r\nhost: elsewhere",
+            "/a b",
+            "m\u{7f}",
+            "http://127.0.0.1:9/m\tx",
+        ] {
+            assert!(endpoint_url(&base(), bad).is_none(), "{bad:?}");
+        }
+        assert!(endpoint_url(&base(), "  /m?a=%20  ").is_some());
     }
 }

@@ -76,8 +76,51 @@ pub(super) async fn writer_task(mut stdin: UnixStream, mut rx: mpsc::UnboundedRe
     let _ = stdin.shutdown().await;
 }
 
-fn find_newline(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
+/// Splits a child's stdout into lines as it arrives, dropping lines longer than `max` (and
+/// the rest of such a line when its newline comes later). No I/O: the reader task reads.
+#[derive(Debug)]
+pub struct LineSplitter {
+    max: usize,
+    scanned: usize,
+    skipping: bool,
+}
+
+impl LineSplitter {
+    /// A splitter that drops lines longer than `max` bytes.
+    pub fn new(max: usize) -> Self {
+        LineSplitter {
+            max,
+            scanned: 0,
+            skipping: false,
+        }
+    }
+
+    /// Hands every complete line of `buf` (without its `\n`) to `each` and removes them from
+    /// `buf`. Returns true when a partial line grew past `max` and was dropped.
+    pub fn split(&mut self, buf: &mut Vec<u8>, mut each: impl FnMut(&[u8])) -> bool {
+        let mut start = 0;
+        while let Some(pos) = memchr::memchr(b'\n', &buf[self.scanned..]) {
+            let end = self.scanned + pos;
+            if self.skipping {
+                self.skipping = false;
+            } else {
+                each(&buf[start..end]);
+            }
+            start = end + 1;
+            self.scanned = start;
+        }
+        if start > 0 {
+            buf.drain(..start);
+        }
+        self.scanned = buf.len();
+        if buf.len() > self.max {
+            buf.clear();
+            self.scanned = 0;
+            self.skipping = true;
+            return true;
+        }
+        false
+    }
 }
 
 pub(super) async fn reader_task(
@@ -87,33 +130,17 @@ pub(super) async fn reader_task(
     writer: mpsc::UnboundedSender<Vec<u8>>,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-    let mut scanned = 0;
-    let mut skipping = false;
+    let mut lines = LineSplitter::new(MAX_LINE);
+    let send = |mut m: Vec<u8>| {
+        m.push(b'\n');
+        let _ = writer.unbounded_send(m);
+    };
     loop {
-        let mut start = 0;
-        while let Some(pos) = find_newline(&buf[scanned..]) {
-            let end = scanned + pos;
-            if skipping {
-                skipping = false;
-            } else {
-                let send = |mut m: Vec<u8>| {
-                    m.push(b'\n');
-                    let _ = writer.unbounded_send(m);
-                };
-                handle_message(&server, &buf[start..end], &routes, &send, "stdout");
-            }
-            start = end + 1;
-            scanned = start;
-        }
-        if start > 0 {
-            buf.drain(..start);
-        }
-        scanned = buf.len();
-        if buf.len() > MAX_LINE {
+        let dropped = lines.split(&mut buf, |line| {
+            handle_message(&server, line, &routes, &send, "stdout")
+        });
+        if dropped {
             tracing::warn!(server = %server, "stdout line longer than {MAX_LINE} bytes dropped");
-            buf.clear();
-            scanned = 0;
-            skipping = true;
         }
         let (res, b) = read_more(&mut stdout, buf, 64 * 1024).await;
         buf = b;
@@ -138,7 +165,7 @@ pub(super) async fn stderr_task(server: String, mut stderr: UnixStream) {
         buf = b;
         let eof = !matches!(res, Ok(n) if n > 0);
         let mut start = 0;
-        while let Some(pos) = find_newline(&buf[start..]) {
+        while let Some(pos) = memchr::memchr(b'\n', &buf[start..]) {
             let line = String::from_utf8_lossy(&buf[start..start + pos]);
             tracing::info!(target: "backend_stderr", server = %server, "{}", line.trim_end());
             start += pos + 1;

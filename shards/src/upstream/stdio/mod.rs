@@ -29,8 +29,8 @@ mod handshake;
 mod ping;
 mod stats;
 
-pub use child::reap;
 use child::{kill_group, reader_task, spawn_child, stderr_task, writer_task};
+pub use child::{reap, LineSplitter};
 
 use crate::error::McpError;
 use crate::mcp::jsonrpc::splice;
