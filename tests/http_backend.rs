@@ -157,7 +157,7 @@ fn hanging_and_lying_backends_are_down_with_a_reason_and_harm_nobody() {
     }
 }
 
-/// Reads SSE `data:` lines from a GET stream until `want` messages arrived or `within` passed.
+/// Reads SSE `data:` lines (messages, not priming events) from a GET stream until `want` messages arrived or `within` passed.
 fn read_stream_messages(s: &mut std::net::TcpStream, want: usize, within: Duration) -> Vec<String> {
     let deadline = Instant::now() + within;
     let mut buf = Vec::new();
@@ -169,6 +169,8 @@ fn read_stream_messages(s: &mut std::net::TcpStream, want: usize, within: Durati
         let msgs: Vec<String> = text
             .lines()
             .filter_map(|l| l.strip_prefix("data: ").map(str::to_string))
+            // A priming event (an id, empty data) is not a message.
+            .filter(|m| !m.trim().is_empty())
             .collect();
         if msgs.len() >= want || Instant::now() > deadline {
             return msgs;
