@@ -131,7 +131,7 @@ pub fn spawn(cfg: &Config, slot: SharedKeysSlot, cmds: Receiver<KeysCmd>) -> any
     std::thread::Builder::new()
         .name("o1m-jwks".into())
         .stack_size(only1mcp_shards::rt::THREAD_STACK_BYTES)
-        .spawn(move || {
+        .spawn(move || crate::control::exit_on_panic("the JWKS fetcher", move || {
             let mut last_fetch = Instant::now();
             loop {
                 let wait = st.as_ref().map_or(Duration::from_secs(3600), |s| s.refresh);
@@ -176,7 +176,7 @@ pub fn spawn(cfg: &Config, slot: SharedKeysSlot, cmds: Receiver<KeysCmd>) -> any
                     Err(e) => tracing::warn!("JWKS not usable, the current keys stay: {e}"),
                 }
             }
-        })
+        }))
         .context("cannot start the JWKS thread")?;
     Ok(())
 }

@@ -344,3 +344,47 @@ fn a_client_that_leaves_cancels_its_call_and_frees_its_slot() {
         );
     }
 }
+
+#[test]
+fn one_sessions_resource_subscriptions_are_bounded() {
+    let cfg = demo_stdio(
+        "demo",
+        "prefix = false\nenv = { DEMO_CONFORMANCE = \"1\", DEMO_MODERN = \"0\" }",
+    );
+    for driver in DRIVERS {
+        let gw = Gateway::start(&cfg, driver, 1, &["demo"]);
+        let sid = gw.initialize();
+        let c = gw.client();
+        let h = [
+            ("mcp-session-id", sid.as_str()),
+            ("mcp-protocol-version", "2025-11-25"),
+        ];
+        let sub = |id: usize, uri: &str, on: bool| {
+            let m = if on { "subscribe" } else { "unsubscribe" };
+            let body = format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"resources/{m}","params":{{"uri":"{uri}"}}}}"#
+            );
+            let r = c.post(&h, &body);
+            assert_eq!(r.status, 200, "{driver}: {}", r.text());
+            r.answer()
+        };
+        // A template makes URIs endless; 1,024 per session are accepted.
+        for i in 0..1024 {
+            let v = sub(i, &format!("test://template/{i}/data"), true);
+            assert!(v["result"].is_object(), "{driver} #{i}: {v:?}");
+        }
+        let v = sub(5000, "test://template/more/data", true);
+        assert_eq!(v["error"]["code"].as_i64(), Some(-32602), "{driver}: {v:?}");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("1024"));
+        // Subscribing again to one it holds is fine; freeing one makes room.
+        assert!(sub(5001, "test://template/7/data", true)["result"].is_object());
+        assert!(sub(5002, "test://template/7/data", false)["result"].is_object());
+        assert!(
+            sub(5003, "test://template/more/data", true)["result"].is_object(),
+            "{driver}"
+        );
+    }
+}

@@ -175,6 +175,9 @@ fn rbac_allows(
         .is_none_or(|p| crate::auth::local::allows(snap, p, kind, backend, name))
 }
 
+/// Resource subscriptions one session may hold.
+pub const MAX_SUBSCRIPTIONS: usize = 1024;
+
 /// `resources/subscribe` / `resources/unsubscribe`. The session records the URI as it sees
 /// it (updates are delivered to subscribed sessions only). Toward the backend: a subscribe is
 /// always forwarded (servers treat it as idempotent) and, for an HTTP backend, this shard
@@ -218,6 +221,12 @@ pub async fn subscribe(
         let mut sessions = shard.sessions.borrow_mut();
         if let Some(s) = sessions.get_mut(sid) {
             if on {
+                // Templates make URIs endless: one session's subscriptions are bounded.
+                if s.subscriptions.len() >= MAX_SUBSCRIPTIONS && !s.subscriptions.contains(uri) {
+                    return Err(McpError::InvalidParams(format!(
+                        "this session already holds {MAX_SUBSCRIPTIONS} resource subscriptions; unsubscribe first"
+                    )));
+                }
                 s.subscriptions.insert(uri.to_string());
             } else {
                 s.subscriptions.remove(uri);
