@@ -3,8 +3,8 @@
 #
 #   fuzz/run.sh [-n RUNS | -t SECONDS] [-k] [-m] [TARGET...]
 #
-#   -n RUNS     executions per target (default 10000000)
-#   -t SECONDS  run each target this long instead
+#   -n RUNS     executions per target (default 10000000 unless -t is given)
+#   -t SECONDS  run each target at most this long (with -n: whichever comes first)
 #   -k          keep going after a crash (libFuzzer fork mode: crashes, timeouts and OOMs are
 #               saved and the run goes on); for targets with a known, not yet fixed crash
 #   -m          minimise each target's corpus back into fuzz/corpus/<target> afterwards
@@ -24,7 +24,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="$ROOT/target/fuzz-work"
 TOOLS="$ROOT/target/fuzz-tools"
-RUNS=10000000
+RUNS=""
 SECONDS_EACH=""
 KEEP_GOING=""
 MINIMISE=""
@@ -40,6 +40,7 @@ while getopts "n:t:kms:" opt; do
     esac
 done
 shift $((OPTIND - 1))
+[ -n "$RUNS$SECONDS_EACH" ] || RUNS=10000000
 
 export PATH="$TOOLS/bin:$PATH"
 if ! cargo +nightly --version >/dev/null 2>&1; then
@@ -73,11 +74,8 @@ for t in "$@"; do
     cp -n "$WORK/seeds/$t"/* "$corpus"/ 2>/dev/null || true
     opts=(-rss_limit_mb=2048 -timeout=10 -max_len=16384 -print_final_stats=1
           -artifact_prefix="$art/")
-    if [ -n "$SECONDS_EACH" ]; then
-        opts+=(-max_total_time="$SECONDS_EACH")
-    else
-        opts+=(-runs="$RUNS")
-    fi
+    [ -z "$SECONDS_EACH" ] || opts+=(-max_total_time="$SECONDS_EACH")
+    [ -z "$RUNS" ] || opts+=(-runs="$RUNS")
     if [ -n "$KEEP_GOING" ]; then
         opts+=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
     fi

@@ -25,8 +25,10 @@ pub struct SseDecoder {
 impl SseDecoder {
     /// Appends received bytes.
     pub fn push(&mut self, bytes: &[u8]) {
-        if self.at > 0 && self.at == self.buf.len() {
-            self.buf.clear();
+        if self.at > 0 {
+            // Drop the events already popped (at most one partial event stays): a long-lived
+            // stream whose reads end inside an event would otherwise keep every byte.
+            self.buf.drain(..self.at);
             self.at = 0;
         }
         self.buf.extend_from_slice(bytes);
@@ -108,5 +110,22 @@ mod tests {
         assert_eq!(e.data, b"{\"a\":1}");
         assert_eq!(d.next_event().unwrap().data, b"x\ny");
         assert_eq!(d.next_event(), None);
+    }
+
+    #[test]
+    fn consumed_events_are_dropped_even_when_no_read_ends_on_an_event() {
+        // A long-lived stream whose reads always end inside the next event.
+        let mut d = SseDecoder::default();
+        d.push(b"data: 0");
+        for i in 1..5000 {
+            d.push(format!("\n\ndata: {i}").as_bytes());
+            assert!(d.next_event().is_some());
+            assert!(d.next_event().is_none());
+        }
+        assert!(
+            d.buf.len() < 64,
+            "kept {} bytes of consumed events",
+            d.buf.len()
+        );
     }
 }
