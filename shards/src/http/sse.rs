@@ -3,6 +3,10 @@
 //! Bytes are pushed as they arrive; complete events are popped. Only `data` (joined with `\n`)
 //! and `id` are kept: MCP puts one JSON-RPC message in each event's data. Comment lines and
 //! unknown fields are ignored, as the SSE spec requires.
+//!
+//! What a backend streams is bounded: an event that grows past [`MAX_EVENT`] without ending
+//! is dropped (up to its blank line) and reported, so a backend cannot grow a shard's memory
+//! without end; and each byte is scanned for the end of its event once, not once per read.
 
 /// One decoded event.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -15,14 +19,47 @@ pub struct Event {
     pub data: Vec<u8>,
 }
 
+/// The largest event accepted from a backend (the same bound as a stdio line).
+pub const MAX_EVENT: usize = 64 * 1024 * 1024;
+
 /// Decoder state: unconsumed bytes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SseDecoder {
     buf: Vec<u8>,
     at: usize,
+    /// Bytes after `at` already searched for a blank line without finding one.
+    scanned: usize,
+    /// Dropping the rest of an oversized event, up to its blank line.
+    skipping: bool,
+    /// Oversized events dropped since the last [`SseDecoder::take_dropped`].
+    dropped: u64,
+    max: usize,
+}
+
+impl Default for SseDecoder {
+    fn default() -> Self {
+        Self::with_max(MAX_EVENT)
+    }
 }
 
 impl SseDecoder {
+    /// A decoder that drops events larger than `max` bytes.
+    pub fn with_max(max: usize) -> Self {
+        SseDecoder {
+            buf: Vec::new(),
+            at: 0,
+            scanned: 0,
+            skipping: false,
+            dropped: 0,
+            max,
+        }
+    }
+
+    /// How many oversized events were dropped since the last call (for the log).
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
+    }
+
     /// Appends received bytes.
     pub fn push(&mut self, bytes: &[u8]) {
         if self.at > 0 {
@@ -38,9 +75,32 @@ impl SseDecoder {
     pub fn next_event(&mut self) -> Option<Event> {
         loop {
             let rest = &self.buf[self.at..];
-            // An event ends at a blank line (\n\n, \r\n\r\n or mixed).
-            let end = find_blank_line(rest)?;
-            let (block, skip) = end;
+            // An event ends at a blank line (\n\n, \r\n\r\n or mixed); a blank line may
+            // have started in the last two bytes already searched.
+            let from = self.scanned.saturating_sub(2);
+            let Some((block, skip)) =
+                find_blank_line(&rest[from..]).map(|(b, s)| (b + from, s + from))
+            else {
+                self.scanned = rest.len();
+                if rest.len() > self.max {
+                    // Oversized and unfinished: keep only what may start its blank line.
+                    if !self.skipping {
+                        self.dropped += 1;
+                    }
+                    self.skipping = true;
+                    let keep = self.buf.len().saturating_sub(2);
+                    self.buf.drain(..keep);
+                    self.at = 0;
+                    self.scanned = self.buf.len();
+                }
+                return None;
+            };
+            self.scanned = 0;
+            if std::mem::take(&mut self.skipping) {
+                // The end of an event that was dropped.
+                self.at += skip;
+                continue;
+            }
             let block = rest[..block].to_vec();
             self.at += skip;
             let mut ev = Event::default();
@@ -110,6 +170,38 @@ mod tests {
         assert_eq!(e.data, b"{\"a\":1}");
         assert_eq!(d.next_event().unwrap().data, b"x\ny");
         assert_eq!(d.next_event(), None);
+    }
+
+    #[test]
+    fn an_endless_event_is_dropped_and_the_stream_goes_on() {
+        let mut d = SseDecoder::with_max(1024);
+        d.push(b"data: first\n\n");
+        assert_eq!(d.next_event().unwrap().data, b"first");
+        for _ in 0..1000 {
+            d.push(&[b'x'; 100]);
+            assert_eq!(d.next_event(), None);
+            assert!(d.buf.len() <= 1024 + 100, "kept {} bytes", d.buf.len());
+        }
+        assert_eq!(d.take_dropped(), 1);
+        // Its blank line split across two reads, then the next event arrives whole.
+        d.push(b"xx\r\n");
+        assert_eq!(d.next_event(), None);
+        d.push(b"\r\ndata: after\n\n");
+        assert_eq!(d.next_event().unwrap().data, b"after");
+        assert_eq!(d.take_dropped(), 0);
+    }
+
+    #[test]
+    fn a_large_event_in_small_reads_is_scanned_once() {
+        let mut d = SseDecoder::default();
+        d.push(b"data: ");
+        for _ in 0..20_000 {
+            d.push(b"abcdefgh");
+            assert_eq!(d.next_event(), None);
+            assert!(d.scanned >= d.buf.len() - d.at - 2);
+        }
+        d.push(b"\n\n");
+        assert_eq!(d.next_event().unwrap().data.len(), 160_000);
     }
 
     #[test]

@@ -82,6 +82,9 @@ async fn once(backend: &Rc<LocalHttpBackend>, on_push: &OnPush) -> Result<Option
         while let Some(ev) = dec.next_event() {
             on_push(ev.data);
         }
+        if dec.take_dropped() > 0 {
+            return Err("the backend sent an SSE event larger than 64 MiB".into());
+        }
         if !more {
             return Ok(None);
         }

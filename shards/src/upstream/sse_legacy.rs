@@ -296,6 +296,9 @@ async fn reader(
                 handle_message(&target.server, &ev.data, &routes, &send, "SSE stream");
             }
         }
+        if dec.take_dropped() > 0 {
+            tracing::warn!(server = %target.server, "backend sent an SSE event larger than 64 MiB; dropped");
+        }
         piece.clear();
         match conn.read_body_piece(&mut head, &mut piece).await {
             Ok(true) => dec.push(&piece),

@@ -162,6 +162,9 @@ impl LocalHttpBackend {
                     }
                 }
             }
+            if dec.take_dropped() > 0 {
+                return Err(self.protocol("an SSE event larger than 64 MiB"));
+            }
             if !more {
                 return Err(self.protocol("SSE stream ended without a response"));
             }
