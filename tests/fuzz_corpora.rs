@@ -30,13 +30,23 @@ fn replay(target: &str) {
         .expect("a target of that name");
     let files = inputs(target);
     assert!(!files.is_empty(), "no corpus for {target}");
-    let mut failed = Vec::new();
-    for f in &files {
-        let data = std::fs::read(f).unwrap();
-        if std::panic::catch_unwind(|| body(&data)).is_err() {
-            failed.push(f.display().to_string());
-        }
-    }
+    // On a stack the size of a shard's (the product bounds nesting; an unoptimised
+    // sonic-rs needs ~16 KiB a level to validate what it allows).
+    let failed = std::thread::Builder::new()
+        .stack_size(only1mcp_shards::rt::THREAD_STACK_BYTES)
+        .spawn(move || {
+            let mut failed = Vec::new();
+            for f in &files {
+                let data = std::fs::read(f).unwrap();
+                if std::panic::catch_unwind(|| body(&data)).is_err() {
+                    failed.push(f.display().to_string());
+                }
+            }
+            failed
+        })
+        .unwrap()
+        .join()
+        .unwrap();
     assert!(
         failed.is_empty(),
         "{target}: {} inputs fail: {failed:#?}",

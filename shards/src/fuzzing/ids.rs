@@ -132,8 +132,11 @@ pub fn cursor(data: &[u8]) {
 /// binding it was minted for; the gateway's own states parse back to what they name.
 pub fn request_state(data: &[u8]) {
     use sonic_rs::JsonValueTrait;
-    let from_body = sonic_rs::get(data, ["params", "requestState"])
+    // The product reads `params.requestState` only from a body the envelope accepted
+    // (nesting bounded); so does this.
+    let from_body = Envelope::parse(data)
         .ok()
+        .and_then(|_| sonic_rs::get(data, ["params", "requestState"]).ok())
         .and_then(|v| v.as_str().map(str::to_string));
     let raw = String::from_utf8_lossy(data).into_owned();
     let bind = state::binding("tools/call", "demo__echo", data, "anonymous");
