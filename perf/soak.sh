@@ -62,12 +62,14 @@ LOGS=$OUT-logs
 CSV=$OUT.csv
 EVENTS=$LOGS/events.tsv
 CFG=$LOGS/soak.toml
+rm -rf "$LOGS" # a rerun with the same OUT must not read the last run's driver status
 mkdir -p "$LOGS"
 : >"$EVENTS"
 
 # Also stop the gateway's stdio children if the script is interrupted while they run: they
 # are not this shell's children, so add them (by PID) to what the lib's trap kills and reaps.
 GW_PID=""
+# shellcheck disable=SC2317 # run by the EXIT trap
 soak_exit() {
   local rc=$?
   ((rc == 130 || rc == 143)) && log "interrupted: stopping every process started, by PID"
@@ -238,9 +240,9 @@ reload() {
   # Three ways, in turn: in place (the watcher sees a write), by rename (an editor's save),
   # by rename and SIGHUP (the watcher and the signal both fire; the second finds no change).
   case $((RELOADS % 3)) in
-    1) cat "$CFG.new" >"$CFG" && rm -f "$CFG.new" && how=write ;;
-    2) mv "$CFG.new" "$CFG" && how=rename ;;
-    0) mv "$CFG.new" "$CFG" && kill -HUP "$GW_PID" && how=rename+SIGHUP ;;
+    1) cat "$CFG.new" >"$CFG" && rm -f "$CFG.new" && how="write" ;;
+    2) mv "$CFG.new" "$CFG" && how="rename" ;;
+    0) mv "$CFG.new" "$CFG" && kill -HUP "$GW_PID" && how="rename+SIGHUP" ;;
   esac
   event reload "n=$n how=$how extra=$((n % 2)) expect_children=$((2 + n % 2))"
 }
