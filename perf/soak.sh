@@ -197,6 +197,7 @@ for i in $(seq 1 150); do
   ((i < 150)) || die "gateway not ready after 15 s: $health"
   sleep 0.1
 done
+GW_DRIVER=$(grep -oE 'driver: [a-z_]+' <<<"$GW_LINE" | cut -d' ' -f2)
 log "gateway pid $GW_PID at $GW_URL: $GW_LINE"
 
 # --- sampling ------------------------------------------------------------------------------
@@ -351,6 +352,7 @@ GW_PID=""
 set +e
 python3 "$ROOT/perf/soak_report.py" --csv "$CSV" --events "$EVENTS" --logs "$LOGS" \
   --out "$OUT" --grace "$GRACE_S" --rss-tol "$RSS_TOL" --scrape-fails "$SCRAPE_FAILS" \
+  --machine "$(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r), $(rustc --version | cut -d' ' -f1-2), driver ${GW_DRIVER:-?}" \
   --params "DURATION=$DURATION SAMPLE_EVERY=$SAMPLE_EVERY RELOAD_EVERY=$RELOAD_EVERY KILL_EVERY=$KILL_EVERY DOWN_FOR=$DOWN_FOR RATE=$RATE WORKERS=$WORKERS STREAMS=$STREAMS CORES=$CORES DRIVER=$DRIVER SESSION_IDLE_S=$SESSION_IDLE_S"
 verdict=$?
 set -e

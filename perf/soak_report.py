@@ -2,7 +2,7 @@
 """The soak's verdict, summary and plot, from what perf/soak.sh recorded.
 
     soak_report.py --csv OUT.csv --events LOGS/events.tsv --logs LOGS --out OUT
-                   --grace S --rss-tol PCT --scrape-fails N --params "K=V ..."
+                   --grace S --rss-tol PCT --scrape-fails N --params "K=V ..." --machine TEXT
 
 Reads the samples (CSV), the events (reloads, kills, restarts, stop), the load driver's
 counts (LOGS/driver/status.json) and failed exchanges (LOGS/driver/errors.tsv). Prints the
@@ -21,6 +21,7 @@ Checks (each computed from the recorded figures, none hand-set):
   - after the traffic, the starting config restored and the idle timeout passed: no session
     left, the starting children, fds (minus pool) within 8 of the start;
   - no zombie child in two samples in a row; every scrape of /metrics answered;
+  - no ERROR line and no panic in the gateway's log;
   - every reload applied (reload counter >= reloads made, no reload rejected), and the GET
     streams received list_changed notifications;
   - no unexpected error: an error is expected only on the killed backend, from its kill
@@ -81,9 +82,21 @@ def fd_net(r):
     return r["fds"] - max(r["pool"], 0) - FDS_PER_CHILD * r["children"]
 
 
+def log_lines(path):
+    """(ERROR and panic lines, number of WARN lines) of the gateway's log."""
+    bad, warns = [], 0
+    with open(path, errors="replace") as f:
+        for line in f:
+            if " ERROR " in line or "panicked" in line:
+                bad.append(line.strip())
+            elif " WARN " in line:
+                warns += 1
+    return bad, warns
+
+
 def main():
     ap = argparse.ArgumentParser()
-    for a in ("--csv", "--events", "--logs", "--out", "--params"):
+    for a in ("--csv", "--events", "--logs", "--out", "--params", "--machine"):
         ap.add_argument(a, required=True)
     ap.add_argument("--grace", type=float, default=15)
     ap.add_argument("--rss-tol", type=float, default=5)
@@ -182,6 +195,10 @@ def main():
     check("no zombie child in two samples in a row", not zz,
           f"at t={zz[0]:.0f} s" if zz else f"max {max(r['zombies'] for r in rows):.0f} in a sample")
     check("every /metrics scrape answered", a.scrape_fails == 0, f"{a.scrape_fails} failed")
+    bad, warns = log_lines(os.path.join(a.logs, "gateway.log"))
+    check("no ERROR and no panic in the gateway log", not bad,
+          (f"{len(bad)}, first: {bad[0][:160]}" if bad else "none") +
+          f"; {warns} WARN lines (breakers, health, restarts of killed backends)")
     last = ok_rows(rows)[-1]
     check("every reload applied, none rejected",
           last["reloads"] >= len(reloads) and last["reload_errors"] == 0,
@@ -232,10 +249,13 @@ def report_md(a, rows, base, load, settle, events, checks, flat, status, expecte
     t_end = load[-1]["elapsed_s"]
     start_detail = kv(next(e for e in events if e["name"] == "start")["detail"])
     svg = os.path.relpath(a.out + ".svg")
-    out = [f"### Soak: {os.path.basename(a.out)}", ""]
+    out = [f"#### Soak run `{os.path.basename(a.out)}`", ""]
     out.append(f"Command: `{' '.join(f'{k}={v}' for k, v in params.items())} perf/soak.sh`; "
                f"gateway `--cores {start_detail.get('cores')}`; {len(rows)} samples. "
-               f"Curves: `{svg}`.")
+               f"Machine: {a.machine}. Curves: `{svg}` (published with this summary as "
+               f"`docs/img/soak.svg`: `cp {svg} docs/img/soak.svg`).")
+    out += ["", "![soak curves: RSS, fds, sessions, children and threads, requests and "
+            "failures per second](img/soak.svg)"]
     out += ["", f"**Verdict: {'flat' if flat else 'NOT flat'}** "
             f"({sum(ok for _, ok, _ in checks)} of {len(checks)} checks pass)", "",
             "| check | result | figures |", "|---|---|---|"]
