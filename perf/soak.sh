@@ -62,12 +62,14 @@ LOGS=$OUT-logs
 CSV=$OUT.csv
 EVENTS=$LOGS/events.tsv
 CFG=$LOGS/soak.toml
+rm -rf "$LOGS" # a rerun with the same OUT must not read the last run's driver status
 mkdir -p "$LOGS"
 : >"$EVENTS"
 
 # Also stop the gateway's stdio children if the script is interrupted while they run: they
 # are not this shell's children, so add them (by PID) to what the lib's trap kills and reaps.
 GW_PID=""
+# shellcheck disable=SC2317 # run by the EXIT trap
 soak_exit() {
   local rc=$?
   ((rc == 130 || rc == 143)) && log "interrupted: stopping every process started, by PID"
@@ -195,6 +197,7 @@ for i in $(seq 1 150); do
   ((i < 150)) || die "gateway not ready after 15 s: $health"
   sleep 0.1
 done
+GW_DRIVER=$(grep -oE 'driver: [a-z_]+' <<<"$GW_LINE" | cut -d' ' -f2)
 log "gateway pid $GW_PID at $GW_URL: $GW_LINE"
 
 # --- sampling ------------------------------------------------------------------------------
@@ -238,9 +241,9 @@ reload() {
   # Three ways, in turn: in place (the watcher sees a write), by rename (an editor's save),
   # by rename and SIGHUP (the watcher and the signal both fire; the second finds no change).
   case $((RELOADS % 3)) in
-    1) cat "$CFG.new" >"$CFG" && rm -f "$CFG.new" && how=write ;;
-    2) mv "$CFG.new" "$CFG" && how=rename ;;
-    0) mv "$CFG.new" "$CFG" && kill -HUP "$GW_PID" && how=rename+SIGHUP ;;
+    1) cat "$CFG.new" >"$CFG" && rm -f "$CFG.new" && how="write" ;;
+    2) mv "$CFG.new" "$CFG" && how="rename" ;;
+    0) mv "$CFG.new" "$CFG" && kill -HUP "$GW_PID" && how="rename+SIGHUP" ;;
   esac
   event reload "n=$n how=$how extra=$((n % 2)) expect_children=$((2 + n % 2))"
 }
@@ -349,6 +352,7 @@ GW_PID=""
 set +e
 python3 "$ROOT/perf/soak_report.py" --csv "$CSV" --events "$EVENTS" --logs "$LOGS" \
   --out "$OUT" --grace "$GRACE_S" --rss-tol "$RSS_TOL" --scrape-fails "$SCRAPE_FAILS" \
+  --machine "$(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r), $(rustc --version | cut -d' ' -f1-2), driver ${GW_DRIVER:-?}" \
   --params "DURATION=$DURATION SAMPLE_EVERY=$SAMPLE_EVERY RELOAD_EVERY=$RELOAD_EVERY KILL_EVERY=$KILL_EVERY DOWN_FOR=$DOWN_FOR RATE=$RATE WORKERS=$WORKERS STREAMS=$STREAMS CORES=$CORES DRIVER=$DRIVER SESSION_IDLE_S=$SESSION_IDLE_S"
 verdict=$?
 set -e

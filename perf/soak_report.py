@@ -2,7 +2,7 @@
 """The soak's verdict, summary and plot, from what perf/soak.sh recorded.
 
     soak_report.py --csv OUT.csv --events LOGS/events.tsv --logs LOGS --out OUT
-                   --grace S --rss-tol PCT --scrape-fails N --params "K=V ..."
+                   --grace S --rss-tol PCT --scrape-fails N --params "K=V ..." --machine TEXT
 
 Reads the samples (CSV), the events (reloads, kills, restarts, stop), the load driver's
 counts (LOGS/driver/status.json) and failed exchanges (LOGS/driver/errors.tsv). Prints the
@@ -14,13 +14,16 @@ Checks (each computed from the recorded figures, none hand-set):
   - RSS grew less than --rss-tol % over the second half of the traffic (median of the first
     three samples of that half vs the last three), and its least-squares slope is shown;
   - fds (minus pooled backend connections), threads and sessions in the second half stay
-    within the first half's maximum (fds +max(8, 10 %), sessions +max(5, 20 %));
+    within the first half's maximum (fds +max(8, 10 %), sessions +max(5, 20 %); for
+    sessions the first half starts after 1.5 idle timeouts, when abandoned sessions have
+    begun to expire: n/a if the run is too short for that);
   - after every kill, the first sample --grace s later (and 3 s away from any reload) has
     the expected stdio children, no zombie, and fds (minus pool, per child) back within 8 of
     the sample before the kill;
   - after the traffic, the starting config restored and the idle timeout passed: no session
     left, the starting children, fds (minus pool) within 8 of the start;
   - no zombie child in two samples in a row; every scrape of /metrics answered;
+  - no ERROR line and no panic in the gateway's log;
   - every reload applied (reload counter >= reloads made, no reload rejected), and the GET
     streams received list_changed notifications;
   - no unexpected error: an error is expected only on the killed backend, from its kill
@@ -81,9 +84,21 @@ def fd_net(r):
     return r["fds"] - max(r["pool"], 0) - FDS_PER_CHILD * r["children"]
 
 
+def log_lines(path):
+    """(ERROR and panic lines, number of WARN lines) of the gateway's log."""
+    bad, warns = [], 0
+    with open(path, errors="replace") as f:
+        for line in f:
+            if " ERROR " in line or "panicked" in line:
+                bad.append(line.strip())
+            elif " WARN " in line:
+                warns += 1
+    return bad, warns
+
+
 def main():
     ap = argparse.ArgumentParser()
-    for a in ("--csv", "--events", "--logs", "--out", "--params"):
+    for a in ("--csv", "--events", "--logs", "--out", "--params", "--machine"):
         ap.add_argument(a, required=True)
     ap.add_argument("--grace", type=float, default=15)
     ap.add_argument("--rss-tol", type=float, default=5)
@@ -101,7 +116,8 @@ def main():
     checks = []
 
     def check(name, ok, detail):
-        checks.append((name, bool(ok), detail))
+        """ok: True, False, or None when the run is too short to tell (shown as n/a)."""
+        checks.append((name, None if ok is None else bool(ok), detail))
 
     # --- the process --------------------------------------------------------------------
     died = ev("gateway_died")
@@ -131,9 +147,19 @@ def main():
           f"max {f1:.0f} in the first half, {f2:.0f} in the second")
     th1, th2 = max(r["threads"] for r in first), max(r["threads"] for r in second)
     check("threads constant", th2 <= th1, f"max {th1:.0f} then {th2:.0f}")
-    s1 = max(r["sessions"] for r in ok_rows(first))
+    # Abandoned sessions pile up until the first ones expire (idle timeout + an expiry tick
+    # of a quarter of it): compare the second half with the first half after that warm-up.
+    warm = 1.5 * float(dict(p.split("=", 1) for p in a.params.split())["SESSION_IDLE_S"])
+    steady = [r for r in ok_rows(first) if r["elapsed_s"] >= warm]
     s2 = max(r["sessions"] for r in ok_rows(second))
-    check("sessions bounded", s2 <= s1 + max(5, 0.2 * s1), f"max {s1:.0f} then {s2:.0f}")
+    if steady:
+        s1 = max(r["sessions"] for r in steady)
+        check("sessions bounded", s2 <= s1 + max(5, 0.2 * s1),
+              f"max {s1:.0f} in {warm:.0f} s to half-time, {s2:.0f} in the second half")
+    else:
+        check("sessions bounded", None, f"run too short: sessions reach their steady state "
+              f"after ~{warm:.0f} s, half-time is {t_end / 2:.0f} s (max {s2:.0f} in the "
+              "second half)")
 
     # --- after every kill -----------------------------------------------------------------
     reloads = [(e["t"], int(kv(e["detail"])["expect_children"])) for e in ev("reload")]
@@ -182,6 +208,10 @@ def main():
     check("no zombie child in two samples in a row", not zz,
           f"at t={zz[0]:.0f} s" if zz else f"max {max(r['zombies'] for r in rows):.0f} in a sample")
     check("every /metrics scrape answered", a.scrape_fails == 0, f"{a.scrape_fails} failed")
+    bad, warns = log_lines(os.path.join(a.logs, "gateway.log"))
+    check("no ERROR and no panic in the gateway log", not bad,
+          (f"{len(bad)}, first: {bad[0][:160]}" if bad else "none") +
+          f"; {warns} WARN lines (breakers, health, restarts of killed backends)")
     last = ok_rows(rows)[-1]
     check("every reload applied, none rejected",
           last["reloads"] >= len(reloads) and last["reload_errors"] == 0,
@@ -214,7 +244,7 @@ def main():
           (f", first at t={unexpected[0][0]:.1f} s: {unexpected[0][1]} {unexpected[0][2]} "
            f"{unexpected[0][3][:160]}" if unexpected else ""))
 
-    flat = all(ok for _, ok, _ in checks)
+    flat = all(ok is not False for _, ok, _ in checks)
     md = report_md(a, rows, base, load, settle, events, checks, flat, status, expected,
                    kill_rows, per_window, rss_slope, unexpected)
     with open(a.out + ".md", "w") as f:
@@ -232,14 +262,20 @@ def report_md(a, rows, base, load, settle, events, checks, flat, status, expecte
     t_end = load[-1]["elapsed_s"]
     start_detail = kv(next(e for e in events if e["name"] == "start")["detail"])
     svg = os.path.relpath(a.out + ".svg")
-    out = [f"### Soak: {os.path.basename(a.out)}", ""]
+    out = [f"#### Soak run `{os.path.basename(a.out)}`", ""]
     out.append(f"Command: `{' '.join(f'{k}={v}' for k, v in params.items())} perf/soak.sh`; "
                f"gateway `--cores {start_detail.get('cores')}`; {len(rows)} samples. "
-               f"Curves: `{svg}`.")
+               f"Machine: {a.machine}. Curves: `{svg}` (published with this summary as "
+               f"`docs/img/soak.svg`: `cp {svg} docs/img/soak.svg`).")
+    out += ["", "![soak curves: RSS, fds, sessions, children and threads, requests and "
+            "failures per second](img/soak.svg)"]
     out += ["", f"**Verdict: {'flat' if flat else 'NOT flat'}** "
-            f"({sum(ok for _, ok, _ in checks)} of {len(checks)} checks pass)", "",
+            f"({sum(ok is True for _, ok, _ in checks)} of {len(checks)} checks pass"
+            + (f", {sum(ok is None for _, ok, _ in checks)} n/a: the run is too short for them"
+               if any(ok is None for _, ok, _ in checks) else "") + ")", "",
             "| check | result | figures |", "|---|---|---|"]
-    out += [f"| {n} | {'pass' if ok else '**FAIL**'} | {d} |" for n, ok, d in checks]
+    out += [f"| {n} | {'n/a' if ok is None else 'pass' if ok else '**FAIL**'} | {d} |"
+            for n, ok, d in checks]
 
     def col(name, scale=1.0, fmt="{:.0f}"):
         vals = [r[name] / scale for r in load if r[name] >= 0]
