@@ -73,7 +73,8 @@ pub struct Envelope<'a> {
 /// it holds an escape, which real clients never send.
 fn key_of(body: &[u8], key: Range<usize>) -> Cow<'_, [u8]> {
     let raw = &body[key.clone()];
-    if !raw.contains(&b'\\') {
+    // Keys are short: a plain scan beats a call into memchr.
+    if !raw.iter().any(|&b| b == b'\\') {
         return Cow::Borrowed(raw);
     }
     let quoted = &body[key.start - 1..key.end + 1];
@@ -165,11 +166,11 @@ impl<'a> Envelope<'a> {
         }
         let mut jsonrpc_ok = false;
         let mut has_result = false;
-        let mut names = Names::new(body);
+        let mut names = Names::default();
         for (key, val) in scan::members(body, 0) {
             let first = body.get(val.start).copied();
-            names.insert(key.clone())?;
-            match &*key_of(body, key) {
+            let key = key_of(body, key);
+            match &*names.insert(key)? {
                 b"jsonrpc" => {
                     jsonrpc_ok = unescape(first == Some(b'"'), body, val).as_deref() == Some("2.0")
                 }
@@ -219,12 +220,12 @@ impl<'a> Envelope<'a> {
     }
 
     fn read_params(&mut self, body: &'a [u8], params: Range<usize>) -> Result<(), McpError> {
-        let mut names = Names::new(body);
+        let mut names = Names::default();
         for (key, val) in scan::members(body, params.start) {
             let first = body.get(val.start).copied();
             let is_str = first == Some(b'"');
-            names.insert(key.clone())?;
-            match &*key_of(body, key) {
+            let key = key_of(body, key);
+            match &*names.insert(key)? {
                 b"name" if is_str => {
                     self.name = Some(val.clone());
                     self.name_str = unescape(true, body, val);
@@ -236,11 +237,11 @@ impl<'a> Envelope<'a> {
                 }
                 b"requestId" if is_str || is_number_start(first) => self.request_id = Some(val),
                 b"_meta" if first == Some(b'{') => {
-                    let mut meta_names = Names::new(body);
+                    let mut meta_names = Names::default();
                     for (k, v) in scan::members(body, val.start) {
                         let f = body.get(v.start).copied();
-                        meta_names.insert(k.clone())?;
-                        match &*key_of(body, k) {
+                        let k = key_of(body, k);
+                        match &*meta_names.insert(k)? {
                             b"progressToken" if f == Some(b'"') || is_number_start(f) => {
                                 self.progress_token = Some(v)
                             }
@@ -310,10 +311,11 @@ impl<'a> Envelope<'a> {
 /// The member names of one object seen so far, to refuse a repeated one: JSON parsers
 /// disagree on which of two `id`s or `name`s counts (first or last), so a body with one
 /// must never be routed by the gateway's reading and run by a backend's other reading.
-/// No allocation for the usual handful of members; a hash set beyond [`Names::SMALL`].
+/// Names are compared unescaped, each unescaped once. No allocation for the usual handful of
+/// members; a hash set beyond [`Names::SMALL`].
+#[derive(Default)]
 struct Names<'b> {
-    body: &'b [u8],
-    small: [Range<usize>; Names::SMALL],
+    small: [Option<Cow<'b, [u8]>>; Names::SMALL],
     n: usize,
     big: Option<hashbrown::HashSet<Cow<'b, [u8]>, ahash::RandomState>>,
 }
@@ -321,34 +323,22 @@ struct Names<'b> {
 impl<'b> Names<'b> {
     const SMALL: usize = 16;
 
-    fn new(body: &'b [u8]) -> Self {
-        Names {
-            body,
-            small: Default::default(),
-            n: 0,
-            big: None,
-        }
-    }
-
-    /// Records `key`; a name seen before in this object is an invalid request.
-    fn insert(&mut self, key: Range<usize>) -> Result<(), McpError> {
-        let body = self.body;
-        let name = key_of(body, key.clone());
+    /// Records `name` and gives it back; a name seen before in this object is an invalid
+    /// request.
+    fn insert(&mut self, name: Cow<'b, [u8]>) -> Result<Cow<'b, [u8]>, McpError> {
         let dup = match &mut self.big {
             Some(set) => !set.insert(name.clone()),
             None if self.n < Self::SMALL => {
                 let dup = self.small[..self.n]
                     .iter()
-                    .any(|r| key_of(body, r.clone()) == name);
-                self.small[self.n] = key;
+                    .any(|seen| seen.as_deref() == Some(&*name));
+                self.small[self.n] = Some(name.clone());
                 self.n += 1;
                 dup
             }
             None => {
-                let mut set: hashbrown::HashSet<_, _> = self.small[..self.n]
-                    .iter()
-                    .map(|r| key_of(body, r.clone()))
-                    .collect();
+                let mut set: hashbrown::HashSet<_, _> =
+                    self.small.iter_mut().filter_map(Option::take).collect();
                 let dup = !set.insert(name.clone());
                 self.big = Some(set);
                 dup
@@ -360,7 +350,7 @@ impl<'b> Names<'b> {
                 "duplicate member `{shown}`: a message, its params and params._meta may not repeat a name"
             )));
         }
-        Ok(())
+        Ok(name)
     }
 }
 
