@@ -73,8 +73,7 @@ pub struct Envelope<'a> {
 /// it holds an escape, which real clients never send.
 fn key_of(body: &[u8], key: Range<usize>) -> Cow<'_, [u8]> {
     let raw = &body[key.clone()];
-    // Keys are short: a plain scan beats a call into memchr.
-    if !raw.iter().any(|&b| b == b'\\') {
+    if !raw.contains(&b'\\') {
         return Cow::Borrowed(raw);
     }
     let quoted = &body[key.start - 1..key.end + 1];
