@@ -386,5 +386,60 @@ fn one_sessions_resource_subscriptions_are_bounded() {
             sub(5003, "test://template/more/data", true)["result"].is_object(),
             "{driver}"
         );
+        // Bounded in bytes too: long URIs fill the 256 KiB long before 1,024 of them.
+        let other = gw.initialize();
+        let h2 = [
+            ("mcp-session-id", other.as_str()),
+            ("mcp-protocol-version", "2025-11-25"),
+        ];
+        let long = "x".repeat(64 * 1024);
+        let mut refused = None;
+        for i in 0..8 {
+            let body = format!(
+                r#"{{"jsonrpc":"2.0","id":{i},"method":"resources/subscribe","params":{{"uri":"test://template/{i}{long}/data"}}}}"#
+            );
+            let v = c.post(&h2, &body).answer();
+            if v["error"].is_object() {
+                refused = Some(i);
+                break;
+            }
+        }
+        assert_eq!(
+            refused,
+            Some(3),
+            "{driver}: the fourth 64 KiB URI passes 256 KiB"
+        );
+    }
+}
+
+#[test]
+fn chunk_extensions_cannot_carry_a_body_past_the_limit() {
+    for driver in DRIVERS {
+        let gw = Gateway::start(
+            &format!(
+                "[server]\nmax_body_bytes = 4096\n\n{}",
+                demo_stdio("demo", "")
+            ),
+            driver,
+            1,
+            &["demo"],
+        );
+        // 100 bytes of body in 1-byte chunks, each with a 1,000-byte extension: 100 KB
+        // held for a 100-byte body. Bounded at twice the body limit plus 64 KiB.
+        let mut req = b"POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+        let ext = "e".repeat(1000);
+        for _ in 0..100 {
+            req.extend_from_slice(format!("1;x={ext}\r\n ").as_bytes());
+            req.extend_from_slice(b"\r\n");
+        }
+        req.extend_from_slice(b"0\r\n\r\n");
+        let out = gw.raw(&req);
+        assert_eq!(
+            status_of(&out),
+            413,
+            "{driver}: {}",
+            String::from_utf8_lossy(&out[..out.len().min(300)])
+        );
+        every_shard_serves(&gw, 2);
     }
 }

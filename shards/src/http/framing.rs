@@ -93,6 +93,12 @@ impl TeState {
     }
 }
 
+/// The most raw bytes (chunk lines, extensions, data) a chunked body of at most `max_body`
+/// bytes may take: twice the body and 64 KiB of framing. Beyond it: 413.
+pub fn max_chunked_raw(max_body: usize) -> usize {
+    max_body.saturating_mul(2).saturating_add(64 * 1024)
+}
+
 /// What the next step of reading a chunked body is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChunkStep {

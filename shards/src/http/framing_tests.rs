@@ -147,3 +147,24 @@ fn headers_the_gateway_acts_on_appear_once() {
     let two = format!("{POST}Accept: application/json\r\nAccept: text/event-stream\r\n\r\n");
     assert_eq!(status(&two), 200);
 }
+
+#[test]
+fn idle_connections_give_back_a_large_requests_memory() {
+    use crate::http::request::{ConnBuffers, KEEP_CAPACITY};
+    let mut b = ConnBuffers::default();
+    b.buf.extend_from_slice(&vec![b'x'; 4 << 20]);
+    b.body.extend_from_slice(&vec![b'y'; 4 << 20]);
+    b.buf.clear();
+    b.body.clear();
+    b.buf.extend_from_slice(b"GET /health HTTP/1.1\r\n");
+    b.shrink();
+    assert!(b.buf.capacity() <= KEEP_CAPACITY, "{}", b.buf.capacity());
+    assert!(b.body.capacity() <= KEEP_CAPACITY, "{}", b.body.capacity());
+    assert_eq!(
+        &b.buf[..],
+        b"GET /health HTTP/1.1\r\n",
+        "what it holds stays"
+    );
+    assert!(max_chunked_raw(4096) < 100_000);
+    assert_eq!(max_chunked_raw(usize::MAX), usize::MAX);
+}

@@ -197,6 +197,7 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
         if res.is_err() || !keep {
             return;
         }
+        crate::http::request::shrink_idle(&mut out);
     }
 }
 

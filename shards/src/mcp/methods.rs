@@ -177,6 +177,8 @@ fn rbac_allows(
 
 /// Resource subscriptions one session may hold.
 pub const MAX_SUBSCRIPTIONS: usize = 1024;
+/// Bytes of subscribed URIs one session may hold.
+pub const MAX_SUBSCRIPTION_BYTES: usize = 256 * 1024;
 
 /// `resources/subscribe` / `resources/unsubscribe`. The session records the URI as it sees
 /// it (updates are delivered to subscribed sessions only). Toward the backend: a subscribe is
@@ -221,11 +223,18 @@ pub async fn subscribe(
         let mut sessions = shard.sessions.borrow_mut();
         if let Some(s) = sessions.get_mut(sid) {
             if on {
-                // Templates make URIs endless: one session's subscriptions are bounded.
-                if s.subscriptions.len() >= MAX_SUBSCRIPTIONS && !s.subscriptions.contains(uri) {
-                    return Err(McpError::InvalidParams(format!(
-                        "this session already holds {MAX_SUBSCRIPTIONS} resource subscriptions; unsubscribe first"
-                    )));
+                // Templates make URIs endless: one session's subscriptions are bounded, in
+                // number and in bytes (each lives as long as the session).
+                if !s.subscriptions.contains(uri) {
+                    let held: usize = s.subscriptions.iter().map(String::len).sum();
+                    if s.subscriptions.len() >= MAX_SUBSCRIPTIONS
+                        || held + uri.len() > MAX_SUBSCRIPTION_BYTES
+                    {
+                        return Err(McpError::InvalidParams(format!(
+                            "this session already holds {} resource subscriptions ({held} bytes of URIs; at most {MAX_SUBSCRIPTIONS} and {MAX_SUBSCRIPTION_BYTES} bytes); unsubscribe first",
+                            s.subscriptions.len()
+                        )));
+                    }
                 }
                 s.subscriptions.insert(uri.to_string());
             } else {
