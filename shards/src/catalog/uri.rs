@@ -89,12 +89,11 @@ pub fn template_matches(t: &str, uri: &str) -> bool {
                 let any = matches!(kind, Some(b'+' | b'#'));
                 next.fill(false);
                 let mut until = 0usize;
-                for j in 1..=n {
-                    let p = j - 1;
-                    if reach[p] {
-                        until = until.max(if any { n } else { stops[p] });
+                for (p, (&from, &stop)) in reach[..n].iter().zip(&stops[..n]).enumerate() {
+                    if from {
+                        until = until.max(if any { n } else { stop });
                     }
-                    next[j] = j <= until;
+                    next[p + 1] = p < until;
                 }
                 std::mem::swap(&mut reach, &mut next);
             }
