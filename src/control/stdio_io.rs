@@ -74,28 +74,6 @@ pub fn read_line_bounded(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lines_are_bounded_and_a_long_one_is_skipped_whole() {
-        let input = format!("short\n{}\nnext\ntail", "x".repeat(100));
-        let mut r = std::io::BufReader::with_capacity(7, input.as_bytes());
-        let mut line = Vec::new();
-        let mut got = Vec::new();
-        loop {
-            match read_line_bounded(&mut r, &mut line, 16).unwrap() {
-                Line::End => break,
-                Line::TooLong => got.push("<dropped>".to_string()),
-                Line::Whole => got.push(String::from_utf8(line.clone()).unwrap()),
-            }
-            assert!(line.capacity() <= 64, "{}", line.capacity());
-        }
-        assert_eq!(got, ["short\n", "<dropped>", "next\n", "tail"]);
-    }
-}
-
 /// Reads the stdio client's lines (blocking, so on its own thread) into shard 0's mailbox;
 /// stdin EOF means the client is gone: shut down like on SIGTERM.
 pub fn spawn_stdin_reader(
@@ -130,4 +108,26 @@ pub fn spawn_stdin_reader(
         })
         .context("cannot start the stdin reader")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_bounded_and_a_long_one_is_skipped_whole() {
+        let input = format!("short\n{}\nnext\ntail", "x".repeat(100));
+        let mut r = std::io::BufReader::with_capacity(7, input.as_bytes());
+        let mut line = Vec::new();
+        let mut got = Vec::new();
+        loop {
+            match read_line_bounded(&mut r, &mut line, 16).unwrap() {
+                Line::End => break,
+                Line::TooLong => got.push("<dropped>".to_string()),
+                Line::Whole => got.push(String::from_utf8(line.clone()).unwrap()),
+            }
+            assert!(line.capacity() <= 64, "{}", line.capacity());
+        }
+        assert_eq!(got, ["short\n", "<dropped>", "next\n", "tail"]);
+    }
 }
