@@ -235,7 +235,14 @@ impl<'a> Envelope<'a> {
                     self.uri_str = unescape(true, body, val);
                 }
                 b"requestId" if is_str || is_number_start(first) => self.request_id = Some(val),
-                b"_meta" if first == Some(b'{') => {
+                // `_meta` is an object (MCP); anything else is refused, since the gateway adds
+                // its own `_meta` toward 2026 backends and must never send two.
+                b"_meta" if first != Some(b'{') => {
+                    return Err(McpError::InvalidRequest(
+                        "`params._meta` must be an object".into(),
+                    ))
+                }
+                b"_meta" => {
                     let mut meta_names = Names::default();
                     for (k, v) in scan::members(body, val.start) {
                         let f = body.get(v.start).copied();
@@ -481,6 +488,12 @@ mod tests {
             ),
             (
                 b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":7}",
+                code::INVALID_REQUEST,
+            ),
+            // Found by the envelope fuzz target: a string `_meta` let the 2026 rewrite add a
+            // second one toward the backend.
+            (
+                b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"params\":{\"_meta\":\"\"}}",
                 code::INVALID_REQUEST,
             ),
         ];
