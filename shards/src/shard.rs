@@ -228,7 +228,7 @@ pub struct LocalShard {
     /// 2025 backend calls parked on a 2026 client's input, by park number.
     pub parked: RefCell<HashMap<u64, crate::mcp::bridge::LocalParked, RandomState>>,
     /// Open 2026 `subscriptions/listen` streams.
-    pub listeners: RefCell<Vec<crate::mcp::listen::LocalListener>>,
+    pub listeners: RefCell<crate::mcp::listen::Listeners>,
     /// stdio mode: the client's stdout, and its one session once initialized.
     pub stdio: Option<crate::mcp::stdio_front::LocalStdioFront>,
     /// Server-to-client requests relayed to a client and not answered yet.
@@ -314,7 +314,7 @@ async fn shard_main(init: ShardInit) {
         inflight_calls: RefCell::new(HashMap::default()),
         next_token: Cell::new(1),
         s2c_pending: RefCell::new(HashMap::default()),
-        listeners: RefCell::new(Vec::new()),
+        listeners: RefCell::new(crate::mcp::listen::Listeners::default()),
         parked: RefCell::new(HashMap::default()),
         stream_logs: RefCell::new(HashMap::default()),
         per_client: RefCell::new(HashMap::default()),

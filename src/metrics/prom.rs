@@ -29,6 +29,8 @@ struct Figures {
     shards: Vec<(usize, u64, u64, u64)>,
     /// (shard, sessions evicted, initialize refused), cumulative.
     session_caps: Vec<(usize, u64, u64)>,
+    /// (shard, open `subscriptions/listen` streams).
+    listeners: Vec<(usize, u64)>,
     breakers: Vec<(String, String, usize, &'static str)>,
     reloads: Reloads,
     /// Panics contained to one connection, summed over shards.
@@ -68,6 +70,7 @@ pub fn render(
             .iter()
             .map(|s| (s.shard, s.sessions_evicted, s.sessions_refused))
             .collect(),
+        listeners: shards.iter().map(|s| (s.shard, s.listeners)).collect(),
         breakers,
         reloads: reloads.clone(),
         panics: shards.iter().map(|s| s.panics).sum(),
@@ -334,6 +337,12 @@ impl Collector for Figures {
             "connections",
             "Open client connections per shard.",
             self.shards.iter().map(|&(i, _, n, _)| (shard(i), n as i64)),
+        )?;
+        gauge(
+            &mut enc,
+            "listeners",
+            "Open subscriptions/listen streams per shard (at most its share of server.max_listens).",
+            self.listeners.iter().map(|&(i, n)| (shard(i), n as i64)),
         )?;
         gauge(
             &mut enc,

@@ -88,6 +88,11 @@ pub struct ServerSection {
     pub max_sessions: usize,
     /// The same per principal (0 = only `max_sessions`); beyond, `initialize` gets 429.
     pub max_sessions_per_principal: usize,
+    /// Open `subscriptions/listen` streams the gateway keeps (each shard holds
+    /// `ceil(max / shards)`); beyond, a new listen gets 503.
+    pub max_listens: usize,
+    /// The same per principal (0 = only `max_listens`); beyond, a new listen gets 429.
+    pub max_listens_per_principal: usize,
     /// Extra allowed `Origin` values (exact match, e.g. `https://app.example.com`).
     pub allowed_origins: Vec<String>,
     /// Extra allowed `Host` values (host or host:port) for loopback listeners.
@@ -125,6 +130,8 @@ impl Default for ServerSection {
             max_connections_per_shard: 10_000,
             max_sessions: 10_000,
             max_sessions_per_principal: 0,
+            max_listens: 10_000,
+            max_listens_per_principal: 0,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             tls: None,

@@ -426,6 +426,21 @@ fn server_section_limits() {
         "at most server.max_sessions (10)",
     );
     ok("[server]\nmax_sessions = 10\nmax_sessions_per_principal = 10\n");
+    for bad in [0, 10_000_001] {
+        check(
+            &format!("[server]\nmax_listens = {bad}\n"),
+            2,
+            "server.max_listens",
+            "must be 1 to 10000000",
+        );
+    }
+    check(
+        "[server]\nmax_listens = 10\nmax_listens_per_principal = 11\n",
+        3,
+        "server.max_listens_per_principal",
+        "at most server.max_listens (10)",
+    );
+    ok("[server]\nmax_listens = 10\nmax_listens_per_principal = 10\n");
     check(
         "[server]\nhost = \"\"\n",
         2,

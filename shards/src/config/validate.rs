@@ -264,6 +264,17 @@ impl Checker<'_, '_> {
             );
             self.push(&key("max_sessions_per_principal"), None, msg);
         }
+        if !(1..=10_000_000).contains(&s.max_listens) {
+            let msg = format!("must be 1 to 10000000, got {}", s.max_listens);
+            self.push(&key("max_listens"), None, msg);
+        }
+        if s.max_listens_per_principal > s.max_listens {
+            let msg = format!(
+                "must be at most server.max_listens ({}), got {} (0 = no separate cap)",
+                s.max_listens, s.max_listens_per_principal
+            );
+            self.push(&key("max_listens_per_principal"), None, msg);
+        }
         for (name, value) in [
             ("max_body_bytes", s.max_body_bytes),
             ("max_header_bytes", s.max_header_bytes),

@@ -47,6 +47,9 @@ pub struct Reply {
     pub shared: Option<(bytes::Bytes, Vec<u8>)>,
     /// When set, the body is an SSE stream of these JSON-RPC messages instead.
     pub stream: Option<futures_channel::mpsc::UnboundedReceiver<Vec<u8>>>,
+    /// Dropped with the reply, i.e. when its stream has ended (written out, or the client
+    /// gone): the receiver's owner learns the stream ended and releases what it held for it.
+    pub on_end: Option<futures_channel::oneshot::Sender<()>>,
 }
 
 impl Reply {

@@ -210,7 +210,7 @@ const SSE_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Streams an SSE reply with chunked framing so the connection survives the stream. Returns
 /// false when the client went away.
-async fn write_sse<S: AsyncWriteRent>(
+async fn write_sse<S: AsyncWriteRent + WatchClose>(
     stream: &mut S,
     mut reply: Reply,
     mut out: Vec<u8>,
@@ -239,9 +239,18 @@ async fn write_sse<S: AsyncWriteRent>(
         return (false, out);
     }
     loop {
-        let next =
-            monoio::time::timeout(SSE_KEEPALIVE, poll_fn(|cx| Pin::new(&mut rx).poll_next(cx)))
-                .await;
+        // Waiting for the next event also watches the connection: a client that left ends the
+        // stream now (and what it holds, e.g. a listen's table entry, goes with the reply),
+        // not at the next keep-alive write that fails.
+        let next = {
+            let wait =
+                monoio::time::timeout(SSE_KEEPALIVE, poll_fn(|cx| Pin::new(&mut rx).poll_next(cx)));
+            let gone = stream.closed();
+            monoio::select! {
+                n = wait => n,
+                _ = gone => return (false, out),
+            }
+        };
         let event: Vec<u8> = match next {
             Ok(Some(item)) => {
                 let (id, msg) = crate::http::response::untag_event(&item);

@@ -122,10 +122,10 @@ pub(crate) async fn delete(
     }
 }
 
-/// A refused `initialize`: HTTP status, message, who is to blame.
-type Refusal = (u16, String, &'static str);
+/// A refusal at a cap (`initialize`, `subscriptions/listen`): HTTP status, message, who is to blame.
+pub(crate) type Refusal = (u16, String, &'static str);
 
-/// `Retry-After` on a refused `initialize`: sessions free up as others end or idle out.
+/// `Retry-After` on a refusal at a cap: sessions and listens free up as others end.
 const REFUSED_RETRY_S: u32 = 5;
 
 /// Makes room under this shard's share of the session caps (evicting never-used sessions,
@@ -166,9 +166,15 @@ fn make_room(shard: &Rc<LocalShard>, principal: &str) -> Result<(), Refusal> {
     }
 }
 
-/// The refusal as a JSON-RPC error (-32000) carrying the request's id, with `Retry-After`.
-fn refused(shard: &LocalShard, (status, message, blame): Refusal, id: &[u8]) -> Reply {
-    tracing::debug!(shard = shard.id, "initialize refused: {message}");
+/// A request refused at a cap (`what`: the method, for the log) as a JSON-RPC error (-32000)
+/// carrying the request's id, with `Retry-After`.
+pub(crate) fn refused(
+    shard: &LocalShard,
+    what: &str,
+    (status, message, blame): Refusal,
+    id: &[u8],
+) -> Reply {
+    tracing::debug!(shard = shard.id, "{what} refused: {message}");
     let mut out = Vec::with_capacity(message.len() + 96);
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     out.extend_from_slice(if id.is_empty() { b"null" } else { id });
@@ -195,7 +201,7 @@ pub(crate) fn initialize(
         .find(|v| *v == asked)
         .unwrap_or(SUPPORTED_VERSIONS[0]);
     if let Err(why) = make_room(shard, &principal.name) {
-        return refused(shard, why, env.id_bytes(body));
+        return refused(shard, "initialize", why, env.id_bytes(body));
     }
     let sid = crate::mcp::session::mint_id(&shard.ring, shard.id);
     let mut session = LocalSession::new(

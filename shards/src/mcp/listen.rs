@@ -2,25 +2,101 @@
 //!
 //! The first message acknowledges the filter the gateway honours (only kinds it can really
 //! report); every message on the stream is tagged with the listen request's id as
-//! `_meta["io.modelcontextprotocol/subscriptionId"]`, and only opted-in kinds are sent. The
-//! stream lives until the client goes away (the first failed send forgets it).
+//! `_meta["io.modelcontextprotocol/subscriptionId"]`, and only opted-in kinds are sent.
+//!
+//! This module owns the shard's table of open listens, and bounds it: each entry costs its
+//! request id (client-chosen, so capped at [`MAX_LISTEN_ID`] bytes) and a channel, for as long
+//! as the stream lives. An entry leaves the table when its stream ends (the reply's
+//! `on_end` is dropped with it when the SSE writer returns: client gone, write failed,
+//! shutdown; a small local task waiting on it removes the entry), and
+//! closed entries are pruned whenever a listen registers or a change is sent, so nothing
+//! accumulates on a stable catalog. The shard holds its share of `server.max_listens` and of
+//! `server.max_listens_per_principal` (gateway-wide value divided by the shard count, rounded
+//! up); beyond, the listen is refused with `-32000` and `Retry-After` (503 or 429).
 
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
 
+use ahash::RandomState;
 use futures_channel::mpsc;
+use hashbrown::HashMap;
 use sonic_rs::JsonValueTrait;
 
+use crate::error::McpError;
 use crate::http::response::Reply;
 use crate::mcp::jsonrpc::Envelope;
+use crate::mcp::lifecycle::{refused, Refusal};
+use crate::mcp::session_table::share;
 use crate::shard::LocalShard;
+
+/// Longest request id (as JSON text) a listen may carry: it is kept for the stream's life.
+pub const MAX_LISTEN_ID: usize = 256;
 
 /// One open listen stream on this shard.
 pub struct LocalListener {
     id: Vec<u8>,
+    principal: Arc<str>,
     tools: bool,
     prompts: bool,
     resources: bool,
     tx: mpsc::UnboundedSender<Vec<u8>>,
+}
+
+/// The shard's open listens, by a key local to the shard.
+#[derive(Default)]
+pub struct Listeners {
+    map: HashMap<u64, LocalListener, RandomState>,
+    next: u64,
+}
+
+impl Listeners {
+    /// Open listens.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Forgets listens whose stream has ended; returns how many of `principal`'s remain.
+    fn prune_count(&mut self, principal: &str) -> usize {
+        let mut mine = 0;
+        self.map.retain(|_, l| {
+            let open = !l.tx.is_closed();
+            mine += usize::from(open && &*l.principal == principal);
+            open
+        });
+        mine
+    }
+
+    /// Checks the caps (`cap` listens, `cap_principal` for `l.principal`), then adds `l`.
+    fn admit(
+        &mut self,
+        l: LocalListener,
+        cap: usize,
+        cap_principal: usize,
+    ) -> Result<u64, (CapHit, LocalListener)> {
+        let mine = self.prune_count(&l.principal);
+        if mine >= cap_principal {
+            return Err((CapHit::Principal, l));
+        }
+        if self.map.len() >= cap {
+            return Err((CapHit::Global, l));
+        }
+        let key = self.next;
+        self.next += 1;
+        self.map.insert(key, l);
+        Ok(key)
+    }
+}
+
+/// Which cap refused a listen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CapHit {
+    Global,
+    Principal,
 }
 
 fn tagged(method: &str, id: &[u8], params: &str) -> Vec<u8> {
@@ -30,18 +106,49 @@ fn tagged(method: &str, id: &[u8], params: &str) -> Vec<u8> {
     m
 }
 
-/// Opens a listen stream for the request in `body`.
-pub fn listen(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>) -> Reply {
+/// Removes listen `key` from the shard (its stream ended).
+fn forget(shard: &Weak<LocalShard>, key: u64) {
+    if let Some(shard) = shard.upgrade() {
+        // Never re-entered while borrowed (nothing in the table drops a reply); if it were,
+        // the entry's closed channel is pruned at the next registration.
+        if let Ok(mut t) = shard.listeners.try_borrow_mut() {
+            t.map.remove(&key);
+        }
+    }
+}
+
+/// Opens a listen stream for the request in `body`, made by `principal`.
+pub fn listen(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>, principal: &str) -> Reply {
+    let id = env.id_bytes(body);
+    if id.len() > MAX_LISTEN_ID {
+        let e = McpError::InvalidRequest(format!(
+            "subscriptions/listen request id is {} bytes; at most {MAX_LISTEN_ID} (it is kept for the life of the stream)",
+            id.len()
+        ));
+        return Reply::json(400, e.to_response(id));
+    }
     let want = |k: &str| {
         sonic_rs::get(body, ["params", "notifications", k])
             .ok()
             .and_then(|v| v.as_bool())
             .unwrap_or(false)
     };
-    let caps = shard.snapshot.load().catalog_modern.caps.clone();
+    let snap = shard.snapshot.load();
+    let caps = snap.catalog_modern.caps.clone();
+    let (cap_total, per_principal) = (
+        snap.config.server.max_listens,
+        snap.config.server.max_listens_per_principal,
+    );
+    let shards = shard.peers.len();
+    let cap = share(cap_total, shards);
+    let cap_principal = match per_principal {
+        0 => usize::MAX,
+        n => share(n, shards),
+    };
     let (tx, rx) = mpsc::unbounded();
     let l = LocalListener {
-        id: env.id_bytes(body).to_vec(),
+        id: id.to_vec(),
+        principal: principal.into(),
         tools: want("toolsListChanged"),
         prompts: want("promptsListChanged") && caps.prompts,
         resources: want("resourcesListChanged") && caps.resources,
@@ -63,13 +170,42 @@ pub fn listen(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>) -> Reply 
         &format!(r#""notifications":{{{}}},"#, accepted.join(",")),
     );
     let _ = l.tx.unbounded_send(ack);
-    shard.listeners.borrow_mut().push(l);
-    Reply::sse(rx)
+    let admitted = shard.listeners.borrow_mut().admit(l, cap, cap_principal);
+    match admitted {
+        Ok(key) => {
+            let (done, ended) = futures_channel::oneshot::channel::<()>();
+            let weak = Rc::downgrade(shard);
+            monoio::spawn(async move {
+                // Completes (cancelled) when the reply holding `done` is dropped.
+                let _ = ended.await;
+                forget(&weak, key);
+            });
+            let mut r = Reply::sse(rx);
+            r.on_end = Some(done);
+            r
+        }
+        Err((hit, _)) => {
+            let why: Refusal = match hit {
+                CapHit::Global => (
+                    503,
+                    format!("too many listens: the gateway holds server.max_listens ({cap_total}, {cap} on this core) open subscriptions/listen streams; retry later"),
+                    "gateway",
+                ),
+                CapHit::Principal => (
+                    429,
+                    format!("too many listens for this caller: its server.max_listens_per_principal ({per_principal}, {cap_principal} on this core) are all open; close one or retry later"),
+                    "client",
+                ),
+            };
+            refused(shard, "subscriptions/listen", why, id)
+        }
+    }
 }
 
-/// The catalog changed: tell each listener that opted in to that kind.
+/// The catalog changed: tell each listener that opted in to that kind (and forget those
+/// whose client is gone).
 pub fn list_changed(shard: &Rc<LocalShard>, tools: bool, prompts: bool, resources: bool) {
-    shard.listeners.borrow_mut().retain(|l| {
+    shard.listeners.borrow_mut().map.retain(|_, l| {
         let kinds = [
             (tools && l.tools, "notifications/tools/list_changed"),
             (prompts && l.prompts, "notifications/prompts/list_changed"),

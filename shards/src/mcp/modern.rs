@@ -270,7 +270,9 @@ async fn serve_counted(
         "prompts/get" => by_name(shard, "", body, env, Named::Prompt, era).await,
         "resources/read" => resources_read(shard, "", body, env, era).await,
         "completion/complete" => crate::mcp::methods::complete(shard, "", body, env, era).await,
-        "subscriptions/listen" => return crate::mcp::listen::listen(shard, body, env),
+        "subscriptions/listen" => {
+            return crate::mcp::listen::listen(shard, body, env, &req.principal.name)
+        }
         other => return err(404, McpError::MethodNotFound(other.to_string()), id),
     };
     *outcome = Some(crate::stats::Outcome::of(&answer));

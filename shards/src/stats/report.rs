@@ -3,7 +3,7 @@
 //! Built on the shard from its own counters and backend state (no locks: it is the shard's
 //! own thread reading its own `Cell`s), then moved through the control channel. Everything
 //! in it is cumulative since the shard started, except the point-in-time gauges (sessions,
-//! connections, in-flight, health and breaker state).
+//! connections, listens, in-flight, health and breaker state).
 
 use std::rc::Rc;
 
@@ -60,6 +60,8 @@ pub struct ShardStats {
     pub sessions_refused: u64,
     /// Open client connections.
     pub connections: u64,
+    /// Open `subscriptions/listen` streams.
+    pub listeners: u64,
     /// Client requests being served.
     pub inflight: u64,
     /// Panics contained to one connection since start.
@@ -104,6 +106,7 @@ pub fn build(shard: &Rc<LocalShard>) -> ShardStats {
         sessions_evicted: shard.sessions.borrow().evicted,
         sessions_refused: shard.sessions.borrow().refused,
         connections: shard.connections.get() as u64,
+        listeners: shard.listeners.borrow().len() as u64,
         inflight: shard.inflight.get() as u64,
         panics: shard.panics.get(),
         clients_gone: shard.clients_gone.get(),
