@@ -46,7 +46,7 @@ pub struct Reply {
     /// The rest of the body, when it is written from shared bytes: those bytes, then a tail.
     pub shared: Option<(bytes::Bytes, Vec<u8>)>,
     /// When set, the body is an SSE stream of these JSON-RPC messages instead.
-    pub stream: Option<futures_channel::mpsc::UnboundedReceiver<Vec<u8>>>,
+    pub stream: Option<crate::rt::feed::FeedRx>,
     /// Dropped with the reply, i.e. when its stream has ended (written out, or the client
     /// gone): the receiver's owner learns the stream ended and releases what it held for it.
     pub on_end: Option<futures_channel::oneshot::Sender<()>>,
@@ -94,11 +94,11 @@ impl Reply {
     }
 
     /// A `text/event-stream` body fed by `rx`, one JSON-RPC message per event.
-    pub fn sse(rx: futures_channel::mpsc::UnboundedReceiver<Vec<u8>>) -> Self {
+    pub fn sse(rx: impl Into<crate::rt::feed::FeedRx>) -> Self {
         Reply {
             status: 200,
             content_type: Some("text/event-stream"),
-            stream: Some(rx),
+            stream: Some(rx.into()),
             ..Default::default()
         }
     }

@@ -4,6 +4,13 @@
 //! reply with one write, and keeps the connection for the next request unless the client or
 //! the shard (draining) says otherwise. HTTP-level failures (400, 408, 413, 431, 501) are
 //! answered and the connection closed, because the rest of the stream cannot be trusted.
+//!
+//! Every write to the client runs under a stall timeout, `server.idle_timeout_ms`: a client
+//! that accepts no byte of its answer for that long is idle as surely as one that sends
+//! nothing, and its connection is closed (see [`crate::rt::io::write_all_within`] for why it
+//! bounds stalls rather than whole writes). An SSE answer is fed through a byte-bounded
+//! queue ([`crate::rt::feed`]): a client that falls more than that behind has its connection
+//! closed without the stream's last chunk, as if it had left.
 
 use std::rc::Rc;
 
@@ -14,7 +21,7 @@ use crate::catalog::BackendState;
 use crate::http::request::{read_request, ConnBuffers, Method, ReadError, Request};
 use crate::http::response::{encode, Reply};
 use crate::mcp::dispatch::{handle, McpHttpRequest};
-use crate::rt::io::{write_all, write_gather, Gather, WatchClose};
+use crate::rt::io::{write_all_within, write_gather_within, Gather, WatchClose};
 use crate::shard::LocalShard;
 
 /// What a connection is serving, kept for the log line of a contained panic
@@ -89,8 +96,10 @@ pub async fn serve_conn<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
         serve_requests(&shard, &mut stream, &tag).await;
     }
     // Send FIN now rather than whenever the runtime gets to closing a dropped socket: a
-    // client reading to EOF must not wait on the shard's next event.
-    let _ = monoio::io::AsyncWriteRent::shutdown(&mut stream).await;
+    // client reading to EOF must not wait on the shard's next event. (Bounded: TLS writes a
+    // close_notify, which a client that stopped reading would never take.)
+    let stall = shard.limits.idle_timeout;
+    let _ = monoio::time::timeout(stall, monoio::io::AsyncWriteRent::shutdown(&mut stream)).await;
 }
 
 /// Answers a connection over the shard's limit with 503 and `Retry-After`, then closes it.
@@ -103,9 +112,12 @@ pub async fn refuse_conn(mut stream: TcpStream) {
     reply.retry_after = Some(1);
     let mut out = Vec::new();
     encode(&reply, false, &mut out);
-    let _ = write_all(&mut stream, out).await;
+    let _ = write_all_within(&mut stream, out, REFUSE_STALL).await;
     let _ = monoio::io::AsyncWriteRent::shutdown(&mut stream).await;
 }
+
+/// How long a refused connection may take to accept its 503 (the shard holds no limit there).
+const REFUSE_STALL: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
     shard: &Rc<LocalShard>,
@@ -113,6 +125,7 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
     tag: &LocalConnTag,
 ) {
     let shard = shard.clone();
+    let stall = shard.limits.idle_timeout;
     let mut bufs = ConnBuffers::default();
     // Reused across replies, grown to the largest one sent (not preallocated: a connection
     // that sent only small replies stays small while it idles).
@@ -135,7 +148,7 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
                     Reply::text(status, msg)
                 };
                 encode(&reply, false, &mut out);
-                let _ = write_all(stream, std::mem::take(&mut out)).await;
+                let _ = write_all_within(stream, std::mem::take(&mut out), stall).await;
                 return;
             }
         };
@@ -171,30 +184,30 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
         };
         let keep = req.keep_alive && !shard.draining.get();
         if reply.stream.is_some() {
-            let (ok, back) = write_sse(stream, reply, out).await;
-            out = back;
-            if !ok || !keep {
-                return;
+            match write_sse(stream, reply, out, stall).await {
+                Some(back) if keep => out = back,
+                Some(_) => return,
+                None => return stream.abort(),
             }
             continue;
         }
         encode(&reply, keep, &mut out);
-        let res = match reply.shared {
+        out = match reply.shared {
             // A pre-rendered list: head, shared bytes (not copied into `out`) and tail in one
             // `writev`.
             Some((shared, tail)) => {
                 let parts = Gather::new(std::mem::take(&mut out), shared, tail);
-                let (res, back) = write_gather(stream, parts).await;
-                out = back.into_head();
-                res
+                match write_gather_within(stream, parts, stall).await {
+                    Ok(back) => back.into_head(),
+                    Err(_) => return stream.abort(),
+                }
             }
-            None => {
-                let (res, back) = write_all(stream, std::mem::take(&mut out)).await;
-                out = back;
-                res
-            }
+            None => match write_all_within(stream, std::mem::take(&mut out), stall).await {
+                Ok(back) => back,
+                Err(_) => return stream.abort(),
+            },
         };
-        if res.is_err() || !keep {
+        if !keep {
             return;
         }
         crate::http::request::shrink_idle(&mut out);
@@ -209,20 +222,21 @@ const WATCH_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
 const SSE_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Streams an SSE reply with chunked framing so the connection survives the stream. Returns
-/// false when the client went away.
+/// the buffer for reuse, or `None` when the connection must close: the client went away,
+/// stalled a write for `stall`, or fell so far behind that its feed overflowed (then the
+/// last chunk is not sent, so the client cannot take the cut stream for a whole one).
 async fn write_sse<S: AsyncWriteRent + WatchClose>(
     stream: &mut S,
     mut reply: Reply,
     mut out: Vec<u8>,
-) -> (bool, Vec<u8>) {
+    stall: std::time::Duration,
+) -> Option<Vec<u8>> {
     use std::future::poll_fn;
     use std::pin::Pin;
 
     use futures_core::Stream;
 
-    let Some(mut rx) = reply.stream.take() else {
-        return (false, out);
-    };
+    let mut rx = reply.stream.take()?;
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nx-accel-buffering: no\r\ntransfer-encoding: chunked\r\n");
     if let Some(sid) = &reply.session_id {
@@ -232,12 +246,10 @@ async fn write_sse<S: AsyncWriteRent + WatchClose>(
     }
     out.extend_from_slice(b"\r\n");
     // Send the head at once: clients wait for it before they read events.
-    let (res, back) = write_all(stream, std::mem::take(&mut out)).await;
-    out = back;
+    out = write_all_within(stream, std::mem::take(&mut out), stall)
+        .await
+        .ok()?;
     out.clear();
-    if res.is_err() {
-        return (false, out);
-    }
     loop {
         // Waiting for the next event also watches the connection: a client that left ends the
         // stream now (and what it holds, e.g. a listen's table entry, goes with the reply),
@@ -248,7 +260,7 @@ async fn write_sse<S: AsyncWriteRent + WatchClose>(
             let gone = stream.closed();
             monoio::select! {
                 n = wait => n,
-                _ = gone => return (false, out),
+                _ = gone => return None,
             }
         };
         let event: Vec<u8> = match next {
@@ -270,23 +282,24 @@ async fn write_sse<S: AsyncWriteRent + WatchClose>(
                 }
                 e
             }
+            Ok(None) if rx.overflowed() => return None,
             Ok(None) => break,
             Err(_) => b": keep-alive\n\n".to_vec(),
         };
         out.extend_from_slice(format!("{:x}\r\n", event.len()).as_bytes());
         out.extend_from_slice(&event);
         out.extend_from_slice(b"\r\n");
-        let (res, back) = write_all(stream, std::mem::take(&mut out)).await;
-        out = back;
+        out = write_all_within(stream, std::mem::take(&mut out), stall)
+            .await
+            .ok()?;
         out.clear();
-        if res.is_err() {
-            return (false, out);
-        }
     }
     out.extend_from_slice(b"0\r\n\r\n");
-    let (res, mut back) = write_all(stream, std::mem::take(&mut out)).await;
+    let mut back = write_all_within(stream, std::mem::take(&mut out), stall)
+        .await
+        .ok()?;
     back.clear();
-    (res.is_ok(), back)
+    Some(back)
 }
 
 fn media_is(value: Option<&str>, want: &str) -> bool {

@@ -20,6 +20,7 @@ use futures_core::Stream;
 use crate::error::McpError;
 pub(crate) use crate::mcp::finish::Finisher;
 use crate::mcp::jsonrpc::{splice, splice_placeholder, Envelope};
+use crate::rt::feed::{feed, FeedRx, NotSent, SSE_QUEUE_BYTES};
 use crate::shard::LocalShard;
 use crate::upstream::{BackendReply, CallOpts, LocalBackend};
 
@@ -27,8 +28,9 @@ use crate::upstream::{BackendReply, CallOpts, LocalBackend};
 pub enum Answer {
     /// One JSON-RPC response.
     Json(Vec<u8>),
-    /// An SSE stream of JSON-RPC messages ending with the response.
-    Stream(mpsc::UnboundedReceiver<Vec<u8>>),
+    /// An SSE stream of JSON-RPC messages ending with the response, bounded in bytes queued
+    /// toward the client ([`crate::rt::feed`]).
+    Stream(FeedRx),
     /// One JSON-RPC response in three parts, written back to back: a head, bytes shared with
     /// a pre-rendered list (not copied), and a tail.
     Parts(Vec<u8>, bytes::Bytes, Vec<u8>),
@@ -335,11 +337,12 @@ pub async fn forward(
             if early.is_empty() {
                 return Ok(Answer::Json(finish.reply(result)));
             }
-            let (tx, rx) = mpsc::unbounded();
+            // All of it is in memory already: queueing it costs nothing more, so no bound.
+            let (tx, rx) = feed(usize::MAX);
             for ev in early {
-                let _ = tx.unbounded_send(ev);
+                let _ = tx.send(ev);
             }
-            let _ = tx.unbounded_send(finish.reply(result));
+            let _ = tx.send(finish.reply(result));
             Ok(Answer::Stream(rx))
         }
         Err(first_event) if crate::mcp::bridge::wants_park(&finish, &first_event) => {
@@ -354,12 +357,22 @@ pub async fn forward(
             )))
         }
         Err(first_event) => {
-            let (tx, rx) = mpsc::unbounded();
+            let (tx, rx) = feed(SSE_QUEUE_BYTES);
             if let Some(m) = finish.event(first_event) {
-                let _ = tx.unbounded_send(m);
+                let _ = tx.send(m);
             }
             let shard = shard.clone();
             monoio::spawn(async move {
+                // A client so far behind that its feed overflowed is cut off as one that left
+                // before its answer: its call is cancelled, freeing the backend's slot.
+                let overflowed = |sent: Result<(), NotSent>| {
+                    if sent == Err(NotSent::Overflow) {
+                        if let Some(c) = shard.inflight_calls.borrow_mut().remove(&key) {
+                            let _ = c.send(());
+                        }
+                        shard.clients_gone.set(shard.clients_gone.get() + 1);
+                    }
+                };
                 // A client that disconnects does not cancel the call (2025 transport rules):
                 // it runs to completion and what cannot be delivered is dropped.
                 let result = loop {
@@ -369,12 +382,12 @@ pub async fn forward(
                             Some(ev) if crate::mcp::bridge::wants_park(&finish, &ev) => {
                                 shard.inflight_calls.borrow_mut().remove(&key);
                                 let irr = crate::mcp::bridge::park(call, ev_rx, finish, ev);
-                                let _ = tx.unbounded_send(irr);
+                                let _ = tx.send(irr);
                                 return;
                             }
                             Some(ev) => {
                                 if let Some(m) = finish.event(ev) {
-                                    let _ = tx.unbounded_send(m);
+                                    overflowed(tx.send(m));
                                 }
                             }
                             None => break call.await,
@@ -384,11 +397,11 @@ pub async fn forward(
                 shard.inflight_calls.borrow_mut().remove(&key);
                 while let Ok(ev) = ev_rx.try_recv() {
                     if let Some(m) = finish.event(ev) {
-                        let _ = tx.unbounded_send(m);
+                        let _ = tx.send(m);
                     }
                 }
                 if !matches!(result, Err(McpError::Cancelled)) {
-                    let _ = tx.unbounded_send(finish.reply(result));
+                    let _ = tx.send(finish.reply(result));
                 }
             });
             Ok(Answer::Stream(rx))

@@ -49,7 +49,7 @@ impl LocalStdioFront {
     }
 }
 
-async fn pump(front: Rc<LocalShard>, mut rx: futures_channel::mpsc::UnboundedReceiver<Vec<u8>>) {
+async fn pump(front: Rc<LocalShard>, mut rx: crate::rt::feed::FeedRx) {
     while let Some(item) = poll_fn(|cx| Pin::new(&mut rx).poll_next(cx)).await {
         let (_, m) = crate::http::response::untag_event(&item);
         if let (Some(f), false) = (&front.stdio, m.is_empty()) {

@@ -3,8 +3,17 @@
 //! monoio reads into an owned buffer and hands it back. Reading into a `Vec` directly would
 //! overwrite from offset 0, so [`read_more`] reads into the spare capacity through a
 //! `SliceMut` and keeps what was already buffered.
+//!
+//! Writes to a client go through [`write_all_within`] / [`write_gather_within`], bounded by a
+//! *stall* timeout: each write call must get some bytes accepted by the kernel within it,
+//! else the write fails with `TimedOut` and the caller closes the connection. A write call
+//! (a `send`/`writev`, or its io_uring op) completes as soon as the socket takes any bytes,
+//! so a slow reader that keeps reading is never cut, however large the answer; a reader that
+//! stops reading cannot pin the connection, its buffers or its shard slot past the timeout.
+//! Bounding the whole write instead would cut a large answer to a slow but honest reader.
 
 use std::io;
+use std::time::Duration;
 
 use monoio::buf::SliceMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
@@ -33,6 +42,41 @@ pub async fn write_all<S: AsyncWriteRent, B: monoio::buf::IoBuf>(
 ) -> (io::Result<()>, B) {
     let (res, data) = stream.write_all(data).await;
     (res.map(|_| ()), data)
+}
+
+/// Writes every byte of `data` to a client, failing with `TimedOut` when one write call gets
+/// no byte accepted for `stall`. The buffer comes back on success (on failure the connection
+/// is done with and so is the buffer, which a timed-out write may still own).
+pub async fn write_all_within<S: AsyncWriteRent, B: monoio::buf::IoBuf>(
+    stream: &mut S,
+    data: B,
+    stall: Duration,
+) -> io::Result<B> {
+    let len = data.bytes_init();
+    let mut data = data;
+    let mut at = 0;
+    while at < len {
+        let part = data.slice(at..len);
+        let (res, part) = match monoio::time::timeout(stall, stream.write(part)).await {
+            Ok(r) => r,
+            Err(_) => return Err(stalled(stall)),
+        };
+        data = part.into_inner();
+        match res {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => at += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(data)
+}
+
+fn stalled(stall: Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("client read nothing for {} ms", stall.as_millis()),
+    )
 }
 
 /// Buffers written together with one `writev` (a reply head, shared bytes, a tail), so a
@@ -136,6 +180,88 @@ pub async fn write_gather<S: AsyncWriteRent>(
     (Ok(()), parts)
 }
 
+/// [`write_gather`] to a client, failing with `TimedOut` when one `writev` gets no byte
+/// accepted for `stall` (see [`write_all_within`]).
+pub async fn write_gather_within<S: AsyncWriteRent>(
+    stream: &mut S,
+    mut parts: Gather,
+    stall: Duration,
+) -> io::Result<Gather> {
+    while parts.remaining() > 0 {
+        let (res, back) = match monoio::time::timeout(stall, stream.writev(parts)).await {
+            Ok(r) => r,
+            Err(_) => return Err(stalled(stall)),
+        };
+        parts = back;
+        match res {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => parts.advance(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(parts)
+}
+
+/// A client connection whose closing can be noticed while the gateway is busy with its
+/// request (no read is pending on it then): the peer's FIN or RST, never its pipelined data.
+pub trait WatchClose {
+    /// Completes when the peer has closed or reset the connection; never on data.
+    fn closed(&self) -> impl std::future::Future<Output = ()>;
+
+    /// Cuts the connection after a failed or stalled write. A timed-out write's io_uring op
+    /// may not be cancellable once the kernel runs it, and it keeps the socket (and its
+    /// buffer) until it completes: shutting the socket down fails it at once.
+    fn abort(&self) {}
+}
+
+impl WatchClose for monoio::net::TcpStream {
+    fn abort(&self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid fd owned by this stream; shutdown only changes the socket's state.
+        unsafe { libc::shutdown(self.as_raw_fd(), libc::SHUT_RDWR) };
+    }
+
+    async fn closed(&self) {
+        use std::os::fd::AsRawFd;
+        loop {
+            // A poll for readability (io_uring PollAdd, or epoll), then a peek that consumes
+            // nothing: 0 bytes is the peer's FIN, an error its RST, data is the next request.
+            if self.readable(false).await.is_err() {
+                return;
+            }
+            let mut b = [0u8; 1];
+            // SAFETY: a valid fd and a 1-byte buffer we own; MSG_PEEK consumes nothing and
+            // MSG_DONTWAIT never blocks the shard.
+            let n = unsafe {
+                libc::recv(
+                    self.as_raw_fd(),
+                    b.as_mut_ptr().cast(),
+                    1,
+                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
+                )
+            };
+            match n {
+                0 => return,
+                n if n > 0 => return std::future::pending().await,
+                _ => match io::Error::last_os_error().kind() {
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => continue,
+                    _ => return,
+                },
+            }
+        }
+    }
+}
+
+impl WatchClose for monoio_rustls::ServerTlsStream<monoio::net::TcpStream> {
+    /// TLS records cannot be peeked without decrypting them: a TLS client's departure is
+    /// noticed when the reply is written. (The TLS stream does not lend its socket, so a
+    /// stalled TLS write is not aborted but dropped: its connection closes when it ends.)
+    async fn closed(&self) {
+        std::future::pending::<()>().await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,52 +313,5 @@ mod tests {
         let got = reader.join().unwrap();
         assert_eq!(got.len(), want.len());
         assert!(got == want, "bytes differ");
-    }
-}
-
-/// A client connection whose closing can be noticed while the gateway is busy with its
-/// request (no read is pending on it then): the peer's FIN or RST, never its pipelined data.
-pub trait WatchClose {
-    /// Completes when the peer has closed or reset the connection; never on data.
-    fn closed(&self) -> impl std::future::Future<Output = ()>;
-}
-
-impl WatchClose for monoio::net::TcpStream {
-    async fn closed(&self) {
-        use std::os::fd::AsRawFd;
-        loop {
-            // A poll for readability (io_uring PollAdd, or epoll), then a peek that consumes
-            // nothing: 0 bytes is the peer's FIN, an error its RST, data is the next request.
-            if self.readable(false).await.is_err() {
-                return;
-            }
-            let mut b = [0u8; 1];
-            // SAFETY: a valid fd and a 1-byte buffer we own; MSG_PEEK consumes nothing and
-            // MSG_DONTWAIT never blocks the shard.
-            let n = unsafe {
-                libc::recv(
-                    self.as_raw_fd(),
-                    b.as_mut_ptr().cast(),
-                    1,
-                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
-                )
-            };
-            match n {
-                0 => return,
-                n if n > 0 => return std::future::pending().await,
-                _ => match io::Error::last_os_error().kind() {
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => continue,
-                    _ => return,
-                },
-            }
-        }
-    }
-}
-
-impl WatchClose for monoio_rustls::ServerTlsStream<monoio::net::TcpStream> {
-    /// TLS records cannot be peeked without decrypting them: a TLS client's departure is
-    /// noticed when the reply is written.
-    async fn closed(&self) {
-        std::future::pending::<()>().await
     }
 }

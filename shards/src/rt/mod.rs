@@ -9,9 +9,12 @@
 //! # Key Components
 //! - [`DriverKind`] and [`run_on_driver`]: build and run a shard's runtime.
 //! - [`mailbox`]: the lock-free, waking queue that carries messages between threads.
-//! - [`io`]: small helpers over rent-style I/O (read into spare capacity, write all).
+//! - [`io`]: small helpers over rent-style I/O (read into spare capacity, write all, write
+//!   under a stall timeout).
+//! - [`feed`]: the byte-bounded queue toward an SSE writer.
 
 pub mod contain;
+pub mod feed;
 pub mod io;
 pub mod mailbox;
 
