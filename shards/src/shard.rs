@@ -225,6 +225,8 @@ pub struct LocalShard {
         RefCell<HashMap<String, crate::upstream::per_client::LocalPerClient, RandomState>>,
     /// Resumable SSE stream logs of 2025-era sessions, by `<session>/<stream>`.
     pub stream_logs: RefCell<HashMap<String, crate::mcp::resume::LocalStreamLog, RandomState>>,
+    /// Bytes held by all of `stream_logs` (bounded by `resume::SHARD_LOG_BYTES`).
+    pub stream_log_bytes: Cell<usize>,
     /// 2025 backend calls parked on a 2026 client's input, by park number.
     pub parked: RefCell<HashMap<u64, crate::mcp::bridge::LocalParked, RandomState>>,
     /// Open 2026 `subscriptions/listen` streams.
@@ -317,6 +319,7 @@ async fn shard_main(init: ShardInit) {
         listeners: RefCell::new(crate::mcp::listen::Listeners::default()),
         parked: RefCell::new(HashMap::default()),
         stream_logs: RefCell::new(HashMap::default()),
+        stream_log_bytes: Cell::new(0),
         per_client: RefCell::new(HashMap::default()),
         stdio: init
             .stdout
