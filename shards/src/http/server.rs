@@ -130,7 +130,10 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
     // Reused across replies, grown to the largest one sent (not preallocated: a connection
     // that sent only small replies stays small while it idles).
     let mut out = Vec::new();
+    // A client that pipelines without pause gives way now and then (`rt::fair`).
+    let mut turn = crate::rt::fair::Budget::new(crate::rt::fair::REQUESTS_PER_TURN);
     loop {
+        turn.spend().await;
         let req = match read_request(stream, &mut bufs, &shard.limits).await {
             Ok(r) => r,
             Err(ReadError::Closed) | Err(ReadError::Io(_)) => return,
@@ -289,9 +292,14 @@ async fn write_sse<S: AsyncWriteRent + WatchClose>(
         out.extend_from_slice(format!("{:x}\r\n", event.len()).as_bytes());
         out.extend_from_slice(&event);
         out.extend_from_slice(b"\r\n");
-        out = write_all_within(stream, std::mem::take(&mut out), stall)
-            .await
-            .ok()?;
+        // A client that stopped reading blocks this write; the producer meanwhile fills the
+        // feed to its bound and overflows it, which ends the wait (and the connection) now
+        // rather than at the stall timeout.
+        let write = write_all_within(stream, std::mem::take(&mut out), stall);
+        out = monoio::select! {
+            w = write => w.ok()?,
+            _ = rx.overflow() => return None,
+        };
         out.clear();
     }
     out.extend_from_slice(b"0\r\n\r\n");

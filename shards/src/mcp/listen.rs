@@ -18,7 +18,6 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use ahash::RandomState;
-use futures_channel::mpsc;
 use hashbrown::HashMap;
 use sonic_rs::JsonValueTrait;
 
@@ -27,6 +26,7 @@ use crate::http::response::Reply;
 use crate::mcp::jsonrpc::Envelope;
 use crate::mcp::lifecycle::{refused, Refusal};
 use crate::mcp::session_table::share;
+use crate::rt::feed::{feed, FeedTx};
 use crate::shard::LocalShard;
 
 /// Longest request id (as JSON text) a listen may carry: it is kept for the stream's life.
@@ -39,7 +39,7 @@ pub struct LocalListener {
     tools: bool,
     prompts: bool,
     resources: bool,
-    tx: mpsc::UnboundedSender<Vec<u8>>,
+    tx: FeedTx,
 }
 
 /// The shard's open listens, by a key local to the shard.
@@ -145,7 +145,7 @@ pub fn listen(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>, principal
         0 => usize::MAX,
         n => share(n, shards),
     };
-    let (tx, rx) = mpsc::unbounded();
+    let (tx, rx) = feed(LISTEN_QUEUE_BYTES);
     let l = LocalListener {
         id: id.to_vec(),
         principal: principal.into(),
@@ -169,7 +169,7 @@ pub fn listen(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>, principal
         &l.id,
         &format!(r#""notifications":{{{}}},"#, accepted.join(",")),
     );
-    let _ = l.tx.unbounded_send(ack);
+    let _ = l.tx.send(ack);
     let admitted = shard.listeners.borrow_mut().admit(l, cap, cap_principal);
     match admitted {
         Ok(key) => {
@@ -202,6 +202,11 @@ pub fn listen(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>, principal
     }
 }
 
+/// Bytes of notifications a listen stream may have queued toward a client that does not read
+/// them (each is about 150 bytes; a catalog that changes faster than its listeners read is
+/// cut off them, and they listen again).
+pub const LISTEN_QUEUE_BYTES: usize = 64 << 10;
+
 /// The catalog changed: tell each listener that opted in to that kind (and forget those
 /// whose client is gone).
 pub fn list_changed(shard: &Rc<LocalShard>, tools: bool, prompts: bool, resources: bool) {
@@ -217,7 +222,7 @@ pub fn list_changed(shard: &Rc<LocalShard>, tools: bool, prompts: bool, resource
         kinds
             .iter()
             .filter(|(on, _)| *on)
-            .all(|(_, m)| l.tx.unbounded_send(tagged(m, &l.id, "")).is_ok())
+            .all(|(_, m)| l.tx.send(tagged(m, &l.id, "")).is_ok())
             && !l.tx.is_closed()
     });
 }

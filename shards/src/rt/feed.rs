@@ -27,6 +27,8 @@ pub const SSE_QUEUE_BYTES: usize = 4 << 20;
 struct Count {
     queued: AtomicUsize,
     overflowed: AtomicBool,
+    /// The writer, while it waits in [`FeedRx::overflow`] (blocked on a slow client's socket).
+    on_overflow: atomic_waker::AtomicWaker,
 }
 
 /// The sending side of a [`Feed`].
@@ -80,8 +82,11 @@ impl FeedTx {
         // Only the receiver lowers the count meanwhile, so the check errs on the safe side.
         let queued = self.count.queued.load(Relaxed);
         if queued > 0 && queued.saturating_add(msg.len()) > self.cap {
-            self.count.overflowed.store(true, Relaxed);
+            self.count
+                .overflowed
+                .store(true, std::sync::atomic::Ordering::Release);
             self.tx.close_channel();
+            self.count.on_overflow.wake();
             return Err(NotSent::Overflow);
         }
         self.count.queued.fetch_add(msg.len(), Relaxed);
@@ -107,6 +112,31 @@ impl FeedRx {
     /// The sender overflowed the queue: the client did not keep up and the stream was cut.
     pub fn overflowed(&self) -> bool {
         self.count.overflowed.load(Relaxed)
+    }
+
+    /// Resolves once the sender has overflowed the queue: raced against a write to the
+    /// client, so a writer stuck on a client that stopped reading learns at once that the
+    /// stream is cut instead of at the write's stall timeout.
+    pub fn overflow(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            if self
+                .count
+                .overflowed
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
+                return Poll::Ready(());
+            }
+            self.count.on_overflow.register(cx.waker());
+            if self
+                .count
+                .overflowed
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
     }
 
     /// Bytes queued and not yet taken.
@@ -199,6 +229,31 @@ mod tests {
         tx.send(vec![0; 100]).unwrap();
         assert!(!rx2.overflowed());
         assert_eq!(next(&mut rx), None);
+    }
+
+    #[test]
+    fn a_writer_waiting_for_overflow_is_woken_by_it() {
+        let (tx, rx) = feed(10);
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            // Not yet: the wait times out.
+            let early =
+                monoio::time::timeout(std::time::Duration::from_millis(20), rx.overflow()).await;
+            assert!(early.is_err());
+            // The sender overflows the feed from another task while the writer waits.
+            let sender = monoio::spawn(async move {
+                monoio::time::sleep(std::time::Duration::from_millis(10)).await;
+                tx.send(vec![0; 8]).unwrap();
+                assert_eq!(tx.send(vec![0; 8]), Err(NotSent::Overflow));
+            });
+            monoio::time::timeout(std::time::Duration::from_secs(5), rx.overflow())
+                .await
+                .expect("woken by the overflow");
+            sender.await;
+        });
     }
 
     #[test]

@@ -12,8 +12,10 @@
 //! - [`io`]: small helpers over rent-style I/O (read into spare capacity, write all, write
 //!   under a stall timeout).
 //! - [`feed`]: the byte-bounded queue toward an SSE writer.
+//! - [`fair`]: loops over outside input give way to the shard's other tasks.
 
 pub mod contain;
+pub mod fair;
 pub mod feed;
 pub mod io;
 pub mod mailbox;
@@ -102,6 +104,7 @@ where
         match built {
             Ok(mut rt) => {
                 on_chosen(DriverKind::Uring, None);
+                fair::runtime_started(DriverKind::Uring);
                 return Ok(rt.block_on(make()));
             }
             Err(e) if choice == DriverChoice::Auto => {
@@ -124,6 +127,7 @@ where
     let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
         .enable_timer()
         .build()?;
+    fair::runtime_started(DriverKind::Epoll);
     Ok(rt.block_on(make()))
 }
 

@@ -88,5 +88,6 @@ async fn once(backend: &Rc<LocalHttpBackend>, on_push: &OnPush) -> Result<Option
         if !more {
             return Ok(None);
         }
+        crate::rt::fair::yield_now().await;
     }
 }

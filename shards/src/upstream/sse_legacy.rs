@@ -301,7 +301,10 @@ async fn reader(
         }
         piece.clear();
         match conn.read_body_piece(&mut head, &mut piece).await {
-            Ok(true) => dec.push(&piece),
+            Ok(true) => {
+                dec.push(&piece);
+                crate::rt::fair::yield_now().await;
+            }
             _ => break,
         }
     }

@@ -137,6 +137,8 @@ impl LocalHttpBackend {
                 .await
                 .map_err(|e| self.unavailable(e))?;
             dec.push(&piece);
+            // Give way to the task draining the events (`rt::fair`).
+            crate::rt::fair::yield_now().await;
             while let Some(ev) = dec.next_event() {
                 let Ok(env) = Envelope::parse(&ev.data) else {
                     tracing::warn!(server = %self.spec.id, "backend sent a non-JSON-RPC SSE event; ignored");

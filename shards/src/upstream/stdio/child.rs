@@ -146,7 +146,9 @@ pub(super) async fn reader_task(
         buf = b;
         match res {
             Ok(0) | Err(_) => break,
-            Ok(_) => {}
+            // Give way: on epoll a full pipe would otherwise keep this loop from ever
+            // suspending, and the calls it feeds from ever draining (`rt::fair`).
+            Ok(_) => crate::rt::fair::yield_now().await,
         }
     }
     let waiters: Vec<_> = routes.pending.borrow_mut().drain().collect();
