@@ -123,7 +123,7 @@ pub enum McpError {
 
 impl McpError {
     /// The message without the backend's name, for texts that name it already (a down
-    /// backend's reason is later shown as "backend `x` unavailable: <this>").
+    /// backend's reason is later shown as "backend `x` unavailable: \<this\>").
     pub fn reason_for_backend(&self) -> String {
         match self {
             McpError::BackendUnavailable { reason, .. } => reason.clone(),

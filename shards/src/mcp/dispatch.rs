@@ -53,7 +53,7 @@ pub struct McpHttpRequest {
 /// Is session `s` usable by `p`? A session belongs to the principal that created it; when
 /// auth is off everyone is `anonymous` and this always holds.
 pub(crate) fn owned_by(s: &LocalSession, p: &Principal) -> bool {
-    s.principal.as_deref().is_none_or(|owner| owner == &*p.name)
+    s.owned_by(&p.name)
 }
 
 pub(crate) fn rpc_error(status: u16, err: &McpError, id: &[u8]) -> Reply {
@@ -137,21 +137,18 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
             return hand_off(shard, owner, req).await;
         }
     }
-    let seen = shard
-        .sessions
-        .borrow_mut()
-        .get_mut(sid)
-        .filter(|s| owned_by(s, &req.principal))
-        .map(|s| {
-            s.last_seen = std::time::Instant::now();
-            // Anything but the handshake's own notification puts the session in use (never
-            // evicted for room under `max_sessions`).
-            s.used = s.used || env.method.as_deref() != Some("notifications/initialized");
-            s.clone()
-        });
-    let Some(session) = seen else {
+    // Anything but the handshake's own notification puts the session in use (never evicted
+    // for room under `max_sessions`).
+    let uses = env.method.as_deref() != Some("notifications/initialized");
+    let seen = shard.sessions.borrow_mut().touch(
+        sid,
+        &req.principal.name,
+        uses,
+        std::time::Instant::now(),
+    );
+    if !seen {
         return rpc_error(404, &unknown_session(), env.id_bytes(&req.body));
-    };
+    }
     if let Err(e) = check_version_header(req.protocol_version.as_deref()) {
         return rpc_error(400, &e, env.id_bytes(&req.body));
     }
@@ -168,10 +165,7 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
             crate::mcp::forward::client_answer(shard, sid, &req.body, &env);
             Reply::empty(202)
         }
-        Kind::Request => {
-            let _ = &session;
-            request(shard, sid, &req, &env).await
-        }
+        Kind::Request => request(shard, sid, &req, &env).await,
     }
 }
 

@@ -1,4 +1,4 @@
-//! Turning a backend's messages into the client's: the [`Finisher`] a forwarded call carries
+//! Turning a backend's messages into the client's: the `Finisher` a forwarded call carries
 //! owns the client's id and progress token, the era's rules and the call's deadline. It
 //! relays notifications (progress, logs) and server-to-client requests, and builds the final
 //! response with one splice of the client's id (and, for a 2026 client, the result's

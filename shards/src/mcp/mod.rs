@@ -1,10 +1,19 @@
-//! The MCP server side the gateway presents to clients (2025-era Streamable HTTP).
+//! The MCP server side the gateway presents to clients: both protocol eras on one `/mcp`
+//! (2025-11-25 sessions over Streamable HTTP, stateless 2026-07-28) and the stdio front.
 //!
 //! # Key Components
-//! - [`jsonrpc`]: lazy envelope reading and byte splicing.
-//! - [`session`]: the shard-local session table and ids minted to land on their shard.
-//! - [`guard`]: Host/Origin validation against DNS rebinding.
-//! - [`dispatch`]: the per-request logic: initialize, ping, tools/list, tools/call, DELETE.
+//! - Reading messages: [`jsonrpc`] (lazy envelope, byte splicing; tests in `jsonrpc_tests.rs`),
+//!   [`scan`] (the nesting bound and the allocation-free member walk).
+//! - Admission: [`guard`] (Host/Origin against DNS rebinding), [`dispatch`] (session checks,
+//!   handoff to the owner shard, method routing), [`modern`] (the 2026 era's checks and
+//!   methods), [`stdio_front`].
+//! - 2025 sessions: [`lifecycle`] (initialize, GET stream, DELETE), [`session`] and
+//!   [`session_table`] (ids that land on their shard, caps), [`resume`] (`Last-Event-ID`),
+//!   [`streams`] (what goes on a session's GET stream).
+//! - Serving: [`lists`] and [`meta`] (merged lists, search mode), [`methods`] (completion,
+//!   subscriptions, logging level), [`cached`] (cache and single-flight), [`forward`] and
+//!   [`finish`] (one call to its backend and back), [`bridge`] and [`state`] (multi-round-trip
+//!   input across eras), [`listen`] (`subscriptions/listen`), [`audit`].
 
 pub mod audit;
 pub mod bridge;

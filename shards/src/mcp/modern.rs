@@ -8,8 +8,10 @@
 //! `tools/call`, `prompts/get`, `resources/read`, `completion/complete` forwarded like 2025
 //! requests but answered in the modern shape, and `subscriptions/listen`. Methods the era
 //! removed (`initialize`, `ping`, `logging/setLevel`, `resources/subscribe`) are 404.
-//! Backends are still spoken to in the 2025 era: a backend's server-to-client request cannot
-//! be bridged to an input-required result yet and is refused to that backend.
+//! A backend that speaks 2026-07-28 gets the request in that era (`upstream/modern.rs`);
+//! an older backend gets it in its 2025 session, and its server-to-client requests
+//! (elicitation, sampling, roots) are bridged to an `input_required` result whose signed
+//! `requestState` resumes the parked call (`mcp/bridge.rs`, `mcp/state.rs`).
 
 use std::rc::Rc;
 
@@ -55,37 +57,20 @@ pub(crate) fn header_value(v: &str) -> Option<String> {
     }
 }
 
+/// Standard alphabet, padding required; unused trailing bits tolerated (as the values
+/// clients send are, and as the spec's examples do not forbid).
 fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 4 != 0 {
-        return None;
-    }
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => (c - b'A') as u32,
-            b'a'..=b'z' => (c - b'a' + 26) as u32,
-            b'0'..=b'9' => (c - b'0' + 52) as u32,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        })
+    use base64::engine::{
+        general_purpose::GeneralPurposeConfig, DecodePaddingMode, GeneralPurpose,
     };
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(s.len() / 4 * 3);
-    for (i, chunk) in bytes.chunks(4).enumerate() {
-        let last = i == bytes.len() / 4 - 1;
-        let pads = chunk.iter().rev().take_while(|&&c| c == b'=').count();
-        if pads > 2 || (pads > 0 && !last) {
-            return None;
-        }
-        let mut n = 0u32;
-        for &c in &chunk[..4 - pads] {
-            n = (n << 6) | val(c)?;
-        }
-        n <<= 6 * pads as u32;
-        let b = n.to_be_bytes();
-        out.extend_from_slice(&b[1..4 - pads]);
-    }
-    Some(out)
+    use base64::Engine;
+    const STRICT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
+    );
+    STRICT.decode(s).ok()
 }
 
 /// Validates and serves one modern request or notification.
@@ -355,6 +340,18 @@ mod tests {
         );
         assert_eq!(header_value("plain").as_deref(), Some("plain"));
         assert_eq!(header_value("=?base64?SGVsbG8?="), None, "bad padding");
+        assert_eq!(
+            header_value("=?base64?SGVsbG8==?="),
+            None,
+            "too much padding"
+        );
+        assert_eq!(header_value("=?base64?SGVs=bG8=?="), None, "padding inside");
+        assert_eq!(
+            header_value("=?base64?SGVsbG9=?=").as_deref(),
+            Some("Hello"),
+            "unused trailing bits tolerated"
+        );
+        assert_eq!(header_value("=?base64?/w==?="), None, "not UTF-8");
         assert_eq!(
             header_value("=?base64?SGVs!!!bG8=?="),
             None,

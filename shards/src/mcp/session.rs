@@ -88,6 +88,14 @@ pub struct LocalSession {
 }
 
 impl LocalSession {
+    /// The session may be used by `principal`: the one that opened it, or anyone when it was
+    /// opened without authentication.
+    pub fn owned_by(&self, principal: &str) -> bool {
+        self.principal
+            .as_deref()
+            .is_none_or(|owner| owner == principal)
+    }
+
     /// A new session with no stream and no subscriptions.
     pub fn new(version: &'static str, caps: ClientCaps, caps_json: Vec<u8>) -> Self {
         LocalSession {

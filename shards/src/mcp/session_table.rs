@@ -148,6 +148,21 @@ impl LocalSessionTable {
         self.map.get(id)
     }
 
+    /// A request arrived on session `id` from `principal`: records when, and whether it puts
+    /// the session in use (then it is never evicted for room). False when there is no such
+    /// session for that caller: a session belongs to the principal that opened it, and
+    /// another caller must not learn it exists. Touches in place, copying nothing.
+    pub fn touch(&mut self, id: &str, principal: &str, uses: bool, now: Instant) -> bool {
+        match self.map.get_mut(id) {
+            Some(s) if s.owned_by(principal) => {
+                s.last_seen = now;
+                s.used |= uses;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Looks a session up for change.
     pub fn get_mut(&mut self, id: &str) -> Option<&mut LocalSession> {
         self.map.get_mut(id)
@@ -274,6 +289,33 @@ mod tests {
         }
         assert!(t.unused.len() <= 2 * t.len() + 64, "{}", t.unused.len());
         assert_eq!(t.per_principal.get("a"), Some(&10));
+    }
+
+    #[test]
+    fn a_touch_marks_use_and_time_for_the_owner_only() {
+        let mut t = LocalSessionTable::default();
+        t.insert(&id(0), session("alice"));
+        let later = Instant::now() + std::time::Duration::from_secs(5);
+        // Another caller, or an unknown id: nothing found, nothing changed.
+        assert!(!t.touch(&id(0), "bob", true, later));
+        assert!(!t.touch(&id(9), "alice", true, later));
+        assert!(!t.get(&id(0)).unwrap().used);
+        // The handshake's own notification does not put the session in use; a request does.
+        assert!(t.touch(&id(0), "alice", false, later));
+        assert!(!t.get(&id(0)).unwrap().used);
+        assert_eq!(t.get(&id(0)).unwrap().last_seen, later);
+        assert!(t.touch(&id(0), "alice", true, later));
+        assert!(t.get(&id(0)).unwrap().used);
+        assert!(
+            t.touch(&id(0), "alice", false, later),
+            "use is never taken back"
+        );
+        assert!(t.get(&id(0)).unwrap().used);
+        // A session opened without a principal (auth off) is anyone's.
+        let mut open = session("x");
+        open.principal = None;
+        t.insert(&id(1), open);
+        assert!(t.touch(&id(1), "anyone", true, later));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! name, arguments and caller are digested again, so any difference fails the tag check.
 //! Wire form: `o1m1.<shard>.<n>.<expiry unix s>.<tag, 32 hex>`.
 //!
-//! The key is process-wide and lives only here ([`key`]): a state minted on one shard is
+//! The key is process-wide and lives only here (`key`): a state minted on one shard is
 //! checked on whichever shard the retry lands on, before it is handed to the owner.
 
 use std::sync::OnceLock;

@@ -2,7 +2,7 @@
 //!
 //! A backend can send events faster than a client reads them, and a client can stop reading
 //! altogether. An unbounded channel there grows without limit (the attack run measured
-//! 1.25 GB for one stream), so a [`Feed`] counts the bytes queued and not yet taken by the
+//! 1.25 GB for one stream), so a feed ([`feed`]) counts the bytes queued and not yet taken by the
 //! writer, in a shared atomic counter beside an unbounded channel (no lock, no allocation
 //! per message beyond the channel's own node). Atomic because the two ends may live on two
 //! shards: a request handed to the session's owner shard is answered on the connection's. A send that would take the queue past its bound
@@ -31,7 +31,7 @@ struct Count {
     on_overflow: atomic_waker::AtomicWaker,
 }
 
-/// The sending side of a [`Feed`].
+/// The sending side of a [`feed`].
 pub struct FeedTx {
     tx: UnboundedSender<Vec<u8>>,
     count: Arc<Count>,

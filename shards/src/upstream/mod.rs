@@ -1,6 +1,6 @@
 //! Backends as one shard sees them, and the MCP client side of the gateway.
 //!
-//! Every shard has a [`LocalUpstreams`] registry with one entry per backend: its own HTTP
+//! Every shard has a registry (`LocalShard::upstreams`) with one entry per backend: its own HTTP
 //! keep-alive pool and upstream sessions ([`http`]), the stdio child it owns ([`stdio`]), or a
 //! pointer to the shard that owns the child (calls are then handed to that shard's mailbox).
 //! Requests travel as bytes with the id's range marked, so each transport splices its own id
@@ -8,8 +8,15 @@
 //! splices the client's id back. Bodies are never re-serialized.
 //!
 //! # Key Components
-//! - [`BackendReply`]: one response message from a backend.
-//! - [`LocalBackend`]: the per-shard handle, whatever the transport.
+//! - [`BackendReply`]: one response message from a backend; [`BackendEvent`]: one message
+//!   related to a call (progress, log, server-to-client request).
+//! - [`LocalBackend`]: the per-shard handle, whatever the transport: Streamable HTTP
+//!   ([`http`], with the gateway's GET stream [`listen`] and per-client upstream sessions
+//!   [`per_client`]), stdio ([`stdio`]) or the deprecated HTTP+SSE ([`sse_legacy`]); the
+//!   2026-07-28 era toward backends that speak it ([`modern`]).
+//! - [`routes`]: where a channel's messages go (replies by id, progress by token); [`ids`]:
+//!   unguessable request ids; [`rewake`]: a call's timeout kept across tasks;
+//!   [`messages`]: work carried between shards.
 //! - [`discover`]: the handshake-independent part of catalog discovery (every page followed),
 //!   with the requests the gateway makes as a client (`client.rs`).
 

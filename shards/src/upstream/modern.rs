@@ -113,20 +113,10 @@ pub fn request_headers(body: &[u8]) -> Vec<(String, String)> {
 
 /// `=?base64?…?=` for header values that are not plain visible ASCII.
 pub(crate) fn base64_sentinel(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::from("=?base64?");
-    for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                s.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
+    use base64::Engine;
+    let mut s = String::with_capacity(11 + data.len().div_ceil(3) * 4);
+    s.push_str("=?base64?");
+    base64::engine::general_purpose::STANDARD.encode_string(data, &mut s);
     s.push_str("?=");
     s
 }
@@ -159,6 +149,15 @@ mod tests {
         );
         assert!(s.contains(r#""progressToken":"t""#));
         check(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"_meta":{},"name":"x"}}"#);
+    }
+
+    #[test]
+    fn header_sentinels_are_standard_padded_base64() {
+        assert_eq!(base64_sentinel(b""), "=?base64??=");
+        assert_eq!(base64_sentinel(b"H"), "=?base64?SA==?=");
+        assert_eq!(base64_sentinel(b"He"), "=?base64?SGU=?=");
+        assert_eq!(base64_sentinel("héllo".as_bytes()), "=?base64?aMOpbGxv?=");
+        assert_eq!(base64_sentinel(&[0xfb, 0xff]), "=?base64?+/8=?=");
     }
 
     #[test]

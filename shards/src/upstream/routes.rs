@@ -48,6 +48,69 @@ pub(crate) struct LocalRoutes {
     pub(crate) unrelated: RefCell<Option<Updates>>,
 }
 
+/// The answer a call waits for on its channel.
+pub(crate) type ReplyRx = oneshot::Receiver<Result<BackendReply, McpError>>;
+
+/// One call's place in its channel's routes: its pending reply, its progress token and its
+/// event sink. Taken out however the call ends (answered, timed out, cancelled, or dropped
+/// because the client left), so a call can never leave a route behind.
+pub(crate) struct Registered<'a> {
+    routes: Rc<LocalRoutes>,
+    id: u64,
+    progress: Option<&'a [u8]>,
+    released: bool,
+}
+
+impl Registered<'_> {
+    /// Takes the call's routes out now; true when its reply had not arrived (the backend
+    /// may still be working on it). Later calls, and the drop, do nothing.
+    pub(crate) fn release(&mut self) -> bool {
+        if std::mem::replace(&mut self.released, true) {
+            return false;
+        }
+        let r = &self.routes;
+        if let Some(tok) = self.progress {
+            r.progress.borrow_mut().remove(tok);
+        }
+        r.call_ended(self.id);
+        r.pending.borrow_mut().remove(&self.id).is_some()
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Puts call `id` in `routes`: its reply comes back through the returned receiver, progress
+/// naming `progress` and related messages go to `events`.
+pub(crate) fn register<'a>(
+    routes: &Rc<LocalRoutes>,
+    id: u64,
+    events: Option<&EventTx>,
+    progress: Option<&'a [u8]>,
+) -> (Registered<'a>, ReplyRx) {
+    let (tx, rx) = oneshot::channel();
+    routes.pending.borrow_mut().insert(id, tx);
+    if let Some(ev) = events {
+        if let Some(tok) = progress {
+            routes
+                .progress
+                .borrow_mut()
+                .insert(tok.to_vec(), ev.clone());
+        }
+        routes.sinks.borrow_mut().push((id, ev.clone()));
+    }
+    let reg = Registered {
+        routes: routes.clone(),
+        id,
+        progress: progress.filter(|_| events.is_some()),
+        released: false,
+    };
+    (reg, rx)
+}
+
 /// Receives a backend's `notifications/resources/updated` messages.
 pub type Updates = Rc<dyn Fn(Vec<u8>)>;
 
@@ -359,5 +422,55 @@ mod tests {
         assert_eq!(got(&mut rx[1]).as_deref(), Some(&ask[..]));
         assert_eq!(got(&mut rx[0]), None);
         assert_eq!(routes.waiting.borrow().get(&2), Some(&1));
+    }
+}
+
+#[cfg(test)]
+mod registration_tests {
+    use super::*;
+
+    fn empty(r: &LocalRoutes) -> bool {
+        r.pending.borrow().is_empty()
+            && r.progress.borrow().is_empty()
+            && r.sinks.borrow().is_empty()
+    }
+
+    #[test]
+    fn a_call_dropped_before_its_answer_leaves_no_route_behind() {
+        let routes = Rc::new(LocalRoutes::default());
+        let (ev, mut ev_rx) = mpsc::unbounded();
+        let tok = br#""o1m.0.1""#;
+        let (reg, _rx) = register(&routes, 7, Some(&ev), Some(tok));
+        // Progress for its token reaches the call while it runs.
+        let progress = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"o1m.0.1","progress":1}}"#;
+        handle_message("b", progress, &routes, &|_| {}, "test");
+        assert!(ev_rx.try_recv().is_ok());
+        // The client left: the call's future, and its registration, are dropped.
+        drop(reg);
+        assert!(empty(&routes));
+        handle_message("b", progress, &routes, &|_| {}, "test");
+        assert!(
+            ev_rx.try_recv().is_err(),
+            "no progress for a call that is gone"
+        );
+    }
+
+    #[test]
+    fn release_says_whether_the_backend_still_owes_the_answer() {
+        let routes = Rc::new(LocalRoutes::default());
+        let (mut reg, rx) = register(&routes, 3, None, Some(b"\"t\""));
+        assert!(
+            routes.progress.borrow().is_empty(),
+            "no events: no progress route"
+        );
+        assert!(reg.release(), "not answered yet");
+        assert!(!reg.release(), "released once");
+        drop(rx);
+        let (mut reg, mut rx) = register(&routes, 4, None, None);
+        let answer = br#"{"jsonrpc":"2.0","id":4,"result":{}}"#;
+        handle_message("b", answer, &routes, &|_| {}, "test");
+        assert!(rx.try_recv().unwrap().is_some(), "the answer arrived");
+        assert!(!reg.release(), "answered: nothing owed");
+        assert!(empty(&routes));
     }
 }

@@ -13,14 +13,12 @@ use std::ops::Range;
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures_channel::oneshot;
-
 use crate::error::McpError;
 use crate::http::client::LocalHttpConn;
 use crate::http::sse::SseDecoder;
 use crate::http::url::BackendUrl;
 use crate::mcp::jsonrpc::splice;
-use crate::upstream::routes::{handle_message, LocalRoutes};
+use crate::upstream::routes::{handle_message, register, LocalRoutes};
 use crate::upstream::{request_body, BackendReply, CallOpts};
 
 /// Where messages are POSTed.
@@ -215,17 +213,13 @@ impl LocalSseSession {
         let our_id = self.next_id.mint();
         let mut wire = Vec::with_capacity(body.len() + 16);
         splice(body, &[(id, our_id.to_string().as_bytes())], &mut wire);
-        let (tx, rx) = oneshot::channel();
-        self.routes.pending.borrow_mut().insert(our_id, tx);
-        if let Some(ev) = &opts.events {
-            if let Some(tok) = &opts.progress {
-                self.routes
-                    .progress
-                    .borrow_mut()
-                    .insert(tok.clone(), ev.clone());
-            }
-            self.routes.sinks.borrow_mut().push((our_id, ev.clone()));
-        }
+        // Released however the call ends, dropped included (the client went away).
+        let (mut reg, rx) = register(
+            &self.routes,
+            our_id,
+            opts.events.as_ref(),
+            opts.progress.as_deref(),
+        );
         let outcome = async {
             self.target.post(&wire).await?;
             match crate::upstream::within(opts.timeout, opts.deadline.as_ref(), rx).await {
@@ -245,11 +239,7 @@ impl LocalSseSession {
             r = outcome => r,
             _ = cancel => Err(McpError::Cancelled),
         };
-        self.routes.pending.borrow_mut().remove(&our_id);
-        if let Some(tok) = &opts.progress {
-            self.routes.progress.borrow_mut().remove(tok);
-        }
-        self.routes.call_ended(our_id);
+        reg.release();
         if matches!(
             result,
             Err(McpError::Cancelled) | Err(McpError::BackendTimeout { .. })

@@ -11,7 +11,7 @@
 //! # Key Components
 //! - [`LocalStdioSlot`]: the stable handle callers use; survives restarts.
 //! - [`supervise`]: the owner shard's restart loop.
-//! - [`ping`]: the liveness check of a running child (it must answer `ping`).
+//! - `ping`: the liveness check of a running child (it must answer `ping`).
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
@@ -35,8 +35,8 @@ pub use child::{reap, LineSplitter};
 use crate::error::McpError;
 use crate::mcp::jsonrpc::splice;
 use crate::snapshot::BackendSpec;
-use crate::upstream::routes::LocalRoutes;
 pub use crate::upstream::routes::Updates;
+use crate::upstream::routes::{register, LocalRoutes, Registered};
 use crate::upstream::{BackendReply, CallOpts};
 
 /// Longest stdout line accepted from a child (larger lines are dropped with a warning).
@@ -164,33 +164,27 @@ impl LocalStdioSlot {
             let mut wire = Vec::with_capacity(body.len() + 24);
             splice(body, &[(id, id_text.as_bytes())], &mut wire);
             wire.push(b'\n');
-            let (tx, rx) = oneshot::channel();
-            p.routes.pending.borrow_mut().insert(our_id, tx);
-            if let Some(ev) = &opts.events {
-                if let Some(tok) = &opts.progress {
-                    p.routes
-                        .progress
-                        .borrow_mut()
-                        .insert(tok.clone(), ev.clone());
-                }
-                p.routes.sinks.borrow_mut().push((our_id, ev.clone()));
-            }
+            let (reg, rx) = register(
+                &p.routes,
+                our_id,
+                opts.events.as_ref(),
+                opts.progress.as_deref(),
+            );
             if p.writer.unbounded_send(wire).is_err() {
-                p.routes.pending.borrow_mut().remove(&our_id);
+                // `reg` goes here, and the routes with it.
                 return Err(McpError::BackendUnavailable {
                     server: self.spec.id.clone(),
                     reason: "process is exiting".into(),
                 });
             }
-            (rx, p.writer.clone(), p.routes.clone())
+            (rx, p.writer.clone(), reg)
         };
         // Cleans up however the call ends, dropped included (the client went away): the
         // pending entry, progress route and sink go, and the child hears a cancellation.
         let mut cleanup = Cleanup {
-            routes: &routes,
+            reg: routes,
             writer: &writer,
             id: our_id,
-            progress: opts.progress.as_deref(),
             cancel: Some("the client went away"),
         };
         let cancel = crate::upstream::cancelled(opts.cancel);
@@ -244,22 +238,16 @@ impl LocalStdioSlot {
 
 /// The end of one call on a child's channel, however it ends (see `call_inner`).
 struct Cleanup<'a> {
-    routes: &'a Rc<LocalRoutes>,
+    reg: Registered<'a>,
     writer: &'a futures_channel::mpsc::UnboundedSender<Vec<u8>>,
     id: u64,
-    progress: Option<&'a [u8]>,
     /// Tell the child to stop working on it, and why.
     cancel: Option<&'static str>,
 }
 
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
-        let r = self.routes;
-        if let Some(tok) = self.progress {
-            r.progress.borrow_mut().remove(tok);
-        }
-        r.call_ended(self.id);
-        let unanswered = r.pending.borrow_mut().remove(&self.id).is_some();
+        let unanswered = self.reg.release();
         if let Some(reason) = self.cancel.filter(|_| unanswered) {
             let cancel = format!(
                 "{{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{{\"requestId\":{},\"reason\":\"{reason}\"}}}}\n",
