@@ -183,11 +183,6 @@ async fn discover_http(
     backend: Rc<LocalBackend>,
     timeout: Duration,
 ) {
-    use std::future::poll_fn;
-    use std::pin::Pin;
-
-    use futures_core::Stream;
-
     let report = reporter(&shard, &server);
     let (relist_tx, mut relist_rx) = futures_channel::mpsc::unbounded::<()>();
     let mut relist_tx = Some(relist_tx);
@@ -223,10 +218,7 @@ async fn discover_http(
                 shard.draining.clone(),
             );
         }
-        if poll_fn(|cx| Pin::new(&mut relist_rx).poll_next(cx))
-            .await
-            .is_none()
-        {
+        if crate::rt::next(&mut relist_rx).await.is_none() {
             return;
         }
         monoio::time::sleep(Duration::from_millis(20)).await;

@@ -234,11 +234,6 @@ async fn write_sse<S: AsyncWriteRent + WatchClose>(
     mut out: Vec<u8>,
     stall: std::time::Duration,
 ) -> Option<Vec<u8>> {
-    use std::future::poll_fn;
-    use std::pin::Pin;
-
-    use futures_core::Stream;
-
     let mut rx = reply.stream.take()?;
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nx-accel-buffering: no\r\ntransfer-encoding: chunked\r\n");
@@ -258,8 +253,7 @@ async fn write_sse<S: AsyncWriteRent + WatchClose>(
         // stream now (and what it holds, e.g. a listen's table entry, goes with the reply),
         // not at the next keep-alive write that fails.
         let next = {
-            let wait =
-                monoio::time::timeout(SSE_KEEPALIVE, poll_fn(|cx| Pin::new(&mut rx).poll_next(cx)));
+            let wait = monoio::time::timeout(SSE_KEEPALIVE, crate::rt::next(&mut rx));
             let gone = stream.closed();
             monoio::select! {
                 n = wait => n,

@@ -22,8 +22,9 @@ use sonic_rs::JsonValueTrait;
 
 use crate::error::McpError;
 use crate::http::response::Reply;
-use crate::mcp::forward::{next, CallFut, Finisher};
+use crate::mcp::forward::{CallFut, Finisher};
 use crate::mcp::jsonrpc::{Envelope, Kind};
+use crate::rt::next;
 use crate::shard::LocalShard;
 use crate::upstream::BackendEvent;
 

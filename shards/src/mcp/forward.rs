@@ -9,18 +9,17 @@
 //! back, and ends with the response. A client's `notifications/cancelled` reaches the call
 //! through the shard's in-flight table and becomes a cancel for the backend's id.
 
-use std::future::poll_fn;
 use std::ops::Range;
 use std::pin::Pin;
 use std::rc::Rc;
 
 use futures_channel::{mpsc, oneshot};
-use futures_core::Stream;
 
 use crate::error::McpError;
 pub(crate) use crate::mcp::finish::Finisher;
 use crate::mcp::jsonrpc::{splice, splice_placeholder, Envelope};
 use crate::rt::feed::{feed, FeedRx, NotSent, SSE_QUEUE_BYTES};
+use crate::rt::next;
 use crate::shard::LocalShard;
 use crate::upstream::{BackendReply, CallOpts, LocalBackend};
 
@@ -143,10 +142,6 @@ pub struct S2cRoute {
 /// A backend call in flight.
 pub(crate) type CallFut =
     Pin<Box<dyn std::future::Future<Output = Result<BackendReply, McpError>>>>;
-
-pub(crate) async fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> Option<T> {
-    poll_fn(|cx| Pin::new(&mut *rx).poll_next(cx)).await
-}
 
 pub(crate) fn inflight_key(sid: &str, client_id: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(sid.len() + 1 + client_id.len());

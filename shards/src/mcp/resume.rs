@@ -20,8 +20,6 @@
 //! one that left, and may resume from its last event id while that is still logged.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -130,7 +128,7 @@ async fn relay<S: Stream<Item = Vec<u8>> + Unpin>(
     mut input: S,
 ) {
     let mut seq = 0u64;
-    while let Some(msg) = poll_fn(|cx| Pin::new(&mut input).poll_next(cx)).await {
+    while let Some(msg) = crate::rt::next(&mut input).await {
         seq += 1;
         let mut logs = shard.stream_logs.borrow_mut();
         let Some(log) = logs.get_mut(&k) else {

@@ -9,11 +9,7 @@
 //! to stdout too. Requests run concurrently; answers carry their ids, so order does not matter.
 
 use std::cell::RefCell;
-use std::future::poll_fn;
-use std::pin::Pin;
 use std::rc::Rc;
-
-use futures_core::Stream;
 
 use crate::http::request::Method;
 use crate::http::response::Reply;
@@ -50,7 +46,7 @@ impl LocalStdioFront {
 }
 
 async fn pump(front: Rc<LocalShard>, mut rx: crate::rt::feed::FeedRx) {
-    while let Some(item) = poll_fn(|cx| Pin::new(&mut rx).poll_next(cx)).await {
+    while let Some(item) = crate::rt::next(&mut rx).await {
         let (_, m) = crate::http::response::untag_event(&item);
         if let (Some(f), false) = (&front.stdio, m.is_empty()) {
             f.write(m.to_vec());

@@ -174,10 +174,9 @@ impl Stream for FeedRx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::future::poll_fn;
 
     fn next(rx: &mut FeedRx) -> Option<Vec<u8>> {
-        block_on(poll_fn(|cx| Pin::new(&mut *rx).poll_next(cx)))
+        block_on(crate::rt::next(rx))
     }
 
     /// Runs a future that is ready at once (the channel is local and already filled).

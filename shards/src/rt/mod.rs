@@ -13,6 +13,7 @@
 //!   under a stall timeout).
 //! - [`feed`]: the byte-bounded queue toward an SSE writer.
 //! - [`fair`]: loops over outside input give way to the shard's other tasks.
+//! - [`next`]: the next item of a stream (channels, feeds), the one `poll_fn` for it.
 
 pub mod contain;
 pub mod fair;
@@ -24,6 +25,12 @@ use std::future::Future;
 use std::io as stdio;
 
 use crate::config::DriverChoice;
+
+/// The next item of `stream`, `None` once it has ended: what `StreamExt::next` would be,
+/// without pulling in futures-util for one line.
+pub async fn next<S: futures_core::Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
+    std::future::poll_fn(|cx| std::pin::Pin::new(&mut *stream).poll_next(cx)).await
+}
 
 /// Stack of every thread that reads JSON from outside (shards, health prober, JWKS fetcher).
 /// JSON nesting is bounded before any recursive parser runs (`server.max_json_depth`, at

@@ -276,7 +276,7 @@ impl LocalBackend {
                     // request goes back to the same process.
                     let (tx, mut rx) = futures_channel::mpsc::unbounded::<BackendEvent>();
                     monoio::spawn(async move {
-                        while let Some(mut ev) = crate::mcp::forward::next(&mut rx).await {
+                        while let Some(mut ev) = crate::rt::next(&mut rx).await {
                             ev.replica = k;
                             if events.unbounded_send(ev).is_err() {
                                 return;

@@ -1,18 +1,15 @@
 //! The child process of a stdio backend: spawning it in its own process group over socket
 //! pairs, the writer, reader and stderr tasks, and reaping it with escalating signals.
 
-use std::future::poll_fn;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::os::unix::process::CommandExt;
-use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use futures_channel::mpsc;
-use futures_core::Stream;
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::UnixStream;
 
@@ -64,7 +61,7 @@ pub(super) fn spawn_child(
 }
 
 pub(super) async fn writer_task(mut stdin: UnixStream, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
-    while let Some(msg) = poll_fn(|cx| Pin::new(&mut rx).poll_next(cx)).await {
+    while let Some(msg) = crate::rt::next(&mut rx).await {
         if msg.is_empty() {
             break;
         }

@@ -14,14 +14,11 @@
 //! - `ping`: the liveness check of a running child (it must answer `ping`).
 
 use std::cell::{Cell, RefCell};
-use std::future::poll_fn;
 use std::ops::Range;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use futures_channel::{mpsc, oneshot};
-use futures_core::Stream;
 
 mod child;
 pub mod gate;
@@ -444,10 +441,7 @@ async fn relist_task(
     report: Report,
     mut rx: mpsc::UnboundedReceiver<()>,
 ) {
-    while poll_fn(|cx| Pin::new(&mut rx).poll_next(cx))
-        .await
-        .is_some()
-    {
+    while crate::rt::next(&mut rx).await.is_some() {
         monoio::time::sleep(Duration::from_millis(20)).await;
         while rx.try_recv().is_ok() {}
         let backend = crate::upstream::LocalBackend::Stdio(slot.clone());
