@@ -33,10 +33,10 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use only1mcp_shards::catalog::{page_of, parse_tools_page, Catalog, ListKind};
+use only1mcp_shards::codec::jsonrpc::{splice, Envelope, Kind};
 use only1mcp_shards::http::request::{parse_head, Framing};
 use only1mcp_shards::http::response::{encode, Reply};
 use only1mcp_shards::http::sse::SseDecoder;
-use only1mcp_shards::mcp::jsonrpc::{splice, Envelope, Kind};
 use only1mcp_shards::mcp::session::mint_id;
 use only1mcp_shards::ring::Ring;
 use only1mcp_shards::upstream::BackendReply;

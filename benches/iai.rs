@@ -30,9 +30,9 @@ use std::time::{Duration, Instant};
 use iai_callgrind::{library_benchmark, library_benchmark_group, main};
 use only1mcp_shards::cache::{key, Cacheable, LocalCache, Shared};
 use only1mcp_shards::catalog::{page_of, page_range, shared_bytes, Catalog, ListKind};
+use only1mcp_shards::codec::jsonrpc::{splice, Envelope};
 use only1mcp_shards::http::request::parse_head;
 use only1mcp_shards::http::response::{encode, Reply};
-use only1mcp_shards::mcp::jsonrpc::{splice, Envelope};
 use only1mcp_shards::ring::Ring;
 use only1mcp_shards::upstream::BackendReply;
 

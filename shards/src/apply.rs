@@ -44,7 +44,7 @@ fn retire(shard: &Rc<LocalShard>, id: &str, grace: Duration) {
     for b in &gone {
         b.retire();
     }
-    crate::upstream::per_client::release_server(shard, id);
+    crate::mcp::per_client::release_server(shard, id);
     let slots: Vec<_> = {
         let mut owned = shard.owned_stdio.borrow_mut();
         let (mine, keep): (Vec<_>, Vec<_>) = owned.drain(..).partition(|(s, _)| s.id() == id);

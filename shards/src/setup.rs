@@ -49,7 +49,7 @@ pub(crate) fn setup_backend(
                         } else {
                             Rc::new(LocalBackend::RemoteStdio {
                                 id: key,
-                                owner: shard.peers[owner].clone(),
+                                owner: Rc::new(shard.peers[owner].clone()),
                             })
                         }
                     })
@@ -62,7 +62,7 @@ pub(crate) fn setup_backend(
             Transport::Stdio if owner == shard.id => own_stdio(shard, spec, 0, true),
             Transport::Stdio => Rc::new(LocalBackend::RemoteStdio {
                 id: spec.id.clone(),
-                owner: shard.peers[owner].clone(),
+                owner: Rc::new(shard.peers[owner].clone()),
             }),
         };
         if spec.transport == Transport::Http && owner == shard.id {

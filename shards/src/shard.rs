@@ -30,7 +30,7 @@ use crate::ring::Ring;
 use crate::rt::mailbox::{LocalMailbox, SharedMailboxSender};
 use crate::rt::DriverKind;
 use crate::snapshot::SharedSnapshotSlot;
-use crate::upstream::messages::StdioCall;
+use crate::upstream::messages::{OwnerStopped, StdioCall};
 use crate::upstream::stdio::LocalStdioSlot;
 use crate::upstream::LocalBackend;
 
@@ -89,6 +89,18 @@ pub enum ShardMsg {
     StdioLine(Vec<u8>),
     /// Stop accepting, drain, stop children, exit.
     Shutdown,
+}
+
+/// The upstream layer reaches a stdio child on another shard through that shard's mailbox.
+impl crate::upstream::messages::StdioOwner for SharedMailboxSender<ShardMsg> {
+    fn post_call(&self, call: StdioCall) -> Result<(), OwnerStopped> {
+        self.send(ShardMsg::StdioCall(call))
+            .map_err(|_| OwnerStopped)
+    }
+
+    fn post_respond(&self, server: String, msg: Vec<u8>) {
+        let _ = self.send(ShardMsg::StdioRespond { server, msg });
+    }
 }
 
 /// What shards report to the control thread.
@@ -157,7 +169,7 @@ pub struct ShardInit {
     /// The audit log (disabled unless `[audit] enabled`).
     pub audit: crate::audit::SharedAuditSink,
     /// Token accounting (disabled unless `[metrics] tokens` names an encoding).
-    pub tokens: crate::tokens::SharedTokenSink,
+    pub tokens: crate::mcp::tokens::SharedTokenSink,
     /// TLS termination (`[server.tls]`), the same config for every shard.
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// The gateway-wide cap on stdio starts (`proxy.max_concurrent_spawns`).
@@ -205,7 +217,7 @@ pub struct LocalShard {
     /// The response cache and single-flight batcher (`[cache]`).
     pub cache: Rc<crate::cache::LocalCache>,
     /// Answers handed to the tokenizer thread (`[metrics] tokens`).
-    pub tokens: crate::tokens::SharedTokenSink,
+    pub tokens: crate::mcp::tokens::SharedTokenSink,
     /// Who is calling and what it may do.
     pub auth: crate::auth::local::LocalAuth,
     /// The search index of the `search` discovery mode (built on first use).
@@ -221,8 +233,7 @@ pub struct LocalShard {
     /// Counter for gateway-side progress tokens and server-to-client request ids.
     pub next_token: Cell<u64>,
     /// Per-client upstreams, by session and backend.
-    pub per_client:
-        RefCell<HashMap<String, crate::upstream::per_client::LocalPerClient, RandomState>>,
+    pub per_client: RefCell<HashMap<String, crate::mcp::per_client::LocalPerClient, RandomState>>,
     /// Resumable SSE stream logs of 2025-era sessions, by `<session>/<stream>`.
     pub stream_logs: RefCell<HashMap<String, crate::mcp::resume::LocalStreamLog, RandomState>>,
     /// Bytes held by all of `stream_logs` (bounded by `resume::SHARD_LOG_BYTES`).
@@ -343,7 +354,7 @@ async fn shard_main(init: ShardInit) {
         None => None,
     };
     monoio::spawn(mailbox_loop(shard.clone(), init.mailbox, stop_tx));
-    monoio::spawn(crate::upstream::per_client::expiry_task(
+    monoio::spawn(crate::mcp::per_client::expiry_task(
         shard.clone(),
         Duration::from_millis(cfg.server.session_idle_timeout_ms),
     ));
@@ -372,7 +383,7 @@ async fn shard_main(init: ShardInit) {
 async fn stats_task(shard: Rc<LocalShard>) {
     loop {
         monoio::time::sleep(Duration::from_millis(500)).await;
-        let report = crate::stats::report::build(&shard);
+        let report = crate::report::build(&shard);
         if shard
             .control
             .send(ControlEvent::Stats(Box::new(report)))
@@ -541,7 +552,7 @@ async fn drain(shard: &Rc<LocalShard>, grace: Duration) {
         );
     }
     let mut owned: Vec<_> = shard.owned_stdio.borrow_mut().drain(..).collect();
-    owned.extend(crate::upstream::per_client::release_all(shard));
+    owned.extend(crate::mcp::per_client::release_all(shard));
     for (slot, _) in &owned {
         slot.stop();
     }

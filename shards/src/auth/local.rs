@@ -85,14 +85,14 @@ impl LocalAuth {
     }
 
     /// Who sent this request (the front calls it before anything else reads the request);
-    /// a token naming an unknown key also asks the control thread for a JWKS refetch, at
-    /// most once a second from this shard.
+    /// a token naming an unknown key also calls `unknown_kid` (the shard asks the control
+    /// thread for a JWKS refetch), at most once a second from this shard.
     pub fn principal_of(
         &self,
         auth: &SharedAuth,
         authorization: Option<&[u8]>,
         query: Option<&[u8]>,
-        control: &crossbeam_channel::Sender<crate::shard::ControlEvent>,
+        unknown_kid: impl FnOnce(&str),
     ) -> Result<Principal, Denied> {
         let r = self.authenticate(auth, authorization, query);
         if let Err(Denied::UnknownKid(kid)) = &r {
@@ -103,7 +103,7 @@ impl LocalAuth {
                 .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
             {
                 self.kid_hint.set(Some(now));
-                let _ = control.send(crate::shard::ControlEvent::UnknownKid(kid.clone()));
+                unknown_kid(kid);
             }
         }
         r

@@ -3,7 +3,7 @@
 
 use super::valid_json;
 use crate::catalog::{page_of, page_range, parse_cursor};
-use crate::mcp::jsonrpc::Envelope;
+use crate::codec::jsonrpc::Envelope;
 use crate::mcp::modern::header_value;
 use crate::mcp::resume::parse_event_id;
 use crate::mcp::session::well_formed;

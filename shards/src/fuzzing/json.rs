@@ -7,9 +7,9 @@ use std::ops::Range;
 
 use super::{in_bounds, serde_limit, valid_json};
 use crate::catalog::{cache_hints, uri, BackendCaps};
+use crate::codec::jsonrpc::{splice, splice_placeholder, splice_tracking, Envelope, Kind};
+use crate::codec::scan;
 use crate::error::McpError;
-use crate::mcp::jsonrpc::{splice, splice_placeholder, splice_tracking, Envelope, Kind};
-use crate::mcp::scan;
 use crate::upstream::routes::{handle_message, LocalRoutes};
 use crate::upstream::{BackendEvent, BackendReply};
 

@@ -383,7 +383,11 @@ fn authenticate(
     let query = req.query.clone().map(|r| &bufs.buf[r]);
     shard
         .auth
-        .principal_of(&snap.auth, authorization, query, &shard.control)
+        .principal_of(&snap.auth, authorization, query, |kid| {
+            let _ = shard
+                .control
+                .send(crate::shard::ControlEvent::UnknownKid(kid.into()));
+        })
         .map_err(|denied| {
             let reply = crate::auth::local::refusal(&snap.auth, &denied);
             let who = match &denied {

@@ -20,10 +20,10 @@ use std::time::Duration;
 use futures_channel::{mpsc, oneshot};
 use sonic_rs::JsonValueTrait;
 
+use crate::codec::jsonrpc::{Envelope, Kind};
 use crate::error::McpError;
 use crate::http::response::Reply;
 use crate::mcp::forward::{CallFut, Finisher};
-use crate::mcp::jsonrpc::{Envelope, Kind};
 use crate::rt::next;
 use crate::shard::LocalShard;
 use crate::upstream::BackendEvent;
@@ -94,13 +94,13 @@ pub(crate) fn park(
     let mut irr = br#"{"resultType":"input_required","inputRequests":{""#.to_vec();
     irr.extend_from_slice(INPUT_KEY.as_bytes());
     irr.extend_from_slice(br#"":{"method":"#);
-    crate::mcp::jsonrpc::push_json_str(&mut irr, &method);
+    crate::codec::jsonrpc::push_json_str(&mut irr, &method);
     irr.extend_from_slice(br#","params":"#);
     irr.extend_from_slice(&params);
     irr.extend_from_slice(br#"}},"requestState":"#);
-    crate::mcp::jsonrpc::push_json_str(&mut irr, &state);
+    crate::codec::jsonrpc::push_json_str(&mut irr, &state);
     irr.push(b'}');
-    let answer = crate::mcp::dispatch::ok_result(&finish.client_id, &irr);
+    let answer = crate::codec::ok_result(&finish.client_id, &irr);
     monoio::spawn(parked(
         shard,
         n,

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use sonic_rs::JsonValueTrait;
 
 use crate::cache::{Cacheable, Shared};
+use crate::codec::jsonrpc::Envelope;
+use crate::codec::ok_result;
 use crate::error::McpError;
-use crate::mcp::dispatch::ok_result;
 use crate::mcp::forward::{forward, Answer, Era};
-use crate::mcp::jsonrpc::Envelope;
 use crate::shard::LocalShard;
 
 /// What the caller resolved: the request kind and the gateway name or URI.

@@ -13,12 +13,13 @@ use std::rc::Rc;
 
 use crate::auth::verify::Principal;
 use crate::catalog::ListKind;
+use crate::codec::jsonrpc::{Envelope, Kind};
+use crate::codec::ok_result;
 use crate::config::Discovery;
 use crate::error::McpError;
 use crate::http::request::Method;
 use crate::http::response::Reply;
 use crate::mcp::forward::{Answer, Era};
-use crate::mcp::jsonrpc::{Envelope, Kind};
 use crate::mcp::session::LocalSession;
 use crate::mcp::SUPPORTED_VERSIONS;
 use crate::shard::{LocalShard, ShardMsg};
@@ -280,7 +281,7 @@ async fn request(
     let outcome = crate::stats::Outcome::of(&result);
     shard.stats.request(method, outcome, started.elapsed());
     let meta = crate::mcp::meta::handles(mode, env).then_some(env.name_str.as_deref());
-    crate::tokens::tap_gateway_answer(&shard.tokens, method, meta.flatten(), &result);
+    crate::mcp::tokens::tap_gateway_answer(&shard.tokens, method, meta.flatten(), &result);
     let reply = match result {
         Ok(Answer::Json(bytes)) => Reply::json(200, bytes),
         Ok(Answer::Parts(head, shared, tail)) => Reply::json_parts(200, head, shared, tail),
@@ -302,17 +303,6 @@ async fn request(
         },
     );
     reply
-}
-
-/// `{"jsonrpc":"2.0","id":<id>,"result":<result>}`.
-pub fn ok_result(id: &[u8], result: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(40 + id.len() + result.len());
-    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-    out.extend_from_slice(id);
-    out.extend_from_slice(b",\"result\":");
-    out.extend_from_slice(result);
-    out.push(b'}');
-    out
 }
 
 /// Which catalog a name is looked up in.
@@ -441,7 +431,7 @@ pub(crate) async fn resources_read(
             }
         }
         let mut j = Vec::new();
-        crate::mcp::jsonrpc::push_json_str(&mut j, route.original);
+        crate::codec::jsonrpc::push_json_str(&mut j, route.original);
         (route.backend, j)
     };
     let era = Era {

@@ -6,9 +6,9 @@
 
 use std::rc::Rc;
 
+use crate::codec::jsonrpc::{splice, Envelope, Kind};
 use crate::error::McpError;
 use crate::mcp::forward::{inflight_key, log_severity, Era, S2cRoute};
-use crate::mcp::jsonrpc::{splice, Envelope, Kind};
 use crate::shard::LocalShard;
 use crate::upstream::{BackendEvent, BackendReply, LocalBackend};
 

@@ -15,9 +15,9 @@ use std::rc::Rc;
 
 use futures_channel::{mpsc, oneshot};
 
+use crate::codec::jsonrpc::{splice, splice_placeholder, Envelope};
 use crate::error::McpError;
 pub(crate) use crate::mcp::finish::Finisher;
-use crate::mcp::jsonrpc::{splice, splice_placeholder, Envelope};
 use crate::rt::feed::{feed, FeedRx, NotSent, SSE_QUEUE_BYTES};
 use crate::rt::next;
 use crate::shard::LocalShard;
@@ -221,7 +221,7 @@ pub async fn forward(
     let deadline = crate::upstream::deadline_in(timeout);
     let cap = std::time::Instant::now() + max_timeout;
     let handle = match per_client {
-        Some(spec) => crate::upstream::per_client::handle_for(shard, sid, &spec),
+        Some(spec) => crate::mcp::per_client::handle_for(shard, sid, &spec),
         None => shard.upstreams.borrow().get(&backend_id).cloned(),
     }
     .ok_or_else(|| McpError::BackendUnavailable {

@@ -5,12 +5,12 @@
 use std::rc::Rc;
 
 use crate::auth::verify::Principal;
+use crate::codec::jsonrpc::Envelope;
 use crate::error::McpError;
 use crate::http::response::Reply;
 use crate::mcp::dispatch::{
     check_version_header, hand_off, owned_by, rpc_error, unknown_session, McpHttpRequest,
 };
-use crate::mcp::jsonrpc::Envelope;
 use crate::mcp::session::LocalSession;
 use crate::mcp::session_table::{share, CapHit};
 use crate::mcp::SUPPORTED_VERSIONS;
@@ -113,7 +113,7 @@ pub(crate) async fn delete(
         .get(sid)
         .is_some_and(|s| owned_by(s, &req.principal));
     if mine && shard.sessions.borrow_mut().remove(sid) {
-        crate::upstream::per_client::release(shard, sid);
+        crate::mcp::per_client::release(shard, sid);
         crate::mcp::resume::forget_session(shard, sid);
         tracing::debug!(shard = shard.id, session = sid, "session ended by client");
         Reply::empty(200)
@@ -147,7 +147,7 @@ fn make_room(shard: &Rc<LocalShard>, principal: &str) -> Result<(), Refusal> {
             .borrow_mut()
             .make_room(principal, cap_shard, cap_principal);
     for sid in evicted {
-        crate::upstream::per_client::release(shard, &sid);
+        crate::mcp::per_client::release(shard, &sid);
         crate::mcp::resume::forget_session(shard, &sid);
         tracing::debug!(shard = shard.id, session = %sid, "never-used session evicted (max_sessions)");
     }
@@ -179,7 +179,7 @@ pub(crate) fn refused(
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     out.extend_from_slice(if id.is_empty() { b"null" } else { id });
     out.extend_from_slice(b",\"error\":{\"code\":-32000,\"message\":");
-    crate::mcp::jsonrpc::push_json_str(&mut out, &message);
+    crate::codec::jsonrpc::push_json_str(&mut out, &message);
     out.extend_from_slice(b",\"data\":{\"blame\":\"");
     out.extend_from_slice(blame.as_bytes());
     out.extend_from_slice(b"\"}}}");

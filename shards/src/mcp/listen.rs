@@ -21,9 +21,9 @@ use ahash::RandomState;
 use hashbrown::HashMap;
 use sonic_rs::JsonValueTrait;
 
+use crate::codec::jsonrpc::Envelope;
 use crate::error::McpError;
 use crate::http::response::Reply;
-use crate::mcp::jsonrpc::Envelope;
 use crate::mcp::lifecycle::{refused, Refusal};
 use crate::mcp::session_table::share;
 use crate::rt::feed::{feed, FeedTx};

@@ -12,9 +12,9 @@ use std::rc::Rc;
 
 use crate::auth::verify::Principal;
 use crate::catalog::ListKind;
+use crate::codec::jsonrpc::Envelope;
 use crate::error::McpError;
 use crate::mcp::forward::Answer;
-use crate::mcp::jsonrpc::Envelope;
 use crate::shard::LocalShard;
 
 /// Pages at least this large are written from the shared rendering.

@@ -21,11 +21,12 @@ use sonic_rs::JsonValueTrait;
 
 use crate::catalog::search::SearchIndex;
 use crate::catalog::ListKind;
+use crate::codec::jsonrpc::Envelope;
+use crate::codec::ok_result;
 use crate::config::Discovery;
 use crate::error::McpError;
-use crate::mcp::dispatch::{by_name, ok_result, Named};
+use crate::mcp::dispatch::{by_name, Named};
 use crate::mcp::forward::{Answer, Era};
-use crate::mcp::jsonrpc::Envelope;
 use crate::shard::LocalShard;
 
 /// The meta tools, as `tools/list` shows them.

@@ -5,10 +5,10 @@ use std::rc::Rc;
 
 use sonic_rs::JsonValueTrait;
 
+use crate::codec::jsonrpc::{push_json_str, Envelope};
+use crate::codec::ok_result;
 use crate::error::McpError;
-use crate::mcp::dispatch::ok_result;
 use crate::mcp::forward::{forward, Answer, Era};
-use crate::mcp::jsonrpc::{push_json_str, Envelope};
 use crate::shard::LocalShard;
 use crate::upstream::request_body;
 

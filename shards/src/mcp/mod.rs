@@ -13,7 +13,9 @@
 //! - Serving: [`lists`] and [`meta`] (merged lists, search mode), [`methods`] (completion,
 //!   subscriptions, logging level), [`cached`] (cache and single-flight), [`forward`] and
 //!   [`finish`] (one call to its backend and back), [`bridge`] and [`state`] (multi-round-trip
-//!   input across eras), [`listen`] (`subscriptions/listen`), [`audit`].
+//!   input across eras), [`listen`] (`subscriptions/listen`), [`per_client`] (a session's
+//!   own upstream sessions, `session = "per_client"`), [`audit`] and [`tokens`] (the
+//!   bookkeeping of what was served).
 
 pub mod audit;
 pub mod bridge;
@@ -22,20 +24,20 @@ pub mod dispatch;
 pub mod finish;
 pub mod forward;
 pub mod guard;
-pub mod jsonrpc;
 pub mod lifecycle;
 pub mod listen;
 pub mod lists;
 pub mod meta;
 pub mod methods;
 pub mod modern;
+pub mod per_client;
 pub mod resume;
-pub mod scan;
 pub mod session;
 pub mod session_table;
 pub mod state;
 pub mod stdio_front;
 pub mod streams;
+pub mod tokens;
 
 /// Protocol versions served to clients, newest first.
 pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26"];

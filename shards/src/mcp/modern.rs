@@ -16,12 +16,12 @@
 use std::rc::Rc;
 
 use crate::catalog::ListKind;
+use crate::codec::jsonrpc::{Envelope, Kind};
 use crate::config::Discovery;
 use crate::error::McpError;
 use crate::http::response::Reply;
 use crate::mcp::dispatch::{by_name, resources_read, McpHttpRequest, Named};
 use crate::mcp::forward::{log_severity, Answer, Era};
-use crate::mcp::jsonrpc::{Envelope, Kind};
 use crate::shard::LocalShard;
 
 /// Versions served statelessly.
@@ -228,13 +228,10 @@ async fn serve_counted(
         _ => Discovery::Full,
     };
     let answer = match method {
-        "server/discover" => Ok(Answer::Json(crate::mcp::dispatch::ok_result(
-            id,
-            &discover(shard),
-        ))),
+        "server/discover" => Ok(Answer::Json(crate::codec::ok_result(id, &discover(shard)))),
         "tools/list" if mode != Discovery::Full => {
             let tools = crate::mcp::meta::list(shard, mode, true, &req.principal);
-            Ok(Answer::Json(crate::mcp::dispatch::ok_result(
+            Ok(Answer::Json(crate::codec::ok_result(
                 id,
                 format!(r#"{{"resultType":"complete","tools":{tools}}}"#).as_bytes(),
             )))
@@ -262,7 +259,7 @@ async fn serve_counted(
     };
     *outcome = Some(crate::stats::Outcome::of(&answer));
     let meta = crate::mcp::meta::handles(mode, env).then_some(env.name_str.as_deref());
-    crate::tokens::tap_gateway_answer(&shard.tokens, method, meta.flatten(), &answer);
+    crate::mcp::tokens::tap_gateway_answer(&shard.tokens, method, meta.flatten(), &answer);
     match answer {
         Ok(Answer::Json(bytes)) => Reply::json(modern_status(&bytes), bytes),
         Ok(Answer::Parts(head, shared, tail)) => Reply::json_parts(200, head, shared, tail),

@@ -83,8 +83,8 @@ pub async fn line(shard: &Rc<LocalShard>, line: Vec<u8>) {
     let session = front.session.borrow().clone();
     let in_order = session.is_none();
     let is_request = matches!(
-        crate::mcp::jsonrpc::Envelope::parse(&line).map(|e| e.kind),
-        Ok(crate::mcp::jsonrpc::Kind::Request) | Err(_)
+        crate::codec::jsonrpc::Envelope::parse(&line).map(|e| e.kind),
+        Ok(crate::codec::jsonrpc::Kind::Request) | Err(_)
     );
     let shard = shard.clone();
     if in_order {

@@ -64,7 +64,7 @@ pub fn resource_updated(shard: &Rc<LocalShard>, server: &str, original: &str) {
     };
     let mut msg =
         br#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"#.to_vec();
-    crate::mcp::jsonrpc::push_json_str(&mut msg, &exposed);
+    crate::codec::jsonrpc::push_json_str(&mut msg, &exposed);
     msg.extend_from_slice(b"}}");
     push_to_all(shard, &msg, |s| s.subscriptions.contains(&exposed));
 }

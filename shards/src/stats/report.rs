@@ -1,15 +1,11 @@
 //! The copy of a shard's figures sent to the control thread every 500 ms.
 //!
-//! Built on the shard from its own counters and backend state (no locks: it is the shard's
+//! Built on the shard (`shards/src/report.rs`, the composition root's part) from its own counters and backend state (no locks: it is the shard's
 //! own thread reading its own `Cell`s), then moved through the control channel. Everything
 //! in it is cumulative since the shard started, except the point-in-time gauges (sessions,
 //! connections, listens, in-flight, health and breaker state).
 
-use std::rc::Rc;
-
 use super::{CallKey, Counts, Hist};
-use crate::shard::LocalShard;
-use crate::upstream::LocalBackend;
 
 /// One replica of a server as one shard sees it: an HTTP URL in this shard's pool, or a
 /// stdio process this shard owns.
@@ -87,39 +83,4 @@ pub struct CacheReport {
     pub entries: u64,
     /// Bytes held now.
     pub bytes: u64,
-}
-
-/// Builds the shard's report now.
-pub fn build(shard: &Rc<LocalShard>) -> ShardStats {
-    let mut replicas = Vec::new();
-    for backend in shard.upstreams.borrow().values() {
-        if let LocalBackend::Http(h) = &**backend {
-            h.replica_stats(&mut replicas);
-        }
-    }
-    for (slot, _) in shard.owned_stdio.borrow().iter() {
-        replicas.push(slot.stats());
-    }
-    ShardStats {
-        shard: shard.id,
-        sessions: shard.sessions.borrow().len() as u64,
-        sessions_evicted: shard.sessions.borrow().evicted,
-        sessions_refused: shard.sessions.borrow().refused,
-        connections: shard.connections.get() as u64,
-        listeners: shard.listeners.borrow().len() as u64,
-        inflight: shard.inflight.get() as u64,
-        panics: shard.panics.get(),
-        clients_gone: shard.clients_gone.get(),
-        requests: shard.stats.requests_copy(),
-        calls: shard.stats.calls_copy(),
-        replicas,
-        cache: shard.snapshot.load().config.cache.enabled.then(|| {
-            let (entries, bytes) = shard.cache.size();
-            CacheReport {
-                counters: shard.cache.counters(),
-                entries: entries as u64,
-                bytes: bytes as u64,
-            }
-        }),
-    }
 }

@@ -20,3 +20,19 @@ pub struct StdioCall {
     /// Where the reply goes.
     pub reply: oneshot::Sender<Result<BackendReply, McpError>>,
 }
+
+/// Where this shard's upstream layer posts work for a stdio child another shard owns: the
+/// owner's mailbox, as the composition root wires it (`shard.rs`). The upstream layer never
+/// names the shard or its message type; this is a dynamic call only on messages that cross
+/// shards anyway.
+pub trait StdioOwner {
+    /// Posts a call to the owner (when it has stopped, the call is dropped with its reply
+    /// sender).
+    fn post_call(&self, call: StdioCall) -> Result<(), OwnerStopped>;
+    /// Posts a client's answer to one of the backend's own requests.
+    fn post_respond(&self, server: String, msg: Vec<u8>);
+}
+
+/// The shard that owns a stdio child has stopped taking work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnerStopped;

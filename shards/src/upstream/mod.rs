@@ -11,8 +11,7 @@
 //! - [`BackendReply`]: one response message from a backend; [`BackendEvent`]: one message
 //!   related to a call (progress, log, server-to-client request).
 //! - [`LocalBackend`]: the per-shard handle, whatever the transport: Streamable HTTP
-//!   ([`http`], with the gateway's GET stream [`listen`] and per-client upstream sessions
-//!   [`per_client`]), stdio ([`stdio`]) or the deprecated HTTP+SSE ([`sse_legacy`]); the
+//!   ([`http`], with the gateway's GET stream [`listen`]), stdio ([`stdio`]) or the deprecated HTTP+SSE ([`sse_legacy`]); the
 //!   2026-07-28 era toward backends that speak it ([`modern`]).
 //! - [`routes`]: where a channel's messages go (replies by id, progress by token); [`ids`]:
 //!   unguessable request ids; [`rewake`]: a call's timeout kept across tasks;
@@ -25,7 +24,6 @@ pub mod ids;
 pub mod listen;
 pub mod messages;
 pub mod modern;
-pub mod per_client;
 pub mod rewake;
 pub mod routes;
 pub mod sse_legacy;
@@ -38,10 +36,8 @@ use std::ops::Range;
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::codec::jsonrpc::{Envelope, Kind};
 use crate::error::McpError;
-use crate::mcp::jsonrpc::{Envelope, Kind};
-use crate::rt::mailbox::SharedMailboxSender;
-use crate::shard::ShardMsg;
 
 /// A message a backend sent in relation to a call: a notification (progress, log) or a
 /// server-to-client request (sampling, elicitation, roots), verbatim.
@@ -236,8 +232,8 @@ pub enum LocalBackend {
     RemoteStdio {
         /// Backend id.
         id: String,
-        /// Owner's mailbox.
-        owner: SharedMailboxSender<ShardMsg>,
+        /// Where the owner shard takes the work.
+        owner: Rc<dyn messages::StdioOwner>,
     },
 }
 
@@ -289,14 +285,14 @@ impl LocalBackend {
             }
             LocalBackend::RemoteStdio { id: server, owner } => {
                 let (tx, rx) = futures_channel::oneshot::channel();
-                let msg = ShardMsg::StdioCall(messages::StdioCall {
+                let call = messages::StdioCall {
                     server: server.clone(),
                     body,
                     id,
                     opts,
                     reply: tx,
-                });
-                if owner.send(msg).is_err() {
+                };
+                if owner.post_call(call).is_err() {
                     return Err(McpError::Gateway("owner shard has stopped".into()));
                 }
                 rx.await.unwrap_or_else(|_| {
@@ -330,10 +326,7 @@ impl LocalBackend {
                 }
             }
             LocalBackend::RemoteStdio { id, owner } => {
-                let _ = owner.send(ShardMsg::StdioRespond {
-                    server: id.clone(),
-                    msg,
-                });
+                owner.post_respond(id.clone(), msg);
             }
         }
     }

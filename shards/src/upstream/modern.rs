@@ -12,8 +12,8 @@ use std::ops::Range;
 use sonic_rs::JsonValueTrait;
 
 use crate::catalog::BackendCaps;
+use crate::codec::jsonrpc::{splice_tracking, Envelope};
 use crate::error::McpError;
-use crate::mcp::jsonrpc::{splice_tracking, Envelope};
 use crate::upstream::BackendReply;
 
 /// The modern version the gateway speaks to backends.

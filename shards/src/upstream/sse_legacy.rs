@@ -13,11 +13,11 @@ use std::ops::Range;
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::codec::jsonrpc::splice;
 use crate::error::McpError;
 use crate::http::client::LocalHttpConn;
 use crate::http::sse::SseDecoder;
 use crate::http::url::BackendUrl;
-use crate::mcp::jsonrpc::splice;
 use crate::upstream::routes::{handle_message, register, LocalRoutes};
 use crate::upstream::{request_body, BackendReply, CallOpts};
 

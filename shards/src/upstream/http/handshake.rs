@@ -2,8 +2,8 @@
 //! Streamable HTTP `initialize` handshake, and the HTTP+SSE fallback.
 
 use super::{LocalHttpBackend, LocalReplica, UpstreamSession};
+use crate::codec::jsonrpc::splice;
 use crate::error::McpError;
-use crate::mcp::jsonrpc::splice;
 use crate::upstream::{initialize_params, negotiated_version, request_body, INITIALIZED};
 
 impl LocalHttpBackend {

@@ -21,11 +21,11 @@ use std::time::Duration;
 
 use futures_channel::oneshot;
 
+use crate::codec::jsonrpc::{splice, Envelope, Kind};
 use crate::error::McpError;
 use crate::http::client::{ClientError, LocalHttpConn, ResponseHead};
 use crate::http::sse::SseDecoder;
 use crate::http::url::BackendUrl;
-use crate::mcp::jsonrpc::{splice, Envelope, Kind};
 use crate::snapshot::BackendSpec;
 use crate::upstream::{BackendEvent, BackendReply, CallOpts, EventTx};
 

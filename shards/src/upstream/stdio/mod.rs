@@ -29,8 +29,8 @@ mod stats;
 use child::{kill_group, reader_task, spawn_child, stderr_task, writer_task};
 pub use child::{reap, LineSplitter};
 
+use crate::codec::jsonrpc::splice;
 use crate::error::McpError;
-use crate::mcp::jsonrpc::splice;
 use crate::snapshot::BackendSpec;
 pub use crate::upstream::routes::Updates;
 use crate::upstream::routes::{register, LocalRoutes, Registered};
