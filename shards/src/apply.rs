@@ -16,7 +16,7 @@ use crate::snapshot::BackendSpec;
 
 /// Retires `removed`, then sets up `added`.
 pub fn apply(shard: &Rc<LocalShard>, removed: Vec<String>, added: Vec<BackendSpec>) {
-    let snap = shard.snapshot.load_full();
+    let snap = shard.router.snapshot.load_full();
     let grace = Duration::from_millis(snap.config.server.shutdown_grace_ms);
     for id in &removed {
         retire(shard, id, grace);
@@ -33,7 +33,7 @@ pub fn apply(shard: &Rc<LocalShard>, removed: Vec<String>, added: Vec<BackendSpe
 fn retire(shard: &Rc<LocalShard>, id: &str, grace: Duration) {
     let pool_prefix = format!("{id}#");
     let gone: Vec<_> = {
-        let mut map = shard.upstreams.borrow_mut();
+        let mut map = shard.router.upstreams.backends.borrow_mut();
         let keys: Vec<String> = map
             .keys()
             .filter(|k| *k == id || k.starts_with(&pool_prefix))
@@ -44,9 +44,9 @@ fn retire(shard: &Rc<LocalShard>, id: &str, grace: Duration) {
     for b in &gone {
         b.retire();
     }
-    crate::mcp::per_client::release_server(shard, id);
+    crate::mcp::per_client::release_server(&shard.router, id);
     let slots: Vec<_> = {
-        let mut owned = shard.owned_stdio.borrow_mut();
+        let mut owned = shard.router.upstreams.owned.borrow_mut();
         let (mine, keep): (Vec<_>, Vec<_>) = owned.drain(..).partition(|(s, _)| s.id() == id);
         *owned = keep;
         mine

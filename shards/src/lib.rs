@@ -26,6 +26,7 @@ pub mod catalog;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod front;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;

@@ -13,31 +13,31 @@ use crate::upstream::LocalBackend;
 /// Builds the shard's report now.
 pub fn build(shard: &Rc<LocalShard>) -> ShardStats {
     let mut replicas = Vec::new();
-    for backend in shard.upstreams.borrow().values() {
+    for backend in shard.router.upstreams.backends.borrow().values() {
         if let LocalBackend::Http(h) = &**backend {
             h.replica_stats(&mut replicas);
         }
     }
-    for (slot, _) in shard.owned_stdio.borrow().iter() {
+    for (slot, _) in shard.router.upstreams.owned.borrow().iter() {
         replicas.push(slot.stats());
     }
     ShardStats {
         shard: shard.id,
-        sessions: shard.sessions.borrow().len() as u64,
-        sessions_evicted: shard.sessions.borrow().evicted,
-        sessions_refused: shard.sessions.borrow().refused,
-        connections: shard.connections.get() as u64,
-        listeners: shard.listeners.borrow().len() as u64,
-        inflight: shard.inflight.get() as u64,
-        panics: shard.panics.get(),
-        clients_gone: shard.clients_gone.get(),
-        requests: shard.stats.requests_copy(),
-        calls: shard.stats.calls_copy(),
+        sessions: shard.router.sessions.borrow().len() as u64,
+        sessions_evicted: shard.router.sessions.borrow().evicted,
+        sessions_refused: shard.router.sessions.borrow().refused,
+        connections: shard.front.connections.get() as u64,
+        listeners: shard.router.listeners.borrow().len() as u64,
+        inflight: shard.front.inflight.get() as u64,
+        panics: shard.front.panics.get(),
+        clients_gone: shard.router.clients_gone.get(),
+        requests: shard.router.stats.requests_copy(),
+        calls: shard.router.stats.calls_copy(),
         replicas,
-        cache: shard.snapshot.load().config.cache.enabled.then(|| {
-            let (entries, bytes) = shard.cache.size();
+        cache: shard.router.snapshot.load().config.cache.enabled.then(|| {
+            let (entries, bytes) = shard.router.cache.size();
             CacheReport {
-                counters: shard.cache.counters(),
+                counters: shard.router.cache.counters(),
                 entries: entries as u64,
                 bytes: bytes as u64,
             }

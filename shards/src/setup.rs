@@ -17,7 +17,7 @@ use crate::upstream::stdio::LocalStdioSlot;
 use crate::upstream::{discover, LocalBackend};
 
 pub(crate) fn setup_backends(shard: &Rc<LocalShard>, connect_timeout: Duration) {
-    let snap = shard.snapshot.load_full();
+    let snap = shard.router.snapshot.load_full();
     for spec in &snap.backends {
         setup_backend(shard, spec, connect_timeout);
     }
@@ -31,7 +31,7 @@ pub(crate) fn setup_backend(
     connect_timeout: Duration,
 ) {
     {
-        let owner = shard.ring.owner(format!("{}/0", spec.id).as_bytes());
+        let owner = shard.router.ring.owner(format!("{}/0", spec.id).as_bytes());
         let backend = match spec.transport {
             Transport::Http => Rc::new(LocalBackend::Http(Rc::new(LocalHttpBackend::new(
                 spec.clone(),
@@ -41,10 +41,18 @@ pub(crate) fn setup_backend(
                 let members = (0..spec.instances)
                     .map(|k| {
                         let key = format!("{}#{k}", spec.id);
-                        let owner = shard.ring.owner(format!("{}/{k}", spec.id).as_bytes());
+                        let owner = shard
+                            .router
+                            .ring
+                            .owner(format!("{}/{k}", spec.id).as_bytes());
                         if owner == shard.id {
                             let member = own_stdio(shard, spec, k, k == 0);
-                            shard.upstreams.borrow_mut().insert(key, member.clone());
+                            shard
+                                .router
+                                .upstreams
+                                .backends
+                                .borrow_mut()
+                                .insert(key, member.clone());
                             member
                         } else {
                             Rc::new(LocalBackend::RemoteStdio {
@@ -74,7 +82,9 @@ pub(crate) fn setup_backend(
             ));
         }
         shard
+            .router
             .upstreams
+            .backends
             .borrow_mut()
             .insert(spec.id.clone(), backend);
     }
@@ -102,10 +112,12 @@ fn own_stdio(
         report,
         updates,
         tx,
-        shard.spawn_gate.clone(),
+        shard.router.upstreams.spawn_gate.clone(),
     ));
     shard
-        .owned_stdio
+        .router
+        .upstreams
+        .owned
         .borrow_mut()
         .push((slot.clone(), Some(rx)));
     Rc::new(LocalBackend::Stdio(slot))
@@ -144,37 +156,6 @@ fn reporter(shard: &Rc<LocalShard>, server: &str) -> crate::upstream::stdio::Rep
     })
 }
 
-/// What a shard does with a message an HTTP backend pushes on its GET stream:
-/// `list_changed` re-lists (owner shard only), `resources/updated` reaches this shard's
-/// subscribed sessions (each shard listens on its own upstream session).
-pub fn http_push_handler(
-    shard: &Rc<LocalShard>,
-    server: &str,
-    relist: Option<futures_channel::mpsc::UnboundedSender<()>>,
-) -> crate::upstream::listen::OnPush {
-    let shard = shard.clone();
-    let server = server.to_string();
-    Rc::new(move |msg: Vec<u8>| {
-        use sonic_rs::JsonValueTrait;
-        let method = sonic_rs::get(&msg[..], ["method"])
-            .ok()
-            .and_then(|m| m.as_str().map(str::to_string))
-            .unwrap_or_default();
-        if method.ends_with("/list_changed") {
-            if let Some(tx) = &relist {
-                let _ = tx.unbounded_send(());
-            }
-        } else if method == "notifications/resources/updated" {
-            if let Some(uri) = sonic_rs::get(&msg[..], ["params", "uri"])
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-            {
-                crate::mcp::streams::resource_updated(&shard, &server, &uri);
-            }
-        }
-    })
-}
-
 /// Discovers an HTTP backend's catalog (retrying with backoff until it answers), then listens
 /// for its list changes and re-discovers on each.
 async fn discover_http(
@@ -189,7 +170,7 @@ async fn discover_http(
     loop {
         let mut backoff = Duration::from_millis(250);
         loop {
-            if shard.draining.get() || backend.retired() {
+            if shard.router.draining.get() || backend.retired() {
                 return;
             }
             // Boxed: the handshake and the listing are large futures, and this task spends
@@ -214,8 +195,8 @@ async fn discover_http(
         }
         if let (LocalBackend::Http(h), Some(tx)) = (&*backend, relist_tx.take()) {
             h.ensure_listening(
-                http_push_handler(&shard, &server, Some(tx)),
-                shard.draining.clone(),
+                crate::mcp::streams::push_handler(&shard.router, &server, Some(tx)),
+                shard.router.draining.clone(),
             );
         }
         if crate::rt::next(&mut relist_rx).await.is_none() {

@@ -11,27 +11,27 @@
 //! - [`ShardMsg`]: what other threads may send a shard.
 //! - [`ControlEvent`]: what a shard tells the control thread.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use ahash::RandomState;
 use futures_channel::oneshot;
-use hashbrown::HashMap;
 
 use crate::catalog::Discovery;
 use crate::config::DriverChoice;
+use crate::front::guard::OriginPolicy;
+use crate::front::stdio::LocalStdioFront;
+use crate::front::LocalFront;
 use crate::http::request::Limits;
 use crate::http::response::Reply;
 use crate::mcp::dispatch::McpHttpRequest;
-use crate::mcp::guard::OriginPolicy;
-use crate::mcp::session::LocalSessionTable;
+use crate::mcp::router::{PeerStopped, Peers, Router, RouterParts};
 use crate::ring::Ring;
 use crate::rt::mailbox::{LocalMailbox, SharedMailboxSender};
 use crate::rt::DriverKind;
 use crate::snapshot::SharedSnapshotSlot;
 use crate::upstream::messages::{OwnerStopped, StdioCall};
-use crate::upstream::stdio::LocalStdioSlot;
+use crate::upstream::registry::Upstreams;
 use crate::upstream::LocalBackend;
 
 /// Messages other threads send to a shard.
@@ -131,12 +131,8 @@ pub enum ControlEvent {
     },
 }
 
-/// A stdio child this shard owns, and the signal that its supervisor has finished.
-pub type OwnedStdio = (Rc<LocalStdioSlot>, Option<oneshot::Receiver<()>>);
-
-/// The Prometheus exposition text, rendered by the control thread every 500 ms from every
-/// shard's figures and read by whichever shard serves a `/metrics` request.
-pub type SharedMetricsText = std::sync::Arc<arc_swap::ArcSwap<bytes::Bytes>>;
+pub use crate::front::SharedMetricsText;
+pub use crate::upstream::registry::OwnedStdio;
 
 /// Everything a shard thread needs to start.
 pub struct ShardInit {
@@ -176,76 +172,36 @@ pub struct ShardInit {
     pub spawn_gate: std::sync::Arc<crate::upstream::stdio::gate::SharedSpawnGate>,
 }
 
-/// The shard-local context shared by all of the shard's tasks.
+/// The shard-local context shared by all of the shard's tasks: the composition root, the only
+/// place that holds every layer (front, router, upstreams) and the plumbing between shards.
 pub struct LocalShard {
     /// Shard index.
     pub id: usize,
-    /// The ring (same on every shard).
-    pub ring: Ring,
-    /// Published snapshot.
-    pub snapshot: SharedSnapshotSlot,
+    /// The MCP layer (it holds the upstreams).
+    pub router: Rc<Router>,
+    /// The front around the router.
+    pub front: Rc<LocalFront>,
     /// Mailboxes of all shards.
     pub peers: Vec<SharedMailboxSender<ShardMsg>>,
     /// Reports to control.
     pub control: crossbeam_channel::Sender<ControlEvent>,
-    /// Sessions owned here.
-    pub sessions: RefCell<LocalSessionTable>,
-    /// Backends by id.
-    pub upstreams: RefCell<HashMap<String, Rc<LocalBackend>, RandomState>>,
-    /// stdio children owned here.
-    pub owned_stdio: RefCell<Vec<OwnedStdio>>,
-    /// HTTP limits.
-    pub limits: Limits,
-    /// Host/Origin policy.
-    pub policy: OriginPolicy,
-    /// Set once shutdown started (shared with long-lived listener tasks).
-    pub draining: Rc<Cell<bool>>,
-    /// Requests being served right now.
-    pub inflight: Cell<usize>,
-    /// Open client connections.
-    pub connections: Cell<usize>,
-    /// Panics contained to one connection (`rt::contain`), since start.
-    pub panics: Cell<u64>,
-    /// Requests whose client closed its connection before the answer (they were cancelled).
-    pub clients_gone: Cell<u64>,
-    /// Backend calls in flight, by backend id (for `max_inflight`).
-    pub backend_inflight: RefCell<HashMap<Rc<str>, usize, RandomState>>,
-    /// `server.max_connections_per_shard`.
-    pub max_connections: usize,
-    /// What this shard served (sent to the control thread every 500 ms).
-    pub stats: crate::stats::LocalStats,
-    /// The response cache and single-flight batcher (`[cache]`).
-    pub cache: Rc<crate::cache::LocalCache>,
-    /// Answers handed to the tokenizer thread (`[metrics] tokens`).
-    pub tokens: crate::mcp::tokens::SharedTokenSink,
-    /// Who is calling and what it may do.
-    pub auth: crate::auth::local::LocalAuth,
-    /// The search index of the `search` discovery mode (built on first use).
-    pub search: crate::mcp::meta::LocalSearch,
-    /// TLS handshakes for this shard's listener, when `[server.tls]` is set.
-    pub tls: Option<monoio_rustls::TlsAcceptor>,
-    /// The latest Prometheus text the control thread rendered (served at `/metrics`).
-    pub metrics_text: SharedMetricsText,
-    /// The gateway-wide cap on stdio starts (shared by every shard).
-    pub spawn_gate: std::sync::Arc<crate::upstream::stdio::gate::SharedSpawnGate>,
-    /// Forwarded calls that a client may cancel: (session, client id) → cancel signal.
-    pub inflight_calls: RefCell<HashMap<Vec<u8>, oneshot::Sender<()>, RandomState>>,
-    /// Counter for gateway-side progress tokens and server-to-client request ids.
-    pub next_token: Cell<u64>,
-    /// Per-client upstreams, by session and backend.
-    pub per_client: RefCell<HashMap<String, crate::mcp::per_client::LocalPerClient, RandomState>>,
-    /// Resumable SSE stream logs of 2025-era sessions, by `<session>/<stream>`.
-    pub stream_logs: RefCell<HashMap<String, crate::mcp::resume::LocalStreamLog, RandomState>>,
-    /// Bytes held by all of `stream_logs` (bounded by `resume::SHARD_LOG_BYTES`).
-    pub stream_log_bytes: Cell<usize>,
-    /// 2025 backend calls parked on a 2026 client's input, by park number.
-    pub parked: RefCell<HashMap<u64, crate::mcp::bridge::LocalParked, RandomState>>,
-    /// Open 2026 `subscriptions/listen` streams.
-    pub listeners: RefCell<crate::mcp::listen::Listeners>,
-    /// stdio mode: the client's stdout, and its one session once initialized.
-    pub stdio: Option<crate::mcp::stdio_front::LocalStdioFront>,
-    /// Server-to-client requests relayed to a client and not answered yet.
-    pub s2c_pending: RefCell<HashMap<Vec<u8>, crate::mcp::forward::S2cRoute, RandomState>>,
+}
+
+/// The router reaches other shards' routers through their mailboxes.
+struct MailboxPeers(Vec<SharedMailboxSender<ShardMsg>>);
+
+impl Peers for MailboxPeers {
+    fn hand_off(
+        &self,
+        owner: usize,
+        req: McpHttpRequest,
+        reply: oneshot::Sender<Reply>,
+    ) -> Result<(), PeerStopped> {
+        let mailbox = self.0.get(owner).ok_or(PeerStopped)?;
+        mailbox
+            .send(ShardMsg::Handoff { req, reply })
+            .map_err(|_| PeerStopped)
+    }
 }
 
 /// Runs a shard on the current thread until shutdown. Returns the driver error if the runtime
@@ -285,15 +241,22 @@ async fn shard_main(init: ShardInit) {
     let cfg = &snap.config;
     let listener_addr = init.listener.as_ref().and_then(|l| l.local_addr().ok());
     let loopback = listener_addr.map(|a| a.ip().is_loopback()).unwrap_or(false);
-    let shard = Rc::new(LocalShard {
+    let draining = Rc::new(Cell::new(false));
+    let router = Rc::new(Router::new(RouterParts {
         id: init.id,
+        shards: init.peers.len(),
         ring: init.ring.clone(),
         snapshot: init.snapshot.clone(),
-        peers: init.peers.clone(),
-        control: init.control.clone(),
-        sessions: RefCell::new(LocalSessionTable::default()),
-        upstreams: RefCell::new(HashMap::default()),
-        owned_stdio: RefCell::new(Vec::new()),
+        peers: Rc::new(MailboxPeers(init.peers.clone())),
+        draining: draining.clone(),
+        keys: init.keys.clone(),
+        audit: init.audit.clone(),
+        tokens: init.tokens.clone(),
+        upstreams: Upstreams::new(init.spawn_gate.clone()),
+    }));
+    let control = init.control.clone();
+    let front = Rc::new(LocalFront {
+        router: router.clone(),
         limits: Limits {
             max_head: cfg.server.max_header_bytes,
             max_body: cfg.server.max_body_bytes,
@@ -305,37 +268,23 @@ async fn shard_main(init: ShardInit) {
             allowed_hosts: cfg.server.allowed_hosts.clone(),
             allowed_origins: cfg.server.allowed_origins.clone(),
         },
-        draining: Rc::new(Cell::new(false)),
-        inflight: Cell::new(0),
         connections: Cell::new(0),
-        panics: Cell::new(0),
-        clients_gone: Cell::new(0),
-        backend_inflight: RefCell::new(HashMap::default()),
         max_connections: cfg.server.max_connections_per_shard,
-        stats: Default::default(),
-        cache: Default::default(),
-        tokens: init.tokens.clone(),
+        inflight: Cell::new(0),
+        panics: Cell::new(0),
         tls: init.tls.clone().map(monoio_rustls::TlsAcceptor::from),
-        search: Default::default(),
-        auth: crate::auth::local::LocalAuth::new(
-            init.keys.clone(),
-            init.audit.clone(),
-            init.peers.len(),
-        ),
         metrics_text: init.metrics_text.clone(),
-        spawn_gate: init.spawn_gate.clone(),
-        inflight_calls: RefCell::new(HashMap::default()),
-        next_token: Cell::new(1),
-        s2c_pending: RefCell::new(HashMap::default()),
-        listeners: RefCell::new(crate::mcp::listen::Listeners::default()),
-        parked: RefCell::new(HashMap::default()),
-        stream_logs: RefCell::new(HashMap::default()),
-        stream_log_bytes: Cell::new(0),
-        per_client: RefCell::new(HashMap::default()),
-        stdio: init
-            .stdout
-            .clone()
-            .map(crate::mcp::stdio_front::LocalStdioFront::new),
+        stdio: init.stdout.clone().map(LocalStdioFront::new),
+        unknown_kid: Rc::new(move |kid: &str| {
+            let _ = control.send(ControlEvent::UnknownKid(kid.into()));
+        }),
+    });
+    let shard = Rc::new(LocalShard {
+        id: init.id,
+        router,
+        front,
+        peers: init.peers.clone(),
+        control: init.control.clone(),
     });
     let grace = Duration::from_millis(cfg.server.shutdown_grace_ms);
     let connect_timeout = Duration::from_millis(cfg.proxy.connect_timeout_ms);
@@ -355,7 +304,7 @@ async fn shard_main(init: ShardInit) {
     };
     monoio::spawn(mailbox_loop(shard.clone(), init.mailbox, stop_tx));
     monoio::spawn(crate::mcp::per_client::expiry_task(
-        shard.clone(),
+        shard.router.clone(),
         Duration::from_millis(cfg.server.session_idle_timeout_ms),
     ));
     monoio::spawn(stats_task(shard.clone()));
@@ -388,7 +337,7 @@ async fn stats_task(shard: Rc<LocalShard>) {
             .control
             .send(ControlEvent::Stats(Box::new(report)))
             .is_err()
-            || shard.draining.get()
+            || shard.router.draining.get()
         {
             return;
         }
@@ -399,7 +348,7 @@ async fn stats_task(shard: Rc<LocalShard>) {
 fn handoff_panic(shard: &Rc<LocalShard>, what: &'static str) -> impl FnOnce(&str) + Unpin {
     let shard = shard.clone();
     move |msg: &str| {
-        shard.panics.set(shard.panics.get() + 1);
+        shard.front.panics.set(shard.front.panics.get() + 1);
         tracing::error!(
             shard = shard.id,
             "gateway fault: panic while serving {what} ({msg}); that request failed, the shard serves on"
@@ -412,22 +361,22 @@ async fn accept_loop(shard: Rc<LocalShard>, listener: monoio::net::TcpListener) 
         match listener.accept().await {
             Ok((stream, _peer)) => {
                 let _ = stream.set_nodelay(true);
-                if shard.connections.get() >= shard.max_connections {
+                if shard.front.connections.get() >= shard.front.max_connections {
                     // Over the limit: answer 503 at once and close, never queue.
-                    monoio::spawn(crate::http::server::refuse_conn(stream));
+                    monoio::spawn(crate::front::http::refuse_conn(stream));
                     continue;
                 }
                 // A panic while serving ends this connection only (logged, counted).
-                let tag = crate::http::server::LocalConnTag::default();
+                let tag = crate::front::http::LocalConnTag::default();
                 let on_panic = {
                     let (shard, tag) = (shard.clone(), tag.clone());
-                    move |msg: &str| crate::http::server::report_panic(&shard, &tag.get(), msg)
+                    move |msg: &str| crate::front::http::report_panic(&shard.front, &tag.get(), msg)
                 };
-                match &shard.tls {
+                match &shard.front.tls {
                     Some(acceptor) => {
                         monoio::spawn(crate::rt::contain::contain(
-                            crate::http::server::serve_tls(
-                                shard.clone(),
+                            crate::front::http::serve_tls(
+                                shard.front.clone(),
                                 acceptor.clone(),
                                 stream,
                                 tag,
@@ -437,7 +386,7 @@ async fn accept_loop(shard: Rc<LocalShard>, listener: monoio::net::TcpListener) 
                     }
                     None => {
                         monoio::spawn(crate::rt::contain::contain(
-                            crate::http::server::serve_conn(shard.clone(), stream, tag),
+                            crate::front::http::serve_conn(shard.front.clone(), stream, tag),
                             on_panic,
                         ));
                     }
@@ -465,14 +414,14 @@ async fn mailbox_loop(
                 let shard = shard.clone();
                 monoio::spawn(crate::rt::contain::contain(
                     async move {
-                        shard.inflight.set(shard.inflight.get() + 1);
+                        shard.front.inflight.set(shard.front.inflight.get() + 1);
                         // The client's shard drops its end when the client went away: stop
                         // (the call is cancelled toward its backend on drop).
                         let r = monoio::select! {
-                            r = crate::mcp::dispatch::handle(&shard, req, false) => Some(r),
+                            r = crate::mcp::dispatch::handle(&shard.router, req, false) => Some(r),
                             _ = reply.cancellation() => None,
                         };
-                        shard.inflight.set(shard.inflight.get() - 1);
+                        shard.front.inflight.set(shard.front.inflight.get() - 1);
                         if let Some(r) = r {
                             let _ = reply.send(r);
                         }
@@ -481,7 +430,13 @@ async fn mailbox_loop(
                 ));
             }
             ShardMsg::StdioCall(mut call) => {
-                let backend = shard.upstreams.borrow().get(&call.server).cloned();
+                let backend = shard
+                    .router
+                    .upstreams
+                    .backends
+                    .borrow()
+                    .get(&call.server)
+                    .cloned();
                 let on_panic = handoff_panic(&shard, "a stdio call from another shard");
                 monoio::spawn(crate::rt::contain::contain(
                     async move {
@@ -501,7 +456,7 @@ async fn mailbox_loop(
                 ));
             }
             ShardMsg::StdioRespond { server, msg } => {
-                if let Some(b) = shard.upstreams.borrow().get(&server) {
+                if let Some(b) = shard.router.upstreams.backends.borrow().get(&server) {
                     if matches!(**b, LocalBackend::Stdio(_)) {
                         b.respond(0, msg);
                     }
@@ -511,25 +466,25 @@ async fn mailbox_loop(
                 tools,
                 prompts,
                 resources,
-            } => crate::mcp::streams::list_changed(&shard, tools, prompts, resources),
+            } => crate::mcp::streams::list_changed(&shard.router, tools, prompts, resources),
             ShardMsg::ResourceUpdated { server, uri } => {
-                crate::mcp::streams::resource_updated(&shard, &server, &uri)
+                crate::mcp::streams::resource_updated(&shard.router, &server, &uri)
             }
             ShardMsg::Health {
                 server,
                 replica,
                 healthy,
             } => {
-                if let Some(b) = shard.upstreams.borrow().get(&server) {
+                if let Some(b) = shard.router.upstreams.backends.borrow().get(&server) {
                     if let LocalBackend::Http(h) = &**b {
                         h.set_healthy(replica, healthy);
                     }
                 }
             }
             ShardMsg::Reload { removed, added } => crate::apply::apply(&shard, removed, added),
-            ShardMsg::StdioLine(line) => crate::mcp::stdio_front::line(&shard, line).await,
+            ShardMsg::StdioLine(line) => crate::front::stdio::line(&shard.front, line).await,
             ShardMsg::Shutdown => {
-                shard.draining.set(true);
+                shard.router.draining.set(true);
                 if let Some(s) = stop.take() {
                     let _ = s.send(());
                 }
@@ -539,20 +494,26 @@ async fn mailbox_loop(
 }
 
 async fn drain(shard: &Rc<LocalShard>, grace: Duration) {
-    shard.draining.set(true);
+    shard.router.draining.set(true);
     let deadline = Instant::now() + grace;
-    while shard.inflight.get() > 0 && Instant::now() < deadline {
+    while shard.front.inflight.get() > 0 && Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(10)).await;
     }
-    if shard.inflight.get() > 0 {
+    if shard.front.inflight.get() > 0 {
         tracing::warn!(
             shard = shard.id,
-            inflight = shard.inflight.get(),
+            inflight = shard.front.inflight.get(),
             "grace period over; dropping in-flight requests"
         );
     }
-    let mut owned: Vec<_> = shard.owned_stdio.borrow_mut().drain(..).collect();
-    owned.extend(crate::mcp::per_client::release_all(shard));
+    let mut owned: Vec<_> = shard
+        .router
+        .upstreams
+        .owned
+        .borrow_mut()
+        .drain(..)
+        .collect();
+    owned.extend(crate::mcp::per_client::release_all(&shard.router));
     for (slot, _) in &owned {
         slot.stop();
     }

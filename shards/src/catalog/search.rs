@@ -9,6 +9,12 @@
 use hashbrown::HashMap;
 use sonic_rs::{JsonContainerTrait, JsonValueTrait, Value};
 
+/// Is `name` one of the meta tools (`search_tools`, `get_tool_schema`, `call_tool`)? Those
+/// names are the gateway's in the search modes, so config may not rename a tool to one.
+pub fn is_meta(name: &str) -> bool {
+    matches!(name, "search_tools" | "get_tool_schema" | "call_tool")
+}
+
 /// One indexed tool.
 #[derive(Debug)]
 struct Doc {

@@ -12,7 +12,7 @@
 //! - [`ok_result`]: a success answer around a result that is already JSON.
 //!
 //! The other codecs live beside it at the same level: HTTP/1.1 in `http/` (except
-//! `http/server.rs`, the front), SSE in `http/sse.rs`, and the runtime glue in `rt/`.
+//! `front/http.rs`, the front), SSE in `http/sse.rs`, and the runtime glue in `rt/`.
 
 pub mod jsonrpc;
 pub mod scan;

@@ -40,18 +40,7 @@ pub struct Config {
     pub servers: Vec<BackendConfig>,
 }
 
-/// Which I/O driver the shards run on.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum DriverChoice {
-    /// io_uring when the kernel allows it, else epoll (the reason is logged).
-    #[default]
-    Auto,
-    /// io_uring only; startup fails if it cannot be built.
-    Uring,
-    /// epoll only.
-    Epoll,
-}
+pub use crate::rt::DriverChoice;
 
 /// `[server]`: the client-facing listener.
 #[derive(Debug, Clone, Deserialize, PartialEq)]

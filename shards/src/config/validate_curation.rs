@@ -48,7 +48,7 @@ impl Checker<'_, '_> {
             for (from, to) in &r.rename {
                 let msg = if !crate::catalog::valid_tool_name(to) {
                     format!("`{from}` → `{to}`: a tool name is 1 to 64 of A-Z a-z 0-9 _ -")
-                } else if crate::mcp::meta::is_meta(to) {
+                } else if crate::catalog::search::is_meta(to) {
                     format!("`{from}` → `{to}`: `{to}` is a search meta tool's name")
                 } else if targets.contains(&to.as_str()) {
                     format!(

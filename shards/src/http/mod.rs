@@ -1,8 +1,10 @@
-//! HTTP/1.1 on both sides of the gateway.
+//! The HTTP/1.1 codec, both sides of the gateway (part of the bottom layer: it names no
+//! layer above it).
 //!
-//! The front ([`request`], [`response`], [`server`]) reads client requests with `httparse`
+//! The client side ([`request`], [`framing`], [`response`]) reads requests with `httparse`
 //! into a per-connection buffer that is reused across keep-alive requests, enforces head and
-//! body limits and read/idle timeouts, and writes JSON or SSE responses. The backend side
+//! body limits, and encodes JSON or SSE responses; serving a connection is the front's
+//! (`front/http.rs`). The backend side
 //! ([`client`]) is a small keep-alive client for Streamable HTTP MCP servers; [`sse`] decodes
 //! event streams for it. Parsing is httparse's; framing (Content-Length, chunked) is ours
 //! because it is a dozen lines around `httparse::parse_chunk_size`.
@@ -11,6 +13,5 @@ pub mod client;
 pub mod framing;
 pub mod request;
 pub mod response;
-pub mod server;
 pub mod sse;
 pub mod url;

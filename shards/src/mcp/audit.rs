@@ -6,20 +6,20 @@ use std::time::Instant;
 
 use crate::audit::{unix_ms_now, AuditRecord};
 use crate::auth::verify::Principal;
-use crate::shard::LocalShard;
+use crate::mcp::router::Router;
 use crate::stats::Outcome;
 
 /// A request refused before dispatch (401, 403, 429): `principal` when it is known (a 403
 /// for a missing scope, a 429), and the session the request named.
 pub fn refused(
-    shard: &Rc<LocalShard>,
+    router: &Rc<Router>,
     body: &[u8],
     reply: &crate::http::response::Reply,
     principal: Option<&str>,
     session: Option<&[u8]>,
 ) {
     let status = reply.status;
-    if !shard.auth.audit.is_enabled() {
+    if !router.auth.audit.is_enabled() {
         return;
     }
     use sonic_rs::JsonValueTrait;
@@ -32,7 +32,7 @@ pub fn refused(
         .and_then(|m| m.as_str().map(str::to_string));
     let (server, tool) = match method.as_str() {
         "tools/call" | "prompts/get" => {
-            let snap = shard.snapshot.load();
+            let snap = router.snapshot.load();
             let route = exposed.as_deref().and_then(|n| {
                 if method == "tools/call" {
                     snap.catalog.route(n)
@@ -50,7 +50,7 @@ pub fn refused(
         }
         _ => (None, None),
     };
-    shard.auth.audit.log(AuditRecord {
+    router.auth.audit.log(AuditRecord {
         ts_ms: unix_ms_now(),
         principal: principal.map(str::to_string),
         session: session.map(|s| String::from_utf8_lossy(s).trim().to_string()),
@@ -93,12 +93,12 @@ pub struct Served<'a> {
 }
 
 /// Logs one dispatched request.
-pub fn served(shard: &Rc<LocalShard>, s: Served<'_>) {
-    if !shard.auth.audit.is_enabled() {
+pub fn served(router: &Rc<Router>, s: Served<'_>) {
+    if !router.auth.audit.is_enabled() {
         return;
     }
     use crate::auth::policy::ItemKind;
-    let snap = shard.snapshot.load();
+    let snap = router.snapshot.load();
     let (route, kind) = match (s.method, s.name) {
         ("tools/call", Some(n)) => (snap.catalog.route(n), ItemKind::Tool),
         ("prompts/get", Some(n)) => (snap.catalog.route_prompt(n), ItemKind::Prompt),
@@ -116,7 +116,7 @@ pub fn served(shard: &Rc<LocalShard>, s: Served<'_>) {
         (None, n) => (None, n.map(str::to_string)),
         (Some(_), None) => (None, None),
     };
-    shard.auth.audit.log(AuditRecord {
+    router.auth.audit.log(AuditRecord {
         ts_ms: unix_ms_now(),
         principal: Some(s.principal.name.to_string()),
         session: (!s.session.is_empty()).then(|| s.session.to_string()),

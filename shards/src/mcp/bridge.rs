@@ -24,8 +24,8 @@ use crate::codec::jsonrpc::{Envelope, Kind};
 use crate::error::McpError;
 use crate::http::response::Reply;
 use crate::mcp::forward::{CallFut, Finisher};
+use crate::mcp::router::Router;
 use crate::rt::next;
-use crate::shard::LocalShard;
 use crate::upstream::BackendEvent;
 
 /// How long a parked call waits for the client's retry.
@@ -68,7 +68,7 @@ pub(crate) fn park(
     finish: Finisher,
     ev: BackendEvent,
 ) -> Vec<u8> {
-    let shard = finish.shard.clone();
+    let router = finish.router.clone();
     let (method, params, backend_req_id) = {
         let env = match Envelope::parse(&ev.msg) {
             Ok(e) => e,
@@ -85,12 +85,11 @@ pub(crate) fn park(
             env.id_bytes(&ev.msg).to_vec(),
         )
     };
-    let n = shard.next_token.get();
-    shard.next_token.set(n + 1);
+    let n = router.mint();
     let (tx, rx) = oneshot::channel();
-    shard.parked.borrow_mut().insert(n, LocalParked { tx });
+    router.parked.borrow_mut().insert(n, LocalParked { tx });
     let bind = finish.era.bind.unwrap_or_default();
-    let state = crate::mcp::state::mint(shard.id, n, &bind, PARK_TTL);
+    let state = crate::mcp::state::mint(router.id, n, &bind, PARK_TTL);
     let mut irr = br#"{"resultType":"input_required","inputRequests":{""#.to_vec();
     irr.extend_from_slice(INPUT_KEY.as_bytes());
     irr.extend_from_slice(br#"":{"method":"#);
@@ -102,7 +101,7 @@ pub(crate) fn park(
     irr.push(b'}');
     let answer = crate::codec::ok_result(&finish.client_id, &irr);
     monoio::spawn(parked(
-        shard,
+        router,
         n,
         rx,
         call,
@@ -144,7 +143,7 @@ async fn drive(
 
 #[allow(clippy::too_many_arguments)]
 async fn parked(
-    shard: Rc<LocalShard>,
+    router: Rc<Router>,
     n: u64,
     rx: oneshot::Receiver<Retry>,
     call: CallFut,
@@ -162,7 +161,7 @@ async fn parked(
         _ = &mut call => (None, false),
     };
     let Some(retry) = waited else {
-        shard.parked.borrow_mut().remove(&n);
+        router.parked.borrow_mut().remove(&n);
         let mut out = b"{\"jsonrpc\":\"2.0\",\"id\":".to_vec();
         out.extend_from_slice(&backend_req_id);
         out.extend_from_slice(br#","error":{"code":-32603,"message":"the client did not provide the input in time"}}"#);
@@ -198,7 +197,7 @@ async fn parked(
 /// A 2026 retry carrying one of our `requestState`s: hand its input to the parked call and
 /// answer with the call's next step. `may_hand_off` is false on the owner shard.
 pub async fn resume(
-    shard: &Rc<LocalShard>,
+    router: &Rc<Router>,
     req: &crate::mcp::dispatch::McpHttpRequest,
     env: &Envelope<'_>,
     state: &str,
@@ -219,8 +218,8 @@ pub async fn resume(
         return bad(why.message());
     }
     let (owner, n) = (parsed.shard, parsed.n);
-    if owner != shard.id {
-        if owner >= shard.peers.len() {
+    if owner != router.id {
+        if owner >= router.shards {
             return bad("requestState is not valid");
         }
         let (tx, rx) = oneshot::channel();
@@ -237,18 +236,12 @@ pub async fn resume(
             discovery: req.discovery,
             body: req.body.clone(),
         };
-        if shard.peers[owner]
-            .send(crate::shard::ShardMsg::Handoff {
-                req: handoff,
-                reply: tx,
-            })
-            .is_err()
-        {
+        if router.peers.hand_off(owner, handoff, tx).is_err() {
             return bad("requestState names a shard that is not running");
         }
         return rx.await.unwrap_or_else(|_| bad("the parked call is gone"));
     }
-    let Some(p) = shard.parked.borrow_mut().remove(&n) else {
+    let Some(p) = router.parked.borrow_mut().remove(&n) else {
         return bad("requestState is unknown, already used, or its call has ended");
     };
     let input = sonic_rs::get(&req.body[..], ["params", "inputResponses", INPUT_KEY])

@@ -18,7 +18,7 @@ use crate::codec::jsonrpc::Envelope;
 use crate::codec::ok_result;
 use crate::error::McpError;
 use crate::mcp::forward::{forward, Answer, Era};
-use crate::shard::LocalShard;
+use crate::mcp::router::Router;
 
 /// What the caller resolved: the request kind and the gateway name or URI.
 pub(crate) struct Target<'a> {
@@ -30,7 +30,7 @@ pub(crate) struct Target<'a> {
 /// config and backend allow it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn forward_cached(
-    shard: &Rc<LocalShard>,
+    router: &Rc<Router>,
     sid: &str,
     body: &[u8],
     env: &Envelope<'_>,
@@ -39,7 +39,7 @@ pub(crate) async fn forward_cached(
     mut era: Era,
     target: Option<Target<'_>>,
 ) -> Result<Answer, McpError> {
-    let snap = shard.snapshot.load();
+    let snap = router.snapshot.load();
     let c = &snap.config.cache;
     let wanted = target.filter(|t| {
         c.enabled
@@ -51,7 +51,7 @@ pub(crate) async fn forward_cached(
     });
     let Some(t) = wanted else {
         drop(snap);
-        return forward(shard, sid, body, env, backend, edit, era).await;
+        return forward(router, sid, body, env, backend, edit, era).await;
     };
     let (version, bounds, ttl_cap) = (
         snap.version,
@@ -79,7 +79,7 @@ pub(crate) async fn forward_cached(
     k(&mut public, None);
     k(&mut private, principal.as_deref().or(Some("")));
 
-    let cache = &shard.cache;
+    let cache = &router.cache;
     let now = Instant::now();
     let hit = cache
         .get(&public, version, now)
@@ -87,7 +87,7 @@ pub(crate) async fn forward_cached(
     cache.looked_up(t.what, hit.is_some());
     if let Some(result) = hit {
         let resp = ok_result(id, &result);
-        shard.tokens.served(t.what.method(), &server, &tool, &resp);
+        router.tokens.served(t.what.method(), &server, &tool, &resp);
         return Ok(Answer::Json(resp));
     }
     let flight = if coalesce {
@@ -95,7 +95,7 @@ pub(crate) async fn forward_cached(
             Some(rx) => match rx.await {
                 Ok(Shared::Result(result)) => {
                     let resp = ok_result(id, &result);
-                    shard.tokens.served(t.what.method(), &server, &tool, &resp);
+                    router.tokens.served(t.what.method(), &server, &tool, &resp);
                     return Ok(Answer::Json(resp));
                 }
                 Ok(Shared::Error(e)) => return Err(e),
@@ -113,7 +113,7 @@ pub(crate) async fn forward_cached(
     }
     let hints = Rc::new(Cell::new(None));
     era.hints = Some(hints.clone());
-    let answer = forward(shard, sid, body, env, backend, edit, era).await;
+    let answer = forward(router, sid, body, env, backend, edit, era).await;
     let result = match &answer {
         Ok(Answer::Json(resp)) => cacheable_result(resp, t.what),
         _ => None,

@@ -20,9 +20,9 @@ use crate::error::McpError;
 use crate::http::request::Method;
 use crate::http::response::Reply;
 use crate::mcp::forward::{Answer, Era};
+use crate::mcp::router::Router;
 use crate::mcp::session::LocalSession;
 use crate::mcp::SUPPORTED_VERSIONS;
-use crate::shard::{LocalShard, ShardMsg};
 
 /// An `/mcp` request, owned so it can be handed to another shard.
 #[derive(Debug)]
@@ -62,11 +62,11 @@ pub(crate) fn rpc_error(status: u16, err: &McpError, id: &[u8]) -> Reply {
 }
 
 /// Serves one `/mcp` request. `may_hand_off` is false when this shard received it as a handoff.
-pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: bool) -> Reply {
+pub async fn handle(router: &Rc<Router>, req: McpHttpRequest, may_hand_off: bool) -> Reply {
     match req.method {
         Method::Post => {}
-        Method::Delete => return crate::mcp::lifecycle::delete(shard, req, may_hand_off).await,
-        Method::Get => return crate::mcp::lifecycle::get_stream(shard, req, may_hand_off).await,
+        Method::Delete => return crate::mcp::lifecycle::delete(router, req, may_hand_off).await,
+        Method::Get => return crate::mcp::lifecycle::get_stream(router, req, may_hand_off).await,
         Method::Other => {
             let mut r = Reply::text(405, "method not allowed on /mcp");
             r.allow = Some("GET, POST, DELETE");
@@ -83,31 +83,31 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
         let tool = (env.method.as_deref() == Some("tools/call"))
             .then_some(env.name_str.as_deref())
             .flatten();
-        let snap = shard.snapshot.load();
-        if let Err(wait) = shard.auth.rate(&snap, &req.principal.name, tool) {
+        let snap = router.snapshot.load();
+        if let Err(wait) = router.auth.rate(&snap, &req.principal.name, tool) {
             let reply = crate::auth::local::too_many(wait, env.id_bytes(&req.body));
             let sid = req.session_id.as_deref().map(str::as_bytes);
             let who = Some(&*req.principal.name);
-            crate::mcp::audit::refused(shard, &req.body, &reply, who, sid);
+            crate::mcp::audit::refused(router, &req.body, &reply, who, sid);
             return reply;
         }
     }
     if crate::mcp::modern::is_modern(&req, &env) {
-        return crate::mcp::modern::serve(shard, &req, &env).await;
+        return crate::mcp::modern::serve(router, &req, &env).await;
     }
     if env.kind == Kind::Request && env.method.as_deref() == Some("initialize") {
         let started = std::time::Instant::now();
-        let r = crate::mcp::lifecycle::initialize(shard, &req.body, &env, &req.principal);
+        let r = crate::mcp::lifecycle::initialize(router, &req.body, &env, &req.principal);
         let outcome = if r.status == 200 {
             crate::stats::Outcome::Ok
         } else {
             crate::stats::Outcome::ClientError
         };
-        shard
+        router
             .stats
             .request("initialize", outcome, started.elapsed());
         crate::mcp::audit::served(
-            shard,
+            router,
             crate::mcp::audit::Served {
                 principal: &req.principal,
                 session: r.session_id.as_deref().unwrap_or(""),
@@ -132,16 +132,16 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
         );
     };
     if may_hand_off {
-        let owner = shard.ring.owner(sid.as_bytes());
-        if owner != shard.id {
+        let owner = router.ring.owner(sid.as_bytes());
+        if owner != router.id {
             drop(env);
-            return hand_off(shard, owner, req).await;
+            return hand_off(router, owner, req).await;
         }
     }
     // Anything but the handshake's own notification puts the session in use (never evicted
     // for room under `max_sessions`).
     let uses = env.method.as_deref() != Some("notifications/initialized");
-    let seen = shard.sessions.borrow_mut().touch(
+    let seen = router.sessions.borrow_mut().touch(
         sid,
         &req.principal.name,
         uses,
@@ -157,16 +157,16 @@ pub async fn handle(shard: &Rc<LocalShard>, req: McpHttpRequest, may_hand_off: b
         Kind::Notification => {
             if env.method.as_deref() == Some("notifications/cancelled") {
                 if let Some(r) = env.request_id.clone() {
-                    crate::mcp::forward::cancel(shard, sid, &req.body[r]);
+                    crate::mcp::forward::cancel(router, sid, &req.body[r]);
                 }
             }
             Reply::empty(202)
         }
         Kind::Response => {
-            crate::mcp::forward::client_answer(shard, sid, &req.body, &env);
+            crate::mcp::forward::client_answer(router, sid, &req.body, &env);
             Reply::empty(202)
         }
-        Kind::Request => request(shard, sid, &req, &env).await,
+        Kind::Request => request(router, sid, &req, &env).await,
     }
 }
 
@@ -187,12 +187,9 @@ pub(crate) fn check_version_header(v: Option<&str>) -> Result<(), McpError> {
     }
 }
 
-pub(crate) async fn hand_off(shard: &Rc<LocalShard>, owner: usize, req: McpHttpRequest) -> Reply {
+pub(crate) async fn hand_off(router: &Rc<Router>, owner: usize, req: McpHttpRequest) -> Reply {
     let (tx, rx) = futures_channel::oneshot::channel();
-    if shard.peers[owner]
-        .send(ShardMsg::Handoff { req, reply: tx })
-        .is_err()
-    {
+    if router.peers.hand_off(owner, req, tx).is_err() {
         return rpc_error(
             503,
             &McpError::Gateway("owner shard is not running".into()),
@@ -209,7 +206,7 @@ pub(crate) async fn hand_off(shard: &Rc<LocalShard>, owner: usize, req: McpHttpR
 }
 
 async fn request(
-    shard: &Rc<LocalShard>,
+    router: &Rc<Router>,
     sid: &str,
     req: &McpHttpRequest,
     env: &Envelope<'_>,
@@ -217,7 +214,7 @@ async fn request(
     let (body, affinity, principal) = (&req.body[..], &req.affinity, &req.principal);
     let mode = match env.method.as_deref() {
         Some("tools/list" | "tools/call") => {
-            crate::mcp::meta::mode(shard, req.discovery, false, principal)
+            crate::mcp::meta::mode(router, req.discovery, false, principal)
         }
         _ => Discovery::Full,
     };
@@ -233,45 +230,47 @@ async fn request(
     let result = match method {
         "ping" => Ok(Answer::Json(ok_result(id, b"{}"))),
         "tools/list" if mode != Discovery::Full => {
-            let tools = crate::mcp::meta::list(shard, mode, false, principal);
+            let tools = crate::mcp::meta::list(router, mode, false, principal);
             Ok(Answer::Json(ok_result(
                 id,
                 format!(r#"{{"tools":{tools}}}"#).as_bytes(),
             )))
         }
         "tools/call" if crate::mcp::meta::handles(mode, env) => {
-            Box::pin(crate::mcp::meta::call(shard, sid, body, env, era())).await
+            Box::pin(crate::mcp::meta::call(router, sid, body, env, era())).await
         }
-        "tools/list" => crate::mcp::lists::legacy(shard, body, env, ListKind::Tools, principal),
-        "prompts/list" => crate::mcp::lists::legacy(shard, body, env, ListKind::Prompts, principal),
+        "tools/list" => crate::mcp::lists::legacy(router, body, env, ListKind::Tools, principal),
+        "prompts/list" => {
+            crate::mcp::lists::legacy(router, body, env, ListKind::Prompts, principal)
+        }
         "resources/list" => {
-            crate::mcp::lists::legacy(shard, body, env, ListKind::Resources, principal)
+            crate::mcp::lists::legacy(router, body, env, ListKind::Resources, principal)
         }
         "resources/templates/list" => {
-            crate::mcp::lists::legacy(shard, body, env, ListKind::Templates, principal)
+            crate::mcp::lists::legacy(router, body, env, ListKind::Templates, principal)
         }
-        "tools/call" => by_name(shard, sid, body, env, Named::Tool, era()).await,
-        "prompts/get" => by_name(shard, sid, body, env, Named::Prompt, era()).await,
-        "resources/read" => resources_read(shard, sid, body, env, era()).await,
+        "tools/call" => by_name(router, sid, body, env, Named::Tool, era()).await,
+        "prompts/get" => by_name(router, sid, body, env, Named::Prompt, era()).await,
+        "resources/read" => resources_read(router, sid, body, env, era()).await,
         // Rare methods are boxed: their futures (set_level's holds a whole backend call, 10 KiB)
         // would otherwise size every request's future, and every connection's task with it.
         "completion/complete" => {
-            Box::pin(crate::mcp::methods::complete(shard, sid, body, env, era())).await
+            Box::pin(crate::mcp::methods::complete(router, sid, body, env, era())).await
         }
         "resources/subscribe" => {
             Box::pin(crate::mcp::methods::subscribe(
-                shard, sid, body, env, true, principal,
+                router, sid, body, env, true, principal,
             ))
             .await
         }
         "resources/unsubscribe" => {
             Box::pin(crate::mcp::methods::subscribe(
-                shard, sid, body, env, false, principal,
+                router, sid, body, env, false, principal,
             ))
             .await
         }
         "logging/setLevel" => {
-            json(Box::pin(crate::mcp::methods::set_level(shard, body, env)).await)
+            json(Box::pin(crate::mcp::methods::set_level(router, body, env)).await)
         }
         "initialize" => Err(McpError::InvalidRequest(
             "session already initialized".into(),
@@ -279,17 +278,17 @@ async fn request(
         other => Err(McpError::MethodNotFound(other.to_string())),
     };
     let outcome = crate::stats::Outcome::of(&result);
-    shard.stats.request(method, outcome, started.elapsed());
+    router.stats.request(method, outcome, started.elapsed());
     let meta = crate::mcp::meta::handles(mode, env).then_some(env.name_str.as_deref());
-    crate::mcp::tokens::tap_gateway_answer(&shard.tokens, method, meta.flatten(), &result);
+    crate::mcp::tokens::tap_gateway_answer(&router.tokens, method, meta.flatten(), &result);
     let reply = match result {
         Ok(Answer::Json(bytes)) => Reply::json(200, bytes),
         Ok(Answer::Parts(head, shared, tail)) => Reply::json_parts(200, head, shared, tail),
-        Ok(Answer::Stream(rx)) => Reply::sse(crate::mcp::resume::track(shard, sid, rx).1),
+        Ok(Answer::Stream(rx)) => Reply::sse(crate::mcp::resume::track(router, sid, rx).1),
         Err(e) => rpc_error(200, &e, id),
     };
     crate::mcp::audit::served(
-        shard,
+        router,
         crate::mcp::audit::Served {
             principal,
             session: sid,
@@ -314,7 +313,7 @@ pub(crate) enum Named {
 }
 
 pub(crate) async fn by_name(
-    shard: &Rc<LocalShard>,
+    router: &Rc<Router>,
     sid: &str,
     body: &[u8],
     env: &Envelope<'_>,
@@ -327,8 +326,8 @@ pub(crate) async fn by_name(
     // A role that sees this tool under another name calls it by that name.
     let names = match (&era.principal, kind) {
         (Some(p), Named::Tool) => {
-            let snap = shard.snapshot.load();
-            shard.auth.names(&snap, era.modern, p)
+            let snap = router.snapshot.load();
+            router.auth.names(&snap, era.modern, p)
         }
         _ => None,
     };
@@ -339,7 +338,7 @@ pub(crate) async fn by_name(
         None => called,
     };
     let (backend, original_json, idempotent, cacheable) = {
-        let snap = shard.snapshot.load();
+        let snap = router.snapshot.load();
         let catalog = snap.catalog_for(era.modern);
         let route = match kind {
             Named::Tool => catalog.route(name),
@@ -393,7 +392,7 @@ pub(crate) async fn by_name(
         )
     };
     if matches!(kind, Named::Tool) {
-        crate::mcp::meta::used(shard, name);
+        crate::mcp::meta::used(router, name);
     }
     let mut era = era;
     era.retry_safe = idempotent || matches!(kind, Named::Prompt);
@@ -405,11 +404,11 @@ pub(crate) async fn by_name(
         name,
     });
     let edit = Some((name_range, &original_json[..]));
-    crate::mcp::cached::forward_cached(shard, sid, body, env, backend, edit, era, target).await
+    crate::mcp::cached::forward_cached(router, sid, body, env, backend, edit, era, target).await
 }
 
 pub(crate) async fn resources_read(
-    shard: &Rc<LocalShard>,
+    router: &Rc<Router>,
     sid: &str,
     body: &[u8],
     env: &Envelope<'_>,
@@ -419,7 +418,7 @@ pub(crate) async fn resources_read(
         return Err(McpError::InvalidParams("params.uri is required".into()));
     };
     let (backend, original_json) = {
-        let snap = shard.snapshot.load();
+        let snap = router.snapshot.load();
         let route = snap
             .catalog_for(era.modern)
             .route_uri(uri)
@@ -443,6 +442,6 @@ pub(crate) async fn resources_read(
         name: uri,
     };
     let edit = Some((range, &original_json[..]));
-    crate::mcp::cached::forward_cached(shard, sid, body, env, backend, edit, era, Some(target))
+    crate::mcp::cached::forward_cached(router, sid, body, env, backend, edit, era, Some(target))
         .await
 }

@@ -9,12 +9,12 @@ use std::rc::Rc;
 use crate::codec::jsonrpc::{splice, Envelope, Kind};
 use crate::error::McpError;
 use crate::mcp::forward::{inflight_key, log_severity, Era, S2cRoute};
-use crate::shard::LocalShard;
+use crate::mcp::router::Router;
 use crate::upstream::{BackendEvent, BackendReply, LocalBackend};
 
 /// Owned facts needed to turn backend messages into client messages.
 pub(crate) struct Finisher {
-    pub(crate) shard: Rc<LocalShard>,
+    pub(crate) router: Rc<Router>,
     pub(crate) sid: String,
     pub(crate) handle: Rc<LocalBackend>,
     pub(crate) client_id: Vec<u8>,
@@ -37,7 +37,7 @@ pub(crate) struct Finisher {
 impl Drop for Finisher {
     fn drop(&mut self) {
         // Requests the client never answered die with the call.
-        let mut pending = self.shard.s2c_pending.borrow_mut();
+        let mut pending = self.router.s2c_pending.borrow_mut();
         for k in self.relayed.borrow().iter() {
             pending.remove(k);
         }
@@ -82,7 +82,7 @@ impl Finisher {
             return None;
         }
         let allowed = self
-            .shard
+            .router
             .sessions
             .borrow()
             .get(&self.sid)
@@ -91,11 +91,10 @@ impl Finisher {
             answer(b",\"error\":{\"code\":-32601,\"message\":\"the client of this call does not support this request\"}}");
             return None;
         }
-        let n = self.shard.next_token.get();
-        self.shard.next_token.set(n + 1);
-        let gw_id = format!("\"o1m.{}.{n}\"", self.shard.id).into_bytes();
+        let n = self.router.mint();
+        let gw_id = format!("\"o1m.{}.{n}\"", self.router.id).into_bytes();
         let key = inflight_key(&self.sid, &gw_id);
-        self.shard.s2c_pending.borrow_mut().insert(
+        self.router.s2c_pending.borrow_mut().insert(
             key.clone(),
             S2cRoute {
                 handle: self.handle.clone(),
@@ -187,7 +186,7 @@ impl Finisher {
         }
         let v = sonic_rs::get(msg, ["params", "requestId"]).ok()?;
         let raw = v.as_raw_str();
-        let pending = self.shard.s2c_pending.borrow();
+        let pending = self.router.s2c_pending.borrow();
         let key = self
             .relayed
             .borrow()
@@ -199,7 +198,7 @@ impl Finisher {
             })?
             .clone();
         drop(pending);
-        self.shard.s2c_pending.borrow_mut().remove(&key);
+        self.router.s2c_pending.borrow_mut().remove(&key);
         let gw_id = &key[self.sid.len() + 1..];
         let start = raw.as_ptr() as usize - msg.as_ptr() as usize;
         let mut out = Vec::with_capacity(msg.len() + gw_id.len());
@@ -215,7 +214,7 @@ impl Finisher {
             }
         }
         let resp = self.reply_era(result);
-        let tokens = &self.shard.tokens;
+        let tokens = &self.router.tokens;
         if tokens.is_enabled() {
             let name = self.era.tool.as_deref().unwrap_or_default();
             tokens.served(self.method, &self.backend_id, name, &resp);

@@ -18,9 +18,9 @@ use futures_channel::{mpsc, oneshot};
 use crate::codec::jsonrpc::{splice, splice_placeholder, Envelope};
 use crate::error::McpError;
 pub(crate) use crate::mcp::finish::Finisher;
+use crate::mcp::router::Router;
 use crate::rt::feed::{feed, FeedRx, NotSent, SSE_QUEUE_BYTES};
 use crate::rt::next;
-use crate::shard::LocalShard;
 use crate::upstream::{BackendReply, CallOpts, LocalBackend};
 
 /// What a forwarded request produced.
@@ -86,13 +86,13 @@ pub fn log_severity(level: &str) -> Option<u8> {
 /// Counts a call against its backend's `max_inflight` on this shard for as long as the
 /// backend call lives (it may outlive the client's request when streamed or parked).
 struct BusyGuard {
-    shard: Rc<LocalShard>,
+    router: Rc<Router>,
     backend: Rc<str>,
 }
 
 impl BusyGuard {
-    fn enter(shard: &Rc<LocalShard>, backend: &str, max: usize) -> Result<BusyGuard, McpError> {
-        let mut map = shard.backend_inflight.borrow_mut();
+    fn enter(router: &Rc<Router>, backend: &str, max: usize) -> Result<BusyGuard, McpError> {
+        let mut map = router.upstreams.inflight.borrow_mut();
         // The key is allocated once per backend; every later call clones the `Rc`.
         let key: Rc<str> = match map.get_key_value(backend) {
             Some((k, _)) => k.clone(),
@@ -113,7 +113,7 @@ impl BusyGuard {
         }
         *n += 1;
         Ok(BusyGuard {
-            shard: shard.clone(),
+            router: router.clone(),
             backend: key,
         })
     }
@@ -122,8 +122,9 @@ impl BusyGuard {
 impl Drop for BusyGuard {
     fn drop(&mut self) {
         if let Some(n) = self
-            .shard
-            .backend_inflight
+            .router
+            .upstreams
+            .inflight
             .borrow_mut()
             .get_mut(&*self.backend)
         {
@@ -153,11 +154,11 @@ pub(crate) fn inflight_key(sid: &str, client_id: &[u8]) -> Vec<u8> {
 
 /// A client answered a server-to-client request we relayed: back to the backend it came from,
 /// with the backend's own id. Unknown ids (late, or never ours) are dropped.
-pub fn client_answer(shard: &Rc<LocalShard>, sid: &str, body: &[u8], env: &Envelope<'_>) {
+pub fn client_answer(router: &Rc<Router>, sid: &str, body: &[u8], env: &Envelope<'_>) {
     let Some(id) = env.id.clone() else {
         return;
     };
-    let Some(route) = shard
+    let Some(route) = router
         .s2c_pending
         .borrow_mut()
         .remove(&inflight_key(sid, &body[id.clone()]))
@@ -174,8 +175,8 @@ pub fn client_answer(shard: &Rc<LocalShard>, sid: &str, body: &[u8], env: &Envel
 }
 
 /// A client cancelled request `request_id` (raw JSON) of session `sid`: signal its call.
-pub fn cancel(shard: &Rc<LocalShard>, sid: &str, request_id: &[u8]) {
-    if let Some(tx) = shard
+pub fn cancel(router: &Rc<Router>, sid: &str, request_id: &[u8]) {
+    if let Some(tx) = router
         .inflight_calls
         .borrow_mut()
         .remove(&inflight_key(sid, request_id))
@@ -187,7 +188,7 @@ pub fn cancel(shard: &Rc<LocalShard>, sid: &str, request_id: &[u8]) {
 /// Forwards a request of session `sid` to backend `backend` (snapshot index), with one
 /// optional splice of a params field (the name or URI, already the backend's own).
 pub async fn forward(
-    shard: &Rc<LocalShard>,
+    router: &Rc<Router>,
     sid: &str,
     body: &[u8],
     env: &Envelope<'_>,
@@ -200,7 +201,7 @@ pub async fn forward(
         .clone()
         .ok_or_else(|| McpError::InvalidRequest("missing id".into()))?;
     let (backend_id, timeout, prefixed, per_client, max_inflight, max_timeout, key_id) = {
-        let snap = shard.snapshot.load();
+        let snap = router.snapshot.load();
         let spec = &snap.backends[backend];
         let timeout = era
             .tool
@@ -221,18 +222,17 @@ pub async fn forward(
     let deadline = crate::upstream::deadline_in(timeout);
     let cap = std::time::Instant::now() + max_timeout;
     let handle = match per_client {
-        Some(spec) => crate::mcp::per_client::handle_for(shard, sid, &spec),
-        None => shard.upstreams.borrow().get(&backend_id).cloned(),
+        Some(spec) => crate::mcp::per_client::handle_for(router, sid, &spec),
+        None => router.upstreams.backends.borrow().get(&backend_id).cloned(),
     }
     .ok_or_else(|| McpError::BackendUnavailable {
         server: backend_id.clone(),
         reason: "not started on this shard".into(),
     })?;
-    let guard = BusyGuard::enter(shard, &backend_id, max_inflight)?;
+    let guard = BusyGuard::enter(router, &backend_id, max_inflight)?;
     let token = env.progress_token.clone().map(|r| {
-        let n = shard.next_token.get();
-        shard.next_token.set(n + 1);
-        (r, format!("\"o1m.{}.{n}\"", shard.id).into_bytes())
+        let n = router.mint();
+        (r, format!("\"o1m.{}.{n}\"", router.id).into_bytes())
     });
     // The name (and progress token) rewritten and the id made the 1-byte placeholder, in one
     // pass into one buffer.
@@ -254,7 +254,7 @@ pub async fn forward(
     let client_id = env.id_bytes(body).to_vec();
     let key = inflight_key(sid, &client_id);
     let (cancel_tx, cancel_rx) = oneshot::channel();
-    shard
+    router
         .inflight_calls
         .borrow_mut()
         .insert(key.clone(), cancel_tx);
@@ -278,7 +278,7 @@ pub async fn forward(
         retry_safe: era.retry_safe,
     };
     let finish = Finisher {
-        shard: shard.clone(),
+        router: router.clone(),
         sid: sid.to_string(),
         handle: handle.clone(),
         relayed: Default::default(),
@@ -290,7 +290,7 @@ pub async fn forward(
         method: crate::stats::method_label(env.method.as_deref().unwrap_or("")),
         prefixed,
     };
-    let series = shard.stats.series(
+    let series = router.stats.series(
         &finish.backend_id,
         env.method.as_deref().unwrap_or(""),
         finish.era.tool.as_deref().unwrap_or(""),
@@ -321,7 +321,7 @@ pub async fn forward(
     };
     match first {
         Ok(result) => {
-            shard.inflight_calls.borrow_mut().remove(&key);
+            router.inflight_calls.borrow_mut().remove(&key);
             let mut early = Vec::new();
             while let Ok(ev) = ev_rx.try_recv() {
                 early.extend(finish.event(ev));
@@ -343,7 +343,7 @@ pub async fn forward(
         Err(first_event) if crate::mcp::bridge::wants_park(&finish, &first_event) => {
             // A 2025 backend asks a 2026 client for input: answer with input_required and
             // park the call until the client retries with the input.
-            shard.inflight_calls.borrow_mut().remove(&key);
+            router.inflight_calls.borrow_mut().remove(&key);
             Ok(Answer::Json(crate::mcp::bridge::park(
                 call,
                 ev_rx,
@@ -356,16 +356,16 @@ pub async fn forward(
             if let Some(m) = finish.event(first_event) {
                 let _ = tx.send(m);
             }
-            let shard = shard.clone();
+            let router = router.clone();
             monoio::spawn(async move {
                 // A client so far behind that its feed overflowed is cut off as one that left
                 // before its answer: its call is cancelled, freeing the backend's slot.
                 let overflowed = |sent: Result<(), NotSent>| {
                     if sent == Err(NotSent::Overflow) {
-                        if let Some(c) = shard.inflight_calls.borrow_mut().remove(&key) {
+                        if let Some(c) = router.inflight_calls.borrow_mut().remove(&key) {
                             let _ = c.send(());
                         }
-                        shard.clients_gone.set(shard.clients_gone.get() + 1);
+                        router.clients_gone.set(router.clients_gone.get() + 1);
                     }
                 };
                 // A client that disconnects does not cancel the call (2025 transport rules):
@@ -375,7 +375,7 @@ pub async fn forward(
                         r = &mut call => break r,
                         ev = next(&mut ev_rx) => match ev {
                             Some(ev) if crate::mcp::bridge::wants_park(&finish, &ev) => {
-                                shard.inflight_calls.borrow_mut().remove(&key);
+                                router.inflight_calls.borrow_mut().remove(&key);
                                 let irr = crate::mcp::bridge::park(call, ev_rx, finish, ev);
                                 let _ = tx.send(irr);
                                 return;
@@ -389,7 +389,7 @@ pub async fn forward(
                         },
                     }
                 };
-                shard.inflight_calls.borrow_mut().remove(&key);
+                router.inflight_calls.borrow_mut().remove(&key);
                 while let Ok(ev) = ev_rx.try_recv() {
                     if let Some(m) = finish.event(ev) {
                         let _ = tx.send(m);

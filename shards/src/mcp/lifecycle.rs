@@ -11,10 +11,10 @@ use crate::http::response::Reply;
 use crate::mcp::dispatch::{
     check_version_header, hand_off, owned_by, rpc_error, unknown_session, McpHttpRequest,
 };
+use crate::mcp::router::Router;
 use crate::mcp::session::LocalSession;
 use crate::mcp::session_table::{share, CapHit};
 use crate::mcp::SUPPORTED_VERSIONS;
-use crate::shard::LocalShard;
 
 /// GET or DELETE without a session: a 2026-07-28 client (stateless: POST only) or a
 /// legacy client that has not initialized; 405 tells both that only POST works here.
@@ -34,7 +34,7 @@ fn no_session_405() -> Reply {
 /// `GET /mcp`: the session's standalone SSE stream (one at a time; a new GET replaces the
 /// earlier one) for messages unrelated to any request: list changes and resource updates.
 pub(crate) async fn get_stream(
-    shard: &Rc<LocalShard>,
+    router: &Rc<Router>,
     req: McpHttpRequest,
     may_hand_off: bool,
 ) -> Reply {
@@ -49,15 +49,15 @@ pub(crate) async fn get_stream(
         return no_session_405();
     };
     if may_hand_off {
-        let owner = shard.ring.owner(sid.as_bytes());
-        if owner != shard.id {
-            return hand_off(shard, owner, req).await;
+        let owner = router.ring.owner(sid.as_bytes());
+        if owner != router.id {
+            return hand_off(router, owner, req).await;
         }
     }
     if let Err(e) = check_version_header(req.protocol_version.as_deref()) {
         return rpc_error(400, &e, b"");
     }
-    let current = match shard.sessions.borrow_mut().get_mut(sid) {
+    let current = match router.sessions.borrow_mut().get_mut(sid) {
         Some(s) if owned_by(s, &req.principal) => {
             s.used = true;
             s.get_stream_no
@@ -70,7 +70,7 @@ pub(crate) async fn get_stream(
         .as_deref()
         .and_then(crate::mcp::resume::parse_event_id)
     {
-        if let Some(rx) = crate::mcp::resume::resume(shard, sid, n, after) {
+        if let Some(rx) = crate::mcp::resume::resume(router, sid, n, after) {
             return Reply::sse(rx);
         }
     }
@@ -80,42 +80,38 @@ pub(crate) async fn get_stream(
         // client may be gone without the gateway knowing it yet (a closed socket shows only
         // when a write to it fails), so refusing the new GET would lock the session's owner
         // out of its own stream; only the session's principal gets this far.
-        if let Some(rx) = crate::mcp::resume::resume(shard, sid, n, u64::MAX) {
+        if let Some(rx) = crate::mcp::resume::resume(router, sid, n, u64::MAX) {
             return Reply::sse(rx);
         }
     }
     let (tx, rx) = futures_channel::mpsc::unbounded();
-    let (n, live) = crate::mcp::resume::track(shard, sid, rx);
-    if let Some(session) = shard.sessions.borrow_mut().get_mut(sid) {
+    let (n, live) = crate::mcp::resume::track(router, sid, rx);
+    if let Some(session) = router.sessions.borrow_mut().get_mut(sid) {
         session.get_stream = Some(tx);
         session.get_stream_no = Some(n);
     }
     Reply::sse(live)
 }
 
-pub(crate) async fn delete(
-    shard: &Rc<LocalShard>,
-    req: McpHttpRequest,
-    may_hand_off: bool,
-) -> Reply {
+pub(crate) async fn delete(router: &Rc<Router>, req: McpHttpRequest, may_hand_off: bool) -> Reply {
     let Some(sid) = req.session_id.as_deref() else {
         return no_session_405();
     };
     if may_hand_off {
-        let owner = shard.ring.owner(sid.as_bytes());
-        if owner != shard.id {
-            return hand_off(shard, owner, req).await;
+        let owner = router.ring.owner(sid.as_bytes());
+        if owner != router.id {
+            return hand_off(router, owner, req).await;
         }
     }
-    let mine = shard
+    let mine = router
         .sessions
         .borrow()
         .get(sid)
         .is_some_and(|s| owned_by(s, &req.principal));
-    if mine && shard.sessions.borrow_mut().remove(sid) {
-        crate::mcp::per_client::release(shard, sid);
-        crate::mcp::resume::forget_session(shard, sid);
-        tracing::debug!(shard = shard.id, session = sid, "session ended by client");
+    if mine && router.sessions.borrow_mut().remove(sid) {
+        crate::mcp::per_client::release(router, sid);
+        crate::mcp::resume::forget_session(router, sid);
+        tracing::debug!(shard = router.id, session = sid, "session ended by client");
         Reply::empty(200)
     } else {
         rpc_error(404, &unknown_session(), b"")
@@ -130,26 +126,26 @@ const REFUSED_RETRY_S: u32 = 5;
 
 /// Makes room under this shard's share of the session caps (evicting never-used sessions,
 /// whose streams and per-client upstreams go with them); the refusal when it cannot.
-fn make_room(shard: &Rc<LocalShard>, principal: &str) -> Result<(), Refusal> {
+fn make_room(router: &Rc<Router>, principal: &str) -> Result<(), Refusal> {
     let (cap, per_principal) = {
-        let server = &shard.snapshot.load().config.server;
+        let server = &router.snapshot.load().config.server;
         (server.max_sessions, server.max_sessions_per_principal)
     };
-    let shards = shard.peers.len();
+    let shards = router.shards;
     let cap_shard = share(cap, shards);
     let cap_principal = match per_principal {
         0 => usize::MAX,
         n => share(n, shards),
     };
     let (evicted, room) =
-        shard
+        router
             .sessions
             .borrow_mut()
             .make_room(principal, cap_shard, cap_principal);
     for sid in evicted {
-        crate::mcp::per_client::release(shard, &sid);
-        crate::mcp::resume::forget_session(shard, &sid);
-        tracing::debug!(shard = shard.id, session = %sid, "never-used session evicted (max_sessions)");
+        crate::mcp::per_client::release(router, &sid);
+        crate::mcp::resume::forget_session(router, &sid);
+        tracing::debug!(shard = router.id, session = %sid, "never-used session evicted (max_sessions)");
     }
     match room {
         Ok(()) => Ok(()),
@@ -169,12 +165,12 @@ fn make_room(shard: &Rc<LocalShard>, principal: &str) -> Result<(), Refusal> {
 /// A request refused at a cap (`what`: the method, for the log) as a JSON-RPC error (-32000)
 /// carrying the request's id, with `Retry-After`.
 pub(crate) fn refused(
-    shard: &LocalShard,
+    router: &Router,
     what: &str,
     (status, message, blame): Refusal,
     id: &[u8],
 ) -> Reply {
-    tracing::debug!(shard = shard.id, "{what} refused: {message}");
+    tracing::debug!(shard = router.id, "{what} refused: {message}");
     let mut out = Vec::with_capacity(message.len() + 96);
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     out.extend_from_slice(if id.is_empty() { b"null" } else { id });
@@ -189,7 +185,7 @@ pub(crate) fn refused(
 }
 
 pub(crate) fn initialize(
-    shard: &Rc<LocalShard>,
+    router: &Rc<Router>,
     body: &[u8],
     env: &Envelope<'_>,
     principal: &Principal,
@@ -200,18 +196,18 @@ pub(crate) fn initialize(
         .copied()
         .find(|v| *v == asked)
         .unwrap_or(SUPPORTED_VERSIONS[0]);
-    if let Err(why) = make_room(shard, &principal.name) {
-        return refused(shard, "initialize", why, env.id_bytes(body));
+    if let Err(why) = make_room(router, &principal.name) {
+        return refused(router, "initialize", why, env.id_bytes(body));
     }
-    let sid = crate::mcp::session::mint_id(&shard.ring, shard.id);
+    let sid = crate::mcp::session::mint_id(&router.ring, router.id);
     let mut session = LocalSession::new(
         version,
         crate::mcp::session::ClientCaps::from_initialize(body),
         crate::mcp::session::ClientCaps::raw(body),
     );
     session.principal = Some(principal.name.clone());
-    shard.sessions.borrow_mut().insert(&sid, session);
-    let caps = shard.snapshot.load().catalog.caps.clone();
+    router.sessions.borrow_mut().insert(&sid, session);
+    let caps = router.snapshot.load().catalog.caps.clone();
     let mut out = Vec::with_capacity(320);
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     out.extend_from_slice(env.id_bytes(body));
@@ -237,7 +233,7 @@ pub(crate) fn initialize(
     out.extend_from_slice(b"},\"serverInfo\":{\"name\":\"only1mcp-uring\",\"version\":\"");
     out.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
     out.extend_from_slice(b"\"}}}");
-    tracing::debug!(shard = shard.id, session = %sid, version, "session created");
+    tracing::debug!(shard = router.id, session = %sid, version, "session created");
     let mut r = Reply::json(200, out);
     r.session_id = Some(sid);
     r

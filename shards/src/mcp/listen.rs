@@ -25,9 +25,9 @@ use crate::codec::jsonrpc::Envelope;
 use crate::error::McpError;
 use crate::http::response::Reply;
 use crate::mcp::lifecycle::{refused, Refusal};
+use crate::mcp::router::Router;
 use crate::mcp::session_table::share;
 use crate::rt::feed::{feed, FeedTx};
-use crate::shard::LocalShard;
 
 /// Longest request id (as JSON text) a listen may carry: it is kept for the stream's life.
 pub const MAX_LISTEN_ID: usize = 256;
@@ -107,18 +107,18 @@ fn tagged(method: &str, id: &[u8], params: &str) -> Vec<u8> {
 }
 
 /// Removes listen `key` from the shard (its stream ended).
-fn forget(shard: &Weak<LocalShard>, key: u64) {
-    if let Some(shard) = shard.upgrade() {
+fn forget(router: &Weak<Router>, key: u64) {
+    if let Some(router) = router.upgrade() {
         // Never re-entered while borrowed (nothing in the table drops a reply); if it were,
         // the entry's closed channel is pruned at the next registration.
-        if let Ok(mut t) = shard.listeners.try_borrow_mut() {
+        if let Ok(mut t) = router.listeners.try_borrow_mut() {
             t.map.remove(&key);
         }
     }
 }
 
 /// Opens a listen stream for the request in `body`, made by `principal`.
-pub fn listen(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>, principal: &str) -> Reply {
+pub fn listen(router: &Rc<Router>, body: &[u8], env: &Envelope<'_>, principal: &str) -> Reply {
     let id = env.id_bytes(body);
     if id.len() > MAX_LISTEN_ID {
         let e = McpError::InvalidRequest(format!(
@@ -133,13 +133,13 @@ pub fn listen(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>, principal
             .and_then(|v| v.as_bool())
             .unwrap_or(false)
     };
-    let snap = shard.snapshot.load();
+    let snap = router.snapshot.load();
     let caps = snap.catalog_modern.caps.clone();
     let (cap_total, per_principal) = (
         snap.config.server.max_listens,
         snap.config.server.max_listens_per_principal,
     );
-    let shards = shard.peers.len();
+    let shards = router.shards;
     let cap = share(cap_total, shards);
     let cap_principal = match per_principal {
         0 => usize::MAX,
@@ -170,11 +170,11 @@ pub fn listen(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>, principal
         &format!(r#""notifications":{{{}}},"#, accepted.join(",")),
     );
     let _ = l.tx.send(ack);
-    let admitted = shard.listeners.borrow_mut().admit(l, cap, cap_principal);
+    let admitted = router.listeners.borrow_mut().admit(l, cap, cap_principal);
     match admitted {
         Ok(key) => {
             let (done, ended) = futures_channel::oneshot::channel::<()>();
-            let weak = Rc::downgrade(shard);
+            let weak = Rc::downgrade(router);
             monoio::spawn(async move {
                 // Completes (cancelled) when the reply holding `done` is dropped.
                 let _ = ended.await;
@@ -197,7 +197,7 @@ pub fn listen(shard: &Rc<LocalShard>, body: &[u8], env: &Envelope<'_>, principal
                     "client",
                 ),
             };
-            refused(shard, "subscriptions/listen", why, id)
+            refused(router, "subscriptions/listen", why, id)
         }
     }
 }
@@ -209,8 +209,8 @@ pub const LISTEN_QUEUE_BYTES: usize = 64 << 10;
 
 /// The catalog changed: tell each listener that opted in to that kind (and forget those
 /// whose client is gone).
-pub fn list_changed(shard: &Rc<LocalShard>, tools: bool, prompts: bool, resources: bool) {
-    shard.listeners.borrow_mut().map.retain(|_, l| {
+pub fn list_changed(router: &Rc<Router>, tools: bool, prompts: bool, resources: bool) {
+    router.listeners.borrow_mut().map.retain(|_, l| {
         let kinds = [
             (tools && l.tools, "notifications/tools/list_changed"),
             (prompts && l.prompts, "notifications/prompts/list_changed"),

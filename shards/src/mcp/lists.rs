@@ -15,25 +15,25 @@ use crate::catalog::ListKind;
 use crate::codec::jsonrpc::Envelope;
 use crate::error::McpError;
 use crate::mcp::forward::Answer;
-use crate::shard::LocalShard;
+use crate::mcp::router::Router;
 
 /// Pages at least this large are written from the shared rendering.
 pub const SHARED_MIN: usize = 16 * 1024;
 
 /// The 2025-era answer: `{"jsonrpc":"2.0","id":<id>,"result":{"<key>":[…],"nextCursor":…}}`.
 pub(crate) fn legacy(
-    shard: &Rc<LocalShard>,
+    router: &Rc<Router>,
     body: &[u8],
     env: &Envelope<'_>,
     kind: ListKind,
     principal: &Principal,
 ) -> Result<Answer, McpError> {
-    page(shard, body, env, kind, false, principal, b"}}")
+    page(router, body, env, kind, false, principal, b"}}")
 }
 
 /// The 2026-07-28 answer: the same page with `resultType`, `ttlMs` and `cacheScope`.
 pub(crate) fn modern(
-    shard: &Rc<LocalShard>,
+    router: &Rc<Router>,
     body: &[u8],
     env: &Envelope<'_>,
     kind: ListKind,
@@ -41,14 +41,14 @@ pub(crate) fn modern(
     ttl_ms: u64,
 ) -> Result<Answer, McpError> {
     let tail = format!(r#","ttlMs":{ttl_ms},"cacheScope":"public"}}}}"#);
-    page(shard, body, env, kind, true, principal, tail.as_bytes())
+    page(router, body, env, kind, true, principal, tail.as_bytes())
 }
 
 /// One page of the list as `principal` sees it, as a whole response ending with `tail`
 /// (which closes `result` and the message). The cursor is the gateway's own; anything else
 /// is -32602.
 fn page(
-    shard: &Rc<LocalShard>,
+    router: &Rc<Router>,
     body: &[u8],
     env: &Envelope<'_>,
     kind: ListKind,
@@ -63,10 +63,10 @@ fn page(
             .and_then(|c| crate::catalog::parse_cursor(&c))
             .ok_or_else(|| McpError::InvalidParams("invalid cursor".into()))?,
     };
-    let snap = shard.snapshot.load();
+    let snap = router.snapshot.load();
     let p = &snap.config.proxy;
     // RBAC: the principal's view of the list, rendered once per catalog version and role set.
-    let view = shard.auth.view(&snap, modern, kind, principal);
+    let view = router.auth.view(&snap, modern, kind, principal);
     let catalog = snap.catalog_for(modern);
     let (json, items): (&[u8], &[(u32, u32)]) = match &view {
         Some(v) => (&v.0, &v.1),

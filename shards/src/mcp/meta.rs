@@ -27,7 +27,7 @@ use crate::config::Discovery;
 use crate::error::McpError;
 use crate::mcp::dispatch::{by_name, Named};
 use crate::mcp::forward::{Answer, Era};
-use crate::shard::LocalShard;
+use crate::mcp::router::Router;
 
 /// The meta tools, as `tools/list` shows them.
 pub const TOOLS: &str = r#"[{"name":"search_tools","description":"Find the tools that can do something: describe the task in a few words. Returns tool names with a short description; then get_tool_schema for the arguments, and call_tool to run one.","inputSchema":{"type":"object","properties":{"query":{"type":"string","description":"What the tool should do"},"limit":{"type":"integer","minimum":1,"maximum":50,"description":"Most results (default 10)"}},"required":["query"]}},{"name":"get_tool_schema","description":"The full definition of one tool (its input schema), by the name search_tools gave.","inputSchema":{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}},{"name":"call_tool","description":"Call a tool by name with its arguments.","inputSchema":{"type":"object","properties":{"name":{"type":"string"},"arguments":{"type":"object"}},"required":["name"]}}]"#;
@@ -36,7 +36,7 @@ pub const TOOLS: &str = r#"[{"name":"search_tools","description":"Find the tools
 /// `search` when it would see more than `[proxy] max_tools` in `full` mode and the overflow
 /// policy is `search`.
 pub fn mode(
-    shard: &LocalShard,
+    router: &Router,
     asked: Discovery,
     modern: bool,
     principal: &crate::auth::verify::Principal,
@@ -44,12 +44,12 @@ pub fn mode(
     if asked != Discovery::Full {
         return asked;
     }
-    let snap = shard.snapshot.load();
+    let snap = router.snapshot.load();
     let p = &snap.config.proxy;
     if p.max_tools == 0 || p.tools_overflow != crate::config::ToolsOverflow::Search {
         return Discovery::Full;
     }
-    let seen = match shard.auth.view(&snap, modern, ListKind::Tools, principal) {
+    let seen = match router.auth.view(&snap, modern, ListKind::Tools, principal) {
         Some(v) => v.1.len(),
         None => snap.catalog_for(modern).tools_items.len(),
     };
@@ -65,7 +65,7 @@ pub fn mode(
 /// ones on this shard (most calls first), while their estimated tokens (bytes / 4) fit in
 /// `hybrid_token_budget`.
 pub fn list(
-    shard: &LocalShard,
+    router: &Router,
     mode: Discovery,
     modern: bool,
     principal: &crate::auth::verify::Principal,
@@ -74,7 +74,7 @@ pub fn list(
     if mode != Discovery::Hybrid {
         return TOOLS.to_string();
     }
-    let snap = shard.snapshot.load();
+    let snap = router.snapshot.load();
     let p = &snap.config.proxy;
     let (json, items, keys) = snap.catalog_for(modern).list(ListKind::Tools);
     let allowed = |i: usize| {
@@ -94,14 +94,14 @@ pub fn list(
     let mut chosen: Vec<usize> = (0..keys.len())
         .filter(|&i| pinned(&keys[i].1) && allowed(i))
         .collect();
-    let usage = shard.search.usage.borrow();
+    let usage = router.search.usage.borrow();
     let mut used: Vec<(u64, usize)> = (0..keys.len())
         .filter(|&i| !chosen.contains(&i) && allowed(i))
         .filter_map(|i| usage.get(&*keys[i].1).map(|n| (*n, i)))
         .collect();
     used.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     chosen.extend(used.into_iter().take(p.hybrid_most_used).map(|(_, i)| i));
-    let names = shard.auth.names(&snap, modern, principal);
+    let names = router.auth.names(&snap, modern, principal);
     let mut out = String::from(meta);
     let mut budget = p.hybrid_token_budget.saturating_mul(4);
     for i in chosen {
@@ -121,8 +121,8 @@ pub fn list(
 }
 
 /// Counts a call of exposed tool `name` (what `hybrid` mode ranks by).
-pub fn used(shard: &LocalShard, name: &str) {
-    let mut usage = shard.search.usage.borrow_mut();
+pub fn used(router: &Router, name: &str) {
+    let mut usage = router.search.usage.borrow_mut();
     if let Some(n) = usage.get_mut(name) {
         *n += 1;
     } else if usage.len() < 100_000 {
@@ -135,10 +135,7 @@ pub fn handles(mode: Discovery, env: &Envelope<'_>) -> bool {
     mode != Discovery::Full && env.name_str.as_deref().is_some_and(is_meta)
 }
 
-/// Is `name` one of the meta tools?
-pub fn is_meta(name: &str) -> bool {
-    matches!(name, "search_tools" | "get_tool_schema" | "call_tool")
-}
+pub use crate::catalog::search::is_meta;
 
 /// The shard's index of the catalog of one era, rebuilt when the snapshot changes.
 #[derive(Default)]
@@ -149,8 +146,8 @@ pub struct LocalSearch {
 }
 
 impl LocalSearch {
-    fn index(&self, shard: &LocalShard, modern: bool) -> Rc<SearchIndex> {
-        let snap = shard.snapshot.load();
+    fn index(&self, router: &Router, modern: bool) -> Rc<SearchIndex> {
+        let snap = router.snapshot.load();
         let mut c = self.cached.borrow_mut();
         let slot = &mut c[modern as usize];
         if slot.0 != snap.version || slot.1.is_none() {
@@ -170,8 +167,8 @@ fn arg_str(body: &[u8], key: &str) -> Option<String> {
 }
 
 /// The item JSON and backend of tool `name` in the era's catalog, if the caller may use it.
-fn visible(shard: &LocalShard, era: &Era, name: &str) -> Option<Vec<u8>> {
-    let snap = shard.snapshot.load();
+fn visible(router: &Router, era: &Era, name: &str) -> Option<Vec<u8>> {
+    let snap = router.snapshot.load();
     let catalog = snap.catalog_for(era.modern);
     let (json, items, keys) = catalog.list(ListKind::Tools);
     let i = keys.iter().position(|(_, k)| &**k == name)?;
@@ -198,7 +195,7 @@ fn text_result(id: &[u8], text: &str, structured: Option<&str>) -> Answer {
 
 /// Runs the meta tool a `tools/call` names (see [`handles`]).
 pub async fn call(
-    shard: &Rc<LocalShard>,
+    router: &Rc<Router>,
     sid: &str,
     body: &[u8],
     env: &Envelope<'_>,
@@ -215,8 +212,8 @@ pub async fn call(
                 .and_then(|v| v.as_u64())
                 .unwrap_or(10)
                 .clamp(1, 50) as usize;
-            let idx = shard.search.index(shard, era.modern);
-            let snap = shard.snapshot.load();
+            let idx = router.search.index(router, era.modern);
+            let snap = router.snapshot.load();
             let (json, items, keys) = snap.catalog_for(era.modern).list(ListKind::Tools);
             let allowed = |i: usize| {
                 era.principal.as_ref().is_none_or(|p| {
@@ -228,7 +225,7 @@ pub async fn call(
             let names = era
                 .principal
                 .as_ref()
-                .and_then(|p| shard.auth.names(&snap, era.modern, p));
+                .and_then(|p| router.auth.names(&snap, era.modern, p));
             let mut found = Vec::with_capacity(hits.len());
             for (i, _) in hits {
                 let (s, e) = items[i];
@@ -253,8 +250,8 @@ pub async fn call(
             let wanted = arg_str(body, "name")
                 .ok_or_else(|| McpError::InvalidParams("get_tool_schema needs a name".into()))?;
             let names = era.principal.as_ref().and_then(|p| {
-                let snap = shard.snapshot.load();
-                shard.auth.names(&snap, era.modern, p)
+                let snap = router.snapshot.load();
+                router.auth.names(&snap, era.modern, p)
             });
             let gateway = match &names {
                 Some(n) => n.to_gateway(&wanted),
@@ -262,7 +259,7 @@ pub async fn call(
             };
             let item = gateway
                 .and_then(|g| {
-                    let item = visible(shard, &era, g)?;
+                    let item = visible(router, &era, g)?;
                     let renamed = names.as_ref().and_then(|n| n.rewrite(g, &item));
                     Some(renamed.unwrap_or(item))
                 })
@@ -285,7 +282,7 @@ pub async fn call(
             );
             let inner = inner.into_bytes();
             let inner_env = Envelope::parse(&inner)?;
-            by_name(shard, sid, &inner, &inner_env, Named::Tool, era).await
+            by_name(router, sid, &inner, &inner_env, Named::Tool, era).await
         }
     }
 }

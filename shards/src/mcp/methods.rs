@@ -9,7 +9,7 @@ use crate::codec::jsonrpc::{push_json_str, Envelope};
 use crate::codec::ok_result;
 use crate::error::McpError;
 use crate::mcp::forward::{forward, Answer, Era};
-use crate::shard::LocalShard;
+use crate::mcp::router::Router;
 use crate::upstream::request_body;
 
 fn params<'b>(body: &'b [u8], env: &Envelope<'_>) -> Result<&'b [u8], McpError> {
@@ -31,7 +31,7 @@ fn field_range(body: &[u8], path: &[&str]) -> Option<(std::ops::Range<usize>, St
 /// the reference is rewritten to the backend's own. A backend without completions gets no call:
 /// the answer is an empty completion, as the spec suggests.
 pub async fn complete(
-    shard: &Rc<LocalShard>,
+    router: &Rc<Router>,
     sid: &str,
     body: &[u8],
     env: &Envelope<'_>,
@@ -43,7 +43,7 @@ pub async fn complete(
         .and_then(|v| v.as_str().map(str::to_string))
         .ok_or_else(|| McpError::InvalidParams("params.ref.type is required".into()))?;
     let (range, backend, original) = {
-        let snap = shard.snapshot.load();
+        let snap = router.snapshot.load();
         let catalog = snap.catalog_for(era.modern);
         match kind.as_str() {
             "ref/prompt" => {
@@ -88,7 +88,7 @@ pub async fn complete(
             }
         }
     };
-    let capable = shard.snapshot.load().catalog.backend_caps[backend].completions;
+    let capable = router.snapshot.load().catalog.backend_caps[backend].completions;
     if !capable {
         let empty: &[u8] = if era.modern {
             br#"{"resultType":"complete","completion":{"values":[],"hasMore":false}}"#
@@ -100,7 +100,7 @@ pub async fn complete(
     let mut original_json = Vec::new();
     push_json_str(&mut original_json, &original);
     forward(
-        shard,
+        router,
         sid,
         body,
         env,
@@ -115,7 +115,7 @@ pub async fn complete(
 /// sessions the level applies to that backend for every client of the shard (the spec's
 /// per-session level cannot be honoured over a shared session; per-client sessions can).
 pub async fn set_level(
-    shard: &Rc<LocalShard>,
+    router: &Rc<Router>,
     body: &[u8],
     env: &Envelope<'_>,
 ) -> Result<Vec<u8>, McpError> {
@@ -130,7 +130,7 @@ pub async fn set_level(
         )));
     }
     let targets: Vec<(String, std::time::Duration)> = {
-        let snap = shard.snapshot.load();
+        let snap = router.snapshot.load();
         snap.backends
             .iter()
             .enumerate()
@@ -140,7 +140,7 @@ pub async fn set_level(
     };
     let mut failures = Vec::new();
     for (id, timeout) in targets {
-        let Some(handle) = shard.upstreams.borrow().get(&id).cloned() else {
+        let Some(handle) = router.upstreams.backends.borrow().get(&id).cloned() else {
             continue;
         };
         let (req, idr) = request_body("logging/setLevel", p);
@@ -182,12 +182,12 @@ pub const MAX_SUBSCRIPTION_BYTES: usize = 256 * 1024;
 
 /// `resources/subscribe` / `resources/unsubscribe`. The session records the URI as it sees
 /// it (updates are delivered to subscribed sessions only). Toward the backend: a subscribe is
-/// always forwarded (servers treat it as idempotent) and, for an HTTP backend, this shard
+/// always forwarded (servers treat it as idempotent) and, for an HTTP backend, this router
 /// starts listening on its upstream GET stream, where the updates arrive. An unsubscribe is
 /// forwarded only when no other session of this shard still wants the URI, and never to a
 /// stdio backend, whose one process serves the subscriptions of every shard.
 pub async fn subscribe(
-    shard: &Rc<LocalShard>,
+    router: &Rc<Router>,
     sid: &str,
     body: &[u8],
     env: &Envelope<'_>,
@@ -198,7 +198,7 @@ pub async fn subscribe(
         return Err(McpError::InvalidParams("params.uri is required".into()));
     };
     let (backend, original, server, capable) = {
-        let snap = shard.snapshot.load();
+        let snap = router.snapshot.load();
         let route = snap
             .catalog
             .route_uri(uri)
@@ -220,7 +220,7 @@ pub async fn subscribe(
         )));
     }
     let others_want = {
-        let mut sessions = shard.sessions.borrow_mut();
+        let mut sessions = router.sessions.borrow_mut();
         if let Some(s) = sessions.get_mut(sid) {
             if on {
                 // Templates make URIs endless: one session's subscriptions are bounded, in
@@ -246,12 +246,12 @@ pub async fn subscribe(
             .any(|(other, s)| other != sid && s.subscriptions.contains(uri));
         others
     };
-    let handle = shard.upstreams.borrow().get(&server).cloned();
+    let handle = router.upstreams.backends.borrow().get(&server).cloned();
     if on {
         if let Some(crate::upstream::LocalBackend::Http(h)) = handle.as_deref() {
             h.ensure_listening(
-                crate::setup::http_push_handler(shard, &server, None),
-                shard.draining.clone(),
+                crate::mcp::streams::push_handler(router, &server, None),
+                router.draining.clone(),
             );
         }
     } else {
@@ -266,7 +266,7 @@ pub async fn subscribe(
     let mut original_json = Vec::new();
     push_json_str(&mut original_json, &original);
     forward(
-        shard,
+        router,
         sid,
         body,
         env,

@@ -22,7 +22,7 @@ use crate::error::McpError;
 use crate::http::response::Reply;
 use crate::mcp::dispatch::{by_name, resources_read, McpHttpRequest, Named};
 use crate::mcp::forward::{log_severity, Answer, Era};
-use crate::shard::LocalShard;
+use crate::mcp::router::Router;
 
 /// Versions served statelessly.
 pub const MODERN_VERSIONS: &[&str] = &["2026-07-28"];
@@ -74,10 +74,10 @@ fn decode_base64(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Validates and serves one modern request or notification.
-pub async fn serve(shard: &Rc<LocalShard>, req: &McpHttpRequest, env: &Envelope<'_>) -> Reply {
+pub async fn serve(router: &Rc<Router>, req: &McpHttpRequest, env: &Envelope<'_>) -> Reply {
     let started = std::time::Instant::now();
     let mut outcome = None;
-    let reply = serve_counted(shard, req, env, &mut outcome).await;
+    let reply = serve_counted(router, req, env, &mut outcome).await;
     if env.kind == Kind::Request {
         // Refused before dispatch (headers, version): the client's fault.
         let outcome = outcome.unwrap_or(if reply.status >= 400 {
@@ -86,9 +86,9 @@ pub async fn serve(shard: &Rc<LocalShard>, req: &McpHttpRequest, env: &Envelope<
             crate::stats::Outcome::Ok
         });
         let method = env.method.as_deref().unwrap_or("");
-        shard.stats.request(method, outcome, started.elapsed());
+        router.stats.request(method, outcome, started.elapsed());
         crate::mcp::audit::served(
-            shard,
+            router,
             crate::mcp::audit::Served {
                 principal: &req.principal,
                 session: "",
@@ -107,7 +107,7 @@ pub async fn serve(shard: &Rc<LocalShard>, req: &McpHttpRequest, env: &Envelope<
 
 /// [`serve`], noting in `outcome` how a dispatched request ended.
 async fn serve_counted(
-    shard: &Rc<LocalShard>,
+    router: &Rc<Router>,
     req: &McpHttpRequest,
     env: &Envelope<'_>,
     outcome: &mut Option<crate::stats::Outcome>,
@@ -218,26 +218,26 @@ async fn serve_counted(
             .and_then(|v| v.as_str().map(|s: &str| s.to_string()))
             .filter(|s| crate::mcp::state::is_ours(s))
         {
-            return crate::mcp::bridge::resume(shard, req, env, &state).await;
+            return crate::mcp::bridge::resume(router, req, env, &state).await;
         }
     }
     let mode = match method {
         "tools/list" | "tools/call" => {
-            crate::mcp::meta::mode(shard, req.discovery, true, &req.principal)
+            crate::mcp::meta::mode(router, req.discovery, true, &req.principal)
         }
         _ => Discovery::Full,
     };
     let answer = match method {
-        "server/discover" => Ok(Answer::Json(crate::codec::ok_result(id, &discover(shard)))),
+        "server/discover" => Ok(Answer::Json(crate::codec::ok_result(id, &discover(router)))),
         "tools/list" if mode != Discovery::Full => {
-            let tools = crate::mcp::meta::list(shard, mode, true, &req.principal);
+            let tools = crate::mcp::meta::list(router, mode, true, &req.principal);
             Ok(Answer::Json(crate::codec::ok_result(
                 id,
                 format!(r#"{{"resultType":"complete","tools":{tools}}}"#).as_bytes(),
             )))
         }
         "tools/call" if crate::mcp::meta::handles(mode, env) => {
-            crate::mcp::meta::call(shard, "", body, env, era).await
+            crate::mcp::meta::call(router, "", body, env, era).await
         }
         "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" => {
             let kind = match method {
@@ -246,20 +246,20 @@ async fn serve_counted(
                 "resources/list" => ListKind::Resources,
                 _ => ListKind::Templates,
             };
-            crate::mcp::lists::modern(shard, body, env, kind, &req.principal, LIST_TTL_MS)
+            crate::mcp::lists::modern(router, body, env, kind, &req.principal, LIST_TTL_MS)
         }
-        "tools/call" => by_name(shard, "", body, env, Named::Tool, era).await,
-        "prompts/get" => by_name(shard, "", body, env, Named::Prompt, era).await,
-        "resources/read" => resources_read(shard, "", body, env, era).await,
-        "completion/complete" => crate::mcp::methods::complete(shard, "", body, env, era).await,
+        "tools/call" => by_name(router, "", body, env, Named::Tool, era).await,
+        "prompts/get" => by_name(router, "", body, env, Named::Prompt, era).await,
+        "resources/read" => resources_read(router, "", body, env, era).await,
+        "completion/complete" => crate::mcp::methods::complete(router, "", body, env, era).await,
         "subscriptions/listen" => {
-            return crate::mcp::listen::listen(shard, body, env, &req.principal.name)
+            return crate::mcp::listen::listen(router, body, env, &req.principal.name)
         }
         other => return err(404, McpError::MethodNotFound(other.to_string()), id),
     };
     *outcome = Some(crate::stats::Outcome::of(&answer));
     let meta = crate::mcp::meta::handles(mode, env).then_some(env.name_str.as_deref());
-    crate::mcp::tokens::tap_gateway_answer(&shard.tokens, method, meta.flatten(), &answer);
+    crate::mcp::tokens::tap_gateway_answer(&router.tokens, method, meta.flatten(), &answer);
     match answer {
         Ok(Answer::Json(bytes)) => Reply::json(modern_status(&bytes), bytes),
         Ok(Answer::Parts(head, shared, tail)) => Reply::json_parts(200, head, shared, tail),
@@ -306,8 +306,8 @@ fn client_caps(body: &[u8], env: &Envelope<'_>) -> crate::mcp::session::ClientCa
 }
 
 /// The `server/discover` result.
-fn discover(shard: &Rc<LocalShard>) -> Vec<u8> {
-    let caps = shard.snapshot.load().catalog_modern.caps.clone();
+fn discover(router: &Rc<Router>) -> Vec<u8> {
+    let caps = router.snapshot.load().catalog_modern.caps.clone();
     let mut out = br#"{"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{"tools":{"listChanged":true}"#.to_vec();
     if caps.prompts {
         out.extend_from_slice(br#","prompts":{"listChanged":true}"#);

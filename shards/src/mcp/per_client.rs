@@ -9,7 +9,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::shard::LocalShard;
+use crate::mcp::router::Router;
 use crate::snapshot::BackendSpec;
 use crate::upstream::http::LocalHttpBackend;
 use crate::upstream::stdio::LocalStdioSlot;
@@ -26,17 +26,13 @@ fn key(sid: &str, backend: &str) -> String {
 }
 
 /// The upstream of `spec` for session `sid`, created on first use.
-pub fn handle_for(
-    shard: &Rc<LocalShard>,
-    sid: &str,
-    spec: &BackendSpec,
-) -> Option<Rc<LocalBackend>> {
+pub fn handle_for(router: &Rc<Router>, sid: &str, spec: &BackendSpec) -> Option<Rc<LocalBackend>> {
     let k = key(sid, &spec.id);
-    if let Some(p) = shard.per_client.borrow().get(&k) {
+    if let Some(p) = router.per_client.borrow().get(&k) {
         return Some(p.handle.clone());
     }
-    let caps = shard.sessions.borrow().get(sid)?.caps_json.clone();
-    let connect = Duration::from_millis(shard.snapshot.load().config.proxy.connect_timeout_ms);
+    let caps = router.sessions.borrow().get(sid)?.caps_json.clone();
+    let connect = Duration::from_millis(router.snapshot.load().config.proxy.connect_timeout_ms);
     let entry = match spec.transport {
         crate::config::Transport::Http => LocalPerClient {
             handle: Rc::new(LocalBackend::Http(Rc::new(LocalHttpBackend::for_client(
@@ -58,7 +54,7 @@ pub fn handle_for(
                 report,
                 updates,
                 tx,
-                shard.spawn_gate.clone(),
+                router.upstreams.spawn_gate.clone(),
             ));
             LocalPerClient {
                 handle: Rc::new(LocalBackend::Stdio(slot.clone())),
@@ -67,7 +63,7 @@ pub fn handle_for(
         }
     };
     let handle = entry.handle.clone();
-    shard.per_client.borrow_mut().insert(k, entry);
+    router.per_client.borrow_mut().insert(k, entry);
     tracing::debug!(session = sid, server = %spec.id, "per-client upstream created");
     Some(handle)
 }
@@ -75,10 +71,10 @@ pub fn handle_for(
 /// A reload removed or changed `server`: every session's own upstream of it goes (their
 /// stdio children are stopped and reaped by their supervisors; the next call of the
 /// session makes a fresh one from the new config).
-pub fn release_server(shard: &Rc<LocalShard>, server: &str) {
+pub fn release_server(router: &Rc<Router>, server: &str) {
     let suffix = format!("\u{0}{server}");
     let gone: Vec<LocalPerClient> = {
-        let mut map = shard.per_client.borrow_mut();
+        let mut map = router.per_client.borrow_mut();
         let keys: Vec<String> = map
             .keys()
             .filter(|k| k.ends_with(&suffix))
@@ -96,10 +92,10 @@ pub fn release_server(shard: &Rc<LocalShard>, server: &str) {
 
 /// The session ended: stop its upstreams (stdio children are stopped and reaped by their
 /// supervisors).
-pub fn release(shard: &Rc<LocalShard>, sid: &str) {
+pub fn release(router: &Rc<Router>, sid: &str) {
     let prefix = format!("{sid}\u{0}");
     let gone: Vec<LocalPerClient> = {
-        let mut map = shard.per_client.borrow_mut();
+        let mut map = router.per_client.borrow_mut();
         let keys: Vec<String> = map
             .keys()
             .filter(|k| k.starts_with(&prefix))
@@ -115,14 +111,14 @@ pub fn release(shard: &Rc<LocalShard>, sid: &str) {
 }
 
 /// Stops every per-client upstream (shutdown); returns what to wait for.
-pub fn release_all(shard: &Rc<LocalShard>) -> Vec<crate::shard::OwnedStdio> {
-    let all: Vec<LocalPerClient> = shard
+pub fn release_all(router: &Rc<Router>) -> Vec<crate::upstream::registry::OwnedStdio> {
+    let all: Vec<LocalPerClient> = router
         .per_client
         .borrow_mut()
         .drain()
         .map(|(_, v)| v)
         .collect();
-    let slots: Vec<crate::shard::OwnedStdio> = all
+    let slots: Vec<crate::upstream::registry::OwnedStdio> = all
         .into_iter()
         .filter_map(|p| p.stdio)
         .map(|(slot, rx)| (slot, Some(rx)))
@@ -134,22 +130,22 @@ pub fn release_all(shard: &Rc<LocalShard>) -> Vec<crate::shard::OwnedStdio> {
 }
 
 /// Ends sessions idle for longer than `idle` (and their upstreams), every minute or so.
-pub async fn expiry_task(shard: Rc<LocalShard>, idle: Duration) {
+pub async fn expiry_task(router: Rc<Router>, idle: Duration) {
     let tick = (idle / 4).clamp(Duration::from_millis(200), Duration::from_secs(60));
-    while !shard.draining.get() {
+    while !router.draining.get() {
         monoio::time::sleep(tick).await;
         // A session whose client still listens on its GET stream is not idle.
         let gone = {
             let listening = |sid: &str, s: &crate::mcp::session::LocalSession| {
                 s.get_stream_no
-                    .is_some_and(|n| crate::mcp::resume::attached(&shard, sid, n))
+                    .is_some_and(|n| crate::mcp::resume::attached(&router, sid, n))
             };
-            shard.sessions.borrow_mut().expire(idle, listening)
+            router.sessions.borrow_mut().expire(idle, listening)
         };
         for sid in gone {
             tracing::debug!(session = %sid, "idle session expired");
-            release(&shard, &sid);
-            crate::mcp::resume::forget_session(&shard, &sid);
+            release(&router, &sid);
+            crate::mcp::resume::forget_session(&router, &sid);
         }
     }
 }

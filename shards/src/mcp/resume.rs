@@ -28,8 +28,8 @@ use std::cell::Cell;
 use futures_core::Stream;
 
 use crate::http::response::tag_event;
+use crate::mcp::router::Router;
 use crate::rt::feed::{feed, FeedRx, FeedTx, SSE_QUEUE_BYTES};
-use crate::shard::LocalShard;
 
 /// Events kept per stream for replay.
 pub const LOG_CAP: usize = 1024;
@@ -101,28 +101,27 @@ fn key(sid: &str, stream: u64) -> String {
 /// Puts `input` behind a numbered, resumable relay of session `sid`; returns the stream
 /// number and the (tagged) receiver for the HTTP response.
 pub fn track<S: Stream<Item = Vec<u8>> + Unpin + 'static>(
-    shard: &Rc<LocalShard>,
+    router: &Rc<Router>,
     sid: &str,
     input: S,
 ) -> (u64, FeedRx) {
-    let n = shard.next_token.get();
-    shard.next_token.set(n + 1);
+    let n = router.mint();
     let (live_tx, live_rx) = feed(SSE_QUEUE_BYTES);
     let _ = live_tx.send(tag_event(&format!("{n}-0"), b""));
     let k = key(sid, n);
-    shard.stream_logs.borrow_mut().insert(
+    router.stream_logs.borrow_mut().insert(
         k.clone(),
         LocalStreamLog {
             live: Some(live_tx),
             ..Default::default()
         },
     );
-    monoio::spawn(relay(shard.clone(), k, n, input));
+    monoio::spawn(relay(router.clone(), k, n, input));
     (n, live_rx)
 }
 
 async fn relay<S: Stream<Item = Vec<u8>> + Unpin>(
-    shard: Rc<LocalShard>,
+    router: Rc<Router>,
     k: String,
     n: u64,
     mut input: S,
@@ -130,7 +129,7 @@ async fn relay<S: Stream<Item = Vec<u8>> + Unpin>(
     let mut seq = 0u64;
     while let Some(msg) = crate::rt::next(&mut input).await {
         seq += 1;
-        let mut logs = shard.stream_logs.borrow_mut();
+        let mut logs = router.stream_logs.borrow_mut();
         let Some(log) = logs.get_mut(&k) else {
             continue;
         };
@@ -140,21 +139,21 @@ async fn relay<S: Stream<Item = Vec<u8>> + Unpin>(
                 log.live = None;
             }
         }
-        log.push(seq, msg, &shard.stream_log_bytes, SHARD_LOG_BYTES);
+        log.push(seq, msg, &router.stream_log_bytes, SHARD_LOG_BYTES);
     }
-    if let Some(log) = shard.stream_logs.borrow_mut().get_mut(&k) {
+    if let Some(log) = router.stream_logs.borrow_mut().get_mut(&k) {
         log.done = true;
         log.live = None; // ends the attached response
     }
     monoio::time::sleep(KEEP_DONE).await;
-    if let Some(mut log) = shard.stream_logs.borrow_mut().remove(&k) {
-        log.release(&shard.stream_log_bytes);
+    if let Some(mut log) = router.stream_logs.borrow_mut().remove(&k) {
+        log.release(&router.stream_log_bytes);
     }
 }
 
 /// Is stream `n` of `sid` attached to a live response?
-pub fn attached(shard: &Rc<LocalShard>, sid: &str, n: u64) -> bool {
-    shard
+pub fn attached(router: &Rc<Router>, sid: &str, n: u64) -> bool {
+    router
         .stream_logs
         .borrow()
         .get(&key(sid, n))
@@ -165,8 +164,8 @@ pub fn attached(shard: &Rc<LocalShard>, sid: &str, n: u64) -> bool {
 /// (`u64::MAX`: a take-over, nothing replayed). The response attached before, if any, ends.
 /// `None` when the stream is unknown (never existed, or expired), or when events that
 /// followed `after` were dropped from its log.
-pub fn resume(shard: &Rc<LocalShard>, sid: &str, n: u64, after: u64) -> Option<FeedRx> {
-    let mut logs = shard.stream_logs.borrow_mut();
+pub fn resume(router: &Rc<Router>, sid: &str, n: u64, after: u64) -> Option<FeedRx> {
+    let mut logs = router.stream_logs.borrow_mut();
     let log = logs.get_mut(&key(sid, n))?;
     let replay = log.after(after)?;
     // The replay is at most LOG_BYTES, under the queue's bound.
@@ -196,12 +195,12 @@ pub fn parse_event_id(id: &str) -> Option<(u64, u64)> {
 }
 
 /// Forgets every stream of a session that ended.
-pub fn forget_session(shard: &Rc<LocalShard>, sid: &str) {
+pub fn forget_session(router: &Rc<Router>, sid: &str) {
     let prefix = format!("{sid}/");
-    shard.stream_logs.borrow_mut().retain(|k, log| {
+    router.stream_logs.borrow_mut().retain(|k, log| {
         let keep = !k.starts_with(&prefix);
         if !keep {
-            log.release(&shard.stream_log_bytes);
+            log.release(&router.stream_log_bytes);
         }
         keep
     });
@@ -211,10 +210,10 @@ pub fn forget_session(shard: &Rc<LocalShard>, sid: &str) {
 mod tests {
     use super::*;
 
-    fn log_of(sizes: &[usize], shard: &Cell<usize>, cap: usize) -> LocalStreamLog {
+    fn log_of(sizes: &[usize], router: &Cell<usize>, cap: usize) -> LocalStreamLog {
         let mut log = LocalStreamLog::default();
         for (i, &n) in sizes.iter().enumerate() {
-            log.push(i as u64 + 1, vec![b'x'; n], shard, cap);
+            log.push(i as u64 + 1, vec![b'x'; n], router, cap);
         }
         log
     }
@@ -225,19 +224,19 @@ mod tests {
 
     #[test]
     fn a_stream_log_keeps_at_most_log_bytes_newest_first() {
-        let shard = Cell::new(0);
-        let log = log_of(&[LOG_BYTES / 2; 5], &shard, usize::MAX);
+        let router = Cell::new(0);
+        let log = log_of(&[LOG_BYTES / 2; 5], &router, usize::MAX);
         assert_eq!(log.bytes, LOG_BYTES);
-        assert_eq!(shard.get(), LOG_BYTES);
+        assert_eq!(router.get(), LOG_BYTES);
         assert_eq!(seqs(&log, 3), Some(vec![4, 5]));
         assert_eq!(log.dropped_through, 3);
     }
 
     #[test]
     fn an_event_larger_than_the_bound_is_not_kept() {
-        let shard = Cell::new(0);
-        let log = log_of(&[10, 8 << 20], &shard, usize::MAX);
-        assert_eq!((log.bytes, shard.get()), (0, 0));
+        let router = Cell::new(0);
+        let log = log_of(&[10, 8 << 20], &router, usize::MAX);
+        assert_eq!((log.bytes, router.get()), (0, 0));
         assert_eq!(seqs(&log, 2), Some(vec![]));
         assert_eq!(
             seqs(&log, 0),
@@ -249,21 +248,21 @@ mod tests {
 
     #[test]
     fn the_shard_bound_holds_across_streams_and_is_given_back() {
-        let shard = Cell::new(0);
+        let router = Cell::new(0);
         let cap = 3 * 1000;
-        let mut logs: Vec<_> = (0..10).map(|_| log_of(&[500; 4], &shard, cap)).collect();
-        assert!(shard.get() <= cap, "{} > {cap}", shard.get());
-        assert_eq!(shard.get(), logs.iter().map(|l| l.bytes).sum::<usize>());
+        let mut logs: Vec<_> = (0..10).map(|_| log_of(&[500; 4], &router, cap)).collect();
+        assert!(router.get() <= cap, "{} > {cap}", router.get());
+        assert_eq!(router.get(), logs.iter().map(|l| l.bytes).sum::<usize>());
         for l in &mut logs {
-            l.release(&shard);
+            l.release(&router);
         }
-        assert_eq!(shard.get(), 0);
+        assert_eq!(router.get(), 0);
     }
 
     #[test]
     fn a_replay_from_a_kept_event_is_whole() {
-        let shard = Cell::new(0);
-        let log = log_of(&[10; LOG_CAP + 5], &shard, usize::MAX);
+        let router = Cell::new(0);
+        let log = log_of(&[10; LOG_CAP + 5], &router, usize::MAX);
         assert_eq!(log.events.len(), LOG_CAP);
         assert_eq!(seqs(&log, 4), None);
         let from = (LOG_CAP + 3) as u64;

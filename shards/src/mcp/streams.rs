@@ -7,14 +7,14 @@
 use std::rc::Rc;
 
 use crate::catalog::uri;
-use crate::shard::LocalShard;
+use crate::mcp::router::Router;
 
 fn push_to_all(
-    shard: &Rc<LocalShard>,
+    router: &Rc<Router>,
     msg: &[u8],
     want: impl Fn(&crate::mcp::session::LocalSession) -> bool,
 ) {
-    let mut sessions = shard.sessions.borrow_mut();
+    let mut sessions = router.sessions.borrow_mut();
     for (_, s) in sessions.iter_mut() {
         if !want(s) {
             continue;
@@ -28,8 +28,8 @@ fn push_to_all(
 }
 
 /// The catalog changed: one `list_changed` per changed kind to every session of this shard.
-pub fn list_changed(shard: &Rc<LocalShard>, tools: bool, prompts: bool, resources: bool) {
-    crate::mcp::listen::list_changed(shard, tools, prompts, resources);
+pub fn list_changed(router: &Rc<Router>, tools: bool, prompts: bool, resources: bool) {
+    crate::mcp::listen::list_changed(router, tools, prompts, resources);
     let kinds = [
         (
             tools,
@@ -46,17 +46,17 @@ pub fn list_changed(shard: &Rc<LocalShard>, tools: bool, prompts: bool, resource
     ];
     for (changed, msg) in kinds {
         if changed {
-            push_to_all(shard, msg, |_| true);
+            push_to_all(router, msg, |_| true);
         }
     }
 }
 
 /// A backend resource changed: `notifications/resources/updated` with the URI as clients see
 /// it, to the sessions of this shard that subscribed to it.
-pub fn resource_updated(shard: &Rc<LocalShard>, server: &str, original: &str) {
-    shard.cache.resource_updated();
+pub fn resource_updated(router: &Rc<Router>, server: &str, original: &str) {
+    router.cache.resource_updated();
     let exposed = {
-        let snap = shard.snapshot.load();
+        let snap = router.snapshot.load();
         match snap.backend_index(server) {
             Some(i) if snap.catalog.uri_prefix_of(i) => uri::wrap(server, original),
             _ => original.to_string(),
@@ -66,5 +66,36 @@ pub fn resource_updated(shard: &Rc<LocalShard>, server: &str, original: &str) {
         br#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"#.to_vec();
     crate::codec::jsonrpc::push_json_str(&mut msg, &exposed);
     msg.extend_from_slice(b"}}");
-    push_to_all(shard, &msg, |s| s.subscriptions.contains(&exposed));
+    push_to_all(router, &msg, |s| s.subscriptions.contains(&exposed));
+}
+
+/// What the router does with a message an HTTP backend pushes on its GET stream:
+/// `list_changed` re-lists (owner shard only), `resources/updated` reaches this shard's
+/// subscribed sessions (each shard listens on its own upstream session).
+pub fn push_handler(
+    router: &Rc<Router>,
+    server: &str,
+    relist: Option<futures_channel::mpsc::UnboundedSender<()>>,
+) -> crate::upstream::listen::OnPush {
+    let router = router.clone();
+    let server = server.to_string();
+    Rc::new(move |msg: Vec<u8>| {
+        use sonic_rs::JsonValueTrait;
+        let method = sonic_rs::get(&msg[..], ["method"])
+            .ok()
+            .and_then(|m| m.as_str().map(str::to_string))
+            .unwrap_or_default();
+        if method.ends_with("/list_changed") {
+            if let Some(tx) = &relist {
+                let _ = tx.unbounded_send(());
+            }
+        } else if method == "notifications/resources/updated" {
+            if let Some(uri) = sonic_rs::get(&msg[..], ["params", "uri"])
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+            {
+                crate::mcp::streams::resource_updated(&router, &server, &uri);
+            }
+        }
+    })
 }

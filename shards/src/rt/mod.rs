@@ -24,8 +24,6 @@ pub mod mailbox;
 use std::future::Future;
 use std::io as stdio;
 
-use crate::config::DriverChoice;
-
 /// The next item of `stream`, `None` once it has ended: what `StreamExt::next` would be,
 /// without pulling in futures-util for one line.
 pub async fn next<S: futures_core::Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
@@ -38,6 +36,19 @@ pub async fn next<S: futures_core::Stream + Unpin>(stream: &mut S) -> Option<S::
 /// unoptimised build (a few hundred bytes optimised), so 2 MiB, the default, is not enough
 /// for a debug build at the bound. Untouched stack is only reserved, not resident.
 pub const THREAD_STACK_BYTES: usize = 32 << 20;
+
+/// Which I/O driver the shards run on.
+#[derive(Debug, Clone, Copy, serde::Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverChoice {
+    /// io_uring when the kernel allows it, else epoll (the reason is logged).
+    #[default]
+    Auto,
+    /// io_uring only; startup fails if it cannot be built.
+    Uring,
+    /// epoll only.
+    Epoll,
+}
 
 /// The driver a shard actually runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! Backends as one shard sees them, and the MCP client side of the gateway.
 //!
-//! Every shard has a registry (`LocalShard::upstreams`) with one entry per backend: its own HTTP
+//! Every shard has a registry ([`registry::Upstreams`]) with one entry per backend: its own HTTP
 //! keep-alive pool and upstream sessions ([`http`]), the stdio child it owns ([`stdio`]), or a
 //! pointer to the shard that owns the child (calls are then handed to that shard's mailbox).
 //! Requests travel as bytes with the id's range marked, so each transport splices its own id
@@ -13,6 +13,7 @@
 //! - [`LocalBackend`]: the per-shard handle, whatever the transport: Streamable HTTP
 //!   ([`http`], with the gateway's GET stream [`listen`]), stdio ([`stdio`]) or the deprecated HTTP+SSE ([`sse_legacy`]); the
 //!   2026-07-28 era toward backends that speak it ([`modern`]).
+//! - [`registry::Upstreams`]: all of one shard's backends, children and in-flight counts.
 //! - [`routes`]: where a channel's messages go (replies by id, progress by token); [`ids`]:
 //!   unguessable request ids; [`rewake`]: a call's timeout kept across tasks;
 //!   [`messages`]: work carried between shards.
@@ -24,6 +25,7 @@ pub mod ids;
 pub mod listen;
 pub mod messages;
 pub mod modern;
+pub mod registry;
 pub mod rewake;
 pub mod routes;
 pub mod sse_legacy;

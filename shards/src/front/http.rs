@@ -18,11 +18,11 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::net::TcpStream;
 
 use crate::catalog::BackendState;
+use crate::front::LocalFront;
 use crate::http::request::{read_request, ConnBuffers, Method, ReadError, Request};
 use crate::http::response::{encode, Reply};
 use crate::mcp::dispatch::{handle, McpHttpRequest};
 use crate::rt::io::{write_all_within, write_gather_within, Gather, WatchClose};
-use crate::shard::LocalShard;
 
 /// What a connection is serving, kept for the log line of a contained panic
 /// ([`crate::rt::contain`]): the request in progress, never its body or credentials.
@@ -42,10 +42,10 @@ pub struct ConnTag {
 pub type LocalConnTag = Rc<std::cell::Cell<ConnTag>>;
 
 /// Logs and counts a panic contained to one connection of this shard.
-pub fn report_panic(shard: &LocalShard, tag: &ConnTag, msg: &str) {
-    shard.panics.set(shard.panics.get() + 1);
+pub fn report_panic(front: &LocalFront, tag: &ConnTag, msg: &str) {
+    front.panics.set(front.panics.get() + 1);
     tracing::error!(
-        shard = shard.id,
+        shard = front.router.id,
         method = ?tag.method,
         path = tag.path,
         body_bytes = tag.body_len,
@@ -72,33 +72,33 @@ impl Drop for Counted<'_> {
 
 /// Serves one TLS connection: the handshake (bounded by the read timeout), then requests.
 pub async fn serve_tls(
-    shard: Rc<LocalShard>,
+    front: Rc<LocalFront>,
     acceptor: monoio_rustls::TlsAcceptor,
     stream: TcpStream,
     tag: LocalConnTag,
 ) {
-    let limit = shard.limits.read_timeout;
+    let limit = front.limits.read_timeout;
     match monoio::time::timeout(limit, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => serve_conn(shard, tls, tag).await,
-        Ok(Err(e)) => tracing::debug!(shard = shard.id, "TLS handshake failed: {e}"),
-        Err(_) => tracing::debug!(shard = shard.id, "TLS handshake timed out"),
+        Ok(Ok(tls)) => serve_conn(front, tls, tag).await,
+        Ok(Err(e)) => tracing::debug!(shard = front.router.id, "TLS handshake failed: {e}"),
+        Err(_) => tracing::debug!(shard = front.router.id, "TLS handshake timed out"),
     }
 }
 
 /// Serves one client connection (plain TCP or TLS) until it closes.
 pub async fn serve_conn<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
-    shard: Rc<LocalShard>,
+    front: Rc<LocalFront>,
     mut stream: S,
     tag: LocalConnTag,
 ) {
     {
-        let _open = Counted::enter(&shard.connections);
-        serve_requests(&shard, &mut stream, &tag).await;
+        let _open = Counted::enter(&front.connections);
+        serve_requests(&front, &mut stream, &tag).await;
     }
     // Send FIN now rather than whenever the runtime gets to closing a dropped socket: a
     // client reading to EOF must not wait on the shard's next event. (Bounded: TLS writes a
     // close_notify, which a client that stopped reading would never take.)
-    let stall = shard.limits.idle_timeout;
+    let stall = front.limits.idle_timeout;
     let _ = monoio::time::timeout(stall, monoio::io::AsyncWriteRent::shutdown(&mut stream)).await;
 }
 
@@ -106,7 +106,7 @@ pub async fn serve_conn<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
 pub async fn refuse_conn(mut stream: TcpStream) {
     let mut reply = Reply::json(
         503,
-        crate::error::McpError::Gateway("too many connections on this shard; retry shortly".into())
+        crate::error::McpError::Gateway("too many connections on this front; retry shortly".into())
             .to_response(b""),
     );
     reply.retry_after = Some(1);
@@ -120,12 +120,12 @@ pub async fn refuse_conn(mut stream: TcpStream) {
 const REFUSE_STALL: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
-    shard: &Rc<LocalShard>,
+    front: &Rc<LocalFront>,
     stream: &mut S,
     tag: &LocalConnTag,
 ) {
-    let shard = shard.clone();
-    let stall = shard.limits.idle_timeout;
+    let front = front.clone();
+    let stall = front.limits.idle_timeout;
     let mut bufs = ConnBuffers::default();
     // Reused across replies, grown to the largest one sent (not preallocated: a connection
     // that sent only small replies stays small while it idles).
@@ -134,7 +134,7 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
     let mut turn = crate::rt::fair::Budget::new(crate::rt::fair::REQUESTS_PER_TURN);
     loop {
         turn.spend().await;
-        let req = match read_request(stream, &mut bufs, &shard.limits).await {
+        let req = match read_request(stream, &mut bufs, &front.limits).await {
             Ok(r) => r,
             Err(ReadError::Closed) | Err(ReadError::Io(_)) => return,
             Err(ReadError::Status(status, msg)) => {
@@ -143,7 +143,7 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
                         413,
                         crate::error::McpError::InvalidRequest(format!(
                             "request body larger than {} bytes",
-                            shard.limits.max_body
+                            front.limits.max_body
                         ))
                         .to_response(b""),
                     )
@@ -164,8 +164,8 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
         });
         let watch = req.method == Method::Post;
         let reply = {
-            let _busy = Counted::enter(&shard.inflight);
-            let routed = route(&shard, &req, &mut bufs);
+            let _busy = Counted::enter(&front.inflight);
+            let routed = route(&front, &req, &mut bufs);
             if watch {
                 // A request still being served after a moment watches its connection: a
                 // client that left cancels it (its backend call ends, its slot frees) rather
@@ -177,7 +177,7 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
                 monoio::select! {
                     r = routed => r,
                     _ = gone => {
-                        shard.clients_gone.set(shard.clients_gone.get() + 1);
+                        front.router.clients_gone.set(front.router.clients_gone.get() + 1);
                         return;
                     }
                 }
@@ -185,7 +185,7 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
                 routed.await
             }
         };
-        let keep = req.keep_alive && !shard.draining.get();
+        let keep = req.keep_alive && !front.router.draining.get();
         if reply.stream.is_some() {
             match write_sse(stream, reply, out, stall).await {
                 Some(back) if keep => out = back,
@@ -331,17 +331,17 @@ fn endpoint(path: &[u8]) -> &'static str {
     }
 }
 
-async fn route(shard: &Rc<LocalShard>, req: &Request, bufs: &mut ConnBuffers) -> Reply {
+async fn route(front: &Rc<LocalFront>, req: &Request, bufs: &mut ConnBuffers) -> Reply {
     let path = &bufs.buf[req.path.clone()];
     match path {
-        b"/mcp" => mcp(shard, req, bufs).await,
+        b"/mcp" => mcp(front, req, bufs).await,
         b"/health" => {
             if req.method != Method::Get {
                 let mut r = Reply::text(405, "use GET");
                 r.allow = Some("GET");
                 return r;
             }
-            health(shard)
+            health(front)
         }
         b"/metrics" | b"/api/v1/admin/metrics" => {
             if req.method != Method::Get {
@@ -349,10 +349,10 @@ async fn route(shard: &Rc<LocalShard>, req: &Request, bufs: &mut ConnBuffers) ->
                 r.allow = Some("GET");
                 return r;
             }
-            if let Err(refused) = authenticate(shard, req, bufs) {
+            if let Err(refused) = authenticate(front, req, bufs) {
                 return *refused;
             }
-            metrics(shard)
+            metrics(front)
         }
         b"/.well-known/oauth-protected-resource" | b"/.well-known/oauth-protected-resource/mcp" => {
             if req.method != Method::Get {
@@ -360,7 +360,7 @@ async fn route(shard: &Rc<LocalShard>, req: &Request, bufs: &mut ConnBuffers) ->
                 r.allow = Some("GET");
                 return r;
             }
-            match &shard.snapshot.load().auth.metadata {
+            match &front.router.snapshot.load().auth.metadata {
                 Some(doc) => Reply::json(200, doc.clone()),
                 None => Reply::text(
                     404,
@@ -374,19 +374,18 @@ async fn route(shard: &Rc<LocalShard>, req: &Request, bufs: &mut ConnBuffers) ->
 
 /// The caller of `req`, or the 401/403 to answer (and its audit line).
 fn authenticate(
-    shard: &Rc<LocalShard>,
+    front: &Rc<LocalFront>,
     req: &Request,
     bufs: &ConnBuffers,
 ) -> Result<crate::auth::verify::Principal, Box<Reply>> {
-    let snap = shard.snapshot.load();
+    let snap = front.router.snapshot.load();
     let authorization = req.headers.authorization.clone().map(|r| &bufs.buf[r]);
     let query = req.query.clone().map(|r| &bufs.buf[r]);
-    shard
+    front
+        .router
         .auth
         .principal_of(&snap.auth, authorization, query, |kid| {
-            let _ = shard
-                .control
-                .send(crate::shard::ControlEvent::UnknownKid(kid.into()));
+            (front.unknown_kid)(kid)
         })
         .map_err(|denied| {
             let reply = crate::auth::local::refusal(&snap.auth, &denied);
@@ -395,14 +394,14 @@ fn authenticate(
                 _ => None,
             };
             let session = req.headers.session_id.clone().map(|r| &bufs.buf[r]);
-            crate::mcp::audit::refused(shard, &bufs.body, &reply, who, session);
+            crate::mcp::audit::refused(&front.router, &bufs.body, &reply, who, session);
             Box::new(reply)
         })
 }
 
 /// The Prometheus text the control thread last rendered (at most 500 ms old).
-fn metrics(shard: &Rc<LocalShard>) -> Reply {
-    let text = shard.metrics_text.load();
+fn metrics(front: &Rc<LocalFront>) -> Reply {
+    let text = front.metrics_text.load();
     if text.is_empty() {
         return Reply::text(503, "metrics not rendered yet; retry in a second");
     }
@@ -414,16 +413,16 @@ fn metrics(shard: &Rc<LocalShard>) -> Reply {
     }
 }
 
-async fn mcp(shard: &Rc<LocalShard>, req: &Request, bufs: &mut ConnBuffers) -> Reply {
+async fn mcp(front: &Rc<LocalFront>, req: &Request, bufs: &mut ConnBuffers) -> Reply {
     let h = &req.headers;
-    if let Err(why) = shard.policy.check(bufs.text(&h.host), bufs.text(&h.origin)) {
+    if let Err(why) = front.policy.check(bufs.text(&h.host), bufs.text(&h.origin)) {
         return Reply::json(
             403,
             crate::error::McpError::InvalidRequest(format!("forbidden: {why}")).to_response(b""),
         );
     }
     // Before anything else reads the request: who sent it.
-    let principal = match authenticate(shard, req, bufs) {
+    let principal = match authenticate(front, req, bufs) {
         Ok(p) => p,
         Err(refused) => return *refused,
     };
@@ -457,7 +456,7 @@ async fn mcp(shard: &Rc<LocalShard>, req: &Request, bufs: &mut ConnBuffers) -> R
         mcp_method: bufs.text(&h.mcp_method).map(|s| s.trim().to_string()),
         mcp_name: bufs.text(&h.mcp_name).map(|s| s.trim().to_string()),
         affinity: {
-            let snap = shard.snapshot.load();
+            let snap = front.router.snapshot.load();
             crate::balance::AffinityValues::from_head(&snap.balance_keys, &bufs.buf[..req.head_len])
         },
         principal,
@@ -467,17 +466,17 @@ async fn mcp(shard: &Rc<LocalShard>, req: &Request, bufs: &mut ConnBuffers) -> R
                 Some(v) if v.eq_ignore_ascii_case("search") => Discovery::Search,
                 Some(v) if v.eq_ignore_ascii_case("hybrid") => Discovery::Hybrid,
                 Some(v) if v.eq_ignore_ascii_case("full") => Discovery::Full,
-                _ => shard.snapshot.load().config.proxy.discovery,
+                _ => front.router.snapshot.load().config.proxy.discovery,
             }
         },
         body: std::mem::take(&mut bufs.body),
     };
-    let reply = handle(shard, mreq, true).await;
+    let reply = handle(&front.router, mreq, true).await;
     reply
 }
 
-fn health(shard: &Rc<LocalShard>) -> Reply {
-    let snap = shard.snapshot.load();
+fn health(front: &Rc<LocalFront>) -> Reply {
+    let snap = front.router.snapshot.load();
     let mut ready = true;
     let mut backends = Vec::with_capacity(snap.catalog.reports.len());
     for r in &snap.catalog.reports {
@@ -497,7 +496,7 @@ fn health(shard: &Rc<LocalShard>) -> Reply {
             "prompts": r.prompts, "resources": r.resources, "dropped": dropped,
         }));
     }
-    let status = if shard.draining.get() {
+    let status = if front.router.draining.get() {
         "draining"
     } else if ready {
         "ok"
@@ -506,12 +505,16 @@ fn health(shard: &Rc<LocalShard>) -> Reply {
     };
     let body = sonic_rs::json!({
         "status": status,
-        "shard": shard.id,
-        "shards": shard.ring.shards(),
-        "sessions_on_shard": shard.sessions.borrow().len(),
+        "shard": front.router.id,
+        "shards": front.router.ring.shards(),
+        "sessions_on_shard": front.router.sessions.borrow().len(),
         "tools": snap.catalog.len(),
         "backends": backends,
     });
-    let code = if shard.draining.get() { 503 } else { 200 };
+    let code = if front.router.draining.get() {
+        503
+    } else {
+        200
+    };
     Reply::json(code, sonic_rs::to_vec(&body).unwrap_or_default())
 }

@@ -11,10 +11,10 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use crate::front::LocalFront;
 use crate::http::request::Method;
 use crate::http::response::Reply;
 use crate::mcp::dispatch::{handle, McpHttpRequest};
-use crate::shard::LocalShard;
 
 /// The stdio client's side of shard 0.
 pub struct LocalStdioFront {
@@ -45,7 +45,7 @@ impl LocalStdioFront {
     }
 }
 
-async fn pump(front: Rc<LocalShard>, mut rx: crate::rt::feed::FeedRx) {
+async fn pump(front: Rc<LocalFront>, mut rx: crate::rt::feed::FeedRx) {
     while let Some(item) = crate::rt::next(&mut rx).await {
         let (_, m) = crate::http::response::untag_event(&item);
         if let (Some(f), false) = (&front.stdio, m.is_empty()) {
@@ -54,12 +54,12 @@ async fn pump(front: Rc<LocalShard>, mut rx: crate::rt::feed::FeedRx) {
     }
 }
 
-async fn deliver(shard: &Rc<LocalShard>, mut reply: Reply) {
-    let Some(front) = &shard.stdio else {
+async fn deliver(fr: &Rc<LocalFront>, mut reply: Reply) {
+    let Some(front) = &fr.stdio else {
         return;
     };
     if let Some(rx) = reply.stream.take() {
-        pump(shard.clone(), rx).await;
+        pump(fr.clone(), rx).await;
     } else if reply.body_len() > 0 && reply.content_type == Some("application/json") {
         // One line on stdout: a body in parts is joined here.
         let body = match reply.shared.is_some() {
@@ -73,8 +73,8 @@ async fn deliver(shard: &Rc<LocalShard>, mut reply: Reply) {
 /// Handles one line from the client's stdin. Until the session exists lines are handled in
 /// order (so `notifications/initialized` cannot overtake `initialize`); after that each line
 /// runs as its own task.
-pub async fn line(shard: &Rc<LocalShard>, line: Vec<u8>) {
-    let Some(front) = &shard.stdio else {
+pub async fn line(fr: &Rc<LocalFront>, line: Vec<u8>) {
+    let Some(front) = &fr.stdio else {
         return;
     };
     if line.iter().all(u8::is_ascii_whitespace) {
@@ -86,14 +86,15 @@ pub async fn line(shard: &Rc<LocalShard>, line: Vec<u8>) {
         crate::codec::jsonrpc::Envelope::parse(&line).map(|e| e.kind),
         Ok(crate::codec::jsonrpc::Kind::Request) | Err(_)
     );
-    let shard = shard.clone();
+    let fr = fr.clone();
     if in_order {
         // The one client of a stdio gateway initializes at once, usually before the
         // backends are discovered; capabilities are fixed at initialize, so wait (bounded)
         // for discovery to settle rather than advertise less than the gateway will serve.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
         while std::time::Instant::now() < deadline
-            && shard
+            && fr
+                .router
                 .snapshot
                 .load()
                 .catalog
@@ -114,16 +115,16 @@ pub async fn line(shard: &Rc<LocalShard>, line: Vec<u8>) {
             mcp_method: None,
             mcp_name: None,
             affinity: Default::default(),
-            principal: shard.snapshot.load().auth.anonymous.clone(),
-            discovery: shard.snapshot.load().config.proxy.discovery,
+            principal: fr.router.snapshot.load().auth.anonymous.clone(),
+            discovery: fr.router.snapshot.load().config.proxy.discovery,
             body: line,
         };
-        shard.inflight.set(shard.inflight.get() + 1);
-        let mut reply = handle(&shard, req, true).await;
-        shard.inflight.set(shard.inflight.get() - 1);
+        fr.inflight.set(fr.inflight.get() + 1);
+        let mut reply = handle(&fr.router, req, true).await;
+        fr.inflight.set(fr.inflight.get() - 1);
         if let Some(sid) = reply.session_id.take() {
             // initialize: this is the client's session from now on; open its GET stream.
-            if let Some(front) = &shard.stdio {
+            if let Some(front) = &fr.stdio {
                 *front.session.borrow_mut() = Some(sid.clone());
             }
             let get = McpHttpRequest {
@@ -135,15 +136,15 @@ pub async fn line(shard: &Rc<LocalShard>, line: Vec<u8>) {
                 mcp_method: None,
                 mcp_name: None,
                 affinity: Default::default(),
-                principal: shard.snapshot.load().auth.anonymous.clone(),
+                principal: fr.router.snapshot.load().auth.anonymous.clone(),
                 discovery: crate::config::Discovery::Full,
                 body: Vec::new(),
             };
-            let stream = handle(&shard, get, true).await;
-            deliver(&shard, reply).await;
+            let stream = handle(&fr.router, get, true).await;
+            deliver(&fr, reply).await;
             monoio::spawn({
-                let shard = shard.clone();
-                async move { deliver(&shard, stream).await }
+                let fr = fr.clone();
+                async move { deliver(&fr, stream).await }
             });
             return;
         }
@@ -154,7 +155,7 @@ pub async fn line(shard: &Rc<LocalShard>, line: Vec<u8>) {
             }
             return;
         }
-        deliver(&shard, reply).await;
+        deliver(&fr, reply).await;
     };
     if in_order {
         task.await;

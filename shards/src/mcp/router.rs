@@ -1,0 +1,152 @@
+//! [`Router`]: the MCP layer's state on one shard, and the only way requests reach it.
+//!
+//! The router owns what serving MCP needs: the sessions this shard owns, the calls in flight
+//! (it alone mints the progress tokens and server-to-client ids they use), the SSE streams and
+//! their resume logs, parked multi-round-trip calls, `subscriptions/listen` streams, the search
+//! index, the response cache, the auth view, statistics and token accounting, and the
+//! shard's [`Upstreams`]. It names the upstream layer and below, never the fronts or the
+//! shard: a request that belongs to another shard's session goes out through [`Peers`],
+//! which the composition root implements over the shards' mailboxes. So a router can be built
+//! from a snapshot without a running shard ([`Router::new`]), and its logic unit-tested.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use ahash::RandomState;
+use futures_channel::oneshot;
+use hashbrown::HashMap;
+
+use crate::http::response::Reply;
+use crate::mcp::dispatch::McpHttpRequest;
+use crate::mcp::session::LocalSessionTable;
+use crate::ring::Ring;
+use crate::snapshot::SharedSnapshotSlot;
+use crate::upstream::registry::Upstreams;
+
+/// The shard that should serve a request has stopped taking work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerStopped;
+
+/// How a router hands a request to the router of another shard (the one that owns its
+/// session or its parked call). A dynamic call, made only for requests that cross shards.
+pub trait Peers {
+    /// Posts `req` to shard `owner`, whose answer comes back on `reply`.
+    fn hand_off(
+        &self,
+        owner: usize,
+        req: McpHttpRequest,
+        reply: oneshot::Sender<Reply>,
+    ) -> Result<(), PeerStopped>;
+}
+
+/// Everything a router is built from that it does not make itself.
+pub struct RouterParts {
+    /// Shard index.
+    pub id: usize,
+    /// Number of shards (caps are divided over them).
+    pub shards: usize,
+    /// The ring (same on every shard).
+    pub ring: Ring,
+    /// The published snapshot.
+    pub snapshot: SharedSnapshotSlot,
+    /// The other shards' routers.
+    pub peers: Rc<dyn Peers>,
+    /// Set once shutdown started (shared with the front and long-lived tasks).
+    pub draining: Rc<Cell<bool>>,
+    /// Token verification keys (published by the control thread).
+    pub keys: crate::auth::keys::SharedKeysSlot,
+    /// The audit log.
+    pub audit: crate::audit::SharedAuditSink,
+    /// Token accounting.
+    pub tokens: crate::mcp::tokens::SharedTokenSink,
+    /// This shard's backends.
+    pub upstreams: Upstreams,
+}
+
+/// One shard's MCP layer.
+pub struct Router {
+    /// Shard index.
+    pub id: usize,
+    /// Number of shards.
+    pub shards: usize,
+    /// The ring (same on every shard).
+    pub ring: Ring,
+    /// Published snapshot.
+    pub snapshot: SharedSnapshotSlot,
+    /// The other shards' routers.
+    pub peers: Rc<dyn Peers>,
+    /// Set once shutdown started.
+    pub draining: Rc<Cell<bool>>,
+    /// This shard's backends.
+    pub upstreams: Upstreams,
+    /// Sessions owned here.
+    pub sessions: RefCell<LocalSessionTable>,
+    /// Requests whose client closed its connection before the answer (they were cancelled).
+    pub clients_gone: Cell<u64>,
+    /// What this shard served (sent to the control thread every 500 ms).
+    pub stats: crate::stats::LocalStats,
+    /// The response cache and single-flight batcher (`[cache]`).
+    pub cache: Rc<crate::cache::LocalCache>,
+    /// Answers handed to the tokenizer thread (`[metrics] tokens`).
+    pub tokens: crate::mcp::tokens::SharedTokenSink,
+    /// Who is calling and what it may do.
+    pub auth: crate::auth::local::LocalAuth,
+    /// The search index of the `search` discovery mode (built on first use).
+    pub search: crate::mcp::meta::LocalSearch,
+    /// Forwarded calls that a client may cancel: (session, client id) → cancel signal.
+    pub inflight_calls: RefCell<HashMap<Vec<u8>, oneshot::Sender<()>, RandomState>>,
+    /// Counter behind [`Router::mint`].
+    next_token: Cell<u64>,
+    /// Per-client upstreams, by session and backend.
+    pub per_client: RefCell<HashMap<String, crate::mcp::per_client::LocalPerClient, RandomState>>,
+    /// Resumable SSE stream logs of 2025-era sessions, by `<session>/<stream>`.
+    pub stream_logs: RefCell<HashMap<String, crate::mcp::resume::LocalStreamLog, RandomState>>,
+    /// Bytes held by all of `stream_logs` (bounded by `resume::SHARD_LOG_BYTES`).
+    pub stream_log_bytes: Cell<usize>,
+    /// 2025 backend calls parked on a 2026 client's input, by park number.
+    pub parked: RefCell<HashMap<u64, crate::mcp::bridge::LocalParked, RandomState>>,
+    /// Open 2026 `subscriptions/listen` streams.
+    pub listeners: RefCell<crate::mcp::listen::Listeners>,
+    /// Server-to-client requests relayed to a client and not answered yet.
+    pub s2c_pending: RefCell<HashMap<Vec<u8>, crate::mcp::forward::S2cRoute, RandomState>>,
+}
+
+impl Router {
+    /// A router with no sessions, calls or streams yet.
+    pub fn new(parts: RouterParts) -> Router {
+        Router {
+            auth: crate::auth::local::LocalAuth::new(parts.keys, parts.audit, parts.shards),
+            id: parts.id,
+            shards: parts.shards,
+            ring: parts.ring,
+            snapshot: parts.snapshot,
+            peers: parts.peers,
+            draining: parts.draining,
+            upstreams: parts.upstreams,
+            sessions: RefCell::default(),
+            clients_gone: Cell::new(0),
+            stats: Default::default(),
+            cache: Default::default(),
+            tokens: parts.tokens,
+            search: Default::default(),
+            inflight_calls: RefCell::default(),
+            next_token: Cell::new(1),
+            per_client: RefCell::default(),
+            stream_logs: RefCell::default(),
+            stream_log_bytes: Cell::new(0),
+            parked: RefCell::default(),
+            listeners: RefCell::default(),
+            s2c_pending: RefCell::default(),
+        }
+    }
+
+    /// A number no other call, stream or relayed request of this shard has had: the `n` of
+    /// the gateway's progress tokens and server-to-client ids (`"o1m.<shard>.<n>"`), stream
+    /// numbers and park numbers. The only place they are made, so two sessions can never be
+    /// handed the same one.
+    pub fn mint(&self) -> u64 {
+        let n = self.next_token.get();
+        self.next_token.set(n + 1);
+        n
+    }
+}
