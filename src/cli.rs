@@ -198,10 +198,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             http,
             name,
         } => {
-            let opts = crate::demo::DemoOptions { name };
+            let opts = only1mcp_demo::DemoOptions { name };
             match http {
-                Some(addr) => crate::demo::run_http(&addr, opts)?,
-                None => crate::demo::run_stdio(opts)?,
+                Some(addr) => only1mcp_demo::run_http(&addr, opts)?,
+                None => only1mcp_demo::run_stdio(opts)?,
             }
             Ok(ExitCode::SUCCESS)
         }
