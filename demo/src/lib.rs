@@ -70,6 +70,8 @@
 //!
 //! File layout (each file owns one concern):
 //! * `mod.rs`: this public API, its docs and the environment knobs.
+//! * `cli.rs`: the command line ([`Args`]), shared by the `demo-server` binary
+//!   (`bin/demo-server.rs`) and `only1mcp-uring demo-server`.
 //! * `protocol.rs`: JSON-RPC parsing and message serialization.
 //! * `server.rs`: legacy-era MCP method dispatch, shared by both transports
 //!   so they cannot drift apart.
@@ -100,6 +102,7 @@
 //!   fixture's tools, the fixture's resources/prompts/timers, the 2026 path,
 //!   and its MRTR and listen streams (test builds only).
 
+mod cli;
 mod fixture;
 mod fixture2026;
 mod headers;
@@ -129,6 +132,8 @@ mod tests_modern;
 mod tests_mrtr;
 mod tool_headers;
 mod tools;
+
+pub use cli::Args;
 
 /// Options shared by both transports.
 #[derive(Debug, Clone)]
