@@ -3,7 +3,7 @@
 
 Reads the JSON-RPC messages, HTTP requests, header values, tokens, JWKS documents and config
 files that the Rust tests (tests/, shards/src, src/), the Python tests (tests/python) and the
-demo server (src/demo) use, and writes them, framed for each target, as files named by their
+demo server (demo/src) use, and writes them, framed for each target, as files named by their
 SHA-1 (libFuzzer's naming) into OUT/<target>/ (default: fuzz/seeds). A run then starts from
 the seeds plus the committed corpus and minimises both into fuzz/corpus (fuzz/run.sh).
 
@@ -75,7 +75,7 @@ def python_dicts(path):
 
 
 messages, results, http_texts, tomls, b64_values = {}, {}, set(), set(), set()
-for p in sources({".rs"}, ["tests", "shards/src", "src"]):
+for p in sources({".rs"}, ["tests", "shards/src", "src", "demo/src"]):
     text = p.read_text(errors="replace")
     for s in rust_strings(text):
         if re.match(r"(GET|POST|DELETE|PUT|HEAD|OPTIONS) ", s):

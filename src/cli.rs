@@ -85,18 +85,9 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
     },
+    // Its flags are the `only1mcp-demo` crate's, shared with its own `demo-server` binary.
     /// Run the built-in MCP demo server (for demos, tests and benchmarks).
-    DemoServer {
-        /// Serve MCP over stdin/stdout (default).
-        #[arg(long, conflicts_with = "http")]
-        stdio: bool,
-        /// Serve Streamable HTTP on this address (e.g. 127.0.0.1:0).
-        #[arg(long, value_name = "ADDR")]
-        http: Option<String>,
-        /// Server name reported in serverInfo and by the `whoami` tool.
-        #[arg(long, default_value = "demo")]
-        name: String,
-    },
+    DemoServer(only1mcp_demo::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,16 +184,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::tui::run(socket)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::DemoServer {
-            stdio: _,
-            http,
-            name,
-        } => {
-            let opts = crate::demo::DemoOptions { name };
-            match http {
-                Some(addr) => crate::demo::run_http(&addr, opts)?,
-                None => crate::demo::run_stdio(opts)?,
-            }
+        Command::DemoServer(args) => {
+            args.run()?;
             Ok(ExitCode::SUCCESS)
         }
     }

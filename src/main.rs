@@ -8,7 +8,6 @@ mod audit;
 mod cli;
 mod context_report;
 mod control;
-mod demo;
 mod health;
 mod jwks;
 mod listen;

@@ -22,7 +22,7 @@
 # counts passing scenarios and checks, scored and unscored apart (the requirements file's
 # `not_scored`, e.g. the tasks extension and pending scenarios).
 #
-# `demo` is the same as (the fixture lives in src/demo/, enabled by DEMO_CONFORMANCE=1; the
+# `demo` is the same as (the fixture lives in demo/src/, enabled by DEMO_CONFORMANCE=1; the
 # suite reads only the first tools/list page, hence the page size):
 #   DEMO_CONFORMANCE=1 DEMO_PAGE_SIZE=100 target/debug/only1mcp-uring demo-server --http 127.0.0.1:3000 &
 #   bash tests/conformance/run.sh http://127.0.0.1:3000/mcp

@@ -26,7 +26,7 @@ from conftest import (
     text_of,
 )
 
-# What the demo server's `image` tool returns (see src/demo/tools.rs).
+# What the demo server's `image` tool returns (see demo/src/tools.rs).
 PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4n8YAAAPNAWbDbP9aAAAAAElFTkSuQmCC"
 WAV_B64 = "UklGRiwAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQgAAACAgICAgICAgA=="
 

@@ -30,7 +30,7 @@ import {
     waitFor,
 } from './harness.mjs';
 
-// What the fixture returns (src/demo/tools.rs, src/demo/fixture.rs).
+// What the fixture returns (demo/src/tools.rs, demo/src/fixture.rs).
 const PNG_B64 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4n8YAAAPNAWbDbP9aAAAAAElFTkSuQmCC';
 const WAV_B64 = 'UklGRiwAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQgAAACAgICAgICAgA==';
 const DEMO_TOOLS = ['echo', 'add', 'now', 'fail', 'image', 'sleep', 'big', 'garbage', 'crash', 'whoami', 'headers'];

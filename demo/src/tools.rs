@@ -440,7 +440,7 @@ fn all_content_types() -> CallToolResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::demo::session::{Session, Sink};
+    use crate::session::{Session, Sink};
 
     struct NoSink;
     impl Sink for NoSink {

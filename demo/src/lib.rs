@@ -1,7 +1,18 @@
-//! Built-in MCP demo server.
+//! only1mcp-demo: the demo and conformance-fixture MCP server, a test peer of the gateway.
 //!
-//! A small, dependency-light, **dual-era** MCP server used by the README
-//! demo config, the integration tests and the benchmarks as a backend for
+//! This crate owns the whole server: both eras of the protocol, both transports, the demo
+//! tools, the conformance fixture, their unit tests, and the `demo-server` binary. It is a
+//! crate of its own because it is not the product: it is the peer the gateway is
+//! demonstrated, tested and benchmarked against. Nothing of the gateway (`only1mcp-shards`,
+//! the `only1mcp-uring` binary) is linked into it, so it cannot lean on the code it is there
+//! to check, and the product's code stays the product's. The product binary only re-exposes
+//! it as the `only1mcp-uring demo-server` subcommand ([`Args`], the same flags as
+//! `demo-server`), so that configs can start it as `$self` without a second binary on
+//! `PATH`. monoio keeps its examples in their own package (`monoio-examples`) in the same
+//! spirit.
+//!
+//! The server is small, dependency-light and **dual-era**; the README demo
+//! config, the integration tests and the benchmarks use it as a backend for
 //! the gateway:
 //!
 //! * **Legacy era** (handshake and sessions: protocol versions
@@ -69,7 +80,9 @@
 //! simplicity and obvious behaviour beat throughput here.
 //!
 //! File layout (each file owns one concern):
-//! * `mod.rs`: this public API, its docs and the environment knobs.
+//! * `lib.rs`: this public API, its docs and the environment knobs.
+//! * `cli.rs`: the command line ([`Args`]), shared by the `demo-server` binary
+//!   (`bin/demo-server.rs`) and `only1mcp-uring demo-server`.
 //! * `protocol.rs`: JSON-RPC parsing and message serialization.
 //! * `server.rs`: legacy-era MCP method dispatch, shared by both transports
 //!   so they cannot drift apart.
@@ -100,6 +113,7 @@
 //!   fixture's tools, the fixture's resources/prompts/timers, the 2026 path,
 //!   and its MRTR and listen streams (test builds only).
 
+mod cli;
 mod fixture;
 mod fixture2026;
 mod headers;
@@ -129,6 +143,8 @@ mod tests_modern;
 mod tests_mrtr;
 mod tool_headers;
 mod tools;
+
+pub use cli::Args;
 
 /// Options shared by both transports.
 #[derive(Debug, Clone)]

@@ -35,9 +35,9 @@ mod tests {
     use sonic_rs::{json, JsonValueTrait, Value};
 
     use super::result;
-    use crate::demo::server::Transport;
-    use crate::demo::session::{Call, Related, Session, Sink};
-    use crate::demo::tools::{self, Content, Ctx, ToolOutcome};
+    use crate::server::Transport;
+    use crate::session::{Call, Related, Session, Sink};
+    use crate::tools::{self, Content, Ctx, ToolOutcome};
 
     struct NoSink;
     impl Sink for NoSink {
