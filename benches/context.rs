@@ -62,7 +62,7 @@ fn main() {
         print_row(&name, items.len(), &row);
     }
     print_row("**all**", tools_total, &totals);
-    let meta = only1mcp_shards::mcp::meta::TOOLS;
+    let meta = only1mcp_shards::route::meta::TOOLS;
     println!();
     println!(
         "search mode: the initial tool context is the 3 meta tools, {} bytes, {} o200k / {} cl100k tokens, whatever the catalog ({:.1}% of the full list's o200k tokens)",

@@ -7,7 +7,7 @@
 //!   through it; the lazy walk should cost a small constant plus one validation pass over
 //!   the bytes, never a tree.
 //! - `tools_call_rewrite/catalog_{50,5000}`: the request side of `tools/call` in
-//!   `shards/src/mcp/dispatch.rs` (`by_name`, then `forward`) as it runs per call: parse,
+//!   `shards/src/route/dispatch.rs` (`by_name`, then `forward`) as it runs per call: parse,
 //!   [`Catalog::route`] of the exposed name (copying the route out of the snapshot), then one
 //!   [`splice`] of the id placeholder and the backend's own tool name. Two catalog sizes show
 //!   that routing is a hash lookup whose cost does not grow with the catalog.
@@ -33,13 +33,13 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use only1mcp_shards::catalog::{page_of, parse_tools_page, Catalog, ListKind};
-use only1mcp_shards::codec::jsonrpc::{splice, Envelope, Kind};
 use only1mcp_shards::http::request::{parse_head, Framing};
 use only1mcp_shards::http::response::{encode, Reply};
 use only1mcp_shards::http::sse::SseDecoder;
-use only1mcp_shards::mcp::session::mint_id;
 use only1mcp_shards::ring::Ring;
+use only1mcp_shards::route::session::mint_id;
 use only1mcp_shards::upstream::BackendReply;
+use only1mcp_shards::wire::jsonrpc::{splice, Envelope, Kind};
 
 mod common;
 use common::hot_fixtures::*;

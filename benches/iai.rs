@@ -10,7 +10,7 @@
 //! - `reply_check_splice`: a backend's answer parsed, its id checked and the client's spliced.
 //! - `list_page`: the first 500-tool page of a 5,000-tool catalog copied into a response,
 //!   and the whole 50-tool list (what small pages still do); `list_shared`: the same 500-tool
-//!   page as `mcp/lists.rs` serves it, from the shared rendering.
+//!   page as `route/lists.rs` serves it, from the shared rendering.
 //! - `cache_hit`, `cache_miss_put`: the response cache (10,000 entries).
 //! - `batcher_8`: one leader, seven identical requests joining and getting its answer.
 //! - `ring_owner`: which shard owns a session.
@@ -30,11 +30,11 @@ use std::time::{Duration, Instant};
 use iai_callgrind::{library_benchmark, library_benchmark_group, main};
 use only1mcp_shards::cache::{key, Cacheable, LocalCache, Shared};
 use only1mcp_shards::catalog::{page_of, page_range, shared_bytes, Catalog, ListKind};
-use only1mcp_shards::codec::jsonrpc::{splice, Envelope};
 use only1mcp_shards::http::request::parse_head;
 use only1mcp_shards::http::response::{encode, Reply};
 use only1mcp_shards::ring::Ring;
 use only1mcp_shards::upstream::BackendReply;
+use only1mcp_shards::wire::jsonrpc::{splice, Envelope};
 
 mod common;
 use common::hot_fixtures::*;
@@ -100,7 +100,7 @@ fn list_page((catalog, page): (Catalog, usize)) -> (Catalog, usize) {
     (catalog, n)
 }
 
-// What `mcp/lists.rs` does per request for a page of 16 KiB or more: find the page's range
+// What `route/lists.rs` does per request for a page of 16 KiB or more: find the page's range
 // and take it from the shared rendering (the socket write then sends those bytes as they are).
 #[library_benchmark]
 #[bench::page_500_of_5000(args = (5_000, 500), setup = list_setup, teardown = std::mem::drop)]

@@ -88,7 +88,7 @@ fn fetch(url: &str) -> Result<Vec<u8>, String> {
 fn publish(slot: &SharedKeysSlot, st: &Static, jwks: Option<&[u8]>) -> Result<usize, String> {
     if let Some(doc) = jwks {
         // What the identity provider sent: nesting bounded before the (recursive) parse.
-        use only1mcp_shards::codec::scan;
+        use only1mcp_shards::wire::scan;
         scan::check(doc, scan::max_depth())
             .map_err(|d| format!("JWKS is not acceptable JSON ({d:?})"))?;
     }

@@ -1,5 +1,5 @@
 //! Token accounting's counting side: the `o1m-tokens` thread tokenizes what shards served
-//! (`only1mcp_shards::mcp::tokens`) and keeps the totals `/metrics` exports.
+//! (`only1mcp_shards::route::tokens`) and keeps the totals `/metrics` exports.
 //!
 //! What is counted is the JSON-RPC `result` of each answer, as the client received it: the
 //! text a client hands its model (a list's items, a tool's content). Error responses are
@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use anyhow::Context;
 use crossbeam_channel::Receiver;
 use only1mcp_shards::config::TokenEncoding;
-use only1mcp_shards::mcp::tokens::{SharedTokenSink, TokenJob, TOKEN_CHANNEL_CAPACITY};
+use only1mcp_shards::route::tokens::{SharedTokenSink, TokenJob, TOKEN_CHANNEL_CAPACITY};
 use tiktoken_rs::CoreBPE;
 
 /// Distinct result texts whose counts are remembered.

@@ -2,9 +2,9 @@
 //! a module of `shards/src` names only its own layer and those below it. Only the shard, the
 //! composition root, names them all.
 //!
-//! Layers, lowest first: codec (`codec/`, `http/`, `rt/`, `error.rs`), model (`config/`,
+//! Layers, lowest first: codec (`wire/`, `http/`, `rt/`, `error.rs`), model (`config/`,
 //! `catalog/`, `balance/`, `cache/`, `auth/`, `stats/`, `ring.rs`, `snapshot.rs`, `audit.rs`),
-//! upstream (`upstream/`), router (`mcp/`), front (`front/`), shard (`shard.rs`, `setup.rs`,
+//! upstream (`upstream/`), router (`route/`), front (`front/`), shard (`shard.rs`, `setup.rs`,
 //! `apply.rs`, `report.rs`, `lib.rs`). `fuzzing/` is a test harness over every layer and is
 //! not checked. Unit tests (`#[cfg(test)]` onwards, `*tests.rs`) may name anything.
 //!
@@ -14,19 +14,19 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-const LAYERS: [&str; 6] = ["codec", "model", "upstream", "router", "front", "shard"];
+const LAYERS: [&str; 6] = ["wire", "model", "upstream", "route", "front", "shard"];
 
 /// The layer of a top-level module of `shards/src`: `Some(None)` for one that is not
 /// checked, `None` for a name that is not a module of the crate.
 fn layer_of(top: &str) -> Option<Option<usize>> {
     Some(Some(match top {
-        "codec" | "http" | "rt" | "error" => 0,
+        "wire" | "http" | "rt" | "error" => 0,
         "config" | "catalog" | "balance" | "cache" | "auth" | "stats" | "ring" | "snapshot"
         | "audit" => 1,
         "upstream" => 2,
-        "mcp" => 3,
+        "route" => 3,
         "front" => 4,
-        "shard" | "setup" | "apply" | "report" | "lib" => 5,
+        "shard" | "lib" => 5,
         "fuzzing" => return Some(None),
         _ => return None,
     }))
@@ -144,13 +144,13 @@ fn no_layer_names_a_layer_above_it() {
 #[test]
 fn the_scan_sees_paths_and_use_groups_but_not_comments() {
     let code = product_code(
-        "use crate::{codec::jsonrpc::Envelope, mcp, upstream::{a, b}};\n\
+        "use crate::{wire::jsonrpc::Envelope, route, upstream::{a, b}};\n\
          let x = crate::front::http::serve(); // crate::shard::LocalShard\n\
          let u = \"http://crate::nothing\";\n\
          #[cfg(test)]\nmod tests { use crate::shard::X; }",
     );
     let named = named_modules(&code);
-    let want: BTreeSet<String> = ["codec", "front", "mcp", "nothing", "upstream"]
+    let want: BTreeSet<String> = ["front", "nothing", "route", "upstream", "wire"]
         .into_iter()
         .map(String::from)
         .collect();

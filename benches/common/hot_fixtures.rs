@@ -5,7 +5,7 @@
 
 use only1mcp_shards::catalog::build::BackendInput;
 use only1mcp_shards::catalog::{BackendCaps, BackendState, Catalog, Discovery, RawItem};
-use only1mcp_shards::codec::jsonrpc::{splice_placeholder, Envelope};
+use only1mcp_shards::wire::jsonrpc::{splice_placeholder, Envelope};
 
 /// Tools per synthetic backend; catalogs are built from whole backends of this size.
 pub const TOOLS_PER_BACKEND: usize = 50;

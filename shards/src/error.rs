@@ -193,7 +193,7 @@ impl McpError {
         out.extend_from_slice(b",\"message\":");
         out.extend_from_slice(msg.as_bytes());
         out.extend_from_slice(b",\"data\":{\"uri\":");
-        crate::codec::jsonrpc::push_json_str(&mut out, uri);
+        crate::wire::jsonrpc::push_json_str(&mut out, uri);
         out.extend_from_slice(b"}}}");
         out
     }
@@ -212,13 +212,13 @@ impl McpError {
         if let McpError::UnsupportedVersion { requested } = self {
             // The spec's exact data shape (schema-validated by clients).
             out.extend_from_slice(b",\"data\":{\"supported\":[\"2026-07-28\"],\"requested\":");
-            crate::codec::jsonrpc::push_json_str(&mut out, requested);
+            crate::wire::jsonrpc::push_json_str(&mut out, requested);
             out.extend_from_slice(b"}}}");
             return out;
         }
         if let McpError::ResourceNotFound(uri) = self {
             out.extend_from_slice(b",\"data\":{\"uri\":");
-            crate::codec::jsonrpc::push_json_str(&mut out, uri);
+            crate::wire::jsonrpc::push_json_str(&mut out, uri);
             out.extend_from_slice(b",\"blame\":\"client\"}}}");
             return out;
         }

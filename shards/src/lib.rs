@@ -10,32 +10,31 @@
 //! - [`config`]: the TOML model and its strict validation.
 //! - [`rt`]: runtime construction (io_uring with explicit epoll fallback), pinning, mailboxes.
 //! - [`http`]: the HTTP/1.1 front (httparse) and the backend HTTP client.
-//! - [`codec`]: JSON-RPC envelope reading and byte splicing (the bottom layer).
-//! - [`mcp`]: the router: sessions, the method dispatcher, forwarding, both protocol eras.
+//! - [`wire`]: JSON-RPC envelope reading and byte splicing (the bottom layer).
+//! - [`route`]: the router: sessions, the method dispatcher, forwarding, both protocol eras.
+//! - [`front`]: the HTTP and stdio fronts.
+//! - [`shard`]: the composition root that holds every layer.
 //! - [`upstream`]: backends: Streamable HTTP pools and supervised stdio children.
 //! - [`catalog`]: the merged, namespaced tool catalog.
 //! - [`ring`]: the consistent-hash ring that pins sessions and stdio children to shards.
 #![warn(missing_docs)]
 
-pub mod apply;
 pub mod audit;
 pub mod auth;
 pub mod balance;
 pub mod cache;
 pub mod catalog;
-pub mod codec;
 pub mod config;
 pub mod error;
 pub mod front;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
-pub mod mcp;
-pub mod report;
 pub mod ring;
+pub mod route;
 pub mod rt;
-pub mod setup;
 pub mod shard;
 pub mod snapshot;
 pub mod stats;
 pub mod upstream;
+pub mod wire;

@@ -95,7 +95,7 @@ pub fn start(
     config: Option<(PathBuf, Overrides)>,
 ) -> anyhow::Result<()> {
     // Before any thread reads JSON from outside (restart-only key).
-    only1mcp_shards::codec::scan::set_max_depth(cfg.server.max_json_depth);
+    only1mcp_shards::wire::scan::set_max_depth(cfg.server.max_json_depth);
     let specs = backend_specs(&cfg)?;
     let n = if front == Front::Stdio && cfg.server.cores == 0 {
         1

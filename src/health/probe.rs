@@ -231,7 +231,7 @@ fn rpc(
         return Err(format!("{method}: HTTP {}", a.status));
     }
     // A lying backend's answer: nesting bounded before the (recursive) parse.
-    only1mcp_shards::codec::scan::check(&a.body, only1mcp_shards::codec::scan::max_depth())
+    only1mcp_shards::wire::scan::check(&a.body, only1mcp_shards::wire::scan::max_depth())
         .map_err(|d| format!("{method}: the answer is not acceptable JSON ({d:?})"))?;
     let v: sonic_rs::Value =
         sonic_rs::from_slice(&a.body).map_err(|_| format!("{method}: the answer is not JSON"))?;

@@ -1,4 +1,4 @@
-"""Large merged lists, written from the shared pre-rendered bytes (`shards/src/mcp/lists.rs`:
+"""Large merged lists, written from the shared pre-rendered bytes (`shards/src/route/lists.rs`:
 pages of 16 KiB or more are not copied per request), through the real binary on both drivers,
 in both eras. Eight demo servers give 88 tools (about 22 KiB of JSON): the whole list and an
 80-tool page take the shared path, a 30-tool page the copy path. Checked: the official SDK

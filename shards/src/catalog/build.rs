@@ -7,7 +7,7 @@ use crate::catalog::{
     uri, BackendCaps, BackendReport, BackendState, Catalog, Discovery, MergedCaps, NameRoute,
     RawItem, RouteMap,
 };
-use crate::codec::jsonrpc::push_json_str;
+use crate::wire::jsonrpc::push_json_str;
 
 /// Input for one backend when building a catalog.
 pub struct BackendInput<'a> {

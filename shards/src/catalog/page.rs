@@ -13,7 +13,7 @@ pub fn parse_page(
 ) -> Result<(Vec<RawItem>, Option<String>), String> {
     // A backend's bytes: checked here as well as in the envelope, since one bad item would
     // make the merged list invalid JSON for every client.
-    crate::codec::scan::check(result, crate::codec::scan::max_depth())
+    crate::wire::scan::check(result, crate::wire::scan::max_depth())
         .map_err(|d| format!("result is not acceptable JSON ({d:?})"))?;
     let items = sonic_rs::get(result, [array_key])
         .map_err(|_| format!("result has no `{array_key}` array"))?;

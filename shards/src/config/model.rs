@@ -111,7 +111,7 @@ impl Default for ServerSection {
             uring_entries: 1024,
             max_body_bytes: 4 * 1024 * 1024,
             max_header_bytes: 16 * 1024,
-            max_json_depth: crate::codec::scan::DEFAULT_MAX_DEPTH,
+            max_json_depth: crate::wire::scan::DEFAULT_MAX_DEPTH,
             idle_timeout_ms: 60_000,
             read_timeout_ms: 10_000,
             shutdown_grace_ms: 5_000,

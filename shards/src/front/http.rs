@@ -21,7 +21,7 @@ use crate::catalog::BackendState;
 use crate::front::LocalFront;
 use crate::http::request::{read_request, ConnBuffers, Method, ReadError, Request};
 use crate::http::response::{encode, Reply};
-use crate::mcp::dispatch::{handle, McpHttpRequest};
+use crate::route::dispatch::{handle, McpHttpRequest};
 use crate::rt::io::{write_all_within, write_gather_within, Gather, WatchClose};
 
 /// What a connection is serving, kept for the log line of a contained panic
@@ -394,7 +394,7 @@ fn authenticate(
                 _ => None,
             };
             let session = req.headers.session_id.clone().map(|r| &bufs.buf[r]);
-            crate::mcp::audit::refused(&front.router, &bufs.body, &reply, who, session);
+            crate::route::audit::refused(&front.router, &bufs.body, &reply, who, session);
             Box::new(reply)
         })
 }

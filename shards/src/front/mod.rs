@@ -15,7 +15,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use crate::http::request::Limits;
-use crate::mcp::router::Router;
+use crate::route::router::Router;
 use guard::OriginPolicy;
 
 /// The Prometheus exposition text, rendered by the control thread every 500 ms from every

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use crate::front::LocalFront;
 use crate::http::request::Method;
 use crate::http::response::Reply;
-use crate::mcp::dispatch::{handle, McpHttpRequest};
+use crate::route::dispatch::{handle, McpHttpRequest};
 
 /// The stdio client's side of shard 0.
 pub struct LocalStdioFront {
@@ -83,8 +83,8 @@ pub async fn line(fr: &Rc<LocalFront>, line: Vec<u8>) {
     let session = front.session.borrow().clone();
     let in_order = session.is_none();
     let is_request = matches!(
-        crate::codec::jsonrpc::Envelope::parse(&line).map(|e| e.kind),
-        Ok(crate::codec::jsonrpc::Kind::Request) | Err(_)
+        crate::wire::jsonrpc::Envelope::parse(&line).map(|e| e.kind),
+        Ok(crate::wire::jsonrpc::Kind::Request) | Err(_)
     );
     let fr = fr.clone();
     if in_order {

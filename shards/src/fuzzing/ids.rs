@@ -3,13 +3,13 @@
 
 use super::valid_json;
 use crate::catalog::{page_of, page_range, parse_cursor};
-use crate::codec::jsonrpc::Envelope;
-use crate::mcp::modern::header_value;
-use crate::mcp::resume::parse_event_id;
-use crate::mcp::session::well_formed;
-use crate::mcp::state;
 use crate::ring::Ring;
+use crate::route::modern::header_value;
+use crate::route::resume::parse_event_id;
+use crate::route::session::well_formed;
+use crate::route::state;
 use crate::upstream::modern::base64_sentinel;
+use crate::wire::jsonrpc::Envelope;
 
 /// A header value as the front reads it (UTF-8, trimmed): the strict `=?base64?…?=` decoder
 /// against the `base64` crate's standard engine, and the encoder the gateway uses toward

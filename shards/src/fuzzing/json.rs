@@ -7,11 +7,11 @@ use std::ops::Range;
 
 use super::{in_bounds, serde_limit, valid_json};
 use crate::catalog::{cache_hints, uri, BackendCaps};
-use crate::codec::jsonrpc::{splice, splice_placeholder, splice_tracking, Envelope, Kind};
-use crate::codec::scan;
 use crate::error::McpError;
 use crate::upstream::routes::{handle_message, LocalRoutes};
 use crate::upstream::{BackendEvent, BackendReply};
+use crate::wire::jsonrpc::{splice, splice_placeholder, splice_tracking, Envelope, Kind};
+use crate::wire::scan;
 
 fn ranges(env: &Envelope<'_>) -> Vec<Range<usize>> {
     [
@@ -131,7 +131,7 @@ pub fn envelope(data: &[u8]) {
     for (k, v) in crate::upstream::modern::request_headers(&wire) {
         if k == "mcp-name" {
             assert!(v.bytes().all(|b| (0x20..0x7f).contains(&b)), "{k}: {v:?}");
-            let name = crate::mcp::modern::header_value(&v);
+            let name = crate::route::modern::header_value(&v);
             assert!(
                 name.as_deref() == back.name_str.as_deref()
                     || name.as_deref() == back.uri_str.as_deref(),
@@ -331,7 +331,7 @@ pub fn backend_message(data: &[u8]) {
     assert!(valid_json(result), "result range is not one JSON value");
     let start = result.as_ptr() as usize - reply.body.as_ptr() as usize;
     let mut stamped = Vec::new();
-    if crate::mcp::finish::stamp_object(
+    if crate::route::finish::stamp_object(
         &reply.body,
         start..start + result.len(),
         "resultType",

@@ -1,6 +1,6 @@
 //! The copy of a shard's figures sent to the control thread every 500 ms.
 //!
-//! Built on the shard (`shards/src/report.rs`, the composition root's part) from its own counters and backend state (no locks: it is the shard's
+//! Built on the shard (`shards/src/shard/report.rs`, the composition root's part) from its own counters and backend state (no locks: it is the shard's
 //! own thread reading its own `Cell`s), then moved through the control channel. Everything
 //! in it is cumulative since the shard started, except the point-in-time gauges (sessions,
 //! connections, listens, in-flight, health and breaker state).

@@ -71,7 +71,7 @@ pub async fn list_all(
             None => b"{}".to_vec(),
             Some(c) => {
                 let mut p = b"{\"cursor\":".to_vec();
-                crate::codec::jsonrpc::push_json_str(&mut p, c);
+                crate::wire::jsonrpc::push_json_str(&mut p, c);
                 p.push(b'}');
                 p
             }

@@ -38,8 +38,8 @@ use std::ops::Range;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::codec::jsonrpc::{Envelope, Kind};
 use crate::error::McpError;
+use crate::wire::jsonrpc::{Envelope, Kind};
 
 /// A message a backend sent in relation to a call: a notification (progress, log) or a
 /// server-to-client request (sampling, elicitation, roots), verbatim.

@@ -12,9 +12,9 @@ use std::ops::Range;
 use sonic_rs::JsonValueTrait;
 
 use crate::catalog::BackendCaps;
-use crate::codec::jsonrpc::{splice_tracking, Envelope};
 use crate::error::McpError;
 use crate::upstream::BackendReply;
+use crate::wire::jsonrpc::{splice_tracking, Envelope};
 
 /// The modern version the gateway speaks to backends.
 pub const MODERN: &str = "2026-07-28";

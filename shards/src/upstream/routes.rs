@@ -17,9 +17,9 @@ use ahash::RandomState;
 use futures_channel::{mpsc, oneshot};
 use hashbrown::HashMap;
 
-use crate::codec::jsonrpc::{Envelope, Kind};
 use crate::error::McpError;
 use crate::upstream::{BackendEvent, BackendReply, EventTx};
+use crate::wire::jsonrpc::{Envelope, Kind};
 use sonic_rs::JsonValueTrait;
 
 pub(crate) type Pending =
@@ -297,13 +297,13 @@ fn fail_attributable(server: &str, line: &[u8], e: &McpError, routes: &LocalRout
 /// Is `line` a JSON-RPC error response whose id is `null` (what a server answers to a
 /// request it could not parse)? Read with the member walk, which is safe on any input.
 fn is_null_id_error(line: &[u8]) -> bool {
-    if crate::codec::scan::check(line, crate::codec::scan::max_depth()).is_err()
+    if crate::wire::scan::check(line, crate::wire::scan::max_depth()).is_err()
         || sonic_rs::from_slice::<serde::de::IgnoredAny>(line).is_err()
     {
         return false;
     }
     let (mut null_id, mut error) = (false, false);
-    for (k, v) in crate::codec::scan::members(line, 0) {
+    for (k, v) in crate::wire::scan::members(line, 0) {
         match &line[k] {
             b"id" => null_id = &line[v] == b"null",
             b"error" => error = line.get(v.start) == Some(&b'{'),

@@ -13,13 +13,13 @@ use std::ops::Range;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::codec::jsonrpc::splice;
 use crate::error::McpError;
 use crate::http::client::LocalHttpConn;
 use crate::http::sse::SseDecoder;
 use crate::http::url::BackendUrl;
 use crate::upstream::routes::{handle_message, register, LocalRoutes};
 use crate::upstream::{request_body, BackendReply, CallOpts};
+use crate::wire::jsonrpc::splice;
 
 /// Where messages are POSTed.
 #[derive(Clone)]

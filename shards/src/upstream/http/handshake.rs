@@ -2,9 +2,9 @@
 //! Streamable HTTP `initialize` handshake, and the HTTP+SSE fallback.
 
 use super::{LocalHttpBackend, LocalReplica, UpstreamSession};
-use crate::codec::jsonrpc::splice;
 use crate::error::McpError;
 use crate::upstream::{initialize_params, negotiated_version, request_body, INITIALIZED};
+use crate::wire::jsonrpc::splice;
 
 impl LocalHttpBackend {
     /// Probes both eras: `server/discover`, then `initialize`. A dual-era backend keeps a

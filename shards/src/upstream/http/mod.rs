@@ -21,13 +21,13 @@ use std::time::Duration;
 
 use futures_channel::oneshot;
 
-use crate::codec::jsonrpc::{splice, Envelope, Kind};
 use crate::error::McpError;
 use crate::http::client::{ClientError, LocalHttpConn, ResponseHead};
 use crate::http::sse::SseDecoder;
 use crate::http::url::BackendUrl;
 use crate::snapshot::BackendSpec;
 use crate::upstream::{BackendEvent, BackendReply, CallOpts, EventTx};
+use crate::wire::jsonrpc::{splice, Envelope, Kind};
 
 /// Largest backend response body accepted.
 const MAX_RESPONSE: usize = 64 * 1024 * 1024;

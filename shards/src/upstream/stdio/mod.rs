@@ -29,12 +29,12 @@ mod stats;
 use child::{kill_group, reader_task, spawn_child, stderr_task, writer_task};
 pub use child::{reap, LineSplitter};
 
-use crate::codec::jsonrpc::splice;
 use crate::error::McpError;
 use crate::snapshot::BackendSpec;
 pub use crate::upstream::routes::Updates;
 use crate::upstream::routes::{register, LocalRoutes, Registered};
 use crate::upstream::{BackendReply, CallOpts};
+use crate::wire::jsonrpc::splice;
 
 /// Longest stdout line accepted from a child (larger lines are dropped with a warning).
 const MAX_LINE: usize = 64 * 1024 * 1024;

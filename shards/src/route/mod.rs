@@ -1,15 +1,15 @@
-//! The MCP server side the gateway presents to clients: both protocol eras on one `/mcp`
-//! (2025-11-25 sessions over Streamable HTTP, stateless 2026-07-28) and the stdio front.
+//! The router (layer 3): the MCP server side the gateway presents to clients, both protocol
+//! eras on one `/mcp` (2025-11-25 sessions over Streamable HTTP, stateless 2026-07-28),
+//! whichever front the request came through. It names the upstream layer and below, never a
+//! front or the shard; its state is one [`router::Router`] per shard.
 //!
 //! # Key Components
-//! - Reading messages: [`jsonrpc`] (lazy envelope, byte splicing; tests in `jsonrpc_tests.rs`),
-//!   [`scan`] (the nesting bound and the allocation-free member walk).
-//! - Admission: [`guard`] (Host/Origin against DNS rebinding), [`dispatch`] (session checks,
-//!   handoff to the owner shard, method routing), [`modern`] (the 2026 era's checks and
-//!   methods), [`stdio_front`].
+//! - [`router`]: the [`router::Router`] and the [`router::Peers`] trait handoffs go through.
+//! - Admission: [`dispatch`] (session checks, handoff to the owner shard, method routing),
+//!   [`modern`] (the 2026 era's checks and methods).
 //! - 2025 sessions: [`lifecycle`] (initialize, GET stream, DELETE), [`session`] and
 //!   [`session_table`] (ids that land on their shard, caps), [`resume`] (`Last-Event-ID`),
-//!   [`streams`] (what goes on a session's GET stream).
+//!   [`streams`] (what goes on a session's GET stream, and what HTTP backends push).
 //! - Serving: [`lists`] and [`meta`] (merged lists, search mode), [`methods`] (completion,
 //!   subscriptions, logging level), [`cached`] (cache and single-flight), [`forward`] and
 //!   [`finish`] (one call to its backend and back), [`bridge`] and [`state`] (multi-round-trip
@@ -43,3 +43,6 @@ pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-2
 
 /// The version assumed when a client sends no `MCP-Protocol-Version` header.
 pub const DEFAULT_HEADER_VERSION: &str = "2025-03-26";
+
+#[cfg(test)]
+mod router_tests;

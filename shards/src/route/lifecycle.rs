@@ -1,20 +1,20 @@
 //! A 2025-era session's life outside its requests: `initialize` mints it (bound to the
-//! principal that sent it, under the session caps of [`crate::mcp::session_table`]), `GET /mcp` opens or resumes its server-to-client stream, and
+//! principal that sent it, under the session caps of [`crate::route::session_table`]), `GET /mcp` opens or resumes its server-to-client stream, and
 //! `DELETE /mcp` ends it. Each checks that the session belongs to the caller.
 
 use std::rc::Rc;
 
 use crate::auth::verify::Principal;
-use crate::codec::jsonrpc::Envelope;
 use crate::error::McpError;
 use crate::http::response::Reply;
-use crate::mcp::dispatch::{
+use crate::route::dispatch::{
     check_version_header, hand_off, owned_by, rpc_error, unknown_session, McpHttpRequest,
 };
-use crate::mcp::router::Router;
-use crate::mcp::session::LocalSession;
-use crate::mcp::session_table::{share, CapHit};
-use crate::mcp::SUPPORTED_VERSIONS;
+use crate::route::router::Router;
+use crate::route::session::LocalSession;
+use crate::route::session_table::{share, CapHit};
+use crate::route::SUPPORTED_VERSIONS;
+use crate::wire::jsonrpc::Envelope;
 
 /// GET or DELETE without a session: a 2026-07-28 client (stateless: POST only) or a
 /// legacy client that has not initialized; 405 tells both that only POST works here.
@@ -68,9 +68,9 @@ pub(crate) async fn get_stream(
     if let Some((n, after)) = req
         .last_event_id
         .as_deref()
-        .and_then(crate::mcp::resume::parse_event_id)
+        .and_then(crate::route::resume::parse_event_id)
     {
-        if let Some(rx) = crate::mcp::resume::resume(router, sid, n, after) {
+        if let Some(rx) = crate::route::resume::resume(router, sid, n, after) {
             return Reply::sse(rx);
         }
     }
@@ -80,12 +80,12 @@ pub(crate) async fn get_stream(
         // client may be gone without the gateway knowing it yet (a closed socket shows only
         // when a write to it fails), so refusing the new GET would lock the session's owner
         // out of its own stream; only the session's principal gets this far.
-        if let Some(rx) = crate::mcp::resume::resume(router, sid, n, u64::MAX) {
+        if let Some(rx) = crate::route::resume::resume(router, sid, n, u64::MAX) {
             return Reply::sse(rx);
         }
     }
     let (tx, rx) = futures_channel::mpsc::unbounded();
-    let (n, live) = crate::mcp::resume::track(router, sid, rx);
+    let (n, live) = crate::route::resume::track(router, sid, rx);
     if let Some(session) = router.sessions.borrow_mut().get_mut(sid) {
         session.get_stream = Some(tx);
         session.get_stream_no = Some(n);
@@ -109,8 +109,8 @@ pub(crate) async fn delete(router: &Rc<Router>, req: McpHttpRequest, may_hand_of
         .get(sid)
         .is_some_and(|s| owned_by(s, &req.principal));
     if mine && router.sessions.borrow_mut().remove(sid) {
-        crate::mcp::per_client::release(router, sid);
-        crate::mcp::resume::forget_session(router, sid);
+        crate::route::per_client::release(router, sid);
+        crate::route::resume::forget_session(router, sid);
         tracing::debug!(shard = router.id, session = sid, "session ended by client");
         Reply::empty(200)
     } else {
@@ -143,8 +143,8 @@ fn make_room(router: &Rc<Router>, principal: &str) -> Result<(), Refusal> {
             .borrow_mut()
             .make_room(principal, cap_shard, cap_principal);
     for sid in evicted {
-        crate::mcp::per_client::release(router, &sid);
-        crate::mcp::resume::forget_session(router, &sid);
+        crate::route::per_client::release(router, &sid);
+        crate::route::resume::forget_session(router, &sid);
         tracing::debug!(shard = router.id, session = %sid, "never-used session evicted (max_sessions)");
     }
     match room {
@@ -175,7 +175,7 @@ pub(crate) fn refused(
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     out.extend_from_slice(if id.is_empty() { b"null" } else { id });
     out.extend_from_slice(b",\"error\":{\"code\":-32000,\"message\":");
-    crate::codec::jsonrpc::push_json_str(&mut out, &message);
+    crate::wire::jsonrpc::push_json_str(&mut out, &message);
     out.extend_from_slice(b",\"data\":{\"blame\":\"");
     out.extend_from_slice(blame.as_bytes());
     out.extend_from_slice(b"\"}}}");
@@ -199,11 +199,11 @@ pub(crate) fn initialize(
     if let Err(why) = make_room(router, &principal.name) {
         return refused(router, "initialize", why, env.id_bytes(body));
     }
-    let sid = crate::mcp::session::mint_id(&router.ring, router.id);
+    let sid = crate::route::session::mint_id(&router.ring, router.id);
     let mut session = LocalSession::new(
         version,
-        crate::mcp::session::ClientCaps::from_initialize(body),
-        crate::mcp::session::ClientCaps::raw(body),
+        crate::route::session::ClientCaps::from_initialize(body),
+        crate::route::session::ClientCaps::raw(body),
     );
     session.principal = Some(principal.name.clone());
     router.sessions.borrow_mut().insert(&sid, session);

@@ -5,7 +5,7 @@
 //! (expected `shards` draws), so the shard that answered `initialize` owns the session and
 //! requests on the same connection never move. Ids are 32 lowercase hex chars: visible ASCII
 //! as the spec requires, and unguessable. The table of a shard's sessions, with its caps,
-//! is [`crate::mcp::session_table`].
+//! is [`crate::route::session_table`].
 
 use std::time::Instant;
 
@@ -13,7 +13,7 @@ use ahash::RandomState;
 
 use crate::ring::Ring;
 
-pub use crate::mcp::session_table::LocalSessionTable;
+pub use crate::route::session_table::LocalSessionTable;
 
 /// What a client declared it can do (server-to-client requests are relayed only then).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

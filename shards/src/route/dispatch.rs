@@ -13,16 +13,16 @@ use std::rc::Rc;
 
 use crate::auth::verify::Principal;
 use crate::catalog::ListKind;
-use crate::codec::jsonrpc::{Envelope, Kind};
-use crate::codec::ok_result;
 use crate::config::Discovery;
 use crate::error::McpError;
 use crate::http::request::Method;
 use crate::http::response::Reply;
-use crate::mcp::forward::{Answer, Era};
-use crate::mcp::router::Router;
-use crate::mcp::session::LocalSession;
-use crate::mcp::SUPPORTED_VERSIONS;
+use crate::route::forward::{Answer, Era};
+use crate::route::router::Router;
+use crate::route::session::LocalSession;
+use crate::route::SUPPORTED_VERSIONS;
+use crate::wire::jsonrpc::{Envelope, Kind};
+use crate::wire::ok_result;
 
 /// An `/mcp` request, owned so it can be handed to another shard.
 #[derive(Debug)]
@@ -65,8 +65,8 @@ pub(crate) fn rpc_error(status: u16, err: &McpError, id: &[u8]) -> Reply {
 pub async fn handle(router: &Rc<Router>, req: McpHttpRequest, may_hand_off: bool) -> Reply {
     match req.method {
         Method::Post => {}
-        Method::Delete => return crate::mcp::lifecycle::delete(router, req, may_hand_off).await,
-        Method::Get => return crate::mcp::lifecycle::get_stream(router, req, may_hand_off).await,
+        Method::Delete => return crate::route::lifecycle::delete(router, req, may_hand_off).await,
+        Method::Get => return crate::route::lifecycle::get_stream(router, req, may_hand_off).await,
         Method::Other => {
             let mut r = Reply::text(405, "method not allowed on /mcp");
             r.allow = Some("GET, POST, DELETE");
@@ -88,16 +88,16 @@ pub async fn handle(router: &Rc<Router>, req: McpHttpRequest, may_hand_off: bool
             let reply = crate::auth::local::too_many(wait, env.id_bytes(&req.body));
             let sid = req.session_id.as_deref().map(str::as_bytes);
             let who = Some(&*req.principal.name);
-            crate::mcp::audit::refused(router, &req.body, &reply, who, sid);
+            crate::route::audit::refused(router, &req.body, &reply, who, sid);
             return reply;
         }
     }
-    if crate::mcp::modern::is_modern(&req, &env) {
-        return crate::mcp::modern::serve(router, &req, &env).await;
+    if crate::route::modern::is_modern(&req, &env) {
+        return crate::route::modern::serve(router, &req, &env).await;
     }
     if env.kind == Kind::Request && env.method.as_deref() == Some("initialize") {
         let started = std::time::Instant::now();
-        let r = crate::mcp::lifecycle::initialize(router, &req.body, &env, &req.principal);
+        let r = crate::route::lifecycle::initialize(router, &req.body, &env, &req.principal);
         let outcome = if r.status == 200 {
             crate::stats::Outcome::Ok
         } else {
@@ -106,9 +106,9 @@ pub async fn handle(router: &Rc<Router>, req: McpHttpRequest, may_hand_off: bool
         router
             .stats
             .request("initialize", outcome, started.elapsed());
-        crate::mcp::audit::served(
+        crate::route::audit::served(
             router,
-            crate::mcp::audit::Served {
+            crate::route::audit::Served {
                 principal: &req.principal,
                 session: r.session_id.as_deref().unwrap_or(""),
                 method: "initialize",
@@ -157,13 +157,13 @@ pub async fn handle(router: &Rc<Router>, req: McpHttpRequest, may_hand_off: bool
         Kind::Notification => {
             if env.method.as_deref() == Some("notifications/cancelled") {
                 if let Some(r) = env.request_id.clone() {
-                    crate::mcp::forward::cancel(router, sid, &req.body[r]);
+                    crate::route::forward::cancel(router, sid, &req.body[r]);
                 }
             }
             Reply::empty(202)
         }
         Kind::Response => {
-            crate::mcp::forward::client_answer(router, sid, &req.body, &env);
+            crate::route::forward::client_answer(router, sid, &req.body, &env);
             Reply::empty(202)
         }
         Kind::Request => request(router, sid, &req, &env).await,
@@ -214,7 +214,7 @@ async fn request(
     let (body, affinity, principal) = (&req.body[..], &req.affinity, &req.principal);
     let mode = match env.method.as_deref() {
         Some("tools/list" | "tools/call") => {
-            crate::mcp::meta::mode(router, req.discovery, false, principal)
+            crate::route::meta::mode(router, req.discovery, false, principal)
         }
         _ => Discovery::Full,
     };
@@ -230,24 +230,24 @@ async fn request(
     let result = match method {
         "ping" => Ok(Answer::Json(ok_result(id, b"{}"))),
         "tools/list" if mode != Discovery::Full => {
-            let tools = crate::mcp::meta::list(router, mode, false, principal);
+            let tools = crate::route::meta::list(router, mode, false, principal);
             Ok(Answer::Json(ok_result(
                 id,
                 format!(r#"{{"tools":{tools}}}"#).as_bytes(),
             )))
         }
-        "tools/call" if crate::mcp::meta::handles(mode, env) => {
-            Box::pin(crate::mcp::meta::call(router, sid, body, env, era())).await
+        "tools/call" if crate::route::meta::handles(mode, env) => {
+            Box::pin(crate::route::meta::call(router, sid, body, env, era())).await
         }
-        "tools/list" => crate::mcp::lists::legacy(router, body, env, ListKind::Tools, principal),
+        "tools/list" => crate::route::lists::legacy(router, body, env, ListKind::Tools, principal),
         "prompts/list" => {
-            crate::mcp::lists::legacy(router, body, env, ListKind::Prompts, principal)
+            crate::route::lists::legacy(router, body, env, ListKind::Prompts, principal)
         }
         "resources/list" => {
-            crate::mcp::lists::legacy(router, body, env, ListKind::Resources, principal)
+            crate::route::lists::legacy(router, body, env, ListKind::Resources, principal)
         }
         "resources/templates/list" => {
-            crate::mcp::lists::legacy(router, body, env, ListKind::Templates, principal)
+            crate::route::lists::legacy(router, body, env, ListKind::Templates, principal)
         }
         "tools/call" => by_name(router, sid, body, env, Named::Tool, era()).await,
         "prompts/get" => by_name(router, sid, body, env, Named::Prompt, era()).await,
@@ -255,22 +255,29 @@ async fn request(
         // Rare methods are boxed: their futures (set_level's holds a whole backend call, 10 KiB)
         // would otherwise size every request's future, and every connection's task with it.
         "completion/complete" => {
-            Box::pin(crate::mcp::methods::complete(router, sid, body, env, era())).await
+            Box::pin(crate::route::methods::complete(
+                router,
+                sid,
+                body,
+                env,
+                era(),
+            ))
+            .await
         }
         "resources/subscribe" => {
-            Box::pin(crate::mcp::methods::subscribe(
+            Box::pin(crate::route::methods::subscribe(
                 router, sid, body, env, true, principal,
             ))
             .await
         }
         "resources/unsubscribe" => {
-            Box::pin(crate::mcp::methods::subscribe(
+            Box::pin(crate::route::methods::subscribe(
                 router, sid, body, env, false, principal,
             ))
             .await
         }
         "logging/setLevel" => {
-            json(Box::pin(crate::mcp::methods::set_level(router, body, env)).await)
+            json(Box::pin(crate::route::methods::set_level(router, body, env)).await)
         }
         "initialize" => Err(McpError::InvalidRequest(
             "session already initialized".into(),
@@ -279,17 +286,17 @@ async fn request(
     };
     let outcome = crate::stats::Outcome::of(&result);
     router.stats.request(method, outcome, started.elapsed());
-    let meta = crate::mcp::meta::handles(mode, env).then_some(env.name_str.as_deref());
-    crate::mcp::tokens::tap_gateway_answer(&router.tokens, method, meta.flatten(), &result);
+    let meta = crate::route::meta::handles(mode, env).then_some(env.name_str.as_deref());
+    crate::route::tokens::tap_gateway_answer(&router.tokens, method, meta.flatten(), &result);
     let reply = match result {
         Ok(Answer::Json(bytes)) => Reply::json(200, bytes),
         Ok(Answer::Parts(head, shared, tail)) => Reply::json_parts(200, head, shared, tail),
-        Ok(Answer::Stream(rx)) => Reply::sse(crate::mcp::resume::track(router, sid, rx).1),
+        Ok(Answer::Stream(rx)) => Reply::sse(crate::route::resume::track(router, sid, rx).1),
         Err(e) => rpc_error(200, &e, id),
     };
-    crate::mcp::audit::served(
+    crate::route::audit::served(
         router,
-        crate::mcp::audit::Served {
+        crate::route::audit::Served {
             principal,
             session: sid,
             method,
@@ -392,19 +399,19 @@ pub(crate) async fn by_name(
         )
     };
     if matches!(kind, Named::Tool) {
-        crate::mcp::meta::used(router, name);
+        crate::route::meta::used(router, name);
     }
     let mut era = era;
     era.retry_safe = idempotent || matches!(kind, Named::Prompt);
     if matches!(kind, Named::Tool) {
         era.tool = sonic_rs::from_slice::<String>(&original_json).ok();
     }
-    let target = cacheable.then_some(crate::mcp::cached::Target {
+    let target = cacheable.then_some(crate::route::cached::Target {
         what: crate::cache::Cacheable::Call,
         name,
     });
     let edit = Some((name_range, &original_json[..]));
-    crate::mcp::cached::forward_cached(router, sid, body, env, backend, edit, era, target).await
+    crate::route::cached::forward_cached(router, sid, body, env, backend, edit, era, target).await
 }
 
 pub(crate) async fn resources_read(
@@ -430,18 +437,18 @@ pub(crate) async fn resources_read(
             }
         }
         let mut j = Vec::new();
-        crate::codec::jsonrpc::push_json_str(&mut j, route.original);
+        crate::wire::jsonrpc::push_json_str(&mut j, route.original);
         (route.backend, j)
     };
     let era = Era {
         retry_safe: true,
         ..era
     };
-    let target = crate::mcp::cached::Target {
+    let target = crate::route::cached::Target {
         what: crate::cache::Cacheable::Read,
         name: uri,
     };
     let edit = Some((range, &original_json[..]));
-    crate::mcp::cached::forward_cached(router, sid, body, env, backend, edit, era, Some(target))
+    crate::route::cached::forward_cached(router, sid, body, env, backend, edit, era, Some(target))
         .await
 }

@@ -9,8 +9,8 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use crate::codec::scan;
 use crate::error::McpError;
+use crate::wire::scan;
 
 /// What kind of JSON-RPC message a body is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -195,7 +195,7 @@ async fn discover_http(
         }
         if let (LocalBackend::Http(h), Some(tx)) = (&*backend, relist_tx.take()) {
             h.ensure_listening(
-                crate::mcp::streams::push_handler(&shard.router, &server, Some(tx)),
+                crate::route::streams::push_handler(&shard.router, &server, Some(tx)),
                 shard.router.draining.clone(),
             );
         }

@@ -20,7 +20,7 @@ use std::time::Instant;
 use ahash::RandomState;
 use hashbrown::HashMap;
 
-use crate::mcp::session::LocalSession;
+use crate::route::session::LocalSession;
 
 /// A session id as stored in the queue (ids are 32 ASCII hex bytes).
 type IdBytes = [u8; 32];
@@ -223,7 +223,7 @@ pub fn share(total: usize, shards: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mcp::session::ClientCaps;
+    use crate::route::session::ClientCaps;
 
     fn session(principal: &str) -> LocalSession {
         let mut s = LocalSession::new("2025-11-25", ClientCaps::default(), b"{}".to_vec());

@@ -6,11 +6,11 @@
 
 use std::rc::Rc;
 
-use crate::codec::jsonrpc::{splice, Envelope, Kind};
 use crate::error::McpError;
-use crate::mcp::forward::{inflight_key, log_severity, Era, S2cRoute};
-use crate::mcp::router::Router;
+use crate::route::forward::{inflight_key, log_severity, Era, S2cRoute};
+use crate::route::router::Router;
 use crate::upstream::{BackendEvent, BackendReply, LocalBackend};
+use crate::wire::jsonrpc::{splice, Envelope, Kind};
 
 /// Owned facts needed to turn backend messages into client messages.
 pub(crate) struct Finisher {

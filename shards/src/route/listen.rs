@@ -21,13 +21,13 @@ use ahash::RandomState;
 use hashbrown::HashMap;
 use sonic_rs::JsonValueTrait;
 
-use crate::codec::jsonrpc::Envelope;
 use crate::error::McpError;
 use crate::http::response::Reply;
-use crate::mcp::lifecycle::{refused, Refusal};
-use crate::mcp::router::Router;
-use crate::mcp::session_table::share;
+use crate::route::lifecycle::{refused, Refusal};
+use crate::route::router::Router;
+use crate::route::session_table::share;
 use crate::rt::feed::{feed, FeedTx};
+use crate::wire::jsonrpc::Envelope;
 
 /// Longest request id (as JSON text) a listen may carry: it is kept for the stream's life.
 pub const MAX_LISTEN_ID: usize = 256;

@@ -10,7 +10,7 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::setup::setup_backend;
+use crate::shard::setup::setup_backend;
 use crate::shard::LocalShard;
 use crate::snapshot::BackendSpec;
 
@@ -44,7 +44,7 @@ fn retire(shard: &Rc<LocalShard>, id: &str, grace: Duration) {
     for b in &gone {
         b.retire();
     }
-    crate::mcp::per_client::release_server(&shard.router, id);
+    crate::route::per_client::release_server(&shard.router, id);
     let slots: Vec<_> = {
         let mut owned = shard.router.upstreams.owned.borrow_mut();
         let (mine, keep): (Vec<_>, Vec<_>) = owned.drain(..).partition(|(s, _)| s.id() == id);

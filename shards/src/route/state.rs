@@ -118,7 +118,7 @@ pub fn binding(method: &str, name: &str, arguments: &[u8], principal: &str) -> B
 /// The binding of a 2026 request body (`tools/call`, `prompts/get` or `resources/read`).
 pub fn binding_of(
     body: &[u8],
-    env: &crate::codec::jsonrpc::Envelope<'_>,
+    env: &crate::wire::jsonrpc::Envelope<'_>,
     principal: &str,
 ) -> Binding {
     let method = env.method.as_deref().unwrap_or("");

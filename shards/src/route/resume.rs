@@ -28,7 +28,7 @@ use std::cell::Cell;
 use futures_core::Stream;
 
 use crate::http::response::tag_event;
-use crate::mcp::router::Router;
+use crate::route::router::Router;
 use crate::rt::feed::{feed, FeedRx, FeedTx, SSE_QUEUE_BYTES};
 
 /// Events kept per stream for replay.

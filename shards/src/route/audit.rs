@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::audit::{unix_ms_now, AuditRecord};
 use crate::auth::verify::Principal;
-use crate::mcp::router::Router;
+use crate::route::router::Router;
 use crate::stats::Outcome;
 
 /// A request refused before dispatch (401, 403, 429): `principal` when it is known (a 403

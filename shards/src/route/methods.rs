@@ -5,12 +5,12 @@ use std::rc::Rc;
 
 use sonic_rs::JsonValueTrait;
 
-use crate::codec::jsonrpc::{push_json_str, Envelope};
-use crate::codec::ok_result;
 use crate::error::McpError;
-use crate::mcp::forward::{forward, Answer, Era};
-use crate::mcp::router::Router;
+use crate::route::forward::{forward, Answer, Era};
+use crate::route::router::Router;
 use crate::upstream::request_body;
+use crate::wire::jsonrpc::{push_json_str, Envelope};
+use crate::wire::ok_result;
 
 fn params<'b>(body: &'b [u8], env: &Envelope<'_>) -> Result<&'b [u8], McpError> {
     env.params
@@ -124,7 +124,7 @@ pub async fn set_level(
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .ok_or_else(|| McpError::InvalidParams("params.level is required".into()))?;
-    if crate::mcp::forward::log_severity(&level).is_none() {
+    if crate::route::forward::log_severity(&level).is_none() {
         return Err(McpError::InvalidParams(format!(
             "unknown log level `{level}`"
         )));
@@ -250,7 +250,7 @@ pub async fn subscribe(
     if on {
         if let Some(crate::upstream::LocalBackend::Http(h)) = handle.as_deref() {
             h.ensure_listening(
-                crate::mcp::streams::push_handler(router, &server, None),
+                crate::route::streams::push_handler(router, &server, None),
                 router.draining.clone(),
             );
         }

@@ -15,13 +15,13 @@ use std::rc::Rc;
 
 use futures_channel::{mpsc, oneshot};
 
-use crate::codec::jsonrpc::{splice, splice_placeholder, Envelope};
 use crate::error::McpError;
-pub(crate) use crate::mcp::finish::Finisher;
-use crate::mcp::router::Router;
+pub(crate) use crate::route::finish::Finisher;
+use crate::route::router::Router;
 use crate::rt::feed::{feed, FeedRx, NotSent, SSE_QUEUE_BYTES};
 use crate::rt::next;
 use crate::upstream::{BackendReply, CallOpts, LocalBackend};
+use crate::wire::jsonrpc::{splice, splice_placeholder, Envelope};
 
 /// What a forwarded request produced.
 pub enum Answer {
@@ -48,7 +48,7 @@ pub struct Era {
     /// Modern: the requested URI, for mapping a backend's -32002 to -32602 with `data.uri`.
     pub uri: Option<String>,
     /// Modern: what this request's `_meta` says the client can answer.
-    pub client_caps: crate::mcp::session::ClientCaps,
+    pub client_caps: crate::route::session::ClientCaps,
     /// The backend's own tool name, when the call is a `tools/call` (per-tool timeouts).
     pub tool: Option<String>,
     /// A failed attempt may be retried on another replica: reads, prompts, completions,
@@ -62,7 +62,7 @@ pub struct Era {
     pub hints: Option<std::rc::Rc<std::cell::Cell<Option<CacheHints>>>>,
     /// Modern: what a `requestState` minted for this request is bound to (set when the
     /// client can answer server-to-client requests, so the call may be parked).
-    pub bind: Option<crate::mcp::state::Binding>,
+    pub bind: Option<crate::route::state::Binding>,
 }
 
 /// A backend result's `ttlMs` and whether its `cacheScope` is private.
@@ -222,7 +222,7 @@ pub async fn forward(
     let deadline = crate::upstream::deadline_in(timeout);
     let cap = std::time::Instant::now() + max_timeout;
     let handle = match per_client {
-        Some(spec) => crate::mcp::per_client::handle_for(router, sid, &spec),
+        Some(spec) => crate::route::per_client::handle_for(router, sid, &spec),
         None => router.upstreams.backends.borrow().get(&backend_id).cloned(),
     }
     .ok_or_else(|| McpError::BackendUnavailable {
@@ -340,11 +340,11 @@ pub async fn forward(
             let _ = tx.send(finish.reply(result));
             Ok(Answer::Stream(rx))
         }
-        Err(first_event) if crate::mcp::bridge::wants_park(&finish, &first_event) => {
+        Err(first_event) if crate::route::bridge::wants_park(&finish, &first_event) => {
             // A 2025 backend asks a 2026 client for input: answer with input_required and
             // park the call until the client retries with the input.
             router.inflight_calls.borrow_mut().remove(&key);
-            Ok(Answer::Json(crate::mcp::bridge::park(
+            Ok(Answer::Json(crate::route::bridge::park(
                 call,
                 ev_rx,
                 finish,
@@ -374,9 +374,9 @@ pub async fn forward(
                     monoio::select! {
                         r = &mut call => break r,
                         ev = next(&mut ev_rx) => match ev {
-                            Some(ev) if crate::mcp::bridge::wants_park(&finish, &ev) => {
+                            Some(ev) if crate::route::bridge::wants_park(&finish, &ev) => {
                                 router.inflight_calls.borrow_mut().remove(&key);
-                                let irr = crate::mcp::bridge::park(call, ev_rx, finish, ev);
+                                let irr = crate::route::bridge::park(call, ev_rx, finish, ev);
                                 let _ = tx.send(irr);
                                 return;
                             }

@@ -12,10 +12,10 @@ use std::rc::Rc;
 
 use crate::auth::verify::Principal;
 use crate::catalog::ListKind;
-use crate::codec::jsonrpc::Envelope;
 use crate::error::McpError;
-use crate::mcp::forward::Answer;
-use crate::mcp::router::Router;
+use crate::route::forward::Answer;
+use crate::route::router::Router;
+use crate::wire::jsonrpc::Envelope;
 
 /// Pages at least this large are written from the shared rendering.
 pub const SHARED_MIN: usize = 16 * 1024;

@@ -21,13 +21,13 @@ use sonic_rs::JsonValueTrait;
 
 use crate::catalog::search::SearchIndex;
 use crate::catalog::ListKind;
-use crate::codec::jsonrpc::Envelope;
-use crate::codec::ok_result;
 use crate::config::Discovery;
 use crate::error::McpError;
-use crate::mcp::dispatch::{by_name, Named};
-use crate::mcp::forward::{Answer, Era};
-use crate::mcp::router::Router;
+use crate::route::dispatch::{by_name, Named};
+use crate::route::forward::{Answer, Era};
+use crate::route::router::Router;
+use crate::wire::jsonrpc::Envelope;
+use crate::wire::ok_result;
 
 /// The meta tools, as `tools/list` shows them.
 pub const TOOLS: &str = r#"[{"name":"search_tools","description":"Find the tools that can do something: describe the task in a few words. Returns tool names with a short description; then get_tool_schema for the arguments, and call_tool to run one.","inputSchema":{"type":"object","properties":{"query":{"type":"string","description":"What the tool should do"},"limit":{"type":"integer","minimum":1,"maximum":50,"description":"Most results (default 10)"}},"required":["query"]}},{"name":"get_tool_schema","description":"The full definition of one tool (its input schema), by the name search_tools gave.","inputSchema":{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}},{"name":"call_tool","description":"Call a tool by name with its arguments.","inputSchema":{"type":"object","properties":{"name":{"type":"string"},"arguments":{"type":"object"}},"required":["name"]}}]"#;

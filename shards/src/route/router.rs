@@ -17,9 +17,9 @@ use futures_channel::oneshot;
 use hashbrown::HashMap;
 
 use crate::http::response::Reply;
-use crate::mcp::dispatch::McpHttpRequest;
-use crate::mcp::session::LocalSessionTable;
 use crate::ring::Ring;
+use crate::route::dispatch::McpHttpRequest;
+use crate::route::session::LocalSessionTable;
 use crate::snapshot::SharedSnapshotSlot;
 use crate::upstream::registry::Upstreams;
 
@@ -58,7 +58,7 @@ pub struct RouterParts {
     /// The audit log.
     pub audit: crate::audit::SharedAuditSink,
     /// Token accounting.
-    pub tokens: crate::mcp::tokens::SharedTokenSink,
+    pub tokens: crate::route::tokens::SharedTokenSink,
     /// This shard's backends.
     pub upstreams: Upstreams,
 }
@@ -88,27 +88,27 @@ pub struct Router {
     /// The response cache and single-flight batcher (`[cache]`).
     pub cache: Rc<crate::cache::LocalCache>,
     /// Answers handed to the tokenizer thread (`[metrics] tokens`).
-    pub tokens: crate::mcp::tokens::SharedTokenSink,
+    pub tokens: crate::route::tokens::SharedTokenSink,
     /// Who is calling and what it may do.
     pub auth: crate::auth::local::LocalAuth,
     /// The search index of the `search` discovery mode (built on first use).
-    pub search: crate::mcp::meta::LocalSearch,
+    pub search: crate::route::meta::LocalSearch,
     /// Forwarded calls that a client may cancel: (session, client id) → cancel signal.
     pub inflight_calls: RefCell<HashMap<Vec<u8>, oneshot::Sender<()>, RandomState>>,
     /// Counter behind [`Router::mint`].
     next_token: Cell<u64>,
     /// Per-client upstreams, by session and backend.
-    pub per_client: RefCell<HashMap<String, crate::mcp::per_client::LocalPerClient, RandomState>>,
+    pub per_client: RefCell<HashMap<String, crate::route::per_client::LocalPerClient, RandomState>>,
     /// Resumable SSE stream logs of 2025-era sessions, by `<session>/<stream>`.
-    pub stream_logs: RefCell<HashMap<String, crate::mcp::resume::LocalStreamLog, RandomState>>,
+    pub stream_logs: RefCell<HashMap<String, crate::route::resume::LocalStreamLog, RandomState>>,
     /// Bytes held by all of `stream_logs` (bounded by `resume::SHARD_LOG_BYTES`).
     pub stream_log_bytes: Cell<usize>,
     /// 2025 backend calls parked on a 2026 client's input, by park number.
-    pub parked: RefCell<HashMap<u64, crate::mcp::bridge::LocalParked, RandomState>>,
+    pub parked: RefCell<HashMap<u64, crate::route::bridge::LocalParked, RandomState>>,
     /// Open 2026 `subscriptions/listen` streams.
-    pub listeners: RefCell<crate::mcp::listen::Listeners>,
+    pub listeners: RefCell<crate::route::listen::Listeners>,
     /// Server-to-client requests relayed to a client and not answered yet.
-    pub s2c_pending: RefCell<HashMap<Vec<u8>, crate::mcp::forward::S2cRoute, RandomState>>,
+    pub s2c_pending: RefCell<HashMap<Vec<u8>, crate::route::forward::S2cRoute, RandomState>>,
 }
 
 impl Router {

@@ -10,6 +10,12 @@
 //! - [`LocalShard`]: the `Rc` context every task of the shard shares.
 //! - [`ShardMsg`]: what other threads may send a shard.
 //! - [`ControlEvent`]: what a shard tells the control thread.
+//! - [`setup`] (backends from the snapshot), [`apply`] (reloads), [`report`] (the stats
+//!   report): the composition root's other work.
+
+pub mod apply;
+pub mod report;
+pub mod setup;
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -24,9 +30,9 @@ use crate::front::stdio::LocalStdioFront;
 use crate::front::LocalFront;
 use crate::http::request::Limits;
 use crate::http::response::Reply;
-use crate::mcp::dispatch::McpHttpRequest;
-use crate::mcp::router::{PeerStopped, Peers, Router, RouterParts};
 use crate::ring::Ring;
+use crate::route::dispatch::McpHttpRequest;
+use crate::route::router::{PeerStopped, Peers, Router, RouterParts};
 use crate::rt::mailbox::{LocalMailbox, SharedMailboxSender};
 use crate::rt::DriverKind;
 use crate::snapshot::SharedSnapshotSlot;
@@ -165,7 +171,7 @@ pub struct ShardInit {
     /// The audit log (disabled unless `[audit] enabled`).
     pub audit: crate::audit::SharedAuditSink,
     /// Token accounting (disabled unless `[metrics] tokens` names an encoding).
-    pub tokens: crate::mcp::tokens::SharedTokenSink,
+    pub tokens: crate::route::tokens::SharedTokenSink,
     /// TLS termination (`[server.tls]`), the same config for every shard.
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// The gateway-wide cap on stdio starts (`proxy.max_concurrent_spawns`).
@@ -288,7 +294,7 @@ async fn shard_main(init: ShardInit) {
     });
     let grace = Duration::from_millis(cfg.server.shutdown_grace_ms);
     let connect_timeout = Duration::from_millis(cfg.proxy.connect_timeout_ms);
-    crate::setup::setup_backends(&shard, connect_timeout);
+    crate::shard::setup::setup_backends(&shard, connect_timeout);
 
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let listener = match init.listener.map(monoio::net::TcpListener::from_std) {
@@ -303,7 +309,7 @@ async fn shard_main(init: ShardInit) {
         None => None,
     };
     monoio::spawn(mailbox_loop(shard.clone(), init.mailbox, stop_tx));
-    monoio::spawn(crate::mcp::per_client::expiry_task(
+    monoio::spawn(crate::route::per_client::expiry_task(
         shard.router.clone(),
         Duration::from_millis(cfg.server.session_idle_timeout_ms),
     ));
@@ -332,7 +338,7 @@ async fn shard_main(init: ShardInit) {
 async fn stats_task(shard: Rc<LocalShard>) {
     loop {
         monoio::time::sleep(Duration::from_millis(500)).await;
-        let report = crate::report::build(&shard);
+        let report = crate::shard::report::build(&shard);
         if shard
             .control
             .send(ControlEvent::Stats(Box::new(report)))
@@ -418,7 +424,7 @@ async fn mailbox_loop(
                         // The client's shard drops its end when the client went away: stop
                         // (the call is cancelled toward its backend on drop).
                         let r = monoio::select! {
-                            r = crate::mcp::dispatch::handle(&shard.router, req, false) => Some(r),
+                            r = crate::route::dispatch::handle(&shard.router, req, false) => Some(r),
                             _ = reply.cancellation() => None,
                         };
                         shard.front.inflight.set(shard.front.inflight.get() - 1);
@@ -466,9 +472,9 @@ async fn mailbox_loop(
                 tools,
                 prompts,
                 resources,
-            } => crate::mcp::streams::list_changed(&shard.router, tools, prompts, resources),
+            } => crate::route::streams::list_changed(&shard.router, tools, prompts, resources),
             ShardMsg::ResourceUpdated { server, uri } => {
-                crate::mcp::streams::resource_updated(&shard.router, &server, &uri)
+                crate::route::streams::resource_updated(&shard.router, &server, &uri)
             }
             ShardMsg::Health {
                 server,
@@ -481,7 +487,9 @@ async fn mailbox_loop(
                     }
                 }
             }
-            ShardMsg::Reload { removed, added } => crate::apply::apply(&shard, removed, added),
+            ShardMsg::Reload { removed, added } => {
+                crate::shard::apply::apply(&shard, removed, added)
+            }
             ShardMsg::StdioLine(line) => crate::front::stdio::line(&shard.front, line).await,
             ShardMsg::Shutdown => {
                 shard.router.draining.set(true);
@@ -513,7 +521,7 @@ async fn drain(shard: &Rc<LocalShard>, grace: Duration) {
         .borrow_mut()
         .drain(..)
         .collect();
-    owned.extend(crate::mcp::per_client::release_all(&shard.router));
+    owned.extend(crate::route::per_client::release_all(&shard.router));
     for (slot, _) in &owned {
         slot.stop();
     }

@@ -5,7 +5,7 @@
 //! 2025 backend sends `elicitation/create`, `sampling/createMessage` or `roots/list` during a
 //! 2026 client's call, the gateway answers that call with an `input_required` result carrying
 //! the backend's request as the one input request, and **parks** the backend call (it keeps
-//! waiting for its answer). The `requestState` ([`crate::mcp::state`]) names the shard and the
+//! waiting for its answer). The `requestState` ([`crate::route::state`]) names the shard and the
 //! parked call and is bound by an HMAC to the request's method, name, arguments and caller
 //! and to an expiry, so a tampered or replayed state, or one sent with another request or by
 //! another caller, is refused with a JSON-RPC error (-32602) and the parked call stays
@@ -20,13 +20,13 @@ use std::time::Duration;
 use futures_channel::{mpsc, oneshot};
 use sonic_rs::JsonValueTrait;
 
-use crate::codec::jsonrpc::{Envelope, Kind};
 use crate::error::McpError;
 use crate::http::response::Reply;
-use crate::mcp::forward::{CallFut, Finisher};
-use crate::mcp::router::Router;
+use crate::route::forward::{CallFut, Finisher};
+use crate::route::router::Router;
 use crate::rt::next;
 use crate::upstream::BackendEvent;
+use crate::wire::jsonrpc::{Envelope, Kind};
 
 /// How long a parked call waits for the client's retry.
 pub const PARK_TTL: Duration = Duration::from_secs(300);
@@ -89,17 +89,17 @@ pub(crate) fn park(
     let (tx, rx) = oneshot::channel();
     router.parked.borrow_mut().insert(n, LocalParked { tx });
     let bind = finish.era.bind.unwrap_or_default();
-    let state = crate::mcp::state::mint(router.id, n, &bind, PARK_TTL);
+    let state = crate::route::state::mint(router.id, n, &bind, PARK_TTL);
     let mut irr = br#"{"resultType":"input_required","inputRequests":{""#.to_vec();
     irr.extend_from_slice(INPUT_KEY.as_bytes());
     irr.extend_from_slice(br#"":{"method":"#);
-    crate::codec::jsonrpc::push_json_str(&mut irr, &method);
+    crate::wire::jsonrpc::push_json_str(&mut irr, &method);
     irr.extend_from_slice(br#","params":"#);
     irr.extend_from_slice(&params);
     irr.extend_from_slice(br#"}},"requestState":"#);
-    crate::codec::jsonrpc::push_json_str(&mut irr, &state);
+    crate::wire::jsonrpc::push_json_str(&mut irr, &state);
     irr.push(b'}');
-    let answer = crate::codec::ok_result(&finish.client_id, &irr);
+    let answer = crate::wire::ok_result(&finish.client_id, &irr);
     monoio::spawn(parked(
         router,
         n,
@@ -198,7 +198,7 @@ async fn parked(
 /// answer with the call's next step. `may_hand_off` is false on the owner shard.
 pub async fn resume(
     router: &Rc<Router>,
-    req: &crate::mcp::dispatch::McpHttpRequest,
+    req: &crate::route::dispatch::McpHttpRequest,
     env: &Envelope<'_>,
     state: &str,
 ) -> Reply {
@@ -209,12 +209,12 @@ pub async fn resume(
             McpError::InvalidParams(why.to_string()).to_response(&id),
         )
     };
-    let Some(parsed) = crate::mcp::state::parse(state) else {
+    let Some(parsed) = crate::route::state::parse(state) else {
         return bad("requestState is not valid");
     };
     // Checked on whichever shard the retry landed on (the key is process-wide).
-    let bind = crate::mcp::state::binding_of(&req.body, env, &req.principal.name);
-    if let Err(why) = crate::mcp::state::verify(&parsed, &bind) {
+    let bind = crate::route::state::binding_of(&req.body, env, &req.principal.name);
+    if let Err(why) = crate::route::state::verify(&parsed, &bind) {
         return bad(why.message());
     }
     let (owner, n) = (parsed.shard, parsed.n);
@@ -223,7 +223,7 @@ pub async fn resume(
             return bad("requestState is not valid");
         }
         let (tx, rx) = oneshot::channel();
-        let handoff = crate::mcp::dispatch::McpHttpRequest {
+        let handoff = crate::route::dispatch::McpHttpRequest {
             method: req.method,
             session_id: None,
             protocol_version: req.protocol_version.clone(),

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use sonic_rs::JsonValueTrait;
 
 use crate::cache::{Cacheable, Shared};
-use crate::codec::jsonrpc::Envelope;
-use crate::codec::ok_result;
 use crate::error::McpError;
-use crate::mcp::forward::{forward, Answer, Era};
-use crate::mcp::router::Router;
+use crate::route::forward::{forward, Answer, Era};
+use crate::route::router::Router;
+use crate::wire::jsonrpc::Envelope;
+use crate::wire::ok_result;
 
 /// What the caller resolved: the request kind and the gateway name or URI.
 pub(crate) struct Target<'a> {

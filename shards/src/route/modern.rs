@@ -11,18 +11,18 @@
 //! A backend that speaks 2026-07-28 gets the request in that era (`upstream/modern.rs`);
 //! an older backend gets it in its 2025 session, and its server-to-client requests
 //! (elicitation, sampling, roots) are bridged to an `input_required` result whose signed
-//! `requestState` resumes the parked call (`mcp/bridge.rs`, `mcp/state.rs`).
+//! `requestState` resumes the parked call (`route/bridge.rs`, `route/state.rs`).
 
 use std::rc::Rc;
 
 use crate::catalog::ListKind;
-use crate::codec::jsonrpc::{Envelope, Kind};
 use crate::config::Discovery;
 use crate::error::McpError;
 use crate::http::response::Reply;
-use crate::mcp::dispatch::{by_name, resources_read, McpHttpRequest, Named};
-use crate::mcp::forward::{log_severity, Answer, Era};
-use crate::mcp::router::Router;
+use crate::route::dispatch::{by_name, resources_read, McpHttpRequest, Named};
+use crate::route::forward::{log_severity, Answer, Era};
+use crate::route::router::Router;
+use crate::wire::jsonrpc::{Envelope, Kind};
 
 /// Versions served statelessly.
 pub const MODERN_VERSIONS: &[&str] = &["2026-07-28"];
@@ -87,9 +87,9 @@ pub async fn serve(router: &Rc<Router>, req: &McpHttpRequest, env: &Envelope<'_>
         });
         let method = env.method.as_deref().unwrap_or("");
         router.stats.request(method, outcome, started.elapsed());
-        crate::mcp::audit::served(
+        crate::route::audit::served(
             router,
-            crate::mcp::audit::Served {
+            crate::route::audit::Served {
                 principal: &req.principal,
                 session: "",
                 method,
@@ -207,7 +207,8 @@ async fn serve_counted(
         affinity: req.affinity.clone(),
         principal: Some(req.principal.clone()),
         hints: None,
-        bind: parkable.then(|| crate::mcp::state::binding_of(&req.body, env, &req.principal.name)),
+        bind: parkable
+            .then(|| crate::route::state::binding_of(&req.body, env, &req.principal.name)),
     };
     let body = &req.body[..];
     // A retry of a call the gateway parked on this client's input.
@@ -216,28 +217,28 @@ async fn serve_counted(
         if let Some(state) = sonic_rs::get(body, ["params", "requestState"])
             .ok()
             .and_then(|v| v.as_str().map(|s: &str| s.to_string()))
-            .filter(|s| crate::mcp::state::is_ours(s))
+            .filter(|s| crate::route::state::is_ours(s))
         {
-            return crate::mcp::bridge::resume(router, req, env, &state).await;
+            return crate::route::bridge::resume(router, req, env, &state).await;
         }
     }
     let mode = match method {
         "tools/list" | "tools/call" => {
-            crate::mcp::meta::mode(router, req.discovery, true, &req.principal)
+            crate::route::meta::mode(router, req.discovery, true, &req.principal)
         }
         _ => Discovery::Full,
     };
     let answer = match method {
-        "server/discover" => Ok(Answer::Json(crate::codec::ok_result(id, &discover(router)))),
+        "server/discover" => Ok(Answer::Json(crate::wire::ok_result(id, &discover(router)))),
         "tools/list" if mode != Discovery::Full => {
-            let tools = crate::mcp::meta::list(router, mode, true, &req.principal);
-            Ok(Answer::Json(crate::codec::ok_result(
+            let tools = crate::route::meta::list(router, mode, true, &req.principal);
+            Ok(Answer::Json(crate::wire::ok_result(
                 id,
                 format!(r#"{{"resultType":"complete","tools":{tools}}}"#).as_bytes(),
             )))
         }
-        "tools/call" if crate::mcp::meta::handles(mode, env) => {
-            crate::mcp::meta::call(router, "", body, env, era).await
+        "tools/call" if crate::route::meta::handles(mode, env) => {
+            crate::route::meta::call(router, "", body, env, era).await
         }
         "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" => {
             let kind = match method {
@@ -246,20 +247,20 @@ async fn serve_counted(
                 "resources/list" => ListKind::Resources,
                 _ => ListKind::Templates,
             };
-            crate::mcp::lists::modern(router, body, env, kind, &req.principal, LIST_TTL_MS)
+            crate::route::lists::modern(router, body, env, kind, &req.principal, LIST_TTL_MS)
         }
         "tools/call" => by_name(router, "", body, env, Named::Tool, era).await,
         "prompts/get" => by_name(router, "", body, env, Named::Prompt, era).await,
         "resources/read" => resources_read(router, "", body, env, era).await,
-        "completion/complete" => crate::mcp::methods::complete(router, "", body, env, era).await,
+        "completion/complete" => crate::route::methods::complete(router, "", body, env, era).await,
         "subscriptions/listen" => {
-            return crate::mcp::listen::listen(router, body, env, &req.principal.name)
+            return crate::route::listen::listen(router, body, env, &req.principal.name)
         }
         other => return err(404, McpError::MethodNotFound(other.to_string()), id),
     };
     *outcome = Some(crate::stats::Outcome::of(&answer));
-    let meta = crate::mcp::meta::handles(mode, env).then_some(env.name_str.as_deref());
-    crate::mcp::tokens::tap_gateway_answer(&router.tokens, method, meta.flatten(), &answer);
+    let meta = crate::route::meta::handles(mode, env).then_some(env.name_str.as_deref());
+    crate::route::tokens::tap_gateway_answer(&router.tokens, method, meta.flatten(), &answer);
     match answer {
         Ok(Answer::Json(bytes)) => Reply::json(modern_status(&bytes), bytes),
         Ok(Answer::Parts(head, shared, tail)) => Reply::json_parts(200, head, shared, tail),
@@ -291,14 +292,14 @@ fn modern_status(body: &[u8]) -> u16 {
 }
 
 /// What the request's `_meta` clientCapabilities declare.
-fn client_caps(body: &[u8], env: &Envelope<'_>) -> crate::mcp::session::ClientCaps {
+fn client_caps(body: &[u8], env: &Envelope<'_>) -> crate::route::session::ClientCaps {
     use sonic_rs::JsonValueTrait;
     let Some(r) = env.meta.capabilities.clone() else {
         return Default::default();
     };
     let caps = &body[r];
     let has = |k: &str| sonic_rs::get(caps, [k]).is_ok_and(|v| v.is_object());
-    crate::mcp::session::ClientCaps {
+    crate::route::session::ClientCaps {
         sampling: has("sampling"),
         elicitation: has("elicitation"),
         roots: has("roots"),

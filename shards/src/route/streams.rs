@@ -7,12 +7,12 @@
 use std::rc::Rc;
 
 use crate::catalog::uri;
-use crate::mcp::router::Router;
+use crate::route::router::Router;
 
 fn push_to_all(
     router: &Rc<Router>,
     msg: &[u8],
-    want: impl Fn(&crate::mcp::session::LocalSession) -> bool,
+    want: impl Fn(&crate::route::session::LocalSession) -> bool,
 ) {
     let mut sessions = router.sessions.borrow_mut();
     for (_, s) in sessions.iter_mut() {
@@ -29,7 +29,7 @@ fn push_to_all(
 
 /// The catalog changed: one `list_changed` per changed kind to every session of this shard.
 pub fn list_changed(router: &Rc<Router>, tools: bool, prompts: bool, resources: bool) {
-    crate::mcp::listen::list_changed(router, tools, prompts, resources);
+    crate::route::listen::list_changed(router, tools, prompts, resources);
     let kinds = [
         (
             tools,
@@ -64,7 +64,7 @@ pub fn resource_updated(router: &Rc<Router>, server: &str, original: &str) {
     };
     let mut msg =
         br#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"#.to_vec();
-    crate::codec::jsonrpc::push_json_str(&mut msg, &exposed);
+    crate::wire::jsonrpc::push_json_str(&mut msg, &exposed);
     msg.extend_from_slice(b"}}");
     push_to_all(router, &msg, |s| s.subscriptions.contains(&exposed));
 }
@@ -94,7 +94,7 @@ pub fn push_handler(
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
             {
-                crate::mcp::streams::resource_updated(&router, &server, &uri);
+                crate::route::streams::resource_updated(&router, &server, &uri);
             }
         }
     })

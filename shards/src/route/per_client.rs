@@ -9,7 +9,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::mcp::router::Router;
+use crate::route::router::Router;
 use crate::snapshot::BackendSpec;
 use crate::upstream::http::LocalHttpBackend;
 use crate::upstream::stdio::LocalStdioSlot;
@@ -136,16 +136,16 @@ pub async fn expiry_task(router: Rc<Router>, idle: Duration) {
         monoio::time::sleep(tick).await;
         // A session whose client still listens on its GET stream is not idle.
         let gone = {
-            let listening = |sid: &str, s: &crate::mcp::session::LocalSession| {
+            let listening = |sid: &str, s: &crate::route::session::LocalSession| {
                 s.get_stream_no
-                    .is_some_and(|n| crate::mcp::resume::attached(&router, sid, n))
+                    .is_some_and(|n| crate::route::resume::attached(&router, sid, n))
             };
             router.sessions.borrow_mut().expire(idle, listening)
         };
         for sid in gone {
             tracing::debug!(session = %sid, "idle session expired");
             release(&router, &sid);
-            crate::mcp::resume::forget_session(&router, &sid);
+            crate::route::resume::forget_session(&router, &sid);
         }
     }
 }
