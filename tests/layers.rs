@@ -9,7 +9,9 @@
 //! not checked. Unit tests (`#[cfg(test)]` onwards, `*tests.rs`) may name anything.
 //!
 //! A module is named by a `crate::<module>` path anywhere in code, or inside a
-//! `use crate::{...}` group; comments are skipped.
+//! `use crate::{...}` group; comments are skipped. A second test resolves those paths to
+//! files and fails when more than four files import each other in a circle (one small
+//! module may; a layer may not).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -58,16 +60,39 @@ fn product_code(text: &str) -> String {
 
 /// The top-level modules a piece of code names through `crate::`.
 fn named_modules(code: &str) -> BTreeSet<String> {
-    let mut found = BTreeSet::new();
-    let ident = |s: &str| -> String {
-        s.chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect()
+    named_paths(code)
+        .into_iter()
+        .filter_map(|p| p.into_iter().next())
+        .collect()
+}
+
+/// Every `crate::a::b::c` path a piece of code names, as its segments (lower-case ones only:
+/// modules; a `use crate::{...}` group gives one path per top-level entry).
+fn named_paths(code: &str) -> BTreeSet<Vec<String>> {
+    let segments = |s: &str| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = s;
+        loop {
+            let seg: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if seg.is_empty() || !seg.starts_with(|c: char| c.is_ascii_lowercase()) {
+                break;
+            }
+            rest = &rest[seg.len()..];
+            out.push(seg);
+            match rest.strip_prefix("::") {
+                Some(r) => rest = r,
+                None => break,
+            }
+        }
+        out
     };
+    let mut found = BTreeSet::new();
     for (i, _) in code.match_indices("crate::") {
         let rest = &code[i + "crate::".len()..];
         if let Some(group) = rest.strip_prefix('{') {
-            // `use crate::{a::X, b, c::{..}}`: each top-level name in the group.
             let group = &group[..group.find(';').unwrap_or(group.len())];
             let mut depth = 0;
             let mut start = true;
@@ -77,17 +102,17 @@ fn named_modules(code: &str) -> BTreeSet<String> {
                     '}' => depth -= 1,
                     ',' if depth == 0 => start = true,
                     c if start && depth == 0 && !c.is_whitespace() => {
-                        found.insert(ident(&group[j..]));
+                        found.insert(segments(&group[j..]));
                         start = false;
                     }
                     _ => {}
                 }
             }
         } else {
-            found.insert(ident(rest));
+            found.insert(segments(rest));
         }
     }
-    found.retain(|m| !m.is_empty());
+    found.retain(|p| !p.is_empty());
     found
 }
 
@@ -155,4 +180,103 @@ fn the_scan_sees_paths_and_use_groups_but_not_comments() {
         .map(String::from)
         .collect();
     assert_eq!(named, want);
+}
+
+/// The file of `crate::<path>`: the longest prefix of the path that is a module file.
+fn file_of(src: &Path, path: &[String]) -> Option<String> {
+    (1..=path.len()).rev().find_map(|n| {
+        let base = path[..n].join("/");
+        [format!("{base}.rs"), format!("{base}/mod.rs")]
+            .into_iter()
+            .find(|f| src.join(f).is_file())
+    })
+}
+
+#[test]
+fn no_more_than_four_files_import_each_other_in_a_circle() {
+    use std::collections::BTreeMap;
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("shards/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for path in &files {
+        let rel = path
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if rel.starts_with("fuzzing/") || rel.ends_with("tests.rs") {
+            continue;
+        }
+        let code = product_code(&std::fs::read_to_string(path).unwrap());
+        let to: BTreeSet<String> = named_paths(&code)
+            .iter()
+            .filter_map(|p| file_of(&src, p))
+            .filter(|f| *f != rel && !f.starts_with("fuzzing/"))
+            .collect();
+        edges.insert(rel, to);
+    }
+    // Tarjan's strongly connected components, iteratively.
+    let names: Vec<&String> = edges.keys().collect();
+    let index_of: BTreeMap<&String, usize> =
+        names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let adj: Vec<Vec<usize>> = names
+        .iter()
+        .map(|n| {
+            edges[*n]
+                .iter()
+                .filter_map(|t| index_of.get(t).copied())
+                .collect()
+        })
+        .collect();
+    let n = names.len();
+    let (mut index, mut low, mut on) = (vec![usize::MAX; n], vec![0; n], vec![false; n]);
+    let (mut stack, mut next, mut circles) = (Vec::new(), 0, Vec::new());
+    for root in 0..n {
+        if index[root] != usize::MAX {
+            continue;
+        }
+        let mut work = vec![(root, 0usize)];
+        while let Some(&mut (v, ref mut child)) = work.last_mut() {
+            if *child == 0 {
+                index[v] = next;
+                low[v] = next;
+                next += 1;
+                stack.push(v);
+                on[v] = true;
+            }
+            if let Some(&w) = adj[v].get(*child) {
+                *child += 1;
+                if index[w] == usize::MAX {
+                    work.push((w, 0));
+                } else if on[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            work.pop();
+            if let Some(&(parent, _)) = work.last() {
+                low[parent] = low[parent].min(low[v]);
+            }
+            if low[v] == index[v] {
+                let mut circle = Vec::new();
+                while let Some(w) = stack.pop() {
+                    on[w] = false;
+                    circle.push(names[w].clone());
+                    if w == v {
+                        break;
+                    }
+                }
+                if circle.len() > 4 {
+                    circle.sort();
+                    circles.push(circle);
+                }
+            }
+        }
+    }
+    assert!(n > 100, "only {n} files read");
+    assert!(
+        circles.is_empty(),
+        "files that import each other in a circle of more than four:\n{circles:#?}"
+    );
 }

@@ -21,7 +21,8 @@ use crate::catalog::BackendState;
 use crate::front::LocalFront;
 use crate::http::request::{read_request, ConnBuffers, Method, ReadError, Request};
 use crate::http::response::{encode, Reply};
-use crate::route::dispatch::{handle, McpHttpRequest};
+use crate::route::dispatch::handle;
+use crate::route::request::McpHttpRequest;
 use crate::rt::io::{write_all_within, write_gather_within, Gather, WatchClose};
 
 /// What a connection is serving, kept for the log line of a contained panic

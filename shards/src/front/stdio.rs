@@ -14,7 +14,8 @@ use std::rc::Rc;
 use crate::front::LocalFront;
 use crate::http::request::Method;
 use crate::http::response::Reply;
-use crate::route::dispatch::{handle, McpHttpRequest};
+use crate::route::dispatch::handle;
+use crate::route::request::McpHttpRequest;
 
 /// The stdio client's side of shard 0.
 pub struct LocalStdioFront {

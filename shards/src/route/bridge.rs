@@ -24,6 +24,7 @@ use crate::error::McpError;
 use crate::http::response::Reply;
 use crate::route::forward::{CallFut, Finisher};
 use crate::route::router::Router;
+use crate::route::tables::parked::{LocalParked, Retry};
 use crate::rt::next;
 use crate::upstream::BackendEvent;
 use crate::wire::jsonrpc::{Envelope, Kind};
@@ -32,18 +33,6 @@ use crate::wire::jsonrpc::{Envelope, Kind};
 pub const PARK_TTL: Duration = Duration::from_secs(300);
 /// The key of the single input request in a bridged `input_required` result.
 const INPUT_KEY: &str = "input";
-
-/// What the client's retry brings to a parked call.
-pub struct Retry {
-    client_id: Vec<u8>,
-    input: Option<Vec<u8>>,
-    reply: oneshot::Sender<Vec<u8>>,
-}
-
-/// A parked call's mailbox slot.
-pub struct LocalParked {
-    tx: oneshot::Sender<Retry>,
-}
 
 /// Should this backend event park the call: a server-to-client request, during a 2026
 /// client's call, of a kind that client declared it can answer? (Other requests are refused
@@ -85,7 +74,7 @@ pub(crate) fn park(
             env.id_bytes(&ev.msg).to_vec(),
         )
     };
-    let n = router.mint();
+    let n = router.calls.mint();
     let (tx, rx) = oneshot::channel();
     router.parked.borrow_mut().insert(n, LocalParked { tx });
     let bind = finish.era.bind.unwrap_or_default();
@@ -198,7 +187,7 @@ async fn parked(
 /// answer with the call's next step. `may_hand_off` is false on the owner shard.
 pub async fn resume(
     router: &Rc<Router>,
-    req: &crate::route::dispatch::McpHttpRequest,
+    req: &crate::route::request::McpHttpRequest,
     env: &Envelope<'_>,
     state: &str,
 ) -> Reply {
@@ -223,7 +212,7 @@ pub async fn resume(
             return bad("requestState is not valid");
         }
         let (tx, rx) = oneshot::channel();
-        let handoff = crate::route::dispatch::McpHttpRequest {
+        let handoff = crate::route::request::McpHttpRequest {
             method: req.method,
             session_id: None,
             protocol_version: req.protocol_version.clone(),

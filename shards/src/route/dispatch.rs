@@ -11,55 +11,16 @@
 
 use std::rc::Rc;
 
-use crate::auth::verify::Principal;
 use crate::catalog::ListKind;
 use crate::config::Discovery;
 use crate::error::McpError;
 use crate::http::request::Method;
 use crate::http::response::Reply;
 use crate::route::forward::{Answer, Era};
+use crate::route::request::{check_version_header, rpc_error, unknown_session, McpHttpRequest};
 use crate::route::router::Router;
-use crate::route::session::LocalSession;
-use crate::route::SUPPORTED_VERSIONS;
 use crate::wire::jsonrpc::{Envelope, Kind};
 use crate::wire::ok_result;
-
-/// An `/mcp` request, owned so it can be handed to another shard.
-#[derive(Debug)]
-pub struct McpHttpRequest {
-    /// HTTP method.
-    pub method: Method,
-    /// `Mcp-Session-Id`.
-    pub session_id: Option<String>,
-    /// `MCP-Protocol-Version`.
-    pub protocol_version: Option<String>,
-    /// `Accept` includes `text/event-stream`.
-    pub accepts_sse: bool,
-    /// `Last-Event-ID` (resuming an SSE stream).
-    pub last_event_id: Option<String>,
-    /// `Mcp-Method` (2026-07-28).
-    pub mcp_method: Option<String>,
-    /// `Mcp-Name` (2026-07-28).
-    pub mcp_name: Option<String>,
-    /// Header and claim values for `consistent_hash` balance keys (usually empty).
-    pub affinity: crate::balance::AffinityValues,
-    /// Who sent it (authenticated by the front; `anonymous` when auth is off).
-    pub principal: Principal,
-    /// How the client discovers tools (its `X-MCP-Discovery` header, else the config's).
-    pub discovery: crate::config::Discovery,
-    /// Body.
-    pub body: Vec<u8>,
-}
-
-/// Is session `s` usable by `p`? A session belongs to the principal that created it; when
-/// auth is off everyone is `anonymous` and this always holds.
-pub(crate) fn owned_by(s: &LocalSession, p: &Principal) -> bool {
-    s.owned_by(&p.name)
-}
-
-pub(crate) fn rpc_error(status: u16, err: &McpError, id: &[u8]) -> Reply {
-    Reply::json(status, err.to_response(id))
-}
 
 /// Serves one `/mcp` request. `may_hand_off` is false when this shard received it as a handoff.
 pub async fn handle(router: &Rc<Router>, req: McpHttpRequest, may_hand_off: bool) -> Reply {
@@ -135,7 +96,7 @@ pub async fn handle(router: &Rc<Router>, req: McpHttpRequest, may_hand_off: bool
         let owner = router.ring.owner(sid.as_bytes());
         if owner != router.id {
             drop(env);
-            return hand_off(router, owner, req).await;
+            return router.hand_off(owner, req).await;
         }
     }
     // Anything but the handshake's own notification puts the session in use (never evicted
@@ -168,41 +129,6 @@ pub async fn handle(router: &Rc<Router>, req: McpHttpRequest, may_hand_off: bool
         }
         Kind::Request => request(router, sid, &req, &env).await,
     }
-}
-
-pub(crate) fn unknown_session() -> McpError {
-    McpError::InvalidRequest(
-        "unknown or ended session; send initialize without Mcp-Session-Id".into(),
-    )
-}
-
-pub(crate) fn check_version_header(v: Option<&str>) -> Result<(), McpError> {
-    match v {
-        None => Ok(()),
-        Some(v) if SUPPORTED_VERSIONS.contains(&v) => Ok(()),
-        Some(v) => Err(McpError::InvalidRequest(format!(
-            "unsupported MCP-Protocol-Version `{v}`; supported: {}",
-            SUPPORTED_VERSIONS.join(", ")
-        ))),
-    }
-}
-
-pub(crate) async fn hand_off(router: &Rc<Router>, owner: usize, req: McpHttpRequest) -> Reply {
-    let (tx, rx) = futures_channel::oneshot::channel();
-    if router.peers.hand_off(owner, req, tx).is_err() {
-        return rpc_error(
-            503,
-            &McpError::Gateway("owner shard is not running".into()),
-            b"",
-        );
-    }
-    rx.await.unwrap_or_else(|_| {
-        rpc_error(
-            503,
-            &McpError::Gateway("owner shard dropped the request".into()),
-            b"",
-        )
-    })
 }
 
 async fn request(

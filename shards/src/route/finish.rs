@@ -7,8 +7,9 @@
 use std::rc::Rc;
 
 use crate::error::McpError;
-use crate::route::forward::{inflight_key, log_severity, Era, S2cRoute};
+use crate::route::forward::{log_severity, Era};
 use crate::route::router::Router;
+use crate::route::tables::calls::{inflight_key, S2cRoute};
 use crate::upstream::{BackendEvent, BackendReply, LocalBackend};
 use crate::wire::jsonrpc::{splice, Envelope, Kind};
 
@@ -37,7 +38,7 @@ pub(crate) struct Finisher {
 impl Drop for Finisher {
     fn drop(&mut self) {
         // Requests the client never answered die with the call.
-        let mut pending = self.router.s2c_pending.borrow_mut();
+        let mut pending = self.router.calls.s2c.borrow_mut();
         for k in self.relayed.borrow().iter() {
             pending.remove(k);
         }
@@ -91,10 +92,10 @@ impl Finisher {
             answer(b",\"error\":{\"code\":-32601,\"message\":\"the client of this call does not support this request\"}}");
             return None;
         }
-        let n = self.router.mint();
+        let n = self.router.calls.mint();
         let gw_id = format!("\"o1m.{}.{n}\"", self.router.id).into_bytes();
         let key = inflight_key(&self.sid, &gw_id);
-        self.router.s2c_pending.borrow_mut().insert(
+        self.router.calls.s2c.borrow_mut().insert(
             key.clone(),
             S2cRoute {
                 handle: self.handle.clone(),
@@ -186,7 +187,7 @@ impl Finisher {
         }
         let v = sonic_rs::get(msg, ["params", "requestId"]).ok()?;
         let raw = v.as_raw_str();
-        let pending = self.router.s2c_pending.borrow();
+        let pending = self.router.calls.s2c.borrow();
         let key = self
             .relayed
             .borrow()
@@ -198,7 +199,7 @@ impl Finisher {
             })?
             .clone();
         drop(pending);
-        self.router.s2c_pending.borrow_mut().remove(&key);
+        self.router.calls.s2c.borrow_mut().remove(&key);
         let gw_id = &key[self.sid.len() + 1..];
         let start = raw.as_ptr() as usize - msg.as_ptr() as usize;
         let mut out = Vec::with_capacity(msg.len() + gw_id.len());

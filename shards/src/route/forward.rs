@@ -18,22 +18,13 @@ use futures_channel::{mpsc, oneshot};
 use crate::error::McpError;
 pub(crate) use crate::route::finish::Finisher;
 use crate::route::router::Router;
-use crate::rt::feed::{feed, FeedRx, NotSent, SSE_QUEUE_BYTES};
+use crate::route::tables::calls::inflight_key;
+use crate::rt::feed::{feed, NotSent, SSE_QUEUE_BYTES};
 use crate::rt::next;
-use crate::upstream::{BackendReply, CallOpts, LocalBackend};
+use crate::upstream::{BackendReply, CallOpts};
 use crate::wire::jsonrpc::{splice, splice_placeholder, Envelope};
 
-/// What a forwarded request produced.
-pub enum Answer {
-    /// One JSON-RPC response.
-    Json(Vec<u8>),
-    /// An SSE stream of JSON-RPC messages ending with the response, bounded in bytes queued
-    /// toward the client ([`crate::rt::feed`]).
-    Stream(FeedRx),
-    /// One JSON-RPC response in three parts, written back to back: a head, bytes shared with
-    /// a pre-rendered list (not copied), and a tail.
-    Parts(Vec<u8>, bytes::Bytes, Vec<u8>),
-}
+pub use crate::route::request::Answer;
 
 /// How the client speaks: the 2025 era (sessions) or 2026-07-28 (stateless), and what the
 /// modern era asks of each answer.
@@ -133,24 +124,9 @@ impl Drop for BusyGuard {
     }
 }
 
-/// Where a client's answer to a relayed server-to-client request goes.
-pub struct S2cRoute {
-    pub(crate) handle: Rc<LocalBackend>,
-    pub(crate) replica: usize,
-    pub(crate) backend_request_id: Vec<u8>,
-}
-
 /// A backend call in flight.
 pub(crate) type CallFut =
     Pin<Box<dyn std::future::Future<Output = Result<BackendReply, McpError>>>>;
-
-pub(crate) fn inflight_key(sid: &str, client_id: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(sid.len() + 1 + client_id.len());
-    k.extend_from_slice(sid.as_bytes());
-    k.push(0);
-    k.extend_from_slice(client_id);
-    k
-}
 
 /// A client answered a server-to-client request we relayed: back to the backend it came from,
 /// with the backend's own id. Unknown ids (late, or never ours) are dropped.
@@ -159,7 +135,8 @@ pub fn client_answer(router: &Rc<Router>, sid: &str, body: &[u8], env: &Envelope
         return;
     };
     let Some(route) = router
-        .s2c_pending
+        .calls
+        .s2c
         .borrow_mut()
         .remove(&inflight_key(sid, &body[id.clone()]))
     else {
@@ -177,7 +154,8 @@ pub fn client_answer(router: &Rc<Router>, sid: &str, body: &[u8], env: &Envelope
 /// A client cancelled request `request_id` (raw JSON) of session `sid`: signal its call.
 pub fn cancel(router: &Rc<Router>, sid: &str, request_id: &[u8]) {
     if let Some(tx) = router
-        .inflight_calls
+        .calls
+        .inflight
         .borrow_mut()
         .remove(&inflight_key(sid, request_id))
     {
@@ -231,7 +209,7 @@ pub async fn forward(
     })?;
     let guard = BusyGuard::enter(router, &backend_id, max_inflight)?;
     let token = env.progress_token.clone().map(|r| {
-        let n = router.mint();
+        let n = router.calls.mint();
         (r, format!("\"o1m.{}.{n}\"", router.id).into_bytes())
     });
     // The name (and progress token) rewritten and the id made the 1-byte placeholder, in one
@@ -255,7 +233,8 @@ pub async fn forward(
     let key = inflight_key(sid, &client_id);
     let (cancel_tx, cancel_rx) = oneshot::channel();
     router
-        .inflight_calls
+        .calls
+        .inflight
         .borrow_mut()
         .insert(key.clone(), cancel_tx);
     let (ev_tx, mut ev_rx) = mpsc::unbounded();
@@ -321,7 +300,7 @@ pub async fn forward(
     };
     match first {
         Ok(result) => {
-            router.inflight_calls.borrow_mut().remove(&key);
+            router.calls.inflight.borrow_mut().remove(&key);
             let mut early = Vec::new();
             while let Ok(ev) = ev_rx.try_recv() {
                 early.extend(finish.event(ev));
@@ -343,7 +322,7 @@ pub async fn forward(
         Err(first_event) if crate::route::bridge::wants_park(&finish, &first_event) => {
             // A 2025 backend asks a 2026 client for input: answer with input_required and
             // park the call until the client retries with the input.
-            router.inflight_calls.borrow_mut().remove(&key);
+            router.calls.inflight.borrow_mut().remove(&key);
             Ok(Answer::Json(crate::route::bridge::park(
                 call,
                 ev_rx,
@@ -362,7 +341,7 @@ pub async fn forward(
                 // before its answer: its call is cancelled, freeing the backend's slot.
                 let overflowed = |sent: Result<(), NotSent>| {
                     if sent == Err(NotSent::Overflow) {
-                        if let Some(c) = router.inflight_calls.borrow_mut().remove(&key) {
+                        if let Some(c) = router.calls.inflight.borrow_mut().remove(&key) {
                             let _ = c.send(());
                         }
                         router.clients_gone.set(router.clients_gone.get() + 1);
@@ -375,7 +354,7 @@ pub async fn forward(
                         r = &mut call => break r,
                         ev = next(&mut ev_rx) => match ev {
                             Some(ev) if crate::route::bridge::wants_park(&finish, &ev) => {
-                                router.inflight_calls.borrow_mut().remove(&key);
+                                router.calls.inflight.borrow_mut().remove(&key);
                                 let irr = crate::route::bridge::park(call, ev_rx, finish, ev);
                                 let _ = tx.send(irr);
                                 return;
@@ -389,7 +368,7 @@ pub async fn forward(
                         },
                     }
                 };
-                router.inflight_calls.borrow_mut().remove(&key);
+                router.calls.inflight.borrow_mut().remove(&key);
                 while let Ok(ev) = ev_rx.try_recv() {
                     if let Some(m) = finish.event(ev) {
                         let _ = tx.send(m);

@@ -7,8 +7,8 @@ use std::rc::Rc;
 use crate::auth::verify::Principal;
 use crate::error::McpError;
 use crate::http::response::Reply;
-use crate::route::dispatch::{
-    check_version_header, hand_off, owned_by, rpc_error, unknown_session, McpHttpRequest,
+use crate::route::request::{
+    check_version_header, owned_by, rpc_error, unknown_session, McpHttpRequest,
 };
 use crate::route::router::Router;
 use crate::route::session::LocalSession;
@@ -51,7 +51,7 @@ pub(crate) async fn get_stream(
     if may_hand_off {
         let owner = router.ring.owner(sid.as_bytes());
         if owner != router.id {
-            return hand_off(router, owner, req).await;
+            return router.hand_off(owner, req).await;
         }
     }
     if let Err(e) = check_version_header(req.protocol_version.as_deref()) {
@@ -100,7 +100,7 @@ pub(crate) async fn delete(router: &Rc<Router>, req: McpHttpRequest, may_hand_of
     if may_hand_off {
         let owner = router.ring.owner(sid.as_bytes());
         if owner != router.id {
-            return hand_off(router, owner, req).await;
+            return router.hand_off(owner, req).await;
         }
     }
     let mine = router

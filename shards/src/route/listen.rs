@@ -15,10 +15,7 @@
 //! up); beyond, the listen is refused with `-32000` and `Retry-After` (503 or 429).
 
 use std::rc::{Rc, Weak};
-use std::sync::Arc;
 
-use ahash::RandomState;
-use hashbrown::HashMap;
 use sonic_rs::JsonValueTrait;
 
 use crate::error::McpError;
@@ -26,78 +23,9 @@ use crate::http::response::Reply;
 use crate::route::lifecycle::{refused, Refusal};
 use crate::route::router::Router;
 use crate::route::session_table::share;
-use crate::rt::feed::{feed, FeedTx};
+use crate::route::tables::listeners::{CapHit, LocalListener, MAX_LISTEN_ID};
+use crate::rt::feed::feed;
 use crate::wire::jsonrpc::Envelope;
-
-/// Longest request id (as JSON text) a listen may carry: it is kept for the stream's life.
-pub const MAX_LISTEN_ID: usize = 256;
-
-/// One open listen stream on this shard.
-pub struct LocalListener {
-    id: Vec<u8>,
-    principal: Arc<str>,
-    tools: bool,
-    prompts: bool,
-    resources: bool,
-    tx: FeedTx,
-}
-
-/// The shard's open listens, by a key local to the shard.
-#[derive(Default)]
-pub struct Listeners {
-    map: HashMap<u64, LocalListener, RandomState>,
-    next: u64,
-}
-
-impl Listeners {
-    /// Open listens.
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// True when there are none.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
-    /// Forgets listens whose stream has ended; returns how many of `principal`'s remain.
-    fn prune_count(&mut self, principal: &str) -> usize {
-        let mut mine = 0;
-        self.map.retain(|_, l| {
-            let open = !l.tx.is_closed();
-            mine += usize::from(open && &*l.principal == principal);
-            open
-        });
-        mine
-    }
-
-    /// Checks the caps (`cap` listens, `cap_principal` for `l.principal`), then adds `l`.
-    fn admit(
-        &mut self,
-        l: LocalListener,
-        cap: usize,
-        cap_principal: usize,
-    ) -> Result<u64, (CapHit, LocalListener)> {
-        let mine = self.prune_count(&l.principal);
-        if mine >= cap_principal {
-            return Err((CapHit::Principal, l));
-        }
-        if self.map.len() >= cap {
-            return Err((CapHit::Global, l));
-        }
-        let key = self.next;
-        self.next += 1;
-        self.map.insert(key, l);
-        Ok(key)
-    }
-}
-
-/// Which cap refused a listen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CapHit {
-    Global,
-    Principal,
-}
 
 fn tagged(method: &str, id: &[u8], params: &str) -> Vec<u8> {
     let mut m = format!(r#"{{"jsonrpc":"2.0","method":"{method}","params":{{{params}"_meta":{{"io.modelcontextprotocol/subscriptionId":"#).into_bytes();

@@ -19,7 +19,6 @@ use std::rc::Rc;
 
 use sonic_rs::JsonValueTrait;
 
-use crate::catalog::search::SearchIndex;
 use crate::catalog::ListKind;
 use crate::config::Discovery;
 use crate::error::McpError;
@@ -138,28 +137,6 @@ pub fn handles(mode: Discovery, env: &Envelope<'_>) -> bool {
 pub use crate::catalog::search::is_meta;
 
 /// The shard's index of the catalog of one era, rebuilt when the snapshot changes.
-#[derive(Default)]
-pub struct LocalSearch {
-    cached: std::cell::RefCell<[(u64, Option<Rc<SearchIndex>>); 2]>,
-    /// Calls per exposed tool name on this shard (hybrid mode's "most used").
-    usage: std::cell::RefCell<hashbrown::HashMap<String, u64, ahash::RandomState>>,
-}
-
-impl LocalSearch {
-    fn index(&self, router: &Router, modern: bool) -> Rc<SearchIndex> {
-        let snap = router.snapshot.load();
-        let mut c = self.cached.borrow_mut();
-        let slot = &mut c[modern as usize];
-        if slot.0 != snap.version || slot.1.is_none() {
-            let (json, items, _) = snap.catalog_for(modern).list(ListKind::Tools);
-            let idx =
-                SearchIndex::build(items.iter().map(|(s, e)| &json[*s as usize..*e as usize]));
-            *slot = (snap.version, Some(Rc::new(idx)));
-        }
-        slot.1.clone().unwrap_or_default()
-    }
-}
-
 fn arg_str(body: &[u8], key: &str) -> Option<String> {
     sonic_rs::get(body, ["params", "arguments", key])
         .ok()
@@ -212,7 +189,7 @@ pub async fn call(
                 .and_then(|v| v.as_u64())
                 .unwrap_or(10)
                 .clamp(1, 50) as usize;
-            let idx = router.search.index(router, era.modern);
+            let idx = router.search.index(&router.snapshot.load(), era.modern);
             let snap = router.snapshot.load();
             let (json, items, keys) = snap.catalog_for(era.modern).list(ListKind::Tools);
             let allowed = |i: usize| {

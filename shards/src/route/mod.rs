@@ -4,7 +4,8 @@
 //! front or the shard; its state is one [`router::Router`] per shard.
 //!
 //! # Key Components
-//! - [`router`]: the [`router::Router`] and the [`router::Peers`] trait handoffs go through.
+//! - [`router`]: the [`router::Router`] and the [`router::Peers`] trait handoffs go through;
+//!   [`tables`]: the state it holds; [`request`]: a request as the fronts hand it over.
 //! - Admission: [`dispatch`] (session checks, handoff to the owner shard, method routing),
 //!   [`modern`] (the 2026 era's checks and methods).
 //! - 2025 sessions: [`lifecycle`] (initialize, GET stream, DELETE), [`session`] and
@@ -30,12 +31,14 @@ pub mod meta;
 pub mod methods;
 pub mod modern;
 pub mod per_client;
+pub mod request;
 pub mod resume;
 pub mod router;
 pub mod session;
 pub mod session_table;
 pub mod state;
 pub mod streams;
+pub mod tables;
 pub mod tokens;
 
 /// Protocol versions served to clients, newest first.

@@ -19,8 +19,9 @@ use crate::catalog::ListKind;
 use crate::config::Discovery;
 use crate::error::McpError;
 use crate::http::response::Reply;
-use crate::route::dispatch::{by_name, resources_read, McpHttpRequest, Named};
+use crate::route::dispatch::{by_name, resources_read, Named};
 use crate::route::forward::{log_severity, Answer, Era};
+use crate::route::request::McpHttpRequest;
 use crate::route::router::Router;
 use crate::wire::jsonrpc::{Envelope, Kind};
 

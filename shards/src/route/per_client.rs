@@ -10,16 +10,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::route::router::Router;
+use crate::route::tables::per_client::LocalPerClient;
 use crate::snapshot::BackendSpec;
 use crate::upstream::http::LocalHttpBackend;
 use crate::upstream::stdio::LocalStdioSlot;
 use crate::upstream::LocalBackend;
-
-/// One client's upstream of one backend.
-pub struct LocalPerClient {
-    handle: Rc<LocalBackend>,
-    stdio: Option<(Rc<LocalStdioSlot>, futures_channel::oneshot::Receiver<()>)>,
-}
 
 fn key(sid: &str, backend: &str) -> String {
     format!("{sid}\u{0}{backend}")

@@ -1,7 +1,7 @@
 //! [`Router`]: the MCP layer's state on one shard, and the only way requests reach it.
 //!
 //! The router owns what serving MCP needs: the sessions this shard owns, the calls in flight
-//! (it alone mints the progress tokens and server-to-client ids they use), the SSE streams and
+//! (`tables::calls`, which alone mints the progress tokens and server-to-client ids they use), the SSE streams and
 //! their resume logs, parked multi-round-trip calls, `subscriptions/listen` streams, the search
 //! index, the response cache, the auth view, statistics and token accounting, and the
 //! shard's [`Upstreams`]. It names the upstream layer and below, never the fronts or the
@@ -16,10 +16,12 @@ use ahash::RandomState;
 use futures_channel::oneshot;
 use hashbrown::HashMap;
 
+use crate::error::McpError;
 use crate::http::response::Reply;
 use crate::ring::Ring;
-use crate::route::dispatch::McpHttpRequest;
+use crate::route::request::{rpc_error, McpHttpRequest};
 use crate::route::session::LocalSessionTable;
+use crate::route::tables::calls::LocalCalls;
 use crate::snapshot::SharedSnapshotSlot;
 use crate::upstream::registry::Upstreams;
 
@@ -92,23 +94,22 @@ pub struct Router {
     /// Who is calling and what it may do.
     pub auth: crate::auth::local::LocalAuth,
     /// The search index of the `search` discovery mode (built on first use).
-    pub search: crate::route::meta::LocalSearch,
-    /// Forwarded calls that a client may cancel: (session, client id) → cancel signal.
-    pub inflight_calls: RefCell<HashMap<Vec<u8>, oneshot::Sender<()>, RandomState>>,
-    /// Counter behind [`Router::mint`].
-    next_token: Cell<u64>,
+    pub search: crate::route::tables::search::LocalSearch,
+    /// The calls in flight, the server-to-client requests relayed, and the one counter
+    /// behind every token and number the router hands out.
+    pub calls: LocalCalls,
     /// Per-client upstreams, by session and backend.
-    pub per_client: RefCell<HashMap<String, crate::route::per_client::LocalPerClient, RandomState>>,
+    pub per_client:
+        RefCell<HashMap<String, crate::route::tables::per_client::LocalPerClient, RandomState>>,
     /// Resumable SSE stream logs of 2025-era sessions, by `<session>/<stream>`.
-    pub stream_logs: RefCell<HashMap<String, crate::route::resume::LocalStreamLog, RandomState>>,
+    pub stream_logs:
+        RefCell<HashMap<String, crate::route::tables::stream_log::LocalStreamLog, RandomState>>,
     /// Bytes held by all of `stream_logs` (bounded by `resume::SHARD_LOG_BYTES`).
     pub stream_log_bytes: Cell<usize>,
     /// 2025 backend calls parked on a 2026 client's input, by park number.
-    pub parked: RefCell<HashMap<u64, crate::route::bridge::LocalParked, RandomState>>,
+    pub parked: RefCell<HashMap<u64, crate::route::tables::parked::LocalParked, RandomState>>,
     /// Open 2026 `subscriptions/listen` streams.
-    pub listeners: RefCell<crate::route::listen::Listeners>,
-    /// Server-to-client requests relayed to a client and not answered yet.
-    pub s2c_pending: RefCell<HashMap<Vec<u8>, crate::route::forward::S2cRoute, RandomState>>,
+    pub listeners: RefCell<crate::route::tables::listeners::Listeners>,
 }
 
 impl Router {
@@ -129,24 +130,31 @@ impl Router {
             cache: Default::default(),
             tokens: parts.tokens,
             search: Default::default(),
-            inflight_calls: RefCell::default(),
-            next_token: Cell::new(1),
+            calls: LocalCalls::default(),
             per_client: RefCell::default(),
             stream_logs: RefCell::default(),
             stream_log_bytes: Cell::new(0),
             parked: RefCell::default(),
             listeners: RefCell::default(),
-            s2c_pending: RefCell::default(),
         }
     }
 
-    /// A number no other call, stream or relayed request of this shard has had: the `n` of
-    /// the gateway's progress tokens and server-to-client ids (`"o1m.<shard>.<n>"`), stream
-    /// numbers and park numbers. The only place they are made, so two sessions can never be
-    /// handed the same one.
-    pub fn mint(&self) -> u64 {
-        let n = self.next_token.get();
-        self.next_token.set(n + 1);
-        n
+    /// Serves `req` on shard `owner`, whose session it is, and waits for its answer.
+    pub async fn hand_off(&self, owner: usize, req: McpHttpRequest) -> Reply {
+        let (tx, rx) = oneshot::channel();
+        if self.peers.hand_off(owner, req, tx).is_err() {
+            return rpc_error(
+                503,
+                &McpError::Gateway("owner shard is not running".into()),
+                b"",
+            );
+        }
+        rx.await.unwrap_or_else(|_| {
+            rpc_error(
+                503,
+                &McpError::Gateway("owner shard dropped the request".into()),
+                b"",
+            )
+        })
     }
 }

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use futures_channel::oneshot;
 
-use super::dispatch::{handle, McpHttpRequest};
+use super::dispatch::handle;
+use super::request::McpHttpRequest;
 use super::router::{PeerStopped, Peers, Router, RouterParts};
 use crate::auth::verify::Principal;
 use crate::catalog::build::BackendInput;
@@ -233,7 +234,7 @@ fn a_request_for_another_shards_session_is_handed_to_that_shard_once() {
 #[test]
 fn tokens_are_minted_in_one_place_and_never_repeat() {
     let r = router("", &[], 1, 0);
-    let mut seen: Vec<u64> = (0..1000).map(|_| r.mint()).collect();
+    let mut seen: Vec<u64> = (0..1000).map(|_| r.calls.mint()).collect();
     let n = seen.len();
     seen.sort_unstable();
     seen.dedup();
@@ -241,7 +242,7 @@ fn tokens_are_minted_in_one_place_and_never_repeat() {
     // A second router (another shard) counts on its own; the shard id in
     // `o1m.<shard>.<n>` keeps the two apart.
     let other = router("", &[], 2, 1);
-    assert_eq!(other.mint(), 1);
+    assert_eq!(other.calls.mint(), 1);
 }
 
 #[test]
@@ -249,12 +250,14 @@ fn a_cancellation_reaches_its_own_sessions_call_only() {
     let r = router("", &[], 1, 0);
     let (a_tx, mut a_rx) = oneshot::channel();
     let (b_tx, mut b_rx) = oneshot::channel();
-    let key = crate::route::forward::inflight_key;
+    let key = crate::route::tables::calls::inflight_key;
     // Two sessions, each with a call whose client id is 7.
-    r.inflight_calls
+    r.calls
+        .inflight
         .borrow_mut()
         .insert(key("sess-a", b"7"), a_tx);
-    r.inflight_calls
+    r.calls
+        .inflight
         .borrow_mut()
         .insert(key("sess-b", b"7"), b_tx);
     crate::route::forward::cancel(&r, "sess-a", b"7");
@@ -272,7 +275,7 @@ fn a_cancellation_reaches_its_own_sessions_call_only() {
     crate::route::forward::cancel(&r, "sess-b", b"8");
     crate::route::forward::cancel(&r, "sess-c", b"7");
     assert_eq!(b_rx.try_recv(), Ok(None));
-    assert_eq!(r.inflight_calls.borrow().len(), 1);
+    assert_eq!(r.calls.inflight.borrow().len(), 1);
 }
 
 #[test]

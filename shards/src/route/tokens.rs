@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::error::McpError;
-use crate::route::forward::Answer;
+use crate::route::request::Answer;
 
 /// Jobs the channel holds before new ones are dropped.
 pub const TOKEN_CHANNEL_CAPACITY: usize = 4096;

@@ -31,7 +31,7 @@ use crate::front::LocalFront;
 use crate::http::request::Limits;
 use crate::http::response::Reply;
 use crate::ring::Ring;
-use crate::route::dispatch::McpHttpRequest;
+use crate::route::request::McpHttpRequest;
 use crate::route::router::{PeerStopped, Peers, Router, RouterParts};
 use crate::rt::mailbox::{LocalMailbox, SharedMailboxSender};
 use crate::rt::DriverKind;

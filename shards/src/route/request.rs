@@ -1,0 +1,79 @@
+//! A request as the fronts hand it to the router, and what the router answers; the error
+//! shapes every method shares. The bottom of the route layer: it names no other route module.
+
+use crate::auth::verify::Principal;
+use crate::error::McpError;
+use crate::http::request::Method;
+use crate::http::response::Reply;
+use crate::route::session::LocalSession;
+use crate::route::SUPPORTED_VERSIONS;
+use crate::rt::feed::FeedRx;
+
+/// An `/mcp` request, owned so it can be handed to another shard.
+#[derive(Debug)]
+pub struct McpHttpRequest {
+    /// HTTP method.
+    pub method: Method,
+    /// `Mcp-Session-Id`.
+    pub session_id: Option<String>,
+    /// `MCP-Protocol-Version`.
+    pub protocol_version: Option<String>,
+    /// `Accept` includes `text/event-stream`.
+    pub accepts_sse: bool,
+    /// `Last-Event-ID` (resuming an SSE stream).
+    pub last_event_id: Option<String>,
+    /// `Mcp-Method` (2026-07-28).
+    pub mcp_method: Option<String>,
+    /// `Mcp-Name` (2026-07-28).
+    pub mcp_name: Option<String>,
+    /// Header and claim values for `consistent_hash` balance keys (usually empty).
+    pub affinity: crate::balance::AffinityValues,
+    /// Who sent it (authenticated by the front; `anonymous` when auth is off).
+    pub principal: Principal,
+    /// How the client discovers tools (its `X-MCP-Discovery` header, else the config's).
+    pub discovery: crate::config::Discovery,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+/// What a forwarded request produced.
+pub enum Answer {
+    /// One JSON-RPC response.
+    Json(Vec<u8>),
+    /// An SSE stream of JSON-RPC messages ending with the response, bounded in bytes queued
+    /// toward the client ([`crate::rt::feed`]).
+    Stream(FeedRx),
+    /// One JSON-RPC response in three parts, written back to back: a head, bytes shared with
+    /// a pre-rendered list (not copied), and a tail.
+    Parts(Vec<u8>, bytes::Bytes, Vec<u8>),
+}
+
+/// Is session `s` usable by `p`? A session belongs to the principal that created it; when
+/// auth is off everyone is `anonymous` and this always holds.
+pub(crate) fn owned_by(s: &LocalSession, p: &Principal) -> bool {
+    s.owned_by(&p.name)
+}
+
+/// A JSON-RPC error answer with HTTP status `status`.
+pub(crate) fn rpc_error(status: u16, err: &McpError, id: &[u8]) -> Reply {
+    Reply::json(status, err.to_response(id))
+}
+
+/// The error for a session id this shard does not know (or the caller does not own).
+pub(crate) fn unknown_session() -> McpError {
+    McpError::InvalidRequest(
+        "unknown or ended session; send initialize without Mcp-Session-Id".into(),
+    )
+}
+
+/// A `MCP-Protocol-Version` header, when sent, names a version this gateway serves.
+pub(crate) fn check_version_header(v: Option<&str>) -> Result<(), McpError> {
+    match v {
+        None => Ok(()),
+        Some(v) if SUPPORTED_VERSIONS.contains(&v) => Ok(()),
+        Some(v) => Err(McpError::InvalidRequest(format!(
+            "unsupported MCP-Protocol-Version `{v}`; supported: {}",
+            SUPPORTED_VERSIONS.join(", ")
+        ))),
+    }
+}
