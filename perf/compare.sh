@@ -24,6 +24,8 @@
 #         MCP_PROXY_VERSION=0.6.0       the crates.io mcp-proxy to install and compare with
 #         OUT=perf/results/compare.md   the tables; raw wrk output in compare.log and the
 #                         servers' logs in compare-logs/ next to it
+#         GW_BIN=path     measure this gateway binary (another commit's build, for an A/B)
+#                         instead of building this tree's release binary
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -51,7 +53,7 @@ OUT=${OUT:-perf/results/compare.md}
 [[ $OUT == /* ]] || OUT=$ROOT/$OUT # nginx resolves relative paths against its -p prefix
 RAW=${OUT%.md}.log
 LOGS=${OUT%.md}-logs
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/only1mcp-uring
+BIN=${GW_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/only1mcp-uring}
 LUA=$ROOT/perf/mcp_post.lua
 SESS_PY=$ROOT/perf/mcp_sessions.py
 GEN=$ROOT/target/perf # generated configs (nginx, mcp-proxy, gateways)
@@ -72,12 +74,16 @@ need_cmd wrk wrk
 need_cmd nginx nginx
 ((  $(nproc) >= 2)) || die "needs 2 CPUs (load + backends on one, the system under test on the other)"
 
-log "building --release"
-cargo build --release --quiet --bin only1mcp-uring
+if [ -z "${GW_BIN:-}" ]; then
+  log "building --release"
+  cargo build --release --quiet --bin only1mcp-uring
+else
+  [ -x "$GW_BIN" ] || die "GW_BIN=$GW_BIN is not an executable"
+fi
 
 # mcp-proxy from crates.io, pinned, under target/ (never committed).
 MCP_PROXY_MISSING=""
-if ! cargo install --list --root "$TOOLS_ROOT" 2>/dev/null | grep -q "^mcp-proxy v$MCP_PROXY_VERSION:"; then
+if [[ " $TARGETS " == *" mcp-proxy"* ]] && ! cargo install --list --root "$TOOLS_ROOT" 2>/dev/null | grep -q "^mcp-proxy v$MCP_PROXY_VERSION:"; then
   log "mcp-proxy $MCP_PROXY_VERSION not found: installing it with 'cargo install --locked --root target/perf-tools mcp-proxy@$MCP_PROXY_VERSION' (a few minutes)"
   if ! cargo install --locked --quiet --root "$TOOLS_ROOT" "mcp-proxy@$MCP_PROXY_VERSION" >"$TMP/mcp-proxy-install.log" 2>&1; then
     tail -n 20 "$TMP/mcp-proxy-install.log" >&2
