@@ -10,6 +10,7 @@
 #   -m          minimise each target's corpus back into fuzz/corpus/<target> afterwards
 #   -s none     build without AddressSanitizer (about three times the exec/s; no leak or
 #               stack-overflow reports: run the default ASAN build for those)
+#   -B          do not build: run the last build (a second run beside one in progress)
 #   TARGET      default: every target in fuzz/fuzz_targets
 #
 # Needs the nightly toolchain (`rustup toolchain install nightly`); installs cargo-fuzz from
@@ -29,14 +30,16 @@ SECONDS_EACH=""
 KEEP_GOING=""
 MINIMISE=""
 SANITIZER=address
-while getopts "n:t:kms:" opt; do
+NO_BUILD=""
+while getopts "n:t:kms:B" opt; do
     case "$opt" in
         n) RUNS="$OPTARG" ;;
         t) SECONDS_EACH="$OPTARG" ;;
         k) KEEP_GOING=1 ;;
         m) MINIMISE=1 ;;
         s) SANITIZER="$OPTARG" ;;
-        *) sed -n '2,21p' "$0"; exit 2 ;;
+        B) NO_BUILD=1 ;;
+        *) sed -n '2,22p' "$0"; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -59,7 +62,7 @@ fi
 # The ASAN build in cargo-fuzz's own place, another sanitizer's beside it.
 BUILD="$ROOT/fuzz/target"
 [ "$SANITIZER" = address ] || BUILD="$ROOT/target/fuzz-build-$SANITIZER"
-nice -n 10 cargo +nightly fuzz build -O -a -s "$SANITIZER" --target-dir "$BUILD" >&2
+[ -n "$NO_BUILD" ] || nice -n 10 cargo +nightly fuzz build -O -a -s "$SANITIZER" --target-dir "$BUILD" >&2
 BIN="$BUILD/x86_64-unknown-linux-gnu/release"
 mkdir -p "$WORK/logs" "$WORK/seeds"
 python3 fuzz/seeds.py "$WORK/seeds" >/dev/null

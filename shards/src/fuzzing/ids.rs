@@ -4,11 +4,11 @@
 use super::valid_json;
 use crate::catalog::{page_of, page_range, parse_cursor};
 use crate::ring::Ring;
-use crate::route::modern::header_value;
 use crate::route::resume::parse_event_id;
 use crate::route::session::well_formed;
 use crate::route::state;
 use crate::upstream::modern::base64_sentinel;
+use crate::wire::header::header_value;
 use crate::wire::jsonrpc::Envelope;
 
 /// A header value as the front reads it (UTF-8, trimmed): the strict `=?base64?…?=` decoder

@@ -131,7 +131,7 @@ pub fn envelope(data: &[u8]) {
     for (k, v) in crate::upstream::modern::request_headers(&wire) {
         if k == "mcp-name" {
             assert!(v.bytes().all(|b| (0x20..0x7f).contains(&b)), "{k}: {v:?}");
-            let name = crate::route::modern::header_value(&v);
+            let name = crate::wire::header::header_value(&v);
             assert!(
                 name.as_deref() == back.name_str.as_deref()
                     || name.as_deref() == back.uri_str.as_deref(),

@@ -89,16 +89,16 @@ pub(crate) fn park(
     crate::wire::jsonrpc::push_json_str(&mut irr, &state);
     irr.push(b'}');
     let answer = crate::wire::ok_result(&finish.client_id, &irr);
-    monoio::spawn(parked(
+    let parking = Parking {
         router,
         n,
-        rx,
         call,
         ev_rx,
         finish,
-        ev.replica,
+        replica: ev.replica,
         backend_req_id,
-    ));
+    };
+    monoio::spawn(parked(parking, rx));
     answer
 }
 
@@ -130,18 +130,32 @@ async fn drive(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn parked(
+/// A call being parked: the call itself, where its events and its answer go, and the
+/// backend request it waits to answer.
+struct Parking {
     router: Rc<Router>,
+    /// Its park number.
     n: u64,
-    rx: oneshot::Receiver<Retry>,
     call: CallFut,
     ev_rx: mpsc::UnboundedReceiver<BackendEvent>,
-    mut finish: Finisher,
+    finish: Finisher,
+    /// The replica and the backend's id of the request the client is asked to answer.
     replica: usize,
     backend_req_id: Vec<u8>,
-) {
-    let mut call = call;
+}
+
+/// Keeps a parked call running until the client's retry brings its input (`rx`), the park
+/// times out, or the call ends on its own.
+async fn parked(parking: Parking, rx: oneshot::Receiver<Retry>) {
+    let Parking {
+        router,
+        n,
+        mut call,
+        ev_rx,
+        mut finish,
+        replica,
+        backend_req_id,
+    } = parking;
     // The call keeps being polled while parked, so its own timeout (or the backend giving
     // up) ends it and frees what it holds (its backend slot, its event sink) on time.
     // (the retry if it came, whether the call is still running)

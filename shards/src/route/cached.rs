@@ -15,9 +15,8 @@ use sonic_rs::JsonValueTrait;
 
 use crate::cache::{Cacheable, Shared};
 use crate::error::McpError;
-use crate::route::forward::{forward, Answer, Era};
-use crate::route::router::Router;
-use crate::wire::jsonrpc::Envelope;
+use crate::route::call::Call;
+use crate::route::forward::{forward, Answer};
 use crate::wire::ok_result;
 
 /// What the caller resolved: the request kind and the gateway name or URI.
@@ -28,17 +27,19 @@ pub(crate) struct Target<'a> {
 
 /// Forwards `body` to `backend`, through the cache when `target` is cacheable and the
 /// config and backend allow it.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn forward_cached(
-    router: &Rc<Router>,
-    sid: &str,
-    body: &[u8],
-    env: &Envelope<'_>,
+    call: Call<'_>,
     backend: usize,
     edit: Option<(Range<usize>, &[u8])>,
-    mut era: Era,
     target: Option<Target<'_>>,
 ) -> Result<Answer, McpError> {
+    let Call {
+        router,
+        sid,
+        body,
+        env,
+        mut era,
+    } = call;
     let snap = router.snapshot.load();
     let c = &snap.config.cache;
     let wanted = target.filter(|t| {
@@ -51,7 +52,18 @@ pub(crate) async fn forward_cached(
     });
     let Some(t) = wanted else {
         drop(snap);
-        return forward(router, sid, body, env, backend, edit, era).await;
+        return forward(
+            Call {
+                router,
+                sid,
+                body,
+                env,
+                era,
+            },
+            backend,
+            edit,
+        )
+        .await;
     };
     let (version, bounds, ttl_cap) = (
         snap.version,
@@ -113,7 +125,14 @@ pub(crate) async fn forward_cached(
     }
     let hints = Rc::new(Cell::new(None));
     era.hints = Some(hints.clone());
-    let answer = forward(router, sid, body, env, backend, edit, era).await;
+    let call = Call {
+        router,
+        sid,
+        body,
+        env,
+        era,
+    };
+    let answer = forward(call, backend, edit).await;
     let result = match &answer {
         Ok(Answer::Json(resp)) => cacheable_result(resp, t.what),
         _ => None,

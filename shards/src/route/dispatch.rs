@@ -16,8 +16,12 @@ use crate::config::Discovery;
 use crate::error::McpError;
 use crate::http::request::Method;
 use crate::http::response::Reply;
+use crate::route::by_name::{by_name, resources_read, Named};
+use crate::route::call::Call;
 use crate::route::forward::{Answer, Era};
-use crate::route::request::{check_version_header, rpc_error, unknown_session, McpHttpRequest};
+use crate::route::observe::{observe, Observed};
+use crate::route::phases;
+use crate::route::request::{rpc_error, McpHttpRequest};
 use crate::route::router::Router;
 use crate::wire::jsonrpc::{Envelope, Kind};
 use crate::wire::ok_result;
@@ -34,23 +38,14 @@ pub async fn handle(router: &Rc<Router>, req: McpHttpRequest, may_hand_off: bool
             return r;
         }
     }
-    let env = match Envelope::parse(&req.body) {
+    // The checks, in order (`route/phases.rs`).
+    let env = match phases::parse(&req.body) {
         Ok(e) => e,
-        Err(e) => return rpc_error(400, &e, Envelope::id_hint(&req.body)),
+        Err(refused) => return *refused,
     };
-    // Rate limits, once, on the shard the client's connection is on (not again after a
-    // handoff to the session's owner).
-    if may_hand_off && env.kind == Kind::Request {
-        let tool = (env.method.as_deref() == Some("tools/call"))
-            .then_some(env.name_str.as_deref())
-            .flatten();
-        let snap = router.snapshot.load();
-        if let Err(wait) = router.auth.rate(&snap, &req.principal.name, tool) {
-            let reply = crate::auth::local::too_many(wait, env.id_bytes(&req.body));
-            let sid = req.session_id.as_deref().map(str::as_bytes);
-            let who = Some(&*req.principal.name);
-            crate::route::audit::refused(router, &req.body, &reply, who, sid);
-            return reply;
+    if may_hand_off {
+        if let Err(refused) = phases::rate_limit(router, &req, &env) {
+            return *refused;
         }
     }
     if crate::route::modern::is_modern(&req, &env) {
@@ -64,55 +59,32 @@ pub async fn handle(router: &Rc<Router>, req: McpHttpRequest, may_hand_off: bool
         } else {
             crate::stats::Outcome::ClientError
         };
-        router
-            .stats
-            .request("initialize", outcome, started.elapsed());
-        crate::route::audit::served(
-            router,
-            crate::route::audit::Served {
-                principal: &req.principal,
-                session: r.session_id.as_deref().unwrap_or(""),
-                method: "initialize",
-                name: None,
-                outcome,
-                status: r.status,
-                started,
-                bytes_in: req.body.len(),
-                bytes_out: r.body_len(),
-            },
-        );
+        let seen = Observed {
+            principal: &req.principal,
+            session: r.session_id.as_deref().unwrap_or(""),
+            method: "initialize",
+            name: None,
+            dispatched: false,
+            meta: None,
+            outcome,
+            started,
+            bytes_in: req.body.len(),
+        };
+        observe(router, seen, &r);
         return r;
     }
-    let Some(sid) = req.session_id.as_deref() else {
-        return rpc_error(
-            400,
-            &McpError::InvalidRequest(
-                "missing Mcp-Session-Id header (send initialize first)".into(),
-            ),
-            env.id_bytes(&req.body),
-        );
+    let sid = match phases::session_named(&req, &env) {
+        Ok(sid) => sid,
+        Err(refused) => return *refused,
     };
     if may_hand_off {
-        let owner = router.ring.owner(sid.as_bytes());
-        if owner != router.id {
+        if let Some(owner) = phases::elsewhere(router, sid) {
             drop(env);
             return router.hand_off(owner, req).await;
         }
     }
-    // Anything but the handshake's own notification puts the session in use (never evicted
-    // for room under `max_sessions`).
-    let uses = env.method.as_deref() != Some("notifications/initialized");
-    let seen = router.sessions.borrow_mut().touch(
-        sid,
-        &req.principal.name,
-        uses,
-        std::time::Instant::now(),
-    );
-    if !seen {
-        return rpc_error(404, &unknown_session(), env.id_bytes(&req.body));
-    }
-    if let Err(e) = check_version_header(req.protocol_version.as_deref()) {
-        return rpc_error(400, &e, env.id_bytes(&req.body));
+    if let Err(refused) = phases::session(router, &req, &env, sid) {
+        return *refused;
     }
     match env.kind {
         Kind::Notification => {
@@ -151,6 +123,13 @@ async fn request(
         principal: Some(principal.clone()),
         ..Era::default()
     };
+    let call = |era: Era| Call {
+        router,
+        sid,
+        body,
+        env,
+        era,
+    };
     let method = env.method.as_deref().unwrap_or("");
     let json = |r: Result<Vec<u8>, McpError>| r.map(Answer::Json);
     let result = match method {
@@ -163,7 +142,7 @@ async fn request(
             )))
         }
         "tools/call" if crate::route::meta::handles(mode, env) => {
-            Box::pin(crate::route::meta::call(router, sid, body, env, era())).await
+            Box::pin(crate::route::meta::call(call(era()))).await
         }
         "tools/list" => crate::route::lists::legacy(router, body, env, ListKind::Tools, principal),
         "prompts/list" => {
@@ -175,21 +154,12 @@ async fn request(
         "resources/templates/list" => {
             crate::route::lists::legacy(router, body, env, ListKind::Templates, principal)
         }
-        "tools/call" => by_name(router, sid, body, env, Named::Tool, era()).await,
-        "prompts/get" => by_name(router, sid, body, env, Named::Prompt, era()).await,
-        "resources/read" => resources_read(router, sid, body, env, era()).await,
+        "tools/call" => by_name(call(era()), Named::Tool).await,
+        "prompts/get" => by_name(call(era()), Named::Prompt).await,
+        "resources/read" => resources_read(call(era())).await,
         // Rare methods are boxed: their futures (set_level's holds a whole backend call, 10 KiB)
         // would otherwise size every request's future, and every connection's task with it.
-        "completion/complete" => {
-            Box::pin(crate::route::methods::complete(
-                router,
-                sid,
-                body,
-                env,
-                era(),
-            ))
-            .await
-        }
+        "completion/complete" => Box::pin(crate::route::methods::complete(call(era()))).await,
         "resources/subscribe" => {
             Box::pin(crate::route::methods::subscribe(
                 router, sid, body, env, true, principal,
@@ -211,170 +181,24 @@ async fn request(
         other => Err(McpError::MethodNotFound(other.to_string())),
     };
     let outcome = crate::stats::Outcome::of(&result);
-    router.stats.request(method, outcome, started.elapsed());
     let meta = crate::route::meta::handles(mode, env).then_some(env.name_str.as_deref());
-    crate::route::tokens::tap_gateway_answer(&router.tokens, method, meta.flatten(), &result);
     let reply = match result {
         Ok(Answer::Json(bytes)) => Reply::json(200, bytes),
         Ok(Answer::Parts(head, shared, tail)) => Reply::json_parts(200, head, shared, tail),
         Ok(Answer::Stream(rx)) => Reply::sse(crate::route::resume::track(router, sid, rx).1),
         Err(e) => rpc_error(200, &e, id),
     };
-    crate::route::audit::served(
-        router,
-        crate::route::audit::Served {
-            principal,
-            session: sid,
-            method,
-            name: env.name_str.as_deref().or(env.uri_str.as_deref()),
-            outcome,
-            status: reply.status,
-            started,
-            bytes_in: body.len(),
-            bytes_out: reply.body_len(),
-        },
-    );
+    let seen = Observed {
+        principal,
+        session: sid,
+        method,
+        name: env.name_str.as_deref().or(env.uri_str.as_deref()),
+        dispatched: true,
+        meta: meta.flatten(),
+        outcome,
+        started,
+        bytes_in: body.len(),
+    };
+    observe(router, seen, &reply);
     reply
-}
-
-/// Which catalog a name is looked up in.
-#[derive(Clone, Copy)]
-pub(crate) enum Named {
-    /// `tools/call`
-    Tool,
-    Prompt,
-}
-
-pub(crate) async fn by_name(
-    router: &Rc<Router>,
-    sid: &str,
-    body: &[u8],
-    env: &Envelope<'_>,
-    kind: Named,
-    era: Era,
-) -> Result<Answer, McpError> {
-    let (Some(called), Some(name_range)) = (env.name_str.as_deref(), env.name.clone()) else {
-        return Err(McpError::InvalidParams("params.name is required".into()));
-    };
-    // A role that sees this tool under another name calls it by that name.
-    let names = match (&era.principal, kind) {
-        (Some(p), Named::Tool) => {
-            let snap = router.snapshot.load();
-            router.auth.names(&snap, era.modern, p)
-        }
-        _ => None,
-    };
-    let name = match &names {
-        Some(n) => n
-            .to_gateway(called)
-            .ok_or_else(|| McpError::UnknownTool(called.to_string()))?,
-        None => called,
-    };
-    let (backend, original_json, idempotent, cacheable) = {
-        let snap = router.snapshot.load();
-        let catalog = snap.catalog_for(era.modern);
-        let route = match kind {
-            Named::Tool => catalog.route(name),
-            Named::Prompt => catalog.route_prompt(name),
-        };
-        let Some(route) = route else {
-            // A namespaced name of a backend that is not up: say so, not "unknown".
-            let sep = &snap.config.proxy.tool_separator;
-            let down = snap
-                .backends
-                .iter()
-                .zip(&snap.catalog.reports)
-                .find(|(b, r)| {
-                    b.prefix
-                        && r.state != crate::catalog::BackendState::Ready
-                        && name.len() > b.id.len() + sep.len()
-                        && name.starts_with(b.id.as_str())
-                        && name[b.id.len()..].starts_with(sep.as_str())
-                });
-            return Err(match (down, kind) {
-                (Some((b, r)), _) => McpError::BackendUnavailable {
-                    server: b.id.clone(),
-                    reason: match &r.state {
-                        crate::catalog::BackendState::Down(why) => why.clone(),
-                        _ => "starting; its tools are not listed yet".into(),
-                    },
-                },
-                (None, Named::Tool) => McpError::UnknownTool(called.to_string()),
-                (None, Named::Prompt) => McpError::InvalidParams(format!("unknown prompt: {name}")),
-            });
-        };
-        // RBAC: a denied item answers exactly like one that does not exist.
-        if let Some(p) = &era.principal {
-            let item = match kind {
-                Named::Tool => crate::auth::policy::ItemKind::Tool,
-                Named::Prompt => crate::auth::policy::ItemKind::Prompt,
-            };
-            if !crate::auth::local::allows(&snap, p, item, route.backend, name) {
-                return Err(match kind {
-                    Named::Tool => McpError::UnknownTool(called.to_string()),
-                    Named::Prompt => McpError::InvalidParams(format!("unknown prompt: {name}")),
-                });
-            }
-        }
-        let cacheable = route.read_only && route.idempotent && matches!(kind, Named::Tool);
-        (
-            route.backend,
-            route.original_json.clone(),
-            route.idempotent,
-            cacheable,
-        )
-    };
-    if matches!(kind, Named::Tool) {
-        crate::route::meta::used(router, name);
-    }
-    let mut era = era;
-    era.retry_safe = idempotent || matches!(kind, Named::Prompt);
-    if matches!(kind, Named::Tool) {
-        era.tool = sonic_rs::from_slice::<String>(&original_json).ok();
-    }
-    let target = cacheable.then_some(crate::route::cached::Target {
-        what: crate::cache::Cacheable::Call,
-        name,
-    });
-    let edit = Some((name_range, &original_json[..]));
-    crate::route::cached::forward_cached(router, sid, body, env, backend, edit, era, target).await
-}
-
-pub(crate) async fn resources_read(
-    router: &Rc<Router>,
-    sid: &str,
-    body: &[u8],
-    env: &Envelope<'_>,
-    era: Era,
-) -> Result<Answer, McpError> {
-    let (Some(uri), Some(range)) = (env.uri_str.as_deref(), env.uri.clone()) else {
-        return Err(McpError::InvalidParams("params.uri is required".into()));
-    };
-    let (backend, original_json) = {
-        let snap = router.snapshot.load();
-        let route = snap
-            .catalog_for(era.modern)
-            .route_uri(uri)
-            .ok_or_else(|| McpError::ResourceNotFound(uri.to_string()))?;
-        if let Some(p) = &era.principal {
-            let item = crate::auth::policy::ItemKind::Resource;
-            if !crate::auth::local::allows(&snap, p, item, route.backend, uri) {
-                return Err(McpError::ResourceNotFound(uri.to_string()));
-            }
-        }
-        let mut j = Vec::new();
-        crate::wire::jsonrpc::push_json_str(&mut j, route.original);
-        (route.backend, j)
-    };
-    let era = Era {
-        retry_safe: true,
-        ..era
-    };
-    let target = crate::route::cached::Target {
-        what: crate::cache::Cacheable::Read,
-        name: uri,
-    };
-    let edit = Some((range, &original_json[..]));
-    crate::route::cached::forward_cached(router, sid, body, env, backend, edit, era, Some(target))
-        .await
 }

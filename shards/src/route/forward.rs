@@ -16,6 +16,7 @@ use std::rc::Rc;
 use futures_channel::{mpsc, oneshot};
 
 use crate::error::McpError;
+use crate::route::call::Call;
 pub(crate) use crate::route::finish::Finisher;
 use crate::route::router::Router;
 use crate::route::tables::calls::inflight_key;
@@ -26,38 +27,7 @@ use crate::wire::jsonrpc::{splice, splice_placeholder, Envelope};
 
 pub use crate::route::request::Answer;
 
-/// How the client speaks: the 2025 era (sessions) or 2026-07-28 (stateless), and what the
-/// modern era asks of each answer.
-#[derive(Debug, Clone, Default)]
-pub struct Era {
-    /// The client is a 2026-07-28 client.
-    pub modern: bool,
-    /// Modern: `_meta` logLevel as a severity (0 = debug .. 7 = emergency); `None` = no logs.
-    pub log_level: Option<u8>,
-    /// Modern: the result is cacheable (`resources/read`): stamp `ttlMs`/`cacheScope`.
-    pub cacheable: bool,
-    /// Modern: the requested URI, for mapping a backend's -32002 to -32602 with `data.uri`.
-    pub uri: Option<String>,
-    /// Modern: what this request's `_meta` says the client can answer.
-    pub client_caps: crate::route::session::ClientCaps,
-    /// The backend's own tool name, when the call is a `tools/call` (per-tool timeouts).
-    pub tool: Option<String>,
-    /// A failed attempt may be retried on another replica: reads, prompts, completions,
-    /// and tools annotated idempotent.
-    pub retry_safe: bool,
-    /// The request's header/claim values for `consistent_hash` balance keys.
-    pub affinity: crate::balance::AffinityValues,
-    /// Who sent it (RBAC checks before anything is forwarded).
-    pub principal: Option<crate::auth::verify::Principal>,
-    /// Where the response cache wants the backend's own cache hints (`ttlMs`, private).
-    pub hints: Option<std::rc::Rc<std::cell::Cell<Option<CacheHints>>>>,
-    /// Modern: what a `requestState` minted for this request is bound to (set when the
-    /// client can answer server-to-client requests, so the call may be parked).
-    pub bind: Option<crate::route::state::Binding>,
-}
-
-/// A backend result's `ttlMs` and whether its `cacheScope` is private.
-pub type CacheHints = (Option<u64>, bool);
+pub use crate::route::request::{CacheHints, Era};
 
 /// RFC 5424 severities in MCP's order.
 pub fn log_severity(level: &str) -> Option<u8> {
@@ -165,15 +135,18 @@ pub fn cancel(router: &Rc<Router>, sid: &str, request_id: &[u8]) {
 
 /// Forwards a request of session `sid` to backend `backend` (snapshot index), with one
 /// optional splice of a params field (the name or URI, already the backend's own).
-pub async fn forward(
-    router: &Rc<Router>,
-    sid: &str,
-    body: &[u8],
-    env: &Envelope<'_>,
+pub(crate) async fn forward(
+    call: Call<'_>,
     backend: usize,
     edit: Option<(Range<usize>, &[u8])>,
-    era: Era,
 ) -> Result<Answer, McpError> {
+    let Call {
+        router,
+        sid,
+        body,
+        env,
+        era,
+    } = call;
     let id_range = env
         .id
         .clone()

@@ -15,14 +15,13 @@
 //! descriptions. The index is built once per catalog version
 //! and era on each shard.
 
-use std::rc::Rc;
-
 use sonic_rs::JsonValueTrait;
 
 use crate::catalog::ListKind;
 use crate::config::Discovery;
 use crate::error::McpError;
-use crate::route::dispatch::{by_name, Named};
+use crate::route::by_name::{by_name, Named};
+use crate::route::call::Call;
 use crate::route::forward::{Answer, Era};
 use crate::route::router::Router;
 use crate::wire::jsonrpc::Envelope;
@@ -171,13 +170,14 @@ fn text_result(id: &[u8], text: &str, structured: Option<&str>) -> Answer {
 }
 
 /// Runs the meta tool a `tools/call` names (see [`handles`]).
-pub async fn call(
-    router: &Rc<Router>,
-    sid: &str,
-    body: &[u8],
-    env: &Envelope<'_>,
-    era: Era,
-) -> Result<Answer, McpError> {
+pub(crate) async fn call(call: Call<'_>) -> Result<Answer, McpError> {
+    let Call {
+        router,
+        sid,
+        body,
+        env,
+        era,
+    } = call;
     let id = env.id_bytes(body);
     let name = env.name_str.as_deref().unwrap_or_default();
     match name {
@@ -259,7 +259,14 @@ pub async fn call(
             );
             let inner = inner.into_bytes();
             let inner_env = Envelope::parse(&inner)?;
-            by_name(router, sid, &inner, &inner_env, Named::Tool, era).await
+            let inner_call = Call {
+                router,
+                sid,
+                body: &inner,
+                env: &inner_env,
+                era,
+            };
+            by_name(inner_call, Named::Tool).await
         }
     }
 }

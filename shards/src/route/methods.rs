@@ -6,6 +6,7 @@ use std::rc::Rc;
 use sonic_rs::JsonValueTrait;
 
 use crate::error::McpError;
+use crate::route::call::Call;
 use crate::route::forward::{forward, Answer, Era};
 use crate::route::router::Router;
 use crate::upstream::request_body;
@@ -30,13 +31,14 @@ fn field_range(body: &[u8], path: &[&str]) -> Option<(std::ops::Range<usize>, St
 /// `completion/complete`: `ref/prompt` routes by prompt name, `ref/resource` by URI (template);
 /// the reference is rewritten to the backend's own. A backend without completions gets no call:
 /// the answer is an empty completion, as the spec suggests.
-pub async fn complete(
-    router: &Rc<Router>,
-    sid: &str,
-    body: &[u8],
-    env: &Envelope<'_>,
-    era: Era,
-) -> Result<Answer, McpError> {
+pub(crate) async fn complete(call: Call<'_>) -> Result<Answer, McpError> {
+    let Call {
+        router,
+        sid,
+        body,
+        env,
+        era,
+    } = call;
     params(body, env)?;
     let kind = sonic_rs::get(body, ["params", "ref", "type"])
         .ok()
@@ -99,16 +101,14 @@ pub async fn complete(
     }
     let mut original_json = Vec::new();
     push_json_str(&mut original_json, &original);
-    forward(
+    let call = Call {
         router,
         sid,
         body,
         env,
-        backend,
-        Some((range, &original_json)),
         era,
-    )
-    .await
+    };
+    forward(call, backend, Some((range, &original_json))).await
 }
 
 /// `logging/setLevel`: sent to every backend that declared logging. With shared upstream
@@ -265,14 +265,12 @@ pub async fn subscribe(
     }
     let mut original_json = Vec::new();
     push_json_str(&mut original_json, &original);
-    forward(
+    let call = Call {
         router,
         sid,
         body,
         env,
-        backend,
-        Some((range, &original_json)),
-        Era::default(),
-    )
-    .await
+        era: Era::default(),
+    };
+    forward(call, backend, Some((range, &original_json))).await
 }

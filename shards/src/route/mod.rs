@@ -6,7 +6,9 @@
 //! # Key Components
 //! - [`router`]: the [`router::Router`] and the [`router::Peers`] trait handoffs go through;
 //!   [`tables`]: the state it holds; [`request`]: a request as the fronts hand it over.
-//! - Admission: [`dispatch`] (session checks, handoff to the owner shard, method routing),
+//! - [`call`]: one request on its way to a backend; [`by_name`]: routing it by name or URI.
+//! - Admission: [`phases`] (every check before a method runs, both eras, in order),
+//!   [`dispatch`] (session checks, handoff to the owner shard, method routing),
 //!   [`modern`] (the 2026 era's checks and methods).
 //! - 2025 sessions: [`lifecycle`] (initialize, GET stream, DELETE), [`session`] and
 //!   [`session_table`] (ids that land on their shard, caps), [`resume`] (`Last-Event-ID`),
@@ -15,12 +17,14 @@
 //!   subscriptions, logging level), [`cached`] (cache and single-flight), [`forward`] and
 //!   [`finish`] (one call to its backend and back), [`bridge`] and [`state`] (multi-round-trip
 //!   input across eras), [`listen`] (`subscriptions/listen`), [`per_client`] (a session's
-//!   own upstream sessions, `session = "per_client"`), [`audit`] and [`tokens`] (the
-//!   bookkeeping of what was served).
+//!   own upstream sessions, `session = "per_client"`).
+//! - Bookkeeping: [`observe`], once per answered request (stats, [`tokens`], [`audit`]).
 
 pub mod audit;
 pub mod bridge;
+pub mod by_name;
 pub mod cached;
+pub mod call;
 pub mod dispatch;
 pub mod finish;
 pub mod forward;
@@ -30,7 +34,9 @@ pub mod lists;
 pub mod meta;
 pub mod methods;
 pub mod modern;
+pub mod observe;
 pub mod per_client;
+pub mod phases;
 pub mod request;
 pub mod resume;
 pub mod router;
@@ -41,6 +47,9 @@ pub mod streams;
 pub mod tables;
 pub mod tokens;
 
+/// Versions served statelessly (2026-07-28 era).
+pub const MODERN_VERSIONS: &[&str] = &["2026-07-28"];
+
 /// Protocol versions served to clients, newest first.
 pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26"];
 
@@ -49,3 +58,6 @@ pub const DEFAULT_HEADER_VERSION: &str = "2025-03-26";
 
 #[cfg(test)]
 mod router_tests;
+
+#[cfg(test)]
+mod phases_tests;

@@ -19,14 +19,15 @@ use crate::catalog::ListKind;
 use crate::config::Discovery;
 use crate::error::McpError;
 use crate::http::response::Reply;
-use crate::route::dispatch::{by_name, resources_read, Named};
+use crate::route::by_name::{by_name, resources_read, Named};
+use crate::route::call::Call;
 use crate::route::forward::{log_severity, Answer, Era};
+use crate::route::observe::{observe, Observed};
 use crate::route::request::McpHttpRequest;
 use crate::route::router::Router;
 use crate::wire::jsonrpc::{Envelope, Kind};
 
-/// Versions served statelessly.
-pub const MODERN_VERSIONS: &[&str] = &["2026-07-28"];
+pub use crate::route::MODERN_VERSIONS;
 /// Handshake-era versions (a header with one of these and no `_meta` is legacy traffic).
 const LEGACY_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 /// How long clients may cache the gateway's merged lists. The catalog changes only when a
@@ -47,152 +48,58 @@ fn err(status: u16, e: McpError, id: &[u8]) -> Reply {
     Reply::json(status, e.to_response(id))
 }
 
-/// Decodes `=?base64?…?=` header values (strictly), else returns the value as is.
-pub(crate) fn header_value(v: &str) -> Option<String> {
-    match v
-        .strip_prefix("=?base64?")
-        .and_then(|r| r.strip_suffix("?="))
-    {
-        Some(b64) => decode_base64(b64).and_then(|b| String::from_utf8(b).ok()),
-        None => Some(v.to_string()),
-    }
-}
-
-/// Standard alphabet, padding required; unused trailing bits tolerated (as the values
-/// clients send are, and as the spec's examples do not forbid).
-fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    use base64::engine::{
-        general_purpose::GeneralPurposeConfig, DecodePaddingMode, GeneralPurpose,
-    };
-    use base64::Engine;
-    const STRICT: GeneralPurpose = GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        GeneralPurposeConfig::new()
-            .with_decode_allow_trailing_bits(true)
-            .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
-    );
-    STRICT.decode(s).ok()
+/// How a dispatched modern request ended, noted by [`serve_counted`] for the observe step.
+#[derive(Default)]
+struct Dispatched {
+    outcome: Option<crate::stats::Outcome>,
+    meta: bool,
 }
 
 /// Validates and serves one modern request or notification.
 pub async fn serve(router: &Rc<Router>, req: &McpHttpRequest, env: &Envelope<'_>) -> Reply {
     let started = std::time::Instant::now();
-    let mut outcome = None;
-    let reply = serve_counted(router, req, env, &mut outcome).await;
+    let mut seen = Dispatched::default();
+    let reply = serve_counted(router, req, env, &mut seen).await;
     if env.kind == Kind::Request {
         // Refused before dispatch (headers, version): the client's fault.
-        let outcome = outcome.unwrap_or(if reply.status >= 400 {
+        let outcome = seen.outcome.unwrap_or(if reply.status >= 400 {
             crate::stats::Outcome::ClientError
         } else {
             crate::stats::Outcome::Ok
         });
-        let method = env.method.as_deref().unwrap_or("");
-        router.stats.request(method, outcome, started.elapsed());
-        crate::route::audit::served(
-            router,
-            crate::route::audit::Served {
-                principal: &req.principal,
-                session: "",
-                method,
-                name: env.name_str.as_deref().or(env.uri_str.as_deref()),
-                outcome,
-                status: reply.status,
-                started,
-                bytes_in: req.body.len(),
-                bytes_out: reply.body_len(),
-            },
-        );
+        let observed = Observed {
+            principal: &req.principal,
+            session: "",
+            method: env.method.as_deref().unwrap_or(""),
+            name: env.name_str.as_deref().or(env.uri_str.as_deref()),
+            dispatched: seen.outcome.is_some(),
+            meta: env.name_str.as_deref().filter(|_| seen.meta),
+            outcome,
+            started,
+            bytes_in: req.body.len(),
+        };
+        observe(router, observed, &reply);
     }
     reply
 }
 
-/// [`serve`], noting in `outcome` how a dispatched request ended.
+/// [`serve`], noting in `seen` how a dispatched request ended.
 async fn serve_counted(
     router: &Rc<Router>,
     req: &McpHttpRequest,
     env: &Envelope<'_>,
-    outcome: &mut Option<crate::stats::Outcome>,
+    seen: &mut Dispatched,
 ) -> Reply {
     let id = env.id_bytes(&req.body);
-    let Some(header) = req.protocol_version.as_deref() else {
-        return err(
-            400,
-            McpError::HeaderMismatch("missing MCP-Protocol-Version header".into()),
-            id,
-        );
-    };
-    let (Some(version), Some(_)) = (env.meta.version.as_deref(), env.meta.capabilities.as_ref())
-    else {
-        return err(
-            400,
-            McpError::InvalidParams(
-                "params._meta needs io.modelcontextprotocol/protocolVersion and io.modelcontextprotocol/clientCapabilities".into(),
-            ),
-            id,
-        );
-    };
-    if header != version {
-        return err(
-            400,
-            McpError::HeaderMismatch(format!(
-                "MCP-Protocol-Version `{header}` does not match _meta protocolVersion `{version}`"
-            )),
-            id,
-        );
-    }
-    if !MODERN_VERSIONS.contains(&version) {
-        return err(
-            400,
-            McpError::UnsupportedVersion {
-                requested: version.to_string(),
-            },
-            id,
-        );
+    if let Err(refused) = crate::route::phases::modern_version(req, env) {
+        return *refused;
     }
     let method = env.method.as_deref().unwrap_or("");
     if env.kind != Kind::Request {
         return Reply::empty(202);
     }
-    match req.mcp_method.as_deref() {
-        Some(m) if m == method => {}
-        Some(m) => {
-            return err(
-                400,
-                McpError::HeaderMismatch(format!("Mcp-Method `{m}` does not match `{method}`")),
-                id,
-            )
-        }
-        None => {
-            return err(
-                400,
-                McpError::HeaderMismatch("missing Mcp-Method header".into()),
-                id,
-            )
-        }
-    }
-    if matches!(method, "tools/call" | "prompts/get" | "resources/read") {
-        let body_name = if method == "resources/read" {
-            env.uri_str.as_deref()
-        } else {
-            env.name_str.as_deref()
-        };
-        match (req.mcp_name.as_deref().map(header_value), body_name) {
-            (Some(Some(h)), Some(b)) if h == b => {}
-            (None, _) => {
-                return err(
-                    400,
-                    McpError::HeaderMismatch("missing Mcp-Name header".into()),
-                    id,
-                )
-            }
-            _ => {
-                return err(
-                    400,
-                    McpError::HeaderMismatch("Mcp-Name does not match the body".into()),
-                    id,
-                )
-            }
-        }
+    if let Err(refused) = crate::route::phases::modern_names(req, env, method) {
+        return *refused;
     }
     let client_caps = client_caps(&req.body, env);
     let parkable = matches!(method, "tools/call" | "prompts/get" | "resources/read")
@@ -229,6 +136,13 @@ async fn serve_counted(
         }
         _ => Discovery::Full,
     };
+    let call = |era: Era| Call {
+        router,
+        sid: "",
+        body,
+        env,
+        era,
+    };
     let answer = match method {
         "server/discover" => Ok(Answer::Json(crate::wire::ok_result(id, &discover(router)))),
         "tools/list" if mode != Discovery::Full => {
@@ -239,7 +153,7 @@ async fn serve_counted(
             )))
         }
         "tools/call" if crate::route::meta::handles(mode, env) => {
-            crate::route::meta::call(router, "", body, env, era).await
+            crate::route::meta::call(call(era)).await
         }
         "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" => {
             let kind = match method {
@@ -250,18 +164,17 @@ async fn serve_counted(
             };
             crate::route::lists::modern(router, body, env, kind, &req.principal, LIST_TTL_MS)
         }
-        "tools/call" => by_name(router, "", body, env, Named::Tool, era).await,
-        "prompts/get" => by_name(router, "", body, env, Named::Prompt, era).await,
-        "resources/read" => resources_read(router, "", body, env, era).await,
-        "completion/complete" => crate::route::methods::complete(router, "", body, env, era).await,
+        "tools/call" => by_name(call(era), Named::Tool).await,
+        "prompts/get" => by_name(call(era), Named::Prompt).await,
+        "resources/read" => resources_read(call(era)).await,
+        "completion/complete" => crate::route::methods::complete(call(era)).await,
         "subscriptions/listen" => {
             return crate::route::listen::listen(router, body, env, &req.principal.name)
         }
         other => return err(404, McpError::MethodNotFound(other.to_string()), id),
     };
-    *outcome = Some(crate::stats::Outcome::of(&answer));
-    let meta = crate::route::meta::handles(mode, env).then_some(env.name_str.as_deref());
-    crate::route::tokens::tap_gateway_answer(&router.tokens, method, meta.flatten(), &answer);
+    seen.outcome = Some(crate::stats::Outcome::of(&answer));
+    seen.meta = crate::route::meta::handles(mode, env);
     match answer {
         Ok(Answer::Json(bytes)) => Reply::json(modern_status(&bytes), bytes),
         Ok(Answer::Parts(head, shared, tail)) => Reply::json_parts(200, head, shared, tail),
@@ -325,41 +238,4 @@ fn discover(router: &Rc<Router>) -> Vec<u8> {
         env!("CARGO_PKG_VERSION")
     ).as_bytes());
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_header_values_decode_strictly() {
-        assert_eq!(
-            header_value("=?base64?SGVsbG8=?=").as_deref(),
-            Some("Hello")
-        );
-        assert_eq!(header_value("plain").as_deref(), Some("plain"));
-        assert_eq!(header_value("=?base64?SGVsbG8?="), None, "bad padding");
-        assert_eq!(
-            header_value("=?base64?SGVsbG8==?="),
-            None,
-            "too much padding"
-        );
-        assert_eq!(header_value("=?base64?SGVs=bG8=?="), None, "padding inside");
-        assert_eq!(
-            header_value("=?base64?SGVsbG9=?=").as_deref(),
-            Some("Hello"),
-            "unused trailing bits tolerated"
-        );
-        assert_eq!(header_value("=?base64?/w==?="), None, "not UTF-8");
-        assert_eq!(
-            header_value("=?base64?SGVs!!!bG8=?="),
-            None,
-            "bad characters"
-        );
-        assert_eq!(
-            header_value("=?base64?SGVsbG8=").as_deref(),
-            Some("=?base64?SGVsbG8="),
-            "no suffix: literal"
-        );
-    }
 }

@@ -14,8 +14,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use crate::error::McpError;
-use crate::route::request::Answer;
+use crate::http::response::Reply;
 
 /// Jobs the channel holds before new ones are dropped.
 pub const TOKEN_CHANNEL_CAPACITY: usize = 4096;
@@ -98,25 +97,14 @@ impl SharedTokenSink {
     }
 }
 
-/// Taps an answer the gateway built itself: a list (`method` one of the four list methods)
-/// or a search meta tool (`meta` its name). Forwarded calls are tapped where their final
-/// response is built (`Finisher::reply`), which also covers streamed answers.
-pub fn tap_gateway_answer(
-    sink: &SharedTokenSink,
-    method: &str,
-    meta: Option<&str>,
-    answer: &Result<Answer, McpError>,
-) {
-    if !sink.is_enabled() {
+/// Taps a successful reply the gateway built itself: a list (`method` one of the four list
+/// methods) or a search meta tool (`meta` its name). Forwarded calls are tapped where their
+/// final response is built (`Finisher::reply`), which also covers streamed answers.
+pub fn tap_gateway_reply(sink: &SharedTokenSink, method: &str, meta: Option<&str>, reply: &Reply) {
+    if !sink.is_enabled() || reply.stream.is_some() {
         return;
     }
-    let body = match answer {
-        Ok(Answer::Json(body)) => std::borrow::Cow::Borrowed(&body[..]),
-        Ok(Answer::Parts(head, shared, tail)) => {
-            std::borrow::Cow::Owned([&head[..], shared, tail].concat())
-        }
-        _ => return,
-    };
+    let body = reply.body_bytes();
     let label = crate::stats::method_label(method);
     match (label, meta) {
         ("tools/list" | "prompts/list" | "resources/list" | "resources/templates/list", _) => {
@@ -157,12 +145,14 @@ mod tests {
     #[test]
     fn gateway_answers_tapped_are_lists_and_search_meta_tools_only() {
         let (s, rx) = SharedTokenSink::bounded(16);
-        let ok = |b: &[u8]| Ok(Answer::Json(b.to_vec()));
-        tap_gateway_answer(&s, "tools/list", None, &ok(b"L"));
-        tap_gateway_answer(&s, "tools/call", Some("search_tools"), &ok(b"S"));
-        tap_gateway_answer(&s, "tools/call", Some("call_tool"), &ok(b"C"));
-        tap_gateway_answer(&s, "ping", None, &ok(b"P"));
-        tap_gateway_answer(&s, "prompts/list", None, &Err(McpError::Cancelled));
+        let ok = |b: &[u8]| Reply::json(200, b.to_vec());
+        tap_gateway_reply(&s, "tools/list", None, &ok(b"L"));
+        tap_gateway_reply(&s, "tools/call", Some("search_tools"), &ok(b"S"));
+        tap_gateway_reply(&s, "tools/call", Some("call_tool"), &ok(b"C"));
+        tap_gateway_reply(&s, "ping", None, &ok(b"P"));
+        // A streamed reply is tapped where its response is finished, not here.
+        let (_tx, rx_stream) = futures_channel::mpsc::unbounded::<Vec<u8>>();
+        tap_gateway_reply(&s, "prompts/list", None, &Reply::sse(rx_stream));
         let got: Vec<_> = rx.try_iter().map(|j| (j.method, j.name, j.body)).collect();
         assert_eq!(
             got,
