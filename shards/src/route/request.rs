@@ -78,8 +78,10 @@ pub(crate) fn check_version_header(v: Option<&str>) -> Result<(), McpError> {
     }
 }
 
-/// How the client speaks: the 2025 era (sessions) or 2026-07-28 (stateless), and what the
-/// modern era asks of each answer.
+/// The owned half of a call (`route/call.rs` borrows the rest from the request): how the
+/// client speaks (the 2025 era, or 2026-07-28 and what it asks of each answer), who it is,
+/// and what the backend call needs beyond the bytes. Owned because it outlives the request's
+/// borrow: it moves into the finisher of a streamed or parked call, on its own task.
 #[derive(Debug, Clone, Default)]
 pub struct Era {
     /// The client is a 2026-07-28 client.
