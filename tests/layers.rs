@@ -2,11 +2,10 @@
 //! a module of `shards/src` names only its own layer and those below it. Only the shard, the
 //! composition root, names them all.
 //!
-//! Layers, lowest first: codec (`wire/`, `http/`, `rt/`, `error.rs`), model (`config/`,
+//! Layers, lowest first: wire (`wire/`, `http/`, `rt/`, `error.rs`), model (`config/`,
 //! `catalog/`, `balance/`, `cache/`, `auth/`, `stats/`, `ring.rs`, `snapshot.rs`, `audit.rs`),
-//! upstream (`upstream/`), router (`route/`), front (`front/`), shard (`shard.rs`, `setup.rs`,
-//! `apply.rs`, `report.rs`, `lib.rs`). `fuzzing/` is a test harness over every layer and is
-//! not checked. Unit tests (`#[cfg(test)]` onwards, `*tests.rs`) may name anything.
+//! upstream (`upstream/`), route (`route/`), front (`front/`), shard (`shard/` and `lib.rs`).
+//! `fuzzing/` is a test harness over every layer and is not checked. Unit tests (`#[cfg(test)]` onwards, `*tests.rs`) may name anything.
 //!
 //! A module is named by a `crate::<module>` path anywhere in code, or inside a
 //! `use crate::{...}` group; comments are skipped. A second test resolves those paths to

@@ -9,7 +9,7 @@
 //! # Key Components
 //! - [`config`]: the TOML model and its strict validation.
 //! - [`rt`]: runtime construction (io_uring with explicit epoll fallback), pinning, mailboxes.
-//! - [`http`]: the HTTP/1.1 front (httparse) and the backend HTTP client.
+//! - [`http`]: the HTTP/1.1 codec (httparse), client side and backend side.
 //! - [`wire`]: JSON-RPC envelope reading and byte splicing (the bottom layer).
 //! - [`route`]: the router: sessions, the method dispatcher, forwarding, both protocol eras.
 //! - [`front`]: the HTTP and stdio fronts.

@@ -107,7 +107,7 @@ pub async fn serve_conn<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
 pub async fn refuse_conn(mut stream: TcpStream) {
     let mut reply = Reply::json(
         503,
-        crate::error::McpError::Gateway("too many connections on this front; retry shortly".into())
+        crate::error::McpError::Gateway("too many connections on this shard; retry shortly".into())
             .to_response(b""),
     );
     reply.retry_after = Some(1);

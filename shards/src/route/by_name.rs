@@ -1,5 +1,5 @@
-//! The methods that route a request by what it names: a tool or prompt name ([`by_name`])
-//! or a resource URI ([`resources_read`]). The name as the client sees it becomes the
+//! The methods that route a request by what it names: a tool or prompt name (`by_name`)
+//! or a resource URI (`resources_read`). The name as the client sees it becomes the
 //! backend's own, RBAC applies (a denied item answers like a missing one), and the request
 //! goes on to its backend through the cache.
 

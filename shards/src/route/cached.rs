@@ -1,10 +1,10 @@
-//! The response cache and single-flight in front of [`forward`] (policy in `cache/mod.rs`).
+//! The response cache and single-flight in front of `forward` (policy in `cache/mod.rs`).
 //!
 //! A cacheable request (a `resources/read`, or a `tools/call` of a read-only idempotent tool
 //! with `[cache] tools` on) is answered from the shard's cache when a live entry exists for
 //! its key, under the client's own id; otherwise it joins an identical request in flight, or
 //! leads one: it is forwarded, its result stored, and every request that joined gets it.
-//! Everything else goes straight to [`forward`].
+//! Everything else goes straight to `forward`.
 
 use std::cell::Cell;
 use std::ops::Range;

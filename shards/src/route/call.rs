@@ -1,6 +1,6 @@
-//! One client request on its way to a backend ([`Call`]: the router, the session, the bytes
+//! One client request on its way to a backend (`Call`: the router, the session, the bytes
 //! and their envelope, what the client's era asks of the answer). Every function on the way
-//! to the backend (`route/by_name.rs`, `route/meta.rs`, `route/methods.rs`,
+//! to the backend (`route/by_name.rs`, `route/meta.rs`, `complete` in `route/methods.rs`,
 //! `route/cached.rs`, `route/forward.rs`) takes the same `Call`, instead of six arguments.
 
 use std::rc::Rc;

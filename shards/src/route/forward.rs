@@ -205,11 +205,20 @@ pub(crate) async fn forward(
     let client_id = env.id_bytes(body).to_vec();
     let key = inflight_key(sid, &client_id);
     let (cancel_tx, cancel_rx) = oneshot::channel();
-    router
-        .calls
-        .inflight
-        .borrow_mut()
-        .insert(key.clone(), cancel_tx);
+    // A 2025 call can be cancelled by its session's `notifications/cancelled`: it goes in the
+    // table under (session, id). A stateless 2026 call has no session, and two clients may
+    // use the same id, so it never enters the table; it keeps its own cancel signal.
+    let mut own_cancel = None;
+    if sid.is_empty() {
+        own_cancel = Some(cancel_tx);
+    } else {
+        router
+            .calls
+            .inflight
+            .borrow_mut()
+            .insert(key.clone(), cancel_tx);
+    }
+    let registered = !sid.is_empty();
     let (ev_tx, mut ev_rx) = mpsc::unbounded();
     let opts = CallOpts {
         timeout,
@@ -273,7 +282,9 @@ pub(crate) async fn forward(
     };
     match first {
         Ok(result) => {
-            router.calls.inflight.borrow_mut().remove(&key);
+            if registered {
+                router.calls.inflight.borrow_mut().remove(&key);
+            }
             let mut early = Vec::new();
             while let Ok(ev) = ev_rx.try_recv() {
                 early.extend(finish.event(ev));
@@ -295,7 +306,9 @@ pub(crate) async fn forward(
         Err(first_event) if crate::route::bridge::wants_park(&finish, &first_event) => {
             // A 2025 backend asks a 2026 client for input: answer with input_required and
             // park the call until the client retries with the input.
-            router.calls.inflight.borrow_mut().remove(&key);
+            if registered {
+                router.calls.inflight.borrow_mut().remove(&key);
+            }
             Ok(Answer::Json(crate::route::bridge::park(
                 call,
                 ev_rx,
@@ -310,38 +323,46 @@ pub(crate) async fn forward(
             }
             let router = router.clone();
             monoio::spawn(async move {
-                // A client so far behind that its feed overflowed is cut off as one that left
-                // before its answer: its call is cancelled, freeing the backend's slot.
-                let overflowed = |sent: Result<(), NotSent>| {
+                // A stateless client so far behind that its feed overflowed is cut off as one
+                // that left before its answer: its own call is cancelled, freeing the
+                // backend's slot. A 2025 session's stream is detached by its relay instead
+                // (`route/resume.rs`), and the call runs on (a disconnect is not a
+                // cancellation there).
+                let mut own_cancel = own_cancel;
+                let mut overflowed = |sent: Result<(), NotSent>| {
                     if sent == Err(NotSent::Overflow) {
-                        if let Some(c) = router.calls.inflight.borrow_mut().remove(&key) {
+                        if let Some(c) = own_cancel.take() {
                             let _ = c.send(());
+                            router.clients_gone.set(router.clients_gone.get() + 1);
                         }
-                        router.clients_gone.set(router.clients_gone.get() + 1);
                     }
                 };
                 // A client that disconnects does not cancel the call (2025 transport rules):
                 // it runs to completion and what cannot be delivered is dropped.
                 let result = loop {
                     monoio::select! {
-                        r = &mut call => break r,
-                        ev = next(&mut ev_rx) => match ev {
-                            Some(ev) if crate::route::bridge::wants_park(&finish, &ev) => {
-                                router.calls.inflight.borrow_mut().remove(&key);
-                                let irr = crate::route::bridge::park(call, ev_rx, finish, ev);
-                                let _ = tx.send(irr);
-                                return;
-                            }
-                            Some(ev) => {
-                                if let Some(m) = finish.event(ev) {
-                                    overflowed(tx.send(m));
-                                }
-                            }
-                            None => break call.await,
-                        },
+                                r = &mut call => break r,
+                                ev = next(&mut ev_rx) => match ev {
+                                    Some(ev) if crate::route::bridge::wants_park(&finish, &ev) => {
+                                        if registered {
+                        router.calls.inflight.borrow_mut().remove(&key);
                     }
+                                        let irr = crate::route::bridge::park(call, ev_rx, finish, ev);
+                                        let _ = tx.send(irr);
+                                        return;
+                                    }
+                                    Some(ev) => {
+                                        if let Some(m) = finish.event(ev) {
+                                            overflowed(tx.send(m));
+                                        }
+                                    }
+                                    None => break call.await,
+                                },
+                            }
                 };
-                router.calls.inflight.borrow_mut().remove(&key);
+                if registered {
+                    router.calls.inflight.borrow_mut().remove(&key);
+                }
                 while let Ok(ev) = ev_rx.try_recv() {
                     if let Some(m) = finish.event(ev) {
                         let _ = tx.send(m);

@@ -135,7 +135,7 @@ pub fn handles(mode: Discovery, env: &Envelope<'_>) -> bool {
 
 pub use crate::catalog::search::is_meta;
 
-/// The shard's index of the catalog of one era, rebuilt when the snapshot changes.
+/// A string argument of the meta tool's call.
 fn arg_str(body: &[u8], key: &str) -> Option<String> {
     sonic_rs::get(body, ["params", "arguments", key])
         .ok()
@@ -189,8 +189,10 @@ pub(crate) async fn call(call: Call<'_>) -> Result<Answer, McpError> {
                 .and_then(|v| v.as_u64())
                 .unwrap_or(10)
                 .clamp(1, 50) as usize;
-            let idx = router.search.index(&router.snapshot.load(), era.modern);
+            // One snapshot for the index and the items it points into: a reload between two
+            // loads could leave the index longer than the list.
             let snap = router.snapshot.load();
+            let idx = router.search.index(&snap, era.modern);
             let (json, items, keys) = snap.catalog_for(era.modern).list(ListKind::Tools);
             let allowed = |i: usize| {
                 era.principal.as_ref().is_none_or(|p| {

@@ -182,7 +182,7 @@ pub const MAX_SUBSCRIPTION_BYTES: usize = 256 * 1024;
 
 /// `resources/subscribe` / `resources/unsubscribe`. The session records the URI as it sees
 /// it (updates are delivered to subscribed sessions only). Toward the backend: a subscribe is
-/// always forwarded (servers treat it as idempotent) and, for an HTTP backend, this router
+/// always forwarded (servers treat it as idempotent) and, for an HTTP backend, this shard
 /// starts listening on its upstream GET stream, where the updates arrive. An unsubscribe is
 /// forwarded only when no other session of this shard still wants the URI, and never to a
 /// stdio backend, whose one process serves the subscriptions of every shard.

@@ -1,7 +1,8 @@
 //! The bookkeeping of one answered request, in one step: the shard's statistics, token
-//! accounting of what a model will read, and the audit line. Both eras and the handshake
-//! report here once per request, with the reply as the client gets it, so no path can count
-//! a request twice or forget one of the three.
+//! accounting of the answers the router built itself, and the audit line. Both eras and the
+//! handshake report here once per request, with the reply as the client gets it. (A 2025
+//! request refused before its method runs, such as a missing or unknown session, is not
+//! counted; a 2026 one is, as before the redesign.)
 
 use std::rc::Rc;
 use std::time::Instant;

@@ -3,10 +3,11 @@
 //! it can be read) or lets the request through; `route/dispatch.rs` runs the 2025 sequence,
 //! `route/modern.rs` the 2026 one.
 //!
-//! 2025: [`parse`] → [`rate_limit`] → [`session_named`] → [`elsewhere`] (hand off to the
-//! owner shard) → [`session`] → the method. 2026: [`parse`] → [`rate_limit`] →
-//! [`modern_version`] → [`modern_names`] → the method. RBAC runs where the name is resolved
-//! (`route/call.rs`, `route/lists.rs`), since a denied item must answer like a missing one.
+//! 2025: `parse` → `rate_limit` → `session_named` → `elsewhere` (hand off to the
+//! owner shard) → `session` → the method. 2026: `parse` → `rate_limit` →
+//! `modern_version` → `modern_names` → the method. RBAC runs where the name is resolved
+//! (`route/by_name.rs`, `route/meta.rs`, `route/lists.rs`), since a denied item must answer
+//! like a missing one.
 
 use std::rc::Rc;
 

@@ -1,5 +1,6 @@
 //! A request as the fronts hand it to the router, and what the router answers; the error
-//! shapes every method shares. The bottom of the route layer: it names no other route module.
+//! shapes every method shares. Near the bottom of the route layer: it names only the session
+//! and `requestState` types below it, never the router or a method.
 
 use crate::auth::verify::Principal;
 use crate::error::McpError;

@@ -9,14 +9,14 @@
 //! only, then stays attached while the stream lives. Stream numbers come from a shard-wide
 //! counter, so ids are unique across the session's streams.
 //!
-//! The log is bounded in events ([`LOG_CAP`]) and bytes: [`LOG_BYTES`] per stream and
-//! [`SHARD_LOG_BYTES`] for all streams of the shard (a session may open many streams, and
-//! each is kept [`KEEP_DONE`] after it ends). Past a bound the oldest events of the stream
+//! The log is bounded in events (`LOG_CAP`) and bytes: `LOG_BYTES` per stream and
+//! `SHARD_LOG_BYTES` for all streams of the shard (a session may open many streams, and
+//! each is kept `KEEP_DONE` after it ends). Past a bound the oldest events of the stream
 //! being logged are dropped, even a single event larger than the bound (a large result is
 //! delivered, just not kept). A `Last-Event-ID` from before a dropped event names an event
 //! that is gone: it is treated as unknown, like an expired stream, and nothing is replayed
 //! rather than a replay with a hole in it. The response attached to a stream is fed through
-//! a byte-bounded queue ([`crate::rt::feed`]); a client that falls behind it is detached as
+//! a byte-bounded queue (`crate::rt::feed`); a client that falls behind it is detached as
 //! one that left, and may resume from its last event id while that is still logged.
 
 use std::rc::Rc;

@@ -47,11 +47,22 @@ pub fn runtime_started(kind: DriverKind) {
     let stale = PARKED.with(|p| {
         let mut p = p.borrow_mut();
         p.spawned = false;
-        p.wakers.clear();
-        p.helper.take()
+        (std::mem::take(&mut p.wakers), p.helper.take())
     });
-    // Dropped outside the borrow: the helper's drop guard borrows again.
+    // Dropped outside the borrow: a task's drop may borrow again.
     drop(stale);
+}
+
+/// Called as this thread's runtime ends: tasks still parked, and the helper, are forgotten
+/// rather than dropped later, at thread exit, outside the runtime they belong to (the
+/// process is stopping; their memory goes with it).
+pub fn runtime_ended() {
+    let parked = PARKED.with(|p| {
+        let mut p = p.borrow_mut();
+        p.spawned = false;
+        (std::mem::take(&mut p.wakers), p.helper.take())
+    });
+    std::mem::forget(parked);
 }
 
 /// Returns to the scheduler once: the task runs again after the tasks already queued.

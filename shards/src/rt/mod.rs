@@ -123,7 +123,9 @@ where
             Ok(mut rt) => {
                 on_chosen(DriverKind::Uring, None);
                 fair::runtime_started(DriverKind::Uring);
-                return Ok(rt.block_on(make()));
+                let out = rt.block_on(make());
+                fair::runtime_ended();
+                return Ok(out);
             }
             Err(e) if choice == DriverChoice::Auto => {
                 let reason = format!("{e} (memlock limit {})", memlock_text());
@@ -146,7 +148,9 @@ where
         .enable_timer()
         .build()?;
     fair::runtime_started(DriverKind::Epoll);
-    Ok(rt.block_on(make()))
+    let out = rt.block_on(make());
+    fair::runtime_ended();
+    Ok(out)
 }
 
 /// Pins the calling thread to one CPU; failures are reported, not fatal.

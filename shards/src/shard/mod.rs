@@ -363,7 +363,10 @@ fn handoff_panic(shard: &Rc<LocalShard>, what: &'static str) -> impl FnOnce(&str
 }
 
 async fn accept_loop(shard: Rc<LocalShard>, listener: monoio::net::TcpListener) {
+    // A burst of connections gives way to the shard's other tasks now and then (`rt::fair`).
+    let mut turn = crate::rt::fair::Budget::new(crate::rt::fair::REQUESTS_PER_TURN);
     loop {
+        turn.spend().await;
         match listener.accept().await {
             Ok((stream, _peer)) => {
                 let _ = stream.set_nodelay(true);

@@ -2,7 +2,7 @@
 //!
 //! Every counter here belongs to one shard and is bumped with plain integer adds on the
 //! shard's own thread. Every 500 ms the shard sends a copy of its cumulative figures
-//! ([`report::ShardStats`], built in [`report`]) to the control thread, which keeps the latest copy
+//! ([`report::ShardStats`], built by the composition root in `shard/report.rs`) to the control thread, which keeps the latest copy
 //! per shard and sums them for `/metrics` and the metrics socket. Cumulative copies (not
 //! deltas) mean a lost or late report never skews a counter.
 //!

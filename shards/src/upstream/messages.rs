@@ -22,7 +22,7 @@ pub struct StdioCall {
 }
 
 /// Where this shard's upstream layer posts work for a stdio child another shard owns: the
-/// owner's mailbox, as the composition root wires it (`shard.rs`). The upstream layer never
+/// owner's mailbox, as the composition root wires it (`shard/mod.rs`). The upstream layer never
 /// names the shard or its message type; this is a dynamic call only on messages that cross
 /// shards anyway.
 pub trait StdioOwner {

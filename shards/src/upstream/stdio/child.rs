@@ -178,6 +178,8 @@ pub(super) async fn stderr_task(server: String, mut stderr: UnixStream) {
         if eof {
             return;
         }
+        // A child flooding its stderr must not hold the shard either (`rt::fair`).
+        crate::rt::fair::yield_now().await;
     }
 }
 
