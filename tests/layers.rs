@@ -5,7 +5,8 @@
 //! Layers, lowest first: wire (`wire/`, `http/`, `rt/`, `error.rs`), model (`config/`,
 //! `catalog/`, `balance/`, `cache/`, `auth/`, `stats/`, `ring.rs`, `snapshot.rs`, `audit.rs`),
 //! upstream (`upstream/`), route (`route/`), front (`front/`), shard (`shard/` and `lib.rs`).
-//! `fuzzing/` is a test harness over every layer and is not checked. Unit tests (`#[cfg(test)]` onwards, `*tests.rs`) may name anything.
+//! `fuzzing/` is a test harness over every layer and is not checked. Unit tests
+//! (`#[cfg(test)]` onwards, `*tests.rs`) may name anything.
 //!
 //! A module is named by a `crate::<module>` path anywhere in code, or inside a
 //! `use crate::{...}` group; comments are skipped. A second test resolves those paths to
