@@ -17,6 +17,8 @@
 //! - [`upstream`]: backends: Streamable HTTP pools and supervised stdio children.
 //! - [`catalog`]: the merged, namespaced tool catalog.
 //! - [`ring`]: the consistent-hash ring that pins sessions and stdio children to shards.
+//! - [`readiness`]: whether the node takes new sessions (`/ready`), shared with the control
+//!   thread.
 #![warn(missing_docs)]
 
 pub mod audit;
@@ -30,6 +32,7 @@ pub mod front;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod readiness;
 pub mod ring;
 pub mod route;
 pub mod rt;
