@@ -176,7 +176,11 @@ mod tests {
         let r = SharedReadiness::new();
         // Drained before the first backend: undrain goes back to starting, not ready.
         assert_eq!(r.drain().to, Readiness::Draining);
-        assert_eq!(r.warm().to, Readiness::Draining, "warm-up does not end a drain");
+        assert_eq!(
+            r.warm().to,
+            Readiness::Draining,
+            "warm-up does not end a drain"
+        );
         assert_eq!(r.undrain().to, Readiness::Ready);
         let cold = SharedReadiness::new();
         cold.drain();

@@ -50,6 +50,7 @@ pub fn render(
     shards: &[&ShardStats],
     reloads: &Reloads,
     tokens: Option<&crate::tokens::TokenAccounting>,
+    drain: super::drain::DrainFigures,
     uptime: f64,
 ) -> String {
     let mut breakers = Vec::new();
@@ -80,6 +81,7 @@ pub fn render(
     };
     let mut registry = Registry::with_prefix("only1mcp");
     registry.register_collector(Box::new(figures));
+    registry.register_collector(Box::new(drain));
     let mut out = String::with_capacity(16 * 1024);
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
         out.clear();
@@ -100,7 +102,7 @@ fn token_rows(acc: &crate::tokens::TokenAccounting) -> (&'static str, Vec<TokenR
     (t.encoding, rows, acc.dropped.dropped())
 }
 
-fn counter(
+pub(super) fn counter(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -114,7 +116,7 @@ fn counter(
 }
 
 /// A family with one sample and no labels.
-fn single(
+pub(super) fn single(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -124,7 +126,7 @@ fn single(
     metric.encode(family)
 }
 
-fn gauge(
+pub(super) fn gauge(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,

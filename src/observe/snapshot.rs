@@ -81,6 +81,10 @@ pub struct MetricsSnapshot {
     pub cores: u32,
     /// The I/O driver the shards run on (`uring` or `epoll`).
     pub driver: String,
+    /// What `GET /ready` says: `starting`, `ready`, `draining` or `stopping` (empty from a
+    /// gateway that predates it).
+    #[serde(default)]
+    pub readiness: String,
     /// Figures summed over every shard.
     pub totals: Totals,
     /// One entry per server, ordered by id.
@@ -104,6 +108,7 @@ impl MetricsSnapshot {
             version: env!("CARGO_PKG_VERSION").to_string(),
             cores,
             driver: driver.to_string(),
+            readiness: "starting".into(),
             totals: Totals::default(),
             servers: Vec::new(),
             methods: Vec::new(),
@@ -143,6 +148,9 @@ pub struct Totals {
     pub sessions: u64,
     /// Requests in flight right now.
     pub inflight: u64,
+    /// `initialize` requests that arrived while the node was draining or stopping.
+    #[serde(default)]
+    pub initialize_while_draining: u64,
 }
 
 /// One configured server and its replicas.
@@ -327,10 +335,30 @@ mod tests {
         assert!(line.contains(r#""tool":null"#), "{line}");
         assert!(line.contains(r#""breaker":"half_open""#), "{line}");
         assert!(line.contains(r#""last_error":null"#), "{line}");
+        assert!(line.contains(r#""readiness":"starting""#), "{line}");
         assert_eq!(
             SocketLine::parse(&line).unwrap(),
             SocketLine::Snapshot(sample())
         );
+    }
+
+    #[test]
+    fn a_snapshot_without_readiness_still_parses() {
+        // From a gateway that predates `/ready`: the new fields are simply absent.
+        let line = snapshot_line(&sample())
+            .replace(r#""readiness":"starting","#, "")
+            .replace(r#","initialize_while_draining":0"#, "");
+        assert!(
+            !line.contains("readiness") && !line.contains("while_draining"),
+            "{line}"
+        );
+        match SocketLine::parse(&line).unwrap() {
+            SocketLine::Snapshot(s) => {
+                assert_eq!(s.readiness, "");
+                assert_eq!(s.totals.initialize_while_draining, 0);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -31,11 +31,7 @@ pub fn render(f: &mut Frame<'_>, app: &App) {
     f.render_widget(
         Tabs::new(titles)
             .select(app.tab.index())
-            .block(
-                Block::default()
-                    .borders(Borders::ALL)
-                    .title(" only1mcp-uring "),
-            )
+            .block(Block::default().borders(Borders::ALL).title(title(app)))
             .highlight_style(Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)),
         tabs,
     );
@@ -60,6 +56,25 @@ pub fn render(f: &mut Frame<'_>, app: &App) {
         Paragraph::new(KEYS).style(Style::new().fg(Color::DarkGray)),
         help,
     );
+}
+
+/// The header's title: the gateway, and what its `/ready` says (coloured unless ready).
+fn title(app: &App) -> Line<'static> {
+    let mut spans = vec![Span::raw(" only1mcp-uring ")];
+    if let Some(s) = app.snapshot.as_ref().filter(|s| !s.readiness.is_empty()) {
+        let color = match s.readiness.as_str() {
+            "ready" => Color::Green,
+            "draining" | "starting" => Color::Yellow,
+            _ => Color::Red,
+        };
+        spans.push(Span::raw("· "));
+        spans.push(Span::styled(
+            s.readiness.clone(),
+            Style::new().fg(color).add_modifier(Modifier::BOLD),
+        ));
+        spans.push(Span::raw(" "));
+    }
+    Line::from(spans)
 }
 
 fn status_line(app: &App) -> Paragraph<'static> {

@@ -104,6 +104,30 @@ fn overview_shows_totals_uptime_and_the_sparkline() {
 }
 
 #[test]
+fn the_header_shows_the_drain_state() {
+    let mut app = live_app();
+    let header = |app: &App| screen(app).lines().next().unwrap_or("").to_string();
+    assert!(
+        header(&app).contains("only1mcp-uring · starting"),
+        "{}",
+        header(&app)
+    );
+    for state in ["draining", "stopping", "ready"] {
+        if let Some(s) = app.snapshot.as_mut() {
+            s.readiness = state.into();
+        }
+        let h = header(&app);
+        assert!(h.contains(&format!("only1mcp-uring · {state}")), "{h}");
+    }
+    // A gateway that predates /ready sends none: the title says nothing about it.
+    if let Some(s) = app.snapshot.as_mut() {
+        s.readiness.clear();
+    }
+    let h = header(&app);
+    assert!(h.contains(" only1mcp-uring ") && !h.contains('·'), "{h}");
+}
+
+#[test]
 fn servers_tab_lists_each_replica() {
     let mut app = live_app();
     app.tab = Tab::Servers;

@@ -87,7 +87,10 @@ fn empty_file_is_all_defaults() {
     assert_eq!(c.server.driver, DriverChoice::Auto);
     assert_eq!(c.proxy.tool_separator, "__");
     assert_eq!(c.proxy.request_timeout_ms, 30_000);
-    assert_eq!(c.server.drain_grace_ms, 0, "no drain grace unless asked for");
+    assert_eq!(
+        c.server.drain_grace_ms, 0,
+        "no drain grace unless asked for"
+    );
 }
 
 #[test]
