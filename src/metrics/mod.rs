@@ -130,7 +130,7 @@ impl Aggregator {
             &self.driver,
             &self.reloads,
         );
-        snap.readiness = drain.state.as_str().to_string();
+        snap.readiness = drain.state.into();
         snap.totals.initialize_while_draining = drain.initialize_while_draining;
         self.snapshot.store(Arc::new(snap));
     }

@@ -81,10 +81,9 @@ pub struct MetricsSnapshot {
     pub cores: u32,
     /// The I/O driver the shards run on (`uring` or `epoll`).
     pub driver: String,
-    /// What `GET /ready` says: `starting`, `ready`, `draining` or `stopping` (empty from a
-    /// gateway that predates it).
+    /// What `GET /ready` says (`unknown` from a gateway that predates it).
     #[serde(default)]
-    pub readiness: String,
+    pub readiness: ReadinessState,
     /// Figures summed over every shard.
     pub totals: Totals,
     /// One entry per server, ordered by id.
@@ -108,7 +107,7 @@ impl MetricsSnapshot {
             version: env!("CARGO_PKG_VERSION").to_string(),
             cores,
             driver: driver.to_string(),
-            readiness: "starting".into(),
+            readiness: ReadinessState::Starting,
             totals: Totals::default(),
             servers: Vec::new(),
             methods: Vec::new(),
@@ -151,6 +150,49 @@ pub struct Totals {
     /// `initialize` requests that arrived while the node was draining or stopping.
     #[serde(default)]
     pub initialize_while_draining: u64,
+}
+
+/// `readiness`: what the gateway's `GET /ready` says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadinessState {
+    /// No backend is ready yet (503).
+    Starting,
+    /// Takes new sessions (200).
+    Ready,
+    /// Drained by an operator (503).
+    Draining,
+    /// Shutting down after its drain grace (503).
+    Stopping,
+    /// Not sent (a gateway that predates it) or a state this reader does not know.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+impl ReadinessState {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadinessState::Starting => "starting",
+            ReadinessState::Ready => "ready",
+            ReadinessState::Draining => "draining",
+            ReadinessState::Stopping => "stopping",
+            ReadinessState::Unknown => "unknown",
+        }
+    }
+}
+
+impl From<only1mcp_shards::readiness::Readiness> for ReadinessState {
+    fn from(r: only1mcp_shards::readiness::Readiness) -> Self {
+        use only1mcp_shards::readiness::Readiness as R;
+        match r {
+            R::Starting => ReadinessState::Starting,
+            R::Ready => ReadinessState::Ready,
+            R::Draining => ReadinessState::Draining,
+            R::Stopping => ReadinessState::Stopping,
+        }
+    }
 }
 
 /// One configured server and its replicas.
@@ -354,9 +396,15 @@ mod tests {
         );
         match SocketLine::parse(&line).unwrap() {
             SocketLine::Snapshot(s) => {
-                assert_eq!(s.readiness, "");
+                assert_eq!(s.readiness, ReadinessState::Unknown);
                 assert_eq!(s.totals.initialize_while_draining, 0);
             }
+            other => panic!("{other:?}"),
+        }
+        // A state this reader does not know yet is unknown, not an unreadable line.
+        let line = snapshot_line(&sample()).replace(r#""starting""#, r#""resting""#);
+        match SocketLine::parse(&line).unwrap() {
+            SocketLine::Snapshot(s) => assert_eq!(s.readiness, ReadinessState::Unknown),
             other => panic!("{other:?}"),
         }
     }

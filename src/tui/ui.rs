@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Cell, Gauge, Paragraph, Row, Sparkline, T
 use ratatui::Frame;
 
 use super::app::{App, Conn, Tab};
-use crate::observe::snapshot::BreakerState;
+use crate::observe::snapshot::{BreakerState, ReadinessState};
 use crate::observe::{LogLine, MetricsSnapshot};
 
 const KEYS: &str =
@@ -61,15 +61,16 @@ pub fn render(f: &mut Frame<'_>, app: &App) {
 /// The header's title: the gateway, and what its `/ready` says (coloured unless ready).
 fn title(app: &App) -> Line<'static> {
     let mut spans = vec![Span::raw(" only1mcp-uring ")];
-    if let Some(s) = app.snapshot.as_ref().filter(|s| !s.readiness.is_empty()) {
-        let color = match s.readiness.as_str() {
-            "ready" => Color::Green,
-            "draining" | "starting" => Color::Yellow,
+    let state = app.snapshot.as_ref().map(|s| s.readiness);
+    if let Some(state) = state.filter(|s| *s != ReadinessState::Unknown) {
+        let color = match state {
+            ReadinessState::Ready => Color::Green,
+            ReadinessState::Draining | ReadinessState::Starting => Color::Yellow,
             _ => Color::Red,
         };
         spans.push(Span::raw("· "));
         spans.push(Span::styled(
-            s.readiness.clone(),
+            state.as_str(),
             Style::new().fg(color).add_modifier(Modifier::BOLD),
         ));
         spans.push(Span::raw(" "));

@@ -4,7 +4,9 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
 use super::*;
-use crate::observe::snapshot::{BreakerState, CacheStats, MethodStats, ReplicaStats, ServerStats};
+use crate::observe::snapshot::{
+    BreakerState, CacheStats, MethodStats, ReadinessState, ReplicaStats, ServerStats,
+};
 use crate::observe::SocketLine;
 use crate::tui::app::ClientEvent;
 
@@ -112,16 +114,20 @@ fn the_header_shows_the_drain_state() {
         "{}",
         header(&app)
     );
-    for state in ["draining", "stopping", "ready"] {
+    for (state, name) in [
+        (ReadinessState::Draining, "draining"),
+        (ReadinessState::Stopping, "stopping"),
+        (ReadinessState::Ready, "ready"),
+    ] {
         if let Some(s) = app.snapshot.as_mut() {
-            s.readiness = state.into();
+            s.readiness = state;
         }
         let h = header(&app);
-        assert!(h.contains(&format!("only1mcp-uring · {state}")), "{h}");
+        assert!(h.contains(&format!("only1mcp-uring · {name}")), "{h}");
     }
     // A gateway that predates /ready sends none: the title says nothing about it.
     if let Some(s) = app.snapshot.as_mut() {
-        s.readiness.clear();
+        s.readiness = ReadinessState::Unknown;
     }
     let h = header(&app);
     assert!(h.contains(" only1mcp-uring ") && !h.contains('·'), "{h}");
