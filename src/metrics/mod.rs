@@ -136,6 +136,16 @@ impl Aggregator {
         );
         snap.readiness = drain.state.into();
         snap.totals.initialize_while_draining = drain.initialize_while_draining;
+        snap.node = self.node.clone();
+        use only1mcp_shards::cluster::session_id::Verdict;
+        let refused = |v: Verdict| {
+            shards
+                .iter()
+                .map(|s| s.session_ids_refused[v.index()])
+                .sum::<u64>()
+        };
+        snap.totals.session_ids_foreign = refused(Verdict::Foreign);
+        snap.totals.session_ids_forged = refused(Verdict::Forged) + refused(Verdict::Malformed);
         self.snapshot.store(Arc::new(snap));
     }
 }

@@ -175,8 +175,8 @@ impl View {
             p99_ms: quantile(&window, 0.99),
             sessions: self.sessions,
             inflight: self.inflight,
-            // Not a view figure: the aggregator sets it with the readiness.
-            initialize_while_draining: 0,
+            // Not view figures: the aggregator sets them from the shards' reports.
+            ..Default::default()
         };
         let mut servers: BTreeMap<&str, wire::ServerStats> = BTreeMap::new();
         for ((server, name), r) in &self.replicas {

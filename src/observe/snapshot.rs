@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// One line of the socket stream.
+// A line lives only from its parse to its handling (the TUI's client boxes it at once): the
+// size of the snapshot variant costs nothing worth boxing every snapshot for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SocketLine {
@@ -84,6 +87,9 @@ pub struct MetricsSnapshot {
     /// What `GET /ready` says (`unknown` from a gateway that predates it).
     #[serde(default)]
     pub readiness: ReadinessState,
+    /// `[cluster] node_id` (empty outside a cluster).
+    #[serde(default)]
+    pub node: String,
     /// Figures summed over every shard.
     pub totals: Totals,
     /// One entry per server, ordered by id.
@@ -108,6 +114,7 @@ impl MetricsSnapshot {
             cores,
             driver: driver.to_string(),
             readiness: ReadinessState::Starting,
+            node: String::new(),
             totals: Totals::default(),
             servers: Vec::new(),
             methods: Vec::new(),
@@ -150,6 +157,12 @@ pub struct Totals {
     /// `initialize` requests that arrived while the node was draining or stopping.
     #[serde(default)]
     pub initialize_while_draining: u64,
+    /// Requests refused (404) with another node's session id.
+    #[serde(default)]
+    pub session_ids_foreign: u64,
+    /// Requests refused (404) with a session id no cluster key signed, or not an id at all.
+    #[serde(default)]
+    pub session_ids_forged: u64,
 }
 
 /// `readiness`: what the gateway's `GET /ready` says.

@@ -61,6 +61,17 @@ pub fn render(f: &mut Frame<'_>, app: &App) {
 /// The header's title: the gateway, and what its `/ready` says (coloured unless ready).
 fn title(app: &App) -> Line<'static> {
     let mut spans = vec![Span::raw(" only1mcp-uring ")];
+    if let Some(node) = app
+        .snapshot
+        .as_ref()
+        .map(|s| &s.node)
+        .filter(|n| !n.is_empty())
+    {
+        spans.push(Span::styled(
+            format!("{node} "),
+            Style::new().add_modifier(Modifier::BOLD),
+        ));
+    }
     let state = app.snapshot.as_ref().map(|s| s.readiness);
     if let Some(state) = state.filter(|s| *s != ReadinessState::Unknown) {
         let color = match state {
@@ -164,6 +175,12 @@ fn overview(f: &mut Frame<'_>, app: &App, s: &MetricsSnapshot, area: Rect) {
             t.sessions.to_string(),
             "in flight",
             t.inflight.to_string(),
+        ),
+        row(
+            "foreign ids",
+            t.session_ids_foreign.to_string(),
+            "forged ids",
+            t.session_ids_forged.to_string(),
         ),
         row(
             "uptime",

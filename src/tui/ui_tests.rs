@@ -134,6 +134,25 @@ fn the_header_shows_the_drain_state() {
 }
 
 #[test]
+fn the_header_names_the_node_and_the_totals_count_refused_ids() {
+    let mut app = live_app();
+    if let Some(s) = app.snapshot.as_mut() {
+        s.node = "g2".into();
+        s.readiness = ReadinessState::Draining;
+        s.totals.session_ids_foreign = 7;
+        s.totals.session_ids_forged = 3;
+    }
+    let text = screen(&app);
+    let header = text.lines().next().unwrap_or("");
+    assert!(header.contains("only1mcp-uring g2 · draining"), "{header}");
+    assert!(
+        text.contains("foreign ids") && text.contains(" 7"),
+        "{text}"
+    );
+    assert!(text.contains("forged ids") && text.contains(" 3"), "{text}");
+}
+
+#[test]
 fn servers_tab_lists_each_replica() {
     let mut app = live_app();
     app.tab = Tab::Servers;
