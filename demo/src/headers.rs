@@ -6,7 +6,8 @@
 //!
 //! * `Mcp-Method` is required on every request and must equal `method`.
 //! * `Mcp-Name` is required when the body has `params.name` (`tools/call`,
-//!   `prompts/get`) or `params.uri` (`resources/read`) and must equal it.
+//!   `prompts/get`), `params.uri` (`resources/read`) or `params.taskId`
+//!   (`tasks/get`, `tasks/update`, `tasks/cancel`) and must equal it.
 //! * `Mcp-Param-{X}`: for `tools/call`, each argument whose property in the
 //!   tool's `inputSchema` has `"x-mcp-header": "X"` and whose value is
 //!   present and not null must come with the header; strings compare as
@@ -43,6 +44,7 @@ pub fn validate(
     let name_key = match method {
         "tools/call" | "prompts/get" => Some("name"),
         "resources/read" => Some("uri"),
+        "tasks/get" | "tasks/update" | "tasks/cancel" => Some("taskId"),
         _ => None,
     };
     if let Some(body) = name_key

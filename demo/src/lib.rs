@@ -53,6 +53,12 @@
 //! On the 2026 path it adds the 2026 suite's fixture (`fixture2026.rs`:
 //! `test_input_required_result_*`, `test_missing_capability`,
 //! `test_streaming_elicitation`, `test_logging_tool`, `test_trigger_*`).
+//! It also runs the suite's task tools (`greet`, `slow_compute`,
+//! `failing_job`, `protocol_error_job`, `confirm_delete`, `multi_input`, and
+//! on the 2026 path `test_tool_with_task`) as tasks in both eras: the 2026
+//! extension `io.modelcontextprotocol/tasks` (`tasks/get`, `tasks/update`,
+//! `tasks/cancel`) and 2025-11-25 experimental tasks (`tasks/get`,
+//! `tasks/result`, `tasks/cancel`, `tasks/list`, status notifications).
 //! Without it the server is unchanged: eleven tools, `tools` capability only.
 //! `tests/conformance/run.sh` runs the suite.
 //!
@@ -101,6 +107,9 @@
 //! * `fixture2026.rs`: the fixture's 2026-only tools and MRTR prompt.
 //! * `resources.rs`, `prompts.rs`: the fixture's resources, prompts and
 //!   completions.
+//! * `tasks.rs`: the fixture's task store and the jobs behind its tasks;
+//!   `tasks_wire.rs`: their wire shapes per era and the task tools;
+//!   `tasks_methods.rs`: the task tools' calls and the `tasks/*` methods.
 //! * `stdio.rs`: the line-based stdio transport.
 //! * `http.rs`: the Streamable HTTP transport (routing, validation, sessions).
 //! * `http_modern.rs`: its 2026-07-28 POSTs and listen streams.
@@ -131,6 +140,9 @@ mod server;
 mod session;
 mod stdio;
 mod subscriptions;
+mod tasks;
+mod tasks_methods;
+mod tasks_wire;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

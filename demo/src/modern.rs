@@ -45,7 +45,7 @@ use super::protocol::{
 use super::server::Server;
 use super::session::{level_index, Related, Session, LEVELS};
 use super::tools;
-use super::{modern_calls, prompts, resources};
+use super::{modern_calls, prompts, resources, tasks_methods};
 
 /// The one modern revision this server speaks.
 pub const VERSION: &str = "2026-07-28";
@@ -72,13 +72,16 @@ const METHODS: [&str; 4] = [
     "tools/call",
     "subscriptions/listen",
 ];
-const FIXTURE_METHODS: [&str; 6] = [
+const FIXTURE_METHODS: [&str; 9] = [
     "resources/list",
     "resources/templates/list",
     "resources/read",
     "prompts/list",
     "prompts/get",
     "completion/complete",
+    "tasks/get",
+    "tasks/update",
+    "tasks/cancel",
 ];
 
 /// HTTP: is this POST modern traffic? (module docs)
@@ -235,6 +238,7 @@ pub fn tool_definitions(server: &Server) -> Vec<Value> {
     let mut all = tools::definitions(fixture, false);
     if fixture {
         all.extend(fixture2026::definitions());
+        all.extend(tasks_methods::definitions(true));
     }
     all
 }
@@ -268,6 +272,9 @@ pub fn handle(
         "resources/read" => resources::read(&meta.session(), id, params, INVALID_PARAMS),
         "prompts/list" => prompts::list(&meta.session(), id, params, true),
         "completion/complete" => prompts::complete(&meta.session(), id, params),
+        "tasks/get" | "tasks/update" | "tasks/cancel" => {
+            return tasks_methods::modern_method(server, id, method, params, meta)
+        }
         _ => send_error(id, INTERNAL_ERROR, "Internal error: not dispatched here"),
     };
     Answer::ok(stamp(server, method, id, reply))
@@ -329,12 +336,16 @@ struct DiscoverResult<'a> {
 
 fn discover(server: &Server, id: &Value) -> Reply {
     let capabilities = match server.config().conformance {
-        true => FIXTURE_CAPABILITIES,
-        false => CAPABILITIES,
+        true => format!(
+            "{},{}}}",
+            &FIXTURE_CAPABILITIES[..FIXTURE_CAPABILITIES.len() - 1],
+            tasks_methods::modern_capability()
+        ),
+        false => CAPABILITIES.to_string(),
     };
     let result = DiscoverResult {
         supported_versions: SUPPORTED,
-        capabilities: sonic_rs::from_str(capabilities).unwrap_or_default(),
+        capabilities: sonic_rs::from_str(&capabilities).unwrap_or_default(),
         instructions: "only1mcp demo server: test tools (echo, add, sleep, big, ...).",
     };
     send_result(id, result)

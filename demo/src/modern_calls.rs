@@ -67,6 +67,13 @@ pub fn call_tool(
         Ok(found) => found,
         Err(msg) => return invalid(id, msg),
     };
+    if server.config().conformance {
+        if let Some(answer) =
+            super::tasks_methods::call_modern(server, id, name, args, params, meta)
+        {
+            return answer;
+        }
+    }
     let session = meta.session();
     let mut bridge = InputBridge::new(responses);
     let mut call = Call {

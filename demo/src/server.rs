@@ -23,6 +23,8 @@ use super::protocol::{
 };
 use super::session::{level_index, Call, Related, Session, Sink, Ticker};
 use super::subscriptions::Hub;
+use super::tasks::Tasks;
+use super::tasks_methods;
 use super::tools::{self, CallToolResult, ToolOutcome};
 use super::{fixture, prompts, resources, Config, DemoOptions};
 
@@ -73,6 +75,8 @@ pub struct Server {
     ticker: Arc<Ticker>,
     /// The 2026-07-28 `subscriptions/listen` streams (both transports).
     hub: Hub,
+    /// The fixture's tasks (both eras).
+    tasks: Arc<Tasks>,
 }
 
 impl Server {
@@ -83,7 +87,12 @@ impl Server {
             config,
             ticker: Arc::default(),
             hub: Hub::default(),
+            tasks: Arc::default(),
         }
+    }
+
+    pub fn tasks(&self) -> &Arc<Tasks> {
+        &self.tasks
     }
 
     pub fn name(&self) -> &str {
@@ -104,7 +113,7 @@ impl Server {
 
     /// A new session whose unsolicited messages go to `standalone`.
     pub fn new_session(&self, standalone: Arc<dyn Sink>) -> Arc<Session> {
-        let session = Arc::new(Session::new(standalone));
+        let session = Arc::new_cyclic(|me| Session::new_in(standalone, me.clone()));
         if self.config.conformance {
             self.ticker.register(&session);
         }
@@ -146,6 +155,9 @@ impl Server {
             "prompts/list" if fixture => prompts::list(session, &id, &params, false),
             "prompts/get" if fixture => prompts::get(session, &id, &params),
             "completion/complete" if fixture => prompts::complete(session, &id, &params),
+            "tasks/get" | "tasks/result" | "tasks/cancel" | "tasks/list" if fixture => {
+                tasks_methods::legacy_method(self, session, &id, &method, &params, related)
+            }
             other => send_error(&id, METHOD_NOT_FOUND, &format!("Method not found: {other}")),
         }
     }
@@ -165,16 +177,22 @@ impl Server {
             .filter(|c| c.is_object())
             .cloned();
         session.initialized(version, caps);
+        // The fixture's tasks exist from 2025-11-25 on.
         let capabilities = match self.config.conformance {
-            true => FIXTURE_CAPABILITIES,
-            false => CAPABILITIES,
+            true if version == LATEST_VERSION => format!(
+                "{},{}}}",
+                &FIXTURE_CAPABILITIES[..FIXTURE_CAPABILITIES.len() - 1],
+                tasks_methods::legacy_capability()
+            ),
+            true => FIXTURE_CAPABILITIES.to_string(),
+            false => CAPABILITIES.to_string(),
         };
         send_result(
             id,
             InitializeResult {
                 protocol_version: version,
                 // Parsed constants keep their source order.
-                capabilities: sonic_rs::from_str(capabilities).unwrap_or_default(),
+                capabilities: sonic_rs::from_str(&capabilities).unwrap_or_default(),
                 server_info: ServerInfo {
                     name: &self.name,
                     version: env!("CARGO_PKG_VERSION"),
@@ -185,7 +203,16 @@ impl Server {
     }
 
     fn list_tools(&self, session: &Session, id: &Value, params: &Value) -> Reply {
-        let all = tools::definitions(self.config.conformance, session.dynamic_visible());
+        let mut all = tools::definitions(self.config.conformance, session.dynamic_visible());
+        if self.config.conformance {
+            // Before the fixture's dynamic tool, which stays last.
+            let dynamic = Some("test_dynamic_tool");
+            let at = all
+                .iter()
+                .position(|t| t.get("name").and_then(|n| n.as_str()) == dynamic)
+                .unwrap_or(all.len());
+            all.splice(at..at, tasks_methods::definitions(false));
+        }
         let page = match params.get("cursor").filter(|c| !c.is_null()) {
             None => tools::page(all, None, self.config.page_size),
             Some(c) => c
@@ -218,6 +245,11 @@ impl Server {
                 return send_error(id, INVALID_PARAMS, msg);
             }
         };
+        if self.config.conformance {
+            if let Some(reply) = tasks_methods::call_legacy(self, session, id, name, args, params) {
+                return reply;
+            }
+        }
         let mut call = Call {
             session,
             related,

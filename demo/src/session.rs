@@ -104,6 +104,9 @@ pub struct Session {
     /// Server→client requests awaiting the client's response, by id (as JSON text).
     pending: Mutex<HashMap<String, mpsc::Sender<Value>>>,
     closed: AtomicBool,
+    /// The `Arc` this session lives in (set by `Server::new_session`), so a
+    /// task can hold on to its session without keeping it alive.
+    me: Weak<Session>,
 }
 
 #[derive(Serialize)]
@@ -160,7 +163,21 @@ impl Session {
             next_id: AtomicU64::new(0),
             pending: Mutex::default(),
             closed: AtomicBool::new(false),
+            me: Weak::new(),
         }
+    }
+
+    /// A session that knows the `Arc` it lives in (see [`Session::me`]).
+    pub fn new_in(standalone: Arc<dyn Sink>, me: Weak<Session>) -> Self {
+        Self {
+            me,
+            ..Self::new(standalone)
+        }
+    }
+
+    /// The `Arc` this session lives in, when it was made by [`Session::new_in`].
+    pub fn me(&self) -> Option<Arc<Session>> {
+        self.me.upgrade()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

@@ -407,7 +407,7 @@ fn page_size_is_configurable() {
     );
     let (one, next) = tools::page(all.clone(), None, 100).unwrap();
     assert_eq!((one.len(), next), (11, None));
-    // Through the server, with the fixture: 11 demo tools + 14 fixture tools.
+    // Through the server, with the fixture: 11 demo tools + 14 fixture tools + 6 task tools.
     let config = Config {
         conformance: true,
         page_size: 100,
@@ -421,7 +421,7 @@ fn page_size_is_configurable() {
         .unwrap()
         .as_array()
         .unwrap();
-    assert_eq!(tools.len(), 25);
+    assert_eq!(tools.len(), 31);
     assert!(r.pointer(&pointer!["result", "nextCursor"]).is_none());
 }
 

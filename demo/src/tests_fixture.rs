@@ -40,7 +40,7 @@ fn capabilities_and_content_tools() {
     let caps = r.pointer(&pointer!["result", "capabilities"]).unwrap();
     assert_eq!(
         sonic_rs::to_string(caps).unwrap(),
-        r#"{"tools":{"listChanged":true},"resources":{"subscribe":true,"listChanged":true},"prompts":{"listChanged":true},"logging":{},"completions":{}}"#
+        r#"{"tools":{"listChanged":true},"resources":{"subscribe":true,"listChanged":true},"prompts":{"listChanged":true},"logging":{},"completions":{},"tasks":{"list":{},"cancel":{},"requests":{"tools":{"call":{}}}}}"#
     );
     let kinds = |r: &Value| -> Vec<String> {
         let content = r.pointer(&pointer!["result", "content"]).unwrap();

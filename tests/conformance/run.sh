@@ -17,7 +17,7 @@
 # A run gets `--expected-failures tests/conformance/baseline-<name>.yml` when that file exists:
 # the suite then exits 0 if exactly the listed failures occur (a listed check that now passes
 # is "stale" and also fails the run). Exit status: non-zero if a required run failed.
-# tests/conformance/baseline-0.2-2026-07-28.yml is the demo server's (the tasks extension only),
+# tests/conformance/baseline-0.2-2026-07-28.yml is the demo server's (empty: every scenario passes),
 # so `run.sh demo with-2026` fails on any other 2026 failure. After the runs, one line per run
 # counts passing scenarios and checks, scored and unscored apart (the requirements file's
 # `not_scored`, e.g. the tasks extension and pending scenarios).
