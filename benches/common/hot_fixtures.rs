@@ -72,6 +72,7 @@ pub fn inputs<'a>(ids: &'a [String], found: &'a [Discovery]) -> Vec<BackendInput
             state: BackendState::Ready,
             discovery: Some(d),
             curation: None,
+            tasks: false,
         })
         .collect()
 }

@@ -119,6 +119,26 @@ pub enum McpError {
     /// The gateway cannot serve the request (shutting down, internal fault).
     #[error("gateway error: {0}")]
     Gateway(String),
+    /// A task's backend no longer has it: the process or upstream session that ran it
+    /// ended (a stdio restart, an HTTP replica that re-initialized), or the backend says it
+    /// does not know a task the gateway saw it create.
+    #[error("backend `{server}` lost the task: {reason}")]
+    TaskLost {
+        /// Backend id.
+        server: String,
+        /// What happened to it.
+        reason: String,
+    },
+    /// 2026-07-28: the request needs a client capability it did not declare; `data`
+    /// carries `requiredCapabilities` with `what` (a JSON object member, e.g.
+    /// `"extensions":{"io.modelcontextprotocol/tasks":{}}`).
+    #[error("missing required client capability: {message}")]
+    MissingCapability {
+        /// The human-readable part.
+        message: String,
+        /// The members of `requiredCapabilities`, as JSON text.
+        what: String,
+    },
 }
 
 impl McpError {
@@ -146,10 +166,12 @@ impl McpError {
             | McpError::ResourceNotFound(_)
             | McpError::Cancelled
             | McpError::HeaderMismatch(_)
-            | McpError::UnsupportedVersion { .. } => Blame::Client,
+            | McpError::UnsupportedVersion { .. }
+            | McpError::MissingCapability { .. } => Blame::Client,
             McpError::BackendUnavailable { .. }
             | McpError::BackendTimeout { .. }
-            | McpError::BackendProtocol { .. } => Blame::Backend,
+            | McpError::BackendProtocol { .. }
+            | McpError::TaskLost { .. } => Blame::Backend,
             McpError::Gateway(_) => Blame::Gateway,
         }
     }
@@ -162,7 +184,10 @@ impl McpError {
             McpError::MethodNotFound(_) => code::METHOD_NOT_FOUND,
             McpError::InvalidParams(_) | McpError::UnknownTool(_) => code::INVALID_PARAMS,
             McpError::ResourceNotFound(_) => code::RESOURCE_NOT_FOUND,
-            McpError::BackendUnavailable { .. } => code::BACKEND_UNAVAILABLE,
+            McpError::BackendUnavailable { .. } | McpError::TaskLost { .. } => {
+                code::BACKEND_UNAVAILABLE
+            }
+            McpError::MissingCapability { .. } => code::MISSING_CLIENT_CAPABILITY,
             McpError::BackendTimeout { .. } => code::BACKEND_TIMEOUT,
             McpError::BackendProtocol { .. } => code::BACKEND_PROTOCOL,
             McpError::Gateway(_) => code::INTERNAL_ERROR,
@@ -177,7 +202,8 @@ impl McpError {
         match self {
             McpError::BackendUnavailable { server, .. }
             | McpError::BackendTimeout { server, .. }
-            | McpError::BackendProtocol { server, .. } => Some(server),
+            | McpError::BackendProtocol { server, .. }
+            | McpError::TaskLost { server, .. } => Some(server),
             _ => None,
         }
     }
@@ -216,6 +242,12 @@ impl McpError {
             out.extend_from_slice(b"}}}");
             return out;
         }
+        if let McpError::MissingCapability { what, .. } = self {
+            out.extend_from_slice(b",\"data\":{\"requiredCapabilities\":{");
+            out.extend_from_slice(what.as_bytes());
+            out.extend_from_slice(b"},\"blame\":\"client\"}}}");
+            return out;
+        }
         if let McpError::ResourceNotFound(uri) = self {
             out.extend_from_slice(b",\"data\":{\"uri\":");
             crate::wire::jsonrpc::push_json_str(&mut out, uri);
@@ -251,6 +283,19 @@ mod tests {
         assert_eq!(v["error"]["code"].as_i64(), Some(-32001));
         assert_eq!(v["error"]["data"]["blame"].as_str(), Some("backend"));
         assert_eq!(v["error"]["data"]["server"].as_str(), Some("search"));
+    }
+
+    #[test]
+    fn a_missing_capability_names_what_is_required() {
+        let e = McpError::MissingCapability {
+            message: "tasks/get needs the tasks extension".into(),
+            what: r#""extensions":{"io.modelcontextprotocol/tasks":{}}"#.into(),
+        };
+        let v: sonic_rs::Value = sonic_rs::from_slice(&e.to_response(b"4")).unwrap();
+        use sonic_rs::JsonValueTrait;
+        assert_eq!(v["error"]["code"].as_i64(), Some(-32021));
+        let ext = &v["error"]["data"]["requiredCapabilities"]["extensions"];
+        assert!(ext["io.modelcontextprotocol/tasks"].is_object());
     }
 
     #[test]

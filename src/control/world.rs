@@ -176,6 +176,13 @@ fn build_catalog(cfg: &Config, specs: &[BackendSpec], found: &Discovered, modern
                 _ => d,
             }),
             curation: Some(&s.curation),
+            // A 2026 client reaches a backend's 2026 side when it has one (then its tasks are
+            // the extension's); a 2025 client reaches its 2025 session (experimental tasks).
+            tasks: d.as_ref().is_some_and(|d| match (&d.modern, modern) {
+                (Some(m), true) => m.caps.tasks_ext,
+                (None, true) => d.caps.tasks_ext,
+                (_, false) => d.caps.tasks_legacy,
+            }),
         })
         .collect();
     Catalog::build(&inputs, &cfg.proxy.tool_separator)

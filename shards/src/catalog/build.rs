@@ -22,6 +22,11 @@ pub struct BackendInput<'a> {
     pub discovery: Option<&'a Discovery>,
     /// Which of its tools are exposed, and how (`None`: all, as sent).
     pub curation: Option<&'a crate::catalog::curate::Curation>,
+    /// The gateway carries this backend's tasks in the catalog's era (2025: it declared
+    /// `tasks.requests.tools.call`; 2026: the tasks extension). When it does not, a tool's
+    /// `execution.taskSupport` is taken out, and a tool that requires a task is not listed
+    /// (nobody could call it through the gateway).
+    pub tasks: bool,
 }
 
 /// Replaces the string value of `field` in an item's JSON.
@@ -121,6 +126,7 @@ impl Catalog {
                 caps.subscribe |= d.caps.subscribe;
                 caps.logging |= d.caps.logging;
                 caps.completions |= d.caps.completions;
+                caps.tasks |= b.tasks && b.state == BackendState::Ready;
             }
             cat.backend_caps.push(if b.discovery.is_some() {
                 d.caps.clone()
@@ -137,10 +143,13 @@ impl Catalog {
                     n.to_string()
                 }
             };
-            let curated = match b.curation.filter(|c| !c.is_identity()) {
+            let mut curated = match b.curation.filter(|c| !c.is_identity()) {
                 Some(c) => c.tools(&d.tools, &mut report.dropped),
                 None => d.tools.iter().map(plain).collect(),
             };
+            if !b.tasks {
+                curated = without_tasks(curated, &mut report.dropped);
+            }
             report.tools = merge_names(
                 &curated,
                 idx,
@@ -217,6 +226,58 @@ impl Catalog {
         cat.caps = caps;
         cat
     }
+}
+
+/// The tools of a backend whose tasks the gateway does not carry: `execution.taskSupport`
+/// taken out, and tools that require a task dropped with the reason.
+fn without_tasks<'a>(
+    tools: Vec<Curated<'a>>,
+    dropped: &mut Vec<(String, String)>,
+) -> Vec<Curated<'a>> {
+    use sonic_rs::{JsonValueMutTrait, JsonValueTrait};
+    let mut out = Vec::with_capacity(tools.len());
+    for mut t in tools {
+        // A byte search first: almost no tool declares task support.
+        if memchr::memmem::find(&t.json, b"taskSupport").is_none() {
+            out.push(t);
+            continue;
+        }
+        let Ok(mut v) = sonic_rs::from_slice::<sonic_rs::Value>(&t.json) else {
+            out.push(t);
+            continue;
+        };
+        let support = v
+            .get("execution")
+            .and_then(|e| e.get("taskSupport"))
+            .and_then(|s| s.as_str().map(str::to_string));
+        match support.as_deref() {
+            None => {
+                out.push(t);
+                continue;
+            }
+            Some("required") => {
+                dropped.push((
+                    t.original.to_string(),
+                    "requires a task (execution.taskSupport), and the gateway does not carry this server's tasks in this protocol era".into(),
+                ));
+                continue;
+            }
+            Some(_) => {}
+        }
+        if let Some(exec) = v.get_mut("execution").and_then(|e| e.as_object_mut()) {
+            exec.remove(&"taskSupport");
+            if exec.is_empty() {
+                if let Some(obj) = v.as_object_mut() {
+                    obj.remove(&"execution");
+                }
+            }
+        }
+        if let Ok(json) = sonic_rs::to_vec(&v) {
+            t.json = std::borrow::Cow::Owned(json);
+        }
+        out.push(t);
+    }
+    out
 }
 
 /// An item exposed as the backend sent it.
@@ -321,6 +382,7 @@ mod tests {
                     state: BackendState::Ready,
                     discovery: Some(&a),
                     curation: None,
+                    tasks: false,
                 },
                 BackendInput {
                     id: "b",
@@ -328,6 +390,7 @@ mod tests {
                     state: BackendState::Ready,
                     discovery: Some(&b),
                     curation: None,
+                    tasks: false,
                 },
             ],
             "__",
@@ -352,6 +415,7 @@ mod tests {
                     state: BackendState::Ready,
                     discovery: Some(&a),
                     curation: None,
+                    tasks: false,
                 },
                 BackendInput {
                     id: "b",
@@ -359,6 +423,7 @@ mod tests {
                     state: BackendState::Down("x".into()),
                     discovery: Some(&b),
                     curation: None,
+                    tasks: false,
                 },
             ],
             "__",
@@ -368,6 +433,53 @@ mod tests {
         assert!(c.reports[1].dropped[0]
             .1
             .contains("already taken by server `a`"));
+    }
+
+    #[test]
+    fn task_support_is_shown_only_where_tasks_are_carried() {
+        let tools = |json: &[&str]| Discovery {
+            tools: json
+                .iter()
+                .map(|j| RawItem {
+                    key: sonic_rs::get(j.as_bytes(), ["name"])
+                        .unwrap()
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                    json: j.as_bytes().to_vec(),
+                })
+                .collect::<Vec<_>>()
+                .into(),
+            ..Default::default()
+        };
+        let d = tools(&[
+            r#"{"name":"opt","execution":{"taskSupport":"optional"}}"#,
+            r#"{"name":"req","execution":{"taskSupport":"required"}}"#,
+            r#"{"name":"both","execution":{"taskSupport":"forbidden","other":1}}"#,
+            r#"{"name":"plain"}"#,
+        ]);
+        let input = |tasks| BackendInput {
+            id: "a",
+            prefix: false,
+            state: BackendState::Ready,
+            discovery: Some(&d),
+            curation: None,
+            tasks,
+        };
+        let carried = Catalog::build(&[input(true)], "__");
+        assert_eq!(carried.len(), 4);
+        assert!(carried.caps.tasks);
+        let v: sonic_rs::Value = sonic_rs::from_slice(&carried.tools_json).unwrap();
+        assert_eq!(v[1]["execution"]["taskSupport"].as_str(), Some("required"));
+        let not = Catalog::build(&[input(false)], "__");
+        assert!(!not.caps.tasks);
+        assert_eq!(not.len(), 3, "the tool that requires a task is hidden");
+        assert!(not.route("req").is_none());
+        assert!(not.reports[0].dropped[0].1.contains("requires a task"));
+        let v: sonic_rs::Value = sonic_rs::from_slice(&not.tools_json).unwrap();
+        assert!(v[0].get("execution").is_none(), "{}", v[0]);
+        assert!(v[1]["execution"].get("taskSupport").is_none());
+        assert_eq!(v[1]["execution"]["other"].as_i64(), Some(1));
     }
 
     #[test]
@@ -388,6 +500,7 @@ mod tests {
             state: BackendState::Ready,
             discovery: Some(d),
             curation: None,
+            tasks: false,
         };
         let cat = Catalog::build(&[input("a", &a), input("b", &b), input("c", &c)], "__");
         assert_eq!(cat.min_ttl_ms, Some(5_000));
@@ -422,6 +535,7 @@ mod tests {
                     state: BackendState::Ready,
                     discovery: Some(&a),
                     curation: None,
+                    tasks: false,
                 },
                 BackendInput {
                     id: "bare",
@@ -429,6 +543,7 @@ mod tests {
                     state: BackendState::Ready,
                     discovery: Some(&b),
                     curation: None,
+                    tasks: false,
                 },
             ],
             "__",

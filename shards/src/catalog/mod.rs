@@ -42,6 +42,9 @@ pub struct RawItem {
 /// Older name of [`RawItem`], kept for tools.
 pub type RawTool = RawItem;
 
+/// The 2026 tasks extension's identifier.
+pub const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
+
 /// What a backend declared in its `initialize` result.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BackendCaps {
@@ -59,6 +62,10 @@ pub struct BackendCaps {
     pub completions: bool,
     /// Any `listChanged: true`.
     pub list_changed: bool,
+    /// 2025-11-25 experimental tasks: `tasks.requests.tools.call` (task-augmented calls).
+    pub tasks_legacy: bool,
+    /// The 2026 tasks extension: `extensions["io.modelcontextprotocol/tasks"]`.
+    pub tasks_ext: bool,
 }
 
 impl BackendCaps {
@@ -81,6 +88,8 @@ impl BackendCaps {
             list_changed: flag(&["capabilities", "tools", "listChanged"])
                 || flag(&["capabilities", "prompts", "listChanged"])
                 || flag(&["capabilities", "resources", "listChanged"]),
+            tasks_legacy: has(&["capabilities", "tasks", "requests", "tools", "call"]),
+            tasks_ext: has(&["capabilities", "extensions", TASKS_EXTENSION]),
         }
     }
 }
@@ -178,6 +187,8 @@ pub struct MergedCaps {
     pub logging: bool,
     /// Any backend has completions.
     pub completions: bool,
+    /// Some backend's tasks are carried in this catalog's era (see `BackendInput::tasks`).
+    pub tasks: bool,
 }
 
 /// Routes by exposed name (or URI).

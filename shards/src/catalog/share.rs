@@ -80,6 +80,7 @@ mod tests {
             state: BackendState::Ready,
             discovery: Some(&d),
             curation: None,
+            tasks: false,
         };
         Catalog::build(&[input], "__")
     }

@@ -14,6 +14,7 @@
 pub mod keys;
 pub mod mac;
 pub mod session_id;
+pub mod task_id;
 
 use std::sync::{Arc, OnceLock};
 

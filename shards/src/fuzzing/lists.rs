@@ -35,6 +35,7 @@ pub fn backend_lists(data: &[u8]) {
         state: BackendState::Ready,
         discovery: Some(&d),
         curation: None,
+        tasks: false,
     };
     let cat = Catalog::build(&[input("a", true), input("b", false)], "__");
     for kind in [

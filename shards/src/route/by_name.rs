@@ -89,11 +89,13 @@ pub(crate) async fn by_name(call: Call<'_>, kind: Named) -> Result<Answer, McpEr
             }
         }
         crate::route::bridge::may_replay(&snap, route.backend, &era)?;
-        // A replay answers its backend from this client's input: never shared with others.
+        // A replay answers its backend from this client's input, and a task is its
+        // creator's: never shared with others.
         let cacheable = route.read_only
             && route.idempotent
             && matches!(kind, Named::Tool)
-            && !era.inputs.replaying();
+            && !era.inputs.replaying()
+            && era.task.is_none();
         (
             route.backend,
             route.original_json.clone(),

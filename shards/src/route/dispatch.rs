@@ -122,9 +122,25 @@ async fn request(
     };
     let id = env.id_bytes(body);
     let started = std::time::Instant::now();
+    let method = env.method.as_deref().unwrap_or("");
+    // Tasks exist for sessions of the revision that has them, when some backend's are carried.
+    let tasks = || {
+        crate::route::tasks::carried(router, false)
+            && router
+                .sessions
+                .borrow()
+                .get(sid)
+                .is_some_and(|s| s.version == crate::route::tasks::TASKS_VERSION)
+    };
+    let task = (method == "tools/call" && env.task && tasks()).then(|| {
+        std::rc::Rc::new(crate::route::tables::tasks::TaskCall::Create {
+            owner: crate::route::tables::tasks::TaskOwner::Session(sid.into()),
+        })
+    });
     let era = || Era {
         affinity: affinity.clone(),
         principal: Some(principal.clone()),
+        task: task.clone(),
         ..Era::default()
     };
     let call = |era: Era| Call {
@@ -134,7 +150,6 @@ async fn request(
         env,
         era,
     };
-    let method = env.method.as_deref().unwrap_or("");
     let json = |r: Result<Vec<u8>, McpError>| r.map(Answer::Json);
     let result = match method {
         "ping" => Ok(Answer::Json(ok_result(id, b"{}"))),
@@ -178,6 +193,12 @@ async fn request(
         }
         "logging/setLevel" => {
             json(Box::pin(crate::route::methods::set_level(router, body, env)).await)
+        }
+        "tasks/list" if tasks() => Box::pin(crate::route::tasks::methods::list(call(era()))).await,
+        "tasks/get" | "tasks/result" | "tasks/cancel" if tasks() => {
+            let what = crate::route::tasks::follow_of(method, false);
+            let what = what.unwrap_or(crate::route::tables::tasks::Follow::Get);
+            Box::pin(crate::route::tasks::methods::follow(call(era()), what)).await
         }
         "initialize" => Err(McpError::InvalidRequest(
             "session already initialized".into(),

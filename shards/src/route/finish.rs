@@ -47,7 +47,13 @@ impl Drop for Finisher {
 
 impl Finisher {
     /// A related backend message for the client, or `None` when it was handled here.
-    pub(crate) fn event(&self, ev: BackendEvent) -> Option<Vec<u8>> {
+    pub(crate) fn event(&self, mut ev: BackendEvent) -> Option<Vec<u8>> {
+        if let Some(t) = &self.era.task {
+            // A task's messages name it by the gateway's id.
+            if let Some(msg) = crate::route::tasks::wire::related(t, &ev.msg) {
+                ev.msg = msg;
+            }
+        }
         let env = Envelope::parse(&ev.msg).ok()?;
         if env.method.as_deref() == Some("notifications/progress") {
             let (d, timeout, cap) = &self.deadline;
@@ -224,6 +230,21 @@ impl Finisher {
     }
 
     fn reply_era(&self, result: Result<BackendReply, McpError>) -> Vec<u8> {
+        let result = match &self.era.task {
+            None => result,
+            Some(t) => {
+                let cx = crate::route::tasks::wire::Cx {
+                    router: &self.router,
+                    server: &self.backend_id,
+                    client_id: &self.client_id,
+                    modern: self.era.modern,
+                };
+                match crate::route::tasks::wire::before(&cx, t, result) {
+                    crate::route::tasks::wire::Before::Done(answer) => return answer,
+                    crate::route::tasks::wire::Before::Go(r) => r,
+                }
+            }
+        };
         let resp = self.reply_2025(result);
         if self.era.modern {
             return self.modern_reply(resp);

@@ -237,6 +237,8 @@ pub(crate) async fn forward(
         }),
         deadline: Some(deadline.clone()),
         retry_safe: era.retry_safe,
+        pin: era.task.as_ref().and_then(|t| t.pin()),
+        related_task: era.task.as_ref().and_then(|t| t.backend_task_json()),
     };
     let finish = Finisher {
         router: router.clone(),

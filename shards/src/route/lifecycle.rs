@@ -242,6 +242,12 @@ pub(crate) fn initialize(
     if caps.completions {
         out.extend_from_slice(b",\"completions\":{}");
     }
+    if caps.tasks && version == crate::route::tasks::TASKS_VERSION {
+        // The gateway lists a session's own tasks itself; cancellation is forwarded.
+        out.extend_from_slice(
+            b",\"tasks\":{\"list\":{},\"cancel\":{},\"requests\":{\"tools\":{\"call\":{}}}}",
+        );
+    }
     out.extend_from_slice(b"},\"serverInfo\":{\"name\":\"only1mcp-uring\",\"version\":\"");
     out.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
     out.extend_from_slice(b"\"}}}");

@@ -1,7 +1,8 @@
 //! `subscriptions/listen` (2026-07-28): a long-lived SSE answer carrying list changes.
 //!
 //! The first message acknowledges the filter the gateway honours (only kinds it can really
-//! report); every message on the stream is tagged with the listen request's id as
+//! report: never `taskIds`, whose status clients poll with `tasks/get`; asking for them
+//! without the tasks extension is -32021); every message on the stream is tagged with the listen request's id as
 //! `_meta["io.modelcontextprotocol/subscriptionId"]`, and only opted-in kinds are sent.
 //!
 //! This module owns the shard's table of open listens, and bounds it: each entry costs its
@@ -53,6 +54,14 @@ pub fn listen(router: &Rc<Router>, body: &[u8], env: &Envelope<'_>, principal: &
             "subscriptions/listen request id is {} bytes; at most {MAX_LISTEN_ID} (it is kept for the life of the stream)",
             id.len()
         ));
+        return Reply::json(400, e.to_response(id));
+    }
+    // Task status notifications need the tasks extension (SEP-2663); with it, the ids are
+    // not acknowledged (clients poll `tasks/get`), which the extension allows.
+    if sonic_rs::get(body, ["params", "notifications", "taskIds"]).is_ok()
+        && !crate::route::tasks::declares_extension(body, env)
+    {
+        let e = crate::route::tasks::needs_extension("subscriptions/listen with taskIds");
         return Reply::json(400, e.to_response(id));
     }
     let want = |k: &str| {

@@ -45,6 +45,7 @@ pub mod session_table;
 pub mod state;
 pub mod streams;
 pub mod tables;
+pub mod tasks;
 pub mod tokens;
 
 /// Versions served statelessly (2026-07-28 era).

@@ -118,6 +118,15 @@ async fn serve_counted(
         bind: parkable
             .then(|| crate::route::state::binding_of(&req.body, env, &req.principal.name)),
         inputs: Default::default(),
+        // A client that declared the tasks extension may get a task from a tool call.
+        task: (method == "tools/call" && crate::route::tasks::declares_extension(&req.body, env))
+            .then(|| {
+                std::rc::Rc::new(crate::route::tables::tasks::TaskCall::Create {
+                    owner: crate::route::tables::tasks::TaskOwner::Principal(
+                        (*req.principal.name).into(),
+                    ),
+                })
+            }),
     };
     let body = &req.body[..];
     // A retry of a call the gateway parked on this client's input.
@@ -174,6 +183,19 @@ async fn serve_counted(
         "prompts/get" => by_name(call(era), Named::Prompt).await,
         "resources/read" => resources_read(call(era)).await,
         "completion/complete" => crate::route::methods::complete(call(era)).await,
+        "tasks/get" | "tasks/update" | "tasks/cancel"
+            if crate::route::tasks::carried(router, true) =>
+        {
+            if !crate::route::tasks::declares_extension(body, env) {
+                // -32021 goes out with HTTP 400 (`modern_status`).
+                let e = crate::route::tasks::needs_extension(method);
+                Ok(Answer::Json(e.to_response(id)))
+            } else {
+                let what = crate::route::tasks::follow_of(method, true);
+                let what = what.unwrap_or(crate::route::tables::tasks::Follow::Get);
+                Box::pin(crate::route::tasks::methods::follow(call(era), what)).await
+            }
+        }
         "subscriptions/listen" => {
             return crate::route::listen::listen(router, body, env, &req.principal.name)
         }
@@ -238,6 +260,9 @@ fn discover(router: &Rc<Router>) -> Vec<u8> {
     }
     if caps.completions {
         out.extend_from_slice(br#","completions":{}"#);
+    }
+    if caps.tasks {
+        out.extend_from_slice(br#","extensions":{"io.modelcontextprotocol/tasks":{}}"#);
     }
     out.extend_from_slice(format!(
         r#"}},"ttlMs":{LIST_TTL_MS},"cacheScope":"public","_meta":{{"io.modelcontextprotocol/serverInfo":{{"name":"only1mcp-uring","version":"{}"}}}}}}"#,

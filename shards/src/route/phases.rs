@@ -148,7 +148,7 @@ pub(crate) fn modern_version(req: &McpHttpRequest, env: &Envelope<'_>) -> Result
 }
 
 /// (2026) A request's `Mcp-Method` header equals its method, and for the methods that name
-/// a tool, prompt or resource, `Mcp-Name` (decoded) equals that name (400 otherwise).
+/// a tool, prompt, resource or task, `Mcp-Name` (decoded) equals that name (400 otherwise).
 pub(crate) fn modern_names(
     req: &McpHttpRequest,
     env: &Envelope<'_>,
@@ -172,11 +172,20 @@ pub(crate) fn modern_names(
             )))
         }
     }
-    if matches!(method, "tools/call" | "prompts/get" | "resources/read") {
-        let body_name = if method == "resources/read" {
-            env.uri_str.as_deref()
-        } else {
-            env.name_str.as_deref()
+    if matches!(
+        method,
+        "tools/call"
+            | "prompts/get"
+            | "resources/read"
+            | "tasks/get"
+            | "tasks/update"
+            | "tasks/cancel"
+    ) {
+        // The tasks extension routes by task id (`Mcp-Name` = `params.taskId`).
+        let body_name = match method {
+            "resources/read" => env.uri_str.as_deref(),
+            "tasks/get" | "tasks/update" | "tasks/cancel" => env.task_id_str.as_deref(),
+            _ => env.name_str.as_deref(),
         };
         match (req.mcp_name.as_deref().map(header_value), body_name) {
             (Some(Some(h)), Some(b)) if h == b => {}

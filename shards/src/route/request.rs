@@ -112,6 +112,9 @@ pub struct Era {
     /// Modern: the client's answers to this call's bridged input requests (given so far, and
     /// still to give when the call is a replay of one parked on another node).
     pub inputs: crate::route::tables::parked::InputLog,
+    /// The call may create a task, or follows one up (`route/tasks/`); `None` for almost
+    /// every call.
+    pub task: Option<std::rc::Rc<crate::route::tables::tasks::TaskCall>>,
 }
 
 /// A backend result's `ttlMs` and whether its `cacheScope` is private.

@@ -113,6 +113,7 @@ fn router_with(
             state: BackendState::Ready,
             discovery: Some(d),
             curation: None,
+            tasks: false,
         })
         .collect();
     let specs = backends.iter().map(|(id, _)| spec(id)).collect();

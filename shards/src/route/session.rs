@@ -83,6 +83,9 @@ pub struct LocalSession {
     /// The client sent something after its handshake (a request, a GET stream): a session
     /// never used may be evicted to make room under `server.max_sessions`.
     pub used: bool,
+    /// The tasks it created, oldest first (at most `MAX_SESSION_TASKS`): its `tasks/list`,
+    /// and where a backend's status notification for one of them goes.
+    pub tasks: std::collections::VecDeque<crate::route::tables::tasks::SessionTask>,
 }
 
 impl LocalSession {
@@ -107,6 +110,7 @@ impl LocalSession {
             subscriptions: Default::default(),
             principal: None,
             used: false,
+            tasks: Default::default(),
         }
     }
 }

@@ -71,7 +71,8 @@ pub fn resource_updated(router: &Rc<Router>, server: &str, original: &str) {
 
 /// What the router does with a message an HTTP backend pushes on its GET stream:
 /// `list_changed` re-lists (owner shard only), `resources/updated` reaches this shard's
-/// subscribed sessions (each shard listens on its own upstream session).
+/// subscribed sessions, `tasks/status` the session of this shard whose task it is (each
+/// shard listens on its own upstream session).
 pub fn push_handler(
     router: &Rc<Router>,
     server: &str,
@@ -89,6 +90,8 @@ pub fn push_handler(
             if let Some(tx) = &relist {
                 let _ = tx.unbounded_send(());
             }
+        } else if method == "notifications/tasks/status" {
+            crate::route::tasks::wire::status(&router, &server, &msg);
         } else if method == "notifications/resources/updated" {
             if let Some(uri) = sonic_rs::get(&msg[..], ["params", "uri"])
                 .ok()

@@ -67,6 +67,14 @@ pub enum ShardMsg {
         /// The resource or template list changed.
         resources: bool,
     },
+    /// A stdio backend's `notifications/tasks/status`, as it sent it: to the session whose
+    /// task it is, on whichever shard.
+    TaskStatus {
+        /// Backend id.
+        server: String,
+        /// The notification.
+        msg: Vec<u8>,
+    },
     /// A backend said a resource changed (`uri` as the backend knows it).
     ResourceUpdated {
         /// Backend id.
@@ -481,6 +489,9 @@ async fn mailbox_loop(
             } => crate::route::streams::list_changed(&shard.router, tools, prompts, resources),
             ShardMsg::ResourceUpdated { server, uri } => {
                 crate::route::streams::resource_updated(&shard.router, &server, &uri)
+            }
+            ShardMsg::TaskStatus { server, msg } => {
+                crate::route::tasks::wire::status(&shard.router, &server, &msg)
             }
             ShardMsg::Health {
                 server,

@@ -123,13 +123,23 @@ fn own_stdio(
     Rc::new(LocalBackend::Stdio(slot))
 }
 
-/// Turns a backend's `notifications/resources/updated` into a broadcast to every shard (the
-/// subscribed sessions may live anywhere).
+/// Turns a backend's `notifications/resources/updated` and `notifications/tasks/status`
+/// into a broadcast to every shard (the subscribed sessions, and the session whose task it
+/// is, may live anywhere).
 fn updates_broadcaster(shard: &Rc<LocalShard>, server: &str) -> crate::upstream::stdio::Updates {
     let peers = shard.peers.clone();
     let server = server.to_string();
     Rc::new(move |msg: Vec<u8>| {
         use sonic_rs::JsonValueTrait;
+        if memchr::memmem::find(&msg, b"notifications/tasks/status").is_some() {
+            for p in &peers {
+                let _ = p.send(ShardMsg::TaskStatus {
+                    server: server.clone(),
+                    msg: msg.clone(),
+                });
+            }
+            return;
+        }
         let Some(uri) = sonic_rs::get(&msg[..], ["params", "uri"])
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))

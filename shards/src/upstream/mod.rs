@@ -79,6 +79,43 @@ pub struct CallOpts {
     pub deadline: Option<Deadline>,
     /// May be retried on another replica if it could not be delivered.
     pub retry_safe: bool,
+    /// A follow-up of a task (`tasks/get` and the like): send it to this replica (HTTP) or
+    /// instance (stdio `instances`), and only if the upstream that created the task is the
+    /// one still there (its epoch, when not 0); otherwise fail with
+    /// [`McpError::TaskLost`] without sending anything.
+    pub pin: Option<Origin>,
+    /// The task a follow-up is about, as the backend's id (raw JSON string): on a channel
+    /// without request links (stdio), the backend's requests naming it go to this call.
+    pub related_task: Option<Vec<u8>>,
+}
+
+/// Which upstream answered a call: the replica (HTTP) or instance (stdio pool), and an
+/// epoch naming the process or upstream session that ran it (a stdio child's pid, a 2025
+/// HTTP session's id hashed; 0 where nothing identifies it, a stateless 2026 replica).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// Replica or instance index.
+    pub replica: usize,
+    /// The process or upstream session; 0 = not known.
+    pub epoch: u64,
+}
+
+/// An upstream session id as an epoch (FNV-1a, never 0).
+pub fn epoch_of(session_id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in session_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h.max(1)
+}
+
+/// The error of a pinned call whose upstream is no longer the one that created the task.
+pub fn task_lost(server: &str, reason: &str) -> McpError {
+    McpError::TaskLost {
+        server: server.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 /// A call's movable deadline, shared with the caller (`Send`: it may cross to an owner
@@ -146,6 +183,8 @@ impl CallOpts {
             affinity: self.affinity,
             deadline: self.deadline.clone(),
             retry_safe: false,
+            pin: self.pin,
+            related_task: self.related_task.clone(),
         }
     }
 
@@ -177,6 +216,8 @@ pub struct BackendReply {
     pub body: Vec<u8>,
     /// Where its id sits in `body`.
     pub id: Range<usize>,
+    /// The replica (or instance) and upstream that answered (set by the transport).
+    pub origin: Origin,
 }
 
 impl BackendReply {
@@ -187,7 +228,11 @@ impl BackendReply {
             reason: e.to_string(),
         })?;
         match (env.kind, env.id) {
-            (Kind::Response, Some(id)) => Ok(BackendReply { body, id }),
+            (Kind::Response, Some(id)) => Ok(BackendReply {
+                body,
+                id,
+                origin: Origin::default(),
+            }),
             _ => Err(McpError::BackendProtocol {
                 server: server.to_string(),
                 reason: "expected a JSON-RPC response".into(),
@@ -266,8 +311,20 @@ impl LocalBackend {
             LocalBackend::Http(h) => h.call(&body, id, opts).await,
             LocalBackend::Stdio(s) => s.call(&body, id, opts).await,
             LocalBackend::Pool { members, next } => {
-                let k = next.get() % members.len();
-                next.set(k + 1);
+                let k = match opts.pin {
+                    Some(pin) if pin.replica >= members.len() => {
+                        return Err(task_lost(
+                            &self.id(),
+                            "its instance is no longer configured",
+                        ))
+                    }
+                    Some(pin) => pin.replica,
+                    None => {
+                        let k = next.get() % members.len();
+                        next.set(k + 1);
+                        k
+                    }
+                };
                 let mut opts = opts;
                 if let Some(events) = opts.events.take() {
                     // Stamp the instance on the events, so an answer to a server-to-client
@@ -283,7 +340,9 @@ impl LocalBackend {
                     });
                     opts.events = Some(tx);
                 }
-                Box::pin(members[k].call(body, id, opts)).await
+                let mut r = Box::pin(members[k].call(body, id, opts)).await?;
+                r.origin.replica = k;
+                Ok(r)
             }
             LocalBackend::RemoteStdio { id: server, owner } => {
                 let (tx, rx) = futures_channel::oneshot::channel();
@@ -306,6 +365,16 @@ impl LocalBackend {
 }
 
 impl LocalBackend {
+    /// The backend's id.
+    pub fn id(&self) -> String {
+        match self {
+            LocalBackend::Http(h) => h.id().to_string(),
+            LocalBackend::Stdio(s) => s.id().to_string(),
+            LocalBackend::Pool { members, .. } => members[0].id(),
+            LocalBackend::RemoteStdio { id, .. } => id.clone(),
+        }
+    }
+
     /// Which eras the backend speaks right now: (2025 session, 2026 stateless).
     pub fn eras(&self) -> (bool, bool) {
         match self {

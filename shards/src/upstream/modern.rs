@@ -85,7 +85,8 @@ pub fn to_modern(body: &[u8], id: Range<usize>) -> Result<(Vec<u8>, Range<usize>
     Ok((out, id_at))
 }
 
-/// `Mcp-Method` and, for the three named methods, `Mcp-Name` of an outgoing modern request.
+/// `Mcp-Method` and, for the methods that name something (a tool, prompt, resource or
+/// task), `Mcp-Name` of an outgoing modern request.
 pub fn request_headers(body: &[u8]) -> Vec<(String, String)> {
     let Ok(env) = Envelope::parse(body) else {
         return Vec::new();
@@ -95,6 +96,7 @@ pub fn request_headers(body: &[u8]) -> Vec<(String, String)> {
     let name = match method.as_str() {
         "tools/call" | "prompts/get" => env.name_str.as_deref(),
         "resources/read" => env.uri_str.as_deref(),
+        "tasks/get" | "tasks/update" | "tasks/cancel" => env.task_id_str.as_deref(),
         _ => None,
     };
     if let Some(n) = name {
@@ -174,5 +176,9 @@ mod tests {
         );
         let h = request_headers("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{\"uri\":\"a://é\"}}".as_bytes());
         assert!(h[1].1.starts_with("=?base64?"));
+        let h = request_headers(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"taskId":"t-1"}}"#,
+        );
+        assert_eq!(h[1], ("mcp-name".into(), "t-1".into()));
     }
 }

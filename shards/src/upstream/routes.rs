@@ -36,6 +36,9 @@ const MAX_AWAITING: usize = 4096;
 pub(crate) struct LocalRoutes {
     pub(crate) pending: RefCell<Pending>,
     pub(crate) progress: RefCell<HashMap<Vec<u8>, EventTx, RandomState>>,
+    /// Calls that follow up a task (a 2025 `tasks/result`), by the task's id (raw JSON): the
+    /// backend's requests for that task (`_meta` related-task) go to them.
+    pub(crate) tasks: RefCell<HashMap<Vec<u8>, EventTx, RandomState>>,
     pub(crate) sinks: RefCell<Vec<(u64, EventTx)>>,
     /// Server-to-client requests routed to a call and not answered yet: the backend's
     /// request id (raw JSON) → the gateway id of the call it went to.
@@ -44,7 +47,8 @@ pub(crate) struct LocalRoutes {
     pub(crate) waiting: RefCell<HashMap<u64, u32, RandomState>>,
     /// Signals the supervisor that the backend's lists changed (re-discover).
     pub(crate) relist: RefCell<Option<mpsc::UnboundedSender<()>>>,
-    /// Unrelated notifications for clients (resources/updated), as the backend sent them.
+    /// Unrelated notifications for clients (resources/updated, tasks/status), as the backend
+    /// sent them.
     pub(crate) unrelated: RefCell<Option<Updates>>,
 }
 
@@ -58,6 +62,7 @@ pub(crate) struct Registered<'a> {
     routes: Rc<LocalRoutes>,
     id: u64,
     progress: Option<&'a [u8]>,
+    task: Option<&'a [u8]>,
     released: bool,
 }
 
@@ -72,6 +77,9 @@ impl Registered<'_> {
         if let Some(tok) = self.progress {
             r.progress.borrow_mut().remove(tok);
         }
+        if let Some(task) = self.task {
+            r.tasks.borrow_mut().remove(task);
+        }
         r.call_ended(self.id);
         r.pending.borrow_mut().remove(&self.id).is_some()
     }
@@ -84,12 +92,14 @@ impl Drop for Registered<'_> {
 }
 
 /// Puts call `id` in `routes`: its reply comes back through the returned receiver, progress
-/// naming `progress` and related messages go to `events`.
+/// naming `progress`, requests naming task `task` (raw JSON id) and related messages go to
+/// `events`.
 pub(crate) fn register<'a>(
     routes: &Rc<LocalRoutes>,
     id: u64,
     events: Option<&EventTx>,
     progress: Option<&'a [u8]>,
+    task: Option<&'a [u8]>,
 ) -> (Registered<'a>, ReplyRx) {
     let (tx, rx) = oneshot::channel();
     routes.pending.borrow_mut().insert(id, tx);
@@ -100,18 +110,23 @@ pub(crate) fn register<'a>(
                 .borrow_mut()
                 .insert(tok.to_vec(), ev.clone());
         }
+        if let Some(task) = task {
+            routes.tasks.borrow_mut().insert(task.to_vec(), ev.clone());
+        }
         routes.sinks.borrow_mut().push((id, ev.clone()));
     }
     let reg = Registered {
         routes: routes.clone(),
         id,
         progress: progress.filter(|_| events.is_some()),
+        task: task.filter(|_| events.is_some()),
         released: false,
     };
     (reg, rx)
 }
 
-/// Receives a backend's `notifications/resources/updated` messages.
+/// Receives a backend's `notifications/resources/updated` and `notifications/tasks/status`
+/// messages.
 pub type Updates = Rc<dyn Fn(Vec<u8>)>;
 
 impl LocalRoutes {
@@ -158,7 +173,8 @@ impl LocalRoutes {
     }
 
     /// The call a related message without a request id belongs to: the call whose progress
-    /// token it names, else the one call in flight not waiting on an answer of its own.
+    /// token it names, else the call following up the task it names (`_meta` related-task),
+    /// else the one call in flight not waiting on an answer of its own.
     fn owner_of(&self, line: &[u8]) -> Option<(u64, EventTx)> {
         let sinks = self.sinks.borrow();
         let token = sonic_rs::get(line, ["params", "_meta", "progressToken"]).ok();
@@ -169,6 +185,23 @@ impl LocalRoutes {
                 .cloned()
         }) {
             return sinks.iter().find(|(_, s)| s.same_receiver(&tx)).cloned();
+        }
+        if !self.tasks.borrow().is_empty() {
+            let task = sonic_rs::get(
+                line,
+                [
+                    "params",
+                    "_meta",
+                    "io.modelcontextprotocol/related-task",
+                    "taskId",
+                ],
+            )
+            .ok();
+            if let Some(tx) =
+                task.and_then(|t| self.tasks.borrow().get(t.as_raw_str().as_bytes()).cloned())
+            {
+                return sinks.iter().find(|(_, s)| s.same_receiver(&tx)).cloned();
+            }
         }
         let waiting = self.waiting.borrow();
         let mut free = sinks.iter().filter(|(id, _)| !waiting.contains_key(id));
@@ -216,6 +249,7 @@ pub(crate) fn handle_message(
                     let _ = tx.send(Ok(BackendReply {
                         body: line.to_vec(),
                         id,
+                        origin: Default::default(),
                     }));
                 }
                 None => {
@@ -339,7 +373,7 @@ fn route_notification(server: &str, line: &[u8], env: &Envelope<'_>, routes: &Lo
         }
         return;
     }
-    if method == "notifications/resources/updated" {
+    if method == "notifications/resources/updated" || method == "notifications/tasks/status" {
         if let Some(f) = routes.unrelated.borrow().as_ref() {
             f(line.to_vec());
         }
@@ -440,7 +474,7 @@ mod registration_tests {
         let routes = Rc::new(LocalRoutes::default());
         let (ev, mut ev_rx) = mpsc::unbounded();
         let tok = br#""o1m.0.1""#;
-        let (reg, _rx) = register(&routes, 7, Some(&ev), Some(tok));
+        let (reg, _rx) = register(&routes, 7, Some(&ev), Some(tok), None);
         // Progress for its token reaches the call while it runs.
         let progress = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"o1m.0.1","progress":1}}"#;
         handle_message("b", progress, &routes, &|_| {}, "test");
@@ -458,7 +492,7 @@ mod registration_tests {
     #[test]
     fn release_says_whether_the_backend_still_owes_the_answer() {
         let routes = Rc::new(LocalRoutes::default());
-        let (mut reg, rx) = register(&routes, 3, None, Some(b"\"t\""));
+        let (mut reg, rx) = register(&routes, 3, None, Some(b"\"t\""), None);
         assert!(
             routes.progress.borrow().is_empty(),
             "no events: no progress route"
@@ -466,7 +500,7 @@ mod registration_tests {
         assert!(reg.release(), "not answered yet");
         assert!(!reg.release(), "released once");
         drop(rx);
-        let (mut reg, mut rx) = register(&routes, 4, None, None);
+        let (mut reg, mut rx) = register(&routes, 4, None, None, None);
         let answer = br#"{"jsonrpc":"2.0","id":4,"result":{}}"#;
         handle_message("b", answer, &routes, &|_| {}, "test");
         assert!(rx.try_recv().unwrap().is_some(), "the answer arrived");

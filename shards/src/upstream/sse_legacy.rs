@@ -219,6 +219,7 @@ impl LocalSseSession {
             our_id,
             opts.events.as_ref(),
             opts.progress.as_deref(),
+            opts.related_task.as_deref(),
         );
         let outcome = async {
             self.target.post(&wire).await?;

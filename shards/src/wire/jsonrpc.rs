@@ -67,6 +67,12 @@ pub struct Envelope<'a> {
     pub uri_str: Option<Cow<'a, str>>,
     /// `params.protocolVersion` (initialize only matters), unescaped.
     pub protocol_version: Option<Cow<'a, str>>,
+    /// `params.taskId`'s range, including its quotes (`tasks/*`).
+    pub task_id: Option<Range<usize>>,
+    /// `params.taskId`, unescaped.
+    pub task_id_str: Option<Cow<'a, str>>,
+    /// `params.task` is an object (a 2025 task-augmented request).
+    pub task: bool,
 }
 
 /// A member's key (the range inside its quotes) as bytes; unescaped (allocating) only when
@@ -138,6 +144,9 @@ impl<'a> Envelope<'a> {
             request_id: None,
             meta: ModernMeta::default(),
             protocol_version: None,
+            task_id: None,
+            task_id_str: None,
+            task: false,
         };
         // Nesting bounded and lone surrogates refused before anything recursive reads the
         // body, then one validating pass over the whole body (trailing garbage included);
@@ -267,6 +276,11 @@ impl<'a> Envelope<'a> {
                     self.meta.range = Some(val);
                 }
                 b"protocolVersion" => self.protocol_version = unescape(is_str, body, val),
+                b"taskId" if is_str => {
+                    self.task_id = Some(val.clone());
+                    self.task_id_str = unescape(true, body, val);
+                }
+                b"task" => self.task = first == Some(b'{'),
                 _ => {}
             }
         }

@@ -8,3 +8,4 @@ pub mod parked;
 pub mod per_client;
 pub mod search;
 pub mod stream_log;
+pub mod tasks;

@@ -29,6 +29,20 @@ impl LocalHttpBackend {
         id: Range<usize>,
         opts: CallOpts,
     ) -> Result<BackendReply, McpError> {
+        if let Some(pin) = opts.pin {
+            // A task's follow-up goes where the task is, whatever the balancer and the
+            // breakers would say (another replica does not know the task).
+            if pin.replica >= self.replicas.len() {
+                return Err(crate::upstream::task_lost(
+                    &self.spec.id,
+                    "its replica is no longer configured",
+                ));
+            }
+            let started = std::time::Instant::now();
+            let result = self.call_replica(pin.replica, body, id, opts).await;
+            self.record(pin.replica, &result, started);
+            return result;
+        }
         let now = std::time::Instant::now();
         let pick = |by_health: bool| {
             self.balancer.pick(opts.affinity, |i| {

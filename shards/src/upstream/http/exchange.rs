@@ -21,6 +21,7 @@ impl LocalHttpBackend {
             attempt,
             events,
             modern: use_modern,
+            pin,
         } = t;
         let session = match self.session(replica).await {
             Ok(s) => s,
@@ -28,6 +29,17 @@ impl LocalHttpBackend {
         };
         let id_text = our_id.to_string();
         let modern = session.modern_ok && (!session.legacy || use_modern);
+        // The upstream session a task follow-up must find: the one that created the task.
+        let epoch = match (&session.id, modern) {
+            (Some(sid), false) => crate::upstream::epoch_of(sid),
+            _ => 0,
+        };
+        if pin.is_some_and(|p| p.epoch != 0 && p.epoch != epoch) {
+            return Attempt::Done(Err(crate::upstream::task_lost(
+                &self.spec.id,
+                "the upstream session that ran it has ended (the replica restarted or expired it)",
+            )));
+        }
         let (body, id) = if modern {
             match crate::upstream::modern::to_modern(body, id.clone()) {
                 Ok((b, i)) => (std::borrow::Cow::Owned(b), i),
@@ -74,6 +86,17 @@ impl LocalHttpBackend {
                 Err(e) => return Attempt::Done(Err(self.unavailable(e))),
             }
         };
+        if head.status == 404 && !modern && session.id.is_some() && pin.is_some() {
+            // A task's upstream session expired: the task went with it.
+            let mut st = replica.session.borrow_mut();
+            if matches!(&*st, SessionState::Ready(s) if s.id == session.id) {
+                *st = SessionState::None;
+            }
+            return Attempt::Done(Err(crate::upstream::task_lost(
+                &self.spec.id,
+                "the upstream session that ran it has expired",
+            )));
+        }
         if head.status == 404 && !modern && session.id.is_some() && attempt < 2 {
             // The upstream session expired: forget it and initialize again (unless another
             // call already did and a new session is being or has been made).
@@ -103,7 +126,11 @@ impl LocalHttpBackend {
         }
         let result = self
             .read_reply(&mut conn, &mut head, &id_text, events)
-            .await;
+            .await
+            .map(|mut r| {
+                r.origin.epoch = epoch;
+                r
+            });
         if result.is_ok() && conn.reusable(&head) {
             conn.put_back();
         }
@@ -150,7 +177,11 @@ impl LocalHttpBackend {
                     let id = env.id.clone().unwrap_or_default();
                     // Drain the rest of the stream when it is already complete so the
                     // connection can be reused; otherwise it is dropped by the caller.
-                    return Ok(BackendReply { body: ev.data, id });
+                    return Ok(BackendReply {
+                        body: ev.data,
+                        id,
+                        origin: Default::default(),
+                    });
                 }
                 match events {
                     Some((tx, replica)) if env.kind != Kind::Response => {

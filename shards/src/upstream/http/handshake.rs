@@ -19,7 +19,11 @@ impl LocalHttpBackend {
             (Ok(mut s), Some(caps)) => {
                 tracing::info!(server = %self.spec.id, url = %replica.url.raw, "backend speaks both eras");
                 s.modern_ok = true;
-                s.caps = caps;
+                // Its 2025 session's experimental tasks stay known beside the 2026 caps.
+                s.caps = crate::catalog::BackendCaps {
+                    tasks_legacy: s.caps.tasks_legacy,
+                    ..caps
+                };
                 Ok(s)
             }
             (Ok(s), None) => Ok(s),

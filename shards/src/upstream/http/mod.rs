@@ -87,6 +87,8 @@ struct Try<'a> {
     attempt: u32,
     events: Option<(&'a EventTx, usize)>,
     modern: bool,
+    /// A task follow-up: the upstream it must find (see `CallOpts::pin`).
+    pin: Option<crate::upstream::Origin>,
 }
 
 enum Attempt {
@@ -197,6 +199,7 @@ impl LocalHttpBackend {
                             attempt,
                             events: events.map(|e| (e, replica_idx)),
                             modern: opts.modern,
+                            pin: opts.pin,
                         },
                     )
                     .await
@@ -216,7 +219,10 @@ impl LocalHttpBackend {
             _ = cancel => Err(McpError::Cancelled),
         };
         match outcome {
-            Ok(r) => r,
+            Ok(r) => r.map(|mut r| {
+                r.origin.replica = replica_idx;
+                r
+            }),
             Err(e) => {
                 Box::pin(self.send_cancelled(replica, our_id, &e)).await;
                 Err(e)

@@ -82,9 +82,13 @@ pub(super) async fn handshake_and_list(
         Err(_) => None,
     };
     let caps = match (modern, legacy) {
-        (Some(m), Some(_)) => {
+        (Some(m), Some(l)) => {
             tracing::info!(server = %slot.spec.id, "backend speaks both eras");
-            m
+            // Its 2025 session's experimental tasks stay known beside the 2026 caps.
+            crate::catalog::BackendCaps {
+                tasks_legacy: l.tasks_legacy,
+                ..m
+            }
         }
         (Some(m), None) => {
             tracing::info!(server = %slot.spec.id, "backend speaks 2026-07-28 only (stateless)");

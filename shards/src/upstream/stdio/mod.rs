@@ -149,8 +149,17 @@ impl LocalStdioSlot {
         } else {
             (body, id)
         };
-        let (rx, writer, routes) = {
+        let pinned = opts.pin.is_some_and(|p| p.epoch != 0);
+        let (rx, writer, routes, pid) = {
             let cur = self.current.borrow();
+            // A task lives in the process that created it: once that one is gone, so is it.
+            let epoch = cur.as_ref().map_or(0, |p| p.pid as u64);
+            if pinned && opts.pin.is_some_and(|p| p.epoch != epoch) {
+                return Err(crate::upstream::task_lost(
+                    &self.spec.id,
+                    "the process that ran it exited (it was restarted)",
+                ));
+            }
             let Some(p) = cur.as_ref() else {
                 return Err(McpError::BackendUnavailable {
                     server: self.spec.id.clone(),
@@ -166,6 +175,7 @@ impl LocalStdioSlot {
                 our_id,
                 opts.events.as_ref(),
                 opts.progress.as_deref(),
+                opts.related_task.as_deref(),
             );
             if p.writer.unbounded_send(wire).is_err() {
                 // `reg` goes here, and the routes with it.
@@ -174,7 +184,7 @@ impl LocalStdioSlot {
                     reason: "process is exiting".into(),
                 });
             }
-            (rx, p.writer.clone(), reg)
+            (rx, p.writer.clone(), reg, p.pid as u64)
         };
         // Cleans up however the call ends, dropped included (the client went away): the
         // pending entry, progress route and sink go, and the child hears a cancellation.
@@ -187,7 +197,14 @@ impl LocalStdioSlot {
         let cancel = crate::upstream::cancelled(opts.cancel);
         let outcome = monoio::select! {
             r = crate::upstream::within(opts.timeout, opts.deadline.as_ref(), rx) => match r {
-                Ok(Ok(r)) => r,
+                Ok(Ok(r)) => r.map(|mut r| {
+                    r.origin = crate::upstream::Origin { replica: self.instance, epoch: pid };
+                    r
+                }),
+                Ok(Err(_)) if pinned => Err(crate::upstream::task_lost(
+                    &self.spec.id,
+                    "the process that ran it exited",
+                )),
                 Ok(Err(_)) => Err(McpError::BackendUnavailable {
                     server: self.spec.id.clone(),
                     reason: "process exited before answering".into(),

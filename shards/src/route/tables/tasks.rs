@@ -1,0 +1,103 @@
+//! What a forwarded call does about tasks, and what a 2025 session remembers of the tasks it
+//! created. Plain data: the functions are `route/tasks/`.
+//!
+//! A `tools/call` that may be answered with a `CreateTaskResult` carries
+//! [`TaskCall::Create`] (a 2026 request that declared the tasks extension, a 2025 request
+//! with `params.task`); a `tasks/*` request carries [`TaskCall::Follow`] with the task its
+//! id named, once verified. Calls without either pay nothing.
+
+use std::rc::Rc;
+
+use crate::cluster::task_id::{Owner, TaskRef};
+use crate::upstream::Origin;
+
+/// Most tasks a 2025 session remembers (for `tasks/list` and status notifications); the
+/// oldest is forgotten first. Its id keeps working: only the listing forgets it.
+pub const MAX_SESSION_TASKS: usize = 256;
+
+/// Whom a task belongs to (owned form of [`Owner`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskOwner {
+    /// A 2025 session.
+    Session(Rc<str>),
+    /// A 2026 caller.
+    Principal(Rc<str>),
+}
+
+impl TaskOwner {
+    /// The borrowed form the id codec takes.
+    pub fn as_owner(&self) -> Owner<'_> {
+        match self {
+            TaskOwner::Session(s) => Owner::Session(s),
+            TaskOwner::Principal(p) => Owner::Principal(p),
+        }
+    }
+}
+
+/// Which follow-up of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    /// `tasks/get`
+    Get,
+    /// `tasks/update` (2026)
+    Update,
+    /// `tasks/cancel`
+    Cancel,
+    /// `tasks/result` (2025)
+    Result,
+}
+
+/// What a forwarded call does about tasks.
+#[derive(Debug, Clone)]
+pub enum TaskCall {
+    /// A call that may create a task: its id is namespaced for `owner`.
+    Create {
+        /// Who the task will belong to.
+        owner: TaskOwner,
+    },
+    /// A follow-up of the task the client knows as `gw_id`.
+    Follow {
+        /// The id the client used.
+        gw_id: Rc<str>,
+        /// What it names.
+        task: TaskRef,
+        /// Which follow-up.
+        what: Follow,
+    },
+}
+
+impl TaskCall {
+    /// Where a follow-up must go: the task's replica and upstream.
+    pub fn pin(&self) -> Option<Origin> {
+        match self {
+            TaskCall::Follow { task, .. } => Some(Origin {
+                replica: task.replica as usize,
+                epoch: task.epoch,
+            }),
+            TaskCall::Create { .. } => None,
+        }
+    }
+
+    /// A follow-up's task as the backend knows it (a JSON string).
+    pub fn backend_task_json(&self) -> Option<Vec<u8>> {
+        match self {
+            TaskCall::Follow { task, .. } => {
+                let mut out = Vec::with_capacity(task.backend_task.len() + 2);
+                crate::wire::jsonrpc::push_json_str(&mut out, &task.backend_task);
+                Some(out)
+            }
+            TaskCall::Create { .. } => None,
+        }
+    }
+}
+
+/// A task a 2025 session created, as it remembers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionTask {
+    /// The id the client knows.
+    pub gw_id: Box<str>,
+    /// Its backend.
+    pub server: Box<str>,
+    /// The backend's own id.
+    pub backend_task: Box<str>,
+}
