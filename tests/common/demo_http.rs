@@ -9,10 +9,16 @@ use std::time::Duration;
 /// listens on. Retries briefly (bounded) when the address is not free yet, as on a restart
 /// on the same port.
 pub fn spawn_demo_http(listen: &str, name: &str) -> (Child, String) {
+    spawn_demo_http_env(listen, name, &[])
+}
+
+/// [`spawn_demo_http`] with extra environment (e.g. `DEMO_CONFORMANCE=1`).
+pub fn spawn_demo_http_env(listen: &str, name: &str, env: &[(&str, &str)]) -> (Child, String) {
     let mut last = String::new();
     for _ in 0..50 {
         let mut child = Command::new(super::bin())
             .args(["demo-server", "--http", listen, "--name", name])
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -48,7 +54,12 @@ pub struct DemoHttp {
 
 impl DemoHttp {
     pub fn start(listen: &str, name: &str) -> DemoHttp {
-        let (child, addr) = spawn_demo_http(listen, name);
+        Self::start_env(listen, name, &[])
+    }
+
+    /// [`DemoHttp::start`] with extra environment.
+    pub fn start_env(listen: &str, name: &str, env: &[(&str, &str)]) -> DemoHttp {
+        let (child, addr) = spawn_demo_http_env(listen, name, env);
         DemoHttp { child, addr }
     }
 

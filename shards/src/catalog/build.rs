@@ -126,7 +126,7 @@ impl Catalog {
                 caps.subscribe |= d.caps.subscribe;
                 caps.logging |= d.caps.logging;
                 caps.completions |= d.caps.completions;
-                caps.tasks |= b.tasks && b.state == BackendState::Ready;
+                caps.tasks |= b.tasks;
             }
             cat.backend_caps.push(if b.discovery.is_some() {
                 d.caps.clone()

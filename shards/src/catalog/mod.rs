@@ -187,7 +187,8 @@ pub struct MergedCaps {
     pub logging: bool,
     /// Any backend has completions.
     pub completions: bool,
-    /// Some backend's tasks are carried in this catalog's era (see `BackendInput::tasks`).
+    /// Some backend's tasks are carried in this catalog's era (see `BackendInput::tasks`;
+    /// a backend that went down counts: its tasks end failed rather than unknown).
     pub tasks: bool,
 }
 

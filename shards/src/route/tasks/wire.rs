@@ -116,6 +116,7 @@ fn created(cx: &Cx<'_>, owner: &TaskOwner, reply: BackendReply) -> Before {
         );
     };
     if let TaskOwner::Session(sid) = owner {
+        listen_for_status(cx.router, cx.server);
         if let Some(s) = cx.router.sessions.borrow_mut().get_mut(sid) {
             if s.tasks.len() >= MAX_SESSION_TASKS {
                 s.tasks.pop_front();
@@ -132,6 +133,19 @@ fn created(cx: &Cx<'_>, owner: &TaskOwner, reply: BackendReply) -> Before {
         edits.extend(string_at(&reply.body, &["result", "_meta", RELATED, "taskId"]).map(|r| r.0));
     }
     Before::Go(Ok(with_id(reply, edits, &gw)))
+}
+
+/// A 2025 HTTP backend sends a task's status notifications on its upstream session's GET
+/// stream: this shard listens on it from its first task on (replica 0's, as for list
+/// changes; clients poll in any case).
+fn listen_for_status(router: &Rc<Router>, server: &str) {
+    let handle = router.upstreams.backends.borrow().get(server).cloned();
+    if let Some(crate::upstream::LocalBackend::Http(h)) = handle.as_deref() {
+        h.ensure_listening(
+            crate::route::streams::push_handler(router, server, None),
+            router.draining.clone(),
+        );
+    }
 }
 
 /// The range (quotes included) and value of the string at `path` of `body`.
