@@ -205,7 +205,11 @@ pub fn start(
                 }
                 anyhow::bail!("shard {shard} failed to start (see the log above)");
             }
-            Ok(ControlEvent::Discovered { server, result }) => world.discovered(&server, result),
+            Ok(ControlEvent::Discovered {
+                server,
+                result,
+                announced,
+            }) => world.discovered(&server, result, announced),
             Ok(ControlEvent::Stats(s)) => metrics.on_stats(s),
             Ok(ControlEvent::UnknownKid(_)) => {}
             Err(_) => anyhow::bail!("shards did not start within 30 s"),
@@ -286,8 +290,8 @@ pub fn start(
             });
         select! {
             recv(events_rx) -> ev => match ev {
-                Ok(ControlEvent::Discovered { server, result }) => {
-                    world.discovered(&server, result);
+                Ok(ControlEvent::Discovered { server, result, announced }) => {
+                    world.discovered(&server, result, announced);
                     drain::warm_if_serving(&world, &readiness);
                 }
                 Ok(ControlEvent::Stopped { shard }) => {

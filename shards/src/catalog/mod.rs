@@ -12,10 +12,12 @@
 //! - [`Catalog`]: lookups for the hot path and the rendered lists.
 //! - [`Discovery`], [`BackendCaps`]: what one backend offered.
 //! - [`page`]: splitting one backend list page into items.
+//! - [`ListsChanged`]: which lists a backend announced changed.
 //! - [`Catalog::share_lists`]: the two eras' catalogs hold the lists they show alike once.
 //! - [`uri`]: URI namespacing and template matching.
 
 pub mod build;
+mod changed;
 pub mod curate;
 pub mod page;
 pub mod search;
@@ -28,6 +30,7 @@ use ahash::RandomState;
 use hashbrown::HashMap;
 use sonic_rs::JsonValueTrait;
 
+pub use changed::ListsChanged;
 pub use page::{parse_page, parse_tools_page};
 
 /// One listed item (tool, prompt, resource or template) exactly as the backend sent it.

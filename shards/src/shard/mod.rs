@@ -125,6 +125,9 @@ pub enum ControlEvent {
         server: String,
         /// What it offers, or why it is down.
         result: Result<Discovery, String>,
+        /// The lists it announced changed (a re-list it caused): clients hear of these
+        /// kinds even if the merged lists come out the same (`catalog/changed.rs`).
+        announced: crate::catalog::ListsChanged,
     },
     /// The shard's cumulative figures (every 500 ms).
     Stats(Box<crate::stats::report::ShardStats>),
