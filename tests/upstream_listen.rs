@@ -191,7 +191,8 @@ fn announce_reaches_both(
         "{what}: {}",
         r.text()
     );
-    let within = Instant::now() + Duration::from_secs(1);
+    let answered = Instant::now();
+    let within = answered + Duration::from_secs(1);
     assert!(
         modern.wait_for(needle, within),
         "{what}: {needle} did not reach the 2026 listen within 1 s: {}\n{}",
@@ -204,10 +205,15 @@ fn announce_reaches_both(
         "{what}: tagged: {}",
         modern.text()
     );
+    let modern_after = answered.elapsed();
     assert!(
         legacy.wait_for(needle, within),
         "{what}: {needle} did not reach the 2025 GET stream within 1 s: {}",
         legacy.text()
+    );
+    eprintln!(
+        "{what}: announced; 2026 listen after {modern_after:?}, both after {:?}",
+        answered.elapsed()
     );
 }
 
