@@ -132,7 +132,11 @@ pub fn parse_redis_url(url: &str) -> Result<RedisTarget, String> {
         None | Some("") => 0,
         Some(d) => match d.parse::<u32>() {
             Ok(n) if n <= MAX_REDIS_DB && d.bytes().all(|b| b.is_ascii_digit()) => n,
-            _ => return Err(format!("the path must be a database number 0..={MAX_REDIS_DB}")),
+            _ => {
+                return Err(format!(
+                    "the path must be a database number 0..={MAX_REDIS_DB}"
+                ))
+            }
         },
     };
     let (username, password) = match userinfo {
@@ -175,7 +179,11 @@ fn split_host_port(authority: &str) -> Result<(&str, u16), String> {
         }
         let port = match &bracketed[end + 1..] {
             "" => None,
-            after => Some(after.strip_prefix(':').ok_or("unexpected text after the IPv6 host")?),
+            after => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or("unexpected text after the IPv6 host")?,
+            ),
         };
         (host, port)
     } else {
@@ -281,7 +289,10 @@ mod tests {
         ] {
             let e = parse_redis_url(url).unwrap_err();
             assert!(e.contains(want), "{url}: {e}");
-            assert!(!e.contains("pw-1"), "{url}: the error quotes the password: {e}");
+            assert!(
+                !e.contains("pw-1"),
+                "{url}: the error quotes the password: {e}"
+            );
         }
     }
 }

@@ -32,7 +32,10 @@ fn a_redis_store_is_read() {
     assert_eq!((t.port, t.db), (6390, 2));
     assert_eq!(t.password.as_deref(), Some(PASSWORD));
     let shown = format!("{c:?}");
-    assert!(!shown.contains(PASSWORD), "Debug of the config shows the password");
+    assert!(
+        !shown.contains(PASSWORD),
+        "Debug of the config shows the password"
+    );
     assert!(shown.contains("redis://:***@127.0.0.1:6390/2"), "{shown}");
 }
 

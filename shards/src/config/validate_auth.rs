@@ -195,7 +195,8 @@ impl Checker<'_, '_> {
         }
         match (&r.redis_url, r.store) {
             (None, RateStore::Redis) => {
-                let msg = "is required with store = \"redis\" (redis://[:password@]host[:port][/db])";
+                let msg =
+                    "is required with store = \"redis\" (redis://[:password@]host[:port][/db])";
                 self.push(&key("redis_url"), None, msg.into());
             }
             // The parser's messages never quote the URL: it may hold a password.
