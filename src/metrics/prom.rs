@@ -8,7 +8,7 @@
 use std::fmt::Write;
 use std::sync::Arc;
 
-use only1mcp_shards::auth::store::STORE_FAILURES;
+use only1mcp_shards::auth::limit_store::STORE_FAILURES;
 use only1mcp_shards::stats::hist::BOUNDS_US;
 use only1mcp_shards::stats::report::{RateStoreReport, ShardStats};
 use only1mcp_shards::stats::{Counts, Hist, OUTCOMES};

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use crossbeam_channel::RecvTimeoutError;
-use only1mcp_shards::auth::store::{
+use only1mcp_shards::auth::limit_store::{
     SharedRateStore, StoreAnswer, StoreAsk, StoreFailure, StoreInbox, STORE_QUEUE,
 };
 use only1mcp_shards::config::{parse_redis_url, RateLimitSection, RateStore, RedisTarget};

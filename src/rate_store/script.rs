@@ -29,7 +29,9 @@
 use std::io::Write;
 use std::time::Duration;
 
-use only1mcp_shards::auth::store::{principal_key, tool_key, StoreAnswer, StoreAsk, StoreFailure};
+use only1mcp_shards::auth::limit_store::{
+    principal_key, tool_key, StoreAnswer, StoreAsk, StoreFailure,
+};
 
 use super::resp::{self, Value};
 

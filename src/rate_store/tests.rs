@@ -7,7 +7,7 @@ use std::io::{self, Cursor};
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
-use only1mcp_shards::auth::store::{
+use only1mcp_shards::auth::limit_store::{
     principal_hash, principal_key, tool_hash, tool_key, StoreAnswer, StoreAsk, StoreFailure,
     StoreRate,
 };

@@ -1,6 +1,6 @@
 //! One shard's auth state and the checks the HTTP front and the dispatcher call: who is
 //! calling (with the shard's token cache), whether its rate allows one more request (this
-//! shard's buckets, or the cluster's in a shared store, `store.rs`), which items its roles
+//! shard's buckets, or the cluster's in a shared store, `limit_store.rs`), which items its roles
 //! let it see (list views cached per catalog version and role set), and the 401/403/429/503
 //! replies. Nothing here locks: keys and config come from `ArcSwap` snapshots, everything
 //! else is this shard's own.
@@ -14,11 +14,11 @@ use hashbrown::HashMap;
 
 use super::keys::SharedKeysSlot;
 use super::limit::{BucketSpec, LocalRateLimiter, RateLimitSpec};
-use super::names::{LocalRoleNames, RoleNames};
-use super::policy::ItemKind;
-use super::store::{
+use super::limit_store::{
     await_answer, SharedRateStore, StoreAnswer, StoreAsk, StoreRates, STORE_FAILURES,
 };
+use super::names::{LocalRoleNames, RoleNames};
+use super::policy::ItemKind;
 use super::verify::{Denied, LocalVerifier, Principal, SharedAuth};
 use crate::audit::SharedAuditSink;
 use crate::catalog::ListKind;
@@ -417,5 +417,5 @@ pub fn too_many(wait: Duration, id: &[u8]) -> Reply {
 }
 
 #[cfg(test)]
-#[path = "local_store_tests.rs"]
-mod store_tests;
+#[path = "local_limit_store_tests.rs"]
+mod limit_store_tests;

@@ -6,13 +6,13 @@
 //!   thread as one immutable [`keys::KeySet`] per change.
 //! - [`policy`]: RBAC, what a principal's roles let it see and call.
 //! - [`limit`]: per-principal and per-tool token buckets, per shard.
-//! - [`store`]: the same limits cluster-wide in a shared store (Redis), asked without
+//! - [`limit_store`]: the same limits cluster-wide in a shared store (Redis), asked without
 //!   blocking the shard.
 
 pub mod keys;
 pub mod limit;
+pub mod limit_store;
 pub mod local;
 pub mod names;
 pub mod policy;
-pub mod store;
 pub mod verify;

@@ -60,7 +60,7 @@ pub struct RouterParts {
     /// The audit log.
     pub audit: crate::audit::SharedAuditSink,
     /// The shared rate-limit store (`SharedRateStore::local()` without one).
-    pub rate_store: crate::auth::store::SharedRateStore,
+    pub rate_store: crate::auth::limit_store::SharedRateStore,
     /// Token accounting.
     pub tokens: crate::route::tokens::SharedTokenSink,
     /// This shard's backends.

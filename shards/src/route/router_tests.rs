@@ -131,7 +131,7 @@ fn router_with(
         draining: Default::default(),
         keys: Default::default(),
         audit: crate::audit::SharedAuditSink::disabled(),
-        rate_store: crate::auth::store::SharedRateStore::local(),
+        rate_store: crate::auth::limit_store::SharedRateStore::local(),
         tokens: crate::route::tokens::SharedTokenSink::disabled(),
         upstreams: Upstreams::new(crate::upstream::stdio::gate::SharedSpawnGate::new(1)),
     }))

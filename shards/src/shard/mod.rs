@@ -171,7 +171,7 @@ pub struct ShardInit {
     /// The audit log (disabled unless `[audit] enabled`).
     pub audit: crate::audit::SharedAuditSink,
     /// The shared rate-limit store (`SharedRateStore::local()` unless `store = "redis"`).
-    pub rate_store: crate::auth::store::SharedRateStore,
+    pub rate_store: crate::auth::limit_store::SharedRateStore,
     /// Token accounting (disabled unless `[metrics] tokens` names an encoding).
     pub tokens: crate::route::tokens::SharedTokenSink,
     /// TLS termination (`[server.tls]`), the same config for every shard.

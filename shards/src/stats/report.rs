@@ -84,7 +84,7 @@ pub struct RateStoreReport {
     /// The store answered when the report was built (the store thread's last state).
     pub up: bool,
     /// Requests that followed `on_store_error`, by cause, in the order of
-    /// `auth::store::STORE_FAILURES` (cumulative).
+    /// `auth::limit_store::STORE_FAILURES` (cumulative).
     pub failures: [u64; 4],
 }
 

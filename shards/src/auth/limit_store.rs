@@ -322,5 +322,5 @@ impl StoreRates {
 }
 
 #[cfg(test)]
-#[path = "store_tests.rs"]
+#[path = "limit_store_tests.rs"]
 mod tests;

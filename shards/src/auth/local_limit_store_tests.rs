@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::auth::store::{principal_hash, tool_hash, StoreFailure, StoreInbox};
+use crate::auth::limit_store::{principal_hash, tool_hash, StoreFailure, StoreInbox};
 use crate::catalog::Catalog;
 
 fn snapshot(version: u64, extra: &str) -> SharedSnapshot {
