@@ -6,7 +6,7 @@
 //! `EVALSHA` commands on one connection, reads the replies in order and wakes each shard with
 //! its answer. Under load a batch is everything that arrived during the previous round trip,
 //! so the cost of the round trip is shared; when quiet, a decision is one round trip. A
-//! decision whose shard stopped waiting (its timeout passed) is skipped.
+//! decision whose shard stopped waiting (its deadline passed) is answered `timeout`, unsent.
 //!
 //! # Outages
 //!
@@ -263,12 +263,17 @@ impl Worker {
                     Err(_) => break,
                 }
             }
+            // A decision its shard no longer waits for is not sent (its answer would be late).
             let now = Instant::now();
-            batch.retain(|a| !a.reply.is_canceled() && a.deadline > now);
-            if !batch.is_empty() {
-                self.serve(&mut batch);
+            let (mut live, late): (Vec<StoreAsk>, Vec<StoreAsk>) = batch
+                .drain(..)
+                .partition(|a| !a.reply.is_canceled() && a.deadline > now);
+            for a in late {
+                let _ = a.reply.send(StoreAnswer::Failed(StoreFailure::Timeout));
             }
-            batch.clear();
+            if !live.is_empty() {
+                self.serve(&mut live);
+            }
         }
     }
 

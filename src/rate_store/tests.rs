@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
 use only1mcp_shards::auth::limit_store::{
-    principal_hash, principal_key, tool_hash, tool_key, StoreAnswer, StoreAsk, StoreFailure,
-    StoreRate,
+    principal_hash, principal_key, tool_hash, tool_key, SharedRateStore, StoreAnswer, StoreAsk,
+    StoreFailure, StoreRate,
 };
 use only1mcp_shards::config::parse_redis_url;
 
 use super::resp::{self, Value};
 use super::script::{encode, Script, GCRA};
-use super::{decide, handshake};
+use super::{decide, handshake, Worker};
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -186,4 +186,63 @@ fn a_refused_login_says_why_without_the_password() {
     let t = parse_redis_url("redis://127.0.0.1").unwrap();
     let e = handshake(&mut Cursor::new(&bad_sha[..]), &mut Vec::new(), &t).unwrap_err();
     assert!(e.to_string().contains("SCRIPT LOAD refused"), "{e}");
+}
+
+/// The answer on `rx`, waited for at most 5 s.
+fn answer_of(mut rx: oneshot::Receiver<StoreAnswer>) -> StoreAnswer {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Ok(Some(a)) = rx.try_recv() {
+            return a;
+        }
+        assert!(Instant::now() < deadline, "no answer in 5 s");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn while_redis_is_down_every_decision_is_answered_at_once() {
+    // A port nothing listens on: connections are refused at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let target = parse_redis_url(&format!("redis://127.0.0.1:{port}")).unwrap();
+    let (store, inbox) = SharedRateStore::channel(16);
+    let worker = std::thread::spawn(move || Worker::new(target, inbox).run());
+    for _ in 0..3 {
+        let mut a = ask("a", true, None);
+        let (reply, rx) = oneshot::channel();
+        a.reply = reply;
+        let started = Instant::now();
+        store.ask(a).unwrap();
+        assert_eq!(
+            answer_of(rx),
+            StoreAnswer::Failed(StoreFailure::Unreachable)
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "waited for Redis"
+        );
+    }
+    assert!(!store.is_up());
+    // A decision whose shard has stopped waiting is not sent: it is answered `timeout`.
+    let mut late = ask("a", true, None);
+    let (reply, rx) = oneshot::channel();
+    late.reply = reply;
+    late.deadline = Instant::now() - Duration::from_millis(1);
+    store.ask(late).unwrap();
+    assert_eq!(answer_of(rx), StoreAnswer::Failed(StoreFailure::Timeout));
+    // The thread ends once the shards' handles are gone.
+    drop(store);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !worker.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "the store thread outlived its shards"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    worker.join().unwrap();
 }
