@@ -16,7 +16,10 @@
 //! - [`shard`]: the composition root that holds every layer.
 //! - [`upstream`]: backends: Streamable HTTP pools and supervised stdio children.
 //! - [`catalog`]: the merged, namespaced tool catalog.
+//! - [`cluster`]: this node's id and the cluster keys (session ids, `requestState`).
 //! - [`ring`]: the consistent-hash ring that pins sessions and stdio children to shards.
+//! - [`readiness`]: whether the node takes new sessions (`/ready`), shared with the control
+//!   thread.
 #![warn(missing_docs)]
 
 pub mod audit;
@@ -24,12 +27,14 @@ pub mod auth;
 pub mod balance;
 pub mod cache;
 pub mod catalog;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod front;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod readiness;
 pub mod ring;
 pub mod route;
 pub mod rt;

@@ -40,6 +40,8 @@ pub struct BackendSpec {
     pub per_client: bool,
     /// Calls in flight per shard before new ones fail at once.
     pub max_inflight: usize,
+    /// A bridged retry parked elsewhere may be replayed on this backend (`bridge_replay`).
+    pub bridge_replay: bool,
     /// http: connections open to one replica per shard (busy or idle); calls beyond wait.
     pub pool_size: usize,
     /// stdio: processes to run (1 = one process owned by one shard).
@@ -96,6 +98,9 @@ pub struct SharedSnapshot {
     pub balance_keys: Vec<crate::balance::BalanceKey>,
     /// `[auth]` compiled: how callers authenticate and what their roles allow.
     pub auth: Arc<crate::auth::verify::SharedAuth>,
+    /// This node's id and keys (the cluster's key file, re-read on reload; or the process's
+    /// own key outside a cluster).
+    pub cluster: Arc<crate::cluster::SharedCluster>,
 }
 
 /// The published slot.
@@ -127,7 +132,14 @@ impl SharedSnapshot {
             catalog_modern,
             balance_keys,
             auth,
+            cluster: crate::cluster::SharedCluster::solo(),
         }
+    }
+
+    /// The same snapshot for a node of a cluster.
+    pub fn with_cluster(mut self, cluster: Arc<crate::cluster::SharedCluster>) -> Self {
+        self.cluster = cluster;
+        self
     }
 
     /// The catalog of the client's era.

@@ -38,6 +38,10 @@ struct Figures {
     panics: u64,
     /// Requests cancelled because their client left, summed over shards.
     clients_gone: u64,
+    /// Session ids refused with 404, by verdict, summed over shards.
+    session_ids_refused: [u64; 4],
+    /// `[cluster] node_id` ("" outside a cluster).
+    node: String,
     /// Token accounting: encoding, (method, server, name, answers, tokens), drops.
     tokens: Option<(&'static str, Vec<TokenRow>, u64)>,
     /// The rate-limit store: failures summed over shards, its state.
@@ -53,7 +57,9 @@ pub fn render(
     shards: &[&ShardStats],
     reloads: &Reloads,
     tokens: Option<&crate::tokens::TokenAccounting>,
+    drain: super::drain::DrainFigures,
     uptime: f64,
+    node: &str,
 ) -> String {
     let mut breakers = Vec::new();
     for s in shards {
@@ -78,12 +84,20 @@ pub fn render(
         reloads: reloads.clone(),
         panics: shards.iter().map(|s| s.panics).sum(),
         clients_gone: shards.iter().map(|s| s.clients_gone).sum(),
+        session_ids_refused: shards.iter().fold([0; 4], |mut acc, s| {
+            for (a, n) in acc.iter_mut().zip(s.session_ids_refused) {
+                *a += n;
+            }
+            acc
+        }),
+        node: node.to_string(),
         tokens: tokens.map(token_rows),
         rate_store: rate_store(shards),
         uptime,
     };
     let mut registry = Registry::with_prefix("only1mcp");
     registry.register_collector(Box::new(figures));
+    registry.register_collector(Box::new(drain));
     let mut out = String::with_capacity(16 * 1024);
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
         out.clear();
@@ -120,7 +134,7 @@ fn token_rows(acc: &crate::tokens::TokenAccounting) -> (&'static str, Vec<TokenR
     (t.encoding, rows, acc.dropped.dropped())
 }
 
-fn counter(
+pub(super) fn counter(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -134,7 +148,7 @@ fn counter(
 }
 
 /// A family with one sample and no labels.
-fn single(
+pub(super) fn single(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -144,7 +158,7 @@ fn single(
     metric.encode(family)
 }
 
-fn gauge(
+pub(super) fn gauge(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -382,6 +396,14 @@ impl Collector for Figures {
             "Requests cancelled because the client closed its connection before the answer (their backend calls were cancelled and their slots freed).",
             &ConstCounter::new(self.clients_gone),
         )?;
+        counter(
+            &mut enc,
+            "session_ids_refused",
+            "Requests answered 404 for a session id this node does not hold, by why: another node's (foreign), not signed by any cluster key (forged), not an id this gateway mints (malformed), or this node's but ended, expired or from before a restart (unknown).",
+            only1mcp_shards::cluster::session_id::Verdict::ALL
+                .iter()
+                .map(|v| (vec![("reason", v.label().to_string())], self.session_ids_refused[v.index()])),
+        )?;
         single(
             &mut enc,
             "config_reloads",
@@ -497,7 +519,10 @@ impl Collector for Figures {
         )?;
         let mut info =
             enc.encode_descriptor("build", "The gateway's version.", None, MetricType::Info)?;
-        info.encode_info(&vec![("version", env!("CARGO_PKG_VERSION").to_string())])?;
+        info.encode_info(&vec![
+            ("version", env!("CARGO_PKG_VERSION").to_string()),
+            ("node", self.node.clone()),
+        ])?;
         Ok(())
     }
 }

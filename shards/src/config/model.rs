@@ -38,6 +38,20 @@ pub struct Config {
     /// The MCP servers behind the gateway.
     #[serde(default)]
     pub servers: Vec<BackendConfig>,
+    /// This node's place in a fleet (`docs/fleet.md`); absent: a gateway on its own.
+    #[serde(default)]
+    pub cluster: Option<ClusterSection>,
+}
+
+/// `[cluster]`: the node id that 2025-era session ids carry, and the key file every node of
+/// the fleet shares (session-id MACs, `requestState`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// 1-16 characters of `[a-z0-9-]`, unique in the fleet; the balancer routes on it.
+    pub node_id: Spanned<String>,
+    /// Lines of `<key_id> <base64 key>`; re-read on every reload.
+    pub key_file: Spanned<String>,
 }
 
 pub use crate::rt::DriverChoice;
@@ -68,6 +82,9 @@ pub struct ServerSection {
     pub read_timeout_ms: u64,
     /// Grace period for in-flight requests at shutdown.
     pub shutdown_grace_ms: u64,
+    /// At SIGTERM/SIGINT: how long `/ready` answers 503 while everything is still served, so a
+    /// load balancer moves new sessions elsewhere before the shutdown starts (0 = at once).
+    pub drain_grace_ms: u64,
     /// A 2025-era session with no request for this long ends (and its per-client upstreams).
     pub session_idle_timeout_ms: u64,
     /// Open client connections a shard accepts; beyond, new ones get 503 and `Retry-After`.
@@ -115,6 +132,7 @@ impl Default for ServerSection {
             idle_timeout_ms: 60_000,
             read_timeout_ms: 10_000,
             shutdown_grace_ms: 5_000,
+            drain_grace_ms: 0,
             session_idle_timeout_ms: 3_600_000,
             max_connections_per_shard: 10_000,
             max_sessions: 10_000,
@@ -323,6 +341,11 @@ pub struct BackendConfig {
     /// A disabled server stays in the file but is not started.
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// In a fleet, a bridged `input_required` retry that lands on a node which does not hold
+    /// the parked call replays the call there (the tool runs again up to its input request).
+    /// `false` for servers whose tools must not run twice: such a retry is refused instead.
+    #[serde(default = "default_true")]
+    pub bridge_replay: bool,
     /// Upstream sessions: one per shard shared by every client (`shared`, default), or one
     /// per client session declaring that client's own capabilities (`per_client`: for
     /// stateful servers and servers that call back into the client).

@@ -55,6 +55,8 @@ pub struct RouterParts {
     pub peers: Rc<dyn Peers>,
     /// Set once shutdown started (shared with the front and long-lived tasks).
     pub draining: Rc<Cell<bool>>,
+    /// The node's readiness (`/ready`), shared with every shard and the control thread.
+    pub readiness: crate::readiness::SharedReadiness,
     /// Token verification keys (published by the control thread).
     pub keys: crate::auth::keys::SharedKeysSlot,
     /// The audit log.
@@ -81,12 +83,16 @@ pub struct Router {
     pub peers: Rc<dyn Peers>,
     /// Set once shutdown started.
     pub draining: Rc<Cell<bool>>,
+    /// The node's readiness (`/ready`): starting, ready, draining or stopping.
+    pub readiness: crate::readiness::SharedReadiness,
     /// This shard's backends.
     pub upstreams: Upstreams,
     /// Sessions owned here.
     pub sessions: RefCell<LocalSessionTable>,
     /// Requests whose client closed its connection before the answer (they were cancelled).
     pub clients_gone: Cell<u64>,
+    /// Session ids refused with 404, by `cluster::session_id::Verdict`.
+    pub session_ids_refused: [Cell<u64>; 4],
     /// What this shard served (sent to the control thread every 500 ms).
     pub stats: crate::stats::LocalStats,
     /// The response cache and single-flight batcher (`[cache]`).
@@ -130,9 +136,11 @@ impl Router {
             snapshot: parts.snapshot,
             peers: parts.peers,
             draining: parts.draining,
+            readiness: parts.readiness,
             upstreams: parts.upstreams,
             sessions: RefCell::default(),
             clients_gone: Cell::new(0),
+            session_ids_refused: Default::default(),
             stats: Default::default(),
             cache: Default::default(),
             tokens: parts.tokens,

@@ -56,6 +56,7 @@ fn spec(id: &str) -> BackendSpec {
         prefix: true,
         per_client: false,
         max_inflight: 8,
+        bridge_replay: true,
         pool_size: 1,
         instances: 1,
         tool_timeouts: Vec::new(),
@@ -129,6 +130,7 @@ fn router_with(
         snapshot: Arc::new(ArcSwap::from_pointee(snap)),
         peers,
         draining: Default::default(),
+        readiness: Default::default(),
         keys: Default::default(),
         audit: crate::audit::SharedAuditSink::disabled(),
         rate_store: crate::auth::limit_store::SharedRateStore::local(),
@@ -216,7 +218,8 @@ fn a_request_for_another_shards_session_is_handed_to_that_shard_once() {
     let peers = Rc::new(RecordingPeers::default());
     let r = router_with("", &[("a", &["read"])], 4, 0, peers.clone());
     let alice = Principal::new("alice", Vec::new());
-    let theirs = crate::route::session::mint_id(&r.ring, 3);
+    let theirs =
+        crate::cluster::session_id::mint(&crate::cluster::SharedCluster::solo(), &r.ring, 3);
     run(async {
         let reply = handle(&r, post(&alice, Some(&theirs), PING), true).await;
         assert_eq!(reply.status, 299, "the owner's answer comes back");

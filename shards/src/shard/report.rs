@@ -31,6 +31,8 @@ pub fn build(shard: &Rc<LocalShard>) -> ShardStats {
         inflight: shard.front.inflight.get() as u64,
         panics: shard.front.panics.get(),
         clients_gone: shard.router.clients_gone.get(),
+        session_ids_refused: shard.router.session_ids_refused.each_ref().map(|c| c.get()),
+        initialize_while_draining: shard.router.stats.initialize_while_draining_count(),
         requests: shard.router.stats.requests_copy(),
         calls: shard.router.stats.calls_copy(),
         replicas,
