@@ -137,6 +137,8 @@ pub fn start(
         _ => None,
     };
     let (audit, audit_writer) = start_audit(&cfg, front)?;
+    // Dropped once every shard holds its copy: the store thread ends with the shards.
+    let rate_store = crate::rate_store::start(&cfg.rate_limit)?;
     let (tokens, accounting) = crate::tokens::start(cfg.metrics.tokens)?;
     let metrics_text: SharedMetricsText = Arc::new(ArcSwap::from_pointee(bytes::Bytes::new()));
     let metrics_snapshot = Arc::new(ArcSwap::from_pointee(
@@ -170,6 +172,7 @@ pub fn start(
             metrics_text: metrics_text.clone(),
             keys: keys.clone(),
             audit: audit.clone(),
+            rate_store: rate_store.clone(),
             tokens: tokens.clone(),
             tls: tls.clone(),
             readiness: readiness.clone(),
@@ -189,6 +192,7 @@ pub fn start(
             .context("cannot start shard thread")?;
         threads.push(handle);
     }
+    drop(rate_store);
 
     // Wait for every shard to come up before announcing the address.
     let mut started = 0;

@@ -8,8 +8,9 @@
 use std::fmt::Write;
 use std::sync::Arc;
 
+use only1mcp_shards::auth::limit_store::STORE_FAILURES;
 use only1mcp_shards::stats::hist::BOUNDS_US;
-use only1mcp_shards::stats::report::ShardStats;
+use only1mcp_shards::stats::report::{RateStoreReport, ShardStats};
 use only1mcp_shards::stats::{Counts, Hist, OUTCOMES};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -43,6 +44,8 @@ struct Figures {
     node: String,
     /// Token accounting: encoding, (method, server, name, answers, tokens), drops.
     tokens: Option<(&'static str, Vec<TokenRow>, u64)>,
+    /// The rate-limit store: failures summed over shards, its state.
+    rate_store: RateStoreReport,
     uptime: f64,
 }
 
@@ -89,6 +92,7 @@ pub fn render(
         }),
         node: node.to_string(),
         tokens: tokens.map(token_rows),
+        rate_store: rate_store(shards),
         uptime,
     };
     let mut registry = Registry::with_prefix("only1mcp");
@@ -100,6 +104,22 @@ pub fn render(
         let _ = writeln!(out, "# metrics encoding failed: {e}");
     }
     out
+}
+
+/// The rate-limit store over all shards: failures summed; up only when every shard saw it up
+/// (they all read the one flag the store thread sets, so they differ only around a change).
+fn rate_store(shards: &[&ShardStats]) -> RateStoreReport {
+    let mut r = RateStoreReport {
+        shared: shards.iter().any(|s| s.rate_store.shared),
+        up: shards.iter().all(|s| s.rate_store.up),
+        failures: [0; 4],
+    };
+    for s in shards {
+        for (sum, n) in r.failures.iter_mut().zip(s.rate_store.failures) {
+            *sum += n;
+        }
+    }
+    r
 }
 
 /// The token totals as rows, sorted (stable output).
@@ -470,6 +490,27 @@ impl Collector for Figures {
                 &ConstCounter::new(*dropped),
             )?;
         }
+        let rs = &self.rate_store;
+        let store = if rs.shared { "redis" } else { "local" };
+        gauge(
+            &mut enc,
+            "rate_limit_store_up",
+            "1 while the rate-limit store answers ([rate_limit] store; local: always 1).",
+            [(vec![("store", store.to_string())], i64::from(rs.up))],
+        )?;
+        counter(
+            &mut enc,
+            "rate_limit_store_errors",
+            "Requests the shared rate-limit store could not decide (they followed rate_limit.on_store_error), by cause: queue_full, timeout, unreachable, error.",
+            STORE_FAILURES
+                .iter()
+                .zip(rs.failures)
+                .filter(|_| rs.shared)
+                .map(|(f, n)| {
+                    let l = vec![("store", store.to_string()), ("cause", f.as_str().to_string())];
+                    (l, n)
+                }),
+        )?;
         single(
             &mut enc,
             "uptime_seconds",

@@ -133,6 +133,7 @@ fn router_with(
         readiness: Default::default(),
         keys: Default::default(),
         audit: crate::audit::SharedAuditSink::disabled(),
+        rate_store: crate::auth::limit_store::SharedRateStore::local(),
         tokens: crate::route::tokens::SharedTokenSink::disabled(),
         upstreams: Upstreams::new(crate::upstream::stdio::gate::SharedSpawnGate::new(1)),
     }))
