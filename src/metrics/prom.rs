@@ -38,8 +38,6 @@ struct Figures {
     panics: u64,
     /// Requests cancelled because their client left, summed over shards.
     clients_gone: u64,
-    /// Session ids refused with 404, by verdict, summed over shards.
-    session_ids_refused: [u64; 4],
     /// `[cluster] node_id` ("" outside a cluster).
     node: String,
     /// Token accounting: encoding, (method, server, name, answers, tokens), drops.
@@ -84,12 +82,6 @@ pub fn render(
         reloads: reloads.clone(),
         panics: shards.iter().map(|s| s.panics).sum(),
         clients_gone: shards.iter().map(|s| s.clients_gone).sum(),
-        session_ids_refused: shards.iter().fold([0; 4], |mut acc, s| {
-            for (a, n) in acc.iter_mut().zip(s.session_ids_refused) {
-                *a += n;
-            }
-            acc
-        }),
         node: node.to_string(),
         tokens: tokens.map(token_rows),
         rate_store: rate_store(shards),
@@ -98,6 +90,7 @@ pub fn render(
     let mut registry = Registry::with_prefix("only1mcp");
     registry.register_collector(Box::new(figures));
     registry.register_collector(Box::new(drain));
+    registry.register_collector(Box::new(super::cluster::ClusterFigures::of(shards)));
     let mut out = String::with_capacity(16 * 1024);
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
         out.clear();
@@ -395,14 +388,6 @@ impl Collector for Figures {
             "client_disconnects",
             "Requests cancelled because the client closed its connection before the answer (their backend calls were cancelled and their slots freed).",
             &ConstCounter::new(self.clients_gone),
-        )?;
-        counter(
-            &mut enc,
-            "session_ids_refused",
-            "Requests answered 404 for a session id this node does not hold, by why: another node's (foreign), not signed by any cluster key (forged), not an id this gateway mints (malformed), or this node's but ended, expired or from before a restart (unknown).",
-            only1mcp_shards::cluster::session_id::Verdict::ALL
-                .iter()
-                .map(|v| (vec![("reason", v.label().to_string())], self.session_ids_refused[v.index()])),
         )?;
         single(
             &mut enc,
