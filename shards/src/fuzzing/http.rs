@@ -170,6 +170,7 @@ fn read_all(reads: Vec<&[u8]>) -> Read {
                 Ok(req) => {
                     assert!(bufs.consumed <= bufs.buf.len());
                     assert!(req.head_len <= bufs.consumed);
+                    assert!(req.head_len <= LIMITS.max_head, "head over the limit");
                     let head = &bufs.buf[..req.head_len];
                     check_ranges(&req, head);
                     assert!(bufs.body.len() <= LIMITS.max_body, "body over the limit");

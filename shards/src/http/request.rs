@@ -202,6 +202,11 @@ pub async fn read_request<S: AsyncReadRent + AsyncWriteRent>(
         match parse_head(&bufs.buf) {
             Ok(Some((req_head, framing, expect_continue))) => {
                 let head_len = req_head.head_len;
+                // A head that arrived whole in one read is held to the limit too (a read
+                // may bring up to the buffer's spare room, 64 KiB on a reused connection).
+                if head_len > limits.max_head {
+                    return Err(ReadError::Status(431, "request head too large"));
+                }
                 bufs.consumed = head_len;
                 bufs.body_start = head_len;
                 if let Framing::Length(n) = framing {
