@@ -148,6 +148,7 @@ fn post(principal: &Principal, sid: Option<&str>, body: &str) -> McpHttpRequest 
         last_event_id: None,
         mcp_method: None,
         mcp_name: None,
+        mcp_params: None,
         affinity: Default::default(),
         principal: principal.clone(),
         discovery: crate::config::Discovery::Full,

@@ -83,6 +83,9 @@ pub struct CallOpts {
     pub deadline: Option<Deadline>,
     /// May be retried on another replica if it could not be delivered.
     pub retry_safe: bool,
+    /// A `tools/call` of a tool with `x-mcp-header` arguments: toward a 2026 HTTP backend,
+    /// their `Mcp-Param-*` headers, computed from the body sent (`upstream/modern.rs`).
+    pub tool_headers: Option<std::sync::Arc<crate::catalog::params::ToolHeaders>>,
 }
 
 /// A call's movable deadline, shared with the caller (`Send`: it may cross to an owner
@@ -150,6 +153,7 @@ impl CallOpts {
             affinity: self.affinity,
             deadline: self.deadline.clone(),
             retry_safe: false,
+            tool_headers: self.tool_headers.clone(),
         }
     }
 

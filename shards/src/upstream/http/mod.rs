@@ -90,6 +90,7 @@ struct Try<'a> {
     attempt: u32,
     events: Option<(&'a EventTx, usize)>,
     modern: bool,
+    tool_headers: Option<&'a crate::catalog::params::ToolHeaders>,
 }
 
 enum Attempt {
@@ -201,6 +202,7 @@ impl LocalHttpBackend {
                             attempt,
                             events: events.map(|e| (e, replica_idx)),
                             modern: opts.modern,
+                            tool_headers: opts.tool_headers.as_deref(),
                         },
                     )
                     .await
