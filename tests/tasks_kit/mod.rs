@@ -27,7 +27,7 @@ pub fn stdio_fixture(id: &str, extra: &str) -> String {
 
 /// The fixture over HTTP on `listen` (killed and reaped on drop).
 pub fn http_fixture(listen: &str, name: &str) -> DemoHttp {
-    DemoHttp::start_env(listen, name, FIXTURE_ENV)
+    DemoHttp::start_with(listen, name, FIXTURE_ENV, None)
 }
 
 /// The fixture as server `id`, over `transport` ("stdio" or "http"); the HTTP process, if

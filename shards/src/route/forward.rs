@@ -239,6 +239,7 @@ pub(crate) async fn forward(
         retry_safe: era.retry_safe,
         pin: era.task.as_ref().and_then(|t| t.pin()),
         related_task: era.task.as_ref().and_then(|t| t.backend_task_json()),
+        tool_headers: era.tool_headers.clone(),
     };
     let finish = Finisher {
         router: router.clone(),

@@ -13,6 +13,7 @@ mod handshake;
 pub mod pool;
 mod session;
 mod stats;
+mod subscribe;
 
 use std::cell::{Cell, RefCell};
 use std::ops::Range;
@@ -73,6 +74,8 @@ pub struct LocalHttpBackend {
     next_id: crate::upstream::ids::LocalIdMint,
     connect_timeout: Duration,
     listening: Cell<bool>,
+    /// This shard holds the backend's upstream `subscriptions/listen` (`subscribe.rs`).
+    subscribed: Cell<bool>,
     /// Per-client instance: the client's own capabilities for `initialize`.
     client_caps: Option<Vec<u8>>,
     /// Set when a config reload removed or changed this server: its background tasks
@@ -89,6 +92,7 @@ struct Try<'a> {
     modern: bool,
     /// A task follow-up: the upstream it must find (see `CallOpts::pin`).
     pin: Option<crate::upstream::Origin>,
+    tool_headers: Option<&'a crate::catalog::params::ToolHeaders>,
 }
 
 enum Attempt {
@@ -141,6 +145,7 @@ impl LocalHttpBackend {
             next_id: crate::upstream::ids::LocalIdMint::new(),
             connect_timeout,
             listening: Cell::new(false),
+            subscribed: Cell::new(false),
             client_caps: None,
             retired: Rc::new(Cell::new(false)),
         }
@@ -200,6 +205,7 @@ impl LocalHttpBackend {
                             events: events.map(|e| (e, replica_idx)),
                             modern: opts.modern,
                             pin: opts.pin,
+                            tool_headers: opts.tool_headers.as_deref(),
                         },
                     )
                     .await
