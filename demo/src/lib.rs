@@ -122,9 +122,10 @@
 //!   stream, resumption after a deliberate disconnect).
 //! * `http1.rs`: minimal HTTP/1.1 framing used by the two above.
 //! * `tests.rs`, `tests_fixture.rs`, `tests_catalog.rs`, `tests_modern.rs`,
-//!   `tests_mrtr.rs`: unit tests of the dispatch and demo tools, the
-//!   fixture's tools, the fixture's resources/prompts/timers, the 2026 path,
-//!   and its MRTR and listen streams (test builds only).
+//!   `tests_mrtr.rs`, `tests_tasks.rs`: unit tests of the dispatch and demo
+//!   tools, the fixture's tools, the fixture's resources/prompts/timers, the
+//!   2026 path, its MRTR and listen streams, and the task store (test builds
+//!   only).
 
 mod cli;
 mod fixture;
@@ -157,6 +158,8 @@ mod tests_fixture;
 mod tests_modern;
 #[cfg(test)]
 mod tests_mrtr;
+#[cfg(test)]
+mod tests_tasks;
 mod tool_headers;
 mod tools;
 
