@@ -16,8 +16,10 @@
 //!   alone isolates the copy.
 //! - `ring/owner_4_shards`: [`Ring::owner`] of a session id, done for every 2025-era request
 //!   to decide whether it must be handed to another shard.
-//! - `session/mint_id_4_shards`: [`mint_id`] at `initialize` (random draws until the id
-//!   lands on the minting shard: one `getrandom` per draw, 4 draws expected with 4 shards).
+//! - `session/mint_id_4_shards`: [`mint`] at `initialize` (random draws until the id
+//!   lands on the minting shard: one `getrandom` per draw, 4 draws expected with 4 shards);
+//!   `mint_cluster_id_4_shards` the same for a node of a cluster (plus one HMAC per draw);
+//!   `classify_foreign_id` the MAC check a request with an id this node does not hold pays.
 //! - `sse/decode_3_events`: [`SseDecoder`] on a backend SSE reply with two notifications and
 //!   the response, the shape streamed replies have.
 //! - `catalog/*`: [`parse_tools_page`] of a 50-tool `tools/list` page and [`Catalog::build`]
@@ -37,7 +39,8 @@ use only1mcp_shards::http::request::{parse_head, Framing};
 use only1mcp_shards::http::response::{encode, Reply};
 use only1mcp_shards::http::sse::SseDecoder;
 use only1mcp_shards::ring::Ring;
-use only1mcp_shards::route::session::mint_id;
+use only1mcp_shards::cluster::session_id::{classify, mint};
+use only1mcp_shards::cluster::{KeyRing, SharedCluster};
 use only1mcp_shards::upstream::BackendReply;
 use only1mcp_shards::wire::jsonrpc::{splice, Envelope, Kind};
 
@@ -123,7 +126,8 @@ fn bench_reply(c: &mut Criterion) {
 
 fn bench_ring_and_sessions(c: &mut Criterion) {
     let ring = Ring::new(4);
-    let sid = mint_id(&ring, 2);
+    let solo = SharedCluster::solo();
+    let sid = mint(&solo, &ring, 2);
     assert_eq!(ring.owner(sid.as_bytes()), 2);
     let mut g = c.benchmark_group("ring");
     g.bench_function("owner_4_shards", |b| {
@@ -132,7 +136,16 @@ fn bench_ring_and_sessions(c: &mut Criterion) {
     g.finish();
     let mut g = c.benchmark_group("session");
     g.bench_function("mint_id_4_shards", |b| {
-        b.iter(|| mint_id(black_box(&ring), black_box(2)))
+        b.iter(|| mint(&solo, black_box(&ring), black_box(2)))
+    });
+    let g1 = SharedCluster::node("g1", KeyRing::single("k", &[7; 32]));
+    let g2 = SharedCluster::node("g2", KeyRing::single("k", &[7; 32]));
+    g.bench_function("mint_cluster_id_4_shards", |b| {
+        b.iter(|| mint(&g1, black_box(&ring), black_box(2)))
+    });
+    let theirs = mint(&g2, &ring, 0);
+    g.bench_function("classify_foreign_id", |b| {
+        b.iter(|| classify(&g1, black_box(&theirs)))
     });
     g.finish();
 }

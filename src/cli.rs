@@ -161,10 +161,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
             match config::parse_str_all(&text, &file.display().to_string()) {
-                Ok(cfg) => {
-                    println!("{}: ok ({} servers)", file.display(), cfg.servers.len());
-                    Ok(ExitCode::SUCCESS)
-                }
+                Ok(cfg) => match crate::control::cluster::load(&cfg) {
+                    Ok((_, warning)) => {
+                        if let Some(w) = warning {
+                            eprintln!("warning: {w}");
+                        }
+                        println!("{}: ok ({} servers)", file.display(), cfg.servers.len());
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Err(e) => {
+                        eprintln!("{e}");
+                        Ok(ExitCode::from(2))
+                    }
+                },
                 Err(errors) => {
                     for e in errors {
                         eprintln!("{e}");

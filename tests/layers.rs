@@ -3,7 +3,7 @@
 //! composition root, names them all.
 //!
 //! Layers, lowest first: wire (`wire/`, `http/`, `rt/`, `error.rs`), model (`config/`,
-//! `catalog/`, `balance/`, `cache/`, `auth/`, `stats/`, `ring.rs`, `snapshot.rs`, `audit.rs`),
+//! `catalog/`, `cluster/`, `balance/`, `cache/`, `auth/`, `stats/`, `ring.rs`, `snapshot.rs`, `audit.rs`),
 //! upstream (`upstream/`), route (`route/`), front (`front/`), shard (`shard/` and `lib.rs`).
 //! `fuzzing/` is a test harness over every layer and is not checked. Unit tests
 //! (`#[cfg(test)]` onwards, `*tests.rs`) may name anything.
@@ -23,8 +23,8 @@ const LAYERS: [&str; 6] = ["wire", "model", "upstream", "route", "front", "shard
 fn layer_of(top: &str) -> Option<Option<usize>> {
     Some(Some(match top {
         "wire" | "http" | "rt" | "error" => 0,
-        "config" | "catalog" | "balance" | "cache" | "auth" | "stats" | "ring" | "snapshot"
-        | "audit" => 1,
+        "config" | "catalog" | "cluster" | "balance" | "cache" | "auth" | "stats" | "ring"
+        | "snapshot" | "audit" => 1,
         "upstream" => 2,
         "route" => 3,
         "front" => 4,

@@ -16,6 +16,7 @@
 //! - [`shard`]: the composition root that holds every layer.
 //! - [`upstream`]: backends: Streamable HTTP pools and supervised stdio children.
 //! - [`catalog`]: the merged, namespaced tool catalog.
+//! - [`cluster`]: this node's id and the cluster keys (session ids, `requestState`).
 //! - [`ring`]: the consistent-hash ring that pins sessions and stdio children to shards.
 #![warn(missing_docs)]
 
@@ -24,6 +25,7 @@ pub mod auth;
 pub mod balance;
 pub mod cache;
 pub mod catalog;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod front;

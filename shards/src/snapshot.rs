@@ -96,6 +96,9 @@ pub struct SharedSnapshot {
     pub balance_keys: Vec<crate::balance::BalanceKey>,
     /// `[auth]` compiled: how callers authenticate and what their roles allow.
     pub auth: Arc<crate::auth::verify::SharedAuth>,
+    /// This node's id and keys (the cluster's key file, re-read on reload; or the process's
+    /// own key outside a cluster).
+    pub cluster: Arc<crate::cluster::SharedCluster>,
 }
 
 /// The published slot.
@@ -127,7 +130,14 @@ impl SharedSnapshot {
             catalog_modern,
             balance_keys,
             auth,
+            cluster: crate::cluster::SharedCluster::solo(),
         }
+    }
+
+    /// The same snapshot for a node of a cluster.
+    pub fn with_cluster(mut self, cluster: Arc<crate::cluster::SharedCluster>) -> Self {
+        self.cluster = cluster;
+        self
     }
 
     /// The catalog of the client's era.

@@ -9,6 +9,7 @@
 //! a graceful shutdown: every shard stops accepting, drains in-flight requests up to the
 //! grace period and stops its stdio children.
 
+pub mod cluster;
 pub mod reload;
 mod specs;
 mod stdio_io;
@@ -113,7 +114,11 @@ pub fn start(
         .then(spawn_stdout_writer)
         .transpose()?;
     let cfg = Arc::new(cfg);
-    let mut world = World::new(cfg.clone(), specs.clone());
+    let cluster = cluster::load_logged(&cfg)?;
+    if let Some(node) = cluster.node.as_deref() {
+        only1mcp_shards::http::response::set_served_by(node);
+    }
+    let mut world = World::new(cfg.clone(), specs.clone(), cluster);
     let slot = world.slot.clone();
 
     let (events_tx, events_rx) = unbounded::<ControlEvent>();
@@ -137,6 +142,7 @@ pub fn start(
         crate::metrics::Aggregator::new(n, metrics_text.clone(), metrics_snapshot.clone());
     // The thread is detached: it ends when the last shard drops its sink.
     metrics.tokens = accounting.map(|(acc, _thread)| acc);
+    metrics.node = world.cluster.node_id().to_string();
     let mut threads = Vec::with_capacity(n);
     for (i, (listener, mbox)) in listeners.into_iter().zip(boxes).enumerate() {
         let init = ShardInit {

@@ -199,7 +199,8 @@ pub fn reload(
             .join("; ")
     })?;
     overrides.apply(&mut new);
-    let fixed = restart_only(&world.cfg, &new);
+    let mut fixed = restart_only(&world.cfg, &new);
+    fixed.extend(super::cluster::node_change(&world.cfg, &new));
     if !fixed.is_empty() {
         return Err(format!(
             "{}: {} can only change with a restart; restart the gateway to apply them",
@@ -208,6 +209,7 @@ pub fn reload(
         ));
     }
     let specs = super::specs::backend_specs(&new).map_err(|e| format!("{e:#}"))?;
+    let cluster = super::cluster::load_logged(&new).map_err(|e| e.to_string())?;
     let diff = Diff::of(&world.specs, &specs);
     // Unchanged and changed servers keep what they last reported until they report again.
     let found = specs
@@ -239,6 +241,7 @@ pub fn reload(
     world.cfg = std::sync::Arc::new(new);
     world.specs = specs;
     world.found = found;
+    world.cluster = cluster;
     world.publish("config reload");
     for s in &world.senders {
         let _ = s.send(ShardMsg::Reload {

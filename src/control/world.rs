@@ -11,6 +11,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use only1mcp_shards::catalog::build::BackendInput;
 use only1mcp_shards::catalog::{BackendState, Catalog, Discovery};
+use only1mcp_shards::cluster::SharedCluster;
 use only1mcp_shards::config::Config;
 use only1mcp_shards::rt::mailbox::SharedMailboxSender;
 use only1mcp_shards::shard::ShardMsg;
@@ -35,20 +36,19 @@ pub struct World {
     pub senders: Vec<SharedMailboxSender<ShardMsg>>,
     /// A list changed since the heap was last trimmed (see [`World::trim_if_due`]).
     pub trim_due: bool,
+    /// The node's id and keys, carried into every snapshot (replaced on reload).
+    pub cluster: Arc<SharedCluster>,
 }
 
 impl World {
     /// The first snapshot: every backend starting.
-    pub fn new(cfg: Arc<Config>, specs: Vec<BackendSpec>) -> World {
+    pub fn new(cfg: Arc<Config>, specs: Vec<BackendSpec>, cluster: Arc<SharedCluster>) -> World {
         let found: Discovered = vec![(BackendState::Starting, None); specs.len()];
         let (catalog, catalog_modern) = build_catalogs(&cfg, &specs, &found);
-        let slot = Arc::new(ArcSwap::from_pointee(SharedSnapshot::new(
-            1,
-            cfg.clone(),
-            specs.clone(),
-            catalog,
-            catalog_modern,
-        )));
+        let slot = Arc::new(ArcSwap::from_pointee(
+            SharedSnapshot::new(1, cfg.clone(), specs.clone(), catalog, catalog_modern)
+                .with_cluster(cluster.clone()),
+        ));
         World {
             cfg,
             specs,
@@ -57,6 +57,7 @@ impl World {
             slot,
             senders: Vec::new(),
             trim_due: false,
+            cluster,
         }
     }
 
@@ -107,13 +108,16 @@ impl World {
         } else {
             tracing::debug!(version = self.version, cause = %why, "snapshot republished, lists unchanged");
         }
-        self.slot.store(Arc::new(SharedSnapshot::new(
-            self.version,
-            self.cfg.clone(),
-            self.specs.clone(),
-            catalog,
-            catalog_modern,
-        )));
+        self.slot.store(Arc::new(
+            SharedSnapshot::new(
+                self.version,
+                self.cfg.clone(),
+                self.specs.clone(),
+                catalog,
+                catalog_modern,
+            )
+            .with_cluster(self.cluster.clone()),
+        ));
         if tools || prompts || resources {
             self.trim_due = true;
             for p in &self.senders {

@@ -45,6 +45,8 @@ pub struct Aggregator {
     pub reloads: Reloads,
     /// Token accounting, when `[metrics] tokens` is on.
     pub tokens: Option<crate::tokens::TokenAccounting>,
+    /// `[cluster] node_id` ("" outside a cluster), a label of `only1mcp_build_info`.
+    pub node: String,
     text: Arc<ArcSwap<Bytes>>,
     snapshot: Arc<ArcSwap<MetricsSnapshot>>,
 }
@@ -65,6 +67,7 @@ impl Aggregator {
             history: VecDeque::with_capacity(WINDOW + 1),
             reloads: Reloads::default(),
             tokens: None,
+            node: String::new(),
             text,
             snapshot,
         }
@@ -103,7 +106,14 @@ impl Aggregator {
             self.history.pop_front();
         }
         let uptime = now.duration_since(self.started).as_secs_f64();
-        let text = prom::render(&view, &shards, &self.reloads, self.tokens.as_ref(), uptime);
+        let text = prom::render(
+            &view,
+            &shards,
+            &self.reloads,
+            self.tokens.as_ref(),
+            uptime,
+            &self.node,
+        );
         self.text.store(Arc::new(Bytes::from(text)));
         let (then, earlier) = self.history.front().cloned().unwrap_or((now, view.clone()));
         let snap = view.snapshot(

@@ -37,6 +37,10 @@ struct Figures {
     panics: u64,
     /// Requests cancelled because their client left, summed over shards.
     clients_gone: u64,
+    /// Session ids refused with 404, by verdict, summed over shards.
+    session_ids_refused: [u64; 4],
+    /// `[cluster] node_id` ("" outside a cluster).
+    node: String,
     /// Token accounting: encoding, (method, server, name, answers, tokens), drops.
     tokens: Option<(&'static str, Vec<TokenRow>, u64)>,
     uptime: f64,
@@ -51,6 +55,7 @@ pub fn render(
     reloads: &Reloads,
     tokens: Option<&crate::tokens::TokenAccounting>,
     uptime: f64,
+    node: &str,
 ) -> String {
     let mut breakers = Vec::new();
     for s in shards {
@@ -75,6 +80,13 @@ pub fn render(
         reloads: reloads.clone(),
         panics: shards.iter().map(|s| s.panics).sum(),
         clients_gone: shards.iter().map(|s| s.clients_gone).sum(),
+        session_ids_refused: shards.iter().fold([0; 4], |mut acc, s| {
+            for (a, n) in acc.iter_mut().zip(s.session_ids_refused) {
+                *a += n;
+            }
+            acc
+        }),
+        node: node.to_string(),
         tokens: tokens.map(token_rows),
         uptime,
     };
@@ -362,6 +374,14 @@ impl Collector for Figures {
             "Requests cancelled because the client closed its connection before the answer (their backend calls were cancelled and their slots freed).",
             &ConstCounter::new(self.clients_gone),
         )?;
+        counter(
+            &mut enc,
+            "session_ids_refused",
+            "Requests answered 404 for a session id this node does not hold, by why: another node's (foreign), not signed by any cluster key (forged), not an id this gateway mints (malformed), or this node's but ended, expired or from before a restart (unknown).",
+            only1mcp_shards::cluster::session_id::Verdict::ALL
+                .iter()
+                .map(|v| (vec![("reason", v.label().to_string())], self.session_ids_refused[v.index()])),
+        )?;
         single(
             &mut enc,
             "config_reloads",
@@ -456,7 +476,10 @@ impl Collector for Figures {
         )?;
         let mut info =
             enc.encode_descriptor("build", "The gateway's version.", None, MetricType::Info)?;
-        info.encode_info(&vec![("version", env!("CARGO_PKG_VERSION").to_string())])?;
+        info.encode_info(&vec![
+            ("version", env!("CARGO_PKG_VERSION").to_string()),
+            ("node", self.node.clone()),
+        ])?;
         Ok(())
     }
 }

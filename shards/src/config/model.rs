@@ -38,6 +38,20 @@ pub struct Config {
     /// The MCP servers behind the gateway.
     #[serde(default)]
     pub servers: Vec<BackendConfig>,
+    /// This node's place in a fleet (`docs/fleet.md`); absent: a gateway on its own.
+    #[serde(default)]
+    pub cluster: Option<ClusterSection>,
+}
+
+/// `[cluster]`: the node id that 2025-era session ids carry, and the key file every node of
+/// the fleet shares (session-id MACs, `requestState`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// 1-16 characters of `[a-z0-9-]`, unique in the fleet; the balancer routes on it.
+    pub node_id: Spanned<String>,
+    /// Lines of `<key_id> <base64 key>`; re-read on every reload.
+    pub key_file: Spanned<String>,
 }
 
 pub use crate::rt::DriverChoice;

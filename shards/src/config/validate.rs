@@ -155,6 +155,8 @@ fn check_host(host: &str) -> Result<(), String> {
 
 #[path = "validate_auth.rs"]
 mod auth_rules;
+#[path = "validate_cluster.rs"]
+mod cluster_rules;
 #[path = "validate_curation.rs"]
 mod curation_rules;
 
@@ -172,6 +174,7 @@ pub(crate) fn validate(config: &Config, doc: &Doc<'_>) -> Vec<Issue> {
     c.audit(config);
     c.role_curation(config);
     c.cache(config);
+    c.cluster(config);
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, server) in config.servers.iter().enumerate() {
         let id = server.id.get_ref().as_str();

@@ -238,6 +238,7 @@ async fn write_sse<S: AsyncWriteRent + WatchClose>(
     let mut rx = reply.stream.take()?;
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nx-accel-buffering: no\r\ntransfer-encoding: chunked\r\n");
+    out.extend_from_slice(crate::http::response::served_by());
     if let Some(sid) = &reply.session_id {
         out.extend_from_slice(b"mcp-session-id: ");
         out.extend_from_slice(sid.as_bytes());

@@ -5,7 +5,6 @@ use super::valid_json;
 use crate::catalog::{page_of, page_range, parse_cursor};
 use crate::ring::Ring;
 use crate::route::resume::parse_event_id;
-use crate::route::session::well_formed;
 use crate::route::state;
 use crate::upstream::modern::base64_sentinel;
 use crate::wire::header::header_value;
@@ -47,18 +46,35 @@ pub fn mcp_headers(data: &[u8]) {
     );
 }
 
-/// `Mcp-Session-Id` and `Last-Event-ID`: an id that passes the shape check maps to a shard
-/// of every ring size; an event id that parses prints back to the same numbers.
+/// `Mcp-Session-Id` and `Last-Event-ID`: an id is classified without panicking, only a
+/// shape-correct id can be called the node's own or another node's, and one the node did not
+/// sign is never either; an event id that parses prints back to the same numbers.
 pub fn session_id(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
     let sid = text.trim();
-    if well_formed(sid) {
+    use crate::cluster::session_id::{classify, Verdict};
+    let solo = crate::cluster::SharedCluster::solo();
+    if classify(&solo, sid) == Verdict::Unknown {
         assert!(sid.len() == 32 && sid.bytes().all(|b| b.is_ascii_hexdigit()));
-        for shards in [1, 2, 3, 8] {
-            assert!(Ring::new(shards).owner(sid.as_bytes()) < shards);
+    }
+    let node = fuzz_node();
+    match classify(node, sid) {
+        Verdict::Unknown | Verdict::Foreign => {
+            assert_eq!(
+                sid.split('.').count(),
+                3,
+                "only a cluster-shaped id verifies"
+            );
+            // The fuzzer cannot find a MAC under a key it does not know: only ids minted
+            // here verify.
+            assert!(sid.len() <= 16 + 2 + 22 + 16);
         }
+        Verdict::Forged | Verdict::Malformed => {}
+    }
+    for shards in [1, 2, 3, 8] {
+        assert!(Ring::new(shards).owner(sid.as_bytes()) < shards);
     }
     if let Some((stream, seq)) = parse_event_id(text) {
         assert_eq!(
@@ -66,6 +82,17 @@ pub fn session_id(data: &[u8]) {
             Some((stream, seq))
         );
     }
+}
+
+/// A node `g1` with a fixed key, for classifying fuzzed session ids.
+fn fuzz_node() -> &'static crate::cluster::SharedCluster {
+    static NODE: std::sync::OnceLock<crate::cluster::SharedCluster> = std::sync::OnceLock::new();
+    NODE.get_or_init(|| {
+        crate::cluster::SharedCluster::node(
+            "g1",
+            crate::cluster::KeyRing::single("k", b"fuzzing-key-0123456789abcdef0123"),
+        )
+    })
 }
 
 /// A list request with a fuzzed cursor, resolved against a list of fuzzed size and page

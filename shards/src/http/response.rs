@@ -155,6 +155,7 @@ pub fn encode(reply: &Reply, keep_alive: bool, out: &mut Vec<u8>) {
     out.push(b' ');
     out.extend_from_slice(reason(reply.status).as_bytes());
     out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(served_by());
     if let Some(ct) = reply.content_type {
         out.extend_from_slice(b"content-type: ");
         out.extend_from_slice(ct.as_bytes());
@@ -188,6 +189,19 @@ pub fn encode(reply: &Reply, keep_alive: bool, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(&reply.body);
+}
+
+static SERVED_BY: std::sync::OnceLock<Box<[u8]>> = std::sync::OnceLock::new();
+
+/// Names this node in every response (`x-served-by: <node_id>`), for a fleet's operators and
+/// tests: set once at start (a node id changes only with a restart). A later call is ignored.
+pub fn set_served_by(node_id: &str) {
+    let _ = SERVED_BY.set(format!("x-served-by: {node_id}\r\n").into_bytes().into());
+}
+
+/// The `x-served-by` header line, or nothing outside a cluster.
+pub fn served_by() -> &'static [u8] {
+    SERVED_BY.get().map_or(&[], |b| &b[..])
 }
 
 /// Appends the decimal digits of `n` without allocating.

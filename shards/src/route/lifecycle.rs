@@ -16,6 +16,17 @@ use crate::route::session_table::{share, CapHit};
 use crate::route::SUPPORTED_VERSIONS;
 use crate::wire::jsonrpc::Envelope;
 
+/// 404 for a session id this shard does not hold (or the caller does not own), counted by
+/// why (`cluster::session_id::Verdict`: another node's, forged, malformed, or this node's but
+/// ended). Only a miss pays for the MAC check; the answer is the same whatever the reason,
+/// and the client's recourse too: initialize again, which the balancer sends to a live node.
+pub(crate) fn refuse_session(router: &Router, sid: &str, id: &[u8]) -> Reply {
+    let verdict = crate::cluster::session_id::classify(&router.snapshot.load().cluster, sid);
+    let n = &router.session_ids_refused[verdict.index()];
+    n.set(n.get() + 1);
+    rpc_error(404, &unknown_session(), id)
+}
+
 /// GET or DELETE without a session: a 2026-07-28 client (stateless: POST only) or a
 /// legacy client that has not initialized; 405 tells both that only POST works here.
 fn no_session_405() -> Reply {
@@ -62,7 +73,7 @@ pub(crate) async fn get_stream(
             s.used = true;
             s.get_stream_no
         }
-        _ => return rpc_error(404, &unknown_session(), b""),
+        _ => return refuse_session(router, sid, b""),
     };
     // Resuming: replay what followed the id on that stream only, then stay attached.
     if let Some((n, after)) = req
@@ -114,7 +125,7 @@ pub(crate) async fn delete(router: &Rc<Router>, req: McpHttpRequest, may_hand_of
         tracing::debug!(shard = router.id, session = sid, "session ended by client");
         Reply::empty(200)
     } else {
-        rpc_error(404, &unknown_session(), b"")
+        refuse_session(router, sid, b"")
     }
 }
 
@@ -199,7 +210,8 @@ pub(crate) fn initialize(
     if let Err(why) = make_room(router, &principal.name) {
         return refused(router, "initialize", why, env.id_bytes(body));
     }
-    let sid = crate::route::session::mint_id(&router.ring, router.id);
+    let sid =
+        crate::cluster::session_id::mint(&router.snapshot.load().cluster, &router.ring, router.id);
     let mut session = LocalSession::new(
         version,
         crate::route::session::ClientCaps::from_initialize(body),

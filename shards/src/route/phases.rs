@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use crate::error::McpError;
 use crate::http::response::Reply;
-use crate::route::request::{check_version_header, rpc_error, unknown_session, McpHttpRequest};
+use crate::route::request::{check_version_header, rpc_error, McpHttpRequest};
 use crate::route::router::Router;
 use crate::route::MODERN_VERSIONS;
 use crate::wire::header::header_value;
@@ -94,9 +94,9 @@ pub(crate) fn session(
         std::time::Instant::now(),
     );
     if !seen {
-        return Err(Box::new(rpc_error(
-            404,
-            &unknown_session(),
+        return Err(Box::new(crate::route::lifecycle::refuse_session(
+            router,
+            sid,
             env.id_bytes(&req.body),
         )));
     }

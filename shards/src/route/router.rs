@@ -85,6 +85,8 @@ pub struct Router {
     pub sessions: RefCell<LocalSessionTable>,
     /// Requests whose client closed its connection before the answer (they were cancelled).
     pub clients_gone: Cell<u64>,
+    /// Session ids refused with 404, by `cluster::session_id::Verdict`.
+    pub session_ids_refused: [Cell<u64>; 4],
     /// What this shard served (sent to the control thread every 500 ms).
     pub stats: crate::stats::LocalStats,
     /// The response cache and single-flight batcher (`[cache]`).
@@ -126,6 +128,7 @@ impl Router {
             upstreams: parts.upstreams,
             sessions: RefCell::default(),
             clients_gone: Cell::new(0),
+            session_ids_refused: Default::default(),
             stats: Default::default(),
             cache: Default::default(),
             tokens: parts.tokens,

@@ -215,7 +215,8 @@ fn a_request_for_another_shards_session_is_handed_to_that_shard_once() {
     let peers = Rc::new(RecordingPeers::default());
     let r = router_with("", &[("a", &["read"])], 4, 0, peers.clone());
     let alice = Principal::new("alice", Vec::new());
-    let theirs = crate::route::session::mint_id(&r.ring, 3);
+    let theirs =
+        crate::cluster::session_id::mint(&crate::cluster::SharedCluster::solo(), &r.ring, 3);
     run(async {
         let reply = handle(&r, post(&alice, Some(&theirs), PING), true).await;
         assert_eq!(reply.status, 299, "the owner's answer comes back");

@@ -1,17 +1,15 @@
-//! Shard-local MCP sessions and session-id minting.
+//! Shard-local MCP sessions.
 //!
 //! A session lives on exactly one shard: the one the consistent-hash ring assigns its id to.
-//! A shard mints ids by drawing 128 random bits until the ring maps the id to itself
-//! (expected `shards` draws), so the shard that answered `initialize` owns the session and
-//! requests on the same connection never move. Ids are 32 lowercase hex chars: visible ASCII
-//! as the spec requires, and unguessable. The table of a shard's sessions, with its caps,
-//! is [`crate::route::session_table`].
+//! A shard mints ids (`crate::cluster::session_id`: 128 random bits, and in a cluster the
+//! node's id and a MAC) until the ring maps the id to itself (expected `shards` draws), so
+//! the shard that answered `initialize` owns the session and requests on the same connection
+//! never move. The table of a shard's sessions, with its caps, is
+//! [`crate::route::session_table`].
 
 use std::time::Instant;
 
 use ahash::RandomState;
-
-use crate::ring::Ring;
 
 pub use crate::route::session_table::LocalSessionTable;
 
@@ -110,68 +108,5 @@ impl LocalSession {
             principal: None,
             used: false,
         }
-    }
-}
-
-fn random_128() -> [u8; 16] {
-    let mut b = [0u8; 16];
-    let mut filled = 0;
-    while filled < b.len() {
-        // SAFETY: writes at most the remaining bytes of our buffer.
-        let n = unsafe { libc::getrandom(b[filled..].as_mut_ptr().cast(), b.len() - filled, 0) };
-        if n > 0 {
-            filled += n as usize;
-        }
-    }
-    b
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
-}
-
-/// Mints a fresh id owned by `shard` on `ring`.
-pub fn mint_id(ring: &Ring, shard: usize) -> String {
-    loop {
-        let id = hex(&random_128());
-        if ring.owner(id.as_bytes()) == shard {
-            return id;
-        }
-    }
-}
-
-/// Is `id` shaped like an id we could have minted (cheap reject of garbage)?
-pub fn well_formed(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn minted_ids_land_on_their_shard() {
-        let ring = Ring::new(4);
-        for shard in 0..4 {
-            for _ in 0..20 {
-                let id = mint_id(&ring, shard);
-                assert!(well_formed(&id));
-                assert_eq!(ring.owner(id.as_bytes()), shard);
-            }
-        }
-    }
-
-    #[test]
-    fn ids_are_unique() {
-        let ring = Ring::new(1);
-        let a = mint_id(&ring, 0);
-        let b = mint_id(&ring, 0);
-        assert_ne!(a, b);
     }
 }

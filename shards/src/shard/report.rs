@@ -31,6 +31,7 @@ pub fn build(shard: &Rc<LocalShard>) -> ShardStats {
         inflight: shard.front.inflight.get() as u64,
         panics: shard.front.panics.get(),
         clients_gone: shard.router.clients_gone.get(),
+        session_ids_refused: shard.router.session_ids_refused.each_ref().map(|c| c.get()),
         requests: shard.router.stats.requests_copy(),
         calls: shard.router.stats.calls_copy(),
         replicas,

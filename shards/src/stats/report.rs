@@ -64,6 +64,9 @@ pub struct ShardStats {
     pub panics: u64,
     /// Requests cancelled because their client closed the connection first.
     pub clients_gone: u64,
+    /// Requests refused with 404 for a session id this node does not hold, by
+    /// `cluster::session_id::Verdict` (cumulative).
+    pub session_ids_refused: [u64; 4],
     /// Client requests by method.
     pub requests: Vec<(&'static str, Counts)>,
     /// Backend calls by server, method, tool.
