@@ -1,0 +1,203 @@
+"""Routing through the shipped HAProxy config: a 2025 session's every request reaches the node
+that minted it (its id names the node; the node says who it is in `X-Served-By`), 2026
+stateless calls spread over the nodes, and ids that no node should honour get a 4xx with a
+clear body, never a 5xx or a hang."""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+
+import anyio
+import httpx
+
+from clients import (CALL_TIMEOUT_S, Recorder, bridge_first_leg, bridge_retry, modern_request,
+                     node_of, sdk_session, stateless_call)
+from harness import HOST_HEADER, NODE_IDS, Fleet, pyh
+
+PLAIN = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+LIST = {"jsonrpc": "2.0", "id": 7, "method": "tools/list"}
+
+
+def b64url(n: int) -> str:
+    return base64.urlsafe_b64encode(os.urandom(n)).decode().rstrip("=")
+
+
+def test_sessions_stay_on_their_node_and_stateless_calls_spread(fleet: Fleet) -> None:
+    rec = Recorder()
+
+    async def session(i: int) -> None:
+        state: dict = {}
+        async with sdk_session(fleet.url, f"l{i}", rec, state) as s:
+            for n in range(4):
+                result = await s.call_tool("demo__echo", {"message": f"l{i}-{n}"})
+                assert not result.is_error, result
+                await anyio.sleep(0.05)
+            await s.list_tools()
+
+    async def stateless(i: int) -> None:
+        async with httpx.AsyncClient(timeout=CALL_TIMEOUT_S) as c:
+            for n in range(10):
+                r = await stateless_call(c, fleet.url, f"s{i}", n, rec)
+                assert r.ok, r
+
+    async def body() -> None:
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for i in range(6):
+                    tg.start_soon(session, i)
+                for i in range(6):
+                    tg.start_soon(stateless, i)
+
+    pyh.run(body)
+    http = rec.of("http")
+    minted = {r.new_sid for r in http if r.new_sid}
+    assert len(minted) == 6, minted
+    for sid in minted:
+        node, rand, mac = sid.split(".")
+        assert node in NODE_IDS and len(rand) == 22 and len(mac) == 16, sid
+    # The node that answered an initialize is the one its new id names.
+    assert all(r.served == node_of(r.new_sid) for r in http if r.new_sid), [
+        (r.new_sid, r.served) for r in http if r.new_sid]
+    # Every answer to a request that carried a session id came from the node it names.
+    pinned = [r for r in http if r.sid]
+    assert len(pinned) >= 6 * 6, len(pinned)  # initialized, 4 calls, list, GET stream, DELETE
+    wrong = [(r.method, r.sid, r.status, r.served) for r in pinned if r.served != node_of(r.sid)]
+    assert not wrong, wrong
+    assert all(r.ok for r in pinned), [(r.method, r.status, r.detail) for r in pinned if not r.ok]
+    # Six concurrent sessions (each holding a GET stream) land on every node (leastconn).
+    assert {node_of(s) for s in minted} == set(NODE_IDS), minted
+    modern = rec.of("2026")
+    assert len(modern) == 60 and all(r.ok for r in modern), [r for r in modern if not r.ok]
+    assert {r.served for r in modern} == set(NODE_IDS), {r.served for r in modern}
+
+
+def test_bridged_retry_completes_on_another_node(fleet: Fleet) -> None:
+    """`input_required` from one node, its retry sent straight to each other node: the other
+    node replays the call on its own backend and answers the elicitation from the retry."""
+    rec = Recorder()
+    g1, others = fleet.nodes[0], fleet.nodes[1:]
+
+    async def body() -> None:
+        async with httpx.AsyncClient(timeout=CALL_TIMEOUT_S, headers=HOST_HEADER) as c:
+            for n, other in enumerate(others):
+                first, state = await bridge_first_leg(c, g1.url, "x", n, rec)
+                assert first.ok and state and first.served == g1.id, first
+                done = await bridge_retry(c, other.url, "x", n, state, rec)
+                assert done.ok, done
+                assert done.served == other.id, done
+
+    pyh.run(body)
+
+
+def raw(url: str, sid: str | None, method: str = "POST", headers: dict | None = None) -> tuple[httpx.Response, float]:
+    h = {**PLAIN, **(headers or {})}
+    if sid is not None:
+        h["mcp-session-id"] = sid
+    t0 = time.monotonic()
+    r = httpx.request(method, url, headers=h, json=LIST if method == "POST" else None, timeout=10.0)
+    return r, time.monotonic() - t0
+
+
+def assert_refused(r: httpx.Response, took: float, what: str, status: int | tuple[int, ...] = 404) -> None:
+    want = status if isinstance(status, tuple) else (status,)
+    assert r.status_code in want, f"{what}: {r.status_code} {r.text[:200]}"
+    assert took < 5.0, f"{what}: took {took:.1f}s"
+    assert r.text.strip(), f"{what}: empty body"
+    if r.status_code == 404:
+        assert r.json()["error"]["code"] == -32600, f"{what}: {r.text}"
+        assert "session" in r.json()["error"]["message"], f"{what}: {r.text}"
+
+
+def test_ids_no_node_holds_are_refused(fleet: Fleet) -> None:
+    g1, g2 = fleet.nodes[0], fleet.nodes[1]
+    # A real session of g1, made straight at g1.
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    r = httpx.post(g1.url, headers={**PLAIN, **HOST_HEADER}, json=init, timeout=10.0)
+    real = r.headers["mcp-session-id"]
+    assert node_of(real) == "g1", real
+    _, rand, mac = real.split(".")
+    forged_before = g1.metric("only1mcp_session_ids_refused_total", reason="forged")
+    malformed_before = g1.metric("only1mcp_session_ids_refused_total", reason="malformed")
+    foreign_before = g2.metric("only1mcp_session_ids_refused_total", reason="foreign")
+
+    cases = {
+        "forged MAC": f"g1.{rand}.{b64url(12)}",
+        "forged random part": f"g1.{b64url(16)}.{mac}",
+        "truncated MAC": real[:-3],
+        "no MAC": f"g1.{rand}",
+        "another node's prefix on a real id": f"g2.{rand}.{mac}",
+        "unknown node": f"g9.{rand}.{mac}",
+        "no node": f".{rand}.{mac}",
+        "over-long (4 KiB)": f"g1.{'A' * 4096}.{mac}",
+        "not an id at all": "%%%--not-an-id--%%%",
+    }
+    for what, sid in cases.items():
+        for method in ("POST", "GET", "DELETE"):
+            resp, took = raw(fleet.url, sid, method)
+            assert_refused(resp, took, f"{what} ({method})")
+    # Longer than the balancer's request buffer: the balancer refuses it (400), not a node.
+    resp, took = raw(fleet.url, "g1." + "A" * 20000)
+    assert_refused(resp, took, "over-long (20 KiB)", (400, 431))
+    # Two ids in one request: the balancer cannot route it and refuses it.
+    resp, took = raw(fleet.url, None, headers={"mcp-session-id": f"{real}, g2.{rand}.{mac}"})
+    assert_refused(resp, took, "two ids", 400)
+    # g1's real id sent straight to g2: another node's session, never adopted.
+    resp, took = raw(g2.url, real, headers=HOST_HEADER)
+    assert_refused(resp, took, "g1's id at g2")
+    assert resp.headers["x-served-by"] == "g2"
+    # The real id still works (none of the above ended it), through the balancer, on g1.
+    resp, _ = raw(fleet.url, real)
+    assert resp.status_code == 200 and resp.headers["x-served-by"] == "g1", resp.text
+    # The refusals are counted by kind on the node that refused them.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        forged = g1.metric("only1mcp_session_ids_refused_total", reason="forged") - forged_before
+        foreign = g2.metric("only1mcp_session_ids_refused_total", reason="foreign") - foreign_before
+        malformed = g1.metric("only1mcp_session_ids_refused_total", reason="malformed") - malformed_before
+        # g1 saw two forged cases and three malformed ones (truncated, no MAC, over-long), each
+        # as POST, GET and DELETE; g2 saw g1's real id.
+        if forged >= 2 * 3 and malformed >= 3 * 3 and foreign >= 1:
+            break
+        time.sleep(0.2)
+    assert forged >= 2 * 3 and malformed >= 3 * 3 and foreign >= 1, (forged, malformed, foreign)
+
+
+def flip(s: str, i: int) -> str:
+    """`s` with the nearest alphanumeric character at or before `i` changed (same class)."""
+    while not s[i].isalnum():
+        i -= 1
+    c = s[i]
+    new = ("1" if c != "1" else "2") if c.isdigit() else ("a" if c != "a" else "b")
+    return s[:i] + new + s[i + 1:]
+
+
+def test_tampered_request_state_is_a_jsonrpc_error(fleet: Fleet) -> None:
+    rec = Recorder()
+
+    async def body() -> None:
+        async with httpx.AsyncClient(timeout=CALL_TIMEOUT_S) as c:
+            first, state = await bridge_first_leg(c, fleet.url, "t", 1, rec)
+            assert first.ok and state, first
+            cases = {"altered end": flip(state, len(state) - 1), "altered middle": flip(state, len(state) // 2),
+                     "truncated": state[: len(state) // 2]}
+            for what, bad in cases.items():
+                headers, req = modern_request(9, "tools/call", "test_elicitation", {
+                    "arguments": {"message": "t-1?"},
+                    "inputResponses": {"input": {"action": "accept", "content": {"response": "x"}}},
+                    "requestState": bad,
+                })
+                t0 = time.monotonic()
+                r = await c.post(fleet.url, headers=headers, json=req)
+                assert time.monotonic() - t0 < 5.0, what
+                assert r.status_code < 500, f"{what}: {r.status_code} {r.text}"
+                err = r.json().get("error")
+                assert err and err["code"] == -32602 and r.json()["id"] == 9, f"{what}: {r.text}"
+                assert "requestState" in err["message"], f"{what}: {r.text}"
+            # The untouched state still completes the call.
+            done = await bridge_retry(c, fleet.url, "t", 1, state, rec)
+            assert done.ok, done
+
+    pyh.run(body)
