@@ -9,12 +9,11 @@ import base64
 import os
 import time
 
-import anyio
 import httpx
 
-from clients import (CALL_TIMEOUT_S, Recorder, bridge_first_leg, bridge_retry, modern_request,
-                     node_of, sdk_session, stateless_call)
-from harness import HOST_HEADER, NODE_IDS, Fleet, pyh
+from checks import assert_pinned_and_spread, pinning_scenario
+from clients import CALL_TIMEOUT_S, Recorder, bridge_first_leg, bridge_retry, modern_request, node_of
+from harness import HOST_HEADER, Fleet, pyh
 
 PLAIN = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
 LIST = {"jsonrpc": "2.0", "id": 7, "method": "tools/list"}
@@ -25,52 +24,7 @@ def b64url(n: int) -> str:
 
 
 def test_sessions_stay_on_their_node_and_stateless_calls_spread(fleet: Fleet) -> None:
-    rec = Recorder()
-
-    async def session(i: int) -> None:
-        state: dict = {}
-        async with sdk_session(fleet.url, f"l{i}", rec, state) as s:
-            for n in range(4):
-                result = await s.call_tool("demo__echo", {"message": f"l{i}-{n}"})
-                assert not result.is_error, result
-                await anyio.sleep(0.05)
-            await s.list_tools()
-
-    async def stateless(i: int) -> None:
-        async with httpx.AsyncClient(timeout=CALL_TIMEOUT_S) as c:
-            for n in range(10):
-                r = await stateless_call(c, fleet.url, f"s{i}", n, rec)
-                assert r.ok, r
-
-    async def body() -> None:
-        with anyio.fail_after(60):
-            async with anyio.create_task_group() as tg:
-                for i in range(6):
-                    tg.start_soon(session, i)
-                for i in range(6):
-                    tg.start_soon(stateless, i)
-
-    pyh.run(body)
-    http = rec.of("http")
-    minted = {r.new_sid for r in http if r.new_sid}
-    assert len(minted) == 6, minted
-    for sid in minted:
-        node, rand, mac = sid.split(".")
-        assert node in NODE_IDS and len(rand) == 22 and len(mac) == 16, sid
-    # The node that answered an initialize is the one its new id names.
-    assert all(r.served == node_of(r.new_sid) for r in http if r.new_sid), [
-        (r.new_sid, r.served) for r in http if r.new_sid]
-    # Every answer to a request that carried a session id came from the node it names.
-    pinned = [r for r in http if r.sid]
-    assert len(pinned) >= 6 * 6, len(pinned)  # initialized, 4 calls, list, GET stream, DELETE
-    wrong = [(r.method, r.sid, r.status, r.served) for r in pinned if r.served != node_of(r.sid)]
-    assert not wrong, wrong
-    assert all(r.ok for r in pinned), [(r.method, r.status, r.detail) for r in pinned if not r.ok]
-    # Six concurrent sessions (each holding a GET stream) land on every node (leastconn).
-    assert {node_of(s) for s in minted} == set(NODE_IDS), minted
-    modern = rec.of("2026")
-    assert len(modern) == 60 and all(r.ok for r in modern), [r for r in modern if not r.ok]
-    assert {r.served for r in modern} == set(NODE_IDS), {r.served for r in modern}
+    assert_pinned_and_spread(pinning_scenario(fleet.url))
 
 
 def test_bridged_retry_completes_on_another_node(fleet: Fleet) -> None:
