@@ -35,12 +35,12 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use only1mcp_shards::catalog::{page_of, parse_tools_page, Catalog, ListKind};
+use only1mcp_shards::cluster::session_id::{classify, mint};
+use only1mcp_shards::cluster::{KeyRing, SharedCluster};
 use only1mcp_shards::http::request::{parse_head, Framing};
 use only1mcp_shards::http::response::{encode, Reply};
 use only1mcp_shards::http::sse::SseDecoder;
 use only1mcp_shards::ring::Ring;
-use only1mcp_shards::cluster::session_id::{classify, mint};
-use only1mcp_shards::cluster::{KeyRing, SharedCluster};
 use only1mcp_shards::upstream::BackendReply;
 use only1mcp_shards::wire::jsonrpc::{splice, Envelope, Kind};
 

@@ -40,6 +40,8 @@ pub struct BackendSpec {
     pub per_client: bool,
     /// Calls in flight per shard before new ones fail at once.
     pub max_inflight: usize,
+    /// A bridged retry parked elsewhere may be replayed on this backend (`bridge_replay`).
+    pub bridge_replay: bool,
     /// http: connections open to one replica per shard (busy or idle); calls beyond wait.
     pub pool_size: usize,
     /// stdio: processes to run (1 = one process owned by one shard).

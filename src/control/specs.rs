@@ -49,6 +49,7 @@ pub fn backend_specs(cfg: &Config) -> anyhow::Result<Vec<BackendSpec>> {
             prefix: s.prefix,
             per_client: s.session == only1mcp_shards::config::SessionMode::PerClient,
             max_inflight: s.max_inflight,
+            bridge_replay: s.bridge_replay,
             pool_size: s.pool_size,
             instances: s.instances.max(1) as usize,
             tool_timeouts: s

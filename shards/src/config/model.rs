@@ -337,6 +337,11 @@ pub struct BackendConfig {
     /// A disabled server stays in the file but is not started.
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// In a fleet, a bridged `input_required` retry that lands on a node which does not hold
+    /// the parked call replays the call there (the tool runs again up to its input request).
+    /// `false` for servers whose tools must not run twice: such a retry is refused instead.
+    #[serde(default = "default_true")]
+    pub bridge_replay: bool,
     /// Upstream sessions: one per shard shared by every client (`shared`, default), or one
     /// per client session declaring that client's own capabilities (`per_client`: for
     /// stateful servers and servers that call back into the client).

@@ -167,23 +167,51 @@ pub fn request_state(data: &[u8]) {
         .and_then(|v| v.as_str().map(str::to_string));
     let raw = String::from_utf8_lossy(data).into_owned();
     let bind = state::binding("tools/call", "demo__echo", data, "anonymous");
+    let node = fuzz_node();
     for s in from_body.iter().chain([&raw]) {
         if let Some(p) = state::parse(s) {
             assert!(state::is_ours(s));
             // A forged state verifies only if it guessed the keyed tag: never in practice.
-            let _ = state::verify(&p, &bind);
+            let _ = state::verify(node, &p, &bind);
+            // Carried answers of an unverified state are read without panicking.
+            let _ = p.carried();
         }
     }
     if let Some(&first) = data.first() {
         let n = u64::from(first) << 40 | data.len() as u64;
         let shard = data.len() % 4;
-        let s = state::mint(shard, n, &bind, std::time::Duration::from_secs(60));
+        // The fuzzed bytes as an earlier answer, when they are one JSON value.
+        // (Depth checked first, as the product does for every body an answer comes from.)
+        let given: Vec<Vec<u8>> = (crate::wire::scan::check(data, 128).is_ok()
+            && sonic_rs::from_slice::<sonic_rs::Value>(data).is_ok())
+        .then(|| data.to_vec())
+        .into_iter()
+        .collect();
+        let s = state::mint(
+            node,
+            shard,
+            n,
+            &bind,
+            &given,
+            std::time::Duration::from_secs(60),
+        );
         let p = state::parse(&s).expect("our own state parses");
         assert_eq!((p.shard, p.n), (shard, n));
-        assert_eq!(state::verify(&p, &bind), Ok(()));
+        assert_eq!(state::verify(node, &p, &bind), Ok(()));
+        if data.len() < state::MAX_CARRIED_BYTES - 2 && data.trim_ascii() == data {
+            assert_eq!(
+                p.carried(),
+                state::Carried::Answers(given),
+                "answers carried intact"
+            );
+        }
         let mut changed = data.to_vec();
         changed.push(b' ');
         let other = state::binding("tools/call", "demo__echo", &changed, "anonymous");
-        assert_ne!(state::verify(&p, &other), Ok(()), "bound to its arguments");
+        assert_ne!(
+            state::verify(node, &p, &other),
+            Ok(()),
+            "bound to its arguments"
+        );
     }
 }

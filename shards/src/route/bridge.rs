@@ -13,6 +13,16 @@
 //! client's input as the backend's answer, and the backend's next step — its result, or
 //! another request, i.e. another round — answers it. A parked call the client never resumes
 //! is given up after [`PARK_TTL`].
+//!
+//! In a fleet the retry may land on another node, or on this node after a restart, where no
+//! call is parked. The state is signed with the cluster key and carries the client's earlier
+//! answers, so that node **replays** the call on its own backend connection: it sends the
+//! request again and answers each of the backend's input requests from the carried answers
+//! and then the retry's `inputResponses`, in order; if the backend asks for more, the call
+//! parks here and the client gets a new `input_required`. The first node's parked call ends
+//! by its timeout. A replay runs the tool again up to where it asked, so a server whose tools
+//! are not safe to run twice sets `bridge_replay = false` and such a retry is refused with a
+//! clear error instead (`docs/fleet.md`).
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -24,7 +34,7 @@ use crate::error::McpError;
 use crate::http::response::Reply;
 use crate::route::forward::{CallFut, Finisher};
 use crate::route::router::Router;
-use crate::route::tables::parked::{LocalParked, Retry};
+use crate::route::tables::parked::{InputLog, LocalParked, Retry};
 use crate::rt::next;
 use crate::upstream::BackendEvent;
 use crate::wire::jsonrpc::{Envelope, Kind};
@@ -78,7 +88,14 @@ pub(crate) fn park(
     let (tx, rx) = oneshot::channel();
     router.parked.borrow_mut().insert(n, LocalParked { tx });
     let bind = finish.era.bind.unwrap_or_default();
-    let state = crate::route::state::mint(router.id, n, &bind, PARK_TTL);
+    let state = crate::route::state::mint(
+        &router.snapshot.load().cluster,
+        router.id,
+        n,
+        &bind,
+        &finish.era.inputs.given,
+        PARK_TTL,
+    );
     let mut irr = br#"{"resultType":"input_required","inputRequests":{""#.to_vec();
     irr.extend_from_slice(INPUT_KEY.as_bytes());
     irr.extend_from_slice(br#"":{"method":"#);
@@ -102,10 +119,45 @@ pub(crate) fn park(
     answer
 }
 
+/// A backend request the 2026 client can answer arrived ([`wants_park`]): a replay answers
+/// it from the client's earlier answers and runs on to the call's next step; otherwise the
+/// call parks. Returns the answer for the client's current request.
+pub(crate) async fn on_input_request(
+    call: CallFut,
+    ev_rx: mpsc::UnboundedReceiver<BackendEvent>,
+    mut finish: Finisher,
+    ev: BackendEvent,
+) -> Vec<u8> {
+    let Some(answer) = finish.era.inputs.next_answer() else {
+        return park(call, ev_rx, finish, ev);
+    };
+    answer_backend(&finish, &ev, &answer);
+    let (tx, done) = oneshot::channel();
+    let client_id = finish.client_id.clone();
+    drive(call, ev_rx, finish, tx).await;
+    done.await.unwrap_or_else(|_| {
+        McpError::Gateway("the replayed call ended without an answer".into())
+            .to_response(&client_id)
+    })
+}
+
+/// Answers the backend's server-to-client request `ev` with the client's `answer`.
+fn answer_backend(finish: &Finisher, ev: &BackendEvent, answer: &[u8]) {
+    let Ok(env) = Envelope::parse(&ev.msg) else {
+        return;
+    };
+    let mut out = b"{\"jsonrpc\":\"2.0\",\"id\":".to_vec();
+    out.extend_from_slice(env.id_bytes(&ev.msg));
+    out.extend_from_slice(b",\"result\":");
+    out.extend_from_slice(answer);
+    out.push(b'}');
+    finish.handle.respond(ev.replica, out);
+}
+
 async fn drive(
     mut call: CallFut,
     mut ev_rx: mpsc::UnboundedReceiver<BackendEvent>,
-    finish: Finisher,
+    mut finish: Finisher,
     done: oneshot::Sender<Vec<u8>>,
 ) {
     loop {
@@ -116,6 +168,11 @@ async fn drive(
             }
             ev = next(&mut ev_rx) => match ev {
                 Some(ev) if wants_park(&finish, &ev) => {
+                    // A replay answers from what the client already gave.
+                    if let Some(answer) = finish.era.inputs.next_answer() {
+                        answer_backend(&finish, &ev, &answer);
+                        continue;
+                    }
                     let _ = done.send(park(call, ev_rx, finish, ev));
                     return;
                 }
@@ -183,6 +240,7 @@ async fn parked(parking: Parking, rx: oneshot::Receiver<Retry>) {
             out.extend_from_slice(b",\"result\":");
             out.extend_from_slice(result);
             out.push(b'}');
+            finish.era.inputs.given.push(result.clone());
         }
         None => out.extend_from_slice(
             br#","error":{"code":-32602,"message":"the client sent no input response"}}"#,
@@ -197,29 +255,87 @@ async fn parked(parking: Parking, rx: oneshot::Receiver<Retry>) {
     }
 }
 
-/// A 2026 retry carrying one of our `requestState`s: hand its input to the parked call and
-/// answer with the call's next step. `may_hand_off` is false on the owner shard.
+/// A replay (see the module doc) may run on `backend` only if its server allows it.
+pub(crate) fn may_replay(
+    snap: &crate::snapshot::SharedSnapshot,
+    backend: usize,
+    era: &crate::route::request::Era,
+) -> Result<(), McpError> {
+    match snap.backends.get(backend) {
+        Some(b) if era.inputs.replaying() && !b.bridge_replay => Err(McpError::InvalidParams(format!(
+            "requestState was issued by another gateway node, and server `{}` does not allow its calls to be replayed (bridge_replay = false); send the request again without requestState",
+            b.id
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// What to do with a retry that carries one of our `requestState`s.
+pub enum Resumed {
+    /// Answered: the parked call's next step, or why the state was refused.
+    Reply(Reply),
+    /// The call is not parked in this process: run it again, answering the backend's input
+    /// requests from these.
+    Replay(InputLog),
+}
+
+/// A 2026 retry carrying one of our `requestState`s: hand its input to the parked call (on
+/// its shard) and answer with the call's next step, or, when the call was parked by another
+/// node or an earlier life of this one, say how to replay it.
 pub async fn resume(
     router: &Rc<Router>,
     req: &crate::route::request::McpHttpRequest,
     env: &Envelope<'_>,
     state: &str,
-) -> Reply {
+) -> Resumed {
     let id = env.id_bytes(&req.body).to_vec();
     let bad = |why: &str| {
-        Reply::json(
+        Resumed::Reply(Reply::json(
             200,
             McpError::InvalidParams(why.to_string()).to_response(&id),
-        )
+        ))
     };
     let Some(parsed) = crate::route::state::parse(state) else {
         return bad("requestState is not valid");
     };
-    // Checked on whichever shard the retry landed on (the key is process-wide).
+    // Checked on whichever node and shard the retry landed on (every node holds the keys).
     let bind = crate::route::state::binding_of(&req.body, env, &req.principal.name);
-    if let Err(why) = crate::route::state::verify(&parsed, &bind) {
+    let cluster = router.snapshot.load().cluster.clone();
+    if let Err(why) = crate::route::state::verify(&cluster, &parsed, &bind) {
         return bad(why.message());
     }
+    let input = sonic_rs::get(&req.body[..], ["params", "inputResponses", INPUT_KEY])
+        .ok()
+        .filter(|v| v.is_object())
+        .map(|v| v.as_raw_str().as_bytes().to_vec());
+    if !parsed.parked_here(&cluster) {
+        return match parsed.carried() {
+            crate::route::state::Carried::Answers(carried) => {
+                Resumed::Replay(InputLog::replay(carried, input))
+            }
+            crate::route::state::Carried::TooBig => bad(
+                "requestState was issued by another gateway node and carries too much input to be replayed here; send the request again without it",
+            ),
+        };
+    }
+    Resumed::Reply(resume_parked(router, req, &id, parsed, input).await)
+}
+
+/// The retry of a call parked in this process: handed to the owner shard, whose parked call
+/// gets the input.
+async fn resume_parked(
+    router: &Rc<Router>,
+    req: &crate::route::request::McpHttpRequest,
+    id: &[u8],
+    parsed: crate::route::state::Parsed,
+    input: Option<Vec<u8>>,
+) -> Reply {
+    let bad = |why: &str| {
+        Reply::json(
+            200,
+            McpError::InvalidParams(why.to_string()).to_response(id),
+        )
+    };
     let (owner, n) = (parsed.shard, parsed.n);
     if owner != router.id {
         if owner >= router.shards {
@@ -247,14 +363,10 @@ pub async fn resume(
     let Some(p) = router.parked.borrow_mut().remove(&n) else {
         return bad("requestState is unknown, already used, or its call has ended");
     };
-    let input = sonic_rs::get(&req.body[..], ["params", "inputResponses", INPUT_KEY])
-        .ok()
-        .filter(|v| v.is_object())
-        .map(|v| v.as_raw_str().as_bytes().to_vec());
     let (tx, rx) = oneshot::channel();
     if p.tx
         .send(Retry {
-            client_id: id.clone(),
+            client_id: id.to_vec(),
             input,
             reply: tx,
         })

@@ -88,7 +88,12 @@ pub(crate) async fn by_name(call: Call<'_>, kind: Named) -> Result<Answer, McpEr
                 });
             }
         }
-        let cacheable = route.read_only && route.idempotent && matches!(kind, Named::Tool);
+        crate::route::bridge::may_replay(&snap, route.backend, &era)?;
+        // A replay answers its backend from this client's input: never shared with others.
+        let cacheable = route.read_only
+            && route.idempotent
+            && matches!(kind, Named::Tool)
+            && !era.inputs.replaying();
         (
             route.backend,
             route.original_json.clone(),
@@ -137,6 +142,7 @@ pub(crate) async fn resources_read(call: Call<'_>) -> Result<Answer, McpError> {
             .catalog_for(era.modern)
             .route_uri(uri)
             .ok_or_else(|| McpError::ResourceNotFound(uri.to_string()))?;
+        crate::route::bridge::may_replay(&snap, route.backend, &era)?;
         if let Some(p) = &era.principal {
             let item = crate::auth::policy::ItemKind::Resource;
             if !crate::auth::local::allows(&snap, p, item, route.backend, uri) {

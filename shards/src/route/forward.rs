@@ -309,12 +309,9 @@ pub(crate) async fn forward(
             if registered {
                 router.calls.inflight.borrow_mut().remove(&key);
             }
-            Ok(Answer::Json(crate::route::bridge::park(
-                call,
-                ev_rx,
-                finish,
-                first_event,
-            )))
+            Ok(Answer::Json(
+                crate::route::bridge::on_input_request(call, ev_rx, finish, first_event).await,
+            ))
         }
         Err(first_event) => {
             let (tx, rx) = feed(SSE_QUEUE_BYTES);
@@ -347,7 +344,7 @@ pub(crate) async fn forward(
                                         if registered {
                         router.calls.inflight.borrow_mut().remove(&key);
                     }
-                                        let irr = crate::route::bridge::park(call, ev_rx, finish, ev);
+                                        let irr = crate::route::bridge::on_input_request(call, ev_rx, finish, ev).await;
                                         let _ = tx.send(irr);
                                         return;
                                     }

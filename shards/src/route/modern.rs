@@ -104,7 +104,7 @@ async fn serve_counted(
     let client_caps = client_caps(&req.body, env);
     let parkable = matches!(method, "tools/call" | "prompts/get" | "resources/read")
         && (client_caps.elicitation || client_caps.sampling || client_caps.roots);
-    let era = Era {
+    let mut era = Era {
         modern: true,
         log_level: env.meta.log_level.as_deref().and_then(log_severity),
         cacheable: method == "resources/read",
@@ -117,6 +117,7 @@ async fn serve_counted(
         hints: None,
         bind: parkable
             .then(|| crate::route::state::binding_of(&req.body, env, &req.principal.name)),
+        inputs: Default::default(),
     };
     let body = &req.body[..];
     // A retry of a call the gateway parked on this client's input.
@@ -127,7 +128,12 @@ async fn serve_counted(
             .and_then(|v| v.as_str().map(|s: &str| s.to_string()))
             .filter(|s| crate::route::state::is_ours(s))
         {
-            return crate::route::bridge::resume(router, req, env, &state).await;
+            match crate::route::bridge::resume(router, req, env, &state).await {
+                crate::route::bridge::Resumed::Reply(r) => return r,
+                // Parked by another node (or an earlier life of this one): run it again
+                // here, answering the backend from the client's answers.
+                crate::route::bridge::Resumed::Replay(inputs) => era.inputs = inputs,
+            }
         }
     }
     let mode = match method {

@@ -109,6 +109,9 @@ pub struct Era {
     /// Modern: what a `requestState` minted for this request is bound to (set when the
     /// client can answer server-to-client requests, so the call may be parked).
     pub bind: Option<crate::route::state::Binding>,
+    /// Modern: the client's answers to this call's bridged input requests (given so far, and
+    /// still to give when the call is a replay of one parked on another node).
+    pub inputs: crate::route::tables::parked::InputLog,
 }
 
 /// A backend result's `ttlMs` and whether its `cacheScope` is private.

@@ -56,6 +56,7 @@ fn spec(id: &str) -> BackendSpec {
         prefix: true,
         per_client: false,
         max_inflight: 8,
+        bridge_replay: true,
         pool_size: 1,
         instances: 1,
         tool_timeouts: Vec::new(),

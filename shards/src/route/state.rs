@@ -1,48 +1,80 @@
 //! The gateway's own `requestState` (2026-07-28 multi-round-trip): what it is bound to, the
-//! key that signs it, and its wire form.
+//! keys that sign it, and its wire form.
 //!
 //! When the gateway parks a 2025 backend's call on a 2026 client's input it hands the client
 //! a state naming the parked call. The spec asks servers to bind such state to the request
 //! it belongs to, so one request's state cannot resume another: the state carries an
-//! HMAC-SHA256 tag over the owner shard, the parked call's number, an expiry, and a digest
-//! of the request's method, tool/prompt name or resource URI, raw `arguments` bytes and
-//! caller (the authenticated principal, `anonymous` without auth). The retry's own method,
-//! name, arguments and caller are digested again, so any difference fails the tag check.
-//! Wire form: `o1m1.<shard>.<n>.<expiry unix s>.<tag, 32 hex>`.
+//! HMAC-SHA256 tag over where the call is parked (node, process, shard, park number), an
+//! expiry, the answers the client gave in earlier rounds, and a digest of the request's
+//! method, tool/prompt name or resource URI, raw `arguments` bytes and caller (the
+//! authenticated principal, `anonymous` without auth). The retry's own method, name,
+//! arguments and caller are digested again, so any difference fails the tag check.
 //!
-//! The key is process-wide and lives only here (`key`): a state minted on one shard is
-//! checked on whichever shard the retry lands on, before it is handed to the owner.
+//! Wire form: `o1m2.<node>.<process>.<shard>.<n>.<expiry unix s>.<answers>.<tag, 32 hex>`,
+//! where `node` is `[cluster] node_id` (`_` outside a cluster), `process` is drawn once per
+//! process (so a restarted node knows a state of its earlier life), and `answers` is the
+//! base64url of the JSON array of the client's earlier answers (`!` when they were too big to
+//! carry). The tag is made with the cluster's signing key and checked against every key of
+//! the key file, so any node verifies any node's state, and a state signed with a retired
+//! key is refused once the key leaves the file. A retry that reaches a node which does not
+//! hold the parked call replays the call from the carried answers (`route/bridge.rs`).
 
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use sha2::{Digest, Sha256};
 
+use crate::cluster::SharedCluster;
+
 /// `requestState` prefix of gateway-made states.
-const PREFIX: &str = "o1m1.";
+const PREFIX: &str = "o1m2.";
 /// Bytes of the HMAC kept in the state.
 const TAG_BYTES: usize = 16;
+/// Domain separation from the other MACs made with the cluster key.
+const DOMAIN: &[u8] = b"o1m-request-state\0";
+/// The node field outside a cluster (not a valid node id).
+const NO_NODE: &str = "_";
+/// Most bytes of earlier answers a state carries (as JSON); beyond, it carries `!` and the
+/// call can only be resumed where it is parked.
+pub const MAX_CARRIED_BYTES: usize = 16 * 1024;
 
 /// The digest a state is bound to: method, name, arguments and caller of one request.
 pub type Binding = [u8; 32];
 
+/// The client's earlier answers a state carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Carried {
+    /// Every earlier answer, in order (empty in the first round).
+    Answers(Vec<Vec<u8>>),
+    /// Too big to carry: the call cannot be replayed elsewhere.
+    TooBig,
+}
+
 /// A gateway state, parsed (not yet verified).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed {
+    /// The node that parked the call (`None` outside a cluster).
+    pub node: Option<String>,
+    /// The process that parked it (see [`process`]).
+    pub process: u32,
     /// The shard that parked the call.
     pub shard: usize,
     /// The parked call's number on that shard.
     pub n: u64,
     /// Unix seconds after which the state is refused.
     pub expires: u64,
+    /// The answers field as sent (what the tag covers).
+    answers_text: String,
     tag: [u8; TAG_BYTES],
 }
 
 /// Why a state was refused (each is the client's doing: -32602).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
-    /// The tag does not match this request: another method, tool, arguments or caller, or a
-    /// tampered state.
+    /// The tag does not match this request: another method, tool, arguments or caller, a
+    /// tampered state, or one signed with a key that is no longer in the key file.
     NotThisRequest,
     /// Past its expiry.
     Expired,
@@ -53,50 +85,18 @@ impl Refused {
     pub fn message(self) -> &'static str {
         match self {
             Refused::NotThisRequest => {
-                "requestState does not belong to this request (it was issued for another method, tool, arguments or caller, or was altered)"
+                "requestState does not belong to this request (it was issued for another method, tool, arguments or caller, was altered, or its key was retired)"
             }
             Refused::Expired => "requestState has expired; send the request again without it",
         }
     }
 }
 
-/// The signing key: 32 random bytes drawn once per process. The one place to change when
-/// the key becomes a cluster key.
-fn key() -> &'static [u8; 32] {
-    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let mut b = [0u8; 32];
-        let mut filled = 0;
-        while filled < b.len() {
-            // SAFETY: writes at most the remaining bytes of our buffer.
-            let n =
-                unsafe { libc::getrandom(b[filled..].as_mut_ptr().cast(), b.len() - filled, 0) };
-            if n > 0 {
-                filled += n as usize;
-            }
-        }
-        b
-    })
-}
-
-/// HMAC-SHA256 (RFC 2104) with a key of at most 64 bytes.
-fn hmac(key: &[u8], msg: &[&[u8]]) -> [u8; 32] {
-    let mut ipad = [0x36u8; 64];
-    let mut opad = [0x5cu8; 64];
-    for (i, k) in key.iter().take(64).enumerate() {
-        ipad[i] ^= k;
-        opad[i] ^= k;
-    }
-    let mut inner = Sha256::new();
-    inner.update(ipad);
-    for part in msg {
-        inner.update(part);
-    }
-    let inner = inner.finalize();
-    let mut outer = Sha256::new();
-    outer.update(opad);
-    outer.update(inner);
-    outer.finalize().into()
+/// This process's number in states: drawn once, so a node restarted under the same id tells
+/// its earlier life's states from its own.
+pub fn process() -> u32 {
+    static P: OnceLock<u32> = OnceLock::new();
+    *P.get_or_init(|| u32::from_le_bytes(crate::cluster::random_bytes::<4>()))
 }
 
 /// The binding of a request: SHA-256 over its method, name (tool or prompt name, resource
@@ -134,19 +134,30 @@ pub fn binding_of(
     binding(method, name.unwrap_or(""), args, principal)
 }
 
-fn tag(shard: usize, n: u64, expires: u64, bind: &Binding) -> [u8; TAG_BYTES] {
-    let mac = hmac(
-        key(),
-        &[
-            &(shard as u64).to_le_bytes(),
-            &n.to_le_bytes(),
-            &expires.to_le_bytes(),
-            bind,
-        ],
-    );
-    let mut t = [0u8; TAG_BYTES];
-    t.copy_from_slice(&mac[..TAG_BYTES]);
-    t
+/// The signed fields, length-prefixed.
+struct Fields<'a> {
+    node: &'a str,
+    process: u32,
+    shard: u64,
+    n: u64,
+    expires: u64,
+    answers: &'a str,
+}
+
+impl Fields<'_> {
+    fn mac_input(&self, bind: &Binding) -> Vec<u8> {
+        let mut m = Vec::with_capacity(96 + self.node.len() + self.answers.len());
+        for part in [self.node.as_bytes(), self.answers.as_bytes()] {
+            m.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            m.extend_from_slice(part);
+        }
+        m.extend_from_slice(&self.process.to_le_bytes());
+        m.extend_from_slice(&self.shard.to_le_bytes());
+        m.extend_from_slice(&self.n.to_le_bytes());
+        m.extend_from_slice(&self.expires.to_le_bytes());
+        m.extend_from_slice(bind);
+        m
+    }
 }
 
 fn unix_now() -> u64 {
@@ -155,15 +166,61 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// A state for parked call `n` of `shard`, bound to `bind`, valid for `ttl`.
-pub fn mint(shard: usize, n: u64, bind: &Binding, ttl: Duration) -> String {
-    mint_at(shard, n, bind, unix_now() + ttl.as_secs())
+/// The answers field for `given` (each a JSON value).
+fn answers_field(given: &[Vec<u8>]) -> String {
+    let len = given.iter().map(|a| a.len() + 1).sum::<usize>() + 1;
+    if len > MAX_CARRIED_BYTES {
+        return "!".into();
+    }
+    let mut json = Vec::with_capacity(len);
+    json.push(b'[');
+    for (i, a) in given.iter().enumerate() {
+        if i > 0 {
+            json.push(b',');
+        }
+        json.extend_from_slice(a);
+    }
+    json.push(b']');
+    URL_SAFE_NO_PAD.encode(json)
 }
 
-fn mint_at(shard: usize, n: u64, bind: &Binding, expires: u64) -> String {
-    let t = tag(shard, n, expires, bind);
-    let mut s = format!("{PREFIX}{shard}.{n}.{expires}.");
-    for b in t {
+/// A state for parked call `n` of `shard` on this node, bound to `bind`, valid for `ttl`,
+/// carrying the client's earlier answers `given`.
+pub fn mint(
+    cluster: &SharedCluster,
+    shard: usize,
+    n: u64,
+    bind: &Binding,
+    given: &[Vec<u8>],
+    ttl: Duration,
+) -> String {
+    mint_at(cluster, shard, n, bind, given, unix_now() + ttl.as_secs())
+}
+
+fn mint_at(
+    cluster: &SharedCluster,
+    shard: usize,
+    n: u64,
+    bind: &Binding,
+    given: &[Vec<u8>],
+    expires: u64,
+) -> String {
+    let node = cluster.node.as_deref().unwrap_or(NO_NODE);
+    let answers = answers_field(given);
+    let f = Fields {
+        node,
+        process: process(),
+        shard: shard as u64,
+        n,
+        expires,
+        answers: &answers,
+    };
+    let mac = cluster.keys.signer().sign(&[DOMAIN, &f.mac_input(bind)]);
+    let mut s = format!(
+        "{PREFIX}{node}.{:08x}.{shard}.{n}.{expires}.{answers}.",
+        f.process
+    );
+    for b in &mac[..TAG_BYTES] {
         s.push_str(&format!("{b:02x}"));
     }
     s
@@ -177,9 +234,24 @@ pub fn is_ours(s: &str) -> bool {
 /// Parses a gateway state; `None` when it is malformed.
 pub fn parse(s: &str) -> Option<Parsed> {
     let mut it = s.strip_prefix(PREFIX)?.split('.');
+    let node = it.next()?;
+    let node = match node {
+        NO_NODE => None,
+        n if crate::cluster::valid_node_id(n) => Some(n.to_string()),
+        _ => return None,
+    };
+    let process = it.next()?;
+    if process.len() != 8 {
+        return None;
+    }
+    let process = u32::from_str_radix(process, 16).ok()?;
     let shard = it.next()?.parse().ok()?;
     let n = it.next()?.parse().ok()?;
     let expires = it.next()?.parse().ok()?;
+    let answers_text = it.next()?;
+    if answers_text.len() > MAX_CARRIED_BYTES * 4 / 3 + 4 {
+        return None;
+    }
     let hex = it.next()?.as_bytes();
     if it.next().is_some() || hex.len() != TAG_BYTES * 2 {
         return None;
@@ -190,25 +262,32 @@ pub fn parse(s: &str) -> Option<Parsed> {
         tag[i] = u8::from_str_radix(s, 16).ok()?;
     }
     Some(Parsed {
+        node,
+        process,
         shard,
         n,
         expires,
+        answers_text: answers_text.to_string(),
         tag,
     })
 }
 
-/// Checks a parsed state against the retry's binding (constant time), then its expiry.
-pub fn verify(p: &Parsed, bind: &Binding) -> Result<(), Refused> {
-    verify_at(p, bind, unix_now())
+/// Checks a parsed state against the retry's binding under every key (constant time per
+/// key), then its expiry.
+pub fn verify(cluster: &SharedCluster, p: &Parsed, bind: &Binding) -> Result<(), Refused> {
+    verify_at(cluster, p, bind, unix_now())
 }
 
-fn verify_at(p: &Parsed, bind: &Binding, now: u64) -> Result<(), Refused> {
-    let want = tag(p.shard, p.n, p.expires, bind);
-    let diff = want
-        .iter()
-        .zip(p.tag.iter())
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    if diff != 0 {
+fn verify_at(cluster: &SharedCluster, p: &Parsed, bind: &Binding, now: u64) -> Result<(), Refused> {
+    let f = Fields {
+        node: p.node.as_deref().unwrap_or(NO_NODE),
+        process: p.process,
+        shard: p.shard as u64,
+        n: p.n,
+        expires: p.expires,
+        answers: &p.answers_text,
+    };
+    if !cluster.keys.verifies(&[DOMAIN, &f.mac_input(bind)], &p.tag) {
         return Err(Refused::NotThisRequest);
     }
     if now > p.expires {
@@ -217,65 +296,37 @@ fn verify_at(p: &Parsed, bind: &Binding, now: u64) -> Result<(), Refused> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
+impl Parsed {
+    /// Was the call parked by this very process (the node and its current life)?
+    pub fn parked_here(&self, cluster: &SharedCluster) -> bool {
+        self.node.as_deref() == cluster.node.as_deref() && self.process == process()
     }
 
-    #[test]
-    fn hmac_matches_rfc_4231() {
-        // Test case 2.
-        let mac = hmac(b"Jefe", &[b"what do ya ", b"want for nothing?"]);
-        assert_eq!(
-            hex(&mac),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-    }
-
-    #[test]
-    fn a_state_verifies_only_for_its_own_binding_and_before_expiry() {
-        let bind = binding("tools/call", "ask", br#"{"q":1}"#, "alice");
-        let s = mint_at(3, 42, &bind, 1_000);
-        assert!(is_ours(&s));
-        let p = parse(&s).unwrap();
-        assert_eq!((p.shard, p.n, p.expires), (3, 42, 1_000));
-        assert_eq!(verify_at(&p, &bind, 999), Ok(()));
-        assert_eq!(verify_at(&p, &bind, 1_001), Err(Refused::Expired));
-        for other in [
-            binding("prompts/get", "ask", br#"{"q":1}"#, "alice"),
-            binding("tools/call", "ask2", br#"{"q":1}"#, "alice"),
-            binding("tools/call", "ask", br#"{"q":2}"#, "alice"),
-            binding("tools/call", "ask", br#"{"q":1}"#, "bob"),
-            // Length prefixes: moving bytes between fields changes the binding.
-            binding("tools/call", "as", br#"k{"q":1}"#, "alice"),
-        ] {
-            assert_eq!(verify_at(&p, &other, 999), Err(Refused::NotThisRequest));
+    /// The earlier answers the state carries (only meaningful once verified: then they are
+    /// the gateway's own bytes, each one JSON value).
+    pub fn carried(&self) -> Carried {
+        if self.answers_text == "!" {
+            return Carried::TooBig;
         }
-        // Any edit of the visible fields breaks the tag.
-        for edited in [
-            s.replace(".42.", ".43."),
-            s.replace(".1000.", ".9000."),
-            s.replacen("o1m1.3", "o1m1.2", 1),
-        ] {
-            let p = parse(&edited).unwrap();
-            assert_eq!(verify_at(&p, &bind, 999), Err(Refused::NotThisRequest));
+        let Ok(json) = URL_SAFE_NO_PAD.decode(&self.answers_text) else {
+            return Carried::TooBig;
+        };
+        // Verified states carry the gateway's own bytes; the depth bound holds anyway.
+        if crate::wire::scan::check(&json, crate::wire::scan::max_depth()).is_err() {
+            return Carried::TooBig;
         }
-    }
-
-    #[test]
-    fn malformed_states_do_not_parse() {
-        for s in [
-            "o1m1.",
-            "o1m1.0.1.2",
-            "o1m1.0.1.2.zz",
-            "o1m1.0.1.2.00112233445566778899aabbccddeeff.x",
-            "o1m1.x.1.2.00112233445566778899aabbccddeeff",
-            "other",
-        ] {
-            assert_eq!(parse(s), None, "{s}");
-        }
+        let Ok(items) = sonic_rs::from_slice::<Vec<sonic_rs::LazyValue<'_>>>(&json) else {
+            return Carried::TooBig;
+        };
+        Carried::Answers(
+            items
+                .iter()
+                .map(|v| v.as_raw_str().as_bytes().to_vec())
+                .collect(),
+        )
     }
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;
