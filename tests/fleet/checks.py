@@ -11,7 +11,7 @@ from harness import NODE_IDS, pyh
 
 def bad(recs: list[Rec]) -> list[tuple]:
     """The failed requests among `recs`, in a form that reads well in an assertion."""
-    return [(r.kind, r.client, r.method, r.sid, r.status, r.served, r.detail[:160]) for r in recs if not r.ok]
+    return [(r.kind, r.client, r.method, r.sid, r.status, r.served, r.detail[:400]) for r in recs if not r.ok]
 
 
 def late(recs: list[Rec], t: float) -> list[Rec]:

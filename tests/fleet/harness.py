@@ -207,10 +207,21 @@ class Node:
             time.sleep(0.1)
         raise AssertionError(f"node {self.id}: backends not ready: {json.dumps(last)}\n{pyh.tail(self.proc.log)}")
 
-    def kill9(self) -> None:
-        """SIGKILL the node (no goodbye to anyone), reap it and its children."""
+    def kill9(self) -> float:
+        """SIGKILL the node (no goodbye to anyone), reap it and its children; returns when it
+        refuses connections. (With io_uring the kernel tears the dead process's rings down
+        after it is reaped: for a few ms its listener still completes handshakes, and what it
+        accepted then is reset.)"""
         assert self.proc is not None
         self.proc.stop(signal.SIGKILL, 5.0)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((self.host, self.port), 0.5).close()
+            except ConnectionRefusedError:
+                return time.monotonic()
+            time.sleep(0.001)
+        raise AssertionError(f"node {self.id} still accepts connections 5 s after SIGKILL")
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of a /metrics counter over the series matching `labels`."""
@@ -377,12 +388,14 @@ class Fleet:
     balancer: Balancer | None = None
     procs: list[Proc] = field(default_factory=list)
     key_file: Path | None = None
+    keys: list[tuple[str, bytes]] = field(default_factory=list)
 
     def register(self, proc: Proc) -> None:
         self.procs.append(proc)
 
     def start(self, balancer: str = "haproxy") -> Fleet:
-        self.key_file = write_key_file(self.workdir / "cluster.keys", [("k1", os.urandom(32))])
+        self.keys = [("k1", os.urandom(32))]
+        self.key_file = write_key_file(self.workdir / "cluster.keys", self.keys)
         for node_id, host in zip(NODE_IDS, NODE_HOSTS, strict=True):
             cfg = node_config(node_id, self.key_file, self.demo_url, self.extra_server)
             self.nodes.append(Node(node_id, host, free_port(host), self.driver, self.workdir, cfg,

@@ -35,8 +35,7 @@ def test_nginx_pins_sessions_and_survives_a_dead_node(driver: str, make_fleet) -
                 victim = max(NODE_IDS, key=by_node.count)
                 t["sessions"] = by_node.count(victim)
                 t["kill"] = now()
-                await anyio.to_thread.run_sync(fleet.node(victim).kill9)
-                t["dead"] = now()
+                t["dead"] = await anyio.to_thread.run_sync(fleet.node(victim).kill9)
                 await anyio.sleep(3.0)
                 load.stop.set()
 
