@@ -3,8 +3,9 @@
 //! composition root, names them all.
 //!
 //! Layers, lowest first: wire (`wire/`, `http/`, `rt/`, `error.rs`), model (`config/`,
-//! `catalog/`, `cluster/`, `balance/`, `cache/`, `auth/`, `stats/`, `ring.rs`, `snapshot.rs`, `audit.rs`),
-//! upstream (`upstream/`), route (`route/`), front (`front/`), shard (`shard/` and `lib.rs`).
+//! `catalog/`, `cluster/`, `balance/`, `cache/`, `auth/`, `stats/`, `ring.rs`, `snapshot.rs`,
+//! `audit.rs`, `readiness.rs`), upstream (`upstream/`), route (`route/`), front (`front/`),
+//! shard (`shard/` and `lib.rs`).
 //! `fuzzing/` is a test harness over every layer and is not checked. Unit tests
 //! (`#[cfg(test)]` onwards, `*tests.rs`) may name anything.
 //!
@@ -24,7 +25,7 @@ fn layer_of(top: &str) -> Option<Option<usize>> {
     Some(Some(match top {
         "wire" | "http" | "rt" | "error" => 0,
         "config" | "catalog" | "cluster" | "balance" | "cache" | "auth" | "stats" | "ring"
-        | "snapshot" | "audit" => 1,
+        | "snapshot" | "audit" | "readiness" => 1,
         "upstream" => 2,
         "route" => 3,
         "front" => 4,

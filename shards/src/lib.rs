@@ -18,6 +18,8 @@
 //! - [`catalog`]: the merged, namespaced tool catalog.
 //! - [`cluster`]: this node's id and the cluster keys (session ids, `requestState`).
 //! - [`ring`]: the consistent-hash ring that pins sessions and stdio children to shards.
+//! - [`readiness`]: whether the node takes new sessions (`/ready`), shared with the control
+//!   thread.
 #![warn(missing_docs)]
 
 pub mod audit;
@@ -32,6 +34,7 @@ pub mod front;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod readiness;
 pub mod ring;
 pub mod route;
 pub mod rt;

@@ -5,11 +5,14 @@
 //! events from the shards (a backend's tools discovered or lost, their figures), the config
 //! file watcher, a 500 ms metrics tick, and signals. Each change becomes one new immutable
 //! snapshot published with a single `ArcSwap::store` ([`world`]); a reload also sends each
-//! shard the servers to retire and start ([`reload`]). SIGHUP reloads; SIGINT/SIGTERM start
-//! a graceful shutdown: every shard stops accepting, drains in-flight requests up to the
-//! grace period and stops its stdio children.
+//! shard the servers to retire and start ([`reload`]). SIGHUP reloads; SIGUSR2 drains (`/ready`
+//! answers 503, everything is still served); SIGINT/SIGTERM flip `/ready` to 503, serve on for
+//! `server.drain_grace_ms` ([`drain`]; a second signal cuts it short), then start a graceful
+//! shutdown: every shard stops accepting, drains in-flight requests up to the grace period
+//! and stops its stdio children.
 
 pub mod cluster;
+mod drain;
 pub mod reload;
 mod specs;
 mod stdio_io;
@@ -24,6 +27,7 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use crossbeam_channel::{select, unbounded};
 use only1mcp_shards::config::Config;
+use only1mcp_shards::readiness::SharedReadiness;
 use only1mcp_shards::ring::Ring;
 use only1mcp_shards::rt::mailbox::mailbox;
 use only1mcp_shards::shard::{run_shard, ControlEvent, ShardInit, ShardMsg, SharedMetricsText};
@@ -138,8 +142,13 @@ pub fn start(
     let metrics_snapshot = Arc::new(ArcSwap::from_pointee(
         crate::observe::MetricsSnapshot::initial(n as u32, ""),
     ));
-    let mut metrics =
-        crate::metrics::Aggregator::new(n, metrics_text.clone(), metrics_snapshot.clone());
+    let readiness = SharedReadiness::new();
+    let mut metrics = crate::metrics::Aggregator::new(
+        n,
+        metrics_text.clone(),
+        metrics_snapshot.clone(),
+        readiness.clone(),
+    );
     // The thread is detached: it ends when the last shard drops its sink.
     metrics.tokens = accounting.map(|(acc, _thread)| acc);
     metrics.node = world.cluster.node_id().to_string();
@@ -163,6 +172,7 @@ pub fn start(
             audit: audit.clone(),
             tokens: tokens.clone(),
             tls: tls.clone(),
+            readiness: readiness.clone(),
         };
         let tx = events_tx.clone();
         let handle = std::thread::Builder::new()
@@ -201,6 +211,7 @@ pub fn start(
             Err(_) => anyhow::bail!("shards did not start within 30 s"),
         }
     }
+    drain::warm_if_serving(&world, &readiness);
     let driver_names: Vec<&str> = drivers.iter().map(|(_, d)| d.as_str()).collect();
     metrics.set_driver(driver_names[0]);
     metrics.publish();
@@ -246,12 +257,10 @@ pub fn start(
         }
     }
 
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ])
-    .context("cannot install signal handlers")?;
+    let mut signals = signal_hook::iterator::Signals::new(drain::SIGNALS)
+        .context("cannot install signal handlers")?;
+    // The drain grace of SIGTERM/SIGINT: none for the stdio front (no balancer to tell).
+    let mut stopping_at: Option<Instant> = None;
     std::thread::Builder::new()
         .name("o1m-signals".into())
         .spawn(move || {
@@ -264,14 +273,26 @@ pub fn start(
         .context("cannot start signal thread")?;
 
     loop {
-        let until_reload = reload_due.map_or(Duration::from_secs(3600), |t| {
-            t.saturating_duration_since(Instant::now())
-        });
+        if stopping_at.is_some_and(|t| Instant::now() >= t) {
+            tracing::info!("drain grace over: draining");
+            break;
+        }
+        let until_reload = [reload_due, stopping_at]
+            .into_iter()
+            .flatten()
+            .min()
+            .map_or(Duration::from_secs(3600), |t| {
+                t.saturating_duration_since(Instant::now())
+            });
         select! {
             recv(events_rx) -> ev => match ev {
-                Ok(ControlEvent::Discovered { server, result }) => world.discovered(&server, result),
+                Ok(ControlEvent::Discovered { server, result }) => {
+                    world.discovered(&server, result);
+                    drain::warm_if_serving(&world, &readiness);
+                }
                 Ok(ControlEvent::Stopped { shard }) => {
                     tracing::error!(shard, "shard stopped unexpectedly; shutting down");
+                    readiness.stop();
                     break;
                 }
                 Ok(ControlEvent::Started { .. }) => {}
@@ -287,13 +308,21 @@ pub fn start(
             }
             recv(file_events) -> _ => reload_due = Some(Instant::now() + reload::DEBOUNCE),
             recv(sig_rx) -> sig => {
-                if sig == Ok(signal_hook::consts::SIGHUP) {
-                    tracing::info!("SIGHUP: reloading the config");
-                    reload_due = Some(Instant::now());
-                    continue;
+                let grace = match front {
+                    Front::Http => Duration::from_millis(world.cfg.server.drain_grace_ms),
+                    Front::Stdio => Duration::ZERO,
+                };
+                let signal = sig.unwrap_or(0);
+                match drain::on_signal(signal, &readiness, grace, stopping_at, Instant::now()) {
+                    drain::Step::Reload => {
+                        tracing::info!("SIGHUP: reloading the config");
+                        reload_due = Some(Instant::now());
+                    }
+                    drain::Step::Serve => {}
+                    drain::Step::StopAt(t) => stopping_at = Some(t),
+                    drain::Step::StopNow => break,
                 }
-                tracing::info!(signal = ?sig.ok(), "shutdown requested: draining");
-                break;
+                continue;
             }
             default(until_reload) => {}
         }
@@ -305,6 +334,7 @@ pub fn start(
                         reload::reload(&mut world, path, overrides, &spawn_gate, &health_tx);
                     if result.is_ok() {
                         let _ = keys_tx.send(crate::jwks::KeysCmd::Config(world.cfg.clone()));
+                        drain::warm_if_serving(&world, &readiness);
                     }
                     metrics.reloaded(result.as_ref().err().cloned());
                     match result {

@@ -6,6 +6,7 @@
 //! `only1mcp_shards::stats`), so the sums here are the only place figures meet. Rates and
 //! the p50/p99 shown live are taken over a sliding 10 s window of those sums.
 
+mod drain;
 mod prom;
 mod view;
 
@@ -15,6 +16,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
+use only1mcp_shards::readiness::SharedReadiness;
 use only1mcp_shards::stats::report::ShardStats;
 
 use crate::observe::MetricsSnapshot;
@@ -49,15 +51,17 @@ pub struct Aggregator {
     pub node: String,
     text: Arc<ArcSwap<Bytes>>,
     snapshot: Arc<ArcSwap<MetricsSnapshot>>,
+    readiness: SharedReadiness,
 }
 
 impl Aggregator {
     /// An aggregator for `shards` shards publishing into `text` (for `/metrics`) and
-    /// `snapshot` (for the metrics socket).
+    /// `snapshot` (for the metrics socket), with the node's `readiness` in both.
     pub fn new(
         shards: usize,
         text: Arc<ArcSwap<Bytes>>,
         snapshot: Arc<ArcSwap<MetricsSnapshot>>,
+        readiness: SharedReadiness,
     ) -> Self {
         Self {
             started: Instant::now(),
@@ -70,6 +74,7 @@ impl Aggregator {
             node: String::new(),
             text,
             snapshot,
+            readiness,
         }
     }
 
@@ -106,17 +111,22 @@ impl Aggregator {
             self.history.pop_front();
         }
         let uptime = now.duration_since(self.started).as_secs_f64();
+        let drain = drain::DrainFigures {
+            state: self.readiness.state(),
+            initialize_while_draining: shards.iter().map(|s| s.initialize_while_draining).sum(),
+        };
         let text = prom::render(
             &view,
             &shards,
             &self.reloads,
             self.tokens.as_ref(),
+            drain,
             uptime,
             &self.node,
         );
         self.text.store(Arc::new(Bytes::from(text)));
         let (then, earlier) = self.history.front().cloned().unwrap_or((now, view.clone()));
-        let snap = view.snapshot(
+        let mut snap = view.snapshot(
             &earlier,
             now.duration_since(then).as_secs_f64(),
             uptime,
@@ -124,6 +134,18 @@ impl Aggregator {
             &self.driver,
             &self.reloads,
         );
+        snap.readiness = drain.state.into();
+        snap.totals.initialize_while_draining = drain.initialize_while_draining;
+        snap.node = self.node.clone();
+        use only1mcp_shards::cluster::session_id::Verdict;
+        let refused = |v: Verdict| {
+            shards
+                .iter()
+                .map(|s| s.session_ids_refused[v.index()])
+                .sum::<u64>()
+        };
+        snap.totals.session_ids_foreign = refused(Verdict::Foreign);
+        snap.totals.session_ids_forged = refused(Verdict::Forged) + refused(Verdict::Malformed);
         self.snapshot.store(Arc::new(snap));
     }
 }

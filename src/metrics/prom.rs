@@ -54,6 +54,7 @@ pub fn render(
     shards: &[&ShardStats],
     reloads: &Reloads,
     tokens: Option<&crate::tokens::TokenAccounting>,
+    drain: super::drain::DrainFigures,
     uptime: f64,
     node: &str,
 ) -> String {
@@ -92,6 +93,7 @@ pub fn render(
     };
     let mut registry = Registry::with_prefix("only1mcp");
     registry.register_collector(Box::new(figures));
+    registry.register_collector(Box::new(drain));
     let mut out = String::with_capacity(16 * 1024);
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
         out.clear();
@@ -112,7 +114,7 @@ fn token_rows(acc: &crate::tokens::TokenAccounting) -> (&'static str, Vec<TokenR
     (t.encoding, rows, acc.dropped.dropped())
 }
 
-fn counter(
+pub(super) fn counter(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -126,7 +128,7 @@ fn counter(
 }
 
 /// A family with one sample and no labels.
-fn single(
+pub(super) fn single(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -136,7 +138,7 @@ fn single(
     metric.encode(family)
 }
 
-fn gauge(
+pub(super) fn gauge(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,

@@ -175,6 +175,8 @@ impl View {
             p99_ms: quantile(&window, 0.99),
             sessions: self.sessions,
             inflight: self.inflight,
+            // Not view figures: the aggregator sets them from the shards' reports.
+            ..Default::default()
         };
         let mut servers: BTreeMap<&str, wire::ServerStats> = BTreeMap::new();
         for ((server, name), r) in &self.replicas {

@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// One line of the socket stream.
+// A line lives only from its parse to its handling (the TUI's client boxes it at once): the
+// size of the snapshot variant costs nothing worth boxing every snapshot for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SocketLine {
@@ -81,6 +84,12 @@ pub struct MetricsSnapshot {
     pub cores: u32,
     /// The I/O driver the shards run on (`uring` or `epoll`).
     pub driver: String,
+    /// What `GET /ready` says (`unknown` from a gateway that predates it).
+    #[serde(default)]
+    pub readiness: ReadinessState,
+    /// `[cluster] node_id` (empty outside a cluster).
+    #[serde(default)]
+    pub node: String,
     /// Figures summed over every shard.
     pub totals: Totals,
     /// One entry per server, ordered by id.
@@ -104,6 +113,8 @@ impl MetricsSnapshot {
             version: env!("CARGO_PKG_VERSION").to_string(),
             cores,
             driver: driver.to_string(),
+            readiness: ReadinessState::Starting,
+            node: String::new(),
             totals: Totals::default(),
             servers: Vec::new(),
             methods: Vec::new(),
@@ -143,6 +154,58 @@ pub struct Totals {
     pub sessions: u64,
     /// Requests in flight right now.
     pub inflight: u64,
+    /// `initialize` requests that arrived while the node was draining or stopping.
+    #[serde(default)]
+    pub initialize_while_draining: u64,
+    /// Requests refused (404) with another node's session id.
+    #[serde(default)]
+    pub session_ids_foreign: u64,
+    /// Requests refused (404) with a session id no cluster key signed, or not an id at all.
+    #[serde(default)]
+    pub session_ids_forged: u64,
+}
+
+/// `readiness`: what the gateway's `GET /ready` says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadinessState {
+    /// No backend is ready yet (503).
+    Starting,
+    /// Takes new sessions (200).
+    Ready,
+    /// Drained by an operator (503).
+    Draining,
+    /// Shutting down after its drain grace (503).
+    Stopping,
+    /// Not sent (a gateway that predates it) or a state this reader does not know.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+impl ReadinessState {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadinessState::Starting => "starting",
+            ReadinessState::Ready => "ready",
+            ReadinessState::Draining => "draining",
+            ReadinessState::Stopping => "stopping",
+            ReadinessState::Unknown => "unknown",
+        }
+    }
+}
+
+impl From<only1mcp_shards::readiness::Readiness> for ReadinessState {
+    fn from(r: only1mcp_shards::readiness::Readiness) -> Self {
+        use only1mcp_shards::readiness::Readiness as R;
+        match r {
+            R::Starting => ReadinessState::Starting,
+            R::Ready => ReadinessState::Ready,
+            R::Draining => ReadinessState::Draining,
+            R::Stopping => ReadinessState::Stopping,
+        }
+    }
 }
 
 /// One configured server and its replicas.
@@ -327,10 +390,36 @@ mod tests {
         assert!(line.contains(r#""tool":null"#), "{line}");
         assert!(line.contains(r#""breaker":"half_open""#), "{line}");
         assert!(line.contains(r#""last_error":null"#), "{line}");
+        assert!(line.contains(r#""readiness":"starting""#), "{line}");
         assert_eq!(
             SocketLine::parse(&line).unwrap(),
             SocketLine::Snapshot(sample())
         );
+    }
+
+    #[test]
+    fn a_snapshot_without_readiness_still_parses() {
+        // From a gateway that predates `/ready`: the new fields are simply absent.
+        let line = snapshot_line(&sample())
+            .replace(r#""readiness":"starting","#, "")
+            .replace(r#","initialize_while_draining":0"#, "");
+        assert!(
+            !line.contains("readiness") && !line.contains("while_draining"),
+            "{line}"
+        );
+        match SocketLine::parse(&line).unwrap() {
+            SocketLine::Snapshot(s) => {
+                assert_eq!(s.readiness, ReadinessState::Unknown);
+                assert_eq!(s.totals.initialize_while_draining, 0);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A state this reader does not know yet is unknown, not an unreadable line.
+        let line = snapshot_line(&sample()).replace(r#""starting""#, r#""resting""#);
+        match SocketLine::parse(&line).unwrap() {
+            SocketLine::Snapshot(s) => assert_eq!(s.readiness, ReadinessState::Unknown),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

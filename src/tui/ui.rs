@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Cell, Gauge, Paragraph, Row, Sparkline, T
 use ratatui::Frame;
 
 use super::app::{App, Conn, Tab};
-use crate::observe::snapshot::BreakerState;
+use crate::observe::snapshot::{BreakerState, ReadinessState};
 use crate::observe::{LogLine, MetricsSnapshot};
 
 const KEYS: &str =
@@ -31,11 +31,7 @@ pub fn render(f: &mut Frame<'_>, app: &App) {
     f.render_widget(
         Tabs::new(titles)
             .select(app.tab.index())
-            .block(
-                Block::default()
-                    .borders(Borders::ALL)
-                    .title(" only1mcp-uring "),
-            )
+            .block(Block::default().borders(Borders::ALL).title(title(app)))
             .highlight_style(Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)),
         tabs,
     );
@@ -60,6 +56,37 @@ pub fn render(f: &mut Frame<'_>, app: &App) {
         Paragraph::new(KEYS).style(Style::new().fg(Color::DarkGray)),
         help,
     );
+}
+
+/// The header's title: the gateway, and what its `/ready` says (coloured unless ready).
+fn title(app: &App) -> Line<'static> {
+    let mut spans = vec![Span::raw(" only1mcp-uring ")];
+    if let Some(node) = app
+        .snapshot
+        .as_ref()
+        .map(|s| &s.node)
+        .filter(|n| !n.is_empty())
+    {
+        spans.push(Span::styled(
+            format!("{node} "),
+            Style::new().add_modifier(Modifier::BOLD),
+        ));
+    }
+    let state = app.snapshot.as_ref().map(|s| s.readiness);
+    if let Some(state) = state.filter(|s| *s != ReadinessState::Unknown) {
+        let color = match state {
+            ReadinessState::Ready => Color::Green,
+            ReadinessState::Draining | ReadinessState::Starting => Color::Yellow,
+            _ => Color::Red,
+        };
+        spans.push(Span::raw("· "));
+        spans.push(Span::styled(
+            state.as_str(),
+            Style::new().fg(color).add_modifier(Modifier::BOLD),
+        ));
+        spans.push(Span::raw(" "));
+    }
+    Line::from(spans)
 }
 
 fn status_line(app: &App) -> Paragraph<'static> {
@@ -148,6 +175,12 @@ fn overview(f: &mut Frame<'_>, app: &App, s: &MetricsSnapshot, area: Rect) {
             t.sessions.to_string(),
             "in flight",
             t.inflight.to_string(),
+        ),
+        row(
+            "foreign ids",
+            t.session_ids_foreign.to_string(),
+            "forged ids",
+            t.session_ids_forged.to_string(),
         ),
         row(
             "uptime",

@@ -4,7 +4,9 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
 use super::*;
-use crate::observe::snapshot::{BreakerState, CacheStats, MethodStats, ReplicaStats, ServerStats};
+use crate::observe::snapshot::{
+    BreakerState, CacheStats, MethodStats, ReadinessState, ReplicaStats, ServerStats,
+};
 use crate::observe::SocketLine;
 use crate::tui::app::ClientEvent;
 
@@ -101,6 +103,53 @@ fn overview_shows_totals_uptime_and_the_sparkline() {
     ] {
         assert!(s.contains(want), "missing {want:?} in:\n{s}");
     }
+}
+
+#[test]
+fn the_header_shows_the_drain_state() {
+    let mut app = live_app();
+    let header = |app: &App| screen(app).lines().next().unwrap_or("").to_string();
+    assert!(
+        header(&app).contains("only1mcp-uring · starting"),
+        "{}",
+        header(&app)
+    );
+    for (state, name) in [
+        (ReadinessState::Draining, "draining"),
+        (ReadinessState::Stopping, "stopping"),
+        (ReadinessState::Ready, "ready"),
+    ] {
+        if let Some(s) = app.snapshot.as_mut() {
+            s.readiness = state;
+        }
+        let h = header(&app);
+        assert!(h.contains(&format!("only1mcp-uring · {name}")), "{h}");
+    }
+    // A gateway that predates /ready sends none: the title says nothing about it.
+    if let Some(s) = app.snapshot.as_mut() {
+        s.readiness = ReadinessState::Unknown;
+    }
+    let h = header(&app);
+    assert!(h.contains(" only1mcp-uring ") && !h.contains('·'), "{h}");
+}
+
+#[test]
+fn the_header_names_the_node_and_the_totals_count_refused_ids() {
+    let mut app = live_app();
+    if let Some(s) = app.snapshot.as_mut() {
+        s.node = "g2".into();
+        s.readiness = ReadinessState::Draining;
+        s.totals.session_ids_foreign = 7;
+        s.totals.session_ids_forged = 3;
+    }
+    let text = screen(&app);
+    let header = text.lines().next().unwrap_or("");
+    assert!(header.contains("only1mcp-uring g2 · draining"), "{header}");
+    assert!(
+        text.contains("foreign ids") && text.contains(" 7"),
+        "{text}"
+    );
+    assert!(text.contains("forged ids") && text.contains(" 3"), "{text}");
 }
 
 #[test]

@@ -292,6 +292,30 @@ impl Gateway {
         self.client().call(sid, tool, args)
     }
 
+    /// Sends `signal` and returns at once.
+    pub fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("running");
+        unsafe {
+            libc::kill(child.id() as i32, signal);
+        }
+    }
+
+    /// The exit status once the process has exited (reaped), or `None` while it still runs
+    /// after `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(st) = self.child.as_mut().expect("running").try_wait().unwrap() {
+                self.child = None;
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// SIGTERM and wait; returns the exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");

@@ -82,6 +82,9 @@ pub struct ServerSection {
     pub read_timeout_ms: u64,
     /// Grace period for in-flight requests at shutdown.
     pub shutdown_grace_ms: u64,
+    /// At SIGTERM/SIGINT: how long `/ready` answers 503 while everything is still served, so a
+    /// load balancer moves new sessions elsewhere before the shutdown starts (0 = at once).
+    pub drain_grace_ms: u64,
     /// A 2025-era session with no request for this long ends (and its per-client upstreams).
     pub session_idle_timeout_ms: u64,
     /// Open client connections a shard accepts; beyond, new ones get 503 and `Retry-After`.
@@ -129,6 +132,7 @@ impl Default for ServerSection {
             idle_timeout_ms: 60_000,
             read_timeout_ms: 10_000,
             shutdown_grace_ms: 5_000,
+            drain_grace_ms: 0,
             session_idle_timeout_ms: 3_600_000,
             max_connections_per_shard: 10_000,
             max_sessions: 10_000,

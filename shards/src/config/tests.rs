@@ -87,6 +87,10 @@ fn empty_file_is_all_defaults() {
     assert_eq!(c.server.driver, DriverChoice::Auto);
     assert_eq!(c.proxy.tool_separator, "__");
     assert_eq!(c.proxy.request_timeout_ms, 30_000);
+    assert_eq!(
+        c.server.drain_grace_ms, 0,
+        "no drain grace unless asked for"
+    );
 }
 
 #[test]
@@ -441,6 +445,16 @@ fn server_section_limits() {
         "at most server.max_listens (10)",
     );
     ok("[server]\nmax_listens = 10\nmax_listens_per_principal = 10\n");
+    check(
+        "[server]\ndrain_grace_ms = 3600001\n",
+        2,
+        "server.drain_grace_ms",
+        "must be from 0 to 3600000 ms",
+    );
+    for good in [0, 2000, 3_600_000] {
+        let c = parse_str(&format!("[server]\ndrain_grace_ms = {good}\n"), "t.toml").unwrap();
+        assert_eq!(c.server.drain_grace_ms, good);
+    }
     check(
         "[server]\nhost = \"\"\n",
         2,

@@ -278,6 +278,13 @@ impl Checker<'_, '_> {
             );
             self.push(&key("max_listens_per_principal"), None, msg);
         }
+        if s.drain_grace_ms > MAX_TIMEOUT_MS {
+            let msg = format!(
+                "must be from 0 to {MAX_TIMEOUT_MS} ms (one hour; 0 = stop at once), got {}",
+                s.drain_grace_ms
+            );
+            self.push(&key("drain_grace_ms"), None, msg);
+        }
         for (name, value) in [
             ("max_body_bytes", s.max_body_bytes),
             ("max_header_bytes", s.max_header_bytes),

@@ -23,8 +23,13 @@ fn host_part(authority: &str) -> &str {
     authority.split(':').next().unwrap_or("")
 }
 
+/// `localhost`, `::1` or any address of 127.0.0.0/8 (a fleet on one machine binds nodes to
+/// 127.0.0.2, 127.0.0.3, ...): an IP literal names no domain a rebinding page could own.
 fn is_loopback_host(h: &str) -> bool {
-    h.eq_ignore_ascii_case("localhost") || h == "127.0.0.1" || h == "::1"
+    h.eq_ignore_ascii_case("localhost")
+        || h == "::1"
+        || h.parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl OriginPolicy {
@@ -82,7 +87,13 @@ mod tests {
 
     #[test]
     fn loopback_accepts_local_names_with_ports() {
-        for h in ["localhost:8080", "127.0.0.1:1", "[::1]:9", "localhost"] {
+        for h in [
+            "localhost:8080",
+            "127.0.0.1:1",
+            "[::1]:9",
+            "localhost",
+            "127.0.0.3:8",
+        ] {
             assert!(lo().check(Some(h), None).is_ok(), "{h}");
         }
         assert!(lo()
@@ -93,6 +104,14 @@ mod tests {
     #[test]
     fn loopback_rejects_rebinding() {
         assert!(lo().check(Some("evil.example:8080"), None).is_err());
+        for h in [
+            "127.0.0.1.evil.example",
+            "128.0.0.1:80",
+            "10.0.0.1",
+            "127.1",
+        ] {
+            assert!(lo().check(Some(h), None).is_err(), "{h}");
+        }
         assert!(lo()
             .check(Some("127.0.0.1:8080"), Some("http://evil.example"))
             .is_err());

@@ -1,8 +1,9 @@
 //! The per-connection loop of the client-facing HTTP/1.1 front.
 //!
-//! Reads a request ([`crate::http::request`]), routes by path (`/mcp`, `/health`), writes the
-//! reply with one write, and keeps the connection for the next request unless the client or
-//! the shard (draining) says otherwise. HTTP-level failures (400, 408, 413, 431, 501) are
+//! Reads a request ([`crate::http::request`]), routes by path (`/mcp`, `/health`, `/metrics`;
+//! `/ready` and the drain endpoints in [`crate::front::admin`]), writes the reply with one
+//! write, and keeps the connection for the next request unless the client or the shard
+//! (shutting down) says otherwise. HTTP-level failures (400, 408, 413, 431, 501) are
 //! answered and the connection closed, because the rest of the stream cannot be trusted.
 //!
 //! Every write to the client runs under a stall timeout, `server.idle_timeout_ms`: a client
@@ -196,7 +197,14 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
             continue;
         }
         encode(&reply, keep, &mut out);
-        out = match reply.shared {
+        let shared = if req.method == Method::Head {
+            // HEAD: the head GET would get (its Content-Length included), without the body.
+            out.truncate(out.len() - reply.body.len());
+            None
+        } else {
+            reply.shared
+        };
+        out = match shared {
             // A pre-rendered list: head, shared bytes (not copied into `out`) and tail in one
             // `writev`.
             Some((shared, tail)) => {
@@ -329,6 +337,8 @@ fn endpoint(path: &[u8]) -> &'static str {
         b"/mcp" => "/mcp",
         b"/health" => "/health",
         b"/metrics" | b"/api/v1/admin/metrics" => "/metrics",
+        b"/ready" => "/ready",
+        b"/admin/drain" | b"/admin/undrain" => "/admin",
         _ => "other",
     }
 }
@@ -356,6 +366,9 @@ async fn route(front: &Rc<LocalFront>, req: &Request, bufs: &mut ConnBuffers) ->
             }
             metrics(front)
         }
+        b"/ready" | b"/admin/drain" | b"/admin/undrain" => {
+            crate::front::admin::serve(front, req, bufs)
+        }
         b"/.well-known/oauth-protected-resource" | b"/.well-known/oauth-protected-resource/mcp" => {
             if req.method != Method::Get {
                 let mut r = Reply::text(405, "use GET");
@@ -375,7 +388,7 @@ async fn route(front: &Rc<LocalFront>, req: &Request, bufs: &mut ConnBuffers) ->
 }
 
 /// The caller of `req`, or the 401/403 to answer (and its audit line).
-fn authenticate(
+pub(crate) fn authenticate(
     front: &Rc<LocalFront>,
     req: &Request,
     bufs: &ConnBuffers,

@@ -1,5 +1,6 @@
 //! The fronts: how clients reach the router. The HTTP front serves `/mcp`, `/health`,
-//! `/metrics` and the OAuth metadata over HTTP/1.1 (plain or TLS); the stdio front serves one
+//! `/metrics`, the OAuth metadata, and (in [`admin`]) `/ready` and the drain endpoints over
+//! HTTP/1.1 (plain or TLS); the stdio front serves one
 //! client over stdin/stdout (`only1mcp-uring stdio`); [`guard`] checks Host and Origin.
 //!
 //! A front owns the connection-side state ([`LocalFront`]: limits, the Host/Origin policy,
@@ -7,6 +8,7 @@
 //! names the router and the layers below it, never the shard: the composition root builds a
 //! front around the shard's [`Router`] and hands it the connections it accepts.
 
+pub mod admin;
 pub mod guard;
 pub mod http;
 pub mod stdio;

@@ -46,7 +46,9 @@ pub enum Method {
     Post,
     /// DELETE
     Delete,
-    /// HEAD, PUT, OPTIONS, ...
+    /// HEAD (answered like GET, without the body)
+    Head,
+    /// PUT, OPTIONS, ...
     Other,
 }
 
@@ -263,6 +265,7 @@ fn head_from(
         "GET" => Method::Get,
         "POST" => Method::Post,
         "DELETE" => Method::Delete,
+        "HEAD" => Method::Head,
         _ => Method::Other,
     };
     let target = req.path.unwrap_or("/");

@@ -32,7 +32,7 @@ pub async fn handle(router: &Rc<Router>, req: McpHttpRequest, may_hand_off: bool
         Method::Post => {}
         Method::Delete => return crate::route::lifecycle::delete(router, req, may_hand_off).await,
         Method::Get => return crate::route::lifecycle::get_stream(router, req, may_hand_off).await,
-        Method::Other => {
+        Method::Head | Method::Other => {
             let mut r = Reply::text(405, "method not allowed on /mcp");
             r.allow = Some("GET, POST, DELETE");
             return r;
@@ -53,6 +53,10 @@ pub async fn handle(router: &Rc<Router>, req: McpHttpRequest, may_hand_off: bool
     }
     if env.kind == Kind::Request && env.method.as_deref() == Some("initialize") {
         let started = std::time::Instant::now();
+        // Served all the same (a balancer may lag behind `/ready`), but counted.
+        if router.readiness.state().leaving() {
+            router.stats.initialize_while_draining();
+        }
         let r = crate::route::lifecycle::initialize(router, &req.body, &env, &req.principal);
         let outcome = if r.status == 200 {
             crate::stats::Outcome::Ok

@@ -55,6 +55,8 @@ pub struct RouterParts {
     pub peers: Rc<dyn Peers>,
     /// Set once shutdown started (shared with the front and long-lived tasks).
     pub draining: Rc<Cell<bool>>,
+    /// The node's readiness (`/ready`), shared with every shard and the control thread.
+    pub readiness: crate::readiness::SharedReadiness,
     /// Token verification keys (published by the control thread).
     pub keys: crate::auth::keys::SharedKeysSlot,
     /// The audit log.
@@ -79,6 +81,8 @@ pub struct Router {
     pub peers: Rc<dyn Peers>,
     /// Set once shutdown started.
     pub draining: Rc<Cell<bool>>,
+    /// The node's readiness (`/ready`): starting, ready, draining or stopping.
+    pub readiness: crate::readiness::SharedReadiness,
     /// This shard's backends.
     pub upstreams: Upstreams,
     /// Sessions owned here.
@@ -125,6 +129,7 @@ impl Router {
             snapshot: parts.snapshot,
             peers: parts.peers,
             draining: parts.draining,
+            readiness: parts.readiness,
             upstreams: parts.upstreams,
             sessions: RefCell::default(),
             clients_gone: Cell::new(0),

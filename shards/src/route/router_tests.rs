@@ -130,6 +130,7 @@ fn router_with(
         snapshot: Arc::new(ArcSwap::from_pointee(snap)),
         peers,
         draining: Default::default(),
+        readiness: Default::default(),
         keys: Default::default(),
         audit: crate::audit::SharedAuditSink::disabled(),
         tokens: crate::route::tokens::SharedTokenSink::disabled(),

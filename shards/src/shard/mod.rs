@@ -176,6 +176,8 @@ pub struct ShardInit {
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// The gateway-wide cap on stdio starts (`proxy.max_concurrent_spawns`).
     pub spawn_gate: std::sync::Arc<crate::upstream::stdio::gate::SharedSpawnGate>,
+    /// The node's readiness (`/ready`), shared with the control thread.
+    pub readiness: crate::readiness::SharedReadiness,
 }
 
 /// The shard-local context shared by all of the shard's tasks: the composition root, the only
@@ -255,6 +257,7 @@ async fn shard_main(init: ShardInit) {
         snapshot: init.snapshot.clone(),
         peers: Rc::new(MailboxPeers(init.peers.clone())),
         draining: draining.clone(),
+        readiness: init.readiness.clone(),
         keys: init.keys.clone(),
         audit: init.audit.clone(),
         tokens: init.tokens.clone(),

@@ -32,6 +32,7 @@ pub fn build(shard: &Rc<LocalShard>) -> ShardStats {
         panics: shard.front.panics.get(),
         clients_gone: shard.router.clients_gone.get(),
         session_ids_refused: shard.router.session_ids_refused.each_ref().map(|c| c.get()),
+        initialize_while_draining: shard.router.stats.initialize_while_draining_count(),
         requests: shard.router.stats.requests_copy(),
         calls: shard.router.stats.calls_copy(),
         replicas,

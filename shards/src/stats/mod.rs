@@ -12,7 +12,7 @@
 pub mod hist;
 pub mod report;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 use std::time::Duration;
@@ -197,6 +197,8 @@ pub struct LocalStats {
     requests: RefCell<HashMap<&'static str, Counts, ahash::RandomState>>,
     /// Backend calls by server, method and tool.
     calls: RefCell<HashMap<CallKey, LocalSeries, ahash::RandomState>>,
+    /// `initialize` requests that arrived while the node was draining or stopping.
+    initialize_while_draining: Cell<u64>,
 }
 
 /// One backend-call series' counts, held by a call while it runs so that counting its end
@@ -243,6 +245,18 @@ impl LocalStats {
         self.series(server, method, tool)
             .borrow_mut()
             .add(outcome, took);
+    }
+
+    /// Counts an `initialize` that arrived while the node was draining or stopping (it is
+    /// still served: a load balancer may not have seen `/ready` change yet).
+    pub fn initialize_while_draining(&self) {
+        self.initialize_while_draining
+            .set(self.initialize_while_draining.get() + 1);
+    }
+
+    /// `initialize` requests that arrived while draining or stopping, since start.
+    pub fn initialize_while_draining_count(&self) -> u64 {
+        self.initialize_while_draining.get()
     }
 
     /// A copy of the request counters.

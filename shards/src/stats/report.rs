@@ -67,6 +67,8 @@ pub struct ShardStats {
     /// Requests refused with 404 for a session id this node does not hold, by
     /// `cluster::session_id::Verdict` (cumulative).
     pub session_ids_refused: [u64; 4],
+    /// `initialize` requests that arrived while the node was draining or stopping.
+    pub initialize_while_draining: u64,
     /// Client requests by method.
     pub requests: Vec<(&'static str, Counts)>,
     /// Backend calls by server, method, tool.
