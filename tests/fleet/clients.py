@@ -9,7 +9,10 @@
   a new one, which is what the spec tells a client to do.
 * Bridged `input_required` flows: a 2026 client calls a 2025 backend's elicitation tool
   (`fx`'s `test_elicitation`), gets `input_required` with a `requestState`, and retries with
-  its answer in `inputResponses`.
+  its answer in `inputResponses`. One bridged request at a time (`Load.fx_lock`): `fx` is one
+  stdio process per node, and its elicitation carries no request id, so with two of its calls
+  in flight on a node the gateway cannot tell whose it is and refuses it (docs/protocol.md,
+  "a shared stdio backend's ... server-to-client requests"); that is not what this tests.
 
 Every loop is bounded in count and in time; `Load.stop` ends them all.
 """
@@ -197,6 +200,7 @@ class Load:
     max_calls: int = 2000
     max_s: float = 120.0
     stop: anyio.Event = field(default_factory=anyio.Event)
+    fx_lock: anyio.Lock = field(default_factory=anyio.Lock)
 
     def start(self, tg: anyio.abc.TaskGroup) -> None:
         self.deadline = now() + self.max_s
@@ -223,10 +227,12 @@ class Load:
             for n in range(self.max_calls):
                 if not self.running():
                     return
-                first, state = await bridge_first_leg(c, self.url, client, n, self.rec)
+                async with self.fx_lock:
+                    first, state = await bridge_first_leg(c, self.url, client, n, self.rec)
                 if state is not None:
                     await anyio.sleep(self.pace_s)
-                    await bridge_retry(c, self.url, client, n, state, self.rec)
+                    async with self.fx_lock:
+                        await bridge_retry(c, self.url, client, n, state, self.rec)
                 await anyio.sleep(self.pace_s)
 
     async def _session(self, client: str) -> None:

@@ -295,14 +295,23 @@ class HAProxy(Balancer):
             time.sleep(0.05)
 
     def command(self, cmd: str) -> str:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(5)
-            s.connect(str(self.socket_path))
-            s.sendall(cmd.encode() + b"\n")
-            chunks = []
-            while chunk := s.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks).decode()
+        """One runtime-API command (the CLI socket refuses a connection now and then while
+        it is busy: retried for up to a second)."""
+        for attempt in range(50):
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.settimeout(5)
+                    s.connect(str(self.socket_path))
+                    s.sendall(cmd.encode() + b"\n")
+                    chunks = []
+                    while chunk := s.recv(65536):
+                        chunks.append(chunk)
+                return b"".join(chunks).decode()
+            except ConnectionRefusedError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.02)
+        raise AssertionError("unreachable")
 
     def status(self) -> dict[str, str]:
         """Each node's state as HAProxy sees it: UP, NOLB (draining), DOWN, or a transition
@@ -318,7 +327,7 @@ class HAProxy(Balancer):
             last = self.status()
             if last.get(node_id) == want:
                 return time.monotonic()
-            time.sleep(0.01)
+            time.sleep(0.02)
         raise AssertionError(f"haproxy: {node_id} not {want} within {timeout_s}s: {last}\n{pyh.tail(self.proc.log)}")
 
 

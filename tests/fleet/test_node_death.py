@@ -58,7 +58,8 @@ def test_kill_9_one_node_under_load(driver: str, make_fleet) -> None:
                     # Bridged flows parked on the victim (asked there directly: leastconn sends
                     # new work to the nodes with fewer streams), retried after it died.
                     for n in range(3):
-                        first, state = await bridge_first_leg(c, node.url, "held", n, rec)
+                        async with load.fx_lock:
+                            first, state = await bridge_first_leg(c, node.url, "held", n, rec)
                         assert first.ok and first.served == victim and state, first
                         held.append((n, state))
                     pre_crash.extend(sid for _c, sid, _t in rec.sessions if node_of(sid) == victim)
@@ -67,7 +68,8 @@ def test_kill_9_one_node_under_load(driver: str, make_fleet) -> None:
                     t["down"] = await anyio.to_thread.run_sync(hap.wait_status, victim, "DOWN", 5.0)
                     await anyio.sleep(2.0)
                     for n, state in held:
-                        await bridge_retry(c, fleet.url, "held", n, state, rec)
+                        async with load.fx_lock:
+                            await bridge_retry(c, fleet.url, "held", n, state, rec)
                     t["restart"] = now()
                     await anyio.to_thread.run_sync(node.start)
                     t["up"] = await anyio.to_thread.run_sync(hap.wait_status, victim, "UP", 10.0)
