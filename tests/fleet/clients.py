@@ -160,7 +160,7 @@ async def sdk_session(url: str, client: str, rec: Recorder, state: dict[str, Any
     """An initialized SDK session whose every HTTP exchange is recorded (kind "http")."""
 
     async def on_request(request: Any) -> None:
-        request.extensions["o1m_t0"] = now()
+        request.extensions["o1m_t0"] = state["last_t0"] = now()
 
     async def on_response(response: Any) -> None:
         req = response.request
@@ -252,8 +252,8 @@ class Load:
             except anyio.get_cancelled_exc_class():
                 raise
             except (Exception, BaseExceptionGroup) as e:  # noqa: BLE001 - the SDK raises groups
-                self.rec.add(Rec("2025", client, now(), now(), None, sid=state.get("sid"), ok=False,
-                                 detail=f"session ended by {e!r}"[:300]))
+                self.rec.add(Rec("2025", client, state.get("last_t0", now()), now(), None, sid=state.get("sid"),
+                                 ok=False, detail=f"session ended by {e!r}"[:300]))
                 await anyio.sleep(self.pace_s)
 
     async def _sdk_call(self, s: ClientSession, client: str, n: int, state: dict[str, Any]) -> bool:
