@@ -13,6 +13,7 @@ mod jwks;
 mod listen;
 mod metrics;
 mod observe;
+mod rate_store;
 mod templates;
 mod tls;
 mod tokens;

@@ -78,6 +78,19 @@ if ! command -v tmux >/dev/null 2>&1; then
 fi
 export ONLY1MCP_REQUIRE_TMUX=1
 
+# redis-server: the cluster-wide rate-limit test (tests/rate_limit_redis.rs) runs a real Redis
+# (Debian's package). Installed the same way as tmux; the test fails without it here.
+if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        step "installing redis-server (apt-get) for the rate-limit store test"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } \
+            || die "could not install redis-server with apt-get; install it (apt-get install redis-server) and rerun."
+    else
+        die "\`redis-server\` not found; the rate-limit store test needs it (Debian: apt-get install redis-server)."
+    fi
+fi
+export ONLY1MCP_REQUIRE_REDIS=1
+
 # haproxy and nginx: the fleet tests (tests/fleet) run the shipped balancer configs under
 # deploy/. System packages: installed with apt-get when missing and we may (root), else we stop.
 if [ "${ONLY1MCP_SKIP_FLEET:-0}" != "1" ]; then

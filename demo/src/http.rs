@@ -227,6 +227,13 @@ fn post(state: &State, req: &Request, out: &mut TcpStream) -> io::Result<bool> {
     if state.server.config().modern && modern::is_modern_http(session, version, has_meta) {
         return http_modern::post(&state.server, req, msg, out);
     }
+    if !state.server.config().legacy {
+        let id = match &msg {
+            Message::Request { id, .. } => id.clone(),
+            _ => sonic_rs::Value::default(),
+        };
+        return respond(out, 400, &[], Some(&modern::legacy_refused(&id)), ka);
+    }
     if !legacy_version_ok(req) {
         return unsupported_version(out, ka);
     }

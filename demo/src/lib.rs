@@ -65,6 +65,10 @@
 //!   path existed (`server/discover` is then an unknown method, and a peer
 //!   that probes for 2026-07-28, like the gateway, falls back to
 //!   `initialize`). Default: both eras.
+//! * `DEMO_LEGACY=0`: serve 2026-07-28 only: every request without the
+//!   modern signal (`initialize` first) is refused with -32022 naming the
+//!   supported version (HTTP 400), as a modern-only server answers a legacy
+//!   client; the gateway then speaks to it statelessly only. Default: both.
 //! * `DEMO_EXTRA_TOOLS=N`: N more tools `t0` .. `t{N-1}` after the others,
 //!   each behaving like `echo` (default 0; `perf/compare.sh` uses 39 for a
 //!   50-tool backend). Read once per process.
@@ -170,6 +174,8 @@ struct Config {
     page_size: usize,
     /// `DEMO_MODERN=0` clears it: serve the legacy era only.
     modern: bool,
+    /// `DEMO_LEGACY=0` clears it: serve 2026-07-28 only.
+    legacy: bool,
 }
 
 impl Default for Config {
@@ -178,6 +184,7 @@ impl Default for Config {
             conformance: false,
             page_size: 3,
             modern: true,
+            legacy: true,
         }
     }
 }
@@ -194,10 +201,17 @@ impl Config {
                 default.page_size
             }
         };
+        let modern = var("DEMO_MODERN").is_none_or(|v| v != "0");
+        let mut legacy = var("DEMO_LEGACY").is_none_or(|v| v != "0");
+        if !modern && !legacy {
+            eprintln!("demo-server: ignoring DEMO_LEGACY=0 (DEMO_MODERN=0 too: no era left)");
+            legacy = true;
+        }
         Self {
             conformance: var("DEMO_CONFORMANCE").is_some_and(|v| v != "0"),
             page_size,
-            modern: var("DEMO_MODERN").is_none_or(|v| v != "0"),
+            modern,
+            legacy,
         }
     }
 }

@@ -202,6 +202,24 @@ pub fn check(id: &Value, params: &Value, header: Option<Option<&str>>) -> Result
     })
 }
 
+/// The answer of a 2026-only server (`DEMO_LEGACY=0`) to a legacy request such as
+/// `initialize`: -32022, naming the version it speaks.
+pub fn legacy_refused(id: &Value) -> String {
+    #[derive(Serialize)]
+    struct Data<'a> {
+        supported: [&'a str; 1],
+    }
+    let data = ordered_value(&Data {
+        supported: SUPPORTED,
+    });
+    error_with_data(
+        id,
+        UNSUPPORTED_VERSION,
+        "Unsupported protocol version: this server speaks 2026-07-28 only",
+        Some(&data),
+    )
+}
+
 /// Whether the modern path serves `method` on this server.
 pub fn implemented(server: &Server, method: &str) -> bool {
     METHODS.contains(&method) || (server.config().conformance && FIXTURE_METHODS.contains(&method))

@@ -209,7 +209,14 @@ pub fn handle(server: &Server, session: &Session, output: &dyn Lines, msg: proto
                     }
                 }
             }
-            server.handle(session, msg, &mut related)
+            match msg {
+                Message::Request { id, .. } if !server.config().legacy => Reply::Send {
+                    json: modern::legacy_refused(&id),
+                    error: true,
+                },
+                _ if !server.config().legacy => Reply::Silent,
+                msg => server.handle(session, msg, &mut related),
+            }
         }
     };
     match reply {

@@ -332,3 +332,34 @@ fn demo_modern_0_serves_the_legacy_era_only() {
     let r = legacy.call(2, "echo", "").get("result").cloned();
     assert!(r.is_some_and(|r| r.get("resultType").is_none()));
 }
+
+#[test]
+fn demo_legacy_0_serves_2026_only_and_refuses_initialize_naming_its_version() {
+    let s = stdio(true);
+    let server = Server::new(
+        DemoOptions::default(),
+        Transport::Stdio,
+        Config {
+            legacy: false,
+            ..Config::default()
+        },
+    );
+    let modern_only = Stdio {
+        server: Arc::new(server),
+        ..s
+    };
+    let r = modern_only.rpc(
+        r#"{"jsonrpc":"2.0","id":"i","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}"#,
+    );
+    assert_eq!(error_code(&r), Some(-32022), "{r:?}");
+    assert_eq!(str_at(&r, &["id"]), Some("i"));
+    let supported = r
+        .pointer(["error", "data", "supported"])
+        .and_then(|a| a.get(0));
+    assert_eq!(supported.and_then(|v| v.as_str()), Some("2026-07-28"));
+    let n = modern_only.lines(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    assert!(n.is_empty(), "a legacy notification is ignored: {n:?}");
+    // The modern era is served as ever.
+    let r = modern_only.call(2, "echo", "");
+    assert_eq!(result_type(&r), Some("complete"), "{r:?}");
+}

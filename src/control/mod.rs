@@ -137,6 +137,8 @@ pub fn start(
         _ => None,
     };
     let (audit, audit_writer) = start_audit(&cfg, front)?;
+    // Dropped once every shard holds its copy: the store thread ends with the shards.
+    let rate_store = crate::rate_store::start(&cfg.rate_limit)?;
     let (tokens, accounting) = crate::tokens::start(cfg.metrics.tokens)?;
     let metrics_text: SharedMetricsText = Arc::new(ArcSwap::from_pointee(bytes::Bytes::new()));
     let metrics_snapshot = Arc::new(ArcSwap::from_pointee(
@@ -170,6 +172,7 @@ pub fn start(
             metrics_text: metrics_text.clone(),
             keys: keys.clone(),
             audit: audit.clone(),
+            rate_store: rate_store.clone(),
             tokens: tokens.clone(),
             tls: tls.clone(),
             readiness: readiness.clone(),
@@ -189,6 +192,7 @@ pub fn start(
             .context("cannot start shard thread")?;
         threads.push(handle);
     }
+    drop(rate_store);
 
     // Wait for every shard to come up before announcing the address.
     let mut started = 0;
@@ -205,7 +209,11 @@ pub fn start(
                 }
                 anyhow::bail!("shard {shard} failed to start (see the log above)");
             }
-            Ok(ControlEvent::Discovered { server, result }) => world.discovered(&server, result),
+            Ok(ControlEvent::Discovered {
+                server,
+                result,
+                announced,
+            }) => world.discovered(&server, result, announced),
             Ok(ControlEvent::Stats(s)) => metrics.on_stats(s),
             Ok(ControlEvent::UnknownKid(_)) => {}
             Err(_) => anyhow::bail!("shards did not start within 30 s"),
@@ -286,8 +294,8 @@ pub fn start(
             });
         select! {
             recv(events_rx) -> ev => match ev {
-                Ok(ControlEvent::Discovered { server, result }) => {
-                    world.discovered(&server, result);
+                Ok(ControlEvent::Discovered { server, result, announced }) => {
+                    world.discovered(&server, result, announced);
                     drain::warm_if_serving(&world, &readiness);
                 }
                 Ok(ControlEvent::Stopped { shard }) => {

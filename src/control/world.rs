@@ -4,13 +4,14 @@
 //! and the snapshot version. Every change (a discovery report, a reload) ends in
 //! [`World::publish`]: both catalogs are rebuilt, one new immutable snapshot is stored with a
 //! single `ArcSwap::store`, and the shards are told which lists changed so each client
-//! session with a GET stream gets one `list_changed`.
+//! session with a GET stream, and each 2026 listen, gets one `list_changed`: for a list whose
+//! merged bytes changed, and for a list its backend announced changed (a re-list it caused).
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use only1mcp_shards::catalog::build::BackendInput;
-use only1mcp_shards::catalog::{BackendState, Catalog, Discovery};
+use only1mcp_shards::catalog::{BackendState, Catalog, Discovery, ListsChanged};
 use only1mcp_shards::cluster::SharedCluster;
 use only1mcp_shards::config::Config;
 use only1mcp_shards::rt::mailbox::SharedMailboxSender;
@@ -62,21 +63,40 @@ impl World {
     }
 
     /// A backend's discovery report. A failure after a success keeps the last known tools,
-    /// marked down. Reports of servers no longer configured are ignored.
-    pub fn discovered(&mut self, server: &str, result: Result<Discovery, String>) {
+    /// marked down. Reports of servers no longer configured are ignored. `announced`: the
+    /// list kinds the backend said changed (this report is the re-list that caused):
+    /// clients are told of those even when the merged lists come out the same.
+    pub fn discovered(
+        &mut self,
+        server: &str,
+        result: Result<Discovery, String>,
+        announced: ListsChanged,
+    ) {
         let Some(idx) = self.specs.iter().position(|s| s.id == server) else {
             return;
         };
-        match result {
-            Ok(d) => self.found[idx] = (BackendState::Ready, Some(d)),
-            Err(why) => self.found[idx].0 = BackendState::Down(why),
-        }
-        self.publish(server);
+        let announced = match result {
+            Ok(d) => {
+                self.found[idx] = (BackendState::Ready, Some(d));
+                announced
+            }
+            Err(why) => {
+                self.found[idx].0 = BackendState::Down(why);
+                ListsChanged::NONE
+            }
+        };
+        self.publish_announced(server, announced);
     }
 
     /// Rebuilds the catalogs, publishes the snapshot and sends `list_changed` where a list
     /// changed. `why` names the cause in the log.
     pub fn publish(&mut self, why: &str) {
+        self.publish_announced(why, ListsChanged::NONE);
+    }
+
+    /// [`World::publish`], and `list_changed` for the `announced` kinds whether or not
+    /// their merged lists changed (`catalog/changed.rs` says why).
+    fn publish_announced(&mut self, why: &str, announced: ListsChanged) {
         self.version += 1;
         let (catalog, catalog_modern) = build_catalogs(&self.cfg, &self.specs, &self.found);
         for r in &catalog.reports {
@@ -105,9 +125,14 @@ impl World {
         // but changes no list: keep that out of the info log and the clients' notifications.
         if tools || prompts || resources {
             tracing::info!(version = self.version, tools = catalog.len(), cause = %why, "catalog updated");
+        } else if announced.any() {
+            tracing::debug!(version = self.version, cause = %why, ?announced, "the backend announced a list change; lists unchanged, clients told");
         } else {
             tracing::debug!(version = self.version, cause = %why, "snapshot republished, lists unchanged");
         }
+        let tools = tools || announced.tools;
+        let prompts = prompts || announced.prompts;
+        let resources = resources || announced.resources;
         self.slot.store(Arc::new(
             SharedSnapshot::new(
                 self.version,
@@ -179,4 +204,76 @@ fn build_catalog(cfg: &Config, specs: &[BackendSpec], found: &Discovered, modern
         })
         .collect();
     Catalog::build(&inputs, &cfg.proxy.tool_separator)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use only1mcp_shards::catalog::{BackendCaps, RawItem};
+    use only1mcp_shards::rt::mailbox::{mailbox, LocalMailbox};
+
+    fn world() -> (World, LocalMailbox<ShardMsg>) {
+        let text = "[[servers]]\nid = \"a\"\ntransport = \"stdio\"\ncommand = \"x\"\n";
+        let cfg = only1mcp_shards::config::parse_str(text, "t.toml").unwrap();
+        let specs = crate::control::backend_specs(&cfg).unwrap();
+        let mut w = World::new(Arc::new(cfg), specs, SharedCluster::solo());
+        let (tx, rx) = mailbox();
+        w.senders.push(tx);
+        (w, rx)
+    }
+
+    fn found(tools: &[&str]) -> Discovery {
+        let items = tools
+            .iter()
+            .map(|t| RawItem {
+                key: t.to_string(),
+                json: format!(r#"{{"name":"{t}","inputSchema":{{"type":"object"}}}}"#).into_bytes(),
+            })
+            .collect();
+        Discovery {
+            caps: BackendCaps {
+                tools: true,
+                prompts: true,
+                ..Default::default()
+            },
+            tools: Arc::new(items),
+            ..Default::default()
+        }
+    }
+
+    /// The (tools, prompts, resources) of each `ListChanged` sent since the last call.
+    fn told(rx: &LocalMailbox<ShardMsg>) -> Vec<(bool, bool, bool)> {
+        std::iter::from_fn(|| rx.try_recv())
+            .filter_map(|m| match m {
+                ShardMsg::ListChanged {
+                    tools,
+                    prompts,
+                    resources,
+                } => Some((tools, prompts, resources)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_announced_change_is_told_even_when_the_merged_lists_stay_the_same() {
+        let (mut w, rx) = world();
+        w.discovered("a", Ok(found(&["echo"])), ListsChanged::NONE);
+        assert_eq!(told(&rx), vec![(true, false, false)], "the tools appeared");
+        // A re-list with nothing announced and nothing changed tells nobody.
+        w.discovered("a", Ok(found(&["echo"])), ListsChanged::NONE);
+        assert_eq!(told(&rx), vec![]);
+        // The backend said its prompts changed: the clients hear it, lists alike or not.
+        let prompts = ListsChanged::from_method("notifications/prompts/list_changed").unwrap();
+        w.discovered("a", Ok(found(&["echo"])), prompts);
+        assert_eq!(told(&rx), vec![(false, true, false)]);
+        // A real change and an announcement of another kind: both kinds, in one message.
+        let tools = ListsChanged::from_method("notifications/tools/list_changed").unwrap();
+        let resources = ListsChanged::from_method("notifications/resources/list_changed").unwrap();
+        w.discovered("a", Ok(found(&["echo", "add"])), resources.union(tools));
+        assert_eq!(told(&rx), vec![(true, false, true)]);
+        // A failed re-list announces nothing (the clients would re-list the old lists).
+        w.discovered("a", Err("gone".into()), tools);
+        assert_eq!(told(&rx), vec![]);
+    }
 }

@@ -6,6 +6,7 @@
 //! `only1mcp_shards::stats`), so the sums here are the only place figures meet. Rates and
 //! the p50/p99 shown live are taken over a sliding 10 s window of those sums.
 
+mod cluster;
 mod drain;
 mod prom;
 mod view;

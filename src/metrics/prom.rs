@@ -8,8 +8,9 @@
 use std::fmt::Write;
 use std::sync::Arc;
 
+use only1mcp_shards::auth::limit_store::STORE_FAILURES;
 use only1mcp_shards::stats::hist::BOUNDS_US;
-use only1mcp_shards::stats::report::ShardStats;
+use only1mcp_shards::stats::report::{RateStoreReport, ShardStats};
 use only1mcp_shards::stats::{Counts, Hist, OUTCOMES};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -37,12 +38,12 @@ struct Figures {
     panics: u64,
     /// Requests cancelled because their client left, summed over shards.
     clients_gone: u64,
-    /// Session ids refused with 404, by verdict, summed over shards.
-    session_ids_refused: [u64; 4],
     /// `[cluster] node_id` ("" outside a cluster).
     node: String,
     /// Token accounting: encoding, (method, server, name, answers, tokens), drops.
     tokens: Option<(&'static str, Vec<TokenRow>, u64)>,
+    /// The rate-limit store: failures summed over shards, its state.
+    rate_store: RateStoreReport,
     uptime: f64,
 }
 
@@ -81,25 +82,37 @@ pub fn render(
         reloads: reloads.clone(),
         panics: shards.iter().map(|s| s.panics).sum(),
         clients_gone: shards.iter().map(|s| s.clients_gone).sum(),
-        session_ids_refused: shards.iter().fold([0; 4], |mut acc, s| {
-            for (a, n) in acc.iter_mut().zip(s.session_ids_refused) {
-                *a += n;
-            }
-            acc
-        }),
         node: node.to_string(),
         tokens: tokens.map(token_rows),
+        rate_store: rate_store(shards),
         uptime,
     };
     let mut registry = Registry::with_prefix("only1mcp");
     registry.register_collector(Box::new(figures));
     registry.register_collector(Box::new(drain));
+    registry.register_collector(Box::new(super::cluster::ClusterFigures::of(shards)));
     let mut out = String::with_capacity(16 * 1024);
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
         out.clear();
         let _ = writeln!(out, "# metrics encoding failed: {e}");
     }
     out
+}
+
+/// The rate-limit store over all shards: failures summed; up only when every shard saw it up
+/// (they all read the one flag the store thread sets, so they differ only around a change).
+fn rate_store(shards: &[&ShardStats]) -> RateStoreReport {
+    let mut r = RateStoreReport {
+        shared: shards.iter().any(|s| s.rate_store.shared),
+        up: shards.iter().all(|s| s.rate_store.up),
+        failures: [0; 4],
+    };
+    for s in shards {
+        for (sum, n) in r.failures.iter_mut().zip(s.rate_store.failures) {
+            *sum += n;
+        }
+    }
+    r
 }
 
 /// The token totals as rows, sorted (stable output).
@@ -376,14 +389,6 @@ impl Collector for Figures {
             "Requests cancelled because the client closed its connection before the answer (their backend calls were cancelled and their slots freed).",
             &ConstCounter::new(self.clients_gone),
         )?;
-        counter(
-            &mut enc,
-            "session_ids_refused",
-            "Requests answered 404 for a session id this node does not hold, by why: another node's (foreign), not signed by any cluster key (forged), not an id this gateway mints (malformed), or this node's but ended, expired or from before a restart (unknown).",
-            only1mcp_shards::cluster::session_id::Verdict::ALL
-                .iter()
-                .map(|v| (vec![("reason", v.label().to_string())], self.session_ids_refused[v.index()])),
-        )?;
         single(
             &mut enc,
             "config_reloads",
@@ -470,6 +475,27 @@ impl Collector for Figures {
                 &ConstCounter::new(*dropped),
             )?;
         }
+        let rs = &self.rate_store;
+        let store = if rs.shared { "redis" } else { "local" };
+        gauge(
+            &mut enc,
+            "rate_limit_store_up",
+            "1 while the rate-limit store answers ([rate_limit] store; local: always 1).",
+            [(vec![("store", store.to_string())], i64::from(rs.up))],
+        )?;
+        counter(
+            &mut enc,
+            "rate_limit_store_errors",
+            "Requests the shared rate-limit store could not decide (they followed rate_limit.on_store_error), by cause: queue_full, timeout, unreachable, error.",
+            STORE_FAILURES
+                .iter()
+                .zip(rs.failures)
+                .filter(|_| rs.shared)
+                .map(|(f, n)| {
+                    let l = vec![("store", store.to_string()), ("cause", f.as_str().to_string())];
+                    (l, n)
+                }),
+        )?;
         single(
             &mut enc,
             "uptime_seconds",

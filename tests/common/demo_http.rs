@@ -9,12 +9,34 @@ use std::time::Duration;
 /// listens on. Retries briefly (bounded) when the address is not free yet, as on a restart
 /// on the same port.
 pub fn spawn_demo_http(listen: &str, name: &str) -> (Child, String) {
+    spawn_demo_http_with(listen, name, &[], None)
+}
+
+/// [`spawn_demo_http`] with `env` set (`DEMO_*` knobs) and its stderr appended to `stderr`
+/// (`DEMO_VERBOSE` logs each request there) instead of discarded.
+pub fn spawn_demo_http_with(
+    listen: &str,
+    name: &str,
+    env: &[(&str, &str)],
+    stderr: Option<&std::path::Path>,
+) -> (Child, String) {
     let mut last = String::new();
     for _ in 0..50 {
+        let err = match stderr {
+            Some(p) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .expect("demo stderr file"),
+            ),
+            None => Stdio::null(),
+        };
         let mut child = Command::new(super::bin())
             .args(["demo-server", "--http", listen, "--name", name])
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(err)
             .spawn()
             .expect("demo-server starts");
         let stdout = child.stdout.take().unwrap();
@@ -49,6 +71,17 @@ pub struct DemoHttp {
 impl DemoHttp {
     pub fn start(listen: &str, name: &str) -> DemoHttp {
         let (child, addr) = spawn_demo_http(listen, name);
+        DemoHttp { child, addr }
+    }
+
+    /// [`DemoHttp::start`] with `env` and a stderr file (see [`spawn_demo_http_with`]).
+    pub fn start_with(
+        listen: &str,
+        name: &str,
+        env: &[(&str, &str)],
+        stderr: Option<&std::path::Path>,
+    ) -> DemoHttp {
+        let (child, addr) = spawn_demo_http_with(listen, name, env, stderr);
         DemoHttp { child, addr }
     }
 

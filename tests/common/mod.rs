@@ -8,7 +8,7 @@
 
 mod demo_http;
 #[allow(unused_imports)] // each test crate uses its own subset
-pub use demo_http::{http_server, spawn_demo_http, DemoHttp};
+pub use demo_http::{http_server, spawn_demo_http, spawn_demo_http_with, DemoHttp};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

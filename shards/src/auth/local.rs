@@ -1,10 +1,11 @@
 //! One shard's auth state and the checks the HTTP front and the dispatcher call: who is
-//! calling (with the shard's token cache), whether its rate allows one more request, which
-//! items its roles let it see (list views cached per catalog version and role set), and
-//! the 401/403/429 replies. Nothing here locks: keys and config come from `ArcSwap`
-//! snapshots, everything else is this shard's own.
+//! calling (with the shard's token cache), whether its rate allows one more request (this
+//! shard's buckets, or the cluster's in a shared store, `limit_store.rs`), which items its roles
+//! let it see (list views cached per catalog version and role set), and the 401/403/429/503
+//! replies. Nothing here locks: keys and config come from `ArcSwap` snapshots, everything
+//! else is this shard's own.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,12 +14,15 @@ use hashbrown::HashMap;
 
 use super::keys::SharedKeysSlot;
 use super::limit::{BucketSpec, LocalRateLimiter, RateLimitSpec};
+use super::limit_store::{
+    await_answer, SharedRateStore, StoreAnswer, StoreAsk, StoreRates, STORE_FAILURES,
+};
 use super::names::{LocalRoleNames, RoleNames};
 use super::policy::ItemKind;
 use super::verify::{Denied, LocalVerifier, Principal, SharedAuth};
 use crate::audit::SharedAuditSink;
 use crate::catalog::ListKind;
-use crate::config::Config;
+use crate::config::{Config, OnStoreError};
 use crate::http::response::Reply;
 use crate::snapshot::SharedSnapshot;
 
@@ -42,10 +46,40 @@ pub struct LocalAuth {
     pub audit: SharedAuditSink,
     verifier: LocalVerifier,
     /// The limiter and the snapshot version it was checked against.
-    limiter: RefCell<(u64, Option<LocalRateLimiter>)>,
+    limiter: RefCell<(u64, Option<Limiter>)>,
+    /// The shared rate-limit store (`SharedRateStore::local()` without one).
+    store: SharedRateStore,
+    /// Requests the store could not decide, in `STORE_FAILURES` order (cumulative).
+    store_failures: [Cell<u64>; STORE_FAILURES.len()],
     views: RefCell<LocalViews>,
     shards: usize,
     kid_hint: std::cell::Cell<Option<Instant>>,
+}
+
+/// Where a shard's rate decisions are made.
+enum Limiter {
+    /// Its own buckets (`store = "local"`).
+    Local(LocalRateLimiter),
+    /// The shared store (`store = "redis"`).
+    Store(StoreRates),
+}
+
+impl Limiter {
+    fn spec(&self) -> &RateLimitSpec {
+        match self {
+            Limiter::Local(l) => l.spec(),
+            Limiter::Store(s) => s.spec(),
+        }
+    }
+}
+
+/// Why a request is refused by the rate limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateRefusal {
+    /// Over its rate: a token is there again after this long (429).
+    OverLimit(Duration),
+    /// The shared store could not decide and `on_store_error = "deny"` (503).
+    StoreDown,
 }
 
 /// The rate limits of a config.
@@ -71,13 +105,20 @@ pub fn rate_spec(cfg: &Config) -> RateLimitSpec {
 }
 
 impl LocalAuth {
-    /// The state of one of `shards` shards.
-    pub fn new(keys: SharedKeysSlot, audit: SharedAuditSink, shards: usize) -> LocalAuth {
+    /// The state of one of `shards` shards; rate decisions go to `store` when it is shared.
+    pub fn new(
+        keys: SharedKeysSlot,
+        audit: SharedAuditSink,
+        store: SharedRateStore,
+        shards: usize,
+    ) -> LocalAuth {
         LocalAuth {
             keys,
             audit,
             verifier: LocalVerifier::default(),
             limiter: RefCell::new((0, None)),
+            store,
+            store_failures: Default::default(),
             views: RefCell::new(LocalViews::default()),
             shards,
             kid_hint: std::cell::Cell::new(None),
@@ -121,31 +162,84 @@ impl LocalAuth {
             .authenticate(auth, &keys, authorization, query)
     }
 
-    /// Takes one request of `principal` (and `tool`) from its buckets; `Err(wait)` when
-    /// over the limit. The limiter follows config reloads: the spec is compared once per
-    /// snapshot version, and the buckets are kept when it did not change.
-    pub fn rate(
+    /// Takes one request of `principal` (and `tool`) from its buckets, this shard's or the
+    /// shared store's; refused when over the limit, or when the store cannot decide and
+    /// `on_store_error = "deny"`. Only a shared store is awaited (at most
+    /// `redis_timeout_ms`); local buckets answer at once. The limiter follows config reloads:
+    /// the spec is compared once per snapshot version, and the buckets are kept when it did
+    /// not change.
+    pub async fn rate(
         &self,
         snap: &SharedSnapshot,
         principal: &str,
         tool: Option<&str>,
-    ) -> Result<(), Duration> {
+    ) -> Result<(), RateRefusal> {
         let r = &snap.config.rate_limit;
         if r.requests_per_s <= 0.0 && r.tools.is_empty() {
             return Ok(());
         }
-        let mut slot = self.limiter.borrow_mut();
-        if slot.0 != snap.version {
-            let spec = rate_spec(&snap.config);
-            if slot.1.as_ref().is_none_or(|l| *l.spec() != spec) {
-                slot.1 = Some(LocalRateLimiter::new(spec, self.shards));
+        let buckets = {
+            let mut slot = self.limiter.borrow_mut();
+            if slot.0 != snap.version {
+                let spec = rate_spec(&snap.config);
+                if slot.1.as_ref().is_none_or(|l| *l.spec() != spec) {
+                    slot.1 = Some(if self.store.is_shared() {
+                        Limiter::Store(StoreRates::new(spec))
+                    } else {
+                        Limiter::Local(LocalRateLimiter::new(spec, self.shards))
+                    });
+                }
+                slot.0 = snap.version;
             }
-            slot.0 = snap.version;
+            match slot.1.as_ref() {
+                Some(Limiter::Local(l)) if !l.is_off() => {
+                    return l
+                        .check(principal, tool, Instant::now())
+                        .map_err(RateRefusal::OverLimit);
+                }
+                Some(Limiter::Store(s)) => match s.buckets(principal, tool) {
+                    Some(b) => b,
+                    None => return Ok(()),
+                },
+                _ => return Ok(()),
+            }
+        };
+        let timeout = Duration::from_millis(r.redis_timeout_ms);
+        let (reply, answer) = futures_channel::oneshot::channel();
+        let ask = StoreAsk {
+            principal: buckets.0,
+            principal_rate: buckets.1,
+            tool: buckets.2,
+            deadline: Instant::now() + timeout,
+            reply,
+        };
+        let answer = match self.store.ask(ask) {
+            Ok(()) => await_answer(answer, timeout).await,
+            Err(failure) => StoreAnswer::Failed(failure),
+        };
+        match answer {
+            StoreAnswer::Admit => Ok(()),
+            StoreAnswer::Wait(wait) => Err(RateRefusal::OverLimit(wait)),
+            StoreAnswer::Failed(failure) => {
+                let n = &self.store_failures[failure.index()];
+                n.set(n.get() + 1);
+                // The config of this request's snapshot decides (it reloads).
+                match snap.config.rate_limit.on_store_error {
+                    OnStoreError::Allow => Ok(()),
+                    OnStoreError::Deny => Err(RateRefusal::StoreDown),
+                }
+            }
         }
-        match slot.1.as_ref() {
-            Some(l) if !l.is_off() => l.check(principal, tool, Instant::now()),
-            _ => Ok(()),
-        }
+    }
+
+    /// Requests the shared store could not decide, by cause ([`STORE_FAILURES`] order).
+    pub fn store_failures(&self) -> [u64; STORE_FAILURES.len()] {
+        std::array::from_fn(|i| self.store_failures[i].get())
+    }
+
+    /// The shared store's handle (local without one).
+    pub fn store(&self) -> &SharedRateStore {
+        &self.store
     }
 
     /// The list of `kind` as `p` sees it, or `None` when the policy shows everyone
@@ -281,6 +375,25 @@ pub fn refusal(auth: &SharedAuth, d: &Denied) -> Reply {
     r
 }
 
+/// The 503 for a request the shared rate-limit store could not decide on, with
+/// `on_store_error = "deny"`: the gateway's fault, not the client's; retry in a second.
+pub fn store_down(id: &[u8]) -> Reply {
+    let id = if id.is_empty() {
+        b"null".as_slice()
+    } else {
+        id
+    };
+    let mut body = Vec::with_capacity(200);
+    body.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    body.extend_from_slice(id);
+    body.extend_from_slice(
+        br#","error":{"code":-32000,"message":"rate limit store unreachable (rate_limit.on_store_error = deny); retry in 1 s","data":{"blame":"gateway"}}}"#,
+    );
+    let mut r = Reply::json(503, body);
+    r.retry_after = Some(1);
+    r
+}
+
 /// The 429 for a request over its rate.
 pub fn too_many(wait: Duration, id: &[u8]) -> Reply {
     let secs = super::limit::retry_after_secs(wait);
@@ -302,3 +415,7 @@ pub fn too_many(wait: Duration, id: &[u8]) -> Reply {
     r.retry_after = Some(secs.min(u32::MAX as u64) as u32);
     r
 }
+
+#[cfg(test)]
+#[path = "local_limit_store_tests.rs"]
+mod limit_store_tests;

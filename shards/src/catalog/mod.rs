@@ -12,12 +12,16 @@
 //! - [`Catalog`]: lookups for the hot path and the rendered lists.
 //! - [`Discovery`], [`BackendCaps`]: what one backend offered.
 //! - [`page`]: splitting one backend list page into items.
+//! - [`ListsChanged`]: which lists a backend announced changed.
 //! - [`Catalog::share_lists`]: the two eras' catalogs hold the lists they show alike once.
 //! - [`uri`]: URI namespacing and template matching.
+//! - [`params`]: a tool's `x-mcp-header` arguments (its `Mcp-Param-*` headers).
 
 pub mod build;
+mod changed;
 pub mod curate;
 pub mod page;
+pub mod params;
 pub mod search;
 mod share;
 pub mod uri;
@@ -28,6 +32,7 @@ use ahash::RandomState;
 use hashbrown::HashMap;
 use sonic_rs::JsonValueTrait;
 
+pub use changed::ListsChanged;
 pub use page::{parse_page, parse_tools_page};
 
 /// One listed item (tool, prompt, resource or template) exactly as the backend sent it.
@@ -132,6 +137,9 @@ pub struct NameRoute {
     pub idempotent: bool,
     /// The tool is annotated `readOnlyHint: true` (with `idempotent`: cacheable on opt-in).
     pub read_only: bool,
+    /// The tool's arguments mirrored into `Mcp-Param-*` headers (`x-mcp-header`); `None`
+    /// for most tools, and for prompts and resources.
+    pub headers: Option<Arc<params::ToolHeaders>>,
 }
 
 /// Older name of [`NameRoute`].

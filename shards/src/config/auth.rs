@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::redis_url::SecretUrl;
+
 /// How callers prove who they are.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
@@ -182,6 +184,14 @@ pub struct RateLimitSection {
     pub burst: u32,
     /// Per principal and namespaced tool.
     pub tools: BTreeMap<String, ToolLimit>,
+    /// Where the buckets live (restart-only).
+    pub store: RateStore,
+    /// The Redis server of `store = "redis"` (restart-only; may hold a password).
+    pub redis_url: Option<SecretUrl>,
+    /// What a request does when the store cannot decide (down, slow, queue full).
+    pub on_store_error: OnStoreError,
+    /// Longest wait for the store's decision, in ms; past it, `on_store_error`.
+    pub redis_timeout_ms: u64,
 }
 
 impl Default for RateLimitSection {
@@ -190,8 +200,45 @@ impl Default for RateLimitSection {
             requests_per_s: 0.0,
             burst: 20,
             tools: BTreeMap::new(),
+            store: RateStore::Local,
+            redis_url: None,
+            on_store_error: OnStoreError::Allow,
+            redis_timeout_ms: 50,
         }
     }
+}
+
+/// `[rate_limit] store`: where the buckets are kept.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RateStore {
+    /// Each shard keeps its own share (`shared/DESIGN.md`; `auth/limit.rs`): one node only.
+    #[default]
+    Local,
+    /// One bucket per principal (and tool) in Redis, shared by every node: the configured
+    /// rates are the cluster-wide totals.
+    Redis,
+}
+
+impl RateStore {
+    /// The `store` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateStore::Local => "local",
+            RateStore::Redis => "redis",
+        }
+    }
+}
+
+/// `[rate_limit] on_store_error`: a request the store could not decide on.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnStoreError {
+    /// Let it through unlimited (availability first; the default).
+    #[default]
+    Allow,
+    /// Refuse it (503, `Retry-After: 1`).
+    Deny,
 }
 
 /// `[rate_limit.tools]` entry.

@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod cache;
 pub mod model;
+pub mod redis_url;
 mod validate;
 
 #[cfg(test)]
@@ -18,6 +19,8 @@ mod tests;
 mod tests_curation;
 #[cfg(test)]
 mod tests_pool;
+#[cfg(test)]
+mod tests_rate_store;
 
 use std::fmt;
 use std::ops::Range;
@@ -29,6 +32,7 @@ use toml::Spanned;
 pub use auth::*;
 pub use cache::CacheSection;
 pub use model::*;
+pub use redis_url::{parse_redis_url, RedisTarget, SecretUrl};
 pub use validate::{parse_http_url, HttpUrl};
 
 /// The `command` value that means "this gateway binary": the control thread substitutes

@@ -4,7 +4,10 @@
 //! roles' renames and descriptions are checked in `validate_curation.rs`.
 
 use super::{Checker, Seg};
-use crate::config::{AuthMode, Config};
+use crate::config::{parse_redis_url, AuthMode, Config, RateStore};
+
+/// Longest `rate_limit.redis_timeout_ms`: a request waits at most this long for its decision.
+const MAX_STORE_TIMEOUT_MS: u64 = 10_000;
 
 const ALGORITHMS: [&str; 4] = ["RS256", "ES256", "EdDSA", "HS256"];
 
@@ -189,6 +192,27 @@ impl Checker<'_, '_> {
                 let msg = "needs requests_per_s > 0 and burst >= 1".into();
                 self.push(&path, None, msg);
             }
+        }
+        match (&r.redis_url, r.store) {
+            (None, RateStore::Redis) => {
+                let msg =
+                    "is required with store = \"redis\" (redis://[:password@]host[:port][/db])";
+                self.push(&key("redis_url"), None, msg.into());
+            }
+            // The parser's messages never quote the URL: it may hold a password.
+            (Some(url), _) => {
+                if let Err(why) = parse_redis_url(url.expose()) {
+                    self.push(&key("redis_url"), None, why);
+                }
+            }
+            (None, RateStore::Local) => {}
+        }
+        if !(1..=MAX_STORE_TIMEOUT_MS).contains(&r.redis_timeout_ms) {
+            let msg = format!(
+                "must be from 1 to {MAX_STORE_TIMEOUT_MS} ms, got {}",
+                r.redis_timeout_ms
+            );
+            self.push(&key("redis_timeout_ms"), None, msg);
         }
     }
 

@@ -476,6 +476,10 @@ async fn mcp(front: &Rc<LocalFront>, req: &Request, bufs: &mut ConnBuffers) -> R
         last_event_id: bufs.text(&h.last_event_id).map(|s| s.trim().to_string()),
         mcp_method: bufs.text(&h.mcp_method).map(|s| s.trim().to_string()),
         mcp_name: bufs.text(&h.mcp_name).map(|s| s.trim().to_string()),
+        mcp_params: h
+            .mcp_params
+            .then(|| crate::http::request::mcp_params(&bufs.buf[..req.head_len]))
+            .flatten(),
         affinity: {
             let snap = front.router.snapshot.load();
             crate::balance::AffinityValues::from_head(&snap.balance_keys, &bufs.buf[..req.head_len])

@@ -131,6 +131,13 @@ pub fn http_head(data: &[u8]) {
             ];
             let values = AffinityValues::from_head(&keys, head);
             assert!(values.0.len() <= keys.len());
+            // `Mcp-Param-*` headers: read exactly when the parse noted one.
+            let params = crate::http::request::mcp_params(head);
+            assert_eq!(params.is_some(), req.headers.mcp_params);
+            assert!(params
+                .iter()
+                .flat_map(|p| p.iter())
+                .all(|p| !p.name.is_empty()));
         }
         Ok(None) => {
             // Incomplete: every prefix is incomplete too.
@@ -170,6 +177,7 @@ fn read_all(reads: Vec<&[u8]>) -> Read {
                 Ok(req) => {
                     assert!(bufs.consumed <= bufs.buf.len());
                     assert!(req.head_len <= bufs.consumed);
+                    assert!(req.head_len <= LIMITS.max_head, "head over the limit");
                     let head = &bufs.buf[..req.head_len];
                     check_ranges(&req, head);
                     assert!(bufs.body.len() <= LIMITS.max_body, "body over the limit");

@@ -6,8 +6,7 @@ use crate::catalog::{page_of, page_range, parse_cursor};
 use crate::ring::Ring;
 use crate::route::resume::parse_event_id;
 use crate::route::state;
-use crate::upstream::modern::base64_sentinel;
-use crate::wire::header::header_value;
+use crate::wire::header::{base64_sentinel, header_value};
 use crate::wire::jsonrpc::Envelope;
 
 /// A header value as the front reads it (UTF-8, trimmed): the strict `=?base64?…?=` decoder

@@ -127,8 +127,35 @@ pub fn envelope(data: &[u8]) {
             )
         );
     }
-    // `Mcp-Name` computed from the body is visible ASCII and decodes back to the name.
-    for (k, v) in crate::upstream::modern::request_headers(&wire) {
+    // `Mcp-Name` computed from the body is visible ASCII and decodes back to the name; the
+    // `Mcp-Param-*` headers computed for a backend pass the gateway's own check of them.
+    let tool = mirroring_tool();
+    let headers = crate::upstream::modern::request_headers(&wire, Some(tool));
+    if let Ok(w) = Envelope::parse(&wire) {
+        let sent: Vec<crate::http::request::SentParam> = headers
+            .iter()
+            .filter_map(|(k, v)| {
+                let name = k.strip_prefix("mcp-param-")?;
+                assert!(v.bytes().all(|b| (0x20..0x7f).contains(&b)), "{k}: {v:?}");
+                Some(crate::http::request::SentParam {
+                    name: name.to_ascii_lowercase().into(),
+                    value: v.as_bytes().into(),
+                })
+            })
+            .collect();
+        let ambiguous = tool.mirrored.iter().any(|m| {
+            let args = w
+                .params
+                .clone()
+                .and_then(|p| crate::wire::args::arguments(&wire, p));
+            crate::wire::args::at(&wire, args, &m.path) == crate::wire::args::Arg::Ambiguous
+        });
+        if w.method.as_deref() == Some("tools/call") && !ambiguous {
+            let checked = crate::route::params::check(tool, Some(&sent), &wire, &w);
+            assert!(checked.is_ok(), "own headers refused: {checked:?}");
+        }
+    }
+    for (k, v) in headers {
         if k == "mcp-name" {
             assert!(v.bytes().all(|b| (0x20..0x7f).contains(&b)), "{k}: {v:?}");
             let name = crate::wire::header::header_value(&v);
@@ -139,6 +166,18 @@ pub fn envelope(data: &[u8]) {
             );
         }
     }
+}
+
+/// A tool mirroring a top-level and a nested argument, as fuzzed bodies may carry them.
+fn mirroring_tool() -> &'static crate::catalog::params::ToolHeaders {
+    static TOOL: std::sync::OnceLock<crate::catalog::params::ToolHeaders> =
+        std::sync::OnceLock::new();
+    TOOL.get_or_init(|| {
+        let t = br#"{"name":"t","inputSchema":{"type":"object","properties":{"message":{"type":"string","x-mcp-header":"Message"},"a":{"type":"object","properties":{"b":{"type":"integer","x-mcp-header":"B"}}}}}}"#;
+        crate::catalog::params::of_tool(t)
+            .expect("a valid annotation")
+            .expect("two mirrored arguments")
+    })
 }
 
 fn serde_str(v: Option<&serde_json::Value>) -> Option<&str> {

@@ -37,6 +37,29 @@ pub fn backend_lists(data: &[u8]) {
         curation: None,
     };
     let cat = Catalog::build(&[input("a", true), input("b", false)], "__");
+    // Each listed tool's `x-mcp-header` map: only tokens, unique, on a non-empty path, and
+    // bounded; a tool with an invalid one is not in the catalog.
+    for t in d.tools.iter() {
+        match crate::catalog::params::of_tool(&t.json) {
+            Ok(Some(h)) => {
+                assert!(
+                    !h.mirrored.is_empty()
+                        && h.mirrored.len() <= crate::catalog::params::MAX_MIRRORED
+                );
+                for (i, m) in h.mirrored.iter().enumerate() {
+                    assert!(!m.path.is_empty() && !m.name.is_empty());
+                    assert_eq!(*m.lower, m.name.to_ascii_lowercase());
+                    assert!(h.mirrored[..i].iter().all(|o| o.lower != m.lower));
+                }
+            }
+            Ok(None) => {}
+            // (Unless another tool of that name took the name.)
+            Err(_) if d.tools.iter().filter(|o| o.key == t.key).count() == 1 => {
+                assert!(cat.route(&format!("a__{}", t.key)).is_none())
+            }
+            Err(_) => {}
+        }
+    }
     for kind in [
         ListKind::Tools,
         ListKind::Prompts,

@@ -168,3 +168,29 @@ fn idle_connections_give_back_a_large_requests_memory() {
     assert!(max_chunked_raw(4096) < 100_000);
     assert_eq!(max_chunked_raw(usize::MAX), usize::MAX);
 }
+
+#[test]
+fn mcp_param_headers_are_noted_and_read_only_when_sent() {
+    use crate::http::request::mcp_params;
+    let plain = format!("{POST}Mcp-Name: x\r\nMcp-Params: no\r\nMcp-Param-: no\r\n\r\n");
+    let (req, _, _) = parse_head(plain.as_bytes()).unwrap().unwrap();
+    assert!(!req.headers.mcp_params, "no Mcp-Param-{{Name}} header");
+    assert_eq!(mcp_params(plain.as_bytes()), None);
+    let head = format!(
+        "{POST}MCP-PARAM-Region:  us-west1 \r\nmcp-param-region: again\r\nMcp-Param-Flag: \r\nX: y\r\nMcp-Param-Greeting: =?base64?SGk=?=\r\n\r\n"
+    );
+    let (req, _, _) = parse_head(head.as_bytes()).unwrap().unwrap();
+    assert!(req.headers.mcp_params);
+    let sent = mcp_params(head.as_bytes()).unwrap();
+    let got: Vec<(&str, &[u8])> = sent.iter().map(|p| (&*p.name, &*p.value)).collect();
+    assert_eq!(
+        got,
+        [
+            ("region", &b"us-west1"[..]),
+            ("region", b"again"),
+            ("flag", b""),
+            ("greeting", b"=?base64?SGk=?="),
+        ],
+        "names lower-cased, values trimmed, repeats kept for the check to refuse"
+    );
+}

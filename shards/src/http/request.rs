@@ -77,6 +77,47 @@ pub struct KnownHeaders {
     pub mcp_name: Option<Range<usize>>,
     /// `X-MCP-Discovery` (a client's choice of `full` or `search` tool discovery).
     pub discovery: Option<Range<usize>>,
+    /// Some `Mcp-Param-*` header was sent (2026-07-28; read with [`mcp_params`]).
+    pub mcp_params: bool,
+}
+
+/// One `Mcp-Param-{Name}` header a client sent (2026-07-28, SEP-2243).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentParam {
+    /// `{Name}`, lower-cased.
+    pub name: Box<str>,
+    /// The value without optional whitespace, as bytes: it is checked, not trusted.
+    pub value: Box<[u8]>,
+}
+
+/// The `Mcp-Param-*` headers of one request, in the order sent (a name may repeat: whoever
+/// checks them refuses that).
+pub type SentParams = std::sync::Arc<[SentParam]>;
+
+const PARAM_PREFIX: &str = "mcp-param-";
+
+fn is_param_header(name: &str) -> bool {
+    name.len() > PARAM_PREFIX.len()
+        && name.as_bytes()[..PARAM_PREFIX.len()].eq_ignore_ascii_case(PARAM_PREFIX.as_bytes())
+}
+
+/// The `Mcp-Param-*` headers of the request head `head` (which [`parse_head`] accepted, so
+/// at most 64 lines within the head limit). Read only for a request that has some: one
+/// allocation for them all.
+pub fn mcp_params(head: &[u8]) -> Option<SentParams> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    req.parse(head).ok()?;
+    let sent: Vec<SentParam> = req
+        .headers
+        .iter()
+        .filter(|h| is_param_header(h.name))
+        .map(|h| SentParam {
+            name: h.name[PARAM_PREFIX.len()..].to_ascii_lowercase().into(),
+            value: h.value.trim_ascii().into(),
+        })
+        .collect();
+    (!sent.is_empty()).then(|| sent.into())
 }
 
 /// One parsed request: head ranges into `head_buf`, body in `body`.
@@ -202,6 +243,11 @@ pub async fn read_request<S: AsyncReadRent + AsyncWriteRent>(
         match parse_head(&bufs.buf) {
             Ok(Some((req_head, framing, expect_continue))) => {
                 let head_len = req_head.head_len;
+                // A head that arrived whole in one read is held to the limit too (a read
+                // may bring up to the buffer's spare room, 64 KiB on a reused connection).
+                if head_len > limits.max_head {
+                    return Err(ReadError::Status(431, "request head too large"));
+                }
                 bufs.consumed = head_len;
                 bufs.body_start = head_len;
                 if let Framing::Length(n) = framing {
@@ -313,6 +359,8 @@ fn head_from(
         } else if name.eq_ignore_ascii_case("accept") {
             // A list field: several lines are legal; the last one is read.
             headers.accept = Some(v);
+        } else if is_param_header(name) {
+            headers.mcp_params = true;
         } else {
             let slot = match name.len() {
                 6 if name.eq_ignore_ascii_case("origin") => &mut headers.origin,

@@ -350,6 +350,7 @@ async fn resume_parked(
             last_event_id: None,
             mcp_method: req.mcp_method.clone(),
             mcp_name: req.mcp_name.clone(),
+            mcp_params: req.mcp_params.clone(),
             affinity: req.affinity.clone(),
             principal: req.principal.clone(),
             discovery: req.discovery,

@@ -42,7 +42,7 @@ pub(crate) async fn by_name(call: Call<'_>, kind: Named) -> Result<Answer, McpEr
             .ok_or_else(|| McpError::UnknownTool(called.to_string()))?,
         None => called,
     };
-    let (backend, original_json, idempotent, cacheable) = {
+    let (backend, original_json, idempotent, cacheable, tool_headers) = {
         let snap = router.snapshot.load();
         let catalog = snap.catalog_for(era.modern);
         let route = match kind {
@@ -89,6 +89,12 @@ pub(crate) async fn by_name(call: Call<'_>, kind: Named) -> Result<Answer, McpEr
             }
         }
         crate::route::bridge::may_replay(&snap, route.backend, &era)?;
+        // 2026 over HTTP: the `Mcp-Param-*` headers agree with the body (`route/params.rs`).
+        if let (Some(h), crate::route::request::ParamCheck::On(sent)) =
+            (&route.headers, &era.params)
+        {
+            crate::route::params::check(h, sent.as_deref(), body, env)?;
+        }
         // A replay answers its backend from this client's input: never shared with others.
         let cacheable = route.read_only
             && route.idempotent
@@ -99,6 +105,7 @@ pub(crate) async fn by_name(call: Call<'_>, kind: Named) -> Result<Answer, McpEr
             route.original_json.clone(),
             route.idempotent,
             cacheable,
+            route.headers.clone(),
         )
     };
     if matches!(kind, Named::Tool) {
@@ -108,6 +115,7 @@ pub(crate) async fn by_name(call: Call<'_>, kind: Named) -> Result<Answer, McpEr
     era.retry_safe = idempotent || matches!(kind, Named::Prompt);
     if matches!(kind, Named::Tool) {
         era.tool = sonic_rs::from_slice::<String>(&original_json).ok();
+        era.tool_headers = tool_headers;
     }
     let target = cacheable.then_some(crate::route::cached::Target {
         what: crate::cache::Cacheable::Call,

@@ -44,7 +44,7 @@ pub async fn handle(router: &Rc<Router>, req: McpHttpRequest, may_hand_off: bool
         Err(refused) => return *refused,
     };
     if may_hand_off {
-        if let Err(refused) = phases::rate_limit(router, &req, &env) {
+        if let Err(refused) = phases::rate_limit(router, &req, &env).await {
             return *refused;
         }
     }

@@ -237,6 +237,7 @@ pub(crate) async fn forward(
         }),
         deadline: Some(deadline.clone()),
         retry_safe: era.retry_safe,
+        tool_headers: era.tool_headers.clone(),
     };
     let finish = Finisher {
         router: router.clone(),

@@ -261,6 +261,12 @@ pub(crate) async fn call(call: Call<'_>) -> Result<Answer, McpError> {
             );
             let inner = inner.into_bytes();
             let inner_env = Envelope::parse(&inner)?;
+            // The client's `Mcp-Param-*` headers were those of `call_tool` (none): the
+            // inner tool's are not asked of it. Its backend still gets them, computed.
+            let era = Era {
+                params: crate::route::request::ParamCheck::Off,
+                ..era
+            };
             let inner_call = Call {
                 router,
                 sid,

@@ -9,7 +9,8 @@
 //! - [`call`]: one request on its way to a backend; [`by_name`]: routing it by name or URI.
 //! - Admission: [`phases`] (every check before a method runs, both eras, in order),
 //!   [`dispatch`] (session checks, handoff to the owner shard, method routing),
-//!   [`modern`] (the 2026 era's checks and methods).
+//!   [`modern`] (the 2026 era's checks and methods), [`params`] (`Mcp-Param-*` headers
+//!   against the called tool's `x-mcp-header` arguments).
 //! - 2025 sessions: [`lifecycle`] (initialize, GET stream, DELETE), [`session`] and
 //!   [`session_table`] (ids that land on their shard, caps), [`resume`] (`Last-Event-ID`),
 //!   [`streams`] (what goes on a session's GET stream, and what HTTP backends push).
@@ -35,6 +36,7 @@ pub mod meta;
 pub mod methods;
 pub mod modern;
 pub mod observe;
+pub mod params;
 pub mod per_client;
 pub mod phases;
 pub mod request;

@@ -118,6 +118,8 @@ async fn serve_counted(
         bind: parkable
             .then(|| crate::route::state::binding_of(&req.body, env, &req.principal.name)),
         inputs: Default::default(),
+        params: crate::route::request::ParamCheck::On(req.mcp_params.clone()),
+        tool_headers: None,
     };
     let body = &req.body[..];
     // A retry of a call the gateway parked on this client's input.
@@ -190,7 +192,7 @@ async fn serve_counted(
             McpError::InvalidParams(format!("resource not found: {uri}"))
                 .to_response_with_uri(id, &uri),
         ),
-        Err(e) => err(200, e, id),
+        Err(e) => err(status_of(e.code()), e, id),
     }
 }
 
@@ -201,12 +203,18 @@ fn modern_status(body: &[u8]) -> u16 {
     if !body.windows(8).any(|w| w == b"\"error\":") {
         return 200;
     }
-    match sonic_rs::get(body, ["error", "code"])
+    sonic_rs::get(body, ["error", "code"])
         .ok()
         .and_then(|c| c.as_i64())
-    {
-        Some(-32020) | Some(-32021) | Some(-32022) => 400,
-        Some(-32601) => 404,
+        .map_or(200, status_of)
+}
+
+/// The HTTP status of a 2026 error answer with JSON-RPC code `code`.
+fn status_of(code: impl Into<i64>) -> u16 {
+    match code.into() {
+        // HeaderMismatch, MissingRequiredClientCapability, UnsupportedProtocolVersion.
+        -32022..=-32020 => 400,
+        -32601 => 404,
         _ => 200,
     }
 }

@@ -41,12 +41,11 @@ pub fn handle_for(router: &Rc<Router>, sid: &str, spec: &BackendSpec) -> Option<
             let slot = Rc::new(LocalStdioSlot::for_client(spec.clone(), caps));
             let (tx, rx) = futures_channel::oneshot::channel();
             // The shared instance reports the catalog; this one only serves its client.
-            let report: crate::upstream::stdio::Report = Rc::new(|_| {});
             let updates: crate::upstream::stdio::Updates = Rc::new(|_| {});
             monoio::spawn(crate::upstream::stdio::supervise(
                 slot.clone(),
                 spec.timeout,
-                report,
+                None,
                 updates,
                 tx,
                 router.upstreams.spawn_gate.clone(),

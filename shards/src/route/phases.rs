@@ -11,6 +11,7 @@
 
 use std::rc::Rc;
 
+use crate::auth::local::RateRefusal;
 use crate::error::McpError;
 use crate::http::response::Reply;
 use crate::route::request::{check_version_header, rpc_error, McpHttpRequest};
@@ -29,9 +30,10 @@ pub(crate) fn parse(body: &[u8]) -> Result<Envelope<'_>, Box<Reply>> {
     Envelope::parse(body).map_err(|e| Box::new(rpc_error(400, &e, Envelope::id_hint(body))))
 }
 
-/// The caller is within its rate limits (429). Run once, on the shard the client's
-/// connection is on, never again after a handoff to the session's owner.
-pub(crate) fn rate_limit(
+/// The caller is within its rate limits (429; 503 when the shared store cannot decide and
+/// `on_store_error = "deny"`). Run once, on the shard the client's connection is on, never
+/// again after a handoff to the session's owner. Only a shared store makes it wait.
+pub(crate) async fn rate_limit(
     router: &Rc<Router>,
     req: &McpHttpRequest,
     env: &Envelope<'_>,
@@ -43,8 +45,12 @@ pub(crate) fn rate_limit(
         .then_some(env.name_str.as_deref())
         .flatten();
     let snap = router.snapshot.load();
-    if let Err(wait) = router.auth.rate(&snap, &req.principal.name, tool) {
-        let reply = crate::auth::local::too_many(wait, env.id_bytes(&req.body));
+    if let Err(refused) = router.auth.rate(&snap, &req.principal.name, tool).await {
+        let id = env.id_bytes(&req.body);
+        let reply = match refused {
+            RateRefusal::OverLimit(wait) => crate::auth::local::too_many(wait, id),
+            RateRefusal::StoreDown => crate::auth::local::store_down(id),
+        };
         let sid = req.session_id.as_deref().map(str::as_bytes);
         let who = Some(&*req.principal.name);
         crate::route::audit::refused(router, &req.body, &reply, who, sid);

@@ -20,6 +20,7 @@ fn req(
         last_event_id: None,
         mcp_method: method.map(str::to_string),
         mcp_name: name.map(str::to_string),
+        mcp_params: None,
         affinity: Default::default(),
         principal: Principal::new("p", Vec::new()),
         discovery: crate::config::Discovery::Full,

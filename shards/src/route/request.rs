@@ -27,6 +27,8 @@ pub struct McpHttpRequest {
     pub mcp_method: Option<String>,
     /// `Mcp-Name` (2026-07-28).
     pub mcp_name: Option<String>,
+    /// `Mcp-Param-*` (2026-07-28), when the request has any.
+    pub mcp_params: Option<crate::http::request::SentParams>,
     /// Header and claim values for `consistent_hash` balance keys (usually empty).
     pub affinity: crate::balance::AffinityValues,
     /// Who sent it (authenticated by the front; `anonymous` when auth is off).
@@ -112,6 +114,23 @@ pub struct Era {
     /// Modern: the client's answers to this call's bridged input requests (given so far, and
     /// still to give when the call is a replay of one parked on another node).
     pub inputs: crate::route::tables::parked::InputLog,
+    /// Whether, and against what, the called tool's `x-mcp-header` arguments are checked.
+    pub params: ParamCheck,
+    /// The called tool's `x-mcp-header` arguments: the backend gets their `Mcp-Param-*`
+    /// headers computed from the body it is sent (`upstream/modern.rs`).
+    pub tool_headers: Option<std::sync::Arc<crate::catalog::params::ToolHeaders>>,
+}
+
+/// What the `Mcp-Param-*` check (`route/params.rs`) sees of a request.
+#[derive(Debug, Clone, Default)]
+pub enum ParamCheck {
+    /// No check: a 2025-era request, or a meta tool's inner call (the client's headers were
+    /// computed for the meta tool, which mirrors nothing).
+    #[default]
+    Off,
+    /// A 2026-07-28 request over HTTP and the `Mcp-Param-*` headers it carried (`None`:
+    /// none, which is what a tool call without mirrored arguments sends).
+    On(Option<crate::http::request::SentParams>),
 }
 
 /// A backend result's `ttlMs` and whether its `cacheScope` is private.

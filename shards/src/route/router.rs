@@ -61,6 +61,8 @@ pub struct RouterParts {
     pub keys: crate::auth::keys::SharedKeysSlot,
     /// The audit log.
     pub audit: crate::audit::SharedAuditSink,
+    /// The shared rate-limit store (`SharedRateStore::local()` without one).
+    pub rate_store: crate::auth::limit_store::SharedRateStore,
     /// Token accounting.
     pub tokens: crate::route::tokens::SharedTokenSink,
     /// This shard's backends.
@@ -122,7 +124,12 @@ impl Router {
     /// A router with no sessions, calls or streams yet.
     pub fn new(parts: RouterParts) -> Router {
         Router {
-            auth: crate::auth::local::LocalAuth::new(parts.keys, parts.audit, parts.shards),
+            auth: crate::auth::local::LocalAuth::new(
+                parts.keys,
+                parts.audit,
+                parts.rate_store,
+                parts.shards,
+            ),
             id: parts.id,
             shards: parts.shards,
             ring: parts.ring,

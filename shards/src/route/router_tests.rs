@@ -133,6 +133,7 @@ fn router_with(
         readiness: Default::default(),
         keys: Default::default(),
         audit: crate::audit::SharedAuditSink::disabled(),
+        rate_store: crate::auth::limit_store::SharedRateStore::local(),
         tokens: crate::route::tokens::SharedTokenSink::disabled(),
         upstreams: Upstreams::new(crate::upstream::stdio::gate::SharedSpawnGate::new(1)),
     }))
@@ -147,6 +148,7 @@ fn post(principal: &Principal, sid: Option<&str>, body: &str) -> McpHttpRequest 
         last_event_id: None,
         mcp_method: None,
         mcp_name: None,
+        mcp_params: None,
         affinity: Default::default(),
         principal: principal.clone(),
         discovery: crate::config::Discovery::Full,

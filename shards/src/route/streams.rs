@@ -75,7 +75,7 @@ pub fn resource_updated(router: &Rc<Router>, server: &str, original: &str) {
 pub fn push_handler(
     router: &Rc<Router>,
     server: &str,
-    relist: Option<futures_channel::mpsc::UnboundedSender<()>>,
+    relist: Option<crate::upstream::relist::RelistTx>,
 ) -> crate::upstream::listen::OnPush {
     let router = router.clone();
     let server = server.to_string();
@@ -85,9 +85,9 @@ pub fn push_handler(
             .ok()
             .and_then(|m| m.as_str().map(str::to_string))
             .unwrap_or_default();
-        if method.ends_with("/list_changed") {
+        if let Some(kinds) = crate::catalog::ListsChanged::from_method(&method) {
             if let Some(tx) = &relist {
-                let _ = tx.unbounded_send(());
+                tx.poke(kinds);
             }
         } else if method == "notifications/resources/updated" {
             if let Some(uri) = sonic_rs::get(&msg[..], ["params", "uri"])

@@ -125,6 +125,9 @@ pub enum ControlEvent {
         server: String,
         /// What it offers, or why it is down.
         result: Result<Discovery, String>,
+        /// The lists it announced changed (a re-list it caused): clients hear of these
+        /// kinds even if the merged lists come out the same (`catalog/changed.rs`).
+        announced: crate::catalog::ListsChanged,
     },
     /// The shard's cumulative figures (every 500 ms).
     Stats(Box<crate::stats::report::ShardStats>),
@@ -170,6 +173,8 @@ pub struct ShardInit {
     pub keys: crate::auth::keys::SharedKeysSlot,
     /// The audit log (disabled unless `[audit] enabled`).
     pub audit: crate::audit::SharedAuditSink,
+    /// The shared rate-limit store (`SharedRateStore::local()` unless `store = "redis"`).
+    pub rate_store: crate::auth::limit_store::SharedRateStore,
     /// Token accounting (disabled unless `[metrics] tokens` names an encoding).
     pub tokens: crate::route::tokens::SharedTokenSink,
     /// TLS termination (`[server.tls]`), the same config for every shard.
@@ -260,6 +265,7 @@ async fn shard_main(init: ShardInit) {
         readiness: init.readiness.clone(),
         keys: init.keys.clone(),
         audit: init.audit.clone(),
+        rate_store: init.rate_store.clone(),
         tokens: init.tokens.clone(),
         upstreams: Upstreams::new(init.spawn_gate.clone()),
     }));

@@ -7,7 +7,7 @@
 use std::rc::Rc;
 
 use crate::shard::LocalShard;
-use crate::stats::report::{CacheReport, ShardStats};
+use crate::stats::report::{CacheReport, RateStoreReport, ShardStats};
 use crate::upstream::LocalBackend;
 
 /// Builds the shard's report now.
@@ -36,6 +36,11 @@ pub fn build(shard: &Rc<LocalShard>) -> ShardStats {
         requests: shard.router.stats.requests_copy(),
         calls: shard.router.stats.calls_copy(),
         replicas,
+        rate_store: RateStoreReport {
+            shared: shard.router.auth.store().is_shared(),
+            up: shard.router.auth.store().is_up(),
+            failures: shard.router.auth.store_failures(),
+        },
         cache: shard.router.snapshot.load().config.cache.enabled.then(|| {
             let (entries, bytes) = shard.router.cache.size();
             CacheReport {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures_channel::oneshot;
 
+use crate::catalog::ListsChanged;
 use crate::config::Transport;
 use crate::shard::{ControlEvent, LocalShard, ShardMsg};
 use crate::upstream::http::LocalHttpBackend;
@@ -100,11 +101,7 @@ fn own_stdio(
 ) -> Rc<LocalBackend> {
     let slot = Rc::new(LocalStdioSlot::new(spec.clone()).with_instance(instance));
     let (tx, rx) = oneshot::channel();
-    let report: crate::upstream::stdio::Report = if reports {
-        reporter(shard, &spec.id)
-    } else {
-        Rc::new(|_| {})
-    };
+    let report = reports.then(|| reporter(shard, &spec.id));
     let updates = updates_broadcaster(shard, &spec.id);
     monoio::spawn(crate::upstream::stdio::supervise(
         slot.clone(),
@@ -148,16 +145,18 @@ fn updates_broadcaster(shard: &Rc<LocalShard>, server: &str) -> crate::upstream:
 fn reporter(shard: &Rc<LocalShard>, server: &str) -> crate::upstream::stdio::Report {
     let control = shard.control.clone();
     let server = server.to_string();
-    Rc::new(move |result| {
+    Rc::new(move |result, announced| {
         let _ = control.send(ControlEvent::Discovered {
             server: server.clone(),
             result,
+            announced,
         });
     })
 }
 
 /// Discovers an HTTP backend's catalog (retrying with backoff until it answers), then listens
-/// for its list changes and re-discovers on each.
+/// for its list changes (its 2025 GET stream, its 2026 `subscriptions/listen`, whichever it
+/// speaks) and re-discovers when one says its lists changed (paced: `upstream/relist.rs`).
 async fn discover_http(
     shard: Rc<LocalShard>,
     server: String,
@@ -165,11 +164,11 @@ async fn discover_http(
     timeout: Duration,
 ) {
     let report = reporter(&shard, &server);
-    let (relist_tx, mut relist_rx) = futures_channel::mpsc::unbounded::<()>();
-    let mut relist_tx = Some(relist_tx);
+    let (relist_tx, mut relist_rx) = crate::upstream::relist::channel();
+    let mut announced = ListsChanged::NONE;
     loop {
         let mut backoff = Duration::from_millis(250);
-        loop {
+        let found = loop {
             if shard.router.draining.get() || backend.retired() {
                 return;
             }
@@ -182,27 +181,52 @@ async fn discover_http(
             match Box::pin(async { discover(&server, &backend, caps?, timeout).await }).await {
                 Ok(found) => {
                     tracing::info!(server = %server, tools = found.tools.len(), prompts = found.prompts.len(), resources = found.resources.len(), "http backend ready");
-                    report(Ok(found));
-                    break;
+                    let caps = found.caps.clone();
+                    report(Ok(found), announced.declared_by(&caps));
+                    break caps;
                 }
                 Err(e) => {
                     tracing::warn!(server = %server, "http backend discovery failed: {e}; retrying in {backoff:?}");
-                    report(Err(e.reason_for_backend()));
+                    report(Err(e.reason_for_backend()), ListsChanged::NONE);
                 }
             }
             monoio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(30));
+        };
+        if let LocalBackend::Http(h) = &*backend {
+            // Both start once and keep running; a backend whose era changed (a restart as
+            // another version) gets the stream it now offers at the next re-list.
+            let (legacy, modern) = h.eras();
+            if legacy {
+                h.ensure_listening(
+                    crate::route::streams::push_handler(
+                        &shard.router,
+                        &server,
+                        Some(relist_tx.clone()),
+                    ),
+                    shard.router.draining.clone(),
+                );
+            }
+            if modern && found.list_changed {
+                h.ensure_subscribed(relist_tx.clone(), shard.router.draining.clone());
+            }
         }
-        if let (LocalBackend::Http(h), Some(tx)) = (&*backend, relist_tx.take()) {
-            h.ensure_listening(
-                crate::route::streams::push_handler(&shard.router, &server, Some(tx)),
-                shard.router.draining.clone(),
-            );
+        // This task holds a poker itself (for streams started later): it ends by watching.
+        let next = monoio::select! {
+            k = relist_rx.next() => k,
+            _ = gone(&shard, &backend) => None,
+        };
+        match next {
+            Some(kinds) => announced = kinds,
+            None => return,
         }
-        if crate::rt::next(&mut relist_rx).await.is_none() {
-            return;
-        }
-        monoio::time::sleep(Duration::from_millis(20)).await;
-        while relist_rx.try_recv().is_ok() {}
+    }
+}
+
+/// Resolves once the shard drains or a reload retires the backend (polled: both are rare
+/// and not urgent).
+async fn gone(shard: &LocalShard, backend: &LocalBackend) {
+    while !shard.router.draining.get() && !backend.retired() {
+        monoio::time::sleep(Duration::from_millis(250)).await;
     }
 }

@@ -77,6 +77,20 @@ pub struct ShardStats {
     pub replicas: Vec<ReplicaStats>,
     /// The response cache, when `[cache] enabled`.
     pub cache: Option<CacheReport>,
+    /// The rate-limit store as this shard sees it.
+    pub rate_store: RateStoreReport,
+}
+
+/// One shard's view of the rate-limit store (`[rate_limit] store`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateStoreReport {
+    /// A shared store (`store = "redis"`); else the shard's own buckets, which never fail.
+    pub shared: bool,
+    /// The store answered when the report was built (the store thread's last state).
+    pub up: bool,
+    /// Requests that followed `on_store_error`, by cause, in the order of
+    /// `auth::limit_store::STORE_FAILURES` (cumulative).
+    pub failures: [u64; 4],
 }
 
 /// One shard's response cache and single-flight figures.

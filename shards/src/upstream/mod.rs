@@ -12,7 +12,9 @@
 //!   related to a call (progress, log, server-to-client request).
 //! - [`LocalBackend`]: the per-shard handle, whatever the transport: Streamable HTTP
 //!   ([`http`], with the gateway's GET stream [`listen`]), stdio ([`stdio`]) or the deprecated HTTP+SSE ([`sse_legacy`]); the
-//!   2026-07-28 era toward backends that speak it ([`modern`]).
+//!   2026-07-28 era toward backends that speak it ([`modern`]), and the gateway's own
+//!   `subscriptions/listen` toward them ([`subscribe`]).
+//! - [`relist`]: the bounded, paced "lists may have changed" signal that re-discovery waits on.
 //! - [`registry::Upstreams`]: all of one shard's backends, children and in-flight counts.
 //! - [`routes`]: where a channel's messages go (replies by id, progress by token); [`ids`]:
 //!   unguessable request ids; [`rewake`]: a call's timeout kept across tasks;
@@ -26,10 +28,12 @@ pub mod listen;
 pub mod messages;
 pub mod modern;
 pub mod registry;
+pub mod relist;
 pub mod rewake;
 pub mod routes;
 pub mod sse_legacy;
 pub mod stdio;
+pub mod subscribe;
 
 mod client;
 pub use client::*;
@@ -79,6 +83,9 @@ pub struct CallOpts {
     pub deadline: Option<Deadline>,
     /// May be retried on another replica if it could not be delivered.
     pub retry_safe: bool,
+    /// A `tools/call` of a tool with `x-mcp-header` arguments: toward a 2026 HTTP backend,
+    /// their `Mcp-Param-*` headers, computed from the body sent (`upstream/modern.rs`).
+    pub tool_headers: Option<std::sync::Arc<crate::catalog::params::ToolHeaders>>,
 }
 
 /// A call's movable deadline, shared with the caller (`Send`: it may cross to an owner
@@ -146,6 +153,7 @@ impl CallOpts {
             affinity: self.affinity,
             deadline: self.deadline.clone(),
             retry_safe: false,
+            tool_headers: self.tool_headers.clone(),
         }
     }
 

@@ -5,7 +5,8 @@
 //! anything else (an error, a 4xx, a timeout) means the 2025 handshake. A modern backend gets
 //! no session: every request carries the per-request `_meta` (added here when the client is
 //! a 2025-era one; a modern client's own `_meta`, with its own capabilities, travels as is)
-//! and, over HTTP, the `Mcp-Method`/`Mcp-Name` headers computed from the outgoing body.
+//! and, over HTTP, the `Mcp-Method`/`Mcp-Name` headers and a tool's `Mcp-Param-*` headers
+//! computed from the outgoing body.
 
 use std::ops::Range;
 
@@ -14,6 +15,8 @@ use sonic_rs::JsonValueTrait;
 use crate::catalog::BackendCaps;
 use crate::error::McpError;
 use crate::upstream::BackendReply;
+use crate::wire::args;
+use crate::wire::header::encode_value;
 use crate::wire::jsonrpc::{splice_tracking, Envelope};
 
 /// The modern version the gateway speaks to backends.
@@ -85,40 +88,45 @@ pub fn to_modern(body: &[u8], id: Range<usize>) -> Result<(Vec<u8>, Range<usize>
     Ok((out, id_at))
 }
 
-/// `Mcp-Method` and, for the three named methods, `Mcp-Name` of an outgoing modern request.
-pub fn request_headers(body: &[u8]) -> Vec<(String, String)> {
+/// `Mcp-Method` and, for the three named methods, `Mcp-Name` of an outgoing modern request;
+/// for a `tools/call` of a tool with `x-mcp-header` arguments (`tool`), their
+/// `Mcp-Param-*` headers: all of them computed from `body`, the request as the backend gets
+/// it (its own tool name, whatever the client called the tool). An argument the body names
+/// twice gets no header (the client's request was refused for it where it was checked).
+pub fn request_headers(
+    body: &[u8],
+    tool: Option<&crate::catalog::params::ToolHeaders>,
+) -> Vec<(String, String)> {
     let Ok(env) = Envelope::parse(body) else {
         return Vec::new();
     };
-    let method = env.method.as_deref().unwrap_or("").to_string();
-    let mut h = vec![("mcp-method".to_string(), method.clone())];
-    let name = match method.as_str() {
+    let method = env.method.as_deref().unwrap_or("");
+    let mirrored = tool
+        .filter(|_| method == "tools/call")
+        .map(|t| &t.mirrored[..]);
+    let mut h = Vec::with_capacity(2 + mirrored.map_or(0, <[_]>::len));
+    h.push(("mcp-method".to_string(), method.to_string()));
+    let name = match method {
         "tools/call" | "prompts/get" => env.name_str.as_deref(),
         "resources/read" => env.uri_str.as_deref(),
         _ => None,
     };
     if let Some(n) = name {
-        let safe = n.bytes().all(|b| (0x20..0x7f).contains(&b)) && n.trim() == n;
-        h.push((
-            "mcp-name".to_string(),
-            if safe {
-                n.to_string()
-            } else {
-                base64_sentinel(n.as_bytes())
-            },
-        ));
+        h.push(("mcp-name".to_string(), encode_value(n).into_owned()));
+    }
+    if let Some(mirrored) = mirrored {
+        let args = env.params.clone().and_then(|p| args::arguments(body, p));
+        for m in mirrored {
+            let arg = args::at(body, args.clone(), &m.path);
+            if let Some(text) = args::render(&arg) {
+                h.push((
+                    format!("mcp-param-{}", m.name),
+                    encode_value(&text).into_owned(),
+                ));
+            }
+        }
     }
     h
-}
-
-/// `=?base64?…?=` for header values that are not plain visible ASCII.
-pub(crate) fn base64_sentinel(data: &[u8]) -> String {
-    use base64::Engine;
-    let mut s = String::with_capacity(11 + data.len().div_ceil(3) * 4);
-    s.push_str("=?base64?");
-    base64::engine::general_purpose::STANDARD.encode_string(data, &mut s);
-    s.push_str("?=");
-    s
 }
 
 #[cfg(test)]
@@ -153,6 +161,7 @@ mod tests {
 
     #[test]
     fn header_sentinels_are_standard_padded_base64() {
+        use crate::wire::header::base64_sentinel;
         assert_eq!(base64_sentinel(b""), "=?base64??=");
         assert_eq!(base64_sentinel(b"H"), "=?base64?SA==?=");
         assert_eq!(base64_sentinel(b"He"), "=?base64?SGU=?=");
@@ -164,6 +173,7 @@ mod tests {
     fn names_become_headers() {
         let h = request_headers(
             br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#,
+            None,
         );
         assert_eq!(
             h,
@@ -172,7 +182,37 @@ mod tests {
                 ("mcp-name".into(), "echo".into())
             ]
         );
-        let h = request_headers("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{\"uri\":\"a://é\"}}".as_bytes());
+        let h = request_headers("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{\"uri\":\"a://é\"}}".as_bytes(), None);
         assert!(h[1].1.starts_with("=?base64?"));
+    }
+
+    #[test]
+    fn mirrored_arguments_become_headers_computed_from_the_body_sent() {
+        let tool = crate::catalog::params::of_tool(
+            br#"{"name":"q","inputSchema":{"type":"object","properties":{
+                "region":{"type":"string","x-mcp-header":"Region"},
+                "n":{"type":"integer","x-mcp-header":"N"},
+                "o":{"type":"object","properties":{"dry":{"type":"boolean","x-mcp-header":"Dry"}}},
+                "gone":{"type":"string","x-mcp-header":"Gone"},
+                "nil":{"type":"string","x-mcp-header":"Nil"}}}}"#,
+        )
+        .unwrap()
+        .unwrap();
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"query","arguments":{"region":"日本語","n":42.0,"o":{"dry":false},"nil":null}}}"#;
+        let h = request_headers(body.as_bytes(), Some(&tool));
+        let want: Vec<(String, String)> = [
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "query"),
+            ("mcp-param-Region", "=?base64?5pel5pys6Kqe?="),
+            ("mcp-param-N", "42"),
+            ("mcp-param-Dry", "false"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(h, want, "absent and null arguments send no header");
+        // Only for tools/call: a prompt with the same name mirrors nothing.
+        let p = r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"query","arguments":{"region":"x"}}}"#;
+        assert_eq!(request_headers(p.as_bytes(), Some(&tool)).len(), 2);
     }
 }

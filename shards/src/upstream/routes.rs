@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use ahash::RandomState;
-use futures_channel::{mpsc, oneshot};
+use futures_channel::oneshot;
 use hashbrown::HashMap;
 
 use crate::error::McpError;
@@ -43,7 +43,7 @@ pub(crate) struct LocalRoutes {
     /// The same by call: how many of its requests are unanswered (absent: none).
     pub(crate) waiting: RefCell<HashMap<u64, u32, RandomState>>,
     /// Signals the supervisor that the backend's lists changed (re-discover).
-    pub(crate) relist: RefCell<Option<mpsc::UnboundedSender<()>>>,
+    pub(crate) relist: RefCell<Option<crate::upstream::relist::RelistTx>>,
     /// Unrelated notifications for clients (resources/updated), as the backend sent them.
     pub(crate) unrelated: RefCell<Option<Updates>>,
 }
@@ -333,10 +333,16 @@ fn route_notification(server: &str, line: &[u8], env: &Envelope<'_>, routes: &Lo
         }
         return;
     }
-    if method.ends_with("/list_changed") {
+    if let Some(kinds) = crate::catalog::ListsChanged::from_method(method) {
+        // On a 2026 child this is its listen stream's (`stdio/subscribe.rs`): same channel.
         if let Some(tx) = routes.relist.borrow().as_ref() {
-            let _ = tx.unbounded_send(());
+            tx.poke(kinds);
         }
+        return;
+    }
+    if method == "notifications/subscriptions/acknowledged" {
+        // The gateway's own listen (`stdio/subscribe.rs`) was accepted; one per process.
+        tracing::info!(server = %server, "upstream subscriptions/listen open");
         return;
     }
     if method == "notifications/resources/updated" {
@@ -360,6 +366,7 @@ fn route_notification(server: &str, line: &[u8], env: &Envelope<'_>, routes: &Lo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_channel::mpsc;
     use std::cell::RefCell as Cell;
 
     const ASK: &[u8] = br#"{"jsonrpc":"2.0","id":5,"method":"elicitation/create","params":{}}"#;
@@ -428,6 +435,7 @@ mod tests {
 #[cfg(test)]
 mod registration_tests {
     use super::*;
+    use futures_channel::mpsc;
 
     fn empty(r: &LocalRoutes) -> bool {
         r.pending.borrow().is_empty()

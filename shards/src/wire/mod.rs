@@ -9,12 +9,14 @@
 //! # Key Components
 //! - [`jsonrpc`]: the lazy [`jsonrpc::Envelope`], refusals of hostile shapes, splices.
 //! - [`scan`]: the nesting bound and the allocation-free walk over an object's members.
-//! - [`header`]: MCP header values, `=?base64?…?=` decoded.
+//! - [`header`]: MCP header values, `=?base64?…?=` decoded and encoded.
+//! - [`args`]: a `tools/call`'s arguments as its `Mcp-Param-*` headers see them.
 //! - [`ok_result`]: a success answer around a result that is already JSON.
 //!
 //! The other codecs live beside it at the same level: HTTP/1.1 in `http/` (except
 //! `front/http.rs`, the front), SSE in `http/sse.rs`, and the runtime glue in `rt/`.
 
+pub mod args;
 pub mod header;
 pub mod jsonrpc;
 pub mod scan;

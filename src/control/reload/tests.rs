@@ -56,6 +56,39 @@ fn restart_only_keys_are_named_with_old_and_new_values() {
 }
 
 #[test]
+fn the_rate_limit_store_needs_a_restart_and_its_password_is_never_shown() {
+    let old = config::parse_str(
+        "[rate_limit]\nstore = \"redis\"\nredis_url = \"redis://:old-Secret-1@10.0.0.5:6379\"\n",
+        "t.toml",
+    )
+    .unwrap();
+    let new = config::parse_str(
+        "[rate_limit]\nstore = \"redis\"\nredis_url = \"redis://:new-Secret-2@10.0.0.6:6379\"\non_store_error = \"deny\"\nredis_timeout_ms = 20\n",
+        "t.toml",
+    )
+    .unwrap();
+    let keys = restart_only(&old, &new);
+    assert_eq!(
+        keys.len(),
+        1,
+        "on_store_error and the timeout reload: {keys:?}"
+    );
+    let shown = &keys[0];
+    assert!(shown.starts_with("rate_limit.redis_url ("), "{shown}");
+    assert!(
+        shown.contains("10.0.0.5") && shown.contains("10.0.0.6"),
+        "{shown}"
+    );
+    assert!(!shown.contains("Secret"), "the password is shown: {shown}");
+    let local = config::parse_str("[rate_limit]\nrequests_per_s = 1.0\n", "t.toml").unwrap();
+    let keys = restart_only(&local, &new);
+    assert!(
+        keys.iter().any(|k| k.starts_with("rate_limit.store")),
+        "{keys:?}"
+    );
+}
+
+#[test]
 fn command_line_overrides_are_reapplied_so_they_do_not_read_as_changes() {
     let o = Overrides {
         port: Some(0),

@@ -124,3 +124,30 @@ fn a_description_override_replaces_the_backends() {
     let v: Value = sonic_rs::from_slice(&out[0].json).unwrap();
     assert_eq!(v["description"].as_str(), Some("Better words."));
 }
+
+#[test]
+fn compaction_keeps_x_mcp_header_so_clients_and_backend_mirror_alike() {
+    // The gateway checks clients' `Mcp-Param-*` headers against the schema it shows and
+    // computes the backend's from the same map: compaction must not change it.
+    let items = [RawItem {
+        key: "q".into(),
+        json: br#"{"name":"q","inputSchema":{"type":"object","properties":{"region":{"type":"string","title":"Region","description":"Where.   Really.","x-mcp-header":"Region"},"o":{"type":"object","properties":{"n":{"type":"integer","examples":[1],"x-mcp-header":"N"}}}}}}"#.to_vec(),
+    }];
+    for level in [Compaction::Safe, Compaction::Aggressive] {
+        let c = Curation {
+            compaction: level,
+            description_budget: 16,
+            ..Default::default()
+        };
+        let out = c.tools(&items, &mut Vec::new());
+        assert!(out[0].json.len() < items[0].json.len());
+        let kept = crate::catalog::params::of_tool(&out[0].json)
+            .unwrap()
+            .unwrap();
+        let sent = crate::catalog::params::of_tool(&items[0].json)
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept, sent, "{level:?}");
+        assert_eq!(kept.mirrored.len(), 2);
+    }
+}

@@ -21,6 +21,7 @@ impl LocalHttpBackend {
             attempt,
             events,
             modern: use_modern,
+            tool_headers,
         } = t;
         let session = match self.session(replica).await {
             Ok(s) => s,
@@ -43,7 +44,7 @@ impl LocalHttpBackend {
             Err(e) => return Attempt::Done(Err(e)),
         };
         let extra = match modern {
-            true => crate::upstream::modern::request_headers(&wire),
+            true => crate::upstream::modern::request_headers(&wire, tool_headers),
             false => Vec::new(),
         };
         let hdrs = self.header_refs(&session, modern, &extra);

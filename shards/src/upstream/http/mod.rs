@@ -13,6 +13,7 @@ mod handshake;
 pub mod pool;
 mod session;
 mod stats;
+mod subscribe;
 
 use std::cell::{Cell, RefCell};
 use std::ops::Range;
@@ -73,6 +74,8 @@ pub struct LocalHttpBackend {
     next_id: crate::upstream::ids::LocalIdMint,
     connect_timeout: Duration,
     listening: Cell<bool>,
+    /// This shard holds the backend's upstream `subscriptions/listen` (`subscribe.rs`).
+    subscribed: Cell<bool>,
     /// Per-client instance: the client's own capabilities for `initialize`.
     client_caps: Option<Vec<u8>>,
     /// Set when a config reload removed or changed this server: its background tasks
@@ -87,6 +90,7 @@ struct Try<'a> {
     attempt: u32,
     events: Option<(&'a EventTx, usize)>,
     modern: bool,
+    tool_headers: Option<&'a crate::catalog::params::ToolHeaders>,
 }
 
 enum Attempt {
@@ -139,6 +143,7 @@ impl LocalHttpBackend {
             next_id: crate::upstream::ids::LocalIdMint::new(),
             connect_timeout,
             listening: Cell::new(false),
+            subscribed: Cell::new(false),
             client_caps: None,
             retired: Rc::new(Cell::new(false)),
         }
@@ -197,6 +202,7 @@ impl LocalHttpBackend {
                             attempt,
                             events: events.map(|e| (e, replica_idx)),
                             modern: opts.modern,
+                            tool_headers: opts.tool_headers.as_deref(),
                         },
                     )
                     .await

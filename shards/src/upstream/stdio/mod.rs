@@ -25,10 +25,12 @@ pub mod gate;
 mod handshake;
 mod ping;
 mod stats;
+mod subscribe;
 
 use child::{kill_group, reader_task, spawn_child, stderr_task, writer_task};
 pub use child::{reap, LineSplitter};
 
+use crate::catalog::ListsChanged;
 use crate::error::McpError;
 use crate::snapshot::BackendSpec;
 pub use crate::upstream::routes::Updates;
@@ -262,19 +264,27 @@ const CRASH_WINDOW: Duration = Duration::from_secs(60);
 /// How long a crash-looping server is parked before it is tried again.
 const CRASH_PARK: Duration = Duration::from_secs(300);
 
-/// What the supervisor reports after each (re)start: the tools, or why it is down.
-pub type Report = Rc<dyn Fn(Result<crate::catalog::Discovery, String>)>;
+/// What the supervisor reports after each (re)start and re-list: the lists, or why it is
+/// down; with the list kinds the backend announced changed (re-lists it caused).
+pub type Report = Rc<dyn Fn(Result<crate::catalog::Discovery, String>, ListsChanged)>;
 
 /// Runs the child of `slot` until the slot is stopped: spawn, handshake, list tools, report,
 /// wait for exit, reap, back off, repeat. `stopped` fires once the child is gone for good.
+/// Without `report` the instance does not feed the catalog (a client's own process, a pool
+/// member after the first): it is neither re-listed nor listened to.
 pub async fn supervise(
     slot: Rc<LocalStdioSlot>,
     timeout: Duration,
-    report: Report,
+    report: Option<Report>,
     updates: Updates,
     stopped: oneshot::Sender<()>,
     gate: std::sync::Arc<gate::SharedSpawnGate>,
 ) {
+    let say = |r: Result<crate::catalog::Discovery, String>| {
+        if let Some(f) = &report {
+            f(r, ListsChanged::NONE);
+        }
+    };
     let mut backoff = Duration::from_millis(250);
     let mut exits: std::collections::VecDeque<Instant> = std::collections::VecDeque::new();
     while !slot.stopping.get() {
@@ -297,15 +307,15 @@ pub async fn supervise(
                 let reason = format!("cannot start `{}`: {e}", slot.spec.command);
                 tracing::error!(server = %slot.spec.id, "{reason}");
                 *slot.down_reason.borrow_mut() = reason.clone();
-                report(Err(reason));
+                say(Err(reason));
             }
             Ok((mut child, stdin, stdout, stderr)) => {
                 let pid = child.id() as i32;
                 tracing::info!(server = %slot.spec.id, pid, "stdio backend started");
                 let (wtx, wrx) = mpsc::unbounded();
                 let routes = Rc::new(LocalRoutes::default());
-                let (relist_tx, relist_rx) = mpsc::unbounded();
-                *routes.relist.borrow_mut() = Some(relist_tx);
+                let (relist_tx, relist_rx) = crate::upstream::relist::channel();
+                *routes.relist.borrow_mut() = Some(relist_tx.clone());
                 *routes.unrelated.borrow_mut() = Some(updates.clone());
                 monoio::spawn(writer_task(stdin, wrx));
                 monoio::spawn(stderr_task(slot.spec.id.clone(), stderr));
@@ -339,21 +349,27 @@ pub async fn supervise(
                         let caps = found.caps.clone();
                         slot.started_once.set(true);
                         *slot.down_reason.borrow_mut() = "ready".into();
-                        report(Ok(found));
+                        say(Ok(found));
                         monoio::spawn(ping::ping_task(slot.clone(), pid));
-                        monoio::spawn(relist_task(
-                            slot.clone(),
-                            caps,
-                            timeout,
-                            report.clone(),
-                            relist_rx,
-                        ));
+                        if let Some(report) = &report {
+                            // A 2026 child announces list changes only on a listen stream.
+                            if slot.modern.get() && caps.list_changed {
+                                monoio::spawn(subscribe::listen(slot.clone(), pid, relist_tx));
+                            }
+                            monoio::spawn(relist_task(
+                                slot.clone(),
+                                caps,
+                                timeout,
+                                report.clone(),
+                                relist_rx,
+                            ));
+                        }
                     }
                     Err(e) => {
                         if !slot.stopping.get() {
                             tracing::error!(server = %slot.spec.id, "stdio backend failed its handshake: {e}");
                             *slot.down_reason.borrow_mut() = e.reason_for_backend();
-                            report(Err(e.reason_for_backend()));
+                            say(Err(e.reason_for_backend()));
                         }
                         slot.current.borrow_mut().take();
                         kill_group(pid, libc::SIGTERM);
@@ -370,7 +386,7 @@ pub async fn supervise(
                     // Fail fast with a true reason while the child is reaped and restarted,
                     // and tell the catalog at once so /health never says "ready" for it.
                     *slot.down_reason.borrow_mut() = "process exited; restarting".into();
-                    report(Err("process exited; restarting".into()));
+                    say(Err("process exited; restarting".into()));
                 }
                 let grace = if slot.stopping.get() {
                     Duration::from_millis(500)
@@ -386,7 +402,7 @@ pub async fn supervise(
                 slot.counters.restarted();
                 tracing::warn!(server = %slot.spec.id, pid, "stdio backend {reason} in {backoff:?}");
                 *slot.down_reason.borrow_mut() = reason.clone();
-                report(Err(reason));
+                say(Err(reason));
             }
         }
         if started.elapsed() > Duration::from_secs(60) {
@@ -412,7 +428,7 @@ pub async fn supervise(
             );
             tracing::error!(server = %slot.spec.id, "{reason}");
             *slot.down_reason.borrow_mut() = reason.clone();
-            report(Err(reason));
+            say(Err(reason));
             exits.clear();
             wait = CRASH_PARK;
         }
@@ -432,23 +448,22 @@ async fn wait_stopping(slot: &LocalStdioSlot) {
     }
 }
 
-/// Re-lists a backend each time it says a list changed (bursts are coalesced); ends when the
-/// process does (its sender is dropped with the routes).
+/// Re-lists a backend each time it says a list changed (coalesced and paced by the signal,
+/// `upstream/relist.rs`); ends when the process does (its pokers go with it).
 async fn relist_task(
     slot: Rc<LocalStdioSlot>,
     caps: crate::catalog::BackendCaps,
     timeout: Duration,
     report: Report,
-    mut rx: mpsc::UnboundedReceiver<()>,
+    mut rx: crate::upstream::relist::RelistRx,
 ) {
-    while crate::rt::next(&mut rx).await.is_some() {
-        monoio::time::sleep(Duration::from_millis(20)).await;
-        while rx.try_recv().is_ok() {}
+    while let Some(announced) = rx.next().await {
         let backend = crate::upstream::LocalBackend::Stdio(slot.clone());
         match crate::upstream::discover(&slot.spec.id, &backend, caps.clone(), timeout).await {
             Ok(found) => {
                 tracing::info!(server = %slot.spec.id, tools = found.tools.len(), "backend lists changed; catalog refreshed");
-                report(Ok(found));
+                let announced = announced.declared_by(&found.caps);
+                report(Ok(found), announced);
             }
             Err(e) => {
                 tracing::warn!(server = %slot.spec.id, "re-listing after list_changed failed: {e}")
