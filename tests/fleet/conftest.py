@@ -4,8 +4,8 @@ Run by `bash tests/run-all.sh` as its own step after the Python tests:
 
     ONLY1MCP_BIN=target/debug/only1mcp-uring target/test-env/venv/bin/python -m pytest tests/fleet
 
-Needs `haproxy` (2.6+) and `nginx` on PATH or in /usr/sbin (run-all.sh installs them with
-apt-get when it runs as root). Nodes listen on 127.0.0.2-4, the balancer on 127.0.0.1; every
+Needs `haproxy` (2.6+) and `nginx` on PATH or in /usr/sbin, and `redis-server` for
+test_rate_limit_redis.py (run-all.sh installs them with apt-get when it runs as root). Nodes listen on 127.0.0.2-4, the balancer on 127.0.0.1; every
 process is stopped and reaped by PID at the end of its test, also when the test fails.
 """
 
@@ -48,11 +48,15 @@ def make_fleet(demo_http: pyh.DemoHttp, tmp_path: Path) -> Iterator[Callable[...
     """Starts fleets for one test; stops and reaps every process of them at its end."""
     fleets: list[Fleet] = []
 
-    def make(driver: str, balancer: str = "haproxy", extra_server: str = "") -> Fleet:
+    def make(driver: str, balancer: str = "haproxy", extra_server: str = "", extra: str = "",
+             before: Callable[[Fleet], None] | None = None) -> Fleet:
+        """`before` runs once the fleet exists, before its processes start (to add one)."""
         workdir = tmp_path / f"fleet{len(fleets)}-{driver}-{balancer}"
         workdir.mkdir()
-        fleet = Fleet(driver, workdir, demo_http.url, extra_server)
+        fleet = Fleet(driver, workdir, demo_http.url, extra_server, extra)
         fleets.append(fleet)
+        if before is not None:
+            before(fleet)
         return fleet.start(balancer)
 
     yield make

@@ -78,7 +78,8 @@ def write_key_file(path: Path, keys: list[tuple[str, bytes]]) -> Path:
     return path
 
 
-def node_config(node_id: str, key_file: Path, demo_url: str, workdir: Path, extra_server: str = "") -> str:
+def node_config(node_id: str, key_file: Path, demo_url: str, workdir: Path, extra_server: str = "",
+                extra: str = "") -> str:
     """One node's config: the same for every node but `node_id`. Three backends: the demo
     server over stdio (`demo`), the shared demo HTTP server (`demohttp`), and a 2025-only demo
     with the conformance fixture (`fx`, unprefixed) whose elicitation tools the gateway bridges
@@ -89,6 +90,7 @@ def node_config(node_id: str, key_file: Path, demo_url: str, workdir: Path, extr
         # Each node its own metrics socket (the default path is one per user and machine).
         f"[metrics]\nsocket = {pyh.toml_str(workdir / f'{node_id}.sock')}\n\n"
         '[proxy]\ntool_separator = "__"\nrequest_timeout_ms = 20000\n\n'
+        + extra
         + pyh.demo_stdio("demo")
         + "\n"
         + pyh.server_block("demohttp", transport="http", url=demo_url)
@@ -395,6 +397,7 @@ class Fleet:
     workdir: Path
     demo_url: str
     extra_server: str = ""
+    extra: str = ""  # more sections, the same on every node
     nodes: list[Node] = field(default_factory=list)
     balancer: Balancer | None = None
     procs: list[Proc] = field(default_factory=list)
@@ -408,7 +411,8 @@ class Fleet:
         self.keys = [("k1", os.urandom(32))]
         self.key_file = write_key_file(self.workdir / "cluster.keys", self.keys)
         for node_id, host in zip(NODE_IDS, NODE_HOSTS, strict=True):
-            cfg = node_config(node_id, self.key_file, self.demo_url, self.workdir, self.extra_server)
+            cfg = node_config(node_id, self.key_file, self.demo_url, self.workdir, self.extra_server,
+                              self.extra)
             self.nodes.append(Node(node_id, host, free_port(host), self.driver, self.workdir, cfg,
                                    self.register))
         for node in self.nodes:
