@@ -45,10 +45,16 @@ def test_nginx_pins_sessions_and_survives_a_dead_node(driver: str, make_fleet) -
     assert t["sessions"] >= 1, summary
     slow = [(r.kind, r.sid, r.t1 - r.t0) for r in rec.recs if r.kind != "http" and r.t1 - r.t0 > 5.0]
     assert not slow, f"{summary}: slow: {slow}"
-    # Stateless calls sent after the kill: nginx finds the node refusing and moves on.
+    # Stateless calls sent once the node refuses connections: nginx finds it refusing and
+    # moves on. Only in the first 100 ms may a call still meet a connection nginx had kept
+    # open to it (the kernel resets those as it tears the dead process's io_uring rings down,
+    # a few ms after the process is reaped): a 502, at most once per client.
     modern = late(rec.of("2026"), kill)
-    assert len(modern) >= 8 * 10 and not bad(modern), f"{summary}: {bad(modern)}"
-    assert victim not in {r.served for r in modern}, summary
+    settled = late(modern, kill + 0.1)
+    assert len(settled) >= 8 * 10 and not bad(settled), f"{summary}: {bad(settled)}"
+    dying = [r for r in modern if not r.ok]
+    assert len(dying) <= 8 and all(r.status in (None, 502) for r in dying), f"{summary}: {bad(dying)}"
+    assert victim not in {r.served for r in settled}, summary
     # The dead node's sessions: 404 from a live node (its backup servers), never a 5xx.
     dead = [r for r in late(rec.of("http"), kill) if node_of(r.sid) == victim]
     assert dead and all(r.status == 404 and r.served != victim for r in dead), f"{summary}: {bad(dead)}"

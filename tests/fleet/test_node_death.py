@@ -11,9 +11,11 @@ bridged `input_required` flows. What must hold (each assertion names it):
 * a bridged retry whose first leg was on the dead node completes on another node;
 * the restarted node answers 404 for its own pre-crash ids (and counts them `unknown`).
 
-Requests in flight at the instant of the kill may fail (HAProxy answers 502: the node died
-with the request, and a request that reached a node is never re-sent); they are counted,
-bounded in time, and must still be answered.
+Requests that meet the dying node may fail before HAProxy marks it DOWN: one in flight (the
+node died with it, and a request that reached a node is never re-sent), or one HAProxy wrote
+on a connection it had open to the node while the kernel tore it down (with io_uring the dead
+process's sockets linger a few ms after it is reaped). They get a 502 or a closed connection
+from the balancer, never anything else, and are bounded in number and time.
 """
 
 from __future__ import annotations
@@ -97,9 +99,12 @@ def test_kill_9_one_node_under_load(driver: str, make_fleet) -> None:
     modern = rec.of("2026")
     assert len(late(modern, down)) >= 16 * 10, summary
     assert not bad(late(modern, down)), f"{summary}: {bad(late(modern, down))}"
-    # Before that, only calls in flight while the node died may fail.
-    early = [r for r in modern if r.t0 < down and not r.ok and not (r.t0 < dead and r.t1 > kill)]
-    assert not early, f"{summary}: {bad(early)}"
+    # Before that, calls that met the dying node (in flight, or sent on a connection HAProxy
+    # had open to it while the kernel tore it down) may fail, as a 502 or a closed connection
+    # from the balancer, and at most once per client; nothing else does.
+    early = [r for r in modern if r.t0 < down and not r.ok]
+    assert all(r.status in (None, 502) for r in early), f"{summary}: {bad(early)}"
+    assert len(early) <= 16 and all(r.t1 > kill for r in early), f"{summary}: {bad(early)}"
 
     http = rec.of("http")
     # Every 2xx answer to a request with a session id came from the node the id names.
