@@ -86,6 +86,12 @@ pub struct CallOpts {
     /// A `tools/call` of a tool with `x-mcp-header` arguments: toward a 2026 HTTP backend,
     /// their `Mcp-Param-*` headers, computed from the body sent (`upstream/modern.rs`).
     pub tool_headers: Option<std::sync::Arc<crate::catalog::params::ToolHeaders>>,
+    /// A 2025-era client's capabilities the gateway can bridge (`elicitation`, `sampling`,
+    /// `roots`, as the client declared them): a 2026 backend is told them in `_meta`
+    /// `clientCapabilities`, and its `input_required` is relayed to the client
+    /// (`route/relay_input.rs`). `None`: `{}` (the gateway's own requests, a client that
+    /// declared none of them, or a 2026 client, whose `_meta` travels as is).
+    pub client_caps: Option<std::sync::Arc<[u8]>>,
 }
 
 /// A call's movable deadline, shared with the caller (`Send`: it may cross to an owner
@@ -154,6 +160,7 @@ impl CallOpts {
             deadline: self.deadline.clone(),
             retry_safe: false,
             tool_headers: self.tool_headers.clone(),
+            client_caps: self.client_caps.clone(),
         }
     }
 

@@ -22,6 +22,7 @@ impl LocalHttpBackend {
             events,
             modern: use_modern,
             tool_headers,
+            client_caps,
         } = t;
         let session = match self.session(replica).await {
             Ok(s) => s,
@@ -30,7 +31,7 @@ impl LocalHttpBackend {
         let id_text = our_id.to_string();
         let modern = session.modern_ok && (!session.legacy || use_modern);
         let (body, id) = if modern {
-            match crate::upstream::modern::to_modern(body, id.clone()) {
+            match crate::upstream::modern::to_modern(body, id.clone(), client_caps) {
                 Ok((b, i)) => (std::borrow::Cow::Owned(b), i),
                 Err(e) => return Attempt::Done(Err(e)),
             }

@@ -91,6 +91,8 @@ struct Try<'a> {
     events: Option<(&'a EventTx, usize)>,
     modern: bool,
     tool_headers: Option<&'a crate::catalog::params::ToolHeaders>,
+    /// What a 2026 backend is told the client can answer (`CallOpts::client_caps`).
+    client_caps: Option<&'a [u8]>,
 }
 
 enum Attempt {
@@ -203,6 +205,7 @@ impl LocalHttpBackend {
                             events: events.map(|e| (e, replica_idx)),
                             modern: opts.modern,
                             tool_headers: opts.tool_headers.as_deref(),
+                            client_caps: opts.client_caps.as_deref(),
                         },
                     )
                     .await
