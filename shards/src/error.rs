@@ -119,6 +119,19 @@ pub enum McpError {
     /// The gateway cannot serve the request (shutting down, internal fault).
     #[error("gateway error: {0}")]
     Gateway(String),
+    /// A 2026 backend asked a 2025-era client for input (`input_required`, relayed as
+    /// server-to-client requests) and the client did not provide it: it lacks the
+    /// capability (-32021), did not answer in time (-32001), or answered with an error (its
+    /// own code) or something that is not a result (-32602).
+    #[error("backend `{server}` needs input from the client: {reason}")]
+    ClientInput {
+        /// Backend id.
+        server: String,
+        /// The JSON-RPC code.
+        code: i32,
+        /// What the client did not provide, and why.
+        reason: String,
+    },
 }
 
 impl McpError {
@@ -146,7 +159,8 @@ impl McpError {
             | McpError::ResourceNotFound(_)
             | McpError::Cancelled
             | McpError::HeaderMismatch(_)
-            | McpError::UnsupportedVersion { .. } => Blame::Client,
+            | McpError::UnsupportedVersion { .. }
+            | McpError::ClientInput { .. } => Blame::Client,
             McpError::BackendUnavailable { .. }
             | McpError::BackendTimeout { .. }
             | McpError::BackendProtocol { .. } => Blame::Backend,
@@ -169,6 +183,7 @@ impl McpError {
             McpError::Cancelled => code::REQUEST_CANCELLED,
             McpError::HeaderMismatch(_) => code::HEADER_MISMATCH,
             McpError::UnsupportedVersion { .. } => code::UNSUPPORTED_VERSION,
+            McpError::ClientInput { code, .. } => *code,
         }
     }
 
@@ -177,7 +192,8 @@ impl McpError {
         match self {
             McpError::BackendUnavailable { server, .. }
             | McpError::BackendTimeout { server, .. }
-            | McpError::BackendProtocol { server, .. } => Some(server),
+            | McpError::BackendProtocol { server, .. }
+            | McpError::ClientInput { server, .. } => Some(server),
             _ => None,
         }
     }

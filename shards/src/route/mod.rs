@@ -17,8 +17,10 @@
 //! - Serving: [`lists`] and [`meta`] (merged lists, search mode), [`methods`] (completion,
 //!   subscriptions, logging level), [`cached`] (cache and single-flight), [`forward`] and
 //!   [`finish`] (one call to its backend and back), [`bridge`] and [`state`] (multi-round-trip
-//!   input across eras), [`listen`] (`subscriptions/listen`), [`per_client`] (a session's
-//!   own upstream sessions, `session = "per_client"`).
+//!   input across eras: a 2025 backend's requests for a 2026 client), [`relay_input`] and
+//!   [`input_required`] (a 2026 backend's `input_required` for a 2025 client), [`listen`]
+//!   (`subscriptions/listen`), [`per_client`] (a session's own upstream sessions,
+//!   `session = "per_client"`).
 //! - Bookkeeping: [`observe`], once per answered request (stats, [`tokens`], [`audit`]).
 
 pub mod audit;
@@ -29,6 +31,7 @@ pub mod call;
 pub mod dispatch;
 pub mod finish;
 pub mod forward;
+pub mod input_required;
 pub mod lifecycle;
 pub mod listen;
 pub mod lists;
@@ -39,6 +42,7 @@ pub mod observe;
 pub mod params;
 pub mod per_client;
 pub mod phases;
+pub mod relay_input;
 pub mod request;
 pub mod resume;
 pub mod router;
