@@ -255,7 +255,7 @@ pub(crate) async fn forward(
         tool_headers: era.tool_headers.clone(),
         client_caps: client_caps.clone(),
     };
-    let (progress, affinity) = (opts.progress.clone(), opts.affinity);
+    let affinity = opts.affinity;
     let finish = Finisher {
         router: router.clone(),
         sid: sid.to_string(),
@@ -274,7 +274,8 @@ pub(crate) async fn forward(
         method,
         finish.era.tool.as_deref().unwrap_or(""),
     );
-    // What the bridge needs to send the call again, built only when it does.
+    // What the bridge needs to send the call again: built when the answer asks for input, or
+    // when a 2025 session's call turns into a stream (its body is gone by its answer).
     let resend = |series| {
         let mut base = Vec::new();
         let ph = splice_placeholder(body, id_range.clone(), &others[..n], &mut base);
@@ -282,7 +283,7 @@ pub(crate) async fn forward(
             base,
             ph,
             key: key.clone(),
-            progress: progress.clone(),
+            progress: token.as_ref().map(|(_, t)| t.clone()),
             affinity,
             tool_headers: finish.era.tool_headers.clone(),
             client_caps: client_caps.clone(),

@@ -22,9 +22,9 @@
 //! input request the client did not declare the capability for ends the call with -32021;
 //! a client that does not answer in time with -32001 (after a `notifications/cancelled` for
 //! each request it left unanswered); a client that answers with an error with that error's
-//! code. A client's `notifications/cancelled` for its request ends the call at once (the
-//! backend call in flight is dropped, which cancels it). However the call ends, its
-//! requests leave the table.
+//! code. A client's `notifications/cancelled` for its request ends the call at once, with no
+//! answer (a backend call in flight is cancelled as the first one would have been). However
+//! the call ends, its requests leave the table.
 
 use std::future::Future;
 use std::ops::Range;
@@ -120,9 +120,8 @@ pub(crate) async fn run(finish: Finisher, resend: Resend, first: BackendReply, t
             Err(e) => break Some(Err(e)),
         };
         match call_again(&finish, &resend, body, ph, &tx, cancelled.as_mut()).await {
-            None => break None,
-            Some(r) if asks_input(&r) => reply = r.expect("asks_input holds only for Ok"),
-            Some(r) => break Some(r),
+            r if asks_input(&r) => reply = r.expect("asks_input holds only for Ok"),
+            r => break Some(r),
         }
     };
     match end {
@@ -326,8 +325,9 @@ impl Finisher {
     }
 }
 
-/// Sends the request again; relays the backend's notifications meanwhile. `None`: the
-/// client cancelled (the call is dropped, which cancels it toward the backend).
+/// Sends the request again; relays the backend's notifications meanwhile. The client's
+/// cancellation reaches the backend the way the first call's did (the transport's own
+/// cancel), and the call then ends `Cancelled`.
 async fn call_again(
     finish: &Finisher,
     resend: &Resend,
@@ -335,18 +335,16 @@ async fn call_again(
     ph: Range<usize>,
     tx: &FeedTx,
     mut cancelled: Pin<&mut impl Future<Output = ()>>,
-) -> Option<Result<BackendReply, McpError>> {
+) -> Result<BackendReply, McpError> {
     let router: &Rc<Router> = &finish.router;
-    let _guard = match BusyGuard::enter(router, &finish.backend_id, resend.max_inflight) {
-        Ok(g) => g,
-        Err(e) => return Some(Err(e)),
-    };
+    let _guard = BusyGuard::enter(router, &finish.backend_id, resend.max_inflight)?;
     let (ev_tx, mut ev_rx) = mpsc::unbounded();
+    let (stop, stop_rx) = oneshot::channel();
     let opts = CallOpts {
         timeout: finish.deadline.1,
         events: Some(ev_tx),
         progress: resend.progress.clone(),
-        cancel: None,
+        cancel: Some(stop_rx),
         wait_first_start: true,
         modern: false,
         affinity: resend.affinity,
@@ -357,6 +355,7 @@ async fn call_again(
     };
     let started = std::time::Instant::now();
     let mut call = std::pin::pin!(finish.handle.call(body, ph, opts));
+    let mut stop = Some(stop);
     let r = loop {
         monoio::select! {
             r = call.as_mut() => break r,
@@ -368,7 +367,11 @@ async fn call_again(
                 }
                 None => break call.as_mut().await,
             },
-            _ = cancelled.as_mut() => return None,
+            _ = cancelled.as_mut(), if stop.is_some() => {
+                if let Some(s) = stop.take() {
+                    let _ = s.send(());
+                }
+            }
         }
     };
     resend
@@ -380,5 +383,5 @@ async fn call_again(
             let _ = tx.send(m);
         }
     }
-    Some(r)
+    r
 }
