@@ -64,6 +64,10 @@ pub struct BackendCaps {
     pub completions: bool,
     /// Any `listChanged: true`.
     pub list_changed: bool,
+    /// It speaks 2026-07-28 only (no 2025 session): a 2025 client's resource subscriptions
+    /// reach it as `resourceSubscriptions` of a `subscriptions/listen`
+    /// (`route/resource_listen.rs`), not as `resources/subscribe`. Set by the era probe.
+    pub modern_only: bool,
 }
 
 impl BackendCaps {
@@ -86,6 +90,7 @@ impl BackendCaps {
             list_changed: flag(&["capabilities", "tools", "listChanged"])
                 || flag(&["capabilities", "prompts", "listChanged"])
                 || flag(&["capabilities", "resources", "listChanged"]),
+            modern_only: false,
         }
     }
 }

@@ -254,6 +254,7 @@ pub(crate) async fn forward(
         retry_safe: era.retry_safe,
         tool_headers: era.tool_headers.clone(),
         client_caps: client_caps.clone(),
+        listen: false,
     };
     let affinity = opts.affinity;
     let finish = Finisher {

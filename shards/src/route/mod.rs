@@ -15,7 +15,7 @@
 //!   [`session_table`] (ids that land on their shard, caps), [`resume`] (`Last-Event-ID`),
 //!   [`streams`] (what goes on a session's GET stream, and what HTTP backends push).
 //! - Serving: [`lists`] and [`meta`] (merged lists, search mode), [`methods`] (completion,
-//!   subscriptions, logging level), [`cached`] (cache and single-flight), [`forward`] and
+//!   subscriptions, logging level; [`resource_listen`] for 2026-only backends), [`cached`] (cache and single-flight), [`forward`] and
 //!   [`finish`] (one call to its backend and back), [`bridge`] and [`state`] (multi-round-trip
 //!   input across eras: a 2025 backend's requests for a 2026 client), [`relay_input`] and
 //!   [`input_required`] (a 2026 backend's `input_required` for a 2025 client), [`listen`]
@@ -44,6 +44,7 @@ pub mod per_client;
 pub mod phases;
 pub mod relay_input;
 pub mod request;
+pub mod resource_listen;
 pub mod resume;
 pub mod router;
 pub mod session;

@@ -352,6 +352,7 @@ async fn call_again(
         retry_safe: false,
         tool_headers: resend.tool_headers.clone(),
         client_caps: resend.client_caps.clone(),
+        listen: false,
     };
     let started = std::time::Instant::now();
     let mut call = std::pin::pin!(finish.handle.call(body, ph, opts));

@@ -92,6 +92,10 @@ pub struct CallOpts {
     /// (`route/relay_input.rs`). `None`: `{}` (the gateway's own requests, a client that
     /// declared none of them, or a 2026 client, whose `_meta` travels as is).
     pub client_caps: Option<std::sync::Arc<[u8]>>,
+    /// The request is a `subscriptions/listen` ([`LocalBackend::listen`]): over a channel
+    /// without request links (stdio) its events are only the messages naming it
+    /// (`subscriptionId`), and it is never taken for the call a log line belongs to.
+    pub listen: bool,
 }
 
 /// A call's movable deadline, shared with the caller (`Send`: it may cross to an owner
@@ -161,6 +165,7 @@ impl CallOpts {
             retry_safe: false,
             tool_headers: self.tool_headers.clone(),
             client_caps: self.client_caps.clone(),
+            listen: self.listen,
         }
     }
 
@@ -328,6 +333,46 @@ impl LocalBackend {
             LocalBackend::Stdio(s) => s.eras(),
             LocalBackend::Pool { members, .. } => members[0].eras(),
             LocalBackend::RemoteStdio { .. } => (true, false),
+        }
+    }
+
+    /// Holds a `subscriptions/listen` of the caller's own making open (`body`, its id the
+    /// placeholder at `id`) until the backend ends it, `stop` fires, or `limit` passes;
+    /// every message of it (the acknowledgment, the notifications, the final answer) goes
+    /// to `events`. HTTP: a connection of its own (never a pooled one, which it would hold
+    /// for its whole life); stdio: a request on the child's channel, whose notifications
+    /// reach `events` by their `subscriptionId` (`routes.rs`). `Err` says why it broke.
+    pub async fn listen(
+        &self,
+        body: Vec<u8>,
+        id: Range<usize>,
+        events: EventTx,
+        stop: futures_channel::oneshot::Receiver<()>,
+        limit: Duration,
+    ) -> Result<(), String> {
+        if let LocalBackend::Http(h) = self {
+            return monoio::select! {
+                r = monoio::time::timeout(limit, h.listen_stream(&body, &events)) => r.unwrap_or(Ok(())),
+                _ = cancelled(Some(stop)) => Ok(()),
+            };
+        }
+        let opts = CallOpts {
+            events: Some(events.clone()),
+            cancel: Some(stop),
+            modern: true,
+            listen: true,
+            ..CallOpts::timeout(limit)
+        };
+        match Box::pin(self.call(body, id, opts)).await {
+            Ok(reply) => {
+                let _ = events.unbounded_send(BackendEvent {
+                    msg: reply.body,
+                    replica: 0,
+                });
+                Ok(())
+            }
+            Err(McpError::Cancelled | McpError::BackendTimeout { .. }) => Ok(()),
+            Err(e) => Err(e.reason_for_backend()),
         }
     }
 

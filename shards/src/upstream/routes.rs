@@ -7,7 +7,9 @@
 //! call belongs to that call; otherwise it belongs to the one call in flight that is not
 //! itself waiting for the answer to a request it sent (a call parked on a 2026 client's
 //! input, or waiting for a 2025 client's answer, cannot be the sender). With no such call,
-//! or several, it is logged (or refused to the backend) rather than guessed. Shared by
+//! or several, it is logged (or refused to the backend) rather than guessed. A listen's
+//! notifications name it (`subscriptionId`, the gateway's id of the request) and go to it
+//! alone; a listen is never taken for the call a log line belongs to. Shared by
 //! [`crate::upstream::stdio`] and [`crate::upstream::sse_legacy`].
 
 use std::cell::RefCell;
@@ -37,6 +39,9 @@ pub(crate) struct LocalRoutes {
     pub(crate) pending: RefCell<Pending>,
     pub(crate) progress: RefCell<HashMap<Vec<u8>, EventTx, RandomState>>,
     pub(crate) sinks: RefCell<Vec<(u64, EventTx)>>,
+    /// The event sinks of listens (`CallOpts::listen`): reached only by the `subscriptionId`
+    /// their notifications carry, never taken for a call's.
+    pub(crate) listens: RefCell<Vec<(u64, EventTx)>>,
     /// Server-to-client requests routed to a call and not answered yet: the backend's
     /// request id (raw JSON) → the gateway id of the call it went to.
     pub(crate) awaiting: RefCell<HashMap<Vec<u8>, u64, RandomState>>,
@@ -84,16 +89,19 @@ impl Drop for Registered<'_> {
 }
 
 /// Puts call `id` in `routes`: its reply comes back through the returned receiver, progress
-/// naming `progress` and related messages go to `events`.
+/// naming `progress` and related messages go to `events` (a listen's: only those naming it).
 pub(crate) fn register<'a>(
     routes: &Rc<LocalRoutes>,
     id: u64,
     events: Option<&EventTx>,
     progress: Option<&'a [u8]>,
+    listen: bool,
 ) -> (Registered<'a>, ReplyRx) {
     let (tx, rx) = oneshot::channel();
     routes.pending.borrow_mut().insert(id, tx);
-    if let Some(ev) = events {
+    if let Some(ev) = events.filter(|_| listen) {
+        routes.listens.borrow_mut().push((id, ev.clone()));
+    } else if let Some(ev) = events {
         if let Some(tok) = progress {
             routes
                 .progress
@@ -105,7 +113,7 @@ pub(crate) fn register<'a>(
     let reg = Registered {
         routes: routes.clone(),
         id,
-        progress: progress.filter(|_| events.is_some()),
+        progress: progress.filter(|_| events.is_some() && !listen),
         released: false,
     };
     (reg, rx)
@@ -118,6 +126,7 @@ impl LocalRoutes {
     /// A call ended: forget its event sink and the requests it was waiting on.
     pub(crate) fn call_ended(&self, our_id: u64) {
         self.sinks.borrow_mut().retain(|(i, _)| *i != our_id);
+        self.listens.borrow_mut().retain(|(i, _)| *i != our_id);
         if self.waiting.borrow_mut().remove(&our_id).is_some() {
             self.awaiting.borrow_mut().retain(|_, call| *call != our_id);
         }
@@ -155,6 +164,18 @@ impl LocalRoutes {
                 }
             }
         }
+    }
+
+    /// The sink of the listen a notification names in `_meta` `subscriptionId` (the
+    /// gateway's id of that request).
+    fn listen_of(&self, line: &[u8]) -> Option<EventTx> {
+        let key = ["params", "_meta", "io.modelcontextprotocol/subscriptionId"];
+        let id = sonic_rs::get(line, key).ok()?.as_u64()?;
+        let listens = self.listens.borrow();
+        listens
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, tx)| tx.clone())
     }
 
     /// The call a related message without a request id belongs to: the call whose progress
@@ -340,6 +361,18 @@ fn route_notification(server: &str, line: &[u8], env: &Envelope<'_>, routes: &Lo
         }
         return;
     }
+    let on_listen = matches!(
+        method,
+        "notifications/subscriptions/acknowledged" | "notifications/resources/updated"
+    );
+    if let Some(tx) = on_listen.then(|| routes.listen_of(line)).flatten() {
+        // A listen of the route layer's (`LocalBackend::listen`): to it, by the id it was sent.
+        let _ = tx.unbounded_send(BackendEvent {
+            msg: line.to_vec(),
+            replica: 0,
+        });
+        return;
+    }
     if method == "notifications/subscriptions/acknowledged" {
         // The gateway's own listen (`stdio/subscribe.rs`) was accepted; one per process.
         tracing::info!(server = %server, "upstream subscriptions/listen open");
@@ -364,121 +397,5 @@ fn route_notification(server: &str, line: &[u8], env: &Envelope<'_>, routes: &Lo
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use futures_channel::mpsc;
-    use std::cell::RefCell as Cell;
-
-    const ASK: &[u8] = br#"{"jsonrpc":"2.0","id":5,"method":"elicitation/create","params":{}}"#;
-
-    fn routes_with(calls: &[u64]) -> (LocalRoutes, Vec<mpsc::UnboundedReceiver<BackendEvent>>) {
-        let routes = LocalRoutes::default();
-        let mut rxs = Vec::new();
-        for id in calls {
-            let (tx, rx) = mpsc::unbounded();
-            routes.sinks.borrow_mut().push((*id, tx));
-            rxs.push(rx);
-        }
-        (routes, rxs)
-    }
-
-    fn got(rx: &mut mpsc::UnboundedReceiver<BackendEvent>) -> Option<Vec<u8>> {
-        rx.try_recv().ok().map(|e| e.msg)
-    }
-
-    #[test]
-    fn a_call_waiting_on_its_own_request_is_not_the_sender_of_the_next() {
-        let (routes, mut rx) = routes_with(&[1]);
-        let sent = Cell::new(Vec::new());
-        let send = |m: Vec<u8>| sent.borrow_mut().push(m);
-        // Call 1 alone: its request reaches it, and it now waits for the answer.
-        handle_message("b", ASK, &routes, &send, "test");
-        assert_eq!(got(&mut rx[0]).as_deref(), Some(ASK));
-        // Call 2 starts; the next request can only be call 2's.
-        let (tx2, mut rx2) = mpsc::unbounded();
-        routes.sinks.borrow_mut().push((2, tx2));
-        let ask2 = br#"{"jsonrpc":"2.0","id":6,"method":"elicitation/create","params":{}}"#;
-        handle_message("b", ask2, &routes, &send, "test");
-        assert_eq!(got(&mut rx2).as_deref(), Some(&ask2[..]));
-        assert!(sent.borrow().is_empty(), "nothing refused");
-        // Both wait now: a third request cannot be attributed and is refused.
-        let ask3 = br#"{"jsonrpc":"2.0","id":7,"method":"elicitation/create","params":{}}"#;
-        handle_message("b", ask3, &routes, &send, "test");
-        assert!(sent.borrow()[0].starts_with(br#"{"jsonrpc":"2.0","id":7,"error""#));
-        // Call 1's request is answered: call 1 may send again.
-        routes.answered(br#"{"jsonrpc":"2.0","id":5,"result":{}}"#);
-        handle_message("b", ask3, &routes, &send, "test");
-        assert_eq!(got(&mut rx[0]).as_deref(), Some(&ask3[..]));
-        // A call that ends forgets what it waited on.
-        routes.call_ended(2);
-        assert!(routes.waiting.borrow().get(&2).is_none());
-        assert!(!routes.awaiting.borrow().values().any(|c| *c == 2));
-    }
-
-    #[test]
-    fn a_request_naming_a_calls_progress_token_goes_to_that_call() {
-        let (routes, mut rx) = routes_with(&[1, 2]);
-        let tx2 = routes.sinks.borrow()[1].1.clone();
-        routes
-            .progress
-            .borrow_mut()
-            .insert(br#""o1m.0.9""#.to_vec(), tx2);
-        let ask = br#"{"jsonrpc":"2.0","id":8,"method":"sampling/createMessage","params":{"_meta":{"progressToken":"o1m.0.9"}}}"#;
-        let send = |_: Vec<u8>| panic!("not refused");
-        handle_message("b", ask, &routes, &send, "test");
-        assert_eq!(got(&mut rx[1]).as_deref(), Some(&ask[..]));
-        assert_eq!(got(&mut rx[0]), None);
-        assert_eq!(routes.waiting.borrow().get(&2), Some(&1));
-    }
-}
-
-#[cfg(test)]
-mod registration_tests {
-    use super::*;
-    use futures_channel::mpsc;
-
-    fn empty(r: &LocalRoutes) -> bool {
-        r.pending.borrow().is_empty()
-            && r.progress.borrow().is_empty()
-            && r.sinks.borrow().is_empty()
-    }
-
-    #[test]
-    fn a_call_dropped_before_its_answer_leaves_no_route_behind() {
-        let routes = Rc::new(LocalRoutes::default());
-        let (ev, mut ev_rx) = mpsc::unbounded();
-        let tok = br#""o1m.0.1""#;
-        let (reg, _rx) = register(&routes, 7, Some(&ev), Some(tok));
-        // Progress for its token reaches the call while it runs.
-        let progress = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"o1m.0.1","progress":1}}"#;
-        handle_message("b", progress, &routes, &|_| {}, "test");
-        assert!(ev_rx.try_recv().is_ok());
-        // The client left: the call's future, and its registration, are dropped.
-        drop(reg);
-        assert!(empty(&routes));
-        handle_message("b", progress, &routes, &|_| {}, "test");
-        assert!(
-            ev_rx.try_recv().is_err(),
-            "no progress for a call that is gone"
-        );
-    }
-
-    #[test]
-    fn release_says_whether_the_backend_still_owes_the_answer() {
-        let routes = Rc::new(LocalRoutes::default());
-        let (mut reg, rx) = register(&routes, 3, None, Some(b"\"t\""));
-        assert!(
-            routes.progress.borrow().is_empty(),
-            "no events: no progress route"
-        );
-        assert!(reg.release(), "not answered yet");
-        assert!(!reg.release(), "released once");
-        drop(rx);
-        let (mut reg, mut rx) = register(&routes, 4, None, None);
-        let answer = br#"{"jsonrpc":"2.0","id":4,"result":{}}"#;
-        handle_message("b", answer, &routes, &|_| {}, "test");
-        assert!(rx.try_recv().unwrap().is_some(), "the answer arrived");
-        assert!(!reg.release(), "answered: nothing owed");
-        assert!(empty(&routes));
-    }
-}
+#[path = "routes_tests.rs"]
+mod tests;

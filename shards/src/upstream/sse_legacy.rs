@@ -219,6 +219,7 @@ impl LocalSseSession {
             our_id,
             opts.events.as_ref(),
             opts.progress.as_deref(),
+            opts.listen,
         );
         let outcome = async {
             self.target.post(&wire).await?;

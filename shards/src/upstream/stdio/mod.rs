@@ -169,6 +169,7 @@ impl LocalStdioSlot {
                 our_id,
                 opts.events.as_ref(),
                 opts.progress.as_deref(),
+                opts.listen,
             );
             if p.writer.unbounded_send(wire).is_err() {
                 // `reg` goes here, and the routes with it.
