@@ -139,6 +139,19 @@ pub enum McpError {
         /// The members of `requiredCapabilities`, as JSON text.
         what: String,
     },
+    /// A 2026 backend asked a 2025-era client for input (`input_required`, relayed as
+    /// server-to-client requests) and the client did not provide it: it lacks the
+    /// capability (-32021), did not answer in time (-32001), or answered with an error (its
+    /// own code) or something that is not a result (-32602).
+    #[error("backend `{server}` needs input from the client: {reason}")]
+    ClientInput {
+        /// Backend id.
+        server: String,
+        /// The JSON-RPC code.
+        code: i32,
+        /// What the client did not provide, and why.
+        reason: String,
+    },
 }
 
 impl McpError {
@@ -167,7 +180,8 @@ impl McpError {
             | McpError::Cancelled
             | McpError::HeaderMismatch(_)
             | McpError::UnsupportedVersion { .. }
-            | McpError::MissingCapability { .. } => Blame::Client,
+            | McpError::MissingCapability { .. }
+            | McpError::ClientInput { .. } => Blame::Client,
             McpError::BackendUnavailable { .. }
             | McpError::BackendTimeout { .. }
             | McpError::BackendProtocol { .. }
@@ -194,6 +208,7 @@ impl McpError {
             McpError::Cancelled => code::REQUEST_CANCELLED,
             McpError::HeaderMismatch(_) => code::HEADER_MISMATCH,
             McpError::UnsupportedVersion { .. } => code::UNSUPPORTED_VERSION,
+            McpError::ClientInput { code, .. } => *code,
         }
     }
 
@@ -203,7 +218,8 @@ impl McpError {
             McpError::BackendUnavailable { server, .. }
             | McpError::BackendTimeout { server, .. }
             | McpError::BackendProtocol { server, .. }
-            | McpError::TaskLost { server, .. } => Some(server),
+            | McpError::TaskLost { server, .. }
+            | McpError::ClientInput { server, .. } => Some(server),
             _ => None,
         }
     }

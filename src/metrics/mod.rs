@@ -8,6 +8,7 @@
 
 mod cluster;
 mod drain;
+mod inputs;
 mod prom;
 mod view;
 

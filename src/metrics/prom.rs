@@ -91,6 +91,7 @@ pub fn render(
     registry.register_collector(Box::new(figures));
     registry.register_collector(Box::new(drain));
     registry.register_collector(Box::new(super::cluster::ClusterFigures::of(shards)));
+    registry.register_collector(Box::new(super::inputs::InputFigures::of(shards)));
     let mut out = String::with_capacity(16 * 1024);
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
         out.clear();

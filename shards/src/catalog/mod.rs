@@ -71,6 +71,10 @@ pub struct BackendCaps {
     pub tasks_legacy: bool,
     /// The 2026 tasks extension: `extensions["io.modelcontextprotocol/tasks"]`.
     pub tasks_ext: bool,
+    /// It speaks 2026-07-28 only (no 2025 session): a 2025 client's resource subscriptions
+    /// reach it as `resourceSubscriptions` of a `subscriptions/listen`
+    /// (`route/resource_listen.rs`), not as `resources/subscribe`. Set by the era probe.
+    pub modern_only: bool,
 }
 
 impl BackendCaps {
@@ -95,6 +99,7 @@ impl BackendCaps {
                 || flag(&["capabilities", "resources", "listChanged"]),
             tasks_legacy: has(&["capabilities", "tasks", "requests", "tools", "call"]),
             tasks_ext: has(&["capabilities", "extensions", TASKS_EXTENSION]),
+            modern_only: false,
         }
     }
 }

@@ -114,7 +114,9 @@ pub fn envelope(data: &[u8]) {
     assert_eq!(wire[..at.start], out[..at.start]);
     assert_eq!(wire[at.start + 5..], out[at.end..]);
     // A modern backend: `_meta` added, the id followed.
-    if let Ok((modern, id_at)) = crate::upstream::modern::to_modern(&wire, at.start..at.start + 5) {
+    if let Ok((modern, id_at)) =
+        crate::upstream::modern::to_modern(&wire, at.start..at.start + 5, None)
+    {
         assert_eq!(&modern[id_at], b"12345");
         let m = Envelope::parse(&modern).unwrap_or_else(|e| panic!("to_modern broke it: {e}"));
         assert_eq!(

@@ -249,18 +249,22 @@ impl Finisher {
         if self.era.modern {
             return self.modern_reply(resp);
         }
-        // A 2026 backend asking a 2025-era client for input: that client cannot retry with
-        // inputResponses, so say so instead of handing it a result shape it does not know.
+        // A 2026 backend asking a 2025-era client for input is bridged before it gets here
+        // (`route/relay_input.rs`) for the requests that may ask; an `input_required` to any
+        // other request breaks the spec, and the client would not know the result's shape.
         // A byte search first: the JSON lookup allocates, and almost no answer asks for input.
         let asks_input = memchr::memmem::find(&resp, b"input_required").is_some()
             && sonic_rs::get(&resp[..], ["result", "resultType"])
                 .ok()
                 .is_some_and(|t| t.as_raw_str() == "\"input_required\"");
         if asks_input {
-            return McpError::Gateway(format!(
-                "backend `{}` needs input from the client (2026 input_required), which the gateway cannot yet bridge to a 2025-era session",
-                self.backend_id
-            ))
+            return McpError::BackendProtocol {
+                server: self.backend_id.clone(),
+                reason: format!(
+                    "input_required answers `{}`, which cannot ask for input (only tools/call, prompts/get and resources/read may)",
+                    self.method
+                ),
+            }
             .to_response(&self.client_id);
         }
         resp

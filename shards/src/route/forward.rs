@@ -20,6 +20,7 @@ use crate::route::call::Call;
 pub(crate) use crate::route::finish::Finisher;
 use crate::route::router::Router;
 use crate::route::tables::calls::inflight_key;
+use crate::route::{input_required, relay_input};
 use crate::rt::feed::{feed, NotSent, SSE_QUEUE_BYTES};
 use crate::rt::next;
 use crate::upstream::{BackendReply, CallOpts};
@@ -46,13 +47,17 @@ pub fn log_severity(level: &str) -> Option<u8> {
 
 /// Counts a call against its backend's `max_inflight` on this shard for as long as the
 /// backend call lives (it may outlive the client's request when streamed or parked).
-struct BusyGuard {
+pub(crate) struct BusyGuard {
     router: Rc<Router>,
     backend: Rc<str>,
 }
 
 impl BusyGuard {
-    fn enter(router: &Rc<Router>, backend: &str, max: usize) -> Result<BusyGuard, McpError> {
+    pub(crate) fn enter(
+        router: &Rc<Router>,
+        backend: &str,
+        max: usize,
+    ) -> Result<BusyGuard, McpError> {
         let mut map = router.upstreams.inflight.borrow_mut();
         // The key is allocated once per backend; every later call clones the `Rc`.
         let key: Rc<str> = match map.get_key_value(backend) {
@@ -104,16 +109,18 @@ pub fn client_answer(router: &Rc<Router>, sid: &str, body: &[u8], env: &Envelope
     let Some(id) = env.id.clone() else {
         return;
     };
-    let Some(route) = router
-        .calls
-        .s2c
-        .borrow_mut()
-        .remove(&inflight_key(sid, &body[id.clone()]))
-    else {
-        tracing::debug!(
-            session = sid,
-            "answer to an unknown server-to-client request dropped"
-        );
+    let key = inflight_key(sid, &body[id.clone()]);
+    let route = router.calls.s2c.borrow_mut().remove(&key);
+    let Some(route) = route else {
+        // Or an answer to a 2026 backend's input request the gateway relayed itself.
+        let slot = router.calls.inputs.borrow_mut().remove(&key);
+        match slot {
+            Some(s) => drop(s.tx.unbounded_send((s.slot, body.to_vec()))),
+            None => tracing::debug!(
+                session = sid,
+                "answer to an unknown server-to-client request dropped"
+            ),
+        }
         return;
     };
     let mut out = Vec::with_capacity(body.len() + 8);
@@ -201,6 +208,14 @@ pub(crate) async fn forward(
     }
     let mut wire = Vec::new();
     let ph = splice_placeholder(body, id_range.clone(), &others[..n], &mut wire);
+    // A 2025 session's call may meet a 2026 backend that asks for input: the backend is told
+    // what the client can answer, and the bridge may send the call again
+    // (`route/relay_input.rs`).
+    let method = env.method.as_deref().unwrap_or("");
+    let bridged = !era.modern && !sid.is_empty() && input_required::may_ask(method);
+    let client_caps = bridged
+        .then(|| router.sessions.borrow().get(sid)?.input_caps.clone())
+        .flatten();
 
     let client_id = env.id_bytes(body).to_vec();
     let key = inflight_key(sid, &client_id);
@@ -240,7 +255,10 @@ pub(crate) async fn forward(
         pin: era.task.as_ref().and_then(|t| t.pin()),
         related_task: era.task.as_ref().and_then(|t| t.backend_task_json()),
         tool_headers: era.tool_headers.clone(),
+        client_caps: client_caps.clone(),
+        listen: false,
     };
+    let affinity = opts.affinity;
     let finish = Finisher {
         router: router.clone(),
         sid: sid.to_string(),
@@ -256,9 +274,27 @@ pub(crate) async fn forward(
     };
     let series = router.stats.series(
         &finish.backend_id,
-        env.method.as_deref().unwrap_or(""),
+        method,
         finish.era.tool.as_deref().unwrap_or(""),
     );
+    // What the bridge needs to send the call again: built when the answer asks for input, or
+    // when a 2025 session's call turns into a stream (its body is gone by its answer).
+    let resend = |series| {
+        let mut base = Vec::new();
+        let ph = splice_placeholder(body, id_range.clone(), &others[..n], &mut base);
+        relay_input::Resend {
+            base,
+            ph,
+            key: key.clone(),
+            progress: token.as_ref().map(|(_, t)| t.clone()),
+            affinity,
+            tool_headers: finish.era.tool_headers.clone(),
+            client_caps: client_caps.clone(),
+            max_inflight,
+            series,
+        }
+    };
+    let resend_series = series.clone();
     // Wrapped so the call still meets its timeout after moving to another task (see
     // `upstream::rewake`): the task that keeps it running after its first event, or a park.
     let call_deadline = finish.deadline.0.clone();
@@ -295,6 +331,13 @@ pub(crate) async fn forward(
             if matches!(result, Err(McpError::Cancelled)) {
                 return Err(McpError::Cancelled);
             }
+            if bridged && input_required::asks_input(&result) {
+                let resend = resend(resend_series);
+                let first = result.expect("asks_input holds only for Ok");
+                return Ok(Answer::Stream(relay_input::start(
+                    finish, resend, first, early,
+                )));
+            }
             if early.is_empty() {
                 return Ok(Answer::Json(finish.reply(result)));
             }
@@ -317,6 +360,7 @@ pub(crate) async fn forward(
             ))
         }
         Err(first_event) => {
+            let resend = bridged.then(|| resend(resend_series));
             let (tx, rx) = feed(SSE_QUEUE_BYTES);
             if let Some(m) = finish.event(first_event) {
                 let _ = tx.send(m);
@@ -367,6 +411,10 @@ pub(crate) async fn forward(
                     if let Some(m) = finish.event(ev) {
                         let _ = tx.send(m);
                     }
+                }
+                if let Some(resend) = resend.filter(|_| input_required::asks_input(&result)) {
+                    let first = result.expect("asks_input holds only for Ok");
+                    return relay_input::run(finish, resend, first, tx).await;
                 }
                 if !matches!(result, Err(McpError::Cancelled)) {
                     let _ = tx.send(finish.reply(result));

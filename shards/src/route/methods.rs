@@ -181,7 +181,9 @@ pub const MAX_SUBSCRIPTIONS: usize = 1024;
 pub const MAX_SUBSCRIPTION_BYTES: usize = 256 * 1024;
 
 /// `resources/subscribe` / `resources/unsubscribe`. The session records the URI as it sees
-/// it (updates are delivered to subscribed sessions only). Toward the backend: a subscribe is
+/// it (updates are delivered to subscribed sessions only). A backend that speaks 2026-07-28
+/// only gets neither: the shard's listen toward it carries the URI instead
+/// (`route/resource_listen.rs`). Toward a 2025 backend: a subscribe is
 /// always forwarded (servers treat it as idempotent) and, for an HTTP backend, this shard
 /// starts listening on its upstream GET stream, where the updates arrive. An unsubscribe is
 /// forwarded only when no other session of this shard still wants the URI, and never to a
@@ -197,7 +199,7 @@ pub async fn subscribe(
     let (Some(uri), Some(range)) = (env.uri_str.as_deref(), env.uri.clone()) else {
         return Err(McpError::InvalidParams("params.uri is required".into()));
     };
-    let (backend, original, server, capable) = {
+    let (backend, original, server, capable, modern_only, timeout) = {
         let snap = router.snapshot.load();
         let route = snap
             .catalog
@@ -207,11 +209,14 @@ pub async fn subscribe(
         if !crate::auth::local::allows(&snap, principal, item, route.backend, uri) {
             return Err(McpError::ResourceNotFound(uri.to_string()));
         }
+        let caps = &snap.catalog.backend_caps[route.backend];
         (
             route.backend,
             route.original.to_string(),
             snap.backends[route.backend].id.clone(),
-            snap.catalog.backend_caps[route.backend].subscribe,
+            caps.subscribe,
+            caps.modern_only,
+            snap.backends[route.backend].timeout,
         )
     };
     if !capable {
@@ -246,6 +251,23 @@ pub async fn subscribe(
             .any(|(other, s)| other != sid && s.subscriptions.contains(uri));
         others
     };
+    if modern_only {
+        // No resources/subscribe in 2026-07-28: the shard's listen toward it carries the URI.
+        let r =
+            crate::route::resource_listen::subscribe(router, &server, sid, &original, on, timeout)
+                .await;
+        if let Err(e) = r {
+            if let Some(s) = router.sessions.borrow_mut().get_mut(sid) {
+                s.subscriptions.remove(uri);
+            }
+            let undo = crate::route::resource_listen::subscribe(
+                router, &server, sid, &original, false, timeout,
+            );
+            let _ = undo.await;
+            return Err(e);
+        }
+        return Ok(Answer::Json(ok_result(env.id_bytes(body), b"{}")));
+    }
     let handle = router.upstreams.backends.borrow().get(&server).cloned();
     if on {
         if let Some(crate::upstream::LocalBackend::Http(h)) = handle.as_deref() {

@@ -15,10 +15,12 @@
 //!   [`session_table`] (ids that land on their shard, caps), [`resume`] (`Last-Event-ID`),
 //!   [`streams`] (what goes on a session's GET stream, and what HTTP backends push).
 //! - Serving: [`lists`] and [`meta`] (merged lists, search mode), [`methods`] (completion,
-//!   subscriptions, logging level), [`cached`] (cache and single-flight), [`forward`] and
+//!   subscriptions, logging level; [`resource_listen`] for 2026-only backends), [`cached`] (cache and single-flight), [`forward`] and
 //!   [`finish`] (one call to its backend and back), [`bridge`] and [`state`] (multi-round-trip
-//!   input across eras), [`listen`] (`subscriptions/listen`), [`per_client`] (a session's
-//!   own upstream sessions, `session = "per_client"`).
+//!   input across eras: a 2025 backend's requests for a 2026 client), [`relay_input`] and
+//!   [`input_required`] (a 2026 backend's `input_required` for a 2025 client), [`listen`]
+//!   (`subscriptions/listen`), [`per_client`] (a session's own upstream sessions,
+//!   `session = "per_client"`).
 //! - Bookkeeping: [`observe`], once per answered request (stats, [`tokens`], [`audit`]).
 
 pub mod audit;
@@ -29,6 +31,7 @@ pub mod call;
 pub mod dispatch;
 pub mod finish;
 pub mod forward;
+pub mod input_required;
 pub mod lifecycle;
 pub mod listen;
 pub mod lists;
@@ -39,7 +42,9 @@ pub mod observe;
 pub mod params;
 pub mod per_client;
 pub mod phases;
+pub mod relay_input;
 pub mod request;
+pub mod resource_listen;
 pub mod resume;
 pub mod router;
 pub mod session;

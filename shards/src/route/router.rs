@@ -118,6 +118,8 @@ pub struct Router {
     pub parked: RefCell<HashMap<u64, crate::route::tables::parked::LocalParked, RandomState>>,
     /// Open 2026 `subscriptions/listen` streams.
     pub listeners: RefCell<crate::route::tables::listeners::Listeners>,
+    /// Listens toward 2026-only backends carrying this shard's 2025 resource subscriptions.
+    pub resource_listens: RefCell<crate::route::tables::resource_listens::ResourceListens>,
 }
 
 impl Router {
@@ -151,6 +153,7 @@ impl Router {
             stream_log_bytes: Cell::new(0),
             parked: RefCell::default(),
             listeners: RefCell::default(),
+            resource_listens: RefCell::default(),
         }
     }
 

@@ -48,6 +48,28 @@ impl ClientCaps {
         }
     }
 
+    /// The capabilities among `raw` (a client's `capabilities` object) the gateway can
+    /// bridge from a 2026 backend's `input_required` (`elicitation`, `sampling`, `roots`),
+    /// verbatim, as one `clientCapabilities` object; `None` when the client declared none.
+    pub fn bridged(raw: &[u8]) -> Option<std::sync::Arc<[u8]>> {
+        use sonic_rs::JsonValueTrait;
+        let mut out = b"{".to_vec();
+        for key in ["elicitation", "sampling", "roots"] {
+            let Some(v) = sonic_rs::get(raw, [key]).ok().filter(|v| v.is_object()) else {
+                continue;
+            };
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":");
+            out.extend_from_slice(v.as_raw_str().as_bytes());
+        }
+        out.push(b'}');
+        (out.len() > 2).then(|| out.into())
+    }
+
     /// Does the client support the server-to-client request `method`?
     pub fn allows(&self, method: &str) -> bool {
         match method {
@@ -70,6 +92,8 @@ pub struct LocalSession {
     pub caps: ClientCaps,
     /// The same, as the client sent them (declared verbatim to per-client upstreams).
     pub caps_json: Vec<u8>,
+    /// What a 2026 backend is told this client can answer ([`ClientCaps::bridged`]).
+    pub input_caps: Option<std::sync::Arc<[u8]>>,
     /// Last request seen (idle sessions expire).
     pub last_seen: Instant,
     /// The input of the session's standalone GET stream relay, if one was opened.
@@ -103,6 +127,7 @@ impl LocalSession {
             version,
             created: Instant::now(),
             caps,
+            input_caps: ClientCaps::bridged(&caps_json),
             caps_json,
             last_seen: Instant::now(),
             get_stream: None,
@@ -112,5 +137,23 @@ impl LocalSession {
             used: false,
             tasks: Default::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClientCaps;
+
+    #[test]
+    fn only_the_bridgeable_capabilities_are_kept_verbatim() {
+        let raw = br#"{"experimental":{"x":{}},"roots":{"listChanged":true},"elicitation":{"form":{},"url":{}},"tasks":{}}"#;
+        let got = ClientCaps::bridged(raw).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&got).unwrap(),
+            r#"{"elicitation":{"form":{},"url":{}},"roots":{"listChanged":true}}"#
+        );
+        assert!(ClientCaps::bridged(br#"{"experimental":{}}"#).is_none());
+        assert!(ClientCaps::bridged(br#"{"sampling":true}"#).is_none());
+        assert!(ClientCaps::bridged(b"{}").is_none());
     }
 }

@@ -28,6 +28,11 @@ pub fn build(shard: &Rc<LocalShard>) -> ShardStats {
         sessions_refused: shard.router.sessions.borrow().refused,
         connections: shard.front.connections.get() as u64,
         listeners: shard.router.listeners.borrow().len() as u64,
+        client_input: [
+            shard.router.calls.s2c.borrow().len() as u64,
+            shard.router.calls.inputs.borrow().len() as u64,
+            shard.router.parked.borrow().len() as u64,
+        ],
         inflight: shard.front.inflight.get() as u64,
         panics: shard.front.panics.get(),
         clients_gone: shard.router.clients_gone.get(),

@@ -58,6 +58,10 @@ pub struct ShardStats {
     pub connections: u64,
     /// Open `subscriptions/listen` streams.
     pub listeners: u64,
+    /// Waiting on a client's input, by kind: a 2025 backend's server-to-client requests
+    /// relayed to a 2025 client, a 2026 backend's input requests relayed to a 2025 client
+    /// (`route/relay_input.rs`), and 2025 backend calls parked on a 2026 client's retry.
+    pub client_input: [u64; 3],
     /// Client requests being served.
     pub inflight: u64,
     /// Panics contained to one connection since start.

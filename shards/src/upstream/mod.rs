@@ -86,6 +86,16 @@ pub struct CallOpts {
     /// A `tools/call` of a tool with `x-mcp-header` arguments: toward a 2026 HTTP backend,
     /// their `Mcp-Param-*` headers, computed from the body sent (`upstream/modern.rs`).
     pub tool_headers: Option<std::sync::Arc<crate::catalog::params::ToolHeaders>>,
+    /// A 2025-era client's capabilities the gateway can bridge (`elicitation`, `sampling`,
+    /// `roots`, as the client declared them): a 2026 backend is told them in `_meta`
+    /// `clientCapabilities`, and its `input_required` is relayed to the client
+    /// (`route/relay_input.rs`). `None`: `{}` (the gateway's own requests, a client that
+    /// declared none of them, or a 2026 client, whose `_meta` travels as is).
+    pub client_caps: Option<std::sync::Arc<[u8]>>,
+    /// The request is a `subscriptions/listen` ([`LocalBackend::listen`]): over a channel
+    /// without request links (stdio) its events are only the messages naming it
+    /// (`subscriptionId`), and it is never taken for the call a log line belongs to.
+    pub listen: bool,
     /// A follow-up of a task (`tasks/get` and the like): send it to this replica (HTTP) or
     /// instance (stdio `instances`), and only if the upstream that created the task is the
     /// one still there (its epoch, when not 0); otherwise fail with
@@ -193,6 +203,8 @@ impl CallOpts {
             pin: self.pin,
             related_task: self.related_task.clone(),
             tool_headers: self.tool_headers.clone(),
+            client_caps: self.client_caps.clone(),
+            listen: self.listen,
         }
     }
 
@@ -390,6 +402,46 @@ impl LocalBackend {
             LocalBackend::Stdio(s) => s.eras(),
             LocalBackend::Pool { members, .. } => members[0].eras(),
             LocalBackend::RemoteStdio { .. } => (true, false),
+        }
+    }
+
+    /// Holds a `subscriptions/listen` of the caller's own making open (`body`, its id the
+    /// placeholder at `id`) until the backend ends it, `stop` fires, or `limit` passes;
+    /// every message of it (the acknowledgment, the notifications, the final answer) goes
+    /// to `events`. HTTP: a connection of its own (never a pooled one, which it would hold
+    /// for its whole life); stdio: a request on the child's channel, whose notifications
+    /// reach `events` by their `subscriptionId` (`routes.rs`). `Err` says why it broke.
+    pub async fn listen(
+        &self,
+        body: Vec<u8>,
+        id: Range<usize>,
+        events: EventTx,
+        stop: futures_channel::oneshot::Receiver<()>,
+        limit: Duration,
+    ) -> Result<(), String> {
+        if let LocalBackend::Http(h) = self {
+            return monoio::select! {
+                r = monoio::time::timeout(limit, h.listen_stream(&body, &events)) => r.unwrap_or(Ok(())),
+                _ = cancelled(Some(stop)) => Ok(()),
+            };
+        }
+        let opts = CallOpts {
+            events: Some(events.clone()),
+            cancel: Some(stop),
+            modern: true,
+            listen: true,
+            ..CallOpts::timeout(limit)
+        };
+        match Box::pin(self.call(body, id, opts)).await {
+            Ok(reply) => {
+                let _ = events.unbounded_send(BackendEvent {
+                    msg: reply.body,
+                    replica: 0,
+                });
+                Ok(())
+            }
+            Err(McpError::Cancelled | McpError::BackendTimeout { .. }) => Ok(()),
+            Err(e) => Err(e.reason_for_backend()),
         }
     }
 

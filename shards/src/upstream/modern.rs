@@ -22,11 +22,18 @@ use crate::wire::jsonrpc::{splice_tracking, Envelope};
 /// The modern version the gateway speaks to backends.
 pub const MODERN: &str = "2026-07-28";
 
-/// The modern `_meta` keys for a request the gateway itself makes (or relays for a 2025-era
-/// client, which cannot answer input requests, hence no client capabilities).
+/// The modern `_meta` keys for a request the gateway itself makes (no client capabilities).
 pub fn meta_keys() -> String {
+    meta_keys_for(b"{}")
+}
+
+/// The modern `_meta` keys for a request relayed for a 2025-era client: `caps` is the
+/// `clientCapabilities` object (the client's capabilities the gateway can bridge, `{}` when
+/// none).
+pub fn meta_keys_for(caps: &[u8]) -> String {
     format!(
-        r#""io.modelcontextprotocol/protocolVersion":"{MODERN}","io.modelcontextprotocol/clientCapabilities":{{}},"io.modelcontextprotocol/clientInfo":{{"name":"only1mcp-uring","version":"{}"}}"#,
+        r#""io.modelcontextprotocol/protocolVersion":"{MODERN}","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{{"name":"only1mcp-uring","version":"{}"}}"#,
+        String::from_utf8_lossy(caps),
         env!("CARGO_PKG_VERSION")
     )
 }
@@ -49,14 +56,19 @@ pub fn parse_discover(server: &str, reply: &BackendReply) -> Option<BackendCaps>
     modern.then(|| BackendCaps::from_initialize_result(result))
 }
 
-/// Gives `body` the modern `_meta` keys unless it already has them (a modern client's own);
-/// returns the new body and where the id (at `id`) ended up.
-pub fn to_modern(body: &[u8], id: Range<usize>) -> Result<(Vec<u8>, Range<usize>), McpError> {
+/// Gives `body` the modern `_meta` keys unless it already has them (a modern client's own),
+/// declaring `caps` (see [`meta_keys_for`]; `None`: `{}`); returns the new body and where
+/// the id (at `id`) ended up.
+pub fn to_modern(
+    body: &[u8],
+    id: Range<usize>,
+    caps: Option<&[u8]>,
+) -> Result<(Vec<u8>, Range<usize>), McpError> {
     let env = Envelope::parse(body)?;
     if env.meta.version.is_some() {
         return Ok((body.to_vec(), id));
     }
-    let keys = meta_keys();
+    let keys = meta_keys_for(caps.unwrap_or(b"{}"));
     let (at, insert): (usize, String) = match (&env.meta.range, &env.params) {
         (Some(m), _) => {
             let empty = body[m.start + 1..m.end - 1]
@@ -138,7 +150,7 @@ mod tests {
     fn check(body: &str) -> String {
         let b = body.as_bytes();
         let env = Envelope::parse(b).unwrap();
-        let (out, id) = to_modern(b, env.id.clone().unwrap()).unwrap();
+        let (out, id) = to_modern(b, env.id.clone().unwrap(), None).unwrap();
         assert_eq!(
             &out[id],
             b"7",

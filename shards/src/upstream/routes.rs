@@ -7,7 +7,9 @@
 //! call belongs to that call; otherwise it belongs to the one call in flight that is not
 //! itself waiting for the answer to a request it sent (a call parked on a 2026 client's
 //! input, or waiting for a 2025 client's answer, cannot be the sender). With no such call,
-//! or several, it is logged (or refused to the backend) rather than guessed. Shared by
+//! or several, it is logged (or refused to the backend) rather than guessed. A listen's
+//! notifications name it (`subscriptionId`, the gateway's id of the request) and go to it
+//! alone; a listen is never taken for the call a log line belongs to. Shared by
 //! [`crate::upstream::stdio`] and [`crate::upstream::sse_legacy`].
 
 use std::cell::RefCell;
@@ -40,6 +42,9 @@ pub(crate) struct LocalRoutes {
     /// backend's requests for that task (`_meta` related-task) go to them.
     pub(crate) tasks: RefCell<HashMap<Vec<u8>, EventTx, RandomState>>,
     pub(crate) sinks: RefCell<Vec<(u64, EventTx)>>,
+    /// The event sinks of listens (`CallOpts::listen`): reached only by the `subscriptionId`
+    /// their notifications carry, never taken for a call's.
+    pub(crate) listens: RefCell<Vec<(u64, EventTx)>>,
     /// Server-to-client requests routed to a call and not answered yet: the backend's
     /// request id (raw JSON) → the gateway id of the call it went to.
     pub(crate) awaiting: RefCell<HashMap<Vec<u8>, u64, RandomState>>,
@@ -93,17 +98,20 @@ impl Drop for Registered<'_> {
 
 /// Puts call `id` in `routes`: its reply comes back through the returned receiver, progress
 /// naming `progress`, requests naming task `task` (raw JSON id) and related messages go to
-/// `events`.
+/// `events` (a listen's: only those naming it).
 pub(crate) fn register<'a>(
     routes: &Rc<LocalRoutes>,
     id: u64,
     events: Option<&EventTx>,
     progress: Option<&'a [u8]>,
     task: Option<&'a [u8]>,
+    listen: bool,
 ) -> (Registered<'a>, ReplyRx) {
     let (tx, rx) = oneshot::channel();
     routes.pending.borrow_mut().insert(id, tx);
-    if let Some(ev) = events {
+    if let Some(ev) = events.filter(|_| listen) {
+        routes.listens.borrow_mut().push((id, ev.clone()));
+    } else if let Some(ev) = events {
         if let Some(tok) = progress {
             routes
                 .progress
@@ -118,8 +126,8 @@ pub(crate) fn register<'a>(
     let reg = Registered {
         routes: routes.clone(),
         id,
-        progress: progress.filter(|_| events.is_some()),
-        task: task.filter(|_| events.is_some()),
+        progress: progress.filter(|_| events.is_some() && !listen),
+        task: task.filter(|_| events.is_some() && !listen),
         released: false,
     };
     (reg, rx)
@@ -133,6 +141,7 @@ impl LocalRoutes {
     /// A call ended: forget its event sink and the requests it was waiting on.
     pub(crate) fn call_ended(&self, our_id: u64) {
         self.sinks.borrow_mut().retain(|(i, _)| *i != our_id);
+        self.listens.borrow_mut().retain(|(i, _)| *i != our_id);
         if self.waiting.borrow_mut().remove(&our_id).is_some() {
             self.awaiting.borrow_mut().retain(|_, call| *call != our_id);
         }
@@ -170,6 +179,18 @@ impl LocalRoutes {
                 }
             }
         }
+    }
+
+    /// The sink of the listen a notification names in `_meta` `subscriptionId` (the
+    /// gateway's id of that request).
+    fn listen_of(&self, line: &[u8]) -> Option<EventTx> {
+        let key = ["params", "_meta", "io.modelcontextprotocol/subscriptionId"];
+        let id = sonic_rs::get(line, key).ok()?.as_u64()?;
+        let listens = self.listens.borrow();
+        listens
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, tx)| tx.clone())
     }
 
     /// The call a related message without a request id belongs to: the call whose progress
@@ -372,6 +393,18 @@ fn route_notification(server: &str, line: &[u8], env: &Envelope<'_>, routes: &Lo
         if let Some(tx) = routes.relist.borrow().as_ref() {
             tx.poke(kinds);
         }
+        return;
+    }
+    let on_listen = matches!(
+        method,
+        "notifications/subscriptions/acknowledged" | "notifications/resources/updated"
+    );
+    if let Some(tx) = on_listen.then(|| routes.listen_of(line)).flatten() {
+        // A listen of the route layer's (`LocalBackend::listen`): to it, by the id it was sent.
+        let _ = tx.unbounded_send(BackendEvent {
+            msg: line.to_vec(),
+            replica: 0,
+        });
         return;
     }
     if method == "notifications/subscriptions/acknowledged" {

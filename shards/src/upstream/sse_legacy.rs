@@ -220,6 +220,7 @@ impl LocalSseSession {
             opts.events.as_ref(),
             opts.progress.as_deref(),
             opts.related_task.as_deref(),
+            opts.listen,
         );
         let outcome = async {
             self.target.post(&wire).await?;

@@ -7,7 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use ahash::RandomState;
-use futures_channel::oneshot;
+use futures_channel::{mpsc, oneshot};
 use hashbrown::HashMap;
 
 use crate::upstream::LocalBackend;
@@ -17,6 +17,13 @@ pub struct S2cRoute {
     pub(crate) handle: Rc<LocalBackend>,
     pub(crate) replica: usize,
     pub(crate) backend_request_id: Vec<u8>,
+}
+
+/// Where a client's answer to a request the gateway made itself goes: a 2026 backend's
+/// input request relayed to a 2025 client (`route/relay_input.rs`), answered by slot.
+pub struct InputSlot {
+    pub(crate) tx: mpsc::UnboundedSender<(usize, Vec<u8>)>,
+    pub(crate) slot: usize,
 }
 
 /// The key of a call in the tables: its session (empty for a stateless 2026 call) and the
@@ -36,6 +43,9 @@ pub struct LocalCalls {
     /// Server-to-client requests relayed to a client and not answered yet, by
     /// [`inflight_key`] of the gateway's id.
     pub s2c: RefCell<HashMap<Vec<u8>, S2cRoute, RandomState>>,
+    /// A 2026 backend's input requests relayed to a 2025 client and not answered yet, by
+    /// [`inflight_key`] of the gateway's id.
+    pub inputs: RefCell<HashMap<Vec<u8>, InputSlot, RandomState>>,
     next: Cell<u64>,
 }
 
@@ -44,6 +54,7 @@ impl Default for LocalCalls {
         LocalCalls {
             inflight: RefCell::default(),
             s2c: RefCell::default(),
+            inputs: RefCell::default(),
             next: Cell::new(1),
         }
     }

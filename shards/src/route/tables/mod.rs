@@ -6,6 +6,7 @@ pub mod calls;
 pub mod listeners;
 pub mod parked;
 pub mod per_client;
+pub mod resource_listens;
 pub mod search;
 pub mod stream_log;
 pub mod tasks;

@@ -23,6 +23,7 @@ impl LocalHttpBackend {
             modern: use_modern,
             pin,
             tool_headers,
+            client_caps,
         } = t;
         let session = match self.session(replica).await {
             Ok(s) => s,
@@ -42,7 +43,7 @@ impl LocalHttpBackend {
             )));
         }
         let (body, id) = if modern {
-            match crate::upstream::modern::to_modern(body, id.clone()) {
+            match crate::upstream::modern::to_modern(body, id.clone(), client_caps) {
                 Ok((b, i)) => (std::borrow::Cow::Owned(b), i),
                 Err(e) => return Attempt::Done(Err(e)),
             }

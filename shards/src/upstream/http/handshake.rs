@@ -27,8 +27,9 @@ impl LocalHttpBackend {
                 Ok(s)
             }
             (Ok(s), None) => Ok(s),
-            (Err(_), Some(caps)) => {
+            (Err(_), Some(mut caps)) => {
                 tracing::info!(server = %self.spec.id, url = %replica.url.raw, "backend speaks 2026-07-28 only (stateless)");
+                caps.modern_only = true;
                 Ok(UpstreamSession {
                     id: None,
                     version: crate::upstream::modern::MODERN.into(),

@@ -93,6 +93,8 @@ struct Try<'a> {
     /// A task follow-up: the upstream it must find (see `CallOpts::pin`).
     pin: Option<crate::upstream::Origin>,
     tool_headers: Option<&'a crate::catalog::params::ToolHeaders>,
+    /// What a 2026 backend is told the client can answer (`CallOpts::client_caps`).
+    client_caps: Option<&'a [u8]>,
 }
 
 enum Attempt {
@@ -206,6 +208,7 @@ impl LocalHttpBackend {
                             modern: opts.modern,
                             pin: opts.pin,
                             tool_headers: opts.tool_headers.as_deref(),
+                            client_caps: opts.client_caps.as_deref(),
                         },
                     )
                     .await

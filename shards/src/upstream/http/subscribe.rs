@@ -10,6 +10,9 @@
 //! backend acknowledged), and once acknowledged again the backend is re-listed. It stops for
 //! good when the backend refuses the method (a 2025 server again, or one without listens),
 //! when the shard drains, and when a reload retires the backend.
+//!
+//! [`LocalHttpBackend::listen_stream`] opens a listen of the route layer's own the same way
+//! (its resource subscriptions, `route/resource_listen.rs`) and hands it every message.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -17,10 +20,11 @@ use std::time::{Duration, Instant};
 
 use super::LocalHttpBackend;
 use crate::catalog::ListsChanged;
-use crate::http::client::LocalHttpConn;
+use crate::http::client::{LocalHttpConn, ResponseHead};
 use crate::http::sse::SseDecoder;
 use crate::upstream::relist::RelistTx;
 use crate::upstream::subscribe::{hear, listen_body, Backoff, Heard, Streak, HEALTHY};
+use crate::upstream::{BackendEvent, EventTx};
 
 /// How one listen stream ended.
 enum Ended {
@@ -96,6 +100,64 @@ impl LocalHttpBackend {
         acked: &mut bool,
         mut on_ack: impl FnMut(&RelistTx),
     ) -> Result<Ended, String> {
+        let (mut conn, mut head) = match self.open_listen(&listen_body()).await? {
+            Opened::Stream(conn, head) => (conn, head),
+            Opened::Answered(status, mut text) => {
+                return Ok(match hear(&text, relist) {
+                    Heard::Ended(Err(why)) => Ended::Refused(why),
+                    Heard::Ended(Ok(())) => Ended::Closed,
+                    _ if matches!(status, 404 | 405) => Ended::Refused(format!("HTTP {status}")),
+                    _ => {
+                        text.truncate(200);
+                        return Err(format!(
+                            "HTTP {status} to subscriptions/listen: {}",
+                            String::from_utf8_lossy(&text).trim()
+                        ));
+                    }
+                });
+            }
+        };
+        read_stream(&mut conn, &mut head, |data| match hear(data, relist) {
+            Heard::Acknowledged => {
+                *acked = true;
+                on_ack(relist);
+                None
+            }
+            Heard::Ended(Ok(())) => Some(Ended::Closed),
+            Heard::Ended(Err(why)) => Some(Ended::Refused(why)),
+            Heard::Changed(_) | Heard::Other => None,
+        })
+        .await
+    }
+
+    /// A listen of the route layer's own (`body`: a `subscriptions/listen` with
+    /// `resourceSubscriptions`, `route/resource_listen.rs`) on a connection of its own, read
+    /// to its end: every message on it goes to `events`. `Err` says why it ended early (a
+    /// refusal included).
+    pub async fn listen_stream(&self, body: &[u8], events: &EventTx) -> Result<(), String> {
+        let (mut conn, mut head) = match self.open_listen(body).await? {
+            Opened::Stream(conn, head) => (conn, head),
+            Opened::Answered(status, mut text) => {
+                text.truncate(200);
+                return Err(format!(
+                    "HTTP {status} to subscriptions/listen: {}",
+                    String::from_utf8_lossy(&text).trim()
+                ));
+            }
+        };
+        let ended = read_stream(&mut conn, &mut head, |data| {
+            let msg = BackendEvent {
+                msg: data.to_vec(),
+                replica: 0,
+            };
+            events.unbounded_send(msg).err().map(|_| Ended::Closed)
+        });
+        ended.await.map(drop)
+    }
+
+    /// Sends a listen request on a new connection to replica 0 and reads the head: a stream,
+    /// or an answer that is not one (a refusal, read whole).
+    async fn open_listen(&self, body: &[u8]) -> Result<Opened, String> {
         let replica = &self.replicas[0];
         let mut conn = LocalHttpConn::connect(&replica.url.addrs, self.connect_timeout)
             .await
@@ -110,11 +172,10 @@ impl LocalHttpBackend {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         );
-        let body = listen_body();
         // The head is bounded (a backend that accepts and never answers would hold the
         // listener forever); the stream after it is not: it is meant to stay open.
         let head = async {
-            conn.send_post(&replica.url.path, &replica.url.authority, &hdrs, &body)
+            conn.send_post(&replica.url.path, &replica.url.authority, &hdrs, body)
                 .await
                 .map_err(|e| e.to_string())?;
             conn.read_head().await.map_err(|e| e.to_string())
@@ -125,52 +186,50 @@ impl LocalHttpBackend {
         if head.status != 200 || !head.sse {
             let mut text = Vec::new();
             let _ = conn.read_body_all(&mut head, &mut text, 65536).await;
-            return Ok(match hear(&text, relist) {
-                Heard::Ended(Err(why)) => Ended::Refused(why),
-                Heard::Ended(Ok(())) => Ended::Closed,
-                _ if matches!(head.status, 404 | 405) => {
-                    Ended::Refused(format!("HTTP {}", head.status))
-                }
-                _ => {
-                    text.truncate(200);
-                    return Err(format!(
-                        "HTTP {} to subscriptions/listen: {}",
-                        head.status,
-                        String::from_utf8_lossy(&text).trim()
-                    ));
-                }
-            });
+            return Ok(Opened::Answered(head.status, text));
         }
-        let mut dec = SseDecoder::default();
-        // Grows to the largest piece read: a listen stays silent most of its life.
-        let mut piece = Vec::new();
-        loop {
-            piece.clear();
-            let more = conn
-                .read_body_piece(&mut head, &mut piece)
-                .await
-                .map_err(|e| format!("the stream broke: {e}"))?;
-            dec.push(&piece);
-            while let Some(ev) = dec.next_event() {
-                match hear(&ev.data, relist) {
-                    Heard::Acknowledged => {
-                        *acked = true;
-                        on_ack(relist);
-                    }
-                    Heard::Ended(Ok(())) => return Ok(Ended::Closed),
-                    Heard::Ended(Err(why)) => return Ok(Ended::Refused(why)),
-                    Heard::Changed(_) | Heard::Other => {}
-                }
+        Ok(Opened::Stream(conn, head))
+    }
+}
+
+/// What a listen request was answered with.
+enum Opened {
+    /// An SSE stream, to be read.
+    Stream(LocalHttpConn, ResponseHead),
+    /// Anything else: the status and the body.
+    Answered(u16, Vec<u8>),
+}
+
+/// Reads a listen's SSE stream to its end, handing each event's data to `on_event` until it
+/// says how the stream ended.
+async fn read_stream(
+    conn: &mut LocalHttpConn,
+    head: &mut ResponseHead,
+    mut on_event: impl FnMut(&[u8]) -> Option<Ended>,
+) -> Result<Ended, String> {
+    let mut dec = SseDecoder::default();
+    // Grows to the largest piece read: a listen stays silent most of its life.
+    let mut piece = Vec::new();
+    loop {
+        piece.clear();
+        let more = conn
+            .read_body_piece(head, &mut piece)
+            .await
+            .map_err(|e| format!("the stream broke: {e}"))?;
+        dec.push(&piece);
+        while let Some(ev) = dec.next_event() {
+            if let Some(end) = on_event(&ev.data) {
+                return Ok(end);
             }
-            if dec.take_dropped() > 0 {
-                return Err("the backend sent an SSE event larger than 64 MiB".into());
-            }
-            if !more {
-                return Ok(Ended::Closed);
-            }
-            // A backend that floods the stream must not hold the shard (`rt::fair`).
-            crate::rt::fair::yield_now().await;
         }
+        if dec.take_dropped() > 0 {
+            return Err("the backend sent an SSE event larger than 64 MiB".into());
+        }
+        if !more {
+            return Ok(Ended::Closed);
+        }
+        // A backend that floods the stream must not hold the shard (`rt::fair`).
+        crate::rt::fair::yield_now().await;
     }
 }
 

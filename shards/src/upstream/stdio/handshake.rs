@@ -90,8 +90,9 @@ pub(super) async fn handshake_and_list(
                 ..m
             }
         }
-        (Some(m), None) => {
+        (Some(mut m), None) => {
             tracing::info!(server = %slot.spec.id, "backend speaks 2026-07-28 only (stateless)");
+            m.modern_only = true;
             m
         }
         (None, Some(l)) => l,

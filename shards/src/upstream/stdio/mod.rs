@@ -146,7 +146,8 @@ impl LocalStdioSlot {
         // A dual-era child gets 2026 requests only for 2026 clients and discovery.
         let use_modern = self.modern.get() && (!self.legacy.get() || opts.modern);
         let (body, id) = if use_modern {
-            modern_body = crate::upstream::modern::to_modern(body, id)?;
+            modern_body =
+                crate::upstream::modern::to_modern(body, id, opts.client_caps.as_deref())?;
             (&modern_body.0[..], modern_body.1)
         } else {
             (body, id)
@@ -178,6 +179,7 @@ impl LocalStdioSlot {
                 opts.events.as_ref(),
                 opts.progress.as_deref(),
                 opts.related_task.as_deref(),
+                opts.listen,
             );
             if p.writer.unbounded_send(wire).is_err() {
                 // `reg` goes here, and the routes with it.
