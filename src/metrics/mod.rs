@@ -148,6 +148,10 @@ impl Aggregator {
         };
         snap.totals.session_ids_foreign = refused(Verdict::Foreign);
         snap.totals.session_ids_forged = refused(Verdict::Forged) + refused(Verdict::Malformed);
+        let store = prom::rate_store(&shards);
+        snap.totals.rate_store = if store.shared { "redis" } else { "local" }.to_string();
+        snap.totals.rate_store_up = store.up;
+        snap.totals.rate_store_errors = store.failures.iter().sum();
         self.snapshot.store(Arc::new(snap));
     }
 }

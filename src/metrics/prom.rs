@@ -102,7 +102,7 @@ pub fn render(
 
 /// The rate-limit store over all shards: failures summed; up only when every shard saw it up
 /// (they all read the one flag the store thread sets, so they differ only around a change).
-fn rate_store(shards: &[&ShardStats]) -> RateStoreReport {
+pub(super) fn rate_store(shards: &[&ShardStats]) -> RateStoreReport {
     let mut r = RateStoreReport {
         shared: shards.iter().any(|s| s.rate_store.shared),
         up: shards.iter().all(|s| s.rate_store.up),

@@ -163,6 +163,15 @@ pub struct Totals {
     /// Requests refused (404) with a session id no cluster key signed, or not an id at all.
     #[serde(default)]
     pub session_ids_forged: u64,
+    /// `[rate_limit] store`: `local`, or `redis` (empty from gateways that predate it).
+    #[serde(default)]
+    pub rate_store: String,
+    /// The shared store answers (always true for `local`).
+    #[serde(default)]
+    pub rate_store_up: bool,
+    /// Requests the shared store could not decide (they followed `on_store_error`).
+    #[serde(default)]
+    pub rate_store_errors: u64,
 }
 
 /// `readiness`: what the gateway's `GET /ready` says.

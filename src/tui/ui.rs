@@ -141,7 +141,7 @@ pub fn uptime(secs: f64) -> String {
 }
 
 fn overview(f: &mut Frame<'_>, app: &App, s: &MetricsSnapshot, area: Rect) {
-    let [facts, spark] = Layout::vertical([Constraint::Length(9), Constraint::Min(4)]).areas(area);
+    let [facts, spark] = Layout::vertical([Constraint::Length(10), Constraint::Min(4)]).areas(area);
     let t = &s.totals;
     let row = |a: &str, b: String, c: &str, d: String| {
         Row::new(vec![
@@ -181,6 +181,16 @@ fn overview(f: &mut Frame<'_>, app: &App, s: &MetricsSnapshot, area: Rect) {
             t.session_ids_foreign.to_string(),
             "forged ids",
             t.session_ids_forged.to_string(),
+        ),
+        row(
+            "limit store",
+            match (t.rate_store.as_str(), t.rate_store_up) {
+                ("", _) => "-".to_string(),
+                (s, true) => format!("{s} up"),
+                (s, false) => format!("{s} DOWN"),
+            },
+            "store errors",
+            t.rate_store_errors.to_string(),
         ),
         row(
             "uptime",

@@ -134,13 +134,16 @@ fn the_header_shows_the_drain_state() {
 }
 
 #[test]
-fn the_header_names_the_node_and_the_totals_count_refused_ids() {
+fn the_header_names_the_node_and_the_totals_show_refused_ids_and_the_limit_store() {
     let mut app = live_app();
     if let Some(s) = app.snapshot.as_mut() {
         s.node = "g2".into();
         s.readiness = ReadinessState::Draining;
         s.totals.session_ids_foreign = 7;
         s.totals.session_ids_forged = 3;
+        s.totals.rate_store = "redis".into();
+        s.totals.rate_store_up = false;
+        s.totals.rate_store_errors = 12;
     }
     let text = screen(&app);
     let header = text.lines().next().unwrap_or("");
@@ -150,6 +153,10 @@ fn the_header_names_the_node_and_the_totals_count_refused_ids() {
         "{text}"
     );
     assert!(text.contains("forged ids") && text.contains(" 3"), "{text}");
+    assert!(
+        text.contains("redis DOWN") && text.contains(" 12"),
+        "{text}"
+    );
 }
 
 #[test]
