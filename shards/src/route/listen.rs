@@ -24,11 +24,11 @@ use crate::http::response::Reply;
 use crate::route::lifecycle::{refused, Refusal};
 use crate::route::router::Router;
 use crate::route::session_table::share;
-use crate::route::tables::listeners::{CapHit, LocalListener, MAX_LISTEN_ID};
+use crate::route::tables::listeners::{CapHit, ListenSub, LocalListener, MAX_LISTEN_ID};
 use crate::rt::feed::feed;
-use crate::wire::jsonrpc::Envelope;
+use crate::wire::jsonrpc::{push_json_str, Envelope};
 
-fn tagged(method: &str, id: &[u8], params: &str) -> Vec<u8> {
+pub(in crate::route) fn tagged(method: &str, id: &[u8], params: &str) -> Vec<u8> {
     let mut m = format!(r#"{{"jsonrpc":"2.0","method":"{method}","params":{{{params}"_meta":{{"io.modelcontextprotocol/subscriptionId":"#).into_bytes();
     m.extend_from_slice(id);
     m.extend_from_slice(b"}}}");
@@ -40,14 +40,25 @@ fn forget(router: &Weak<Router>, key: u64) {
     if let Some(router) = router.upgrade() {
         // Never re-entered while borrowed (nothing in the table drops a reply); if it were,
         // the entry's closed channel is pruned at the next registration.
-        if let Ok(mut t) = router.listeners.try_borrow_mut() {
-            t.map.remove(&key);
+        let gone = router
+            .listeners
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut t| t.map.remove(&key));
+        if let Some(l) = gone {
+            crate::route::listen_resources::release(&router, key, l.subs);
         }
     }
 }
 
-/// Opens a listen stream for the request in `body`, made by `principal`.
-pub fn listen(router: &Rc<Router>, body: &[u8], env: &Envelope<'_>, principal: &str) -> Reply {
+/// Opens a listen stream for the request in `body`, made by `caller`.
+pub fn listen(
+    router: &Rc<Router>,
+    body: &[u8],
+    env: &Envelope<'_>,
+    caller: &crate::auth::verify::Principal,
+) -> Reply {
+    let principal: &str = &caller.name;
     let id = env.id_bytes(body);
     if id.len() > MAX_LISTEN_ID {
         let e = McpError::InvalidRequest(format!(
@@ -64,6 +75,10 @@ pub fn listen(router: &Rc<Router>, body: &[u8], env: &Envelope<'_>, principal: &
         let e = crate::route::tasks::needs_extension("subscriptions/listen with taskIds");
         return Reply::json(400, e.to_response(id));
     }
+    let uris = match crate::route::listen_resources::requested(body) {
+        Ok(u) => u,
+        Err(e) => return Reply::json(400, e.to_response(id)),
+    };
     let want = |k: &str| {
         sonic_rs::get(body, ["params", "notifications", k])
             .ok()
@@ -90,6 +105,8 @@ pub fn listen(router: &Rc<Router>, body: &[u8], env: &Envelope<'_>, principal: &
         prompts: want("promptsListChanged") && caps.prompts,
         resources: want("resourcesListChanged") && caps.resources,
         tx,
+        ready: uris.is_empty(),
+        subs: Vec::new(),
     };
     let mut accepted = Vec::new();
     for (on, k) in [
@@ -101,12 +118,37 @@ pub fn listen(router: &Rc<Router>, body: &[u8], env: &Envelope<'_>, principal: &
             accepted.push(format!(r#""{k}":true"#));
         }
     }
-    let ack = tagged(
-        "notifications/subscriptions/acknowledged",
-        &l.id,
-        &format!(r#""notifications":{{{}}},"#, accepted.join(",")),
-    );
-    let _ = l.tx.send(ack);
+    let asked_uris = !uris.is_empty();
+    let ack = move |id: &[u8], subs: &[ListenSub]| {
+        let mut kinds = accepted.join(",");
+        if asked_uris {
+            let mut list = Vec::new();
+            for (i, s) in subs.iter().enumerate() {
+                if i > 0 {
+                    list.push(b',');
+                }
+                push_json_str(&mut list, &s.uri);
+            }
+            if !kinds.is_empty() {
+                kinds.push(',');
+            }
+            kinds.push_str(r#""resourceSubscriptions":["#);
+            kinds.push_str(&String::from_utf8_lossy(&list));
+            kinds.push(']');
+        }
+        tagged(
+            "notifications/subscriptions/acknowledged",
+            id,
+            &format!(r#""notifications":{{{kinds}}},"#),
+        )
+    };
+    let subs = if asked_uris {
+        crate::route::listen_resources::resolve(router, caller, uris)
+    } else {
+        let _ = l.tx.send(ack(&l.id, &[]));
+        Vec::new()
+    };
+    let listen_id = l.id.clone();
     let admitted = router.listeners.borrow_mut().admit(l, cap, cap_principal);
     match admitted {
         Ok(key) => {
@@ -117,6 +159,14 @@ pub fn listen(router: &Rc<Router>, body: &[u8], env: &Envelope<'_>, principal: &
                 let _ = ended.await;
                 forget(&weak, key);
             });
+            if asked_uris {
+                monoio::spawn(crate::route::listen_resources::acknowledge(
+                    router.clone(),
+                    key,
+                    subs,
+                    move |took| ack(&listen_id, took),
+                ));
+            }
             let mut r = Reply::sse(rx);
             r.on_end = Some(done);
             r
@@ -156,6 +206,9 @@ pub fn list_changed(router: &Rc<Router>, tools: bool, prompts: bool, resources: 
                 "notifications/resources/list_changed",
             ),
         ];
+        if !l.ready {
+            return !l.tx.is_closed();
+        }
         kinds
             .iter()
             .filter(|(on, _)| *on)

@@ -34,6 +34,7 @@ pub mod forward;
 pub mod input_required;
 pub mod lifecycle;
 pub mod listen;
+pub mod listen_resources;
 pub mod lists;
 pub mod meta;
 pub mod methods;

@@ -199,7 +199,7 @@ async fn serve_counted(
             }
         }
         "subscriptions/listen" => {
-            return crate::route::listen::listen(router, body, env, &req.principal.name)
+            return crate::route::listen::listen(router, body, env, &req.principal)
         }
         other => return err(404, McpError::MethodNotFound(other.to_string()), id),
     };

@@ -113,7 +113,10 @@ fn next_set(router: &Router, server: &str) -> Option<(Vec<String>, u64)> {
     let e = table.get_mut(server)?;
     let sessions = router.sessions.borrow();
     e.uris.retain(|_, sids| {
-        sids.retain(|s| sessions.get(s).is_some());
+        // A holder is a 2025 session or a listen of this shard (`route/listen_resources.rs`).
+        sids.retain(|s| {
+            sessions.get(s).is_some() || crate::route::listen_resources::holds(router, s)
+        });
         !sids.is_empty()
     });
     let gone = router.draining.get() || router.upstreams.backends.borrow().get(server).is_none();

@@ -67,6 +67,7 @@ pub fn resource_updated(router: &Rc<Router>, server: &str, original: &str) {
     crate::wire::jsonrpc::push_json_str(&mut msg, &exposed);
     msg.extend_from_slice(b"}}");
     push_to_all(router, &msg, |s| s.subscriptions.contains(&exposed));
+    crate::route::listen_resources::updated(router, &exposed);
 }
 
 /// What the router does with a message an HTTP backend pushes on its GET stream:

@@ -19,6 +19,26 @@ pub struct LocalListener {
     pub(in crate::route) prompts: bool,
     pub(in crate::route) resources: bool,
     pub(in crate::route) tx: FeedTx,
+    /// False until the acknowledgment is sent (resource subscriptions are acknowledged once
+    /// the backends took them): nothing else goes out before it.
+    pub(in crate::route) ready: bool,
+    /// The resources it subscribed to, acknowledged (`route/listen_resources.rs`).
+    pub(in crate::route) subs: Vec<ListenSub>,
+}
+
+/// One resource a listen subscribed to, and where its updates come from.
+#[derive(Clone)]
+pub struct ListenSub {
+    /// The URI as the gateway lists it (what the client asked for and hears).
+    pub(in crate::route) uri: String,
+    /// The backend's id and its own URI.
+    pub(in crate::route) server: String,
+    pub(in crate::route) original: String,
+    /// Snapshot index of the backend (to forward `resources/subscribe` to it).
+    pub(in crate::route) backend: usize,
+    /// The backend speaks 2026-07-28 only (the shard's resource listen carries the URI).
+    pub(in crate::route) modern_only: bool,
+    pub(in crate::route) timeout: std::time::Duration,
 }
 
 /// The shard's open listens, by a key local to the shard.
