@@ -4,7 +4,8 @@
 //! the listens that asked for it, once each, under the gateway's URI and tagged with the
 //! listen's `subscriptionId`; a listen that asked for another resource hears none. From a
 //! 2025 backend over HTTP (`resources/subscribe` on the shard's upstream session, updates on
-//! its GET stream) and from a 2026-only backend over stdio (the shard's resource listen); the
+//! its GET stream; over stdio too, whose updates every shard hears) and from a 2026-only
+//! backend over stdio (the shard's resource listen); the
 //! demo's conformance fixture updates `test://watched-resource` every 3 s while subscribed.
 //! More than 256 URIs in one listen are refused. Two shards, both drivers.
 
@@ -93,7 +94,7 @@ fn updates(l: &Listen) -> Vec<sonic_rs::Value> {
 
 #[test]
 fn a_listen_with_resource_subscriptions_is_acknowledged_and_hears_its_uris_updates_only() {
-    for era in ["2025-http", "2026only-stdio"] {
+    for era in ["2025-http", "2025-stdio", "2026only-stdio"] {
         for driver in DRIVERS {
             let what = format!("{era}/{driver}");
             let (cfg, _demo) = match era {
@@ -102,6 +103,10 @@ fn a_listen_with_resource_subscriptions_is_acknowledged_and_hears_its_uris_updat
                         "fx",
                         r#"env = { DEMO_CONFORMANCE = "1", DEMO_LEGACY = "0" }"#,
                     ),
+                    None,
+                ),
+                "2025-stdio" => (
+                    demo_stdio("fx", r#"env = { DEMO_CONFORMANCE = "1" }"#),
                     None,
                 ),
                 _ => {
@@ -137,7 +142,12 @@ fn a_listen_with_resource_subscriptions_is_acknowledged_and_hears_its_uris_updat
                 .iter()
                 .filter_map(|u| u.as_str())
                 .collect();
-            assert_eq!(took, vec![watched.as_str()], "{what}: {ack:?}");
+            assert_eq!(
+                took,
+                vec![watched.as_str()],
+                "{what}: {ack:?}\n{}",
+                gw.log()
+            );
             let heard = updates(&a);
             // Every 3 s from the subscription: 3 or 4 in 10 s, each once.
             assert!(

@@ -16,6 +16,7 @@
 //! is never unsubscribed, as for 2025 sessions).
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use sonic_rs::{JsonContainerTrait, JsonValueTrait};
 
@@ -235,21 +236,42 @@ async fn upstream(router: &Rc<Router>, key: u64, s: &ListenSub, on: bool) -> Res
         env: &env,
         era: Era::default(),
     };
-    match forward(call, s.backend, None).await? {
-        Answer::Json(r) if sonic_rs::get(&r[..], ["result"]).is_ok() => Ok(()),
-        Answer::Json(r) => Err(McpError::InvalidParams(format!(
-            "server `{}` refused {method} of `{}`: {}",
-            s.server,
-            s.original,
-            sonic_rs::get(&r[..], ["error", "message"])
-                .ok()
-                .and_then(|m| m.as_str().map(|m| m.chars().take(200).collect::<String>()))
-                .unwrap_or_default()
-        ))),
-        _ => Err(McpError::Gateway(format!(
-            "{method}: unexpected answer shape"
-        ))),
+    let r = match forward(call, s.backend, None).await? {
+        Answer::Json(r) => r,
+        Answer::Parts(head, shared, tail) => [&head[..], &shared[..], &tail[..]].concat(),
+        Answer::Stream(rx) => last_response(rx, s.timeout).await.ok_or_else(|| {
+            McpError::Gateway(format!("{method}: the backend's stream ended unanswered"))
+        })?,
+    };
+    if sonic_rs::get(&r[..], ["result"]).is_ok() {
+        return Ok(());
     }
+    Err(McpError::InvalidParams(format!(
+        "server `{}` refused {method} of `{}`: {}",
+        s.server,
+        s.original,
+        sonic_rs::get(&r[..], ["error", "message"])
+            .ok()
+            .and_then(|m| m.as_str().map(|m| m.chars().take(200).collect::<String>()))
+            .unwrap_or_default()
+    )))
+}
+
+/// The response on an answer's stream (what precedes it, progress or logs, is dropped): at
+/// most 64 messages, within `timeout`.
+async fn last_response(mut rx: crate::rt::feed::FeedRx, timeout: Duration) -> Option<Vec<u8>> {
+    let read = async {
+        for _ in 0..64 {
+            let m = crate::rt::next(&mut rx).await?;
+            let response = sonic_rs::get(&m[..], ["result"]).is_ok()
+                || sonic_rs::get(&m[..], ["error"]).is_ok();
+            if response {
+                return Some(m);
+            }
+        }
+        None
+    };
+    monoio::time::timeout(timeout, read).await.ok().flatten()
 }
 
 /// `exposed` (the gateway's URI) was updated: each acknowledged listen subscribed to it hears
