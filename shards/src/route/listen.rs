@@ -24,16 +24,9 @@ use crate::http::response::Reply;
 use crate::route::lifecycle::{refused, Refusal};
 use crate::route::router::Router;
 use crate::route::session_table::share;
-use crate::route::tables::listeners::{CapHit, ListenSub, LocalListener, MAX_LISTEN_ID};
+use crate::route::tables::listeners::{tagged, CapHit, ListenSub, LocalListener, MAX_LISTEN_ID};
 use crate::rt::feed::feed;
 use crate::wire::jsonrpc::{push_json_str, Envelope};
-
-pub(in crate::route) fn tagged(method: &str, id: &[u8], params: &str) -> Vec<u8> {
-    let mut m = format!(r#"{{"jsonrpc":"2.0","method":"{method}","params":{{{params}"_meta":{{"io.modelcontextprotocol/subscriptionId":"#).into_bytes();
-    m.extend_from_slice(id);
-    m.extend_from_slice(b"}}}");
-    m
-}
 
 /// Removes listen `key` from the shard (its stream ended).
 fn forget(router: &Weak<Router>, key: u64) {
@@ -193,26 +186,3 @@ pub fn listen(
 /// them (each is about 150 bytes; a catalog that changes faster than its listeners read is
 /// cut off them, and they listen again).
 pub const LISTEN_QUEUE_BYTES: usize = 64 << 10;
-
-/// The catalog changed: tell each listener that opted in to that kind (and forget those
-/// whose client is gone).
-pub fn list_changed(router: &Rc<Router>, tools: bool, prompts: bool, resources: bool) {
-    router.listeners.borrow_mut().map.retain(|_, l| {
-        let kinds = [
-            (tools && l.tools, "notifications/tools/list_changed"),
-            (prompts && l.prompts, "notifications/prompts/list_changed"),
-            (
-                resources && l.resources,
-                "notifications/resources/list_changed",
-            ),
-        ];
-        if !l.ready {
-            return !l.tx.is_closed();
-        }
-        kinds
-            .iter()
-            .filter(|(on, _)| *on)
-            .all(|(_, m)| l.tx.send(tagged(m, &l.id, "")).is_ok())
-            && !l.tx.is_closed()
-    });
-}

@@ -8,7 +8,8 @@
 //! listened to, where its updates arrive); a 2026-only backend gets the URI added to the
 //! shard's resource listen toward it (`route/resource_listen.rs`), under a key naming this
 //! listen. A URI the backend refuses is left out too. Updates reach
-//! `streams::resource_updated`, which rewrites the URI to the gateway's and calls [`updated`]:
+//! `streams::resource_updated`, which rewrites the URI to the gateway's and hands it to
+//! `Listeners::resource_updated` (`route/tables/listeners.rs`):
 //! each listen that was acknowledged that URI hears it once, tagged with its
 //! `subscriptionId`. When the stream ends, its URIs are released: dropped from the resource
 //! listen, and `resources/unsubscribe` sent to an HTTP 2025 backend when no session or listen
@@ -31,10 +32,6 @@ use crate::wire::jsonrpc::{push_json_str, Envelope};
 pub const MAX_LISTEN_URIS: usize = 256;
 /// Longest URI a listen may subscribe to.
 pub const MAX_LISTEN_URI: usize = 4096;
-
-/// The prefix of the key a listen's URIs hold in the shard's resource listens (a session id
-/// never starts with a control character).
-const KEY_PREFIX: &str = "\u{1}listen ";
 
 /// The `resourceSubscriptions` a listen request asks for (none when absent).
 pub fn requested(body: &[u8]) -> Result<Vec<String>, McpError> {
@@ -106,28 +103,6 @@ pub fn resolve(
         .collect()
 }
 
-/// The key listen `key`'s URIs hold in the shard's resource listens.
-fn listen_key(key: u64) -> String {
-    format!("{KEY_PREFIX}{key}")
-}
-
-/// True when `holder` (a key of the shard's resource listens) is a listen of this shard that
-/// is still open.
-pub fn holds(router: &Router, holder: &str) -> bool {
-    let Some(key) = holder
-        .strip_prefix(KEY_PREFIX)
-        .and_then(|k| k.parse::<u64>().ok())
-    else {
-        return false;
-    };
-    router
-        .listeners
-        .borrow()
-        .map
-        .get(&key)
-        .is_some_and(|l| !l.tx.is_closed())
-}
-
 /// Subscribes listen `key` to `subs` upstream, then acknowledges it with those the backends
 /// took (`ack` renders the acknowledgment from them).
 pub async fn acknowledge(
@@ -180,7 +155,7 @@ pub fn release(router: &Rc<Router>, key: u64, subs: Vec<ListenSub>) {
 /// Subscribes (`on`) or unsubscribes listen `key` to `s` at its backend.
 async fn upstream(router: &Rc<Router>, key: u64, s: &ListenSub, on: bool) -> Result<(), McpError> {
     if s.modern_only {
-        let holder = listen_key(key);
+        let holder = crate::route::tables::listeners::holder_key(key);
         return crate::route::resource_listen::subscribe(
             router,
             &s.server,
@@ -272,23 +247,6 @@ async fn last_response(mut rx: crate::rt::feed::FeedRx, timeout: Duration) -> Op
         None
     };
     monoio::time::timeout(timeout, read).await.ok().flatten()
-}
-
-/// `exposed` (the gateway's URI) was updated: each acknowledged listen subscribed to it hears
-/// it once.
-pub fn updated(router: &Router, exposed: &str) {
-    let mut uri = Vec::with_capacity(exposed.len() + 10);
-    uri.extend_from_slice(br#""uri":"#);
-    push_json_str(&mut uri, exposed);
-    uri.push(b',');
-    let uri = String::from_utf8_lossy(&uri);
-    router.listeners.borrow_mut().map.retain(|_, l| {
-        if l.ready && l.subs.iter().any(|s| s.uri == exposed) {
-            let m = crate::route::listen::tagged("notifications/resources/updated", &l.id, &uri);
-            return l.tx.send(m).is_ok() && !l.tx.is_closed();
-        }
-        true
-    });
 }
 
 #[cfg(test)]

@@ -114,9 +114,7 @@ fn next_set(router: &Router, server: &str) -> Option<(Vec<String>, u64)> {
     let sessions = router.sessions.borrow();
     e.uris.retain(|_, sids| {
         // A holder is a 2025 session or a listen of this shard (`route/listen_resources.rs`).
-        sids.retain(|s| {
-            sessions.get(s).is_some() || crate::route::listen_resources::holds(router, s)
-        });
+        sids.retain(|s| sessions.get(s).is_some() || router.listeners.borrow().holds(s));
         !sids.is_empty()
     });
     let gone = router.draining.get() || router.upstreams.backends.borrow().get(server).is_none();

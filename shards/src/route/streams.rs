@@ -29,7 +29,10 @@ fn push_to_all(
 
 /// The catalog changed: one `list_changed` per changed kind to every session of this shard.
 pub fn list_changed(router: &Rc<Router>, tools: bool, prompts: bool, resources: bool) {
-    crate::route::listen::list_changed(router, tools, prompts, resources);
+    router
+        .listeners
+        .borrow_mut()
+        .list_changed(tools, prompts, resources);
     let kinds = [
         (
             tools,
@@ -67,7 +70,7 @@ pub fn resource_updated(router: &Rc<Router>, server: &str, original: &str) {
     crate::wire::jsonrpc::push_json_str(&mut msg, &exposed);
     msg.extend_from_slice(b"}}");
     push_to_all(router, &msg, |s| s.subscriptions.contains(&exposed));
-    crate::route::listen_resources::updated(router, &exposed);
+    router.listeners.borrow_mut().resource_updated(&exposed);
 }
 
 /// What the router does with a message an HTTP backend pushes on its GET stream:

@@ -1,5 +1,8 @@
-//! The shard's open `subscriptions/listen` streams and their caps (the functions that open
-//! and feed them are in `route/listen.rs`).
+//! The shard's open `subscriptions/listen` streams, their caps, and what is sent on them once
+//! open: list changes and resource updates, each tagged with the listen's `subscriptionId`
+//! (opening one is `route/listen.rs`, its resource subscriptions `route/listen_resources.rs`).
+//! Kept here, below the modules that route messages, so that `route/streams.rs` can feed
+//! listens without importing the modules that open them.
 
 use std::sync::Arc;
 
@@ -7,6 +10,7 @@ use ahash::RandomState;
 use hashbrown::HashMap;
 
 use crate::rt::feed::FeedTx;
+use crate::wire::jsonrpc::push_json_str;
 
 /// Longest request id (as JSON text) a listen may carry: it is kept for the stream's life.
 pub const MAX_LISTEN_ID: usize = 256;
@@ -88,6 +92,78 @@ impl Listeners {
         self.next += 1;
         self.map.insert(key, l);
         Ok(key)
+    }
+}
+
+/// The prefix of the key a listen's URIs hold in the shard's resource listens
+/// (`route/resource_listen.rs`; a session id never starts with a control character).
+const HOLDER_PREFIX: &str = "\u{1}listen ";
+
+/// The key listen `key`'s URIs hold in the shard's resource listens.
+pub(in crate::route) fn holder_key(key: u64) -> String {
+    format!("{HOLDER_PREFIX}{key}")
+}
+
+impl Listeners {
+    /// True when `holder` (a key of the shard's resource listens) is a listen of this shard
+    /// that is still open.
+    pub(in crate::route) fn holds(&self, holder: &str) -> bool {
+        holder
+            .strip_prefix(HOLDER_PREFIX)
+            .and_then(|k| k.parse::<u64>().ok())
+            .and_then(|k| self.map.get(&k))
+            .is_some_and(|l| !l.tx.is_closed())
+    }
+
+    /// `exposed` (the gateway's URI) was updated: each acknowledged listen subscribed to it
+    /// hears it once (listens whose client is gone are forgotten).
+    pub(in crate::route) fn resource_updated(&mut self, exposed: &str) {
+        let mut uri = Vec::with_capacity(exposed.len() + 10);
+        uri.extend_from_slice(br#""uri":"#);
+        push_json_str(&mut uri, exposed);
+        uri.push(b',');
+        let uri = String::from_utf8_lossy(&uri);
+        self.map.retain(|_, l| {
+            if l.ready && l.subs.iter().any(|s| s.uri == exposed) {
+                let m = tagged("notifications/resources/updated", &l.id, &uri);
+                return l.tx.send(m).is_ok() && !l.tx.is_closed();
+            }
+            true
+        });
+    }
+}
+
+/// A notification `method` on the listen of request id `id` (JSON text), its params `params`
+/// (each member followed by a comma) and the `subscriptionId`.
+pub(in crate::route) fn tagged(method: &str, id: &[u8], params: &str) -> Vec<u8> {
+    let mut m = format!(r#"{{"jsonrpc":"2.0","method":"{method}","params":{{{params}"_meta":{{"io.modelcontextprotocol/subscriptionId":"#).into_bytes();
+    m.extend_from_slice(id);
+    m.extend_from_slice(b"}}}");
+    m
+}
+
+impl Listeners {
+    /// The catalog changed: tell each listener that opted in to that kind (and forget those
+    /// whose client is gone).
+    pub(in crate::route) fn list_changed(&mut self, tools: bool, prompts: bool, resources: bool) {
+        self.map.retain(|_, l| {
+            let kinds = [
+                (tools && l.tools, "notifications/tools/list_changed"),
+                (prompts && l.prompts, "notifications/prompts/list_changed"),
+                (
+                    resources && l.resources,
+                    "notifications/resources/list_changed",
+                ),
+            ];
+            if !l.ready {
+                return !l.tx.is_closed();
+            }
+            kinds
+                .iter()
+                .filter(|(on, _)| *on)
+                .all(|(_, m)| l.tx.send(tagged(m, &l.id, "")).is_ok())
+                && !l.tx.is_closed()
+        });
     }
 }
 
