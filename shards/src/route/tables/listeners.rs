@@ -173,3 +173,66 @@ pub(in crate::route) enum CapHit {
     Global,
     Principal,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener(id: &str, uri: &str) -> (LocalListener, crate::rt::feed::FeedRx) {
+        let (tx, rx) = crate::rt::feed::feed(1 << 10);
+        let sub = ListenSub {
+            uri: uri.into(),
+            server: "s".into(),
+            original: "test://w".into(),
+            backend: 0,
+            modern_only: true,
+            timeout: std::time::Duration::from_secs(1),
+        };
+        let l = LocalListener {
+            id: id.as_bytes().to_vec(),
+            principal: "p".into(),
+            tools: false,
+            prompts: false,
+            resources: false,
+            tx,
+            ready: true,
+            subs: vec![sub],
+        };
+        (l, rx)
+    }
+
+    #[test]
+    fn a_listen_holds_its_resource_subscriptions_while_open_and_hears_only_its_uris() {
+        let mut t = Listeners::default();
+        let (a, mut rx_a) = listener("\"a\"", "o1m://s/test://w");
+        let (b, rx_b) = listener("\"b\"", "o1m://s/test://other");
+        let ka = t.admit(a, 8, 8).ok().unwrap();
+        let kb = t.admit(b, 8, 8).ok().unwrap();
+        assert!(t.holds(&holder_key(ka)) && t.holds(&holder_key(kb)));
+        assert!(!t.holds(&format!("{ka}")), "a session id is never a listen");
+        t.resource_updated("o1m://s/test://w");
+        let m = poll_once(&mut rx_a).expect("a hears its URI");
+        let v: sonic_rs::Value = sonic_rs::from_slice(&m).unwrap();
+        use sonic_rs::JsonValueTrait;
+        assert_eq!(v["params"]["uri"].as_str(), Some("o1m://s/test://w"));
+        assert_eq!(
+            v["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"].as_str(),
+            Some("a")
+        );
+        assert_eq!(rx_b.queued(), 0, "b did not ask for that URI");
+        assert!(poll_once(&mut rx_a).is_none(), "heard once");
+        drop(rx_b);
+        assert!(!t.holds(&holder_key(kb)), "a closed listen holds nothing");
+    }
+
+    /// The next queued message, without waiting.
+    fn poll_once(rx: &mut crate::rt::feed::FeedRx) -> Option<Vec<u8>> {
+        use futures_core::Stream;
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        match std::pin::Pin::new(rx).poll_next(&mut cx) {
+            std::task::Poll::Ready(m) => m,
+            std::task::Poll::Pending => None,
+        }
+    }
+}
