@@ -172,12 +172,7 @@ async fn upstream(router: &Rc<Router>, key: u64, s: &ListenSub, on: bool) -> Res
         Some(crate::upstream::LocalBackend::Http(_))
     );
     if on {
-        if let Some(crate::upstream::LocalBackend::Http(h)) = handle.as_deref() {
-            h.ensure_listening(
-                crate::route::streams::push_handler(router, &s.server, None),
-                router.draining.clone(),
-            );
-        }
+        crate::route::streams::listen_for_updates(router, &s.server, None);
     } else {
         let wanted = router
             .sessions

@@ -185,7 +185,8 @@ pub const MAX_SUBSCRIPTION_BYTES: usize = 256 * 1024;
 /// only gets neither: the shard's listen toward it carries the URI instead
 /// (`route/resource_listen.rs`). Toward a 2025 backend: a subscribe is
 /// always forwarded (servers treat it as idempotent) and, for an HTTP backend, this shard
-/// starts listening on its upstream GET stream, where the updates arrive. An unsubscribe is
+/// starts listening on the GET streams of the upstream it goes to (every replica; the
+/// session's own for a per-client server), where the updates arrive. An unsubscribe is
 /// forwarded only when no other session of this shard still wants the URI, and never to a
 /// stdio backend, whose one process serves the subscriptions of every shard.
 pub async fn subscribe(
@@ -270,12 +271,7 @@ pub async fn subscribe(
     }
     let handle = router.upstreams.backends.borrow().get(&server).cloned();
     if on {
-        if let Some(crate::upstream::LocalBackend::Http(h)) = handle.as_deref() {
-            h.ensure_listening(
-                crate::route::streams::push_handler(router, &server, None),
-                router.draining.clone(),
-            );
-        }
+        crate::route::streams::listen_for_updates(router, &server, Some(sid));
     } else {
         let stdio = !matches!(
             handle.as_deref(),

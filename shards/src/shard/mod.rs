@@ -72,6 +72,8 @@ pub enum ShardMsg {
     TaskStatus {
         /// Backend id.
         server: String,
+        /// The process of the server's pool that sent it.
+        instance: u32,
         /// The notification.
         msg: Vec<u8>,
     },
@@ -496,8 +498,16 @@ async fn mailbox_loop(
             ShardMsg::ResourceUpdated { server, uri } => {
                 crate::route::streams::resource_updated(&shard.router, &server, &uri)
             }
-            ShardMsg::TaskStatus { server, msg } => {
-                crate::route::tasks::wire::status(&shard.router, &server, &msg)
+            ShardMsg::TaskStatus {
+                server,
+                instance,
+                msg,
+            } => {
+                let from = crate::route::streams::PushFrom {
+                    replica: instance,
+                    session: None,
+                };
+                crate::route::tasks::wire::status(&shard.router, &server, &from, &msg)
             }
             ShardMsg::Health {
                 server,

@@ -102,7 +102,7 @@ fn own_stdio(
     let slot = Rc::new(LocalStdioSlot::new(spec.clone()).with_instance(instance));
     let (tx, rx) = oneshot::channel();
     let report = reports.then(|| reporter(shard, &spec.id));
-    let updates = updates_broadcaster(shard, &spec.id);
+    let updates = updates_broadcaster(shard, &spec.id, instance as u32);
     monoio::spawn(crate::upstream::stdio::supervise(
         slot.clone(),
         spec.timeout,
@@ -122,8 +122,13 @@ fn own_stdio(
 
 /// Turns a backend's `notifications/resources/updated` and `notifications/tasks/status`
 /// into a broadcast to every shard (the subscribed sessions, and the session whose task it
-/// is, may live anywhere).
-fn updates_broadcaster(shard: &Rc<LocalShard>, server: &str) -> crate::upstream::stdio::Updates {
+/// is, may live anywhere). `instance`: which process of the server's pool sent it (a task's
+/// status is told by the process that holds the task).
+fn updates_broadcaster(
+    shard: &Rc<LocalShard>,
+    server: &str,
+    instance: u32,
+) -> crate::upstream::stdio::Updates {
     let peers = shard.peers.clone();
     let server = server.to_string();
     Rc::new(move |msg: Vec<u8>| {
@@ -132,6 +137,7 @@ fn updates_broadcaster(shard: &Rc<LocalShard>, server: &str) -> crate::upstream:
             for p in &peers {
                 let _ = p.send(ShardMsg::TaskStatus {
                     server: server.clone(),
+                    instance,
                     msg: msg.clone(),
                 });
             }
@@ -209,10 +215,12 @@ async fn discover_http(
             let (legacy, modern) = h.eras();
             if legacy {
                 h.ensure_listening(
+                    0,
                     crate::route::streams::push_handler(
                         &shard.router,
                         &server,
                         Some(relist_tx.clone()),
+                        crate::route::streams::PushFrom::default(),
                     ),
                     shard.router.draining.clone(),
                 );

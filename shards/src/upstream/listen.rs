@@ -1,9 +1,11 @@
 //! The gateway's own GET stream toward a Streamable HTTP backend.
 //!
 //! A backend sends what is not tied to a request (list changes, resource updates) on its
-//! standalone GET stream. Each shard that needs those opens one per backend on its own
-//! upstream session: the owner shard for list changes (re-discovery), any shard whose clients
-//! subscribed to a resource for updates. A backend that answers the GET with 405 has no such
+//! standalone GET stream. Each shard that needs those opens one per backend replica on its own
+//! upstream session there: the owner shard on replica 0 for list changes (re-discovery), any
+//! shard whose clients subscribed to a resource on every replica (a subscribe may land on any),
+//! and a shard whose 2025 session created a task on the replica that holds the task (its status
+//! notifications come from there). A backend that answers the GET with 405 has no such
 //! stream; the listener then stops and says so once. Other failures retry with backoff.
 
 use std::rc::Rc;
@@ -16,9 +18,10 @@ use crate::upstream::http::LocalHttpBackend;
 /// Called with each message the backend pushes on its GET stream.
 pub type OnPush = Rc<dyn Fn(Vec<u8>)>;
 
-/// Listens on replica 0's GET stream until the shard drains or the backend refuses.
+/// Listens on replica `replica`'s GET stream until the shard drains or the backend refuses.
 pub async fn listen(
     backend: Rc<LocalHttpBackend>,
+    replica: usize,
     on_push: OnPush,
     draining: Rc<std::cell::Cell<bool>>,
 ) {
@@ -26,7 +29,7 @@ pub async fn listen(
     while !draining.get() && !backend.retired() {
         // A reload that retires the backend also ends a stream that is still open.
         let ran = monoio::select! {
-            r = once(&backend, &on_push) => r,
+            r = once(&backend, replica, &on_push) => r,
             _ = retired(&backend) => return,
         };
         match ran {
@@ -50,9 +53,13 @@ async fn retired(backend: &LocalHttpBackend) {
 }
 
 /// One GET stream; returns the refusing status, or `None` when a stream ran and ended.
-async fn once(backend: &Rc<LocalHttpBackend>, on_push: &OnPush) -> Result<Option<u16>, String> {
+async fn once(
+    backend: &Rc<LocalHttpBackend>,
+    i: usize,
+    on_push: &OnPush,
+) -> Result<Option<u16>, String> {
     // Boxed: it may run the session handshake, a large future not needed while streaming.
-    let (replica, headers) = Box::pin(backend.get_stream_target())
+    let (replica, headers) = Box::pin(backend.get_stream_target(i))
         .await
         .map_err(|e| e.to_string())?;
     let mut conn = LocalHttpConn::connect(&replica.addrs, Duration::from_secs(5))

@@ -100,4 +100,7 @@ pub struct SessionTask {
     pub server: Box<str>,
     /// The backend's own id.
     pub backend_task: Box<str>,
+    /// The replica (HTTP) or process (stdio `instances`) that holds it: backend ids are
+    /// unique only within one.
+    pub replica: u32,
 }

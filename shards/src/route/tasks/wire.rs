@@ -116,7 +116,7 @@ fn created(cx: &Cx<'_>, owner: &TaskOwner, reply: BackendReply) -> Before {
         );
     };
     if let TaskOwner::Session(sid) = owner {
-        listen_for_status(cx.router, cx.server);
+        listen_for_status(cx.router, cx.server, task.replica, sid);
         if let Some(s) = cx.router.sessions.borrow_mut().get_mut(sid) {
             if s.tasks.len() >= MAX_SESSION_TASKS {
                 s.tasks.pop_front();
@@ -125,6 +125,7 @@ fn created(cx: &Cx<'_>, owner: &TaskOwner, reply: BackendReply) -> Before {
                 gw_id: gw.as_str().into(),
                 server: task.server.as_str().into(),
                 backend_task: task.backend_task.as_str().into(),
+                replica: task.replica,
             });
         }
     }
@@ -135,14 +136,30 @@ fn created(cx: &Cx<'_>, owner: &TaskOwner, reply: BackendReply) -> Before {
     Before::Go(Ok(with_id(reply, edits, &gw)))
 }
 
-/// A 2025 HTTP backend sends a task's status notifications on its upstream session's GET
-/// stream: this shard listens on it from its first task on (replica 0's, as for list
-/// changes; clients poll in any case).
-fn listen_for_status(router: &Rc<Router>, server: &str) {
-    let handle = router.upstreams.backends.borrow().get(server).cloned();
+/// A 2025 HTTP backend sends a task's status notifications on the GET stream of the
+/// upstream session that created the task: this shard listens there from the first task on,
+/// on that replica; for a `session = "per_client"` server, on the session's own upstream
+/// (a per-client stdio child's notifications reach its session by `route/per_client.rs`).
+fn listen_for_status(router: &Rc<Router>, server: &str, replica: u32, sid: &str) {
+    let per_client = {
+        let snap = router.snapshot.load();
+        snap.backend_index(server)
+            .is_some_and(|i| snap.backends[i].per_client)
+    };
+    let (handle, session) = if per_client {
+        let h = crate::route::per_client::handle_of(router, sid, server);
+        (h, Some(Rc::<str>::from(sid)))
+    } else {
+        (
+            router.upstreams.backends.borrow().get(server).cloned(),
+            None,
+        )
+    };
     if let Some(crate::upstream::LocalBackend::Http(h)) = handle.as_deref() {
+        let from = crate::route::streams::PushFrom { replica, session };
         h.ensure_listening(
-            crate::route::streams::push_handler(router, server, None),
+            replica as usize,
+            crate::route::streams::push_handler(router, server, None, from),
             router.draining.clone(),
         );
     }
@@ -290,19 +307,25 @@ pub(crate) fn related(call: &TaskCall, msg: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// A 2025 backend's `notifications/tasks/status` (`server`'s own task id in
-/// `params.taskId`): to the GET stream of the session of this shard that created the task,
-/// with the gateway's id. Dropped when no session here created it.
-pub fn status(router: &Rc<Router>, server: &str, msg: &[u8]) {
+/// `params.taskId`, sent from `from`): to the GET stream of the session of this shard that
+/// created the task there, with the gateway's id. Dropped when no session here created it.
+pub fn status(
+    router: &Rc<Router>,
+    server: &str,
+    from: &crate::route::streams::PushFrom,
+    msg: &[u8],
+) {
     let Some((range, backend_task)) = string_at(msg, &["params", "taskId"]) else {
         return;
     };
     let mut sessions = router.sessions.borrow_mut();
-    for (_, s) in sessions.iter_mut() {
-        let Some(t) = s
-            .tasks
-            .iter()
-            .find(|t| &*t.server == server && *t.backend_task == *backend_task)
-        else {
+    for (sid, s) in sessions.iter_mut() {
+        if from.session.as_deref().is_some_and(|only| only != sid) {
+            continue;
+        }
+        let Some(t) = s.tasks.iter().find(|t| {
+            &*t.server == server && *t.backend_task == *backend_task && t.replica == from.replica
+        }) else {
             continue;
         };
         let mut quoted = Vec::new();

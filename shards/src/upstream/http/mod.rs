@@ -73,7 +73,8 @@ pub struct LocalHttpBackend {
     retry_tokens: Cell<f64>,
     next_id: crate::upstream::ids::LocalIdMint,
     connect_timeout: Duration,
-    listening: Cell<bool>,
+    /// Per replica: this shard listens on its upstream session's GET stream.
+    listening: Vec<Cell<bool>>,
     /// This shard holds the backend's upstream `subscriptions/listen` (`subscribe.rs`).
     subscribed: Cell<bool>,
     /// Per-client instance: the client's own capabilities for `initialize`.
@@ -146,7 +147,7 @@ impl LocalHttpBackend {
             retry_tokens: Cell::new(10.0),
             next_id: crate::upstream::ids::LocalIdMint::new(),
             connect_timeout,
-            listening: Cell::new(false),
+            listening: (0..n).map(|_| Cell::new(false)).collect(),
             subscribed: Cell::new(false),
             client_caps: None,
             retired: Rc::new(Cell::new(false)),
@@ -333,10 +334,16 @@ impl LocalHttpBackend {
         &self.spec.id
     }
 
-    /// Replica 0's URL and the headers of its upstream session (created if needed, within
+    /// Replica `i`'s URL and the headers of its upstream session (created if needed, within
     /// the connect timeout), for the GET stream.
-    pub async fn get_stream_target(&self) -> Result<(BackendUrl, Vec<(String, String)>), McpError> {
-        let replica = &self.replicas[0];
+    pub async fn get_stream_target(
+        &self,
+        i: usize,
+    ) -> Result<(BackendUrl, Vec<(String, String)>), McpError> {
+        let replica = self
+            .replicas
+            .get(i)
+            .ok_or_else(|| self.unavailable("no such replica"))?;
         let session =
             match monoio::time::timeout(self.connect_timeout, self.ensure_session(replica)).await {
                 Ok(r) => r?,
@@ -345,20 +352,28 @@ impl LocalHttpBackend {
         Ok((replica.url.clone(), self.headers(&session)))
     }
 
-    /// Starts this shard's GET listener once; later calls do nothing.
+    /// Starts this shard's listener on replica `i`'s GET stream once; later calls for that
+    /// replica do nothing (a replica that does not exist: nothing).
     pub fn ensure_listening(
         self: &Rc<Self>,
+        i: usize,
         on_push: crate::upstream::listen::OnPush,
         draining: Rc<Cell<bool>>,
     ) {
-        if self.listening.replace(true) {
+        if self.listening.get(i).is_none_or(|l| l.replace(true)) {
             return;
         }
         monoio::spawn(crate::upstream::listen::listen(
             self.clone(),
+            i,
             on_push,
             draining,
         ));
+    }
+
+    /// How many replicas this backend has.
+    pub fn replica_count(&self) -> usize {
+        self.replicas.len()
     }
 
     /// Ensures an upstream session on the first replica (within `timeout`) and returns what
