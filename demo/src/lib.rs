@@ -162,6 +162,7 @@ mod tests_mrtr;
 mod tests_tasks;
 mod tool_headers;
 mod tools;
+mod tools_paging;
 
 pub use cli::Args;
 
