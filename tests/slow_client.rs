@@ -161,3 +161,71 @@ fn a_streamed_answer_the_client_does_not_read_is_cut_when_its_queue_is_full() {
         assert_eq!(gw.get("/health").status, 200, "{driver}");
     }
 }
+
+/// A 2026 (stateless) `tools/call` of `tool` with `args` and request id 1, as raw bytes.
+fn stateless_call(tool: &str, args: &str) -> String {
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}","arguments":{args},"_meta":{{"progressToken":"p","io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{{"name":"t","version":"1"}},"io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}"#
+    );
+    format!(
+        "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-protocol-version: 2026-07-28\r\nmcp-method: tools/call\r\nmcp-name: {tool}\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Two stateless clients on one shard may use the same JSON-RPC id. When one of them stops
+/// reading and its stream is cut, only its own call is cancelled: the other's, started after
+/// it with the same id, still gets its answer (a stateless call was once registered under
+/// the client's id alone, so the cut cancelled whichever call held that id last).
+#[test]
+fn a_cut_stateless_stream_cancels_only_its_own_call_whatever_its_id() {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/hostile_backends/flood_stdio.py"
+    );
+    let cfg = format!(
+        "[server]\nidle_timeout_ms = 60000\n\n[[servers]]\nid = \"flood\"\ntransport = \"stdio\"\ncommand = \"python3\"\nargs = [\"{script}\"]\ntimeout_ms = 60000\n\n{}",
+        demo_stdio("demo", "")
+    );
+    for driver in DRIVERS {
+        let gw = Gateway::start(&cfg, driver, 1, &["flood", "demo"]);
+        // A: floods 60 MB of progress from 1.5 s on, toward a client that reads none of it.
+        let mut a = connect_small(&gw.addr);
+        a.write_all(
+            stateless_call("flood__flood", r#"{"n":60000,"size":1000,"delay_ms":1500}"#).as_bytes(),
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        // B: same id, started after A and before A's stream is cut; reads its answer.
+        let mut b = TcpStream::connect(&gw.addr).unwrap();
+        b.write_all(stateless_call("demo__sleep", r#"{"ms":5000}"#).as_bytes())
+            .unwrap();
+        // A's queue fills while nobody reads it (as in the test above).
+        std::thread::sleep(Duration::from_secs(4));
+        let got = read_until_closed(&mut a, Duration::from_secs(20))
+            .unwrap_or_else(|got| panic!("{driver}: A was not cut ({} bytes)", got.len()));
+        assert!(
+            !String::from_utf8_lossy(&got).contains("flood done"),
+            "{driver}: A's stream was cut"
+        );
+        b.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut answer = Vec::new();
+        let started = Instant::now();
+        let mut buf = [0u8; 4096];
+        while started.elapsed() < Duration::from_secs(20) {
+            match b.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+            let text = String::from_utf8_lossy(&answer);
+            if text.contains("\"result\"") || text.contains("\"error\"") {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.contains("\"result\"") && !text.contains("\"error\""),
+            "{driver}: B's call was not cancelled by A's cut: {text}"
+        );
+    }
+}

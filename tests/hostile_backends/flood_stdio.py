@@ -2,11 +2,12 @@
 
 Used by tests/slow_client.rs (a real process behind the real gateway). One tool, `flood`:
 with a progress token it sends `n` notifications/progress whose message is `size` bytes,
-then its result. A client that does not read them must not make the gateway buffer them
-all. Only the Python standard library.
+then its result (after `delay_ms`, if given). A client that does not read them must not
+make the gateway buffer them all. Only the Python standard library.
 """
 import json
 import sys
+import time
 
 
 def send(obj):
@@ -34,6 +35,7 @@ for line in sys.stdin:
         args = params.get("arguments") or {}
         token = (params.get("_meta") or {}).get("progressToken")
         text = "x" * int(args.get("size", 1000))
+        time.sleep(min(int(args.get("delay_ms", 0)), 10000) / 1000)
         for i in range(int(args.get("n", 0))):
             send({"jsonrpc": "2.0", "method": "notifications/progress", "params": {
                 "progressToken": token, "progress": i, "message": text}})
