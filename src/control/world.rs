@@ -155,6 +155,29 @@ impl World {
         }
     }
 
+    /// Backend discovery settled: every backend has reported once (ready or down), or one
+    /// is ready (true with none). What systemd's `READY=1` waits for, besides the listeners:
+    /// a backend that is down must not fail the service's start (`/health` says degraded).
+    pub fn discovery_settled(&self) -> bool {
+        let ready = |s: &BackendState| *s == BackendState::Ready;
+        self.found.iter().any(|(s, _)| ready(s))
+            || self.found.iter().all(|(s, _)| *s != BackendState::Starting)
+    }
+
+    /// What is served, in a few words (systemd's `STATUS=`): `serving 2 of 3 backends, 40 tools`.
+    pub fn summary(&self) -> String {
+        let ready = self
+            .found
+            .iter()
+            .filter(|(s, _)| *s == BackendState::Ready)
+            .count();
+        let tools = self.slot.load().catalog.len();
+        format!(
+            "serving {ready} of {} backends, {tools} tools",
+            self.specs.len()
+        )
+    }
+
     /// Called on the control thread's 500 ms tick: after a list changed, returns the heap
     /// the rebuilds freed to the system. Building the catalogs allocates and frees about as
     /// much as they hold, once per discovery report (100 times at start-up with 100
