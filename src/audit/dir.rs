@@ -99,3 +99,55 @@ fn writable(p: &Path) -> io::Result<()> {
         Err(io::Error::last_os_error())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_directory_is_noted_then_created_and_one_below_a_file_is_refused() {
+        let base = std::env::temp_dir().join(format!("o1m-auditdir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        let log = base.join("var/log/o1m/audit.jsonl");
+        let log = log.to_str().unwrap();
+        let note = check_path(log).unwrap().expect("a note: start creates it");
+        assert!(
+            note.contains("var/log/o1m does not exist yet: start creates it"),
+            "{note}"
+        );
+        create(log).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(base.join("var/log/o1m"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o750 & !umask_bits(), "{mode:o}");
+        assert_eq!(check_path(log).unwrap(), None, "exists and is writable");
+
+        let file = base.join("plain");
+        std::fs::write(&file, "x").unwrap();
+        let below = format!("{}/logs/audit.jsonl", file.display());
+        for e in [check_path(&below).unwrap_err(), create(&below).unwrap_err()] {
+            let e = e.to_string();
+            assert!(e.contains("does not exist and cannot be created"), "{e}");
+            assert!(
+                e.contains(&format!("mkdir -p {}/logs", file.display())),
+                "{e}"
+            );
+            assert!(e.contains("or set audit.path"), "{e}");
+        }
+        assert_eq!(check_path("-").unwrap(), None, "stdout needs no directory");
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    /// The process umask, read without changing it (other tests run alongside).
+    fn umask_bits() -> u32 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let v = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Umask:"))
+            .expect("Umask: in /proc/self/status");
+        u32::from_str_radix(v.trim(), 8).unwrap()
+    }
+}

@@ -286,6 +286,29 @@ mod tests {
     }
 
     #[test]
+    fn discovery_settles_with_one_ready_backend_or_once_every_backend_reported() {
+        let text = "[[servers]]\nid = \"a\"\ntransport = \"stdio\"\ncommand = \"x\"\n\
+                    [[servers]]\nid = \"b\"\ntransport = \"stdio\"\ncommand = \"y\"\n";
+        let cfg = only1mcp_shards::config::parse_str(text, "t.toml").unwrap();
+        let specs = crate::control::backend_specs(&cfg).unwrap();
+        let mut w = World::new(Arc::new(cfg), specs, SharedCluster::solo());
+        assert!(!w.discovery_settled());
+        assert_eq!(w.summary(), "serving 0 of 2 backends, 0 tools");
+        w.discovered("a", Err("no answer".into()), ListsChanged::NONE);
+        assert!(!w.discovery_settled(), "b has not reported");
+        w.discovered("b", Err("no answer".into()), ListsChanged::NONE);
+        assert!(w.discovery_settled(), "all reported, none ready");
+        w.discovered("b", Ok(found(&["echo", "add"])), ListsChanged::NONE);
+        assert_eq!(w.summary(), "serving 1 of 2 backends, 2 tools");
+        let (mut one, _rx) = world();
+        one.discovered("a", Ok(found(&["echo"])), ListsChanged::NONE);
+        assert!(one.discovery_settled());
+        let none = only1mcp_shards::config::parse_str("", "t.toml").unwrap();
+        let empty = World::new(Arc::new(none), Vec::new(), SharedCluster::solo());
+        assert!(empty.discovery_settled(), "no backend: settled at once");
+    }
+
+    #[test]
     fn an_announced_change_is_told_even_when_the_merged_lists_stay_the_same() {
         let (mut w, rx) = world();
         w.discovered("a", Ok(found(&["echo"])), ListsChanged::NONE);
