@@ -269,7 +269,7 @@ pub fn start(
         }
     }
     if world.discovery_settled() {
-        notify.ready(&world.summary());
+        notify.ready(&drain::status(&readiness, &world));
     }
 
     let mut signals = signal_hook::iterator::Signals::new(drain::SIGNALS)
@@ -305,7 +305,7 @@ pub fn start(
                     world.discovered(&server, result, announced);
                     drain::warm_if_serving(&world, &readiness);
                     if world.discovery_settled() {
-                        notify.ready(&world.summary());
+                        notify.ready(&drain::status(&readiness, &world));
                     }
                 }
                 Ok(ControlEvent::Stopped { shard }) => {

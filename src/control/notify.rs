@@ -21,6 +21,8 @@ pub struct Notifier {
     target: Option<(UnixDatagram, SocketAddr)>,
     /// `READY=1` was sent (a reload before it must not announce readiness).
     ready: bool,
+    /// `STOPPING=1` was sent: no `READY=1` or `RELOADING=1` after it.
+    stopping: bool,
     /// The last `STATUS=` sent, so an unchanged status is not sent again.
     status: String,
 }
@@ -91,7 +93,7 @@ impl Notifier {
 
     /// `READY=1` with a status, once; later calls only update the status.
     pub fn ready(&mut self, status: &str) {
-        if self.ready {
+        if self.ready || self.stopping {
             self.status(status);
             return;
         }
@@ -111,7 +113,7 @@ impl Notifier {
     /// A reload starts: `RELOADING=1` with the monotonic time systemd requires. Returns
     /// whether it was sent (not before `READY=1`), so [`Notifier::reloaded`] answers it.
     pub fn reloading(&mut self) -> bool {
-        if !self.ready {
+        if !self.ready || self.stopping {
             return false;
         }
         self.status = "reloading the config".to_string();
@@ -131,6 +133,7 @@ impl Notifier {
 
     /// Shutdown started.
     pub fn stopping(&mut self, status: &str) {
+        self.stopping = true;
         self.status = status.to_string();
         self.send(&format!("STOPPING=1\nSTATUS={status}"));
     }
@@ -190,6 +193,7 @@ mod tests {
         assert!(n.reloading());
         n.reloaded("serving 2 backends");
         n.stopping("draining");
+        assert!(!n.reloading(), "no RELOADING after STOPPING");
         let got = received(&rx);
         assert_eq!(got[0], "READY=1\nSTATUS=serving 1 backend");
         assert_eq!(got[1], "STATUS=serving 2 backends");
@@ -203,6 +207,18 @@ mod tests {
         assert_eq!(got[4], "STOPPING=1\nSTATUS=draining");
         assert_eq!(got.len(), 5, "{got:?}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn stopping_before_ready_means_no_ready_afterwards() {
+        let mut n = Notifier::default();
+        n.stopping("stopping");
+        n.ready("serving 1 of 1 backends");
+        assert!(!n.ready, "READY=1 never follows STOPPING=1");
+        assert_eq!(
+            n.status, "serving 1 of 1 backends",
+            "the status still follows"
+        );
     }
 
     #[test]
