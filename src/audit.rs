@@ -43,6 +43,9 @@ use anyhow::Context;
 use crossbeam_channel::{select, Receiver, Sender};
 use only1mcp_shards::audit::{AuditRecord, SharedAuditSink};
 
+mod dir;
+pub use dir::check_path;
+
 /// Longest time a written line waits in the buffer while records keep coming.
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
@@ -235,6 +238,7 @@ impl Output {
                 failing: false,
             });
         }
+        dir::create(path)?;
         let file =
             open_append(path).with_context(|| format!("cannot open the audit log {path}"))?;
         let written = file

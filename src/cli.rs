@@ -68,7 +68,8 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Check a config file; prints every problem with file, line and key.
+    /// Check a config file; prints every problem with file, line and key, and what `start`
+    /// would refuse on this machine (missing files and directories, unresolvable hosts).
     Validate {
         /// Config file to check.
         file: PathBuf,
@@ -166,8 +167,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         if let Some(w) = warning {
                             eprintln!("warning: {w}");
                         }
-                        println!("{}: ok ({} servers)", file.display(), cfg.servers.len());
-                        Ok(ExitCode::SUCCESS)
+                        let found = crate::preflight::check(&cfg);
+                        Ok(crate::preflight::report(&file, cfg.servers.len(), &found))
                     }
                     Err(e) => {
                         eprintln!("{e}");

@@ -102,6 +102,16 @@ fn publish(slot: &SharedKeysSlot, st: &Static, jwks: Option<&[u8]>) -> Result<us
     Ok(n)
 }
 
+/// What [`initial_keys`] would refuse, without fetching the JWKS: unreadable or bad PEM key
+/// files, a missing or short HS256 secret (`validate`).
+pub fn check_static(cfg: &Config) -> anyhow::Result<()> {
+    if let Some(st) = statics(cfg)? {
+        keys::build(&st.allowed, &st.pems, None, st.secret.as_deref())
+            .map_err(|e| anyhow::anyhow!("auth.jwt: {e}"))?;
+    }
+    Ok(())
+}
+
 /// The first key set (startup fails on unreadable key files or a missing secret; a JWKS
 /// that cannot be fetched yet is retried by the key thread).
 pub fn initial_keys(cfg: &Config) -> anyhow::Result<SharedKeysSlot> {

@@ -13,6 +13,7 @@ mod jwks;
 mod listen;
 mod metrics;
 mod observe;
+mod preflight;
 mod rate_store;
 mod templates;
 mod tls;

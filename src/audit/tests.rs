@@ -381,12 +381,35 @@ fn busy_channel_flushes_every_200ms() {
 }
 
 #[test]
-fn unopenable_path_is_named() {
+fn a_missing_directory_is_created_and_an_uncreatable_one_is_named() {
     let dir = TempDir::new("bad");
     let path = dir.file("missing-dir/audit.log");
+    let (_sink, writer) = start(&path, 0, 0).unwrap();
+    writer.stop();
+    assert!(
+        std::path::Path::new(&path).is_file(),
+        "directory and log created"
+    );
+    // Below a regular file no directory can be made, not even by root.
+    let below = format!("{path}/sub/audit.log");
+    let err = start(&below, 0, 0).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains(&format!("mkdir -p {path}/sub")), "{msg}");
+    assert!(msg.contains("or set audit.path"), "{msg}");
+}
+
+#[test]
+fn an_unwritable_log_is_named() {
+    let dir = TempDir::new("bad");
+    // A directory where the log file should be: it cannot be opened for appending.
+    let path = dir.file("is-a-dir");
+    std::fs::create_dir_all(&path).unwrap();
     let err = start(&path, 0, 0).unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains(&path), "{msg}");
+    assert!(
+        msg.contains(&format!("cannot open the audit log {path}")),
+        "{msg}"
+    );
 }
 
 #[test]

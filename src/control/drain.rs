@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use only1mcp_shards::catalog::BackendState;
-use only1mcp_shards::readiness::SharedReadiness;
+use only1mcp_shards::readiness::{Readiness, SharedReadiness};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
 
 use super::world::World;
@@ -92,10 +92,17 @@ pub fn warm_if_serving(world: &World, readiness: &SharedReadiness) {
     }
 }
 
+/// systemd's `STATUS=`: what is served, and the readiness when it is not plain ready.
+pub fn status(readiness: &SharedReadiness, world: &World) -> String {
+    match readiness.state() {
+        Readiness::Ready => world.summary(),
+        other => format!("{}; {}", other.as_str(), world.summary()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use only1mcp_shards::readiness::Readiness;
 
     const GRACE: Duration = Duration::from_secs(2);
 

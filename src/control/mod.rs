@@ -9,10 +9,12 @@
 //! answers 503, everything is still served); SIGINT/SIGTERM flip `/ready` to 503, serve on for
 //! `server.drain_grace_ms` ([`drain`]; a second signal cuts it short), then start a graceful
 //! shutdown: every shard stops accepting, drains in-flight requests up to the grace period
-//! and stops its stdio children.
+//! and stops its stdio children. Under systemd (`Type=notify`) each of these steps is also
+//! told to systemd ([`notify`]).
 
 pub mod cluster;
 mod drain;
+mod notify;
 pub mod reload;
 mod specs;
 mod stdio_io;
@@ -99,6 +101,8 @@ pub fn start(
     front: Front,
     config: Option<(PathBuf, Overrides)>,
 ) -> anyhow::Result<()> {
+    // First, while this is the only thread: it takes `$NOTIFY_SOCKET` out of the environment.
+    let mut notify = notify::Notifier::take_from_env();
     // Before any thread reads JSON from outside (restart-only key).
     only1mcp_shards::wire::scan::set_max_depth(cfg.server.max_json_depth);
     let specs = backend_specs(&cfg)?;
@@ -264,6 +268,9 @@ pub fn start(
             spawn_stdin_reader(senders[0].clone(), sig_tx.clone())?;
         }
     }
+    if world.discovery_settled() {
+        notify.ready(&drain::status(&readiness, &world));
+    }
 
     let mut signals = signal_hook::iterator::Signals::new(drain::SIGNALS)
         .context("cannot install signal handlers")?;
@@ -297,6 +304,9 @@ pub fn start(
                 Ok(ControlEvent::Discovered { server, result, announced }) => {
                     world.discovered(&server, result, announced);
                     drain::warm_if_serving(&world, &readiness);
+                    if world.discovery_settled() {
+                        notify.ready(&drain::status(&readiness, &world));
+                    }
                 }
                 Ok(ControlEvent::Stopped { shard }) => {
                     tracing::error!(shard, "shard stopped unexpectedly; shutting down");
@@ -326,8 +336,11 @@ pub fn start(
                         tracing::info!("SIGHUP: reloading the config");
                         reload_due = Some(Instant::now());
                     }
-                    drain::Step::Serve => {}
-                    drain::Step::StopAt(t) => stopping_at = Some(t),
+                    drain::Step::Serve => notify.status(&drain::status(&readiness, &world)),
+                    drain::Step::StopAt(t) => {
+                        notify.stopping("stopping: /ready answers 503 for server.drain_grace_ms");
+                        stopping_at = Some(t);
+                    }
                     drain::Step::StopNow => break,
                 }
                 continue;
@@ -338,6 +351,7 @@ pub fn start(
             reload_due = None;
             match &config {
                 Some((path, overrides)) => {
+                    let told = notify.reloading();
                     let result =
                         reload::reload(&mut world, path, overrides, &spawn_gate, &health_tx);
                     if result.is_ok() {
@@ -345,6 +359,9 @@ pub fn start(
                         drain::warm_if_serving(&world, &readiness);
                     }
                     metrics.reloaded(result.as_ref().err().cloned());
+                    if told {
+                        notify.reloaded(&drain::status(&readiness, &world));
+                    }
                     match result {
                         Ok(summary) => {
                             tracing::info!(file = %path.display(), "config reloaded: {summary}")
@@ -360,6 +377,7 @@ pub fn start(
             }
         }
     }
+    notify.stopping("stopping: draining in-flight requests");
     shutdown(
         &senders,
         &events_rx,

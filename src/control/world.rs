@@ -155,6 +155,29 @@ impl World {
         }
     }
 
+    /// Backend discovery settled: every backend has reported once (ready or down), or one
+    /// is ready (true with none). What systemd's `READY=1` waits for, besides the listeners:
+    /// a backend that is down must not fail the service's start (`/health` says degraded).
+    pub fn discovery_settled(&self) -> bool {
+        let ready = |s: &BackendState| *s == BackendState::Ready;
+        self.found.iter().any(|(s, _)| ready(s))
+            || self.found.iter().all(|(s, _)| *s != BackendState::Starting)
+    }
+
+    /// What is served, in a few words (systemd's `STATUS=`): `serving 2 of 3 backends, 40 tools`.
+    pub fn summary(&self) -> String {
+        let ready = self
+            .found
+            .iter()
+            .filter(|(s, _)| *s == BackendState::Ready)
+            .count();
+        let tools = self.slot.load().catalog.len();
+        format!(
+            "serving {ready} of {} backends, {tools} tools",
+            self.specs.len()
+        )
+    }
+
     /// Called on the control thread's 500 ms tick: after a list changed, returns the heap
     /// the rebuilds freed to the system. Building the catalogs allocates and frees about as
     /// much as they hold, once per discovery report (100 times at start-up with 100
@@ -260,6 +283,29 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn discovery_settles_with_one_ready_backend_or_once_every_backend_reported() {
+        let text = "[[servers]]\nid = \"a\"\ntransport = \"stdio\"\ncommand = \"x\"\n\
+                    [[servers]]\nid = \"b\"\ntransport = \"stdio\"\ncommand = \"y\"\n";
+        let cfg = only1mcp_shards::config::parse_str(text, "t.toml").unwrap();
+        let specs = crate::control::backend_specs(&cfg).unwrap();
+        let mut w = World::new(Arc::new(cfg), specs, SharedCluster::solo());
+        assert!(!w.discovery_settled());
+        assert_eq!(w.summary(), "serving 0 of 2 backends, 0 tools");
+        w.discovered("a", Err("no answer".into()), ListsChanged::NONE);
+        assert!(!w.discovery_settled(), "b has not reported");
+        w.discovered("b", Err("no answer".into()), ListsChanged::NONE);
+        assert!(w.discovery_settled(), "all reported, none ready");
+        w.discovered("b", Ok(found(&["echo", "add"])), ListsChanged::NONE);
+        assert_eq!(w.summary(), "serving 1 of 2 backends, 2 tools");
+        let (mut one, _rx) = world();
+        one.discovered("a", Ok(found(&["echo"])), ListsChanged::NONE);
+        assert!(one.discovery_settled());
+        let none = only1mcp_shards::config::parse_str("", "t.toml").unwrap();
+        let empty = World::new(Arc::new(none), Vec::new(), SharedCluster::solo());
+        assert!(empty.discovery_settled(), "no backend: settled at once");
     }
 
     #[test]
