@@ -16,10 +16,7 @@
 --   MCP_EXPECT            with MCP_CHECK=1: a string every good reply contains (default
 --                         `"text":"hi"` for tools/call, `"tools"` for tools/list)
 --
--- At the end it prints one machine-readable line that load.sh parses:
---   RESULT requests=N duration_us=N rps=X p50_us=N p99_us=N max_us=N err_connect=N
---          err_read=N err_write=N err_status=N err_timeout=N bad=N checked=N
--- err_status is wrk's "Non-2xx or 3xx responses" count.
+-- At the end it prints the RESULT line that load.sh parses (perf/mcp_result.lua).
 
 local sids = {}
 for s in string.gmatch(os.getenv("MCP_SESSION_IDS") or "", "%S+") do
@@ -72,16 +69,10 @@ if #sids > 1 then
   end
 end
 
-local threads = {}
-
-function setup(thread)
-  table.insert(threads, thread)
-end
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "mcp_result.lua")
 
 function init(args)
-  bad = 0
-  checked = 0
-  first_bad = nil
+  reset_counts()
   if #sids > 1 then
     for i, s in ipairs(sids) do
       wrk.headers["Mcp-Session-Id"] = s
@@ -92,33 +83,8 @@ end
 
 if check then
   function response(status, headers, body)
-    checked = checked + 1
-    if status ~= 200 or not string.find(body, '"result"', 1, true)
+    count_reply(not (status ~= 200 or not string.find(body, '"result"', 1, true)
         or string.find(body, '"isError":true', 1, true)
-        or not string.find(body, expect, 1, true) then
-      bad = bad + 1
-      if first_bad == nil then
-        first_bad = tostring(status) .. " " .. string.sub(body, 1, 300)
-      end
-    end
-  end
-end
-
-function done(summary, latency, requests)
-  local nbad, nchecked, sample = 0, 0, nil
-  for _, t in ipairs(threads) do
-    nbad = nbad + (t:get("bad") or 0)
-    nchecked = nchecked + (t:get("checked") or 0)
-    sample = sample or t:get("first_bad")
-  end
-  local e = summary.errors
-  io.write(string.format(
-    "RESULT requests=%d duration_us=%d rps=%.1f p50_us=%d p99_us=%d max_us=%d "
-      .. "err_connect=%d err_read=%d err_write=%d err_status=%d err_timeout=%d bad=%d checked=%d\n",
-    summary.requests, summary.duration, summary.requests / (summary.duration / 1e6),
-    latency:percentile(50), latency:percentile(99), latency.max,
-    e.connect, e.read, e.write, e.status, e.timeout, nbad, nchecked))
-  if sample ~= nil then
-    io.write("FIRST_BAD " .. sample .. "\n")
+        or not string.find(body, expect, 1, true)), status, body)
   end
 end
