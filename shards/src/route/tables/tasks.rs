@@ -100,4 +100,7 @@ pub struct SessionTask {
     pub server: Box<str>,
     /// The backend's own id.
     pub backend_task: Box<str>,
+    /// A plain answer the gateway holds as the result of a completed task: a 2026 backend
+    /// answered a 2025 task-augmented call without a task (`route/tasks/to_modern.rs`).
+    pub held: Option<Rc<[u8]>>,
 }

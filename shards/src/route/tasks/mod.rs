@@ -23,6 +23,8 @@
 //! answers for a task whose backend lost it.
 
 pub mod methods;
+pub mod to_modern;
+mod to_modern_result;
 pub mod wire;
 
 use crate::error::McpError;
