@@ -283,6 +283,39 @@ mod tests {
     }
 
     #[test]
+    fn a_2026_only_task_backend_offers_its_tasks_to_2025_clients_only() {
+        let (w, _rx) = world();
+        let mut d = found(&["run"]);
+        d.caps.modern_only = true;
+        d.caps.tasks_ext = true;
+        let built = |d: &Discovery| {
+            let found: Discovered = vec![(BackendState::Ready, Some(d.clone()))];
+            build_catalogs(&w.cfg, &w.specs, &found)
+        };
+        let (legacy, modern) = built(&d);
+        assert!(legacy.caps.tasks && modern.caps.tasks);
+        let tools = |c: &Catalog| String::from_utf8(c.tools_json.to_vec()).unwrap();
+        assert!(
+            tools(&legacy).contains(r#""execution":{"taskSupport":"optional"}"#),
+            "{}",
+            tools(&legacy)
+        );
+        assert!(
+            !tools(&modern).contains("taskSupport"),
+            "{}",
+            tools(&modern)
+        );
+        // Without the extension, or with a 2025 side of its own, nothing is offered here.
+        d.caps.tasks_ext = false;
+        let (legacy, _) = built(&d);
+        assert!(!legacy.caps.tasks && !tools(&legacy).contains("taskSupport"));
+        d.caps.tasks_ext = true;
+        d.caps.modern_only = false;
+        let (legacy, _) = built(&d);
+        assert!(!legacy.caps.tasks && !tools(&legacy).contains("taskSupport"));
+    }
+
+    #[test]
     fn an_announced_change_is_told_even_when_the_merged_lists_stay_the_same() {
         let (mut w, rx) = world();
         w.discovered("a", Ok(found(&["echo"])), ListsChanged::NONE);

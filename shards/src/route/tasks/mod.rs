@@ -24,6 +24,7 @@
 
 pub mod methods;
 pub mod to_modern;
+mod to_modern_follow;
 mod to_modern_result;
 pub mod wire;
 

@@ -35,7 +35,8 @@ use crate::route::input_required::{Ask, Input};
 use crate::route::relay_input::{ask_client, Asked, MAX_ROUNDS};
 use crate::route::tables::calls::inflight_key;
 use crate::route::tables::tasks::Follow;
-use crate::route::tasks::to_modern::{ask, result_of, status_of, with_related, POLL_MAX, POLL_MIN};
+use crate::route::tasks::to_modern::{status_of, with_related, POLL_MAX, POLL_MIN};
+use crate::route::tasks::to_modern_follow::{ask, result_of};
 use crate::rt::feed::{feed, FeedTx, SSE_QUEUE_BYTES};
 use crate::wire::jsonrpc::push_json_str;
 
