@@ -5,7 +5,7 @@
 //! - Catalog: the 2025 catalog keeps such a backend's tools' `execution.taskSupport`, lists
 //!   its tools that require a task, and offers the tools that name none as `"optional"`
 //!   (2026 tasks are server-directed: a 2026 tool says nothing about them;
-//!   `catalog::build::offer_tasks`, `src/control/world.rs`, docs/decisions/0014);
+//!   `catalog::build::offer_tasks`, `src/control/world.rs`, docs/decisions/0006);
 //!   `initialize` advertises `tasks{list,cancel,requests.tools.call}` as for a 2025 backend.
 //! - `tools/call` with `params.task` goes out as a 2026 `tools/call` whose `_meta` declares
 //!   the extension, with the session's `elicitation`/`sampling`/`roots` ([`caps`], set by

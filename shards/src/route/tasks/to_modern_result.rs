@@ -59,20 +59,20 @@ pub(crate) fn start(call: Call<'_>, gw_id: Rc<str>, task: TaskRef) -> Result<Ans
         env,
         era,
     } = call;
-    let timeout = {
+    let (timeout, per_client) = {
         let snap = router.snapshot.load();
         let b = snap.backend_index(&task.server).ok_or_else(|| {
             crate::upstream::task_lost(&task.server, "its server is no longer configured")
         })?;
-        snap.backends[b].timeout
+        let spec = &snap.backends[b];
+        (spec.timeout, spec.per_client.then(|| spec.clone()))
     };
-    let handle = router
-        .upstreams
-        .backends
-        .borrow()
-        .get(&task.server)
-        .cloned()
-        .ok_or_else(|| McpError::BackendUnavailable {
+    // The session's own upstream of a per-client backend, as `route/forward.rs` picks it.
+    let handle = match per_client {
+        Some(spec) => crate::route::per_client::handle_for(router, sid, &spec),
+        None => router.upstreams.backends.borrow().get(&task.server).cloned(),
+    }
+    .ok_or_else(|| McpError::BackendUnavailable {
             server: task.server.clone(),
             reason: "not started on this shard".into(),
         })?;
