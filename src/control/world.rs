@@ -196,7 +196,7 @@ fn build_catalog(cfg: &Config, specs: &[BackendSpec], found: &Discovered, modern
         .map(|(_, d)| {
             d.as_ref()
                 .filter(|d| !modern && bridges_tasks(d))
-                .map(|d| only1mcp_shards::catalog::build::offer_tasks(d))
+                .map(only1mcp_shards::catalog::build::offer_tasks)
         })
         .collect();
     let inputs: Vec<BackendInput<'_>> = specs

@@ -70,12 +70,17 @@ pub(crate) fn start(call: Call<'_>, gw_id: Rc<str>, task: TaskRef) -> Result<Ans
     // The session's own upstream of a per-client backend, as `route/forward.rs` picks it.
     let handle = match per_client {
         Some(spec) => crate::route::per_client::handle_for(router, sid, &spec),
-        None => router.upstreams.backends.borrow().get(&task.server).cloned(),
+        None => router
+            .upstreams
+            .backends
+            .borrow()
+            .get(&task.server)
+            .cloned(),
     }
     .ok_or_else(|| McpError::BackendUnavailable {
-            server: task.server.clone(),
-            reason: "not started on this shard".into(),
-        })?;
+        server: task.server.clone(),
+        reason: "not started on this shard".into(),
+    })?;
     let client_id = env.id_bytes(body).to_vec();
     let until = Instant::now() + timeout;
     let mut finisher_era = era.clone();
