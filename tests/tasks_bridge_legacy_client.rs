@@ -387,6 +387,38 @@ fn a_2026_tasks_input_requests_reach_the_2025_client_on_tasks_result() {
                 "{at}"
             );
 
+            // Input asked before any task (MRTR), then a task: both bridged, in that order.
+            let body = r#"{"jsonrpc":"2.0","id":"c","method":"tools/call","params":{"name":"fx__test_tool_with_task","arguments":{},"task":{"ttl":60000}}}"#;
+            let mut h: Vec<(&str, &str)> = common::JSON_HEADERS.to_vec();
+            h.extend([
+                ("mcp-session-id", sid.as_str()),
+                ("mcp-protocol-version", "2025-11-25"),
+            ]);
+            let mut st = Stream::open(&gw, "POST", &h, body);
+            let req = next_message(&mut st, &at);
+            assert_eq!(
+                req["method"].as_str(),
+                Some("elicitation/create"),
+                "{at}: {req:?}"
+            );
+            answer(
+                &gw,
+                &sid,
+                &req,
+                r#"{"action":"accept","content":{"name":"Ann"}}"#,
+            );
+            let created = next_message(&mut st, &at);
+            assert_eq!(created["id"].as_str(), Some("c"), "{at}: {created:?}");
+            let t = created["result"]["task"]["taskId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{at}: a 2025 CreateTaskResult: {created:?}"));
+            let r = task_req(&gw, &sid, "tasks/result", t).answer();
+            assert_eq!(
+                r["result"]["content"][0]["text"].as_str(),
+                Some("Hello, Ann! (from a task)"),
+                "{at}: {r:?}"
+            );
+
             // A session that cannot answer elicitations is told so, not asked.
             let mute = gw.post(&[], r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#);
             let mute = mute.header("mcp-session-id").unwrap().to_string();
@@ -498,28 +530,35 @@ fn waits_end_at_the_timeout_and_a_task_the_backend_lost_fails() {
 #[test]
 fn a_backend_that_dies_while_polled_ends_the_wait_with_its_error() {
     for driver in DRIVERS {
-        let (cfg, web) = backend("http", "timeout_ms = 20000");
-        let mut web = web.unwrap();
-        let gw = Gateway::start(&cfg, driver, 2, &["fx"]);
-        let sid = init_2025(&gw);
-        let slow = create(&gw, &sid, "fx__slow_compute", r#"{"seconds":60}"#);
-        let mut st = result_stream(&gw, &sid, &slow);
-        std::thread::sleep(Duration::from_millis(500));
-        let asked = Instant::now();
-        web.kill9();
-        let end = next_message(&mut st, driver);
-        assert!(
-            asked.elapsed() < Duration::from_secs(10),
-            "{driver}: not the 20 s timeout"
-        );
-        let code = end["error"]["code"].as_i64();
-        assert!(matches!(code, Some(-32000)), "{driver}: {end:?}");
-        assert!(
-            end["error"]["message"]
-                .as_str()
-                .unwrap_or("")
-                .contains("`fx`"),
-            "{driver}: says which backend: {end:?}"
-        );
+        for transport in ["stdio", "http"] {
+            let at = format!("{driver}/{transport}");
+            let (cfg, mut web) = backend(transport, "timeout_ms = 20000");
+            let gw = Gateway::start(&cfg, driver, 2, &["fx"]);
+            let sid = init_2025(&gw);
+            let slow = create(&gw, &sid, "fx__slow_compute", r#"{"seconds":60}"#);
+            let mut st = result_stream(&gw, &sid, &slow);
+            std::thread::sleep(Duration::from_millis(500));
+            let asked = Instant::now();
+            match web.as_mut() {
+                Some(w) => w.kill9(),
+                None => unsafe {
+                    libc::kill(tasks_kit::demo_children(&gw)[0] as i32, libc::SIGKILL);
+                },
+            }
+            let end = next_message(&mut st, &at);
+            assert!(
+                asked.elapsed() < Duration::from_secs(10),
+                "{at}: not the 20 s timeout"
+            );
+            assert_eq!(end["id"].as_str(), Some("r"), "{at}: {end:?}");
+            assert_eq!(end["error"]["code"].as_i64(), Some(-32000), "{at}: {end:?}");
+            assert!(
+                end["error"]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("backend `fx`"),
+                "{at}: says which backend: {end:?}"
+            );
+        }
     }
 }
