@@ -212,28 +212,48 @@ fn build_catalogs(cfg: &Config, specs: &[BackendSpec], found: &Discovered) -> (C
 /// The merged catalog as 2025-era clients (`modern = false`) or 2026 clients see it: a
 /// dual-era backend contributes the lists of the era the client will be served in.
 fn build_catalog(cfg: &Config, specs: &[BackendSpec], found: &Discovered, modern: bool) -> Catalog {
+    // A backend that speaks only 2026 with the tasks extension: 2025 clients get its tasks
+    // through the bridge (`route/tasks/to_modern.rs`), and its tools offer them.
+    let offered: Vec<Option<Discovery>> = found
+        .iter()
+        .map(|(_, d)| {
+            d.as_ref()
+                .filter(|d| !modern && bridges_tasks(d))
+                .map(only1mcp_shards::catalog::build::offer_tasks)
+        })
+        .collect();
     let inputs: Vec<BackendInput<'_>> = specs
         .iter()
         .zip(found)
-        .map(|(s, (state, d))| BackendInput {
+        .zip(&offered)
+        .map(|((s, (state, d)), offered)| BackendInput {
             id: &s.id,
             prefix: s.prefix,
             state: state.clone(),
-            discovery: d.as_ref().map(|d| match (&d.modern, modern) {
-                (Some(m), true) => &**m,
-                _ => d,
-            }),
+            discovery: offered
+                .as_ref()
+                .or(d.as_ref())
+                .map(|d| match (&d.modern, modern) {
+                    (Some(m), true) => &**m,
+                    _ => d,
+                }),
             curation: Some(&s.curation),
             // A 2026 client reaches a backend's 2026 side when it has one (then its tasks are
             // the extension's); a 2025 client reaches its 2025 session (experimental tasks).
             tasks: d.as_ref().is_some_and(|d| match (&d.modern, modern) {
                 (Some(m), true) => m.caps.tasks_ext,
                 (None, true) => d.caps.tasks_ext,
-                (_, false) => d.caps.tasks_legacy,
+                (_, false) => d.caps.tasks_legacy || bridges_tasks(d),
             }),
         })
         .collect();
     Catalog::build(&inputs, &cfg.proxy.tool_separator)
+}
+
+/// Does the gateway carry this backend's 2026 tasks to 2025 clients (it speaks only 2026
+/// and declared the tasks extension)?
+fn bridges_tasks(d: &Discovery) -> bool {
+    d.modern.is_none() && d.caps.modern_only && d.caps.tasks_ext && !d.caps.tasks_legacy
 }
 
 #[cfg(test)]
@@ -306,6 +326,39 @@ mod tests {
         let none = only1mcp_shards::config::parse_str("", "t.toml").unwrap();
         let empty = World::new(Arc::new(none), Vec::new(), SharedCluster::solo());
         assert!(empty.discovery_settled(), "no backend: settled at once");
+    }
+
+    #[test]
+    fn a_2026_only_task_backend_offers_its_tasks_to_2025_clients_only() {
+        let (w, _rx) = world();
+        let mut d = found(&["run"]);
+        d.caps.modern_only = true;
+        d.caps.tasks_ext = true;
+        let built = |d: &Discovery| {
+            let found: Discovered = vec![(BackendState::Ready, Some(d.clone()))];
+            build_catalogs(&w.cfg, &w.specs, &found)
+        };
+        let (legacy, modern) = built(&d);
+        assert!(legacy.caps.tasks && modern.caps.tasks);
+        let tools = |c: &Catalog| String::from_utf8(c.tools_json.to_vec()).unwrap();
+        assert!(
+            tools(&legacy).contains(r#""execution":{"taskSupport":"optional"}"#),
+            "{}",
+            tools(&legacy)
+        );
+        assert!(
+            !tools(&modern).contains("taskSupport"),
+            "{}",
+            tools(&modern)
+        );
+        // Without the extension, or with a 2025 side of its own, nothing is offered here.
+        d.caps.tasks_ext = false;
+        let (legacy, _) = built(&d);
+        assert!(!legacy.caps.tasks && !tools(&legacy).contains("taskSupport"));
+        d.caps.tasks_ext = true;
+        d.caps.modern_only = false;
+        let (legacy, _) = built(&d);
+        assert!(!legacy.caps.tasks && !tools(&legacy).contains("taskSupport"));
     }
 
     #[test]

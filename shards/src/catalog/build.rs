@@ -283,6 +283,46 @@ fn without_tasks<'a>(
     out
 }
 
+/// A backend that speaks only 2026-07-28 and declared the tasks extension, as 2025 clients
+/// see it (the gateway carries its tasks to them, `route/tasks/to_modern.rs`): each tool that
+/// names no `execution.taskSupport` is offered with `"optional"` (2026 tasks are
+/// server-directed, so 2026 tools name none; the backend still decides per call, and a plain
+/// answer becomes a completed task); a tool that names one keeps it.
+pub fn offer_tasks(d: &Discovery) -> Discovery {
+    let tools = d
+        .tools
+        .iter()
+        .map(|t| RawItem {
+            key: t.key.clone(),
+            json: with_optional_tasks(&t.json).unwrap_or_else(|| t.json.clone()),
+        })
+        .collect();
+    Discovery {
+        tools: Arc::new(tools),
+        ..d.clone()
+    }
+}
+
+/// `tool` with `execution.taskSupport: "optional"`; `None` when it names a task support
+/// already (or is not an object with an object `execution`, if any).
+fn with_optional_tasks(tool: &[u8]) -> Option<Vec<u8>> {
+    use sonic_rs::JsonValueMutTrait;
+    if memchr::memmem::find(tool, b"taskSupport").is_some() {
+        return None;
+    }
+    let mut v = sonic_rs::from_slice::<sonic_rs::Value>(tool).ok()?;
+    let obj = v.as_object_mut()?;
+    match obj.get_mut(&"execution") {
+        None => {
+            obj.insert(&"execution", sonic_rs::json!({"taskSupport": "optional"}));
+        }
+        Some(e) => {
+            e.as_object_mut()?.insert(&"taskSupport", "optional");
+        }
+    }
+    sonic_rs::to_vec(&v).ok()
+}
+
 /// An item exposed as the backend sent it.
 fn plain(t: &RawItem) -> Curated<'_> {
     Curated {

@@ -260,3 +260,52 @@ fn resources_are_namespaced_and_routed() {
         Some("o1m://ns/test://template/{id}/data")
     );
 }
+
+#[test]
+fn a_2026_only_backends_tools_offer_tasks_unless_they_name_their_own() {
+    let item = |key: &str, json: &str| RawItem {
+        key: key.into(),
+        json: json.as_bytes().to_vec(),
+    };
+    let d = Discovery {
+        tools: vec![
+            item("plain", r#"{"name":"plain"}"#),
+            item(
+                "req",
+                r#"{"name":"req","execution":{"taskSupport":"required"}}"#,
+            ),
+            item("exec", r#"{"name":"exec","execution":{"other":1}}"#),
+            item("odd", r#"{"name":"odd","execution":3}"#),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let offered = super::offer_tasks(&d);
+    let support = |i: usize| {
+        let v: sonic_rs::Value = sonic_rs::from_slice(&offered.tools[i].json).unwrap();
+        v["execution"]["taskSupport"].as_str().map(str::to_string)
+    };
+    assert_eq!(support(0).as_deref(), Some("optional"));
+    assert_eq!(
+        offered.tools[1].json, d.tools[1].json,
+        "its own is kept as sent"
+    );
+    assert_eq!(support(2).as_deref(), Some("optional"));
+    let v: sonic_rs::Value = sonic_rs::from_slice(&offered.tools[2].json).unwrap();
+    assert_eq!(v["execution"]["other"].as_i64(), Some(1));
+    assert_eq!(
+        offered.tools[3].json, d.tools[3].json,
+        "not an object: left alone"
+    );
+    // Carried, the tool that requires a task is listed.
+    let input = BackendInput {
+        id: "a",
+        prefix: false,
+        state: BackendState::Ready,
+        discovery: Some(&offered),
+        curation: None,
+        tasks: true,
+    };
+    let c = Catalog::build(&[input], "__");
+    assert!(c.route("req").is_some() && c.caps.tasks);
+}

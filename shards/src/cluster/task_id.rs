@@ -80,6 +80,11 @@ pub struct TaskRef {
     pub expires: u64,
     /// The backend's own task id.
     pub backend_task: String,
+    /// A 2025 client's task carried to a backend that speaks only 2026-07-28
+    /// (`route/tasks/to_modern.rs`); with an empty `backend_task`, a plain answer the
+    /// gateway holds itself. Encoded as one trailing byte, only when set: other ids are
+    /// unchanged.
+    pub to_modern: bool,
 }
 
 /// A verified id: what it names, and the node that minted it (`None` outside a cluster).
@@ -112,6 +117,9 @@ fn body_bytes(t: &TaskRef) -> Option<Vec<u8>> {
     b.extend_from_slice(t.server.as_bytes());
     b.extend_from_slice(&(t.backend_task.len() as u16).to_le_bytes());
     b.extend_from_slice(t.backend_task.as_bytes());
+    if t.to_modern {
+        b.push(1);
+    }
     Some(b)
 }
 
@@ -134,9 +142,11 @@ fn parse_body(b: &[u8]) -> Option<TaskRef> {
     let server = std::str::from_utf8(take(n)?).ok()?.to_string();
     let n = u16::from_le_bytes(take(2)?.try_into().ok()?) as usize;
     let backend_task = std::str::from_utf8(take(n)?).ok()?.to_string();
-    if at != b.len() {
-        return None;
-    }
+    let to_modern = match &b[at..] {
+        [] => false,
+        [1] => true,
+        _ => return None,
+    };
     Some(TaskRef {
         server,
         replica,
@@ -144,6 +154,7 @@ fn parse_body(b: &[u8]) -> Option<TaskRef> {
         created_ms,
         expires,
         backend_task,
+        to_modern,
     })
 }
 
@@ -237,6 +248,7 @@ mod tests {
             created_ms: 1_700_000_000_123,
             expires: 1_700_000_300,
             backend_task: "786512e2-9e0d-44bd-8f29-789f320fe840".into(),
+            to_modern: false,
         }
     }
 
@@ -291,6 +303,31 @@ mod tests {
         assert!(open_at(&both, &id, me, 0).is_some());
         let after = cluster(Some("g1"), &[("new", 2)]);
         assert!(open_at(&after, &id, me, 0).is_none());
+    }
+
+    #[test]
+    fn a_task_carried_to_a_2026_backend_says_so_and_others_keep_their_encoding() {
+        let solo = cluster(None, &[("k", 3)]);
+        let me = Owner::Session("s");
+        let plain = mint(&solo, &task(), me).unwrap();
+        let mut t = task();
+        t.to_modern = true;
+        let bridged = mint(&solo, &t, me).unwrap();
+        assert_eq!(open_at(&solo, &bridged, me, 0).unwrap().task, t);
+        assert!(!open_at(&solo, &plain, me, 0).unwrap().task.to_modern);
+        // One byte more in the body, nothing else: the ids of other tasks are as before.
+        let body = |id: &str| {
+            URL_SAFE_NO_PAD
+                .decode(id.split('.').nth(1).unwrap())
+                .unwrap()
+        };
+        let (a, b) = (body(&plain), body(&bridged));
+        assert_eq!(b.len(), a.len() + 1);
+        assert_eq!(&b[..a.len()], &a[..]);
+        // Any other trailing byte is refused.
+        let mut bad = a.clone();
+        bad.push(2);
+        assert!(parse_body(&bad).is_none());
     }
 
     #[test]

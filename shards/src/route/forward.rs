@@ -216,6 +216,15 @@ pub(crate) async fn forward(
     let client_caps = bridged
         .then(|| router.sessions.borrow().get(sid)?.input_caps.clone())
         .flatten();
+    // A 2025 session's task call declares the tasks extension too: a 2026 backend makes
+    // tasks only for a client that does (`route/tasks/to_modern.rs`; a 2025 backend never
+    // reads these). `None` for every other call.
+    let client_caps = match &era.task {
+        Some(_) if !era.modern && !sid.is_empty() => {
+            Some(crate::route::tasks::to_modern::caps(router, sid))
+        }
+        _ => client_caps,
+    };
 
     let client_id = env.id_bytes(body).to_vec();
     let key = inflight_key(sid, &client_id);

@@ -145,7 +145,7 @@ impl Drop for Registered<'_> {
 }
 
 /// How asking the client ended.
-enum Asked {
+pub(crate) enum Asked {
     /// Every answer's `result`, in the order of the requests.
     Answers(Vec<Vec<u8>>),
     /// The call ends with this error.
@@ -188,8 +188,9 @@ impl Drop for Pending<'_> {
     }
 }
 
-/// Sends the round's input requests to the client and collects its answers.
-async fn ask_client(
+/// Sends the round's input requests to the client and collects its answers (also for a
+/// 2026 task's input requests on a 2025 `tasks/result` stream, `route/tasks/to_modern.rs`).
+pub(crate) async fn ask_client(
     finish: &Finisher,
     ask: &Ask,
     tx: &FeedTx,

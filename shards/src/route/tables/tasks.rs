@@ -103,4 +103,7 @@ pub struct SessionTask {
     /// The replica (HTTP) or process (stdio `instances`) that holds it: backend ids are
     /// unique only within one.
     pub replica: u32,
+    /// A plain answer the gateway holds as the result of a completed task: a 2026 backend
+    /// answered a 2025 task-augmented call without a task (`route/tasks/to_modern.rs`).
+    pub held: Option<Rc<[u8]>>,
 }

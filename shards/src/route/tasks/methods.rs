@@ -73,6 +73,11 @@ pub(crate) async fn follow(call: Call<'_>, what: Follow) -> Result<Answer, McpEr
             "its server is no longer configured",
         )));
     };
+    if opened.task.to_modern {
+        // A 2025 session's task on a backend that speaks only 2026: the bridge asks it.
+        return crate::route::tasks::to_modern_follow::follow(call, id.into(), opened.task, what)
+            .await;
+    }
     let mut quoted = Vec::with_capacity(opened.task.backend_task.len() + 2);
     crate::wire::jsonrpc::push_json_str(&mut quoted, &opened.task.backend_task);
     let mut era = call.era;

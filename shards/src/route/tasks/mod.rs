@@ -11,7 +11,11 @@
 //!   `tasks/cancel` and `tasks/list` (the session's own tasks only) follow, and the backend's
 //!   `notifications/tasks/status` reach the session's GET stream.
 //!
-//! A task of one era is not carried to a client of the other (the two are not wire
+//! - A 2025 session's task on a backend that speaks only 2026 (with the extension): the
+//!   gateway plays the 2026 client and shows the session 2025 tasks ([`to_modern`],
+//!   `to_modern_follow.rs`, `to_modern_result.rs`).
+//!
+//! Otherwise a task of one era is not carried to a client of the other (the two are not wire
 //! compatible): the catalog of each era shows `execution.taskSupport` only for backends
 //! whose tasks that era carries, and hides tools that require a task elsewhere
 //! (`catalog/build.rs`). Task ids are the gateway's own (`cluster::task_id`): they name
@@ -20,9 +24,12 @@
 //! (`SessionTask`, for `tasks/list` and status notifications).
 //!
 //! [`methods`]: the `tasks/*` requests; [`wire`]: ids in what backends answer, and the
-//! answers for a task whose backend lost it.
+//! answers for a task whose backend lost it; [`to_modern`]: the 2025-to-2026 bridge.
 
 pub mod methods;
+pub mod to_modern;
+mod to_modern_follow;
+mod to_modern_result;
 pub mod wire;
 
 use crate::error::McpError;

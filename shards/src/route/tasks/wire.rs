@@ -30,8 +30,8 @@ use crate::wire::jsonrpc::{push_json_str, splice_tracking};
 /// How long the gateway honours a task id at most (a backend's longer or unlimited `ttl`).
 pub const MAX_TASK_LIFE_S: u64 = 24 * 3600;
 /// Honoured this long past the backend's own `ttl`, so a poll at the edge is not "unknown".
-const GRACE_S: u64 = 60;
-const RELATED: &str = "io.modelcontextprotocol/related-task";
+pub(crate) const GRACE_S: u64 = 60;
+pub(crate) const RELATED: &str = "io.modelcontextprotocol/related-task";
 
 /// The call a reply belongs to.
 pub(crate) struct Cx<'a> {
@@ -74,6 +74,10 @@ pub(crate) fn before(
 }
 
 fn created(cx: &Cx<'_>, owner: &TaskOwner, reply: BackendReply) -> Before {
+    // A 2025 session's call to a backend that speaks only 2026: the bridge's own shapes.
+    if !cx.modern && crate::route::tasks::to_modern::bridged(cx.router, cx.server) {
+        return crate::route::tasks::to_modern::created(cx, owner, reply);
+    }
     // A byte search first: most calls of a task-capable client still answer plainly.
     if memchr::memmem::find(&reply.body, b"taskId").is_none() {
         return Before::Go(Ok(reply));
@@ -101,6 +105,7 @@ fn created(cx: &Cx<'_>, owner: &TaskOwner, reply: BackendReply) -> Before {
         created_ms,
         expires: created_ms / 1000 + ttl_s + GRACE_S,
         backend_task,
+        to_modern: false,
     };
     let cluster = cx.router.snapshot.load().cluster.clone();
     let Some(gw) = mint(&cluster, &task, owner.as_owner()) else {
@@ -126,6 +131,7 @@ fn created(cx: &Cx<'_>, owner: &TaskOwner, reply: BackendReply) -> Before {
                 server: task.server.as_str().into(),
                 backend_task: task.backend_task.as_str().into(),
                 replica: task.replica,
+                held: None,
             });
         }
     }
@@ -166,7 +172,7 @@ fn listen_for_status(router: &Rc<Router>, server: &str, replica: u32, sid: &str)
 }
 
 /// The range (quotes included) and value of the string at `path` of `body`.
-fn string_at(body: &[u8], path: &[&str]) -> Option<(std::ops::Range<usize>, String)> {
+pub(crate) fn string_at(body: &[u8], path: &[&str]) -> Option<(std::ops::Range<usize>, String)> {
     let v = sonic_rs::get(body, path).ok()?;
     let s = v.as_str()?.to_string();
     let raw = v.as_raw_str();
@@ -384,6 +390,7 @@ mod tests {
             created_ms: 1_000,
             expires: 61,
             backend_task: "b".into(),
+            to_modern: false,
         };
         let e = McpError::TaskLost {
             server: "s".into(),
@@ -417,6 +424,7 @@ mod tests {
                 created_ms: 0,
                 expires: 0,
                 backend_task: "t1".into(),
+                to_modern: false,
             },
             what: Follow::Result,
         };
