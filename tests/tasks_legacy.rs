@@ -383,3 +383,51 @@ fn a_task_of_an_http_backend_that_restarted_ends_failed() {
         assert_eq!(r["error"]["code"].as_i64(), Some(-32000), "{driver}: {r:?}");
     }
 }
+
+/// `tasks/list` asks the backend about each of the session's tasks with requests of its own,
+/// which travel as the session's: they must not take the id of a client request in flight
+/// (they once used id 0, and removed the client's id-0 call from the in-flight table, so the
+/// client could no longer cancel it).
+#[test]
+fn tasks_list_leaves_the_clients_requests_in_flight_cancellable() {
+    for driver in DRIVERS {
+        let gw = Gateway::start(&stdio_fixture("fx", ""), driver, 1, &["fx"]);
+        let sid = init_2025(&gw);
+        create(&gw, &sid, "fx__slow_compute", r#"{"seconds":30}"#);
+        let body = r#"{"jsonrpc":"2.0","id":0,"method":"tools/call","params":{"name":"fx__sleep","arguments":{"ms":10000}}}"#;
+        let req = format!(
+            "POST /mcp HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-session-id: {sid}\r\nmcp-protocol-version: 2025-11-25\r\ncontent-length: {}\r\n\r\n{body}",
+            gw.addr,
+            body.len()
+        );
+        let mut s = std::net::TcpStream::connect(&gw.addr).unwrap();
+        std::io::Write::write_all(&mut s, req.as_bytes()).unwrap();
+        let sleeping = std::thread::spawn(move || {
+            // Whatever the gateway sends first (an answer, or the end of the connection).
+            let started = Instant::now();
+            s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+            let _ = std::io::Read::read(&mut s, &mut [0u8; 4096]);
+            started.elapsed()
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let listed = legacy(&gw, &sid, "tasks/list", "{}").json();
+        assert_eq!(
+            listed["result"]["tasks"].as_array().map(|a| a.len()),
+            Some(1),
+            "{driver}: {listed:?}"
+        );
+        let n = gw.post(
+            &[
+                ("mcp-session-id", &sid),
+                ("mcp-protocol-version", "2025-11-25"),
+            ],
+            r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":0}}"#,
+        );
+        assert_eq!(n.status, 202, "{driver}");
+        let took = sleeping.join().unwrap();
+        assert!(
+            took < Duration::from_secs(5),
+            "{driver}: the id-0 call was cancelled, not run for its 10 s ({took:?})"
+        );
+    }
+}

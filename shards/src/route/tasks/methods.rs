@@ -148,7 +148,18 @@ async fn get_one(
     era: &crate::route::forward::Era,
     gw: &str,
 ) -> Option<Vec<u8>> {
-    let mut body = br#"{"jsonrpc":"2.0","id":0,"method":"tasks/get","params":{"taskId":"#.to_vec();
+    // The gateway's own request travels as one of the session's (its in-flight table is
+    // keyed by session and id): an id none of the client's requests in flight holds, so a
+    // client's `notifications/cancelled` never reaches it and it never displaces theirs.
+    let id = (0u32..)
+        .map(|n| format!("\"o1m-tasks-list-{n}\""))
+        .find(|id| {
+            let key = crate::route::tables::calls::inflight_key(sid, id.as_bytes());
+            !router.calls.inflight.borrow().contains_key(&key)
+        })?;
+    let mut body =
+        format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tasks/get","params":{{"taskId":"#)
+            .into_bytes();
     crate::wire::jsonrpc::push_json_str(&mut body, gw);
     body.extend_from_slice(b"}}");
     let env = crate::wire::jsonrpc::Envelope::parse(&body).ok()?;
