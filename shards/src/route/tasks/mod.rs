@@ -23,6 +23,9 @@
 //! answers for a task whose backend lost it.
 
 pub mod methods;
+pub mod to_legacy;
+pub mod to_legacy_input;
+pub mod to_legacy_wire;
 pub mod wire;
 
 use crate::error::McpError;

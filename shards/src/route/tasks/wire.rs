@@ -30,8 +30,8 @@ use crate::wire::jsonrpc::{push_json_str, splice_tracking};
 /// How long the gateway honours a task id at most (a backend's longer or unlimited `ttl`).
 pub const MAX_TASK_LIFE_S: u64 = 24 * 3600;
 /// Honoured this long past the backend's own `ttl`, so a poll at the edge is not "unknown".
-const GRACE_S: u64 = 60;
-const RELATED: &str = "io.modelcontextprotocol/related-task";
+pub(crate) const GRACE_S: u64 = 60;
+pub(crate) const RELATED: &str = "io.modelcontextprotocol/related-task";
 
 /// The call a reply belongs to.
 pub(crate) struct Cx<'a> {
@@ -70,6 +70,10 @@ pub(crate) fn before(
             Err(e) => Before::Go(Err(e)),
         },
         TaskCall::Follow { gw_id, task, what } => followed(cx, gw_id, task, *what, result),
+        TaskCall::Bridged { owner } => match result {
+            Ok(reply) => crate::route::tasks::to_legacy_wire::created(cx, owner, reply),
+            Err(e) => Before::Go(Err(e)),
+        },
     }
 }
 
@@ -101,6 +105,7 @@ fn created(cx: &Cx<'_>, owner: &TaskOwner, reply: BackendReply) -> Before {
         created_ms,
         expires: created_ms / 1000 + ttl_s + GRACE_S,
         backend_task,
+        bridged: None,
     };
     let cluster = cx.router.snapshot.load().cluster.clone();
     let Some(gw) = mint(&cluster, &task, owner.as_owner()) else {
@@ -149,7 +154,7 @@ fn listen_for_status(router: &Rc<Router>, server: &str) {
 }
 
 /// The range (quotes included) and value of the string at `path` of `body`.
-fn string_at(body: &[u8], path: &[&str]) -> Option<(std::ops::Range<usize>, String)> {
+pub(crate) fn string_at(body: &[u8], path: &[&str]) -> Option<(std::ops::Range<usize>, String)> {
     let v = sonic_rs::get(body, path).ok()?;
     let s = v.as_str()?.to_string();
     let raw = v.as_raw_str();
@@ -361,6 +366,7 @@ mod tests {
             created_ms: 1_000,
             expires: 61,
             backend_task: "b".into(),
+            bridged: None,
         };
         let e = McpError::TaskLost {
             server: "s".into(),
@@ -394,6 +400,7 @@ mod tests {
                 created_ms: 0,
                 expires: 0,
                 backend_task: "t1".into(),
+                bridged: None,
             },
             what: Follow::Result,
         };
