@@ -118,7 +118,7 @@ pub struct Router {
     pub parked: RefCell<HashMap<u64, crate::route::tables::parked::LocalParked, RandomState>>,
     /// Bridged tasks' pending input (`route/tasks/to_legacy_input.rs`): a 2025 backend's
     /// request for a 2026 caller's task, held as a parked call.
-    pub task_inputs: RefCell<crate::route::tasks::to_legacy_input::Inputs>,
+    pub task_inputs: RefCell<crate::route::tables::task_inputs::Inputs>,
     /// Open 2026 `subscriptions/listen` streams.
     pub listeners: RefCell<crate::route::tables::listeners::Listeners>,
     /// Listens toward 2026-only backends carrying this shard's 2025 resource subscriptions.

@@ -47,7 +47,7 @@ use crate::route::call::Call;
 use crate::route::forward::{forward, Answer};
 use crate::route::request::McpHttpRequest;
 use crate::route::router::Router;
-use crate::route::tables::tasks::{Follow, TaskCall, TaskOwner};
+use crate::route::tables::tasks::{Follow, TaskCall};
 use crate::route::tasks::to_legacy_input as input;
 use crate::route::tasks::to_legacy_wire::task_2026;
 use crate::wire::jsonrpc::{push_json_str, splice, Envelope, Kind};
@@ -340,9 +340,12 @@ pub(crate) async fn response_of(answer: Answer) -> Option<Vec<u8>> {
     }
 }
 
-/// Whose a 2026 call's task is.
+/// Whose a 2026 call's task is: its caller (`anonymous` without auth), as
+/// `route/tasks/methods.rs` binds task ids.
 pub(crate) fn owner_name(call: &Call<'_>) -> Rc<str> {
-    match crate::route::tasks::methods::owner_of(call) {
-        TaskOwner::Principal(p) | TaskOwner::Session(p) => p,
-    }
+    call.era
+        .principal
+        .as_ref()
+        .map_or("anonymous", |p| &*p.name)
+        .into()
 }

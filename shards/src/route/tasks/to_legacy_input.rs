@@ -6,7 +6,7 @@
 //! routing the backend's requests to that call). The backend's elicitation, sampling or
 //! roots request parks that call exactly as a plain call is parked on a 2026 client's input
 //! (`route/bridge.rs`: the parked call keeps running, bounded by the backend's timeout, and
-//! the backend hears an error if no answer comes); this table ([`Inputs`]) remembers, per
+//! the backend hears an error if no answer comes); the shard's table (`Router::task_inputs`) remembers, per
 //! gateway task id, the park and the request, which `tasks/get` shows as the task's one
 //! `inputRequests` entry under the key `o1m-<park number>`. The client's `tasks/update`
 //! answer under that key is handed to the parked call (`bridge::deliver`) as the backend's
@@ -14,11 +14,10 @@
 //! replaces the entry or removes it. A cancel, a terminal status, or a park that ended on its
 //! own (its timeout passed) removes it too.
 //!
-//! Bounds: at most [`MAX_PER_CALLER`] tasks of one caller, and [`MAX_PER_SHARD`] in all, have
-//! an entry on a shard; beyond, `tasks/get` shows the task `working` with a message saying
+//! Bounds: at most `MAX_PER_CALLER` (16) tasks of one caller, and `MAX_PER_SHARD` (1024) in all, have
+//! an entry on a shard (`route/tables/task_inputs.rs`); beyond, `tasks/get` shows the task `working` with a message saying
 //! so, until one ends.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -29,75 +28,16 @@ use crate::cluster::task_id::TaskRef;
 use crate::error::McpError;
 use crate::route::call::Call;
 use crate::route::router::Router;
+use crate::route::tables::task_inputs::InputState;
 use crate::route::tables::tasks::Follow;
 use crate::route::tasks::to_legacy::{follow_era, owner_name, request, response_of};
 use crate::route::tasks::wire::{string_at, RELATED};
 use crate::wire::jsonrpc::{push_json_str, splice, Envelope};
 
-/// Most bridged tasks of one caller with pending input on a shard.
-pub const MAX_PER_CALLER: usize = 16;
-/// Most bridged tasks with pending input on a shard.
-pub const MAX_PER_SHARD: usize = 1024;
 /// How long the `tasks/get` that starts a `tasks/result` waits for the backend's request.
 const FIRST_ASK_WAIT: Duration = Duration::from_secs(2);
 /// The prefix of the gateway's input request keys.
 const KEY_PREFIX: &str = "o1m-";
-
-/// Where a bridged task's input stands.
-#[derive(Debug)]
-enum State {
-    /// A `tasks/result` runs; the backend's request is not in hand (yet, or again).
-    Waiting,
-    /// The backend's request, parked as call `n`: `{"method":…,"params":…}`.
-    Asking { n: u64, request: Vec<u8> },
-}
-
-#[derive(Debug)]
-struct Entry {
-    owner: Rc<str>,
-    state: State,
-}
-
-/// The shard's bridged tasks with pending input, by gateway task id (module docs).
-#[derive(Debug, Default)]
-pub struct Inputs {
-    map: HashMap<Box<str>, Entry>,
-}
-
-impl Inputs {
-    /// Takes task `gw` of `owner` in, waiting for its request; why not when a bound is met.
-    fn admit(&mut self, gw: &str, owner: &Rc<str>) -> Result<(), String> {
-        if self.map.len() >= MAX_PER_SHARD {
-            return Err(format!(
-                "the backend waits for input; the gateway already holds the pending input of {MAX_PER_SHARD} tasks, and will fetch this one's once one of those ends"
-            ));
-        }
-        let mine = self.map.values().filter(|e| e.owner == *owner).count();
-        if mine >= MAX_PER_CALLER {
-            return Err(format!(
-                "the backend waits for input; the gateway already holds the pending input of {MAX_PER_CALLER} of this caller's tasks: answer or cancel those first"
-            ));
-        }
-        self.map.insert(
-            gw.into(),
-            Entry {
-                owner: owner.clone(),
-                state: State::Waiting,
-            },
-        );
-        Ok(())
-    }
-
-    /// How many tasks have an entry.
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// No task has an entry.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-}
 
 /// What `tasks/get` shows of an `input_required` task.
 pub(crate) enum Shown {
@@ -112,20 +52,19 @@ const NOT_YET: &str = "the backend waits for input; the gateway is fetching its 
 /// The input request of task `gw`, if the gateway holds it; a park that ended on its own
 /// (its timeout) is forgotten here.
 fn held(router: &Router, gw: &str) -> Option<Shown> {
-    let mut t = router.task_inputs.borrow_mut();
-    let e = t.map.get(gw)?;
-    match &e.state {
-        State::Waiting => Some(Shown::NotYet(NOT_YET.into())),
-        State::Asking { n, .. } if !router.parked.borrow().contains_key(n) => {
-            t.map.remove(gw);
+    let state = router.task_inputs.borrow().get(gw).cloned()?;
+    match state {
+        InputState::Waiting => Some(Shown::NotYet(NOT_YET.into())),
+        InputState::Asking { n, .. } if !router.parked.borrow().contains_key(&n) => {
+            router.task_inputs.borrow_mut().remove(gw);
             None
         }
-        State::Asking { n, request } => {
+        InputState::Asking { n, request } => {
             let mut out = b"{\"".to_vec();
             out.extend_from_slice(KEY_PREFIX.as_bytes());
             out.extend_from_slice(n.to_string().as_bytes());
             out.extend_from_slice(b"\":");
-            out.extend_from_slice(request);
+            out.extend_from_slice(&request);
             out.push(b'}');
             Some(Shown::Asking(out))
         }
@@ -204,15 +143,16 @@ async fn fetch(
 fn settle(router: &Router, gw: &str, backend_task: &str, answer: Option<&[u8]>) {
     let asked = answer.and_then(|a| parked_request(a, gw, backend_task));
     let mut t = router.task_inputs.borrow_mut();
-    match (asked, t.map.get_mut(gw)) {
-        (Some((n, request)), Some(e)) => e.state = State::Asking { n, request },
-        (Some((n, _)), None) => {
-            // Forgotten meanwhile (cancelled, ended): nobody will answer; end the park now.
-            drop(t);
-            router.parked.borrow_mut().remove(&n);
+    match asked {
+        Some((n, request)) => {
+            if !t.set(gw, InputState::Asking { n, request }) {
+                // Forgotten meanwhile (cancelled, ended): nobody will answer; end the park.
+                drop(t);
+                router.parked.borrow_mut().remove(&n);
+            }
         }
-        (None, _) => {
-            t.map.remove(gw);
+        None => {
+            t.remove(gw);
         }
     }
 }
@@ -247,11 +187,8 @@ fn parked_request(answer: &[u8], gw: &str, backend_task: &str) -> Option<(u64, V
 /// backend; other keys are ignored (the extension's rule for responses nobody asked for).
 pub(crate) fn answer(call: &Call<'_>, gw: &str, task: &TaskRef) -> Result<(), McpError> {
     let router = call.router;
-    let n = match router.task_inputs.borrow().map.get(gw) {
-        Some(Entry {
-            state: State::Asking { n, .. },
-            ..
-        }) => *n,
+    let n = match router.task_inputs.borrow().get(gw) {
+        Some(InputState::Asking { n, .. }) => *n,
         _ => return Ok(()),
     };
     let key = format!("{KEY_PREFIX}{n}");
@@ -267,9 +204,7 @@ pub(crate) fn answer(call: &Call<'_>, gw: &str, task: &TaskRef) -> Result<(), Mc
     let client_id = call.env.id_bytes(call.body).to_vec();
     match crate::route::bridge::deliver(router, n, client_id, Some(given)) {
         Ok(next) => {
-            if let Some(e) = router.task_inputs.borrow_mut().map.get_mut(gw) {
-                e.state = State::Waiting;
-            }
+            router.task_inputs.borrow_mut().set(gw, InputState::Waiting);
             let (router, gw, backend_task) = (
                 router.clone(),
                 Rc::<str>::from(gw),
@@ -282,7 +217,7 @@ pub(crate) fn answer(call: &Call<'_>, gw: &str, task: &TaskRef) -> Result<(), Mc
         }
         // The park ended on its own meanwhile: the backend was told; nothing to deliver.
         Err(_) => {
-            router.task_inputs.borrow_mut().map.remove(gw);
+            router.task_inputs.borrow_mut().remove(gw);
         }
     }
     Ok(())
@@ -291,12 +226,8 @@ pub(crate) fn answer(call: &Call<'_>, gw: &str, task: &TaskRef) -> Result<(), Mc
 /// Task `gw` needs no input any more (cancelled, ended): its entry goes, and a parked
 /// request ends now (the backend hears an error for it).
 pub(crate) fn forget(router: &Router, gw: &str) {
-    let gone = router.task_inputs.borrow_mut().map.remove(gw);
-    if let Some(Entry {
-        state: State::Asking { n, .. },
-        ..
-    }) = gone
-    {
+    let gone = router.task_inputs.borrow_mut().remove(gw);
+    if let Some(InputState::Asking { n, .. }) = gone {
         router.parked.borrow_mut().remove(&n);
     }
 }
@@ -304,27 +235,6 @@ pub(crate) fn forget(router: &Router, gw: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn each_caller_and_the_shard_are_bounded() {
-        let mut t = Inputs::default();
-        let (a, b): (Rc<str>, Rc<str>) = ("alice".into(), "bob".into());
-        for i in 0..MAX_PER_CALLER {
-            t.admit(&format!("a{i}"), &a).unwrap();
-        }
-        let why = t.admit("a-more", &a).unwrap_err();
-        assert!(why.contains("this caller"), "{why}");
-        t.admit("b0", &b).unwrap();
-        assert_eq!(t.len(), MAX_PER_CALLER + 1);
-        t.map.remove("a0");
-        t.admit("a-more", &a).unwrap();
-        let mut t = Inputs::default();
-        for i in 0..MAX_PER_SHARD {
-            let owner: Rc<str> = format!("p{i}").into();
-            t.admit(&format!("t{i}"), &owner).unwrap();
-        }
-        assert!(t.admit("one-more", &a).is_err());
-    }
 
     #[test]
     fn a_parked_answer_names_its_park_and_the_gateways_task() {
