@@ -3,7 +3,8 @@
 //!
 //! A `tools/call` that may be answered with a `CreateTaskResult` carries
 //! [`TaskCall::Create`] (a 2026 request that declared the tasks extension, a 2025 request
-//! with `params.task`); a `tasks/*` request carries [`TaskCall::Follow`] with the task its
+//! with `params.task`) or [`TaskCall::Bridged`] (such a 2026 request to a task tool of a
+//! backend reached through its 2025 session); a `tasks/*` request carries [`TaskCall::Follow`] with the task its
 //! id named, once verified. Calls without either pay nothing.
 
 use std::rc::Rc;
