@@ -135,6 +135,9 @@ pub(crate) async fn create(
 /// another shard of this node (`None`: here, or not a bridged task, or not one this caller
 /// may name: the follow-up answers that as usual).
 pub fn elsewhere(router: &Router, env: &Envelope<'_>, principal: &str) -> Option<usize> {
+    if router.shards < 2 {
+        return None;
+    }
     let id = env.task_id_str.as_deref()?;
     let snap = router.snapshot.load();
     let opened = open(&snap.cluster, id, Owner::Principal(principal))?;
