@@ -239,10 +239,12 @@ fn build_catalog(cfg: &Config, specs: &[BackendSpec], found: &Discovered, modern
                 }),
             curation: Some(&s.curation),
             // A 2026 client reaches a backend's 2026 side when it has one (then its tasks are
-            // the extension's); a 2025 client reaches its 2025 session (experimental tasks).
+            // the extension's); a 2025 client reaches its 2025 session (experimental tasks),
+            // and so does a 2026 client of a 2025-only backend, whose experimental tasks the
+            // gateway bridges to the extension (`route/tasks/to_legacy.rs`).
             tasks: d.as_ref().is_some_and(|d| match (&d.modern, modern) {
                 (Some(m), true) => m.caps.tasks_ext,
-                (None, true) => d.caps.tasks_ext,
+                (None, true) => d.caps.tasks_ext || d.caps.tasks_legacy,
                 (_, false) => d.caps.tasks_legacy || bridges_tasks(d),
             }),
         })
@@ -381,5 +383,49 @@ mod tests {
         // A failed re-list announces nothing (the clients would re-list the old lists).
         w.discovered("a", Err("gone".into()), tools);
         assert_eq!(told(&rx), vec![]);
+    }
+
+    #[test]
+    fn a_2026_client_sees_the_task_tools_of_a_2025_only_backend_with_tasks() {
+        let text = "[[servers]]\nid = \"a\"\ntransport = \"stdio\"\ncommand = \"x\"\n";
+        let cfg = only1mcp_shards::config::parse_str(text, "t.toml").unwrap();
+        let specs = crate::control::backend_specs(&cfg).unwrap();
+        let tool = r#"{"name":"job","inputSchema":{"type":"object"},"execution":{"taskSupport":"required"}}"#;
+        let with = |legacy_tasks: bool, modern_side: bool| {
+            let mut d = Discovery {
+                caps: BackendCaps {
+                    tools: true,
+                    tasks_legacy: legacy_tasks,
+                    ..Default::default()
+                },
+                tools: Arc::new(vec![RawItem {
+                    key: "job".into(),
+                    json: tool.as_bytes().to_vec(),
+                }]),
+                ..Default::default()
+            };
+            if modern_side {
+                // A dual-era backend: 2026 clients reach its 2026 side, without the extension.
+                let mut m = d.clone();
+                m.caps.tasks_legacy = false;
+                d.modern = Some(Box::new(m));
+            }
+            let found: Discovered = vec![(BackendState::Ready, Some(d))];
+            build_catalogs(&cfg, &specs, &found)
+        };
+        // 2025-only with experimental tasks: both eras carry them (2026 through the bridge).
+        let (legacy, modern) = with(true, false);
+        assert!(legacy.caps.tasks && modern.caps.tasks);
+        assert!(
+            modern.route("a__job").is_some(),
+            "the tool that requires a task is listed"
+        );
+        let json = String::from_utf8(modern.tools_json.to_vec()).unwrap();
+        assert!(json.contains(r#""taskSupport":"required""#), "{json}");
+        // Without tasks, or reached in 2026 without the extension: not carried to 2026 clients.
+        let (_, modern) = with(false, false);
+        assert!(!modern.caps.tasks && modern.route("a__job").is_none());
+        let (legacy, modern) = with(true, true);
+        assert!(legacy.caps.tasks && !modern.caps.tasks && modern.route("a__job").is_none());
     }
 }

@@ -194,6 +194,7 @@ impl Catalog {
                             idempotent: true,
                             read_only: true,
                             headers: None,
+                            task_support: Default::default(),
                         },
                     );
                 }
@@ -390,6 +391,7 @@ fn merge_names(
                 idempotent: hint(&t.json, "idempotentHint"),
                 read_only: hint(&t.json, "readOnlyHint"),
                 headers,
+                task_support: crate::catalog::TaskSupport::of(&t.json),
             },
         );
         n += 1;

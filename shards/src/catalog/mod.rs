@@ -154,6 +154,39 @@ pub struct NameRoute {
     /// The tool's arguments mirrored into `Mcp-Param-*` headers (`x-mcp-header`); `None`
     /// for most tools, and for prompts and resources.
     pub headers: Option<Arc<params::ToolHeaders>>,
+    /// The tool's `execution.taskSupport` as this catalog shows it (only where the
+    /// gateway carries the backend's tasks in the catalog's era).
+    pub task_support: TaskSupport,
+}
+
+/// A tool's `execution.taskSupport` (`None`: absent or `forbidden`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TaskSupport {
+    /// No task: absent, or `forbidden`.
+    #[default]
+    None,
+    /// `optional`
+    Optional,
+    /// `required`
+    Required,
+}
+
+impl TaskSupport {
+    /// Of a tool's JSON (a byte search first: almost no tool declares it).
+    pub fn of(tool: &[u8]) -> TaskSupport {
+        if memchr::memmem::find(tool, b"taskSupport").is_none() {
+            return TaskSupport::None;
+        }
+        match sonic_rs::get(tool, ["execution", "taskSupport"])
+            .ok()
+            .as_ref()
+            .and_then(sonic_rs::JsonValueTrait::as_str)
+        {
+            Some("optional") => TaskSupport::Optional,
+            Some("required") => TaskSupport::Required,
+            _ => TaskSupport::None,
+        }
+    }
 }
 
 /// Older name of [`NameRoute`].

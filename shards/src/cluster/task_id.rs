@@ -34,6 +34,10 @@ const TAG_BYTES: usize = 16;
 /// The node field outside a cluster (not a valid node id).
 const NO_NODE: &str = "_";
 const VERSION: u8 = 1;
+/// Tag of the optional [`TaskRef::to_modern`] mark after the backend's id.
+const TO_MODERN: u8 = 1;
+/// Tag of the optional [`TaskRef::bridged`] field after the backend's id.
+const BRIDGED: u8 = b'b';
 /// Longest backend task id the gateway carries (a longer one is refused at creation).
 pub const MAX_BACKEND_TASK_ID: usize = 512;
 /// Longest server id carried (config ids are far shorter).
@@ -85,6 +89,11 @@ pub struct TaskRef {
     /// gateway holds itself. Encoded as one trailing byte, only when set: other ids are
     /// unchanged.
     pub to_modern: bool,
+    /// A 2026 caller's task on a backend reached through its 2025 session
+    /// (`route/tasks/to_legacy.rs`): the shard whose upstream session created it, where its
+    /// follow-ups run. `None` for a task of the caller's own era. Encoded after the backend's
+    /// id (tag `b`), so ids without it read as before.
+    pub bridged: Option<u16>,
 }
 
 /// A verified id: what it names, and the node that minted it (`None` outside a cluster).
@@ -118,7 +127,11 @@ fn body_bytes(t: &TaskRef) -> Option<Vec<u8>> {
     b.extend_from_slice(&(t.backend_task.len() as u16).to_le_bytes());
     b.extend_from_slice(t.backend_task.as_bytes());
     if t.to_modern {
-        b.push(1);
+        b.push(TO_MODERN);
+    }
+    if let Some(shard) = t.bridged {
+        b.push(BRIDGED);
+        b.extend_from_slice(&shard.to_le_bytes());
     }
     Some(b)
 }
@@ -142,11 +155,23 @@ fn parse_body(b: &[u8]) -> Option<TaskRef> {
     let server = std::str::from_utf8(take(n)?).ok()?.to_string();
     let n = u16::from_le_bytes(take(2)?.try_into().ok()?) as usize;
     let backend_task = std::str::from_utf8(take(n)?).ok()?.to_string();
-    let to_modern = match &b[at..] {
-        [] => false,
-        [1] => true,
-        _ => return None,
+    // Optional trailers, each a tag byte, in this order; ids without them read as before.
+    let to_modern = b.get(at) == Some(&TO_MODERN);
+    if to_modern {
+        at += 1;
+    }
+    let bridged = match b.get(at) {
+        Some(&BRIDGED) => {
+            at += 1;
+            let s = b.get(at..at + 2)?;
+            at += 2;
+            Some(u16::from_le_bytes([s[0], s[1]]))
+        }
+        _ => None,
     };
+    if at != b.len() {
+        return None;
+    }
     Some(TaskRef {
         server,
         replica,
@@ -155,6 +180,7 @@ fn parse_body(b: &[u8]) -> Option<TaskRef> {
         expires,
         backend_task,
         to_modern,
+        bridged,
     })
 }
 
@@ -249,6 +275,7 @@ mod tests {
             expires: 1_700_000_300,
             backend_task: "786512e2-9e0d-44bd-8f29-789f320fe840".into(),
             to_modern: false,
+            bridged: None,
         }
     }
 
@@ -339,5 +366,27 @@ mod tests {
         t.backend_task = "é".repeat(MAX_BACKEND_TASK_ID / 2);
         let id = mint(&solo, &t, Owner::Session("s")).unwrap();
         assert_eq!(open_at(&solo, &id, Owner::Session("s"), 0).unwrap().task, t);
+    }
+
+    #[test]
+    fn a_bridged_task_names_its_shard_and_plain_ids_read_as_before() {
+        let solo = cluster(None, &[("k", 3)]);
+        let me = Owner::Principal("p");
+        let plain = mint(&solo, &task(), me).unwrap();
+        let mut t = task();
+        t.bridged = Some(3);
+        let id = mint(&solo, &t, me).unwrap();
+        assert_eq!(open_at(&solo, &id, me, 0).unwrap().task.bridged, Some(3));
+        assert_eq!(open_at(&solo, &plain, me, 0).unwrap().task.bridged, None);
+        // A truncated or unknown trailer is malformed.
+        let mut b = body_bytes(&t).unwrap();
+        b.pop();
+        assert!(parse_body(&b).is_none());
+        b.push(0);
+        b.push(0);
+        assert!(parse_body(&b).is_none());
+        let mut b = body_bytes(&task()).unwrap();
+        b.push(b'x');
+        assert!(parse_body(&b).is_none());
     }
 }

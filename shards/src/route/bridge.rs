@@ -255,6 +255,29 @@ async fn parked(parking: Parking, rx: oneshot::Receiver<Retry>) {
     }
 }
 
+/// Hands the client's `input` (under its request id `client_id`) to call `n` parked on this
+/// shard. The call's next step (its answer, or another `input_required`) comes on the
+/// returned receiver. Also how a bridged task's input reaches its backend
+/// (`route/tasks/to_legacy_input.rs`).
+pub(crate) fn deliver(
+    router: &Router,
+    n: u64,
+    client_id: Vec<u8>,
+    input: Option<Vec<u8>>,
+) -> Result<oneshot::Receiver<Vec<u8>>, &'static str> {
+    let Some(p) = router.parked.borrow_mut().remove(&n) else {
+        return Err("requestState is unknown, already used, or its call has ended");
+    };
+    let (tx, rx) = oneshot::channel();
+    p.tx.send(Retry {
+        client_id,
+        input,
+        reply: tx,
+    })
+    .map_err(|_| "the parked call is gone")?;
+    Ok(rx)
+}
+
 /// A replay (see the module doc) may run on `backend` only if its server allows it.
 pub(crate) fn may_replay(
     snap: &crate::snapshot::SharedSnapshot,
@@ -361,20 +384,10 @@ async fn resume_parked(
         }
         return rx.await.unwrap_or_else(|_| bad("the parked call is gone"));
     }
-    let Some(p) = router.parked.borrow_mut().remove(&n) else {
-        return bad("requestState is unknown, already used, or its call has ended");
+    let rx = match deliver(router, n, id.to_vec(), input) {
+        Ok(rx) => rx,
+        Err(why) => return bad(why),
     };
-    let (tx, rx) = oneshot::channel();
-    if p.tx
-        .send(Retry {
-            client_id: id.to_vec(),
-            input,
-            reply: tx,
-        })
-        .is_err()
-    {
-        return bad("the parked call is gone");
-    }
     match rx.await {
         Ok(answer) => Reply::json(200, answer),
         Err(_) => bad("the parked call ended without an answer"),

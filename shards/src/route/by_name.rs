@@ -42,7 +42,7 @@ pub(crate) async fn by_name(call: Call<'_>, kind: Named) -> Result<Answer, McpEr
             .ok_or_else(|| McpError::UnknownTool(called.to_string()))?,
         None => called,
     };
-    let (backend, original_json, idempotent, cacheable, tool_headers) = {
+    let (backend, original_json, idempotent, cacheable, tool_headers, bridged) = {
         let snap = router.snapshot.load();
         let catalog = snap.catalog_for(era.modern);
         let route = match kind {
@@ -108,6 +108,7 @@ pub(crate) async fn by_name(call: Call<'_>, kind: Named) -> Result<Answer, McpEr
             route.idempotent,
             cacheable,
             route.headers.clone(),
+            crate::route::tasks::to_legacy::bridged(catalog, route, era.modern),
         )
     };
     if matches!(kind, Named::Tool) {
@@ -131,6 +132,15 @@ pub(crate) async fn by_name(call: Call<'_>, kind: Named) -> Result<Answer, McpEr
         env,
         era,
     };
+    // A task tool of a 2025 backend, called by a 2026 client (`route/tasks/to_legacy.rs`).
+    use crate::route::tasks::to_legacy::{plan, Plan};
+    match bridged.map(|support| plan(&call.era, support, name)) {
+        Some(Plan::Refuse(e)) => return Err(e),
+        Some(Plan::Task) => {
+            return crate::route::tasks::to_legacy::create(call, backend, edit).await
+        }
+        Some(Plan::Plain) | None => {}
+    }
     crate::route::cached::forward_cached(call, backend, edit, target).await
 }
 

@@ -172,7 +172,7 @@ async fn upstream(router: &Rc<Router>, key: u64, s: &ListenSub, on: bool) -> Res
         Some(crate::upstream::LocalBackend::Http(_))
     );
     if on {
-        crate::route::streams::listen_for_updates(router, &s.server, None);
+        crate::route::pushes::listen_for_updates(router, &s.server, None);
     } else {
         let wanted = router
             .sessions

@@ -271,7 +271,7 @@ pub async fn subscribe(
     }
     let handle = router.upstreams.backends.borrow().get(&server).cloned();
     if on {
-        crate::route::streams::listen_for_updates(router, &server, Some(sid));
+        crate::route::pushes::listen_for_updates(router, &server, Some(sid));
     } else {
         let stdio = !matches!(
             handle.as_deref(),

@@ -13,7 +13,8 @@
 //!   against the called tool's `x-mcp-header` arguments).
 //! - 2025 sessions: [`lifecycle`] (initialize, GET stream, DELETE), [`session`] and
 //!   [`session_table`] (ids that land on their shard, caps), [`resume`] (`Last-Event-ID`),
-//!   [`streams`] (what goes on a session's GET stream, and what HTTP backends push).
+//!   [`streams`] (what goes on a session's GET stream), [`pushes`] (what backends push
+//!   unasked: which of their streams a shard listens on, and whose session each message is).
 //! - Serving: [`lists`] and [`meta`] (merged lists, search mode), [`methods`] (completion,
 //!   subscriptions, logging level; [`resource_listen`] for 2026-only backends), [`cached`] (cache and single-flight), [`forward`] and
 //!   [`finish`] (one call to its backend and back), [`bridge`] and [`state`] (multi-round-trip
@@ -43,6 +44,7 @@ pub mod observe;
 pub mod params;
 pub mod per_client;
 pub mod phases;
+pub mod pushes;
 pub mod relay_input;
 pub mod request;
 pub mod resource_listen;

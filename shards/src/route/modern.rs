@@ -192,6 +192,11 @@ async fn serve_counted(
                 // -32021 goes out with HTTP 400 (`modern_status`).
                 let e = crate::route::tasks::needs_extension(method);
                 Ok(Answer::Json(e.to_response(id)))
+            } else if let Some(shard) =
+                crate::route::tasks::to_legacy::elsewhere(router, env, &req.principal.name)
+            {
+                // A bridged task lives on the shard that created it (`to_legacy.rs`).
+                return crate::route::tasks::to_legacy::hand_off(router, req, shard).await;
             } else {
                 let what = crate::route::tasks::follow_of(method, true);
                 let what = what.unwrap_or(crate::route::tables::tasks::Follow::Get);

@@ -29,41 +29,6 @@ pub fn handle_of(router: &Rc<Router>, sid: &str, server: &str) -> Option<Rc<Loca
         .map(|p| p.handle.clone())
 }
 
-/// Delivers a per-client stdio child's `notifications/resources/updated` and
-/// `notifications/tasks/status` to its session only (weakly held: the child's routes live in
-/// the router's own table).
-fn session_updates(
-    router: &Rc<Router>,
-    sid: &str,
-    server: &str,
-) -> crate::upstream::stdio::Updates {
-    let router = Rc::downgrade(router);
-    let from = crate::route::streams::PushFrom {
-        replica: 0,
-        session: Some(sid.into()),
-    };
-    let server = server.to_string();
-    Rc::new(move |msg: Vec<u8>| {
-        use sonic_rs::JsonValueTrait;
-        let Some(router) = router.upgrade() else {
-            return;
-        };
-        if memchr::memmem::find(&msg, b"notifications/tasks/status").is_some() {
-            crate::route::tasks::wire::status(&router, &server, &from, &msg);
-        } else if let Some(uri) = sonic_rs::get(&msg[..], ["params", "uri"])
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-        {
-            crate::route::streams::resource_updated_for(
-                &router,
-                &server,
-                &uri,
-                from.session.as_deref(),
-            );
-        }
-    })
-}
-
 /// The upstream of `spec` for session `sid`, created on first use.
 pub fn handle_for(router: &Rc<Router>, sid: &str, spec: &BackendSpec) -> Option<Rc<LocalBackend>> {
     let k = key(sid, &spec.id);
@@ -87,7 +52,7 @@ pub fn handle_for(router: &Rc<Router>, sid: &str, spec: &BackendSpec) -> Option<
             // The shared instance reports the catalog; this one only serves its client, and
             // what it announces unasked (its resource updates, its tasks' status) is this
             // session's alone.
-            let updates = session_updates(router, sid, &spec.id);
+            let updates = crate::route::pushes::session_updates(router, sid, &spec.id);
             monoio::spawn(crate::upstream::stdio::supervise(
                 slot.clone(),
                 spec.timeout,

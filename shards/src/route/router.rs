@@ -116,6 +116,9 @@ pub struct Router {
     pub stream_log_bytes: Cell<usize>,
     /// 2025 backend calls parked on a 2026 client's input, by park number.
     pub parked: RefCell<HashMap<u64, crate::route::tables::parked::LocalParked, RandomState>>,
+    /// Bridged tasks' pending input (`route/tasks/to_legacy_input.rs`): a 2025 backend's
+    /// request for a 2026 caller's task, held as a parked call.
+    pub task_inputs: RefCell<crate::route::tables::task_inputs::Inputs>,
     /// Open 2026 `subscriptions/listen` streams.
     pub listeners: RefCell<crate::route::tables::listeners::Listeners>,
     /// Listens toward 2026-only backends carrying this shard's 2025 resource subscriptions.
@@ -152,6 +155,7 @@ impl Router {
             stream_logs: RefCell::default(),
             stream_log_bytes: Cell::new(0),
             parked: RefCell::default(),
+            task_inputs: RefCell::default(),
             listeners: RefCell::default(),
             resource_listens: RefCell::default(),
         }

@@ -95,45 +95,6 @@ pub fn resource_updated_for(router: &Rc<Router>, server: &str, original: &str, o
     }
 }
 
-/// A session (`sid`; `None`: the shard's shared upstream) subscribed to a resource of HTTP
-/// server `server`: this shard listens on the GET stream of every replica of the upstream
-/// the subscription went to (a subscribe may land on any replica; for a `session =
-/// "per_client"` server, the session's own upstream, created here if the subscribe is its
-/// first request). Each starts once.
-pub fn listen_for_updates(router: &Rc<Router>, server: &str, sid: Option<&str>) {
-    let own = sid.and_then(|sid| {
-        let snap = router.snapshot.load();
-        let spec = snap
-            .backend_index(server)
-            .map(|i| snap.backends[i].clone())
-            .filter(|s| s.per_client)?;
-        Some((
-            crate::route::per_client::handle_for(router, sid, &spec),
-            sid,
-        ))
-    });
-    let (handle, session) = match own {
-        Some((h, sid)) => (h, Some(Rc::<str>::from(sid))),
-        None => (
-            router.upstreams.backends.borrow().get(server).cloned(),
-            None,
-        ),
-    };
-    if let Some(crate::upstream::LocalBackend::Http(h)) = handle.as_deref() {
-        for i in 0..h.replica_count() {
-            let from = PushFrom {
-                replica: i as u32,
-                session: session.clone(),
-            };
-            h.ensure_listening(
-                i,
-                push_handler(router, server, None, from),
-                router.draining.clone(),
-            );
-        }
-    }
-}
-
 /// Where a backend's pushed message came from: which replica's upstream session, and, for a
 /// `session = "per_client"` server, whose.
 #[derive(Clone, Default)]
@@ -142,40 +103,4 @@ pub struct PushFrom {
     pub replica: u32,
     /// The session whose own upstream it is.
     pub session: Option<Rc<str>>,
-}
-
-/// What the router does with a message an HTTP backend pushes on a GET stream (`from`: whose):
-/// `list_changed` re-lists (owner shard only), `resources/updated` reaches this shard's
-/// subscribed sessions (a per-client upstream's: its session only), `tasks/status` the session
-/// of this shard whose task it is on that replica (each shard listens on its own upstream
-/// sessions).
-pub fn push_handler(
-    router: &Rc<Router>,
-    server: &str,
-    relist: Option<crate::upstream::relist::RelistTx>,
-    from: PushFrom,
-) -> crate::upstream::listen::OnPush {
-    let router = router.clone();
-    let server = server.to_string();
-    Rc::new(move |msg: Vec<u8>| {
-        use sonic_rs::JsonValueTrait;
-        let method = sonic_rs::get(&msg[..], ["method"])
-            .ok()
-            .and_then(|m| m.as_str().map(str::to_string))
-            .unwrap_or_default();
-        if let Some(kinds) = crate::catalog::ListsChanged::from_method(&method) {
-            if let Some(tx) = &relist {
-                tx.poke(kinds);
-            }
-        } else if method == "notifications/tasks/status" {
-            crate::route::tasks::wire::status(&router, &server, &from, &msg);
-        } else if method == "notifications/resources/updated" {
-            if let Some(uri) = sonic_rs::get(&msg[..], ["params", "uri"])
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-            {
-                resource_updated_for(&router, &server, &uri, from.session.as_deref());
-            }
-        }
-    })
 }

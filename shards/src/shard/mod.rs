@@ -507,7 +507,7 @@ async fn mailbox_loop(
                     replica: instance,
                     session: None,
                 };
-                crate::route::tasks::wire::status(&shard.router, &server, &from, &msg)
+                crate::route::pushes::status(&shard.router, &server, &from, &msg)
             }
             ShardMsg::Health {
                 server,

@@ -216,7 +216,7 @@ async fn discover_http(
             if legacy {
                 h.ensure_listening(
                     0,
-                    crate::route::streams::push_handler(
+                    crate::route::pushes::push_handler(
                         &shard.router,
                         &server,
                         Some(relist_tx.clone()),

@@ -9,4 +9,5 @@ pub mod per_client;
 pub mod resource_listens;
 pub mod search;
 pub mod stream_log;
+pub mod task_inputs;
 pub mod tasks;

@@ -3,7 +3,8 @@
 //!
 //! A `tools/call` that may be answered with a `CreateTaskResult` carries
 //! [`TaskCall::Create`] (a 2026 request that declared the tasks extension, a 2025 request
-//! with `params.task`); a `tasks/*` request carries [`TaskCall::Follow`] with the task its
+//! with `params.task`) or [`TaskCall::Bridged`] (such a 2026 request to a task tool of a
+//! backend reached through its 2025 session); a `tasks/*` request carries [`TaskCall::Follow`] with the task its
 //! id named, once verified. Calls without either pay nothing.
 
 use std::rc::Rc;
@@ -55,6 +56,13 @@ pub enum TaskCall {
         /// Who the task will belong to.
         owner: TaskOwner,
     },
+    /// A 2026 caller's call that may create a task on a backend reached through its 2025
+    /// session (`route/tasks/to_legacy.rs`): the backend got `params.task`, and its 2025
+    /// `CreateTaskResult` becomes the extension's.
+    Bridged {
+        /// Who the task will belong to.
+        owner: TaskOwner,
+    },
     /// A follow-up of the task the client knows as `gw_id`.
     Follow {
         /// The id the client used.
@@ -74,19 +82,26 @@ impl TaskCall {
                 replica: task.replica as usize,
                 epoch: task.epoch,
             }),
-            TaskCall::Create { .. } => None,
+            TaskCall::Create { .. } | TaskCall::Bridged { .. } => None,
         }
     }
 
-    /// A follow-up's task as the backend knows it (a JSON string).
+    /// The task a 2025 `tasks/result` follows, as the backend knows it (a JSON string): the
+    /// backend's requests naming it go to that call. Other follow-ups carry none, so a
+    /// `tasks/get` of the same task in flight meanwhile cannot take those requests' route
+    /// (one route per task id) and drop it when it ends.
     pub fn backend_task_json(&self) -> Option<Vec<u8>> {
         match self {
-            TaskCall::Follow { task, .. } => {
+            TaskCall::Follow {
+                task,
+                what: Follow::Result,
+                ..
+            } => {
                 let mut out = Vec::with_capacity(task.backend_task.len() + 2);
                 crate::wire::jsonrpc::push_json_str(&mut out, &task.backend_task);
                 Some(out)
             }
-            TaskCall::Create { .. } => None,
+            TaskCall::Follow { .. } | TaskCall::Create { .. } | TaskCall::Bridged { .. } => None,
         }
     }
 }
@@ -106,4 +121,36 @@ pub struct SessionTask {
     /// A plain answer the gateway holds as the result of a completed task: a 2026 backend
     /// answered a 2025 task-augmented call without a task (`route/tasks/to_modern.rs`).
     pub held: Option<Rc<[u8]>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_tasks_result_takes_the_route_of_its_tasks_requests() {
+        let follow = |what| TaskCall::Follow {
+            gw_id: "gw".into(),
+            task: TaskRef {
+                server: "s".into(),
+                replica: 0,
+                epoch: 1,
+                created_ms: 0,
+                expires: 0,
+                backend_task: "t\"1".into(),
+                to_modern: false,
+                bridged: None,
+            },
+            what,
+        };
+        assert_eq!(
+            follow(Follow::Result).backend_task_json().as_deref(),
+            Some(&br#""t\"1""#[..])
+        );
+        for what in [Follow::Get, Follow::Cancel, Follow::Update] {
+            assert!(follow(what).backend_task_json().is_none(), "{what:?}");
+        }
+        let owner = TaskOwner::Principal("p".into());
+        assert!(TaskCall::Bridged { owner }.backend_task_json().is_none());
+    }
 }

@@ -78,6 +78,11 @@ pub(crate) async fn follow(call: Call<'_>, what: Follow) -> Result<Answer, McpEr
         return crate::route::tasks::to_modern_follow::follow(call, id.into(), opened.task, what)
             .await;
     }
+    if call.era.modern && opened.task.bridged.is_some() {
+        // A 2026 caller's task on a backend reached through its 2025 session.
+        let task = opened.task;
+        return crate::route::tasks::to_legacy::follow(call, backend, id, task, what).await;
+    }
     let mut quoted = Vec::with_capacity(opened.task.backend_task.len() + 2);
     crate::wire::jsonrpc::push_json_str(&mut quoted, &opened.task.backend_task);
     let mut era = call.era;

@@ -1,5 +1,6 @@
 //! Tasks through the gateway: long-running tool calls answered with a task handle, in both
-//! eras where the backend and the client speak the same kind of task.
+//! eras where the backend and the client speak the same kind of task, and for a 2026 client
+//! of a 2025 backend.
 //!
 //! - 2026-07-28, the extension `io.modelcontextprotocol/tasks`: a 2026 client that declares
 //!   it may get a `CreateTaskResult` from a 2026 backend that declares it; `tasks/get`,
@@ -14,19 +15,28 @@
 //! - A 2025 session's task on a backend that speaks only 2026 (with the extension): the
 //!   gateway plays the 2026 client and shows the session 2025 tasks ([`to_modern`],
 //!   `to_modern_follow.rs`, `to_modern_result.rs`).
+//! - A 2026 client's task on a backend the gateway reaches through its 2025 session (a
+//!   2025-only backend with experimental tasks): the client speaks the extension, the backend
+//!   2025 tasks, and the backend's input requests (sent on a 2025 `tasks/result` stream)
+//!   become the task's `inputRequests` through a parked call ([`to_legacy`],
+//!   [`to_legacy_input`], [`to_legacy_wire`]).
 //!
 //! Otherwise a task of one era is not carried to a client of the other (the two are not wire
 //! compatible): the catalog of each era shows `execution.taskSupport` only for backends
 //! whose tasks that era carries, and hides tools that require a task elsewhere
-//! (`catalog/build.rs`). Task ids are the gateway's own (`cluster::task_id`): they name
+//! (`catalog/build.rs`, `src/control/world.rs`). Task ids are the gateway's own (`cluster::task_id`): they name
 //! server, replica, upstream and node, and are bound to the session or caller; the gateway
 //! keeps no table of them, except that a 2025 session remembers the tasks it created
-//! (`SessionTask`, for `tasks/list` and status notifications).
+//! (`SessionTask`, for `tasks/list` and status notifications), and a shard the bridged tasks
+//! whose backend waits for input (`route/tables/task_inputs.rs`).
 //!
 //! [`methods`]: the `tasks/*` requests; [`wire`]: ids in what backends answer, and the
 //! answers for a task whose backend lost it; [`to_modern`]: the 2025-to-2026 bridge.
 
 pub mod methods;
+pub mod to_legacy;
+pub mod to_legacy_input;
+pub mod to_legacy_wire;
 pub mod to_modern;
 mod to_modern_follow;
 mod to_modern_result;

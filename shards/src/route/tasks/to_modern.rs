@@ -139,6 +139,7 @@ pub(crate) fn created(cx: &Cx<'_>, owner: &TaskOwner, reply: BackendReply) -> Be
         expires: created_ms / 1000 + ttl_s + GRACE_S,
         backend_task,
         to_modern: true,
+        bridged: None,
     };
     let cluster = cx.router.snapshot.load().cluster.clone();
     let Some(gw) = mint(&cluster, &task, owner.as_owner()) else {
@@ -187,6 +188,7 @@ fn hold(cx: &Cx<'_>, sid: &Rc<str>, result: &[u8]) -> Option<Before> {
         expires: created_ms / 1000 + HELD_LIFE_S,
         backend_task: String::new(),
         to_modern: true,
+        bridged: None,
     };
     let cluster = cx.router.snapshot.load().cluster.clone();
     let gw = mint(

@@ -70,6 +70,10 @@ pub(crate) fn before(
             Err(e) => Before::Go(Err(e)),
         },
         TaskCall::Follow { gw_id, task, what } => followed(cx, gw_id, task, *what, result),
+        TaskCall::Bridged { owner } => match result {
+            Ok(reply) => crate::route::tasks::to_legacy_wire::created(cx, owner, reply),
+            Err(e) => Before::Go(Err(e)),
+        },
     }
 }
 
@@ -106,6 +110,7 @@ fn created(cx: &Cx<'_>, owner: &TaskOwner, reply: BackendReply) -> Before {
         expires: created_ms / 1000 + ttl_s + GRACE_S,
         backend_task,
         to_modern: false,
+        bridged: None,
     };
     let cluster = cx.router.snapshot.load().cluster.clone();
     let Some(gw) = mint(&cluster, &task, owner.as_owner()) else {
@@ -121,7 +126,7 @@ fn created(cx: &Cx<'_>, owner: &TaskOwner, reply: BackendReply) -> Before {
         );
     };
     if let TaskOwner::Session(sid) = owner {
-        listen_for_status(cx.router, cx.server, task.replica, sid);
+        crate::route::pushes::listen_for_status(cx.router, cx.server, task.replica, sid);
         if let Some(s) = cx.router.sessions.borrow_mut().get_mut(sid) {
             if s.tasks.len() >= MAX_SESSION_TASKS {
                 s.tasks.pop_front();
@@ -140,35 +145,6 @@ fn created(cx: &Cx<'_>, owner: &TaskOwner, reply: BackendReply) -> Before {
         edits.extend(string_at(&reply.body, &["result", "_meta", RELATED, "taskId"]).map(|r| r.0));
     }
     Before::Go(Ok(with_id(reply, edits, &gw)))
-}
-
-/// A 2025 HTTP backend sends a task's status notifications on the GET stream of the
-/// upstream session that created the task: this shard listens there from the first task on,
-/// on that replica; for a `session = "per_client"` server, on the session's own upstream
-/// (a per-client stdio child's notifications reach its session by `route/per_client.rs`).
-fn listen_for_status(router: &Rc<Router>, server: &str, replica: u32, sid: &str) {
-    let per_client = {
-        let snap = router.snapshot.load();
-        snap.backend_index(server)
-            .is_some_and(|i| snap.backends[i].per_client)
-    };
-    let (handle, session) = if per_client {
-        let h = crate::route::per_client::handle_of(router, sid, server);
-        (h, Some(Rc::<str>::from(sid)))
-    } else {
-        (
-            router.upstreams.backends.borrow().get(server).cloned(),
-            None,
-        )
-    };
-    if let Some(crate::upstream::LocalBackend::Http(h)) = handle.as_deref() {
-        let from = crate::route::streams::PushFrom { replica, session };
-        h.ensure_listening(
-            replica as usize,
-            crate::route::streams::push_handler(router, server, None, from),
-            router.draining.clone(),
-        );
-    }
 }
 
 /// The range (quotes included) and value of the string at `path` of `body`.
@@ -312,41 +288,6 @@ pub(crate) fn related(call: &TaskCall, msg: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
-/// A 2025 backend's `notifications/tasks/status` (`server`'s own task id in
-/// `params.taskId`, sent from `from`): to the GET stream of the session of this shard that
-/// created the task there, with the gateway's id. Dropped when no session here created it.
-pub fn status(
-    router: &Rc<Router>,
-    server: &str,
-    from: &crate::route::streams::PushFrom,
-    msg: &[u8],
-) {
-    let Some((range, backend_task)) = string_at(msg, &["params", "taskId"]) else {
-        return;
-    };
-    let mut sessions = router.sessions.borrow_mut();
-    for (sid, s) in sessions.iter_mut() {
-        if from.session.as_deref().is_some_and(|only| only != sid) {
-            continue;
-        }
-        let Some(t) = s.tasks.iter().find(|t| {
-            &*t.server == server && *t.backend_task == *backend_task && t.replica == from.replica
-        }) else {
-            continue;
-        };
-        let mut quoted = Vec::new();
-        push_json_str(&mut quoted, &t.gw_id);
-        let mut out = Vec::with_capacity(msg.len() + quoted.len());
-        crate::wire::jsonrpc::splice(msg, &[(range, &quoted[..])], &mut out);
-        if let Some(tx) = &s.get_stream {
-            if tx.unbounded_send(out).is_err() {
-                s.get_stream = None;
-            }
-        }
-        return;
-    }
-}
-
 /// `ms` (Unix milliseconds) as ISO 8601 UTC, `2026-01-02T03:04:05.678Z`.
 pub fn iso8601(ms: u64) -> String {
     let secs = ms / 1000;
@@ -391,6 +332,7 @@ mod tests {
             expires: 61,
             backend_task: "b".into(),
             to_modern: false,
+            bridged: None,
         };
         let e = McpError::TaskLost {
             server: "s".into(),
@@ -425,6 +367,7 @@ mod tests {
                 expires: 0,
                 backend_task: "t1".into(),
                 to_modern: false,
+                bridged: None,
             },
             what: Follow::Result,
         };
