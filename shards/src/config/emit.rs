@@ -37,7 +37,10 @@ impl Format {
 pub(crate) fn emit(root: &Node, format: Format) -> String {
     let mut out = String::new();
     match format {
-        Format::Toml => toml_table(root, &mut Vec::new(), &mut out),
+        Format::Toml => {
+            toml_table(root, &mut Vec::new(), &mut out);
+            out = out.trim_start().to_string();
+        }
         Format::Json => {
             json(root, 0, &mut out);
             out.push('\n');
@@ -179,10 +182,23 @@ fn yaml_top(root: &Node, out: &mut String) {
     }
 }
 
+/// A YAML key: plain when it cannot be read as anything but text, else quoted.
+fn yaml_key(k: &str) -> String {
+    let special = ["true", "false", "null", "yes", "no", "on", "off", "y", "n"];
+    let plain = super::is_bare_key(k)
+        && k.starts_with(|c: char| c.is_ascii_alphabetic())
+        && !special.contains(&k.to_ascii_lowercase().as_str());
+    if plain {
+        k.to_string()
+    } else {
+        quoted(k)
+    }
+}
+
 fn yaml_map(entries: &[super::tree::Entry], indent: usize, out: &mut String) {
     let pad = "  ".repeat(indent);
     for e in entries {
-        let _ = write!(out, "{pad}{}:", quoted(&e.key));
+        let _ = write!(out, "{pad}{}:", yaml_key(&e.key));
         yaml_value(&e.value, indent, out);
     }
 }
