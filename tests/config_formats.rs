@@ -99,10 +99,13 @@ fn one_catalog_in_three_formats_serves_the_same_tools() {
     }
 }
 
-/// The three client fixtures, the env they need and the servers that must come up.
+/// A client fixture: its file, the env it needs and the servers that must come up.
+type ClientFixture = (&'static str, Vec<(&'static str, String)>, Vec<&'static str>);
+
+/// The three client fixtures.
 fn client_fixtures(
     remote: &str,
-) -> Vec<(&'static str, Vec<(&'static str, String)>, Vec<&'static str>)> {
+) -> Vec<ClientFixture> {
     let url = format!("http://{remote}/mcp");
     vec![
         (
@@ -266,7 +269,7 @@ fn secrets_reach_backends_but_never_logs_health_socket_validate_or_errors() {
             ("TEST_REDIS_PW", REDIS_PW),
             ("ONLY1MCP_LOG", "debug"),
         ];
-        let gw = Gateway::start_files(&[cfg.clone()], &env, driver, 1, &["remote", "local"]);
+        let gw = Gateway::start_files(std::slice::from_ref(&cfg), &env, driver, 1, &["remote", "local"]);
         let headers = call_text(&gw, "remote__headers", "{}");
         assert!(headers.contains(&format!("Bearer {TOKEN}")), "{headers}");
         assert!(headers.contains(FILE_SECRET), "{headers}");

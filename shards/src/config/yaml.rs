@@ -7,7 +7,6 @@
 //! bounded amount of work and memory instead of expanding. One document per file; a duplicate
 //! key is an error; tags other than `!!str` are refused (the model has no use for them).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, StrInput, Tag};
@@ -184,7 +183,7 @@ fn no_tag(tag: Option<&Tag>) -> Result<(), String> {
 }
 
 /// A scalar resolved with the YAML 1.2 core schema.
-fn scalar(value: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>) -> Result<Kind, String> {
+fn scalar(value: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Kind, String> {
     if let Some(t) = tag {
         if t.is_yaml_core_schema() && t.suffix == "str" {
             return Ok(Kind::Str(value.to_string()));
@@ -194,7 +193,7 @@ fn scalar(value: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>) -> Result
     if style != ScalarStyle::Plain {
         return Ok(Kind::Str(value.to_string()));
     }
-    let v = value.as_ref();
+    let v = value;
     Ok(match v {
         "" | "~" | "null" | "Null" | "NULL" => Kind::Null,
         "true" | "True" | "TRUE" => Kind::Bool(true),
