@@ -103,9 +103,7 @@ fn one_catalog_in_three_formats_serves_the_same_tools() {
 type ClientFixture = (&'static str, Vec<(&'static str, String)>, Vec<&'static str>);
 
 /// The three client fixtures.
-fn client_fixtures(
-    remote: &str,
-) -> Vec<ClientFixture> {
+fn client_fixtures(remote: &str) -> Vec<ClientFixture> {
     let url = format!("http://{remote}/mcp");
     vec![
         (
@@ -269,7 +267,13 @@ fn secrets_reach_backends_but_never_logs_health_socket_validate_or_errors() {
             ("TEST_REDIS_PW", REDIS_PW),
             ("ONLY1MCP_LOG", "debug"),
         ];
-        let gw = Gateway::start_files(std::slice::from_ref(&cfg), &env, driver, 1, &["remote", "local"]);
+        let gw = Gateway::start_files(
+            std::slice::from_ref(&cfg),
+            &env,
+            driver,
+            1,
+            &["remote", "local"],
+        );
         let headers = call_text(&gw, "remote__headers", "{}");
         assert!(headers.contains(&format!("Bearer {TOKEN}")), "{headers}");
         assert!(headers.contains(FILE_SECRET), "{headers}");
