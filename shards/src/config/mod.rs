@@ -29,6 +29,8 @@ mod tests;
 #[cfg(test)]
 mod tests_curation;
 #[cfg(test)]
+mod tests_load;
+#[cfg(test)]
 mod tests_pool;
 #[cfg(test)]
 mod tests_rate_store;
