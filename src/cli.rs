@@ -36,9 +36,11 @@ impl From<DriverArg> for DriverChoice {
 enum Command {
     /// Start the gateway (one shard per core, each with its own SO_REUSEPORT listener).
     Start {
-        /// Config file (TOML). Without it the gateway starts with no backends.
+        /// Config file: TOML, YAML or JSON, the gateway's schema or an MCP client's
+        /// (`mcpServers`, VS Code `servers`); repeat to merge several. Without it the gateway
+        /// starts with no backends.
         #[arg(long, short)]
-        config: Option<PathBuf>,
+        config: Vec<PathBuf>,
         /// Number of shards (0 = every online core). Overrides `server.cores`.
         #[arg(long)]
         cores: Option<usize>,
@@ -54,9 +56,9 @@ enum Command {
     },
     /// Serve MCP over stdin/stdout to one local client (logs go to stderr).
     Stdio {
-        /// Config file (TOML).
-        #[arg(long, short)]
-        config: PathBuf,
+        /// Config file (TOML, YAML, JSON or a client's); repeat to merge several.
+        #[arg(long, short, required = true)]
+        config: Vec<PathBuf>,
         /// Number of shards (default 1 for a single local client).
         #[arg(long)]
         cores: Option<usize>,
@@ -64,15 +66,18 @@ enum Command {
     /// What a client of this config loads into its model's context: tools, bytes and tokens
     /// per server and discovery mode (runs the gateway on the file briefly).
     ContextReport {
-        /// Config file (TOML).
-        #[arg(long, short)]
-        config: PathBuf,
+        /// Config file (TOML, YAML, JSON or a client's); repeat to merge several.
+        #[arg(long, short, required = true)]
+        config: Vec<PathBuf>,
     },
     /// Check a config file; prints every problem with file, line and key, and what `start`
     /// would refuse on this machine (missing files and directories, unresolvable hosts).
     Validate {
-        /// Config file to check.
-        file: PathBuf,
+        /// Config files to check (merged, as `start` would).
+        file: Vec<PathBuf>,
+        /// More config files, as `start` takes them.
+        #[arg(long, short)]
+        config: Vec<PathBuf>,
     },
     /// Config helpers.
     Config {
@@ -99,6 +104,41 @@ enum ConfigAction {
         #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::templates::TEMPLATE_NAMES))]
         template: String,
     },
+    /// Print the gateway config equivalent to MCP client config files (Claude Desktop,
+    /// Cursor, `.mcp.json`, VS Code `mcp.json`) or gateway configs, merged.
+    Import {
+        /// The files to read.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "toml")]
+        format: FormatArg,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Toml,
+    Yaml,
+    Json,
+}
+
+/// Load and merge the config files, printing warnings; `Err(exit code)` after printing errors.
+fn load(paths: &[PathBuf]) -> Result<config::Config, ExitCode> {
+    match config::load_files(paths) {
+        Ok(loaded) => {
+            for w in loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(loaded.config)
+        }
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            Err(ExitCode::from(2))
+        }
+    }
 }
 
 /// Runs the parsed command.
@@ -111,15 +151,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             port,
             driver,
         } => {
-            let mut cfg = match &path {
-                Some(p) => match config::load_file(p) {
+            let mut cfg = match path.is_empty() {
+                false => match load(&path) {
                     Ok(c) => c,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return Ok(ExitCode::from(2));
-                    }
+                    Err(code) => return Ok(code),
                 },
-                None => {
+                true => {
                     tracing::warn!("no --config given: starting with no backends");
                     config::Config::default()
                 }
@@ -131,7 +168,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 driver: driver.map(Into::into),
             };
             overrides.apply(&mut cfg);
-            let watched = path.map(|p| (p, overrides));
+            let watched = (!path.is_empty()).then_some((path, overrides));
             crate::control::start(cfg, crate::control::Front::Http, watched)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -139,12 +176,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config: path,
             cores,
         } => {
-            let mut cfg = match config::load_file(&path) {
+            let mut cfg = match load(&path) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(ExitCode::from(2));
-                }
+                Err(code) => return Ok(code),
             };
             let overrides = crate::control::Overrides {
                 cores,
@@ -158,17 +192,25 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::context_report::run(&config)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Validate { file } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            match config::parse_str_all(&text, &file.display().to_string()) {
-                Ok(cfg) => match crate::control::cluster::load(&cfg) {
+        Command::Validate { mut file, config } => {
+            file.extend(config);
+            anyhow::ensure!(!file.is_empty(), "validate needs a config file");
+            let shown: Vec<String> = file.iter().map(|f| f.display().to_string()).collect();
+            match config::load_files(&file) {
+                Ok(config::Loaded {
+                    config: cfg,
+                    warnings,
+                }) => match crate::control::cluster::load(&cfg) {
                     Ok((_, warning)) => {
+                        for w in warnings {
+                            eprintln!("warning: {w}");
+                        }
                         if let Some(w) = warning {
                             eprintln!("warning: {w}");
                         }
                         let found = crate::preflight::check(&cfg);
-                        Ok(crate::preflight::report(&file, cfg.servers.len(), &found))
+                        let names = PathBuf::from(shown.join(", "));
+                        Ok(crate::preflight::report(&names, cfg.servers.len(), &found))
                     }
                     Err(e) => {
                         eprintln!("{e}");
@@ -189,6 +231,30 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let text = crate::templates::template(&template).context("unknown template")?;
             print!("{text}");
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            action: ConfigAction::Import { files, format },
+        } => {
+            let format = match format {
+                FormatArg::Toml => config::Format::Toml,
+                FormatArg::Yaml => config::Format::Yaml,
+                FormatArg::Json => config::Format::Json,
+            };
+            match config::import_files(&files, format) {
+                Ok((text, warnings)) => {
+                    for w in warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    print!("{text}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(errors) => {
+                    for e in errors {
+                        eprintln!("error: {e}");
+                    }
+                    Ok(ExitCode::from(2))
+                }
+            }
         }
         Command::Tui { socket } => {
             crate::tui::run(socket)?;

@@ -1,4 +1,4 @@
-//! `only1mcp-uring context-report --config FILE`: what a client of this config would load
+//! `only1mcp-uring context-report --config FILE...`: what a client of this config would load
 //! into its model's context, per server and per discovery mode: tools, bytes and tokens
 //! (o200k_base and cl100k_base, via tiktoken-rs).
 //!
@@ -7,8 +7,9 @@
 //! way a client would (`X-MCP-Discovery: full | search | hybrid`), and stops the gateway.
 //! What it prints is what clients get, curation and compaction included.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ use anyhow::Context;
 use sonic_rs::{JsonContainerTrait, JsonValueTrait, Value};
 
 /// Runs the report; prints the table to stdout.
-pub fn run(config: &Path) -> anyhow::Result<()> {
+pub fn run(config: &[PathBuf]) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the gateway's own executable")?;
     let mut child = Command::new(exe)
         .args([
@@ -27,9 +28,12 @@ pub fn run(config: &Path) -> anyhow::Result<()> {
             "1",
             "--host",
             "127.0.0.1",
-            "--config",
         ])
-        .arg(config)
+        .args(
+            config
+                .iter()
+                .flat_map(|c| [OsStr::new("--config"), c.as_os_str()]),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -94,12 +94,12 @@ pub fn exit_on_panic(thread: &str, body: impl FnOnce()) {
 
 /// Starts the gateway and runs the control loop until a shutdown signal. Blocks.
 ///
-/// `config`: the file the config came from and the command line's overrides; the file is
-/// then watched and reloaded on change or SIGHUP.
+/// `config`: the files the config came from and the command line's overrides; they are
+/// then watched and reloaded (all of them, merged) on change or SIGHUP.
 pub fn start(
     cfg: Config,
     front: Front,
-    config: Option<(PathBuf, Overrides)>,
+    config: Option<(Vec<PathBuf>, Overrides)>,
 ) -> anyhow::Result<()> {
     // First, while this is the only thread: it takes `$NOTIFY_SOCKET` out of the environment.
     let mut notify = notify::Notifier::take_from_env();
@@ -240,7 +240,7 @@ pub fn start(
         tracing::warn!(host = %cfg.server.host, "auth.mode = \"none\" on a non-loopback address: anyone who reaches this port can call every tool; set [auth] (docs/security.md)");
     }
     let watch = match &config {
-        Some((path, _)) => match reload::watch(path) {
+        Some((paths, _)) => match reload::watch(paths) {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!("config file not watched ({e:#}); SIGHUP still reloads it");
@@ -350,10 +350,15 @@ pub fn start(
         if reload_due.is_some_and(|t| Instant::now() >= t) {
             reload_due = None;
             match &config {
-                Some((path, overrides)) => {
+                Some((paths, overrides)) => {
                     let told = notify.reloading();
                     let result =
-                        reload::reload(&mut world, path, overrides, &spawn_gate, &health_tx);
+                        reload::reload(&mut world, paths, overrides, &spawn_gate, &health_tx);
+                    let file = paths
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     if result.is_ok() {
                         let _ = keys_tx.send(crate::jwks::KeysCmd::Config(world.cfg.clone()));
                         drain::warm_if_serving(&world, &readiness);
@@ -364,10 +369,10 @@ pub fn start(
                     }
                     match result {
                         Ok(summary) => {
-                            tracing::info!(file = %path.display(), "config reloaded: {summary}")
+                            tracing::info!(%file, "config reloaded: {summary}")
                         }
                         Err(why) => {
-                            tracing::error!(file = %path.display(), "config reload rejected, the running config stays: {why}")
+                            tracing::error!(%file, "config reload rejected, the running config stays: {why}")
                         }
                     }
                 }

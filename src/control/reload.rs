@@ -9,7 +9,7 @@
 //! removed one is retired; an added one starts. Until a changed server reports its lists
 //! again, its last known tools stay in the catalog, so a reload never blinks a list.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -56,22 +56,28 @@ impl Overrides {
     }
 }
 
-/// The watched config file: a notify watcher on its directory (editors replace files by
-/// renaming over them, which a watch on the file itself would miss) and the channel its
-/// events for this file arrive on.
+/// The watched config files: a notify watcher on their directories (editors replace files by
+/// renaming over them, which a watch on the file itself would miss) and the channel their
+/// events arrive on.
 pub struct ConfigWatch {
-    /// One `()` per file-system event touching it.
+    /// One `()` per file-system event touching one of them.
     pub events: crossbeam_channel::Receiver<()>,
     _watcher: notify::RecommendedWatcher,
 }
 
-/// Starts watching `path`.
-pub fn watch(path: &Path) -> anyhow::Result<ConfigWatch> {
+/// Starts watching `paths` (every `--config` file).
+pub fn watch(paths: &[PathBuf]) -> anyhow::Result<ConfigWatch> {
     use notify::Watcher;
-    let path = std::fs::canonicalize(path)
-        .with_context(|| format!("cannot resolve {}", path.display()))?;
-    let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let name = path.file_name().map(|n| n.to_os_string());
+    let mut files = Vec::new();
+    for path in paths {
+        let path = std::fs::canonicalize(path)
+            .with_context(|| format!("cannot resolve {}", path.display()))?;
+        files.push(path);
+    }
+    let names: Vec<std::ffi::OsString> = files
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_os_string()))
+        .collect();
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
         if let Ok(ev) = ev {
@@ -86,15 +92,23 @@ pub fn watch(path: &Path) -> anyhow::Result<ConfigWatch> {
                         ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any
                     )
             );
-            if content && ev.paths.iter().any(|p| p.file_name() == name.as_deref()) {
+            let ours = |p: &PathBuf| p.file_name().is_some_and(|n| names.iter().any(|m| m == n));
+            if content && ev.paths.iter().any(ours) {
                 let _ = tx.send(());
             }
         }
     })
     .context("cannot start the config file watcher")?;
-    watcher
-        .watch(&dir, notify::RecursiveMode::NonRecursive)
-        .with_context(|| format!("cannot watch {}", dir.display()))?;
+    let mut dirs: Vec<&Path> = files
+        .iter()
+        .map(|p| p.parent().unwrap_or(Path::new("/")))
+        .collect();
+    dirs.dedup();
+    for dir in dirs {
+        watcher
+            .watch(dir, notify::RecursiveMode::NonRecursive)
+            .with_context(|| format!("cannot watch {}", dir.display()))?;
+    }
     Ok(ConfigWatch {
         events: rx,
         _watcher: watcher,
@@ -183,31 +197,35 @@ impl Diff {
     }
 }
 
-/// Reads, validates and applies the file at `path`; `Ok(summary)` or why nothing changed.
+/// Reads, validates and applies the files at `paths` (merged, `${...}` substituted anew: a
+/// `${file:}` secret is re-read); `Ok(summary)` or why nothing changed.
 pub fn reload(
     world: &mut World,
-    path: &Path,
+    paths: &[PathBuf],
     overrides: &Overrides,
     gate: &SharedSpawnGate,
     health: &crossbeam_channel::Sender<Vec<BackendSpec>>,
 ) -> Result<String, String> {
     let started = Instant::now();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut new = config::parse_str_all(&text, &path.display().to_string()).map_err(|errors| {
+    let loaded = config::load_files(paths).map_err(|errors| {
         errors
             .iter()
             .map(|e| e.to_string())
             .collect::<Vec<_>>()
             .join("; ")
     })?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let mut new = loaded.config;
+    let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     overrides.apply(&mut new);
     let mut fixed = restart_only(&world.cfg, &new);
     fixed.extend(super::cluster::node_change(&world.cfg, &new));
     if !fixed.is_empty() {
         return Err(format!(
             "{}: {} can only change with a restart; restart the gateway to apply them",
-            path.display(),
+            shown.join(", "),
             fixed.join(", ")
         ));
     }

@@ -172,10 +172,34 @@ impl Gateway {
             .as_nanos();
         let cfg = dir.join(format!("cfg-{n}.toml"));
         std::fs::write(&cfg, config).unwrap();
+        Gateway::start_files(&[cfg], &[], driver, cores, ready)
+    }
+
+    /// Starts the gateway on config `files` (each a `--config`, merged) with `env` added to its
+    /// environment, on `driver` with `cores` shards, and waits until every backend in `ready`
+    /// reports ready.
+    pub fn start_files(
+        files: &[PathBuf],
+        env: &[(&str, &str)],
+        driver: &str,
+        cores: usize,
+        ready: &[&str],
+    ) -> Gateway {
+        let dir = scratch("gw");
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let cfg = files.first().cloned().unwrap_or_default();
         let stderr = dir.join(format!("stderr-{n}.log"));
         let mut child = Command::new(bin())
-            .args(["start", "--config"])
-            .arg(&cfg)
+            .arg("start")
+            .args(
+                files
+                    .iter()
+                    .flat_map(|f| [std::ffi::OsStr::new("--config"), f.as_os_str()]),
+            )
+            .envs(env.iter().copied())
             .args([
                 "--port",
                 "0",

@@ -1,22 +1,35 @@
-//! Config loading: TOML text in, a validated [`Config`] or a one-line [`ConfigError`] out.
+//! Config loading: TOML, YAML or JSON text in, a validated [`Config`] or one-line
+//! [`ConfigError`]s out.
 //!
-//! This module owns the whole way from a file to a config the gateway can trust: reading the
-//! file, deserializing it into the model (`model.rs`, which denies unknown keys), and the
-//! semantic checks (`validate.rs`). Every error names the file, the 1-based line and column and
-//! the dotted key path (`servers[1].url`), so `only1mcp-uring validate FILE` and a failed
-//! reload say exactly what to fix. Positions come from the byte spans toml reports; the key path
-//! is found by matching that span against a span-preserving parse of the same text.
+//! This module owns the whole way from files to a config the gateway can trust: reading and
+//! merging them (`load.rs`), parsing each format into one span-preserving tree (`tree.rs`,
+//! `json.rs`, `yaml.rs`), reading the MCP clients' config shapes (`import.rs`), `${VAR}`
+//! substitution (`subst.rs`), deserializing the tree into the model (`model.rs`, which denies
+//! unknown keys) with toml's deserializer whatever the format, and the semantic checks
+//! (`validate.rs`). Every error names the file, the 1-based line and column and the dotted key
+//! path (`servers[1].url`), so `only1mcp-uring validate FILE` and a failed reload say exactly
+//! what to fix. Positions come from the tree's byte spans; the key path is found by matching a
+//! span against the tree.
 
 pub mod auth;
 pub mod cache;
+mod emit;
+mod import;
+mod json;
+mod load;
 pub mod model;
 pub mod redis_url;
+mod subst;
+mod tree;
 mod validate;
+mod yaml;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_curation;
+#[cfg(test)]
+mod tests_load;
 #[cfg(test)]
 mod tests_pool;
 #[cfg(test)]
@@ -31,8 +44,11 @@ use toml::Spanned;
 
 pub use auth::*;
 pub use cache::CacheSection;
+pub use emit::Format;
+pub use load::{import_files, load_files, Loaded, MAX_CONFIG_BYTES};
 pub use model::*;
 pub use redis_url::{parse_redis_url, RedisTarget, SecretUrl};
+pub use subst::MAX_SECRET_FILE;
 pub use validate::{parse_http_url, HttpUrl};
 
 /// The `command` value that means "this gateway binary": the control thread substitutes
@@ -104,7 +120,9 @@ pub fn line_col(text: &str, byte_offset: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
-/// Parse and validate config text; `file_name` is only used in error messages.
+/// Parse and validate config text; `file_name` names it in errors and says its format by its
+/// extension (`.yaml`/`.yml`, `.json`, else TOML); `${VAR}` references are expanded from the
+/// process environment, relative `${file:}` paths from the current directory.
 ///
 /// Returns the first error in file order; see [`parse_str_all`] for every error at once.
 pub fn parse_str(text: &str, file_name: &str) -> Result<Config, ConfigError> {
@@ -115,39 +133,44 @@ pub fn parse_str(text: &str, file_name: &str) -> Result<Config, ConfigError> {
 ///
 /// A syntax or type error stops deserialization, so it is always reported alone.
 pub fn parse_str_all(text: &str, file_name: &str) -> Result<Config, Vec<ConfigError>> {
-    let config: Config = toml::from_str(text).map_err(|e| vec![toml_error(text, file_name, &e)])?;
-    // The text deserialized, so a span-preserving parse of it succeeds too.
-    let (doc, _) = DeTable::parse_recoverable(text);
-    let doc = Doc { text, root: doc };
-    let mut issues = validate::validate(&config, &doc);
-    if issues.is_empty() {
-        return Ok(config);
-    }
-    issues.sort_by_key(|i| i.span.as_ref().map_or(usize::MAX, |s| s.start));
-    Err(issues
-        .into_iter()
-        .map(|i| ConfigError::at(file_name, text, i.span, i.key, &i.message))
-        .collect())
+    let env = |name: &str| std::env::var(name).ok();
+    let input = load::Input {
+        name: file_name.to_string(),
+        text,
+        format: Format::of_path(Path::new(file_name)),
+        dir: Path::new("."),
+    };
+    load::load_inputs(&[input], load::Expand::With(&env)).map(|l| l.config)
 }
 
 /// Read `path` and [`parse_str`] it; errors name the file as `path.display()`.
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: file.clone(),
-        line: 0,
-        column: 0,
-        key: String::new(),
-        message: format!("cannot read config file: {e}"),
-    })?;
-    parse_str(&text, &file)
+    load_files(&[path.to_path_buf()])
+        .map(|l| l.config)
+        .map_err(|mut errors| errors.swap_remove(0))
 }
 
-/// Turn a toml syntax, type or unknown-key error into a [`ConfigError`] with a key path.
+/// Turn a toml syntax error into a [`ConfigError`] with a key path.
 fn toml_error(text: &str, file: &str, err: &toml::de::Error) -> ConfigError {
-    let message = err.message();
     let (doc, _) = DeTable::parse_recoverable(text);
-    let doc = Doc { text, root: doc };
+    let doc = Doc {
+        text,
+        root: doc,
+        sources: None,
+    };
+    de_error(&doc, err, |span, key, message| {
+        ConfigError::at(file, text, span, key, message)
+    })
+}
+
+/// Turn a toml deserialization (type, unknown-key) error into a [`ConfigError`] with a key
+/// path found in `doc`; `make` places it in its file.
+fn de_error(
+    doc: &Doc<'_>,
+    err: &toml::de::Error,
+    make: impl Fn(Option<Range<usize>>, String, &str) -> ConfigError,
+) -> ConfigError {
+    let message = err.message();
     let mut key = err.span().and_then(|s| doc.path_at(&s)).unwrap_or_default();
     if let Some(field) = quoted_after(message, "missing field `") {
         key = join_key(&key, field);
@@ -156,7 +179,7 @@ fn toml_error(text: &str, file: &str, err: &toml::de::Error) -> ConfigError {
             key = field.to_string();
         }
     }
-    ConfigError::at(file, text, err.span(), key, message)
+    make(err.span(), key, message)
 }
 
 /// The text between `prefix` (which ends in a backtick) and the next backtick.
@@ -214,14 +237,20 @@ pub(crate) fn render_path(path: &[Seg<'_>]) -> String {
 
 /// A span-preserving parse of the config text: maps key paths to spans and back.
 pub(crate) struct Doc<'i> {
+    /// The text the spans index (several files: their joined text).
     text: &'i str,
     root: Spanned<DeTable<'i>>,
+    /// The files of a load, to find a span's own file and line.
+    sources: Option<&'i load::Sources>,
 }
 
 impl Doc<'_> {
-    /// The 1-based line of a byte offset.
+    /// The 1-based line of a byte offset (in its own file).
     pub(crate) fn line_of(&self, offset: usize) -> usize {
-        line_col(self.text, offset).0
+        match self.sources {
+            Some(s) => s.line_of(offset),
+            None => line_col(self.text, offset).0,
+        }
     }
 
     /// The span of the value at `path` (for a `[table]` or `[[array]]` entry: its header), or
