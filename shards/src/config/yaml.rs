@@ -1,5 +1,5 @@
 //! YAML config text to the span-preserving tree (`tree.rs`), with saphyr-parser's event API
-//! (docs/decisions/0006-yaml-crate.md says why that crate).
+//! (docs/decisions/0008-yaml-crate.md says why that crate).
 //!
 //! Scalars are resolved with the YAML 1.2 core schema (`true`, `42`, `1.5`, `~`), quoted ones
 //! stay strings. Anchors and aliases work, but an alias copies its anchor's whole subtree, so
