@@ -62,35 +62,10 @@ pub fn push_handler(
 /// "per_client"` server, the session's own upstream, created here if the subscribe is its
 /// first request). Each starts once.
 pub fn listen_for_updates(router: &Rc<Router>, server: &str, sid: Option<&str>) {
-    let own = sid.and_then(|sid| {
-        let snap = router.snapshot.load();
-        let spec = snap
-            .backend_index(server)
-            .map(|i| snap.backends[i].clone())
-            .filter(|s| s.per_client)?;
-        Some((
-            crate::route::per_client::handle_for(router, sid, &spec),
-            sid,
-        ))
-    });
-    let (handle, session) = match own {
-        Some((h, sid)) => (h, Some(Rc::<str>::from(sid))),
-        None => (
-            router.upstreams.backends.borrow().get(server).cloned(),
-            None,
-        ),
-    };
+    let (handle, session) = upstream_of(router, server, sid, true);
     if let Some(crate::upstream::LocalBackend::Http(h)) = handle.as_deref() {
         for i in 0..h.replica_count() {
-            let from = PushFrom {
-                replica: i as u32,
-                session: session.clone(),
-            };
-            h.ensure_listening(
-                i,
-                push_handler(router, server, None, from),
-                router.draining.clone(),
-            );
+            listen_on(router, h, server, i as u32, session.clone());
         }
     }
 }
@@ -98,30 +73,58 @@ pub fn listen_for_updates(router: &Rc<Router>, server: &str, sid: Option<&str>) 
 /// A 2025 HTTP backend sends a task's status notifications on the GET stream of the
 /// upstream session that created the task: this shard listens there from the first task on,
 /// on that replica; for a `session = "per_client"` server, on the session's own upstream
-/// (a per-client stdio child's notifications reach its session by `route/per_client.rs`).
+/// (a per-client stdio child's notifications reach its session by [`session_updates`]).
 pub(crate) fn listen_for_status(router: &Rc<Router>, server: &str, replica: u32, sid: &str) {
-    let per_client = {
+    let (handle, session) = upstream_of(router, server, Some(sid), false);
+    if let Some(crate::upstream::LocalBackend::Http(h)) = handle.as_deref() {
+        listen_on(router, h, server, replica, session);
+    }
+}
+
+/// The upstream of `server` that session `sid` uses, and the session it belongs to: its own
+/// for a per-client server (created when `create`), else the shard's shared one.
+fn upstream_of(
+    router: &Rc<Router>,
+    server: &str,
+    sid: Option<&str>,
+    create: bool,
+) -> (Option<Rc<crate::upstream::LocalBackend>>, Option<Rc<str>>) {
+    let per_client = sid.and_then(|sid| {
         let snap = router.snapshot.load();
-        snap.backend_index(server)
-            .is_some_and(|i| snap.backends[i].per_client)
-    };
-    let (handle, session) = if per_client {
-        let h = crate::route::per_client::handle_of(router, sid, server);
-        (h, Some(Rc::<str>::from(sid)))
-    } else {
-        (
+        let spec = snap
+            .backend_index(server)
+            .map(|i| &snap.backends[i])
+            .filter(|s| s.per_client)?;
+        Some(if create {
+            crate::route::per_client::handle_for(router, sid, spec)
+        } else {
+            crate::route::per_client::handle_of(router, sid, server)
+        })
+        .map(|h| (h, Rc::<str>::from(sid)))
+    });
+    match per_client {
+        Some((h, sid)) => (h, Some(sid)),
+        None => (
             router.upstreams.backends.borrow().get(server).cloned(),
             None,
-        )
-    };
-    if let Some(crate::upstream::LocalBackend::Http(h)) = handle.as_deref() {
-        let from = PushFrom { replica, session };
-        h.ensure_listening(
-            replica as usize,
-            push_handler(router, server, None, from),
-            router.draining.clone(),
-        );
+        ),
     }
+}
+
+/// Starts (once) this shard's listener on `replica`'s GET stream of `h`.
+fn listen_on(
+    router: &Rc<Router>,
+    h: &Rc<crate::upstream::http::LocalHttpBackend>,
+    server: &str,
+    replica: u32,
+    session: Option<Rc<str>>,
+) {
+    let from = PushFrom { replica, session };
+    h.ensure_listening(
+        replica as usize,
+        push_handler(router, server, None, from),
+        router.draining.clone(),
+    );
 }
 
 /// Delivers a per-client stdio child's `notifications/resources/updated` and

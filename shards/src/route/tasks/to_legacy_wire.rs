@@ -9,10 +9,10 @@
 
 use sonic_rs::JsonValueTrait;
 
-use crate::cluster::task_id::{mint, now_ms, TaskRef, MAX_BACKEND_TASK_ID};
+use crate::cluster::task_id::{mint, TaskRef, MAX_BACKEND_TASK_ID};
 use crate::error::McpError;
 use crate::route::tables::tasks::TaskOwner;
-use crate::route::tasks::wire::{Before, Cx, GRACE_S, MAX_TASK_LIFE_S};
+use crate::route::tasks::wire::{new_task, Before, Cx};
 use crate::upstream::BackendReply;
 use crate::wire::jsonrpc::push_json_str;
 
@@ -43,25 +43,14 @@ pub(crate) fn created(cx: &Cx<'_>, owner: &TaskOwner, reply: BackendReply) -> Be
     else {
         return Before::Go(Ok(reply));
     };
-    let ttl_s = sonic_rs::get(raw, ["ttl"])
-        .ok()
-        .and_then(|v| v.as_u64())
-        .map_or(MAX_TASK_LIFE_S, |ms| (ms / 1000).min(MAX_TASK_LIFE_S));
-    let created_ms = now_ms();
     let Ok(shard) = u16::try_from(cx.router.id) else {
         return Before::Done(
             McpError::Gateway("shard index too large".into()).to_response(cx.client_id),
         );
     };
     let t = TaskRef {
-        server: cx.server.to_string(),
-        replica: reply.origin.replica as u32,
-        epoch: reply.origin.epoch,
-        created_ms,
-        expires: created_ms / 1000 + ttl_s + GRACE_S,
-        backend_task,
-        to_modern: false,
         bridged: Some(shard),
+        ..new_task(cx.server, &reply, &["result", "task", "ttl"], backend_task)
     };
     let cluster = cx.router.snapshot.load().cluster.clone();
     let Some(gw) = mint(&cluster, &t, owner.as_owner()) else {

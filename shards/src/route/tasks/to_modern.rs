@@ -49,7 +49,7 @@ use crate::cluster::task_id::{mint, now_ms, TaskRef};
 use crate::error::McpError;
 use crate::route::router::Router;
 use crate::route::tables::tasks::{SessionTask, TaskOwner, MAX_SESSION_TASKS};
-use crate::route::tasks::wire::{iso8601, Before, Cx, GRACE_S, MAX_TASK_LIFE_S};
+use crate::route::tasks::wire::{iso8601, new_task, Before, Cx};
 use crate::upstream::BackendReply;
 use crate::wire::jsonrpc::push_json_str;
 use crate::wire::ok_result;
@@ -126,20 +126,9 @@ pub(crate) fn created(cx: &Cx<'_>, owner: &TaskOwner, reply: BackendReply) -> Be
     let Some(backend_task) = backend_task else {
         return fail("its CreateTaskResult has no taskId".into());
     };
-    let ttl_s = sonic_rs::get(result, ["ttlMs"])
-        .ok()
-        .and_then(|v| v.as_u64())
-        .map_or(MAX_TASK_LIFE_S, |ms| (ms / 1000).min(MAX_TASK_LIFE_S));
-    let created_ms = now_ms();
     let task = TaskRef {
-        server: cx.server.to_string(),
-        replica: reply.origin.replica as u32,
-        epoch: reply.origin.epoch,
-        created_ms,
-        expires: created_ms / 1000 + ttl_s + GRACE_S,
-        backend_task,
         to_modern: true,
-        bridged: None,
+        ..new_task(cx.server, &reply, &["result", "ttlMs"], backend_task)
     };
     let cluster = cx.router.snapshot.load().cluster.clone();
     let Some(gw) = mint(&cluster, &task, owner.as_owner()) else {

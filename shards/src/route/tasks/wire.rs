@@ -97,21 +97,7 @@ fn created(cx: &Cx<'_>, owner: &TaskOwner, reply: BackendReply) -> Before {
     let Some((range, backend_task)) = string_at(&reply.body, id_path).filter(|_| is_task) else {
         return Before::Go(Ok(reply));
     };
-    let ttl_s = sonic_rs::get(&reply.body[..], ttl_path)
-        .ok()
-        .and_then(|v| v.as_u64())
-        .map_or(MAX_TASK_LIFE_S, |ms| (ms / 1000).min(MAX_TASK_LIFE_S));
-    let created_ms = now_ms();
-    let task = TaskRef {
-        server: cx.server.to_string(),
-        replica: reply.origin.replica as u32,
-        epoch: reply.origin.epoch,
-        created_ms,
-        expires: created_ms / 1000 + ttl_s + GRACE_S,
-        backend_task,
-        to_modern: false,
-        bridged: None,
-    };
+    let task = new_task(cx.server, &reply, ttl_path, backend_task);
     let cluster = cx.router.snapshot.load().cluster.clone();
     let Some(gw) = mint(&cluster, &task, owner.as_owner()) else {
         return Before::Done(
@@ -145,6 +131,32 @@ fn created(cx: &Cx<'_>, owner: &TaskOwner, reply: BackendReply) -> Before {
         edits.extend(string_at(&reply.body, &["result", "_meta", RELATED, "taskId"]).map(|r| r.0));
     }
     Before::Go(Ok(with_id(reply, edits, &gw)))
+}
+
+/// The reference of a task `server` just created (`reply`: where it ran) under
+/// `backend_task`: it lives as long as the backend's ttl in milliseconds at `ttl_path` says,
+/// at most [`MAX_TASK_LIFE_S`], plus grace. Of the caller's own era; a bridge marks it after.
+pub(crate) fn new_task(
+    server: &str,
+    reply: &BackendReply,
+    ttl_path: &[&str],
+    backend_task: String,
+) -> TaskRef {
+    let ttl_s = sonic_rs::get(&reply.body[..], ttl_path)
+        .ok()
+        .and_then(|v| v.as_u64())
+        .map_or(MAX_TASK_LIFE_S, |ms| (ms / 1000).min(MAX_TASK_LIFE_S));
+    let created_ms = now_ms();
+    TaskRef {
+        server: server.to_string(),
+        replica: reply.origin.replica as u32,
+        epoch: reply.origin.epoch,
+        created_ms,
+        expires: created_ms / 1000 + ttl_s + GRACE_S,
+        backend_task,
+        to_modern: false,
+        bridged: None,
+    }
 }
 
 /// The range (quotes included) and value of the string at `path` of `body`.
