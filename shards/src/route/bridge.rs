@@ -365,20 +365,7 @@ async fn resume_parked(
             return bad("requestState is not valid");
         }
         let (tx, rx) = oneshot::channel();
-        let handoff = crate::route::request::McpHttpRequest {
-            method: req.method,
-            session_id: None,
-            protocol_version: req.protocol_version.clone(),
-            accepts_sse: req.accepts_sse,
-            last_event_id: None,
-            mcp_method: req.mcp_method.clone(),
-            mcp_name: req.mcp_name.clone(),
-            mcp_params: req.mcp_params.clone(),
-            affinity: req.affinity.clone(),
-            principal: req.principal.clone(),
-            discovery: req.discovery,
-            body: req.body.clone(),
-        };
+        let handoff = req.stateless_copy();
         if router.peers.hand_off(owner, handoff, tx).is_err() {
             return bad("requestState names a shard that is not running");
         }

@@ -39,6 +39,27 @@ pub struct McpHttpRequest {
     pub body: Vec<u8>,
 }
 
+impl McpHttpRequest {
+    /// A copy of this stateless (2026-07-28) request to hand to another shard: it carries no
+    /// session and resumes no stream.
+    pub fn stateless_copy(&self) -> McpHttpRequest {
+        McpHttpRequest {
+            method: self.method,
+            session_id: None,
+            protocol_version: self.protocol_version.clone(),
+            accepts_sse: self.accepts_sse,
+            last_event_id: None,
+            mcp_method: self.mcp_method.clone(),
+            mcp_name: self.mcp_name.clone(),
+            mcp_params: self.mcp_params.clone(),
+            affinity: self.affinity.clone(),
+            principal: self.principal.clone(),
+            discovery: self.discovery,
+            body: self.body.clone(),
+        }
+    }
+}
+
 /// What a forwarded request produced.
 pub enum Answer {
     /// One JSON-RPC response.

@@ -150,20 +150,7 @@ pub fn elsewhere(router: &Router, env: &Envelope<'_>, principal: &str) -> Option
 
 /// Serves `req` on shard `owner` (see [`elsewhere`]) and returns its answer.
 pub async fn hand_off(router: &Router, req: &McpHttpRequest, owner: usize) -> Reply {
-    let copy = McpHttpRequest {
-        method: req.method,
-        session_id: None,
-        protocol_version: req.protocol_version.clone(),
-        accepts_sse: req.accepts_sse,
-        last_event_id: None,
-        mcp_method: req.mcp_method.clone(),
-        mcp_name: req.mcp_name.clone(),
-        mcp_params: req.mcp_params.clone(),
-        affinity: req.affinity.clone(),
-        principal: req.principal.clone(),
-        discovery: req.discovery,
-        body: req.body.clone(),
-    };
+    let copy = req.stateless_copy();
     router.hand_off(owner, copy).await
 }
 
