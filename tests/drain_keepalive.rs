@@ -106,3 +106,87 @@ fn a_stopping_node_closes_each_connection_after_its_answer() {
         assert!(st.success(), "{driver}: {st}");
     }
 }
+
+/// A POST `tools/call` of `demo__echo` on `s` (session `sid`); the response head and body.
+fn call_echo(s: &mut TcpStream, sid: &str) -> String {
+    let body = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"demo__echo","arguments":{"message":"hi"}}}"#;
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-session-id: {sid}\r\nmcp-protocol-version: 2025-11-25\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    // The answer is short: read until it has a body, or the peer closes.
+    while let Ok(n) = s.read(&mut chunk) {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if let Some(i) = text.find("\r\n\r\n") {
+            let len = text[..i]
+                .to_ascii_lowercase()
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>())
+                })
+                .and_then(Result::ok);
+            if len.is_some_and(|len| got.len() >= i + 4 + len) {
+                break;
+            }
+        }
+    }
+    String::from_utf8_lossy(&got).to_string()
+}
+
+/// Once the drain grace is over the node stops its backends. A request that reaches it then,
+/// on a keep-alive connection idle since before SIGTERM, is refused with 503 and the
+/// connection closed (a balancer retries it elsewhere), never sent to a backend that is
+/// already stopping nor left unanswered.
+#[test]
+fn a_request_after_the_grace_is_refused_with_503_not_sent_to_a_stopping_backend() {
+    let slow = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/hostile_backends/slow_exit_stdio.py"
+    );
+    let cfg = format!(
+        "[server]\ndrain_grace_ms = 300\n\n{}\n[[servers]]\nid = \"slow\"\ntransport = \"stdio\"\ncommand = \"python3\"\nargs = [\"{slow}\"]\n",
+        demo_stdio("demo", "")
+    );
+    for driver in DRIVERS {
+        let mut gw = Gateway::start(&cfg, driver, 1, &["demo", "slow"]);
+        let sid = gw.initialize();
+        // (Before, this request reached the stopping demo: 200 with "backend `demo`
+        // unavailable", blamed on the backend.)
+        let mut idle = connect(&gw);
+        let head = call_echo(&mut idle, &sid);
+        assert!(head.starts_with("HTTP/1.1 200"), "{driver}: {head}");
+        gw.signal(libc::SIGTERM);
+        // Past the grace (300 ms): the demo is being stopped, and the slow backend keeps
+        // the shard up (about 1.5 s: the gateway's stop escalates to SIGKILL).
+        std::thread::sleep(Duration::from_millis(800));
+        assert!(
+            gw.wait_exit(Duration::from_millis(1)).is_none(),
+            "{driver}: the shard is still stopping"
+        );
+        let answer = call_echo(&mut idle, &sid);
+        assert!(
+            answer.starts_with("HTTP/1.1 503"),
+            "{driver}: refused, not served by a stopping backend: {answer}"
+        );
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{driver}: {answer}"
+        );
+        assert!(
+            answer.contains(r#""id":3"#) && answer.contains(r#""blame":"gateway""#),
+            "{driver}: {answer}"
+        );
+        let st = gw
+            .wait_exit(Duration::from_secs(15))
+            .unwrap_or_else(|| panic!("{driver}: still running"));
+        assert!(st.success(), "{driver}: {st}");
+    }
+}

@@ -118,6 +118,20 @@ pub async fn refuse_conn(mut stream: TcpStream) {
     let _ = monoio::io::AsyncWriteRent::shutdown(&mut stream).await;
 }
 
+/// The answer to an MCP request that reaches a shard stopping its backends (on a connection
+/// opened before): 503 with `Retry-After`, the request's id when it can be read, so a client
+/// or balancer retries it on another node. The connection closes after it (draining).
+fn stopping(body: &[u8]) -> Reply {
+    let id = sonic_rs::get(body, ["id"]).map(|v| v.as_raw_str().as_bytes().to_vec());
+    let mut reply = Reply::json(
+        503,
+        crate::error::McpError::Gateway("this gateway is stopping; retry on another node".into())
+            .to_response(id.as_deref().unwrap_or(b"")),
+    );
+    reply.retry_after = Some(1);
+    reply
+}
+
 /// How long a refused connection may take to accept its 503 (the shard holds no limit there).
 const REFUSE_STALL: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -435,6 +449,9 @@ fn metrics(front: &Rc<LocalFront>) -> Reply {
 }
 
 async fn mcp(front: &Rc<LocalFront>, req: &Request, bufs: &mut ConnBuffers) -> Reply {
+    if front.stopped.get() {
+        return stopping(&bufs.body);
+    }
     let h = &req.headers;
     if let Err(why) = front.policy.check(bufs.text(&h.host), bufs.text(&h.origin)) {
         return Reply::json(

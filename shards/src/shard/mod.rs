@@ -296,6 +296,7 @@ async fn shard_main(init: ShardInit) {
         connections: Cell::new(0),
         max_connections: cfg.server.max_connections_per_shard,
         inflight: Cell::new(0),
+        stopped: Cell::new(false),
         panics: Cell::new(0),
         tls: init.tls.clone().map(monoio_rustls::TlsAcceptor::from),
         metrics_text: init.metrics_text.clone(),
@@ -536,6 +537,9 @@ async fn mailbox_loop(
 
 async fn drain(shard: &Rc<LocalShard>, grace: Duration) {
     shard.router.draining.set(true);
+    // No new MCP request reaches a backend from here on: those in flight finish within the
+    // grace, and the backends are stopped after it.
+    shard.front.stopped.set(true);
     let deadline = Instant::now() + grace;
     while shard.front.inflight.get() > 0 && Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(10)).await;
