@@ -125,16 +125,7 @@ fn resource_updates_of_per_client_upstreams_reach_the_subscribed_session_only() 
             };
             let gw = Gateway::start(&cfg, driver, 2, &["solo"]);
             let (sa, sb) = (init_2025(&gw), init_2025(&gw));
-            let listed = legacy(&gw, &sa, "resources/list", "{}").answer();
-            let uri = listed["result"]["resources"]
-                .as_array()
-                .and_then(|a| {
-                    a.iter()
-                        .filter_map(|r| r["uri"].as_str())
-                        .find(|u| u.ends_with("watched-resource"))
-                        .map(str::to_string)
-                })
-                .unwrap_or_else(|| panic!("{at}: no watched resource: {listed:?}"));
+            let uri = watched_uri(&gw, &sa);
             let (mut ea, mut eb) = (get_stream(&gw, &sa), get_stream(&gw, &sb));
             let r = legacy(
                 &gw,
@@ -162,5 +153,81 @@ fn resource_updates_of_per_client_upstreams_reach_the_subscribed_session_only() 
             );
             assert_eq!(updated(&mut eb, Duration::from_secs(1)), None, "{at}");
         }
+    }
+}
+
+/// The gateway's URI of the fixture's watched resource, as session `sid` lists it.
+fn watched_uri(gw: &Gateway, sid: &str) -> String {
+    let listed = legacy(gw, sid, "resources/list", "{}").answer();
+    listed["result"]["resources"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .filter_map(|r| r["uri"].as_str())
+                .find(|u| u.ends_with("watched-resource"))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("no watched resource: {listed:?}"))
+}
+
+/// Established TCP connections to `port` on loopback, from the connecting side.
+fn connections_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3
+                && f[3] == "01"
+                && f[2]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+                    == Some(port)
+        })
+        .count()
+}
+
+/// The GET listener a per-client HTTP upstream gets for a resource subscription ends with
+/// its session: after DELETE no connection of that upstream is left toward the backend (they
+/// once ran on, re-creating the dead session's upstream session after every drop).
+#[test]
+fn a_per_client_upstreams_listeners_end_with_its_session() {
+    for driver in DRIVERS {
+        let web = http_fixture("127.0.0.1:0", "solo");
+        let port: u16 = web.addr.rsplit(':').next().unwrap().parse().unwrap();
+        let cfg = format!(
+            "[[servers]]\nid = \"solo\"\ntransport = \"http\"\nurl = \"http://{}/mcp\"\nsession = \"per_client\"\n",
+            web.addr
+        );
+        let gw = Gateway::start(&cfg, driver, 1, &["solo"]);
+        std::thread::sleep(Duration::from_millis(300));
+        let before = connections_to(port);
+        let sid = init_2025(&gw);
+        let uri = watched_uri(&gw, &sid);
+        let r = legacy(
+            &gw,
+            &sid,
+            "resources/subscribe",
+            &format!(r#"{{"uri":"{uri}"}}"#),
+        );
+        assert!(r.answer()["result"].is_object(), "{driver}: {}", r.text());
+        let opened = Instant::now() + Duration::from_secs(5);
+        while connections_to(port) <= before && Instant::now() < opened {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(connections_to(port) > before, "{driver}: listening");
+        let d = gw.request("DELETE", "/mcp", &[("mcp-session-id", &sid)], b"");
+        assert!(d.status < 300, "{driver}: {}", d.status);
+        let closed = Instant::now() + Duration::from_secs(5);
+        while connections_to(port) > before && Instant::now() < closed {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            connections_to(port) <= before,
+            "{driver}: {} connections to the backend after the session ended, {before} before it",
+            connections_to(port)
+        );
     }
 }

@@ -42,8 +42,9 @@ pub struct LocalFront {
     pub max_connections: usize,
     /// Requests being served right now.
     pub inflight: Cell<usize>,
-    /// The shard is stopping its backends (its drain grace is over): an MCP request that
-    /// still arrives on an open connection is refused with 503 rather than sent to them.
+    /// The shard is stopping its backends (its drain grace and the wait for requests in
+    /// flight are over): an MCP request that still arrives on an open connection is refused
+    /// with 503 rather than sent to them.
     pub stopped: Cell<bool>,
     /// Panics contained to one connection or one handed-off request (`rt::contain`).
     pub panics: Cell<u64>,

@@ -109,6 +109,8 @@ pub fn release(router: &Rc<Router>, sid: &str) {
         keys.iter().filter_map(|k| map.remove(k)).collect()
     };
     for p in gone {
+        // An HTTP upstream's GET listeners (resource updates, task status) end with it.
+        p.handle.retire();
         if let Some((slot, _)) = p.stdio {
             slot.stop();
         }

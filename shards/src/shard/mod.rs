@@ -537,13 +537,14 @@ async fn mailbox_loop(
 
 async fn drain(shard: &Rc<LocalShard>, grace: Duration) {
     shard.router.draining.set(true);
-    // No new MCP request reaches a backend from here on: those in flight finish within the
-    // grace, and the backends are stopped after it.
-    shard.front.stopped.set(true);
     let deadline = Instant::now() + grace;
     while shard.front.inflight.get() > 0 && Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(10)).await;
     }
+    // The backends are stopped next: no MCP request reaches them from here on. (Not before
+    // the wait: what finishes a call in flight, an answer to a relayed elicitation or a
+    // retry of a parked call, must still get through.)
+    shard.front.stopped.set(true);
     if shard.front.inflight.get() > 0 {
         tracing::warn!(
             shard = shard.id,
