@@ -242,7 +242,10 @@ pub(crate) async fn forward(
             .borrow_mut()
             .insert(key.clone(), cancel_tx);
     }
-    let registered = !sid.is_empty();
+    let mut entry = InflightEntry {
+        router: router.clone(),
+        key: (!sid.is_empty()).then(|| key.clone()),
+    };
     let (ev_tx, mut ev_rx) = mpsc::unbounded();
     let opts = CallOpts {
         timeout,
@@ -330,9 +333,7 @@ pub(crate) async fn forward(
     };
     match first {
         Ok(result) => {
-            if registered {
-                router.calls.inflight.borrow_mut().remove(&key);
-            }
+            entry.release();
             let mut early = Vec::new();
             while let Ok(ev) = ev_rx.try_recv() {
                 early.extend(finish.event(ev));
@@ -361,9 +362,7 @@ pub(crate) async fn forward(
         Err(first_event) if crate::route::bridge::wants_park(&finish, &first_event) => {
             // A 2025 backend asks a 2026 client for input: answer with input_required and
             // park the call until the client retries with the input.
-            if registered {
-                router.calls.inflight.borrow_mut().remove(&key);
-            }
+            entry.release();
             Ok(Answer::Json(
                 crate::route::bridge::on_input_request(call, ev_rx, finish, first_event).await,
             ))
@@ -394,28 +393,24 @@ pub(crate) async fn forward(
                 // it runs to completion and what cannot be delivered is dropped.
                 let result = loop {
                     monoio::select! {
-                                r = &mut call => break r,
-                                ev = next(&mut ev_rx) => match ev {
-                                    Some(ev) if crate::route::bridge::wants_park(&finish, &ev) => {
-                                        if registered {
-                        router.calls.inflight.borrow_mut().remove(&key);
-                    }
-                                        let irr = crate::route::bridge::on_input_request(call, ev_rx, finish, ev).await;
-                                        let _ = tx.send(irr);
-                                        return;
-                                    }
-                                    Some(ev) => {
-                                        if let Some(m) = finish.event(ev) {
-                                            overflowed(tx.send(m));
-                                        }
-                                    }
-                                    None => break call.await,
-                                },
+                        r = &mut call => break r,
+                        ev = next(&mut ev_rx) => match ev {
+                            Some(ev) if crate::route::bridge::wants_park(&finish, &ev) => {
+                                entry.release();
+                                let irr = crate::route::bridge::on_input_request(call, ev_rx, finish, ev).await;
+                                let _ = tx.send(irr);
+                                return;
                             }
+                            Some(ev) => {
+                                if let Some(m) = finish.event(ev) {
+                                    overflowed(tx.send(m));
+                                }
+                            }
+                            None => break call.await,
+                        },
+                    }
                 };
-                if registered {
-                    router.calls.inflight.borrow_mut().remove(&key);
-                }
+                entry.release();
                 while let Ok(ev) = ev_rx.try_recv() {
                     if let Some(m) = finish.event(ev) {
                         let _ = tx.send(m);
@@ -431,5 +426,31 @@ pub(crate) async fn forward(
             });
             Ok(Answer::Stream(rx))
         }
+    }
+}
+
+/// A session's call in [`LocalCalls::inflight`](crate::route::tables::calls::LocalCalls):
+/// removed when the call is answered ([`release`](Self::release)) and, whatever else ends it
+/// (its future dropped by a caller that stopped waiting: a client's cancel, a timeout), when
+/// this is dropped, so no entry outlives its call.
+pub(crate) struct InflightEntry {
+    pub(crate) router: Rc<Router>,
+    /// `None` for a stateless call (never in the table) and once released.
+    pub(crate) key: Option<Vec<u8>>,
+}
+
+impl InflightEntry {
+    pub(crate) fn release(&mut self) {
+        if let Some(k) = self.key.take() {
+            if let Ok(mut table) = self.router.calls.inflight.try_borrow_mut() {
+                table.remove(&k);
+            }
+        }
+    }
+}
+
+impl Drop for InflightEntry {
+    fn drop(&mut self) {
+        self.release();
     }
 }

@@ -285,6 +285,37 @@ fn a_cancellation_reaches_its_own_sessions_call_only() {
 }
 
 #[test]
+fn a_calls_inflight_entry_goes_with_it_however_it_ends() {
+    use crate::route::forward::InflightEntry;
+    let r = router("", &[], 1, 0);
+    let key = crate::route::tables::calls::inflight_key;
+    let (a_tx, _a_rx) = oneshot::channel();
+    let (b_tx, _b_rx) = oneshot::channel();
+    r.calls.inflight.borrow_mut().insert(key("s", b"1"), a_tx);
+    r.calls.inflight.borrow_mut().insert(key("s", b"2"), b_tx);
+    // Dropped without an answer (its caller stopped waiting): its entry goes, not another's.
+    drop(InflightEntry {
+        router: r.clone(),
+        key: Some(key("s", b"1")),
+    });
+    assert!(!r.calls.inflight.borrow().contains_key(&key("s", b"1")));
+    assert!(r.calls.inflight.borrow().contains_key(&key("s", b"2")));
+    // Answered: released once; a stateless call's entry (no key) touches nothing.
+    let mut e = InflightEntry {
+        router: r.clone(),
+        key: Some(key("s", b"2")),
+    };
+    e.release();
+    e.release();
+    drop(e);
+    drop(InflightEntry {
+        router: r.clone(),
+        key: None,
+    });
+    assert!(r.calls.inflight.borrow().is_empty());
+}
+
+#[test]
 fn a_principal_lists_only_what_its_roles_allow() {
     let cfg = r#"
 [auth]
