@@ -14,6 +14,7 @@ mod listen;
 mod metrics;
 mod observe;
 mod rate_store;
+mod telemetry;
 mod templates;
 mod tls;
 mod tokens;

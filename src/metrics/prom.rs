@@ -55,6 +55,7 @@ pub fn render(
     shards: &[&ShardStats],
     reloads: &Reloads,
     tokens: Option<&crate::tokens::TokenAccounting>,
+    traces: Option<&only1mcp_shards::trace::TraceCounters>,
     drain: super::drain::DrainFigures,
     uptime: f64,
     node: &str,
@@ -92,6 +93,9 @@ pub fn render(
     registry.register_collector(Box::new(drain));
     registry.register_collector(Box::new(super::cluster::ClusterFigures::of(shards)));
     registry.register_collector(Box::new(super::inputs::InputFigures::of(shards)));
+    if let Some(t) = traces {
+        registry.register_collector(Box::new(super::traces::TraceFigures::of(t)));
+    }
     let mut out = String::with_capacity(16 * 1024);
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
         out.clear();

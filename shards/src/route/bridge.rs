@@ -354,6 +354,7 @@ async fn resume_parked(
             affinity: req.affinity.clone(),
             principal: req.principal.clone(),
             discovery: req.discovery,
+            trace: req.trace.clone(),
             body: req.body.clone(),
         };
         if router.peers.hand_off(owner, handoff, tx).is_err() {

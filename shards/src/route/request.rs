@@ -35,6 +35,8 @@ pub struct McpHttpRequest {
     pub principal: Principal,
     /// How the client discovers tools (its `X-MCP-Discovery` header, else the config's).
     pub discovery: crate::config::Discovery,
+    /// Its HTTP trace headers, read only when tracing is on.
+    pub trace: crate::trace::Incoming,
     /// Body.
     pub body: Vec<u8>,
 }
@@ -122,6 +124,8 @@ pub struct Era {
     /// The called tool's `x-mcp-header` arguments: the backend gets their `Mcp-Param-*`
     /// headers computed from the body it is sent (`upstream/modern.rs`).
     pub tool_headers: Option<std::sync::Arc<crate::catalog::params::ToolHeaders>>,
+    /// The request's server span, when tracing is on: its backend calls are its children.
+    pub trace: Option<crate::trace::Active>,
 }
 
 /// What the `Mcp-Param-*` check (`route/params.rs`) sees of a request.

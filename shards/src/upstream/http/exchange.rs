@@ -24,6 +24,7 @@ impl LocalHttpBackend {
             pin,
             tool_headers,
             client_caps,
+            trace,
         } = t;
         let session = match self.session(replica).await {
             Ok(s) => s,
@@ -56,10 +57,17 @@ impl LocalHttpBackend {
             Ok(c) => c,
             Err(e) => return Attempt::Done(Err(e)),
         };
-        let extra = match modern {
+        let mut extra = match modern {
             true => crate::upstream::modern::request_headers(&wire, tool_headers),
             false => Vec::new(),
         };
+        if let Some(t) = trace {
+            let tp = String::from_utf8_lossy(&t.traceparent).into_owned();
+            extra.push(("traceparent".to_string(), tp));
+            if let Some(ts) = &t.tracestate {
+                extra.push(("tracestate".to_string(), ts.to_string()));
+            }
+        }
         let hdrs = self.header_refs(&session, modern, &extra);
         let mut reused = reused;
         let mut head = loop {
