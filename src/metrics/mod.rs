@@ -125,8 +125,10 @@ impl Aggregator {
             &view,
             &shards,
             &self.reloads,
-            self.tokens.as_ref(),
-            self.traces.as_deref(),
+            prom::SideThreads {
+                tokens: self.tokens.as_ref(),
+                traces: self.traces.as_deref(),
+            },
             drain,
             uptime,
             &self.node,

@@ -6,8 +6,8 @@
 //! and default values are left out, as protobuf's own serializers do; so a batch encodes to
 //! the same bytes as the reference implementation (the unit test compares with bytes the
 //! Python `opentelemetry-proto` package produced). Hand-written because the messages are
-//! few and fixed, and the `opentelemetry-proto` crate's releases need a newer Rust than the
-//! workspace's 1.85 (`docs/decisions/0007-otlp-exporter.md`).
+//! few and fixed: the `opentelemetry-proto` crate would bring prost and, by default, tonic
+//! and the OpenTelemetry API crates for six messages (`docs/decisions/0007-otlp-exporter.md`).
 
 use only1mcp_shards::trace::{SpanRecord, Value};
 
@@ -171,7 +171,7 @@ mod tests {
 
     /// The same batch serialized by the Python `opentelemetry-proto` 1.45.2 package
     /// (`ExportTraceServiceRequest.SerializeToString()`, fields set as in `sample()`, the
-    /// scope version being this crate's version, 0.1.0).
+    /// scope version being this crate's version, 0.1.0), by `tests/otel/otlp_reference.py`.
     const REFERENCE_HEX: &str = include_str!("otlp_reference.hex");
 
     fn unhex(s: &str) -> Vec<u8> {

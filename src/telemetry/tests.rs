@@ -26,13 +26,11 @@ fn span(i: u8) -> SpanRecord {
     }
 }
 
+/// (path, content-type, body) of each request an [`endpoint`] got.
+type Seen = Vec<(String, String, Vec<u8>)>;
+
 /// Serves one request per status in `statuses`, returning (path, content-type, body) of each.
-fn endpoint(
-    statuses: Vec<u16>,
-) -> (
-    String,
-    std::thread::JoinHandle<Vec<(String, String, Vec<u8>)>>,
-) {
+fn endpoint(statuses: Vec<u16>) -> (String, std::thread::JoinHandle<Seen>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let t = std::thread::spawn(move || {

@@ -98,7 +98,7 @@ async fn serve_counted(
     req: &McpHttpRequest,
     env: &Envelope<'_>,
     seen: &mut Dispatched,
-    trace: Option<crate::trace::Active>,
+    trace: Option<std::rc::Rc<crate::trace::Active>>,
 ) -> Reply {
     let id = env.id_bytes(&req.body);
     if let Err(refused) = crate::route::phases::modern_version(req, env) {

@@ -125,7 +125,8 @@ pub struct Era {
     /// headers computed from the body it is sent (`upstream/modern.rs`).
     pub tool_headers: Option<std::sync::Arc<crate::catalog::params::ToolHeaders>>,
     /// The request's server span, when tracing is on: its backend calls are its children.
-    pub trace: Option<crate::trace::Active>,
+    /// Behind an `Rc` so that the era (copied into every call's finisher) grows by one word.
+    pub trace: Option<std::rc::Rc<crate::trace::Active>>,
 }
 
 /// What the `Mcp-Param-*` check (`route/params.rs`) sees of a request.

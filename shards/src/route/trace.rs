@@ -49,7 +49,7 @@ pub(crate) fn start(
     req: &McpHttpRequest,
     env: &Envelope<'_>,
     start: Instant,
-) -> Option<Active> {
+) -> Option<Rc<Active>> {
     if !router.trace.is_enabled() {
         return None;
     }
@@ -74,7 +74,7 @@ pub(crate) fn start(
         }
         None => (req.trace.traceparent, req.trace.tracestate.clone(), None),
     };
-    Some(router.trace.start(parent, state, link, start))
+    Some(Rc::new(router.trace.start(parent, state, link, start)))
 }
 
 /// `{method} {target}`, target being the tool or prompt name (never a resource URI: the
