@@ -4,7 +4,9 @@
 # with spans posted to a real OTLP/HTTP receiver (tests/otel/otlp_receiver.py, which decodes
 # every batch with the opentelemetry-proto package).
 #
-# Usage: perf/trace_cost.sh        (DURATION=5s, CONNS="1 16", DRIVER=uring, RUNS=3)
+# Usage: perf/trace_cost.sh        (DURATION=5s, CONNS="1 16", DRIVER=uring, RUNS=3,
+#                                   MODES="off 100 1": tracing off, or the sampling % on;
+#                                   a mode may repeat, e.g. MODES="off 1 off 1" to see drift)
 #
 # For each mode and concurrency: wrk -t1 -c N (perf/mcp_post.lua, tools/call demo__echo), the
 # median over RUNS of req/s, p50 and p99, and the gateway's CPU per request (utime + stime of
@@ -24,6 +26,7 @@ DURATION=${DURATION:-5s}
 CONNS=${CONNS:-"1 16"}
 DRIVER=${DRIVER:-uring}
 RUNS=${RUNS:-3}
+MODES=${MODES:-"off 100 1"}
 CPU_LOAD=${CPU_LOAD:-0}
 CPU_GW=${CPU_GW:-1}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/only1mcp-uring
@@ -78,7 +81,7 @@ metric() {
 }
 
 ROWS=()
-for mode in off 100 1; do
+for mode in $MODES; do
   gateway "$mode"
   read -r sid ver <<<"$(init_session "$GW_URL")"
   export MCP_SESSION_ID=$sid MCP_PROTOCOL_VERSION=$ver MCP_TOOL=demo__echo MCP_METHOD=tools/call

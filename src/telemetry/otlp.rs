@@ -60,18 +60,35 @@ fn message(out: &mut Vec<u8>, field: u32, fill: impl FnOnce(&mut Vec<u8>)) {
     bytes(out, field, &inner);
 }
 
-/// `KeyValue { key = 1; AnyValue value = 2 }`, `AnyValue { string_value = 1; int_value = 3 }`.
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// `KeyValue { key = 1; AnyValue value = 2 }`, `AnyValue { string_value = 1; int_value = 3 }`,
+/// written straight into `out` (lengths computed, no buffer per attribute).
 fn key_value(out: &mut Vec<u8>, field: u32, k: &str, v: &Value) {
-    message(out, field, |kv| {
-        string(kv, 1, k);
-        message(kv, 2, |any| match v {
-            Value::Str(s) => bytes(any, 1, s.as_bytes()),
-            Value::Int(i) => {
-                key(any, 3, VARINT);
-                varint(any, *i as u64);
-            }
-        });
-    });
+    let any_len = match v {
+        Value::Str(s) => 1 + varint_len(s.len() as u64) + s.len(),
+        Value::Int(i) => 1 + varint_len(*i as u64),
+    };
+    let key_len = if k.is_empty() {
+        0
+    } else {
+        1 + varint_len(k.len() as u64) + k.len()
+    };
+    let kv_len = key_len + 1 + varint_len(any_len as u64) + any_len;
+    key(out, field, LEN);
+    varint(out, kv_len as u64);
+    string(out, 1, k);
+    key(out, 2, LEN);
+    varint(out, any_len as u64);
+    match v {
+        Value::Str(s) => bytes(out, 1, s.as_bytes()),
+        Value::Int(i) => {
+            key(out, 3, VARINT);
+            varint(out, *i as u64);
+        }
+    }
 }
 
 fn span(out: &mut Vec<u8>, s: &SpanRecord) {
@@ -107,22 +124,26 @@ fn span(out: &mut Vec<u8>, s: &SpanRecord) {
 }
 
 /// Encodes `spans` as one `ExportTraceServiceRequest` from service `service` into `out`.
+/// Each span is written once into a scratch buffer reused for the whole batch.
 pub fn encode(service: &str, spans: &[SpanRecord], out: &mut Vec<u8>) {
-    out.clear();
-    message(out, 1, |rs| {
-        message(rs, 1, |res| {
-            key_value(res, 1, "service.name", &Value::Str(service.to_string()));
-        });
-        message(rs, 2, |ss| {
-            message(ss, 1, |scope| {
-                string(scope, 1, "only1mcp-uring");
-                string(scope, 2, env!("CARGO_PKG_VERSION"));
-            });
-            for s in spans {
-                message(ss, 2, |m| span(m, s));
-            }
-        });
+    let mut scope_spans = Vec::with_capacity(64 + spans.len() * 512);
+    message(&mut scope_spans, 1, |scope| {
+        string(scope, 1, "only1mcp-uring");
+        string(scope, 2, env!("CARGO_PKG_VERSION"));
     });
+    let mut scratch = Vec::with_capacity(512);
+    for s in spans {
+        scratch.clear();
+        span(&mut scratch, s);
+        bytes(&mut scope_spans, 2, &scratch);
+    }
+    let mut resource_spans = Vec::with_capacity(scope_spans.len() + 64);
+    message(&mut resource_spans, 1, |res| {
+        key_value(res, 1, "service.name", &Value::Str(service.to_string()));
+    });
+    bytes(&mut resource_spans, 2, &scope_spans);
+    out.clear();
+    bytes(out, 1, &resource_spans);
 }
 
 #[cfg(test)]
@@ -202,5 +223,10 @@ mod tests {
         varint(&mut v, (-1i64) as u64);
         assert_eq!(v.len(), 10);
         assert_eq!(v[9], 0x01);
+        for n in [0u64, 1, 127, 128, 16383, 16384, u64::MAX] {
+            v.clear();
+            varint(&mut v, n);
+            assert_eq!(varint_len(n), v.len(), "{n}");
+        }
     }
 }

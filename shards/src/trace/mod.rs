@@ -5,8 +5,9 @@
 //! hands it to [`LocalTracer::export`], which puts it on a bounded lock-free channel with
 //! `try_send`: it never blocks; a full channel drops the span and counts it
 //! ([`TraceCounters`]). The binary's exporter thread (`src/telemetry/`) batches, encodes OTLP
-//! protobuf and posts it. With no `[telemetry] otlp_endpoint` the tracer is disabled and a
-//! request pays one `bool` test: no id, no clock read, no allocation.
+//! protobuf and posts it. With no `[telemetry] otlp_endpoint` the tracer is disabled: a
+//! request pays one `bool` test where its span would open (and `None` checks after); no id,
+//! no clock read, no allocation.
 //!
 //! # Key Components
 //! - [`context`]: `traceparent` / `tracestate` parsing and writing (W3C rules).

@@ -57,18 +57,21 @@ impl LocalHttpBackend {
             Ok(c) => c,
             Err(e) => return Attempt::Done(Err(e)),
         };
-        let mut extra = match modern {
+        let extra = match modern {
             true => crate::upstream::modern::request_headers(&wire, tool_headers),
             false => Vec::new(),
         };
+        let mut hdrs = self.header_refs(&session, modern, &extra);
         if let Some(t) = trace {
-            let tp = String::from_utf8_lossy(&t.traceparent).into_owned();
-            extra.push(("traceparent".to_string(), tp));
+            // Borrowed, not copied: the context is ASCII by construction.
+            hdrs.push((
+                "traceparent",
+                std::str::from_utf8(&t.traceparent).unwrap_or(""),
+            ));
             if let Some(ts) = &t.tracestate {
-                extra.push(("tracestate".to_string(), ts.to_string()));
+                hdrs.push(("tracestate", ts));
             }
         }
-        let hdrs = self.header_refs(&session, modern, &extra);
         let mut reused = reused;
         let mut head = loop {
             let sent = conn
