@@ -12,168 +12,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+#[path = "otel/kit.rs"]
+mod kit;
+
 use std::time::{Duration, Instant};
 
-use common::{Client, Gateway, DRIVERS};
-use sonic_rs::{JsonContainerTrait, JsonValueTrait, Value};
-
-const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-const CLIENT_SPAN: &str = "00f067aa0ba902b7";
-
-fn python() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-env/venv/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: run `bash tests/run-all.sh` once (it installs tests/requirements.txt)",
-        p.display()
-    );
-    p
-}
-
-fn script(name: &str) -> String {
-    format!("{}/tests/otel/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A Python helper that prints `listening on PORT`; killed and reaped on drop.
-struct Py {
-    child: Child,
-    port: u16,
-}
-
-impl Py {
-    fn start(args: &[&str]) -> Py {
-        let mut child = Command::new(python())
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python helper starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        Py { child, port }
-    }
-
-    fn client(&self) -> Client {
-        Client {
-            addr: format!("127.0.0.1:{}", self.port),
-        }
-    }
-}
-
-impl Drop for Py {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn receiver() -> Py {
-    Py::start(&[&script("otlp_receiver.py")])
-}
-
-/// The spans received so far.
-fn spans(rx: &Py) -> Vec<Value> {
-    let v = rx.client().get("/spans").json();
-    v.as_array().unwrap().iter().cloned().collect()
-}
-
-/// Waits (bounded) until `pred` holds of the received spans.
-fn wait_spans(rx: &Py, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = spans(rx);
-        if pred(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "never got {what}: {s:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn config(telemetry: &str, http_port: u16) -> String {
-    format!(
-        r#"{telemetry}
-[[servers]]
-id = "rec"
-transport = "http"
-url = "http://127.0.0.1:{http_port}/mcp"
-
-[[servers]]
-id = "srec"
-transport = "stdio"
-command = "{py}"
-args = ["{rec}", "--stdio"]
-"#,
-        py = python().display(),
-        rec = script("recorder.py"),
-    )
-}
-
-fn telemetry(endpoint: &str, ratio: f64) -> String {
-    format!("[telemetry]\notlp_endpoint = \"{endpoint}\"\nservice_name = \"gw-test\"\nsample_ratio = {ratio}\n")
-}
-
-/// tools/call `tool` in session `sid` with extra headers and a `_meta` (raw JSON, may be
-/// empty); returns the JSON-RPC answer.
-fn call(
-    gw: &Gateway,
-    sid: &str,
-    id: &str,
-    tool: &str,
-    meta: &str,
-    headers: &[(&str, &str)],
-) -> Value {
-    let meta = if meta.is_empty() {
-        String::new()
-    } else {
-        format!(r#","_meta":{meta}"#)
-    };
-    let body = format!(
-        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}{meta}}}}}"#
-    );
-    let mut h = vec![
-        ("mcp-session-id", sid),
-        ("mcp-protocol-version", "2025-11-25"),
-    ];
-    h.extend_from_slice(headers);
-    let r = gw.post(&h, &body);
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.answer()
-}
-
-/// What the recorder's `where` tool said it received.
-fn seen(answer: &Value) -> Value {
-    let text = answer["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no tool text: {answer:?}"));
-    sonic_rs::from_str(text).unwrap()
-}
-
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v[k].as_str().unwrap_or("")
-}
-
-fn attr<'a>(span: &'a Value, k: &str) -> &'a Value {
-    &span["attributes"][k]
-}
-
-/// (trace id, parent span id, sampled) of a traceparent.
-fn tp_parts(tp: &str) -> (String, String, String) {
-    let p: Vec<&str> = tp.split('-').collect();
-    assert_eq!(p.len(), 4, "{tp}");
-    assert_eq!(p[0], "00", "{tp}");
-    (p[1].into(), p[2].into(), p[3].into())
-}
+use common::{Gateway, DRIVERS};
+use kit::*;
+use sonic_rs::JsonValueTrait;
 
 #[test]
 fn spans_follow_the_mcp_conventions_and_the_context_reaches_every_backend() {
@@ -363,7 +209,48 @@ fn spans_follow_the_mcp_conventions_and_the_context_reaches_every_backend() {
             );
         }
 
-        // 4. A malformed traceparent (uppercase) starts a fresh trace.
+        // 4. A stateless 2026-07-28 request: its `_meta` context, its version, no session.
+        let modern_trace = "aaaa0000bbbb0000cccc0000dddd0000";
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{{"name":"rec__where","arguments":{{}},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}},"traceparent":"00-{modern_trace}-0123456789abcdef-01"}}}}}}"#
+        );
+        let h = [
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "rec__where"),
+        ];
+        let r = gw.post(&h, &body);
+        assert_eq!(r.status, 200, "{driver}: {}", r.text());
+        let got = seen(&r.answer());
+        let (t, _, _) = tp_parts(s(&got["meta"], "traceparent"));
+        assert_eq!(t, modern_trace, "{driver}");
+        let all = wait_spans(&rx, "the 2026 request's spans", |v| {
+            v.iter()
+                .filter(|x| s(x, "trace_id") == modern_trace)
+                .count()
+                >= 2
+        });
+        let server = all
+            .iter()
+            .find(|x| s(x, "trace_id") == modern_trace && x["kind"].as_u64() == Some(2))
+            .unwrap();
+        assert_eq!(s(server, "parent_span_id"), "0123456789abcdef", "{driver}");
+        assert_eq!(
+            attr(server, "mcp.protocol.version").as_str(),
+            Some("2026-07-28"),
+            "{driver}"
+        );
+        assert!(
+            attr(server, "mcp.session.id").is_null(),
+            "{driver}: stateless"
+        );
+        assert_eq!(
+            attr(server, "jsonrpc.request.id").as_str(),
+            Some("12"),
+            "{driver}"
+        );
+
+        // 5. A malformed traceparent (uppercase) starts a fresh trace.
         let bad = format!("00-{}-{CLIENT_SPAN}-01", CLIENT_TRACE.to_uppercase());
         let got = seen(&call(
             &gw,
@@ -474,5 +361,77 @@ fn a_dead_endpoint_costs_spans_not_service() {
             1,
             "{driver}: {log}"
         );
+    }
+}
+
+#[test]
+fn the_stdio_front_traces_too() {
+    use std::io::{BufRead, BufReader, Write};
+    for driver in DRIVERS {
+        let rx = receiver();
+        let be = Py::start(&[&script("recorder.py"), "--http"]);
+        let dir = common::scratch("otel-stdio");
+        let cfg = dir.join(format!("{driver}.toml"));
+        let endpoint = format!("http://127.0.0.1:{}", rx.port);
+        let text = format!(
+            "[server]\ndriver = \"{driver}\"\n{}",
+            config(&telemetry(&endpoint, 1.0), be.port)
+        );
+        std::fs::write(&cfg, text).unwrap();
+        let mut child = std::process::Command::new(common::bin())
+            .args(["stdio", "--config"])
+            .arg(&cfg)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let stdio_trace = "5555aaaa5555aaaa5555aaaa5555aaaa";
+        let lines = [
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#.to_string(),
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_string(),
+            format!(r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"rec__where","arguments":{{}},"_meta":{{"traceparent":"00-{stdio_trace}-1111222233334444-01"}}}}}}"#),
+        ];
+        for l in &lines {
+            writeln!(stdin, "{l}").unwrap();
+        }
+        stdin.flush().unwrap();
+        // Answers in order: initialize, then the call (bounded: the gateway answers or exits).
+        let mut answered = 0;
+        let mut line = String::new();
+        while answered < 2 && out.read_line(&mut line).unwrap_or(0) > 0 {
+            if line.contains("\"id\":2") {
+                assert!(line.contains(stdio_trace), "{driver}: {line}");
+            }
+            answered += usize::from(line.contains("\"id\":"));
+            line.clear();
+        }
+        assert_eq!(answered, 2, "{driver}");
+        let all = wait_spans(&rx, "the stdio front's server span", |v| {
+            v.iter()
+                .any(|x| s(x, "trace_id") == stdio_trace && x["kind"].as_u64() == Some(2))
+        });
+        let server = all
+            .iter()
+            .find(|x| s(x, "trace_id") == stdio_trace && x["kind"].as_u64() == Some(2))
+            .unwrap();
+        assert_eq!(
+            attr(server, "network.transport").as_str(),
+            Some("pipe"),
+            "{driver}"
+        );
+        assert!(attr(server, "network.protocol.name").is_null(), "{driver}");
+        drop(stdin);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.wait();
     }
 }
