@@ -2,7 +2,8 @@
 //! that no shard ever waits on it.
 //!
 //! Shards put finished spans on a bounded channel (`only1mcp_shards::trace`); this thread
-//! takes them in batches of up to [`MAX_BATCH`] spans or whatever arrived within
+//! polls it every [`POLL`] (it never parks on it: a parked receiver costs every sender a
+//! wake-up call) and takes batches of up to [`MAX_BATCH`] spans or whatever arrived within
 //! [`FLUSH_EVERY`] of a batch's first span, encodes each batch as OTLP protobuf
 //! ([`otlp`]) and posts it to `/v1/traces` over plain HTTP/1.1 with [`POST_TIMEOUT`]. A
 //! batch that fails for a reason worth retrying (no connection, a timeout, 429, 502, 503,
@@ -22,14 +23,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, TryRecvError};
 use only1mcp_shards::config::TelemetrySection;
 use only1mcp_shards::trace::{SharedTraceSink, SpanRecord, TraceCounters, SPAN_QUEUE};
 
 /// Most spans posted in one request.
 pub const MAX_BATCH: usize = 512;
-/// Longest a span waits for its batch to fill.
+/// Longest a span waits for its batch to fill (give or take one [`POLL`]).
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How often the exporter looks at the queue.
+pub const POLL: Duration = Duration::from_millis(50);
 /// Connect and whole-request timeout of one post.
 pub const POST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Extra tries of a batch while the endpoint is up.
@@ -113,31 +116,40 @@ impl Exporter {
     }
 
     /// Runs until every sender is gone (the shards stopped), then sends what is left.
+    ///
+    /// The queue is polled every [`POLL`], never waited on: a receiver parked on the channel
+    /// would make every shard's `try_send` wake it (a futex call per span on the shard).
+    /// A poll that finds a full batch's worth polls again at once.
     pub fn run(mut self) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut buf = Vec::new();
+        let mut first_at: Option<Instant> = None;
         loop {
-            let Ok(first) = self.rx.recv() else {
-                return;
-            };
-            batch.push(first);
-            let deadline = Instant::now() + FLUSH_EVERY;
-            let mut last = false;
+            let mut gone = false;
             while batch.len() < MAX_BATCH {
-                match self.rx.recv_deadline(deadline) {
-                    Ok(s) => batch.push(s),
-                    Err(RecvTimeoutError::Timeout) => break,
-                    Err(RecvTimeoutError::Disconnected) => {
-                        last = true;
+                match self.rx.try_recv() {
+                    Ok(s) => {
+                        first_at.get_or_insert_with(Instant::now);
+                        batch.push(s);
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        gone = true;
                         break;
                     }
                 }
             }
-            self.send(&batch, &mut buf);
-            batch.clear();
-            if last {
+            let due = first_at.is_some_and(|t| t.elapsed() >= FLUSH_EVERY);
+            if batch.len() >= MAX_BATCH || (!batch.is_empty() && (due || gone)) {
+                self.send(&batch, &mut buf);
+                batch.clear();
+                first_at = None;
+                continue;
+            }
+            if gone {
                 return;
             }
+            std::thread::sleep(POLL);
         }
     }
 

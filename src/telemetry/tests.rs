@@ -141,3 +141,33 @@ fn a_dead_endpoint_drops_and_counts_and_is_tried_once_per_batch_while_down() {
     assert_eq!(counters.export_failed.load(Ordering::Relaxed), 3);
     assert_eq!(counters.exported.load(Ordering::Relaxed), 0);
 }
+
+#[test]
+fn run_batches_what_is_queued_and_sends_the_rest_when_the_shards_stop() {
+    let (base, server) = endpoint(vec![200, 200]);
+    let (tx, rx) = crossbeam_channel::bounded(MAX_BATCH * 2);
+    let counters = Arc::new(TraceCounters::default());
+    let e = Exporter::new(
+        traces_url(&base).unwrap(),
+        "svc".into(),
+        rx,
+        counters.clone(),
+    );
+    // A full batch and three more, all queued before the exporter looks.
+    for i in 0..(MAX_BATCH + 3) {
+        tx.send(span(i as u8)).unwrap();
+    }
+    drop(tx);
+    let t = std::thread::spawn(move || e.run());
+    t.join().unwrap();
+    let seen = server.join().unwrap();
+    assert_eq!(seen.len(), 2, "one full batch, then the rest at the end");
+    let mut want = Vec::new();
+    let rest: Vec<SpanRecord> = (MAX_BATCH..MAX_BATCH + 3).map(|i| span(i as u8)).collect();
+    otlp::encode("svc", &rest, &mut want);
+    assert_eq!(seen[1].2, want);
+    assert_eq!(
+        counters.exported.load(Ordering::Relaxed),
+        (MAX_BATCH + 3) as u64
+    );
+}

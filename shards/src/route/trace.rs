@@ -127,6 +127,11 @@ fn request_id(raw: &[u8]) -> Option<String> {
 /// with `isError`; sets `error.type` (and `rpc.response.status_code`) and returns the status
 /// description.
 fn body_error(attrs: &mut Vec<(&'static str, Value)>, body: &[u8]) -> Option<String> {
+    // Looked up only when the body names them: a lookup that fails builds an error value.
+    let has = |key: &[u8]| memchr::memmem::find(body, key).is_some();
+    if !has(b"\"error\"") && !has(b"\"isError\"") {
+        return None;
+    }
     if let Ok(code) = sonic_rs::get(body, ["error", "code"]) {
         let code = code
             .as_i64()
