@@ -15,6 +15,7 @@ mod metrics;
 mod observe;
 mod preflight;
 mod rate_store;
+mod telemetry;
 mod templates;
 mod tls;
 mod tokens;

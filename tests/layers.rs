@@ -4,7 +4,7 @@
 //!
 //! Layers, lowest first: wire (`wire/`, `http/`, `rt/`, `error.rs`), model (`config/`,
 //! `catalog/`, `cluster/`, `balance/`, `cache/`, `auth/`, `stats/`, `ring.rs`, `snapshot.rs`,
-//! `audit.rs`, `readiness.rs`), upstream (`upstream/`), route (`route/`), front (`front/`),
+//! `audit.rs`, `readiness.rs`, `trace/`), upstream (`upstream/`), route (`route/`), front (`front/`),
 //! shard (`shard/` and `lib.rs`).
 //! `fuzzing/` is a test harness over every layer and is not checked. Unit tests
 //! (`#[cfg(test)]` onwards, `*tests.rs`) may name anything.
@@ -25,7 +25,7 @@ fn layer_of(top: &str) -> Option<Option<usize>> {
     Some(Some(match top {
         "wire" | "http" | "rt" | "error" => 0,
         "config" | "catalog" | "cluster" | "balance" | "cache" | "auth" | "stats" | "ring"
-        | "snapshot" | "audit" | "readiness" => 1,
+        | "snapshot" | "audit" | "readiness" | "trace" => 1,
         "upstream" => 2,
         "route" => 3,
         "front" => 4,

@@ -18,6 +18,7 @@
 //! - [`catalog`]: the merged, namespaced tool catalog.
 //! - [`cluster`]: this node's id and the cluster keys (session ids, `requestState`).
 //! - [`ring`]: the consistent-hash ring that pins sessions and stdio children to shards.
+//! - [`trace`]: OpenTelemetry spans' shard side (W3C context, sampling, the span queue).
 //! - [`readiness`]: whether the node takes new sessions (`/ready`), shared with the control
 //!   thread.
 #![warn(missing_docs)]
@@ -41,5 +42,6 @@ pub mod rt;
 pub mod shard;
 pub mod snapshot;
 pub mod stats;
+pub mod trace;
 pub mod upstream;
 pub mod wire;

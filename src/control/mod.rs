@@ -144,6 +144,8 @@ pub fn start(
     // Dropped once every shard holds its copy: the store thread ends with the shards.
     let rate_store = crate::rate_store::start(&cfg.rate_limit)?;
     let (tokens, accounting) = crate::tokens::start(cfg.metrics.tokens)?;
+    // Ends with the shards, like the store thread.
+    let trace = crate::telemetry::start(&cfg.telemetry)?;
     let metrics_text: SharedMetricsText = Arc::new(ArcSwap::from_pointee(bytes::Bytes::new()));
     let metrics_snapshot = Arc::new(ArcSwap::from_pointee(
         crate::observe::MetricsSnapshot::initial(n as u32, ""),
@@ -157,6 +159,7 @@ pub fn start(
     );
     // The thread is detached: it ends when the last shard drops its sink.
     metrics.tokens = accounting.map(|(acc, _thread)| acc);
+    metrics.traces = trace.is_enabled().then(|| trace.counters.clone());
     metrics.node = world.cluster.node_id().to_string();
     let mut threads = Vec::with_capacity(n);
     for (i, (listener, mbox)) in listeners.into_iter().zip(boxes).enumerate() {
@@ -178,6 +181,7 @@ pub fn start(
             audit: audit.clone(),
             rate_store: rate_store.clone(),
             tokens: tokens.clone(),
+            trace: trace.clone(),
             tls: tls.clone(),
             readiness: readiness.clone(),
         };
@@ -197,6 +201,7 @@ pub fn start(
         threads.push(handle);
     }
     drop(rate_store);
+    drop(trace);
 
     // Wait for every shard to come up before announcing the address.
     let mut started = 0;

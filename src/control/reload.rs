@@ -115,7 +115,7 @@ pub fn watch(paths: &[PathBuf]) -> anyhow::Result<ConfigWatch> {
     })
 }
 
-/// The `[server]`, `[metrics]`, `[audit]` and rate-limit store keys whose change needs a restart, as `key (old → new)`.
+/// The `[server]`, `[metrics]`, `[audit]`, `[telemetry]` and rate-limit store keys whose change needs a restart, as `key (old → new)`.
 pub fn restart_only(old: &Config, new: &Config) -> Vec<String> {
     let mut out = Vec::new();
     macro_rules! key {
@@ -153,6 +153,10 @@ pub fn restart_only(old: &Config, new: &Config) -> Vec<String> {
     key!(audit.path);
     key!(audit.max_bytes);
     key!(audit.keep);
+    // The exporter thread and the shards' sampling are set up once (`src/telemetry/`).
+    key!(telemetry.otlp_endpoint);
+    key!(telemetry.service_name);
+    key!(telemetry.sample_ratio);
     // The Redis client is built once at startup; `redis_url`'s Debug hides any password.
     key!(rate_limit.store);
     key!(rate_limit.redis_url);

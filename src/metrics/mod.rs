@@ -10,6 +10,7 @@ mod cluster;
 mod drain;
 mod inputs;
 mod prom;
+mod traces;
 mod view;
 
 use std::collections::VecDeque;
@@ -49,6 +50,8 @@ pub struct Aggregator {
     pub reloads: Reloads,
     /// Token accounting, when `[metrics] tokens` is on.
     pub tokens: Option<crate::tokens::TokenAccounting>,
+    /// Spans exported and dropped, when `[telemetry]` is on.
+    pub traces: Option<Arc<only1mcp_shards::trace::TraceCounters>>,
     /// `[cluster] node_id` ("" outside a cluster), a label of `only1mcp_build_info`.
     pub node: String,
     text: Arc<ArcSwap<Bytes>>,
@@ -73,6 +76,7 @@ impl Aggregator {
             history: VecDeque::with_capacity(WINDOW + 1),
             reloads: Reloads::default(),
             tokens: None,
+            traces: None,
             node: String::new(),
             text,
             snapshot,
@@ -121,7 +125,10 @@ impl Aggregator {
             &view,
             &shards,
             &self.reloads,
-            self.tokens.as_ref(),
+            prom::SideThreads {
+                tokens: self.tokens.as_ref(),
+                traces: self.traces.as_deref(),
+            },
             drain,
             uptime,
             &self.node,

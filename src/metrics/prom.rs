@@ -49,12 +49,20 @@ struct Figures {
 
 type TokenRow = (&'static str, String, String, u64, u64);
 
+/// What the side threads that feed `/metrics` count, when they run.
+pub struct SideThreads<'a> {
+    /// Token accounting (`[metrics] tokens`).
+    pub tokens: Option<&'a crate::tokens::TokenAccounting>,
+    /// The span exporter (`[telemetry]`).
+    pub traces: Option<&'a only1mcp_shards::trace::TraceCounters>,
+}
+
 /// Renders the text served at `/metrics`.
 pub fn render(
     view: &Arc<View>,
     shards: &[&ShardStats],
     reloads: &Reloads,
-    tokens: Option<&crate::tokens::TokenAccounting>,
+    side: SideThreads<'_>,
     drain: super::drain::DrainFigures,
     uptime: f64,
     node: &str,
@@ -83,7 +91,7 @@ pub fn render(
         panics: shards.iter().map(|s| s.panics).sum(),
         clients_gone: shards.iter().map(|s| s.clients_gone).sum(),
         node: node.to_string(),
-        tokens: tokens.map(token_rows),
+        tokens: side.tokens.map(token_rows),
         rate_store: rate_store(shards),
         uptime,
     };
@@ -92,6 +100,9 @@ pub fn render(
     registry.register_collector(Box::new(drain));
     registry.register_collector(Box::new(super::cluster::ClusterFigures::of(shards)));
     registry.register_collector(Box::new(super::inputs::InputFigures::of(shards)));
+    if let Some(t) = side.traces {
+        registry.register_collector(Box::new(super::traces::TraceFigures::of(t)));
+    }
     let mut out = String::with_capacity(16 * 1024);
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
         out.clear();

@@ -41,6 +41,33 @@ pub struct Config {
     /// This node's place in a fleet (`docs/fleet.md`); absent: a gateway on its own.
     #[serde(default)]
     pub cluster: Option<ClusterSection>,
+    /// OpenTelemetry traces (`docs/observability.md`); off without `otlp_endpoint`.
+    #[serde(default)]
+    pub telemetry: TelemetrySection,
+}
+
+/// `[telemetry]`: where spans go (OTLP/HTTP protobuf), under which service name, and the
+/// share of new traces recorded. Restart-only.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySection {
+    /// `http://HOST:PORT` (spans are posted to `/v1/traces`) or a full `http://` URL with
+    /// its own path; `None`: tracing off.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` resource attribute.
+    pub service_name: String,
+    /// Share of new traces (requests without a sampled parent context) recorded, 0.0-1.0.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetrySection {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "only1mcp-uring".into(),
+            sample_ratio: 1.0,
+        }
+    }
 }
 
 /// `[cluster]`: the node id that 2025-era session ids carry, and the key file every node of

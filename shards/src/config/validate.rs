@@ -159,6 +159,8 @@ mod auth_rules;
 mod cluster_rules;
 #[path = "validate_curation.rs"]
 mod curation_rules;
+#[path = "validate_telemetry.rs"]
+mod telemetry_rules;
 
 /// Check every semantic rule; the result is empty when the config is valid.
 pub(crate) fn validate(config: &Config, doc: &Doc<'_>) -> Vec<Issue> {
@@ -175,6 +177,7 @@ pub(crate) fn validate(config: &Config, doc: &Doc<'_>) -> Vec<Issue> {
     c.role_curation(config);
     c.cache(config);
     c.cluster(config);
+    c.telemetry(config);
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, server) in config.servers.iter().enumerate() {
         let id = server.id.get_ref().as_str();

@@ -511,6 +511,13 @@ async fn mcp(front: &Rc<LocalFront>, req: &Request, bufs: &mut ConnBuffers) -> R
                 _ => front.router.snapshot.load().config.proxy.discovery,
             }
         },
+        trace: match front.router.trace.is_enabled() {
+            true => crate::trace::Incoming::from_headers(
+                h.traceparent.clone().map(|r| &bufs.buf[r]),
+                h.tracestate.clone().map(|r| &bufs.buf[r]),
+            ),
+            false => Default::default(),
+        },
         body: std::mem::take(&mut bufs.body),
     };
     let reply = handle(&front.router, mreq, true).await;

@@ -119,6 +119,10 @@ pub async fn line(fr: &Rc<LocalFront>, line: Vec<u8>) {
             affinity: Default::default(),
             principal: fr.router.snapshot.load().auth.anonymous.clone(),
             discovery: fr.router.snapshot.load().config.proxy.discovery,
+            trace: crate::trace::Incoming {
+                stdio: true,
+                ..Default::default()
+            },
             body: line,
         };
         fr.inflight.set(fr.inflight.get() + 1);
@@ -141,6 +145,7 @@ pub async fn line(fr: &Rc<LocalFront>, line: Vec<u8>) {
                 affinity: Default::default(),
                 principal: fr.router.snapshot.load().auth.anonymous.clone(),
                 discovery: crate::config::Discovery::Full,
+                trace: Default::default(),
                 body: Vec::new(),
             };
             let stream = handle(&fr.router, get, true).await;

@@ -79,6 +79,10 @@ pub struct KnownHeaders {
     pub discovery: Option<Range<usize>>,
     /// Some `Mcp-Param-*` header was sent (2026-07-28; read with [`mcp_params`]).
     pub mcp_params: bool,
+    /// `traceparent` (W3C Trace Context); an empty range when sent twice (invalid).
+    pub traceparent: Option<Range<usize>>,
+    /// `tracestate` (the last line when sent on several).
+    pub tracestate: Option<Range<usize>>,
 }
 
 /// One `Mcp-Param-{Name}` header a client sent (2026-07-28, SEP-2243).
@@ -361,6 +365,12 @@ fn head_from(
             headers.accept = Some(v);
         } else if is_param_header(name) {
             headers.mcp_params = true;
+        } else if name.eq_ignore_ascii_case("traceparent") {
+            // Two of them make the context invalid (W3C Trace Context): read as none.
+            let twice = headers.traceparent.is_some();
+            headers.traceparent = Some(if twice { v.start..v.start } else { v });
+        } else if name.eq_ignore_ascii_case("tracestate") {
+            headers.tracestate = Some(v);
         } else {
             let slot = match name.len() {
                 6 if name.eq_ignore_ascii_case("origin") => &mut headers.origin,

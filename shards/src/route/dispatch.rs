@@ -57,6 +57,7 @@ pub async fn handle(router: &Rc<Router>, req: McpHttpRequest, may_hand_off: bool
         if router.readiness.state().leaving() {
             router.stats.initialize_while_draining();
         }
+        let traced = crate::route::trace::start(router, &req, &env, started);
         let r = crate::route::lifecycle::initialize(router, &req.body, &env, &req.principal);
         let outcome = if r.status == 200 {
             crate::stats::Outcome::Ok
@@ -73,6 +74,12 @@ pub async fn handle(router: &Rc<Router>, req: McpHttpRequest, may_hand_off: bool
             outcome,
             started,
             bytes_in: req.body.len(),
+            trace: traced.as_ref().map(|active| crate::route::trace::Traced {
+                active,
+                request_id: env.id_bytes(&req.body),
+                version: Some(negotiated(env.protocol_version.as_deref())),
+                stdio: req.trace.stdio,
+            }),
         };
         observe(router, seen, &r);
         return r;
@@ -122,6 +129,7 @@ async fn request(
     };
     let id = env.id_bytes(body);
     let started = std::time::Instant::now();
+    let traced = crate::route::trace::start(router, req, env, started);
     let method = env.method.as_deref().unwrap_or("");
     // Tasks exist for sessions of the revision that has them, when some backend's are carried.
     let tasks = || {
@@ -141,6 +149,7 @@ async fn request(
         affinity: affinity.clone(),
         principal: Some(principal.clone()),
         task: task.clone(),
+        trace: traced.clone(),
         ..Era::default()
     };
     let call = |era: Era| Call {
@@ -223,7 +232,23 @@ async fn request(
         outcome,
         started,
         bytes_in: body.len(),
+        trace: traced.as_ref().map(|active| crate::route::trace::Traced {
+            active,
+            request_id: id,
+            version: router.sessions.borrow().get(sid).map(|s| s.version),
+            stdio: req.trace.stdio,
+        }),
     };
     observe(router, seen, &reply);
     reply
+}
+
+/// The version an `initialize` asking for `requested` is answered in (the gateway's newest
+/// when it does not serve the one asked for).
+fn negotiated(requested: Option<&str>) -> &'static str {
+    let served = crate::route::SUPPORTED_VERSIONS;
+    served
+        .iter()
+        .find(|v| Some(**v) == requested)
+        .unwrap_or(&served[0])
 }

@@ -192,13 +192,46 @@ pub(crate) async fn forward(
         let n = router.calls.mint();
         (r, format!("\"o1m.{}.{n}\"", router.id).into_bytes())
     });
-    // The name (and progress token) rewritten and the id made the 1-byte placeholder, in one
-    // pass into one buffer.
-    let mut others: [(Range<usize>, &[u8]); 2] = [(0..0, b""), (0..0, b"")];
+    let method = env.method.as_deref().unwrap_or("");
+    // Tracing on: the call's own span, whose context the backend gets in `_meta` (and as
+    // headers over HTTP).
+    let (trace_out, client_span) = match era.trace.as_ref() {
+        Some(a) => {
+            let named = || match method {
+                "tools/call" => era.tool.clone(),
+                "prompts/get" => edit
+                    .as_ref()
+                    .and_then(|(_, w)| sonic_rs::from_slice::<String>(w).ok()),
+                _ => None,
+            };
+            let named = a.ctx.sampled().then(named).flatten();
+            let (ctx, span) = crate::route::trace::ClientSpan::open(
+                router,
+                a,
+                backend,
+                method,
+                named.as_deref(),
+                env.id_bytes(body),
+            );
+            let out = crate::trace::Outgoing {
+                traceparent: ctx.traceparent(),
+                tracestate: a.tracestate.clone(),
+            };
+            (Some(out), span)
+        }
+        None => (None, None),
+    };
+    let trace_edit = trace_out.as_ref().and_then(|o| {
+        crate::trace::inject::meta_edit(body, env, &o.traceparent, o.tracestate.as_deref())
+    });
+    // The name (and progress token, and trace context) rewritten and the id made the 1-byte
+    // placeholder, in one pass into one buffer.
+    let mut others: [(Range<usize>, &[u8]); 3] = [(0..0, b""), (0..0, b""), (0..0, b"")];
     let mut n = 0;
     for (r, with) in [
         edit.as_ref().map(|(r, w)| (r, *w)),
         token.as_ref().map(|(r, w)| (r, &w[..])),
+        trace_edit.as_ref().map(|(r, w)| (r, &w[..])),
     ]
     .into_iter()
     .flatten()
@@ -211,7 +244,6 @@ pub(crate) async fn forward(
     // A 2025 session's call may meet a 2026 backend that asks for input: the backend is told
     // what the client can answer, and the bridge may send the call again
     // (`route/relay_input.rs`).
-    let method = env.method.as_deref().unwrap_or("");
     let bridged = !era.modern && !sid.is_empty() && input_required::may_ask(method);
     let client_caps = bridged
         .then(|| router.sessions.borrow().get(sid)?.input_caps.clone())
@@ -269,6 +301,7 @@ pub(crate) async fn forward(
         tool_headers: era.tool_headers.clone(),
         client_caps: client_caps.clone(),
         listen: false,
+        trace: trace_out.clone(),
     };
     let affinity = opts.affinity;
     let finish = Finisher {
@@ -304,6 +337,7 @@ pub(crate) async fn forward(
             client_caps: client_caps.clone(),
             max_inflight,
             series,
+            trace: trace_out.clone(),
         }
     };
     let resend_series = series.clone();
@@ -315,9 +349,11 @@ pub(crate) async fn forward(
             let _guard = guard;
             let started = std::time::Instant::now();
             let r = handle.call(wire, ph, opts).await;
-            series
-                .borrow_mut()
-                .add(crate::stats::Outcome::of(&r), started.elapsed());
+            let took = started.elapsed();
+            series.borrow_mut().add(crate::stats::Outcome::of(&r), took);
+            if let Some(span) = client_span {
+                span.close(&r, started, started + took);
+            }
             r
         },
         call_deadline,

@@ -22,7 +22,8 @@
 //!   [`input_required`] (a 2026 backend's `input_required` for a 2025 client), [`listen`]
 //!   (`subscriptions/listen`), [`per_client`] (a session's own upstream sessions,
 //!   `session = "per_client"`).
-//! - Bookkeeping: [`observe`], once per answered request (stats, [`tokens`], [`audit`]).
+//! - Bookkeeping: [`observe`], once per answered request (stats, [`tokens`], [`audit`],
+//!   the server span of [`trace`], whose client spans [`forward`] opens).
 
 pub mod audit;
 pub mod bridge;
@@ -57,6 +58,7 @@ pub mod streams;
 pub mod tables;
 pub mod tasks;
 pub mod tokens;
+pub mod trace;
 
 /// Versions served statelessly (2026-07-28 era).
 pub const MODERN_VERSIONS: &[&str] = &["2026-07-28"];

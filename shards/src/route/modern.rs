@@ -58,8 +58,11 @@ struct Dispatched {
 /// Validates and serves one modern request or notification.
 pub async fn serve(router: &Rc<Router>, req: &McpHttpRequest, env: &Envelope<'_>) -> Reply {
     let started = std::time::Instant::now();
+    let traced = (env.kind == Kind::Request)
+        .then(|| crate::route::trace::start(router, req, env, started))
+        .flatten();
     let mut seen = Dispatched::default();
-    let reply = serve_counted(router, req, env, &mut seen).await;
+    let reply = serve_counted(router, req, env, &mut seen, traced.clone()).await;
     if env.kind == Kind::Request {
         // Refused before dispatch (headers, version): the client's fault.
         let outcome = seen.outcome.unwrap_or(if reply.status >= 400 {
@@ -77,6 +80,12 @@ pub async fn serve(router: &Rc<Router>, req: &McpHttpRequest, env: &Envelope<'_>
             outcome,
             started,
             bytes_in: req.body.len(),
+            trace: traced.as_ref().map(|active| crate::route::trace::Traced {
+                active,
+                request_id: env.id_bytes(&req.body),
+                version: env.meta.version.as_deref(),
+                stdio: req.trace.stdio,
+            }),
         };
         observe(router, observed, &reply);
     }
@@ -89,6 +98,7 @@ async fn serve_counted(
     req: &McpHttpRequest,
     env: &Envelope<'_>,
     seen: &mut Dispatched,
+    trace: Option<std::rc::Rc<crate::trace::Active>>,
 ) -> Reply {
     let id = env.id_bytes(&req.body);
     if let Err(refused) = crate::route::phases::modern_version(req, env) {
@@ -129,6 +139,7 @@ async fn serve_counted(
             }),
         params: crate::route::request::ParamCheck::On(req.mcp_params.clone()),
         tool_headers: None,
+        trace,
     };
     let body = &req.body[..];
     // A retry of a call the gateway parked on this client's input.

@@ -1,5 +1,5 @@
 //! The bookkeeping of one answered request, in one step: the shard's statistics, token
-//! accounting of the answers the router built itself, and the audit line. Both eras and the
+//! accounting of the answers the router built itself, the audit line, and the server span. Both eras and the
 //! handshake report here once per request, with the reply as the client gets it. (A 2025
 //! request refused before its method runs, such as a missing or unknown session, is not
 //! counted; a 2026 one is, as before the redesign.)
@@ -33,15 +33,25 @@ pub(crate) struct Observed<'a> {
     pub started: Instant,
     /// Request body bytes.
     pub bytes_in: usize,
+    /// Its server span, when tracing is on.
+    pub trace: Option<crate::route::trace::Traced<'a>>,
 }
 
 /// Counts the request, taps the answer for token accounting when the gateway built it (a
 /// list, a meta tool; forwarded calls are tapped where their response is finished, which
 /// also covers streamed ones), and writes the audit line.
 pub(crate) fn observe(router: &Rc<Router>, o: Observed<'_>, reply: &Reply) {
-    router
-        .stats
-        .request(o.method, o.outcome, o.started.elapsed());
+    let took = o.started.elapsed();
+    router.stats.request(o.method, o.outcome, took);
+    if let Some(t) = &o.trace {
+        let end = crate::route::trace::ServerEnd {
+            method: o.method,
+            name: o.name,
+            session: o.session,
+            end: o.started + took,
+        };
+        crate::route::trace::server(router, t, end, reply);
+    }
     if o.dispatched && o.outcome == Outcome::Ok && router.tokens.is_enabled() {
         crate::route::tokens::tap_gateway_reply(&router.tokens, o.method, o.meta, reply);
     }

@@ -24,6 +24,7 @@ fn req(
         affinity: Default::default(),
         principal: Principal::new("p", Vec::new()),
         discovery: crate::config::Discovery::Full,
+        trace: Default::default(),
         body: body.as_bytes().to_vec(),
     }
 }

@@ -63,6 +63,8 @@ pub(crate) struct Resend {
     pub(crate) client_caps: Option<std::sync::Arc<[u8]>>,
     pub(crate) max_inflight: usize,
     pub(crate) series: crate::stats::LocalSeries,
+    /// The first send's trace context (its `_meta` one is in `base` already).
+    pub(crate) trace: Option<crate::trace::Outgoing>,
 }
 
 /// The backend asked for input after answering nothing else on the call (`early` holds
@@ -357,6 +359,7 @@ async fn call_again(
         // A 2025 client's call to a 2026 backend never creates a task (no extension).
         pin: None,
         related_task: None,
+        trace: resend.trace.clone(),
     };
     let started = std::time::Instant::now();
     let mut call = std::pin::pin!(finish.handle.call(body, ph, opts));

@@ -35,6 +35,8 @@ pub struct McpHttpRequest {
     pub principal: Principal,
     /// How the client discovers tools (its `X-MCP-Discovery` header, else the config's).
     pub discovery: crate::config::Discovery,
+    /// Its HTTP trace headers, read only when tracing is on.
+    pub trace: crate::trace::Incoming,
     /// Body.
     pub body: Vec<u8>,
 }
@@ -55,6 +57,7 @@ impl McpHttpRequest {
             affinity: self.affinity.clone(),
             principal: self.principal.clone(),
             discovery: self.discovery,
+            trace: self.trace.clone(),
             body: self.body.clone(),
         }
     }
@@ -143,6 +146,9 @@ pub struct Era {
     /// The called tool's `x-mcp-header` arguments: the backend gets their `Mcp-Param-*`
     /// headers computed from the body it is sent (`upstream/modern.rs`).
     pub tool_headers: Option<std::sync::Arc<crate::catalog::params::ToolHeaders>>,
+    /// The request's server span, when tracing is on: its backend calls are its children.
+    /// Behind an `Rc` so that the era (copied into every call's finisher) grows by one word.
+    pub trace: Option<std::rc::Rc<crate::trace::Active>>,
 }
 
 /// What the `Mcp-Param-*` check (`route/params.rs`) sees of a request.

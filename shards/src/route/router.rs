@@ -65,6 +65,8 @@ pub struct RouterParts {
     pub rate_store: crate::auth::limit_store::SharedRateStore,
     /// Token accounting.
     pub tokens: crate::route::tokens::SharedTokenSink,
+    /// Where finished spans go (disabled without `[telemetry] otlp_endpoint`).
+    pub trace: crate::trace::SharedTraceSink,
     /// This shard's backends.
     pub upstreams: Upstreams,
 }
@@ -99,6 +101,8 @@ pub struct Router {
     pub cache: Rc<crate::cache::LocalCache>,
     /// Answers handed to the tokenizer thread (`[metrics] tokens`).
     pub tokens: crate::route::tokens::SharedTokenSink,
+    /// OpenTelemetry spans (`[telemetry]`): the shard's ids and the exporter's queue.
+    pub trace: crate::trace::LocalTracer,
     /// Who is calling and what it may do.
     pub auth: crate::auth::local::LocalAuth,
     /// The search index of the `search` discovery mode (built on first use).
@@ -149,6 +153,7 @@ impl Router {
             stats: Default::default(),
             cache: Default::default(),
             tokens: parts.tokens,
+            trace: crate::trace::LocalTracer::new(parts.trace, parts.id),
             search: Default::default(),
             calls: LocalCalls::default(),
             per_client: RefCell::default(),

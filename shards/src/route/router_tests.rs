@@ -136,6 +136,7 @@ fn router_with(
         audit: crate::audit::SharedAuditSink::disabled(),
         rate_store: crate::auth::limit_store::SharedRateStore::local(),
         tokens: crate::route::tokens::SharedTokenSink::disabled(),
+        trace: crate::trace::SharedTraceSink::disabled(),
         upstreams: Upstreams::new(crate::upstream::stdio::gate::SharedSpawnGate::new(1)),
     }))
 }
@@ -153,6 +154,7 @@ fn post(principal: &Principal, sid: Option<&str>, body: &str) -> McpHttpRequest 
         affinity: Default::default(),
         principal: principal.clone(),
         discovery: crate::config::Discovery::Full,
+        trace: Default::default(),
         body: body.as_bytes().to_vec(),
     }
 }
@@ -160,6 +162,7 @@ fn post(principal: &Principal, sid: Option<&str>, body: &str) -> McpHttpRequest 
 fn delete(principal: &Principal, sid: &str) -> McpHttpRequest {
     McpHttpRequest {
         method: Method::Delete,
+        trace: Default::default(),
         body: Vec::new(),
         ..post(principal, Some(sid), "")
     }

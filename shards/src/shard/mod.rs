@@ -187,6 +187,8 @@ pub struct ShardInit {
     pub rate_store: crate::auth::limit_store::SharedRateStore,
     /// Token accounting (disabled unless `[metrics] tokens` names an encoding).
     pub tokens: crate::route::tokens::SharedTokenSink,
+    /// OpenTelemetry spans (disabled unless `[telemetry] otlp_endpoint`).
+    pub trace: crate::trace::SharedTraceSink,
     /// TLS termination (`[server.tls]`), the same config for every shard.
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// The gateway-wide cap on stdio starts (`proxy.max_concurrent_spawns`).
@@ -277,6 +279,7 @@ async fn shard_main(init: ShardInit) {
         audit: init.audit.clone(),
         rate_store: init.rate_store.clone(),
         tokens: init.tokens.clone(),
+        trace: init.trace.clone(),
         upstreams: Upstreams::new(init.spawn_gate.clone()),
     }));
     let control = init.control.clone();

@@ -108,6 +108,9 @@ pub struct CallOpts {
     /// The task a follow-up is about, as the backend's id (raw JSON string): on a channel
     /// without request links (stdio), the backend's requests naming it go to this call.
     pub related_task: Option<Vec<u8>>,
+    /// The call's trace context, sent to HTTP backends as `traceparent`/`tracestate`
+    /// headers (`None`: tracing off).
+    pub trace: Option<crate::trace::Outgoing>,
 }
 
 /// Which upstream answered a call: the replica (HTTP) or instance (stdio pool), and an
@@ -158,6 +161,7 @@ impl CallOpts {
             tool_headers: self.tool_headers.clone(),
             client_caps: self.client_caps.clone(),
             listen: self.listen,
+            trace: self.trace.clone(),
         }
     }
 

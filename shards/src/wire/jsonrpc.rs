@@ -36,6 +36,10 @@ pub struct ModernMeta<'a> {
     pub capabilities: Option<Range<usize>>,
     /// `io.modelcontextprotocol/logLevel`.
     pub log_level: Option<Cow<'a, str>>,
+    /// `traceparent` (W3C Trace Context, MCP's convention): its value's range, whatever its type.
+    pub traceparent: Option<Range<usize>>,
+    /// `tracestate`: its value's range, whatever its type.
+    pub tracestate: Option<Range<usize>>,
 }
 
 /// Byte ranges and small fields of one JSON-RPC message; borrows the body.
@@ -269,6 +273,8 @@ impl<'a> Envelope<'a> {
                             b"io.modelcontextprotocol/logLevel" => {
                                 self.meta.log_level = unescape(f == Some(b'"'), body, v)
                             }
+                            b"traceparent" => self.meta.traceparent = Some(v),
+                            b"tracestate" => self.meta.tracestate = Some(v),
                             _ => {}
                         }
                     }
@@ -410,7 +416,7 @@ pub fn splice_tracking(
 }
 
 /// Replaces the request id at `id` with the 1-byte placeholder `0` (each transport splices
-/// its own id over it) and applies up to two `others` edits (non-overlapping, not touching
+/// its own id over it) and applies up to three `others` edits (non-overlapping, not touching
 /// the id), in one pass into `out`; returns where the placeholder landed.
 pub fn splice_placeholder(
     body: &[u8],
@@ -418,9 +424,10 @@ pub fn splice_placeholder(
     others: &[(Range<usize>, &[u8])],
     out: &mut Vec<u8>,
 ) -> Range<usize> {
-    debug_assert!(others.len() <= 2);
-    let mut all: [(Range<usize>, &[u8]); 3] = [(id.clone(), b"0"), (0..0, b""), (0..0, b"")];
-    let n = 1 + others.len().min(2);
+    debug_assert!(others.len() <= 3);
+    let mut all: [(Range<usize>, &[u8]); 4] =
+        [(id.clone(), b"0"), (0..0, b""), (0..0, b""), (0..0, b"")];
+    let n = 1 + others.len().min(3);
     all[1..n].clone_from_slice(&others[..n - 1]);
     let all = &mut all[..n];
     all.sort_by_key(|e| e.0.start);

@@ -56,6 +56,24 @@ fn restart_only_keys_are_named_with_old_and_new_values() {
 }
 
 #[test]
+fn telemetry_changes_need_a_restart() {
+    let old = config::parse_str("", "t.toml").unwrap();
+    let new = config::parse_str(
+        "[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\nsample_ratio = 0.5\nservice_name = \"gw\"\n",
+        "t.toml",
+    )
+    .unwrap();
+    let keys = restart_only(&old, &new);
+    for k in [
+        "telemetry.otlp_endpoint",
+        "telemetry.sample_ratio",
+        "telemetry.service_name",
+    ] {
+        assert!(keys.iter().any(|x| x.starts_with(k)), "{k}: {keys:?}");
+    }
+}
+
+#[test]
 fn the_rate_limit_store_needs_a_restart_and_its_password_is_never_shown() {
     let old = config::parse_str(
         "[rate_limit]\nstore = \"redis\"\nredis_url = \"redis://:old-Secret-1@10.0.0.5:6379\"\n",

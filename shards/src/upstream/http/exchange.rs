@@ -24,6 +24,7 @@ impl LocalHttpBackend {
             pin,
             tool_headers,
             client_caps,
+            trace,
         } = t;
         let session = match self.session(replica).await {
             Ok(s) => s,
@@ -60,7 +61,17 @@ impl LocalHttpBackend {
             true => crate::upstream::modern::request_headers(&wire, tool_headers),
             false => Vec::new(),
         };
-        let hdrs = self.header_refs(&session, modern, &extra);
+        let mut hdrs = self.header_refs(&session, modern, &extra);
+        if let Some(t) = trace {
+            // Borrowed, not copied: the context is ASCII by construction.
+            hdrs.push((
+                "traceparent",
+                std::str::from_utf8(&t.traceparent).unwrap_or(""),
+            ));
+            if let Some(ts) = &t.tracestate {
+                hdrs.push(("tracestate", ts));
+            }
+        }
         let mut reused = reused;
         let mut head = loop {
             let sent = conn

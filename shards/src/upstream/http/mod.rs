@@ -96,6 +96,8 @@ struct Try<'a> {
     tool_headers: Option<&'a crate::catalog::params::ToolHeaders>,
     /// What a 2026 backend is told the client can answer (`CallOpts::client_caps`).
     client_caps: Option<&'a [u8]>,
+    /// The call's trace context (`CallOpts::trace`).
+    trace: Option<&'a crate::trace::Outgoing>,
 }
 
 enum Attempt {
@@ -210,6 +212,7 @@ impl LocalHttpBackend {
                             pin: opts.pin,
                             tool_headers: opts.tool_headers.as_deref(),
                             client_caps: opts.client_caps.as_deref(),
+                            trace: opts.trace.as_ref(),
                         },
                     )
                     .await
