@@ -235,7 +235,9 @@ fn a_2026_clients_tasks_reach_a_2025_only_backend() {
                 Some("multi_input done: name Ada, confirmed true"),
                 "{at}: {done:?}"
             );
-            assert_eq!(parked(&gw), 0, "{at}: nothing left parked");
+            // The gauge is summed from the shards' figures every 500 ms: wait for it.
+            let left = until(Duration::from_secs(5), || parked(&gw), |n| *n == 0);
+            assert_eq!(left, 0, "{at}: nothing left parked");
 
             // Cancelled: the backend's task is cancelled; cancelling again is the same ack.
             let id = task_id(
@@ -411,7 +413,7 @@ fn an_input_nobody_answers_ends_at_the_backends_timeout() {
                 .json(),
             );
             let (key, _) = until_asked(&gw, &id, &at);
-            let parked_now = until(Duration::from_secs(3), || parked(&gw), |n| *n == 1);
+            let parked_now = until(Duration::from_secs(5), || parked(&gw), |n| *n == 1);
             assert_eq!(parked_now, 1, "{at}: the backend's request is parked");
             // Nobody answers: the park ends with the backend's timeout.
             let gone = until(Duration::from_secs(8), || parked(&gw), |n| *n == 0);
