@@ -101,6 +101,14 @@ fn a_2025_session_runs_tasks_on_a_2026_only_backend() {
             let failing = create(&gw, &sid, "fx__failing_job", "{}");
             let r = task_req(&gw, &sid, "tasks/result", &failing).answer();
             assert_eq!(r["result"]["isError"].as_bool(), Some(true), "{at}: {r:?}");
+            // ... and the task a 2026 backend calls completed is failed in 2025 (a tool call
+            // whose result has isError).
+            let v = until_status(&gw, &sid, &failing, "failed");
+            assert_eq!(
+                v["result"]["status"].as_str(),
+                Some("failed"),
+                "{at}: {v:?}"
+            );
             let broken = create(&gw, &sid, "fx__protocol_error_job", "{}");
             let r = task_req(&gw, &sid, "tasks/result", &broken).answer();
             assert_eq!(r["error"]["code"].as_i64(), Some(-32603), "{at}: {r:?}");

@@ -220,6 +220,9 @@ async fn get(
             input::forget(call.router, gw_id);
             let end = ask(call, backend, gw_id, task, Follow::Result).await?;
             if let Ok(v) = sonic_rs::get(&end[..], ["result"]) {
+                // A 2025 task that failed with a tool result (`isError`) is a completed task
+                // in the extension, whose `failed` is for JSON-RPC errors only (SEP-2663).
+                shown = "completed";
                 extra.push(("result", v.as_raw_str().as_bytes().to_vec()));
             } else if let Ok(e) = sonic_rs::get(&end[..], ["error"]) {
                 shown = "failed";

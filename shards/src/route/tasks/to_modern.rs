@@ -250,6 +250,16 @@ pub(crate) fn legacy_task(server: &str, obj: &[u8], gw: &str) -> Result<Vec<u8>,
             reason: "its task has no status the tasks extension names".into(),
         });
     };
+    // A tool call that completed with `isError` is `failed` in 2025 ("for tool calls
+    // specifically, this includes cases where the tool call result has isError set to
+    // true"); the extension keeps it `completed`. `tasks/result` returns the result as is.
+    let status = if status == "completed"
+        && sonic_rs::get(obj, ["result", "isError"]).is_ok_and(|v| v.as_bool() == Some(true))
+    {
+        "failed"
+    } else {
+        status
+    };
     let field = |k: &str| sonic_rs::get(obj, [k]).ok();
     let text = |k: &str| field(k).and_then(|v| v.as_str().map(str::to_string));
     let number = |a: &str, b: &str| field(a).or_else(|| field(b)).and_then(|v| v.as_u64());
@@ -336,6 +346,11 @@ mod tests {
             sonic_rs::from_slice(&legacy_task("s", failed, "g").unwrap()).unwrap();
         assert_eq!(v["statusMessage"].as_str(), Some("boom"));
         assert!(v["ttl"].is_null() && v.get("pollInterval").is_none());
+        // A tool result with isError: completed in 2026, failed in 2025.
+        let tool_error = br#"{"taskId":"b","status":"completed","createdAt":"x","lastUpdatedAt":"y","ttlMs":null,"result":{"content":[],"isError":true}}"#;
+        let v: sonic_rs::Value =
+            sonic_rs::from_slice(&legacy_task("s", tool_error, "gw").unwrap()).unwrap();
+        assert_eq!(v["status"].as_str(), Some("failed"));
         // A status neither era names is the backend's fault.
         let odd = br#"{"taskId":"b","status":"paused"}"#;
         assert!(matches!(
