@@ -60,6 +60,16 @@ impl Inputs {
         Ok(())
     }
 
+    /// Forgets the tasks whose parked request ended on its own (`parked(n)` false: its
+    /// timeout passed), whether or not their client polls them again, so abandoned tasks do
+    /// not hold a caller's or the shard's bound.
+    pub fn forget_ended(&mut self, parked: impl Fn(u64) -> bool) {
+        self.map.retain(|_, e| match e.state {
+            InputState::Asking { n, .. } => parked(n),
+            InputState::Waiting => true,
+        });
+    }
+
     /// Where task `gw`'s input stands, if it has an entry.
     pub fn get(&self, gw: &str) -> Option<&InputState> {
         self.map.get(gw).map(|e| &e.state)
@@ -95,6 +105,29 @@ impl Inputs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tasks_whose_park_ended_free_their_callers_bound() {
+        let mut t = Inputs::default();
+        let me: Rc<str> = "me".into();
+        for i in 0..MAX_PER_CALLER {
+            t.admit(&format!("t{i}"), &me).unwrap();
+            let asking = InputState::Asking {
+                n: i as u64,
+                request: b"{}".to_vec(),
+            };
+            assert!(t.set(&format!("t{i}"), asking));
+        }
+        assert!(t.admit("late", &me).is_err(), "the bound is met");
+        // Parks 0..4 ended (their timeout); the rest are still parked.
+        t.forget_ended(|n| n >= 4);
+        assert_eq!(t.len(), MAX_PER_CALLER - 4);
+        assert!(t.get("t0").is_none() && t.get("t4").is_some());
+        assert!(t.admit("late", &me).is_ok(), "room again");
+        // A task still waiting for its request is kept.
+        t.forget_ended(|_| false);
+        assert_eq!(t.get("late"), Some(&InputState::Waiting));
+    }
 
     #[test]
     fn each_caller_and_the_shard_are_bounded() {

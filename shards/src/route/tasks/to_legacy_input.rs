@@ -84,6 +84,11 @@ pub(crate) async fn shown(call: &Call<'_>, backend: usize, gw: &str, task: &Task
         );
     }
     let owner = owner_name(call);
+    {
+        let parked = call.router.parked.borrow();
+        let mut inputs = call.router.task_inputs.borrow_mut();
+        inputs.forget_ended(|n| parked.contains_key(&n));
+    }
     if let Err(why) = call.router.task_inputs.borrow_mut().admit(gw, &owner) {
         return Shown::NotYet(why);
     }
