@@ -2,10 +2,11 @@
 //! against the real binary on both drivers, through the demo server over stdio (`demo`) and
 //! over HTTP (`web`); the stdio front last.
 //!
-//! Every batch here is raw JSON written by hand: neither official client can send one. The
-//! TypeScript SDK's `Transport.send` takes one `JSONRPCMessage` (its batch schema was dropped
-//! with 2025-06-18), and the Python `mcp` client's `ClientSession` sends one message per
-//! request; so no SDK test is possible.
+//! Every batch here is raw JSON written by hand. Of the official clients, only the TypeScript
+//! SDK's `StreamableHTTPClientTransport.send` takes an array (its `Client` sends one message
+//! per request): `tests/ts/batches.test.mjs` drives that transport. The Python `mcp` client
+//! (2.3.0) posts one `JSONRPCMessage` per request and cannot send a batch, so there is no
+//! Python test.
 
 mod common;
 
