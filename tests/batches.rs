@@ -348,6 +348,42 @@ fn bad_batches_are_answered_as_json_rpc_orders() {
 }
 
 #[test]
+fn each_element_is_rate_limited_as_a_request_of_its_own() {
+    for driver in DRIVERS {
+        let cfg = format!(
+            "[rate_limit.tools]\n\"demo__echo\" = {{ requests_per_s = 0.01, burst = 2 }}\n\n{}",
+            demo_stdio("demo", "")
+        );
+        let gw = Gateway::start(&cfg, driver, 2, &["demo"]);
+        let sid = session(&gw, "2025-03-26");
+        let mut parts: Vec<String> = (1..=4)
+            .map(|i| call(&i.to_string(), "demo__echo", r#"{"message":"m"}"#))
+            .collect();
+        parts.push(ping("5"));
+        let answers = array(&gw.post(&[("mcp-session-id", &sid)], &batch(&parts)));
+        assert_eq!(answers.len(), 5, "{answers:?}");
+        let served = answers
+            .iter()
+            .filter(|a| a["result"]["content"].is_array())
+            .count();
+        let limited: Vec<_> = answers
+            .iter()
+            .filter(|a| {
+                a["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("rate limit exceeded"))
+            })
+            .collect();
+        assert_eq!(served, 2, "the tool's burst: {answers:?}");
+        assert_eq!(limited.len(), 2, "{answers:?}");
+        assert!(limited
+            .iter()
+            .all(|a| code(a) == -32000 && a["id"].as_i64().is_some()));
+        assert!(by_id(&answers, "5")["result"].is_object());
+    }
+}
+
+#[test]
 fn a_client_cancels_one_element() {
     for driver in DRIVERS {
         let (_demo, gw) = start(driver, 2);
