@@ -384,6 +384,35 @@ fn each_element_is_rate_limited_as_a_request_of_its_own() {
 }
 
 #[test]
+fn elements_run_concurrently_within_max_inflight() {
+    for driver in DRIVERS {
+        let cfg = demo_stdio("demo", "max_inflight = 2");
+        let gw = Gateway::start(&cfg, driver, 2, &["demo"]);
+        let sid = session(&gw, "2025-03-26");
+        let parts: Vec<String> = (1..=3)
+            .map(|i| call(&i.to_string(), "demo__sleep", r#"{"ms":500}"#))
+            .collect();
+        let answers = array(&gw.post(&[("mcp-session-id", &sid)], &batch(&parts)));
+        assert_eq!(answers.len(), 3, "{answers:?}");
+        // Run one after another, all three would have been served; at once, the third finds
+        // the backend's two slots taken.
+        let slept = answers
+            .iter()
+            .filter(|a| a["result"]["content"][0]["text"].as_str() == Some("slept 500ms"))
+            .count();
+        let busy: Vec<_> = answers
+            .iter()
+            .filter(|a| {
+                a["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("busy"))
+            })
+            .collect();
+        assert_eq!((slept, busy.len()), (2, 1), "{answers:?}");
+    }
+}
+
+#[test]
 fn a_client_cancels_one_element() {
     for driver in DRIVERS {
         let (_demo, gw) = start(driver, 2);
