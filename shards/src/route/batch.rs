@@ -190,6 +190,8 @@ fn element(batch: &McpHttpRequest, body: Vec<u8>) -> McpHttpRequest {
         affinity: batch.affinity.clone(),
         principal: batch.principal.clone(),
         discovery: batch.discovery,
+        // Each element is traced as a request of its own, under the batch's incoming context.
+        trace: batch.trace.clone(),
         body,
     }
 }
