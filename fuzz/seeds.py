@@ -121,6 +121,12 @@ for m in msgs:
     for t in ("envelope", "envelope_differential", "scan_members"):
         add(t, m)
     add("envelope_differential", json.dumps(messages[m], indent=1))
+# Batches (2025-03-26 sessions): the messages in arrays, alone, in pairs, and bad elements.
+for i, m in enumerate(msgs):
+    add("batch", "[" + m + "]")
+    add("batch", "[ " + m + " , " + msgs[(i + 1) % len(msgs)] + " ]")
+for bad in ("[]", " [ ] ", "[1,\"x\",[],null]", "[[{}]]", "[{},", "[1] x", "[" + "1," * 20 + "1]"):
+    add("batch", bad)
 for m in responses + requests:
     add("backend_message", m)
     add("backend_message", m + "\r")

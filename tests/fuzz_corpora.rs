@@ -80,6 +80,7 @@ targets!(
     envelope,
     envelope_differential,
     scan_members,
+    batch,
     backend_message,
     backend_lists,
     sse,

@@ -42,6 +42,8 @@ fn malformed_messages_get_400_and_a_jsonrpc_error() {
         let cases: &[(&str, i64, Option<i64>)] = &[
             ("{not json", -32700, None),
             ("", -32700, None),
+            // A batch without a session: refused (only a 2025-03-26 session may batch,
+            // tests/batches.rs).
             (
                 r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#,
                 -32600,

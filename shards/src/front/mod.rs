@@ -12,6 +12,7 @@ pub mod admin;
 pub mod guard;
 pub mod http;
 pub mod stdio;
+pub mod stdio_batch;
 
 use std::cell::Cell;
 use std::rc::Rc;

@@ -32,7 +32,7 @@ impl LocalStdioFront {
         }
     }
 
-    fn write(&self, msg: Vec<u8>) {
+    pub(crate) fn write(&self, msg: Vec<u8>) {
         // Messages must be single lines; the gateway never pretty-prints, but a backend's
         // message could carry a raw newline between tokens, which JSON allows.
         let msg = if msg.contains(&b'\n') {
@@ -87,6 +87,8 @@ pub async fn line(fr: &Rc<LocalFront>, line: Vec<u8>) {
         crate::wire::jsonrpc::Envelope::parse(&line).map(|e| e.kind),
         Ok(crate::wire::jsonrpc::Kind::Request) | Err(_)
     );
+    // A batch (2025-03-26 sessions): its responses go out as one line (`stdio_batch.rs`).
+    let batch = crate::wire::batch::is_array(&line);
     let fr = fr.clone();
     if in_order {
         // The one client of a stdio gateway initializes at once, usually before the
@@ -155,6 +157,9 @@ pub async fn line(fr: &Rc<LocalFront>, line: Vec<u8>) {
                 async move { deliver(&fr, stream).await }
             });
             return;
+        }
+        if batch {
+            return crate::front::stdio_batch::deliver(&fr, reply).await;
         }
         if !is_request {
             // Notifications and responses never get an answer on stdio.

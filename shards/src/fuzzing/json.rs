@@ -387,3 +387,37 @@ pub fn backend_message(data: &[u8]) {
     let _ = BackendCaps::from_initialize_result(result);
     let _ = cache_hints(result);
 }
+
+/// A client's body read as a 2025-03-26 batch (`wire::batch::split`): on any bytes, no panic;
+/// when it splits, at least one and at most the bound of elements, in bounds, in order and
+/// apart, each one JSON value, and exactly the elements a full serde_json parse of the array
+/// sees, in order.
+pub fn batch(data: &[u8]) {
+    const MAX: usize = 8;
+    let array = crate::wire::batch::is_array(data);
+    let Ok(ranges) = crate::wire::batch::split(data, MAX) else {
+        return;
+    };
+    assert!(array, "split a body that is not an array");
+    assert!((1..=MAX).contains(&ranges.len()), "{ranges:?}");
+    let mut last = 0;
+    let mut elements = Vec::with_capacity(ranges.len());
+    for r in &ranges {
+        assert!(
+            in_bounds(r, data.len()) && r.start > last && r.start < r.end,
+            "{r:?}"
+        );
+        last = r.end;
+        match serde_json::from_slice::<serde_json::Value>(&data[r.clone()]) {
+            Ok(v) => elements.push(v),
+            Err(e) if serde_limit(&e) => return,
+            Err(e) => panic!("element {r:?} is not one JSON value: {e}"),
+        }
+    }
+    match serde_json::from_slice::<serde_json::Value>(data) {
+        Ok(serde_json::Value::Array(all)) => assert_eq!(all, elements),
+        Ok(other) => panic!("split a non-array: {other}"),
+        Err(e) if serde_limit(&e) => {}
+        Err(e) => panic!("split a body serde_json refuses: {e}"),
+    }
+}

@@ -24,7 +24,7 @@ pub use auth::{jwks, jwt};
 pub use config::config;
 pub use http::{http_head, http_request, http_response};
 pub use ids::{cursor, mcp_headers, request_state, session_id};
-pub use json::{backend_message, envelope, envelope_differential, scan_members};
+pub use json::{backend_message, batch, envelope, envelope_differential, scan_members};
 pub use lists::backend_lists;
 pub use streams::{sse, stdio_lines};
 
@@ -39,6 +39,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("envelope", envelope),
     ("envelope_differential", envelope_differential),
     ("scan_members", scan_members),
+    ("batch", batch),
     ("backend_message", backend_message),
     ("backend_lists", backend_lists),
     ("sse", sse),

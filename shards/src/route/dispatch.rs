@@ -28,6 +28,18 @@ use crate::wire::ok_result;
 
 /// Serves one `/mcp` request. `may_hand_off` is false when this shard received it as a handoff.
 pub async fn handle(router: &Rc<Router>, req: McpHttpRequest, may_hand_off: bool) -> Reply {
+    serve(router, req, may_hand_off, may_hand_off).await
+}
+
+/// [`handle`] with its two once-per-request phases chosen apart: `rate` (the rate limit) and
+/// `hand_off` (to the session's owner shard). A batch's elements (`route/batch.rs`) run on
+/// the owner shard with the rate limit and without a handoff.
+pub(crate) async fn serve(
+    router: &Rc<Router>,
+    req: McpHttpRequest,
+    rate: bool,
+    may_hand_off: bool,
+) -> Reply {
     match req.method {
         Method::Post => {}
         Method::Delete => return crate::route::lifecycle::delete(router, req, may_hand_off).await,
@@ -41,9 +53,14 @@ pub async fn handle(router: &Rc<Router>, req: McpHttpRequest, may_hand_off: bool
     // The checks, in order (`route/phases.rs`).
     let env = match phases::parse(&req.body) {
         Ok(e) => e,
+        // Not one message: a batch is served by `route/batch.rs` when its session's
+        // revision has batches, else refused as any other unreadable body.
+        Err(refused) if crate::wire::batch::is_array(&req.body) => {
+            return crate::route::batch::serve(router, req, may_hand_off, *refused).await
+        }
         Err(refused) => return *refused,
     };
-    if may_hand_off {
+    if rate {
         if let Err(refused) = phases::rate_limit(router, &req, &env).await {
             return *refused;
         }

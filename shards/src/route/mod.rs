@@ -7,6 +7,7 @@
 //! - [`router`]: the [`router::Router`] and the [`router::Peers`] trait handoffs go through;
 //!   [`tables`]: the state it holds; [`request`]: a request as the fronts hand it over.
 //! - [`call`]: one request on its way to a backend; [`by_name`]: routing it by name or URI.
+//! - [`batch`]: a 2025-03-26 session's JSON-RPC batch, each element dispatched alone.
 //! - Admission: [`phases`] (every check before a method runs, both eras, in order),
 //!   [`dispatch`] (session checks, handoff to the owner shard, method routing),
 //!   [`modern`] (the 2026 era's checks and methods), [`params`] (`Mcp-Param-*` headers
@@ -26,6 +27,7 @@
 //!   the server span of [`trace`], whose client spans [`forward`] opens).
 
 pub mod audit;
+pub mod batch;
 pub mod bridge;
 pub mod by_name;
 pub mod cached;

@@ -8,6 +8,7 @@
 //!
 //! # Key Components
 //! - [`jsonrpc`]: the lazy [`jsonrpc::Envelope`], refusals of hostile shapes, splices.
+//! - [`batch`]: a 2025-03-26 batch split into its elements' byte ranges.
 //! - [`scan`]: the nesting bound and the allocation-free walk over an object's members.
 //! - [`header`]: MCP header values, `=?base64?…?=` decoded and encoded.
 //! - [`args`]: a `tools/call`'s arguments as its `Mcp-Param-*` headers see them.
@@ -17,6 +18,7 @@
 //! `front/http.rs`, the front), SSE in `http/sse.rs`, and the runtime glue in `rt/`.
 
 pub mod args;
+pub mod batch;
 pub mod header;
 pub mod jsonrpc;
 pub mod scan;
