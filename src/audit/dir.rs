@@ -68,10 +68,7 @@ pub fn check_path(path: &str) -> anyhow::Result<Option<String>> {
             if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) =>
         {
             // The nearest existing ancestor must be a directory this user may write in.
-            let mut up = dir;
-            while !up.exists() {
-                up = up.parent().unwrap_or(Path::new("/"));
-            }
+            let up = nearest_existing(dir);
             if !up.is_dir() {
                 return Err(cannot_create(
                     dir,
@@ -85,6 +82,20 @@ pub fn check_path(path: &str) -> anyhow::Result<Option<String>> {
         }
         Err(e) => anyhow::bail!("audit.path {path}: cannot check {d}: {e}"),
     }
+}
+
+/// The nearest ancestor of `dir` that exists (`dir` itself if it does). A relative path's
+/// last ancestor is the working directory (`.`), never `/`.
+fn nearest_existing(dir: &Path) -> &Path {
+    let mut up = dir;
+    while !up.exists() {
+        up = match up.parent() {
+            Some(p) if p.as_os_str().is_empty() => Path::new("."),
+            Some(p) => p,
+            None => Path::new("/"),
+        };
+    }
+    up
 }
 
 /// `access(W_OK)`: this user may write `p` (a file, or in a directory).
@@ -103,6 +114,18 @@ fn writable(p: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relative_paths_nearest_ancestor_is_the_working_directory() {
+        let rel = format!("o1m-missing-{}/logs", std::process::id());
+        assert_eq!(nearest_existing(Path::new(&rel)), Path::new("."));
+        assert_eq!(
+            nearest_existing(Path::new("/nonexistent-o1m/x")),
+            Path::new("/")
+        );
+        let here = std::env::temp_dir();
+        assert_eq!(nearest_existing(&here), here.as_path());
+    }
 
     #[test]
     fn a_missing_directory_is_noted_then_created_and_one_below_a_file_is_refused() {
