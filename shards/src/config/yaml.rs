@@ -56,7 +56,8 @@ struct Builder<'t> {
     parser: Parser<'t, StrInput<'t>>,
     offsets: Option<Vec<usize>>,
     /// Anchored nodes and their size in values.
-    anchors: HashMap<usize, (Node, usize)>,
+    /// Anchored values: the value, its size in values and its height in levels.
+    anchors: HashMap<usize, (Node, usize, usize)>,
     /// Values built so far, alias copies included.
     nodes: usize,
     len: usize,
@@ -156,9 +157,17 @@ impl<'t> Builder<'t> {
                 (Node::new(range, Kind::Map(entries)), anchor)
             }
             Event::Alias(id) => {
-                let Some(size) = self.anchors.get(&id).map(|(_, size)| *size) else {
+                let Some((size, height)) = self.anchors.get(&id).map(|(_, s, h)| (*s, *h)) else {
                     return Err(self.err(span, "alias to an unknown anchor"));
                 };
+                // A copy nests the anchored value here: the depth bound holds for it too (a
+                // chain of aliases would otherwise build a tree far deeper than the text).
+                if depth + height > MAX_DEPTH {
+                    return Err(self.err(
+                        span,
+                        &format!("nested deeper than {MAX_DEPTH} levels (through an alias)"),
+                    ));
+                }
                 // Counted before the copy is made: the budget bounds memory too.
                 self.count(size, span)?;
                 let mut copy = self.anchors[&id].0.clone();
@@ -169,9 +178,19 @@ impl<'t> Builder<'t> {
         };
         if anchor > 0 {
             let size = self.nodes - before + 1;
-            self.anchors.insert(anchor, (node.clone(), size));
+            self.anchors
+                .insert(anchor, (node.clone(), size, height(&node)));
         }
         Ok(node)
+    }
+}
+
+/// Levels in `node` (a scalar: 1). Bounded by `MAX_DEPTH`: every node was built within it.
+fn height(node: &Node) -> usize {
+    1 + match &node.kind {
+        Kind::Seq(items) => items.iter().map(height).max().unwrap_or(0),
+        Kind::Map(entries) => entries.iter().map(|e| height(&e.value)).max().unwrap_or(0),
+        _ => 0,
     }
 }
 
@@ -257,6 +276,22 @@ mod tests {
         assert_eq!(&text[h.key_span.clone()], "h");
         let g = node.get("g").unwrap();
         assert_eq!(&text[g.span.clone()], "é-x");
+    }
+
+    #[test]
+    fn aliases_cannot_nest_deeper_than_the_bound() {
+        // Each anchor nests the one before 40 levels deeper: a handful of lines, a tree
+        // hundreds of levels deep if aliases were copied unchecked.
+        let open = "[".repeat(40);
+        let close = "]".repeat(40);
+        let mut text = format!("a0: &a0 {open}1{close}\n");
+        for i in 1..6 {
+            text.push_str(&format!("a{i}: &a{i} {open}*a{}{close}\n", i - 1));
+        }
+        let e = parse(&text).unwrap_err();
+        assert!(e.message.contains("deeper than"), "{e:?}");
+        // Within the bound, an alias is copied as usual.
+        assert!(parse("a: &a [[1]]\nb: [*a]\n").is_ok());
     }
 
     #[test]
