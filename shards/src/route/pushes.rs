@@ -146,7 +146,8 @@ pub(crate) fn session_updates(
         let Some(router) = router.upgrade() else {
             return;
         };
-        if memchr::memmem::find(&msg, b"notifications/tasks/status").is_some() {
+        let method = sonic_rs::get(&msg[..], ["method"]).ok();
+        if method.as_ref().and_then(|m| m.as_str()) == Some("notifications/tasks/status") {
             status(&router, &server, &from, &msg);
         } else if let Some(uri) = sonic_rs::get(&msg[..], ["params", "uri"])
             .ok()

@@ -201,10 +201,18 @@ async fn poll(w: &Waiter, tx: &FeedTx) -> Result<Vec<u8>, McpError> {
                 ))
             }
             Some("input_required") => {
-                let Ok(asked) = Ask::parse(server, &resp) else {
+                let asked = match Ask::parse(server, &resp) {
+                    Ok(asked) => asked,
+                    // Requests the backend sent but the gateway cannot relay (too many, an
+                    // unknown method, bad params): its fault, said now rather than waited out.
+                    Err(e) if sonic_rs::get(&resp[..], ["result", "inputRequests"]).is_ok() => {
+                        return Ok(error_answer(w, e.code() as i64, &e.to_string()));
+                    }
                     // No input request (yet): poll again.
-                    monoio::time::sleep(pause.min(left)).await;
-                    continue;
+                    Err(_) => {
+                        monoio::time::sleep(pause.min(left)).await;
+                        continue;
+                    }
                 };
                 let fresh: Vec<Input> = asked
                     .inputs
