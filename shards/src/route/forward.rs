@@ -259,24 +259,26 @@ pub(crate) async fn forward(
     };
 
     let client_id = env.id_bytes(body).to_vec();
-    let key = inflight_key(sid, &client_id);
     let (cancel_tx, cancel_rx) = oneshot::channel();
     // A 2025 call can be cancelled by its session's `notifications/cancelled`: it goes in the
     // table under (session, id). A stateless 2026 call has no session, and two clients may
     // use the same id, so it never enters the table; it keeps its own cancel signal.
     let mut own_cancel = None;
-    if sid.is_empty() {
+    let key = if sid.is_empty() {
         own_cancel = Some(cancel_tx);
+        None
     } else {
+        let key = inflight_key(sid, &client_id);
         router
             .calls
             .inflight
             .borrow_mut()
             .insert(key.clone(), cancel_tx);
-    }
+        Some(key)
+    };
     let mut entry = InflightEntry {
         router: router.clone(),
-        key: (!sid.is_empty()).then(|| key.clone()),
+        key,
     };
     let (ev_tx, mut ev_rx) = mpsc::unbounded();
     let opts = CallOpts {
@@ -330,7 +332,8 @@ pub(crate) async fn forward(
         relay_input::Resend {
             base,
             ph,
-            key: key.clone(),
+            // Only a 2025 session's call is resent (rare: built when asked for input).
+            key: inflight_key(sid, env.id_bytes(body)),
             progress: token.as_ref().map(|(_, t)| t.clone()),
             affinity,
             tool_headers: finish.era.tool_headers.clone(),
