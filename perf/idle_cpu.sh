@@ -21,7 +21,7 @@ source perf/lib.sh
 
 DURATION=${DURATION:-60}
 CORES=${CORES:-2}
-VARIANTS=${VARIANTS:-"epoll uring uring-noflags"}
+VARIANTS=${VARIANTS:-"epoll uring uring-noflags uring-spin"}
 OUT=${OUT:-perf/results/idle_cpu.md}
 BIN=${GW_BIN:-$ROOT/target/release/only1mcp-uring}
 if [[ -z ${GW_BIN:-} ]]; then cargo build --release --quiet; fi
@@ -33,7 +33,7 @@ variant_lines() {
     epoll) echo "epoll|" ;;
     uring) echo "uring|" ;; # the default uring_setup
     uring-noflags) echo "uring|uring_setup = []" ;;
-    uring-spin) echo "uring|idle_spin_us = 50" ;;
+    uring-spin) echo "uring|idle_spin_us = 50\nuring_setup = [\"coop_taskrun\", \"taskrun_flag\"]" ;;
     *) die "unknown variant $1" ;;
   esac
 }

@@ -74,6 +74,18 @@ fn an_idle_spin_serves_calls_and_fires_timers() {
 }
 
 #[test]
+fn the_default_ring_is_single_issuer_with_deferred_task_work() {
+    let mut gw = gateway("", "uring");
+    serves_and_times_out(&gw);
+    assert!(
+        gw.log().contains("uring_setup=single_issuer,defer_taskrun"),
+        "{}",
+        gw.log()
+    );
+    assert!(gw.stop().success());
+}
+
+#[test]
 fn no_io_uring_setup_flag_is_the_old_ring() {
     let mut gw = gateway("uring_setup = []", "uring");
     serves_and_times_out(&gw);

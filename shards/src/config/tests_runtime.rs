@@ -15,6 +15,12 @@ fn uring_setup_takes_known_flags_in_shapes_the_kernel_accepts() {
         vec![UringFlag::SingleIssuer, UringFlag::DeferTaskrun]
     );
     ok("[server]\nuring_setup = []\n");
+    let d = crate::config::parse_str("", "t.toml").unwrap();
+    assert_eq!(
+        d.server.uring_setup,
+        vec![UringFlag::SingleIssuer, UringFlag::DeferTaskrun],
+        "the measured default"
+    );
     ok("[server]\nuring_setup = [\"coop_taskrun\", \"taskrun_flag\"]\n");
     check_all(&[
         (
@@ -38,20 +44,20 @@ fn uring_setup_takes_known_flags_in_shapes_the_kernel_accepts() {
 
 #[test]
 fn idle_spin_is_bounded_and_refused_with_a_deferred_ring() {
-    ok("[server]\nidle_spin_us = 50\n");
-    ok("[server]\nidle_spin_us = 1000\n");
+    ok("[server]\nidle_spin_us = 50\nuring_setup = [\"coop_taskrun\", \"taskrun_flag\"]\n");
+    ok("[server]\nidle_spin_us = 1000\nuring_setup = []\n");
     check_all(&[
         (
-            "[server]\nidle_spin_us = 1001\n",
+            "[server]\nidle_spin_us = 1001\nuring_setup = []\n",
             2,
             "server.idle_spin_us",
             "must be 0 (off) to 1000",
         ),
         (
-            "[server]\nidle_spin_us = 20\nuring_setup = [\"single_issuer\", \"defer_taskrun\"]\n",
+            "[server]\nidle_spin_us = 20\n",
             2,
             "server.idle_spin_us",
-            "cannot be used with uring_setup's defer_taskrun",
+            "cannot be used with uring_setup's defer_taskrun (the default)",
         ),
     ]);
 }

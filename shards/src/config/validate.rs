@@ -265,8 +265,9 @@ impl Checker<'_, '_> {
             && s.uring_setup
                 .contains(&crate::rt::uring_setup::UringFlag::DeferTaskrun)
         {
-            let msg = "cannot be used with uring_setup's defer_taskrun: a deferred ring posts \
-                       completions only when the shard waits, so a spin would see none"
+            let msg = "cannot be used with uring_setup's defer_taskrun (the default): a deferred \
+                       ring posts completions only when the shard waits, so a spin would see \
+                       none; set uring_setup = [\"coop_taskrun\", \"taskrun_flag\"] with it"
                 .to_string();
             self.push(&key("idle_spin_us"), None, msg);
         }
