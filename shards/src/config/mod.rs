@@ -34,6 +34,8 @@ mod tests_load;
 mod tests_pool;
 #[cfg(test)]
 mod tests_rate_store;
+#[cfg(test)]
+mod tests_unix;
 
 use std::fmt;
 use std::ops::Range;
