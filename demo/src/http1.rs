@@ -7,8 +7,8 @@
 //! the routing, session and stream logic there reads without byte-level
 //! noise.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
 use super::conn::Conn;
+use std::io::{self, BufRead, BufReader, Read, Write};
 
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 64;

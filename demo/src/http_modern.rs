@@ -18,8 +18,8 @@
 //!   server→client requests, and no resumption (`Last-Event-ID` is
 //!   ignored).
 
-use std::io;
 use super::conn::Conn;
+use std::io;
 use std::time::Duration;
 
 use sonic_rs::{JsonValueTrait, Value};

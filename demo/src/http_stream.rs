@@ -20,9 +20,9 @@
 //!   and keeps what follows; the client's `GET` with `Last-Event-ID` then
 //!   receives it, the reply included. Event ids are `<stream>-<seq>`.
 
+use super::conn::Conn;
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use super::conn::Conn;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};

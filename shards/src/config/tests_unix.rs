@@ -7,9 +7,21 @@ use super::tests::{check_all, http, ok};
 fn unix_urls_are_checked_where_http_urls_are() {
     let long = format!("url = \"unix:/{}\"\n", "s".repeat(107));
     let cases = [
-        (long.as_str(), "servers[0].url", "longer than the 107 a socket address holds"),
-        ("url = \"unix:run/a.sock\"\n", "servers[0].url", "must be absolute"),
-        ("url = \"https+unix:/run/a.sock\"\n", "servers[0].url", "TLS does not apply"),
+        (
+            long.as_str(),
+            "servers[0].url",
+            "longer than the 107 a socket address holds",
+        ),
+        (
+            "url = \"unix:run/a.sock\"\n",
+            "servers[0].url",
+            "must be absolute",
+        ),
+        (
+            "url = \"https+unix:/run/a.sock\"\n",
+            "servers[0].url",
+            "TLS does not apply",
+        ),
         (
             "url = \"unix:/run/a.sock:https://h/mcp\"\n",
             "servers[0].url",

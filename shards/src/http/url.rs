@@ -153,7 +153,10 @@ impl BackendUrl {
         use std::os::unix::fs::FileTypeExt;
         if let Ok(meta) = std::fs::metadata(&u.socket) {
             if !meta.file_type().is_socket() {
-                return Err(format!("`{raw}`: `{}` exists but is not a socket", u.socket));
+                return Err(format!(
+                    "`{raw}`: `{}` exists but is not a socket",
+                    u.socket
+                ));
             }
         }
         Ok(Self {
@@ -199,14 +202,23 @@ mod tests {
     #[test]
     fn unix_urls_split_at_the_first_colon_after_the_prefix() {
         let u = parse_unix("unix:/run/mcp/search.sock").unwrap();
-        assert_eq!((u.socket.as_str(), u.path.as_str()), ("/run/mcp/search.sock", "/"));
+        assert_eq!(
+            (u.socket.as_str(), u.path.as_str()),
+            ("/run/mcp/search.sock", "/")
+        );
         let u = parse_unix("unix:/run/mcp/search.sock:/mcp?x=1").unwrap();
-        assert_eq!((u.socket.as_str(), u.path.as_str()), ("/run/mcp/search.sock", "/mcp?x=1"));
+        assert_eq!(
+            (u.socket.as_str(), u.path.as_str()),
+            ("/run/mcp/search.sock", "/mcp?x=1")
+        );
         let b = BackendUrl::resolve("unix:/nonexistent-dir/a.sock:/mcp").unwrap();
         assert_eq!(b.authority, "localhost");
         assert_eq!(b.path, "/mcp");
         assert!(b.addrs.is_empty());
-        assert_eq!(b.unix.as_deref(), Some(std::path::Path::new("/nonexistent-dir/a.sock")));
+        assert_eq!(
+            b.unix.as_deref(),
+            Some(std::path::Path::new("/nonexistent-dir/a.sock"))
+        );
         let e = b.with_path("/messages?s=1".into());
         assert_eq!(e.raw, "unix:/nonexistent-dir/a.sock:/messages?s=1");
         assert_eq!(e.unix, b.unix);

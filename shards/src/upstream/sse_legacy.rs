@@ -337,7 +337,11 @@ mod tests {
     #[test]
     fn a_unix_socket_base_keeps_its_socket_for_the_endpoint() {
         let base = BackendUrl::resolve("unix:/nonexistent-o1/b.sock:/sse").unwrap();
-        for data in ["/messages/?s=1", "messages/?s=1", "http://localhost/messages/?s=1"] {
+        for data in [
+            "/messages/?s=1",
+            "messages/?s=1",
+            "http://localhost/messages/?s=1",
+        ] {
             let e = endpoint_url(&base, data).unwrap();
             assert_eq!(e.path, "/messages/?s=1", "{data}");
             assert_eq!(e.unix, base.unix, "{data}");

@@ -304,9 +304,9 @@ mod tests {
             let n = self.connects.clone();
             move || {
                 n.set(n.get() + 1);
-                Box::pin(
-                    async move { LocalHttpConn::connect_tcp(&[addr], Duration::from_secs(2)).await },
-                )
+                Box::pin(async move {
+                    LocalHttpConn::connect_tcp(&[addr], Duration::from_secs(2)).await
+                })
             }
         }
     }
