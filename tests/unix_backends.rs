@@ -2,7 +2,8 @@
 //! gateway on both drivers, in front of the demo server listening on a unix socket
 //! (`demo-server --http unix:PATH`): tools/list and tools/call, the pool's bound, the backend
 //! missing at start, dying (stale socket, no socket, a plain file in its place) and coming
-//! back, the health probe over the socket, and the errors known at config time.
+//! back, the health probe over the socket, replicas mixing unix and TCP, a per-client backend on
+//! a socket, and the errors known at config time.
 //!
 //! Socket files live in a short temp directory each test creates and removes (a socket path
 //! holds at most 107 bytes).
@@ -329,4 +330,48 @@ fn unix_url_errors_known_from_the_config_are_refused_before_start() {
     // A socket path that does not exist yet is fine (the backend may start later).
     let (code, out) = validate(&dir, &unix_server("web", &dir.path("later.sock"), ""));
     assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn unix_replicas_mix_with_tcp_ones_and_per_client_backends_use_the_socket() {
+    for driver in DRIVERS {
+        let dir = SockDir::new("mix");
+        let (s1, s2) = (dir.path("r1.sock"), dir.path("pc.sock"));
+        let _r1 = UnixDemo::start(&s1, "r1");
+        let r2 = common::DemoHttp::start("127.0.0.1:0", "r2");
+        let _pc = UnixDemo::start(&s2, "pc");
+        let cfg = format!(
+            "[[servers]]\nid = \"web\"\ntransport = \"http\"\nurls = [\"unix:{}:/mcp\", \"http://{}/mcp\"]\nhealth_interval_ms = 0\n\n{}",
+            s1.display(),
+            r2.addr,
+            unix_server("pc", &s2, "session = \"per_client\"\nhealth_interval_ms = 0"),
+        );
+        let gw = Gateway::start(&cfg, driver, 1, &["web", "pc"]);
+        let c = gw.client();
+        let sid = c.initialize();
+        // Round robin over the two replicas: both answer, the unix one and the TCP one.
+        let mut seen: Vec<String> = (0..6)
+            .map(|i| text(&call(&c, &sid, &format!("m{i}"), "web__whoami", "{}")).to_string())
+            .collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen, ["r1", "r2"], "{driver}");
+        // A per-client backend on a socket: this client's own upstream session.
+        let r = call(&c, &sid, "p1", "pc__whoami", "{}");
+        assert_eq!(text(&r), "pc", "{driver}: {r:?}");
+        let other = c.initialize();
+        let r = call(&c, &other, "p2", "pc__echo", r#"{"message":"mine"}"#);
+        assert_eq!(text(&r), "mine", "{driver}: {r:?}");
+        // Each client session opened its own upstream session over the socket.
+        let sessions = std::fs::read_to_string(&gw.stderr)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                l.contains("upstream session ready")
+                    && l.contains(&format!("unix:{}", s2.display()))
+            })
+            .count();
+        // Discovery's session, then one per client session.
+        assert!(sessions >= 3, "{driver}: {sessions} {}", gw.log());
+    }
 }
