@@ -7,6 +7,8 @@ official SDK client in front (`backends/uds_http_server.py`).
   at most two more connections are open on the socket than before them (counted from
   /proc/net/unix: an accepted connection shows its listener's path, state 03): the others
   waited for a pooled connection instead of opening their own.
+- The deprecated HTTP+SSE transport on a socket: the gateway falls back to it and reaches
+  the message endpoint over the same socket.
 - The server stopped (its socket file left behind, nothing listening): a call fails with the
   gateway's error naming the backend and saying the socket refused the connection. Started
   again on the same path (a new process): calls succeed again in the same client session.
@@ -43,10 +45,10 @@ def connected(sock: Path) -> int:
     return n
 
 
-def start_backend(sock: Path, log: Path) -> subprocess.Popen:
-    """The SDK server on `sock`; returns once the socket accepts connections."""
+def start_backend(sock: Path, log: Path, *mode: str) -> subprocess.Popen:
+    """The SDK server on `sock` (`mode` "sse": HTTP+SSE); returns once the socket listens."""
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, str(BACKEND), str(sock)],
+        proc = subprocess.Popen([sys.executable, str(BACKEND), str(sock), *mode],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=out)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -136,3 +138,30 @@ def test_sdk_server_on_a_unix_socket_pooled_dying_and_back(driver: str, tmp_path
     assert code != "answered", out["dead"]
     assert "py" in msg and f"unix socket {sock}" in msg and "refused the connection" in msg, msg
     assert out["back"].startswith("pid=") and out["back"] != out["pid1"], out
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_legacy_sse_server_on_a_unix_socket(driver: str, tmp_path: Path) -> None:
+    """The deprecated HTTP+SSE transport over a socket: the gateway falls back to it and posts
+    to the endpoint the server names (`/messages/?session_id=…`) on the same socket."""
+    sockdir = Path(tempfile.mkdtemp(prefix="o1u-sse-", dir="/tmp"))
+    sock = sockdir / "sse.sock"
+    backend = start_backend(sock, tmp_path / "backend.log", "sse")
+    try:
+        cfg = config_text(server_block("old", transport="http", url=f"unix:{sock}:/sse"))
+
+        async def body(gw_url: str) -> dict:
+            async with mcp_session(gw_url) as s:
+                tools = sorted(t.name for t in (await s.list_tools()).tools)
+                texts = [text_of(await s.call_tool("old__echo", {"message": f"m{i}"})) for i in range(3)]
+                return {"tools": tools, "texts": texts}
+
+        with running_gateway(driver, cfg, tmp_path, "uds-sse", {"old": "ready"}, []) as gw:
+            out = run(body, gw.url)
+            log = gw.log.read_text()
+    finally:
+        stop(backend)
+        shutil.rmtree(sockdir, ignore_errors=True)
+    assert out["tools"] == ["old__echo", "old__slow", "old__whoami"], out
+    assert out["texts"] == ["m0", "m1", "m2"], out
+    assert "deprecated HTTP+SSE transport" in log, log[-2000:]

@@ -8,7 +8,10 @@ The gateway sends `Host: localhost` (no port) on a unix socket, as nginx and cur
 SDK's automatic DNS-rebinding check allows only `localhost:*`-style hosts with a port, so a
 unix-socket deployment of an SDK server lists `localhost` itself, as here.
 
-Usage: python uds_http_server.py SOCKET_PATH   (endpoint /mcp on that socket)
+With `sse` after the path it serves the deprecated HTTP+SSE transport instead (2024-11-05:
+GET /sse, POST /messages/), to test the gateway's fallback over a socket.
+
+Usage: python uds_http_server.py SOCKET_PATH [sse]   (endpoint /mcp, or /sse, on that socket)
 """
 
 import os
@@ -48,5 +51,8 @@ if __name__ == "__main__":
         allowed_hosts=["localhost"],
         allowed_origins=[],
     )
-    app = server.streamable_http_app(streamable_http_path="/mcp", transport_security=security)
+    if sys.argv[2:] == ["sse"]:
+        app = server.sse_app(transport_security=security)
+    else:
+        app = server.streamable_http_app(streamable_http_path="/mcp", transport_security=security)
     uvicorn.run(app, uds=sys.argv[1], log_level="warning")
