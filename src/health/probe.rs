@@ -45,8 +45,7 @@ fn exchange(spec: &BackendSpec, replica: usize, request: &str) -> Result<Answer,
     let t = spec.health.timeout;
     // A `unix:` replica: the same exchange over its socket.
     if let Some(path) = &url.unix {
-        let s = UnixStream::connect(path)
-            .map_err(|e| format!("unix socket {}: {e}", path.display()))?;
+        let s = connect_unix(path)?;
         s.set_read_timeout(Some(t)).map_err(|e| e.to_string())?;
         s.set_write_timeout(Some(t)).map_err(|e| e.to_string())?;
         return talk(s, request, t);
@@ -56,6 +55,28 @@ fn exchange(spec: &BackendSpec, replica: usize, request: &str) -> Result<Answer,
     s.set_read_timeout(Some(t)).map_err(|e| e.to_string())?;
     s.set_write_timeout(Some(t)).map_err(|e| e.to_string())?;
     talk(s, request, t)
+}
+
+/// Connects to a unix socket without waiting: a listener whose backlog is full refuses a
+/// non-blocking connect at once (EAGAIN), where a blocking one would wait as long as the
+/// backend stalls, holding this thread and every other replica's probe.
+fn connect_unix(path: &std::path::Path) -> Result<UnixStream, String> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let fail = |e: std::io::Error| format!("unix socket {}: {e}", path.display());
+    let s = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(fail)?;
+    s.set_nonblocking(true).map_err(fail)?;
+    match s.connect(&SockAddr::unix(path).map_err(fail)?) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            return Err(format!(
+                "unix socket {}: backlog full (the backend is not accepting)",
+                path.display()
+            ))
+        }
+        Err(e) => return Err(fail(e)),
+    }
+    s.set_nonblocking(false).map_err(fail)?;
+    Ok(s.into())
 }
 
 /// Writes `request` on a connected socket and reads the answer, within `t`.
