@@ -6,7 +6,10 @@ official SDK client in front (`backends/uds_http_server.py`).
 - With `pool_size = 2`, six concurrent slow calls in one session (one shard) all succeed while
   at most two more connections are open on the socket than before them (counted from
   /proc/net/unix: an accepted connection shows its listener's path, state 03): the others
-  waited for a pooled connection instead of opening their own.
+  waited for a pooled connection instead of opening their own. The server answers with JSON
+  bodies here (`json_response=True`): an answer on a short SSE stream whose end has not
+  arrived with the response event is not pooled by the gateway (it closes that connection),
+  which would blur the count.
 - The deprecated HTTP+SSE transport on a socket: the gateway falls back to it and reaches
   the message endpoint over the same socket.
 - The server stopped (its socket file left behind, nothing listening): a call fails with the
@@ -46,7 +49,8 @@ def connected(sock: Path) -> int:
 
 
 def start_backend(sock: Path, log: Path, *mode: str) -> subprocess.Popen:
-    """The SDK server on `sock` (`mode` "sse": HTTP+SSE); returns once the socket listens."""
+    """The SDK server on `sock` (`mode`: "json" or "sse", see the server); returns once the
+    socket listens."""
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, str(BACKEND), str(sock), *mode],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=out)
@@ -70,7 +74,7 @@ def test_sdk_server_on_a_unix_socket_pooled_dying_and_back(driver: str, tmp_path
     sockdir = Path(tempfile.mkdtemp(prefix="o1u-py-", dir="/tmp"))
     sock = sockdir / "py.sock"
     log = tmp_path / "backend.log"
-    backend = start_backend(sock, log)
+    backend = start_backend(sock, log, "json")
     try:
         cfg = config_text(server_block("py", transport="http", url=f"unix:{sock}:/mcp",
                                        pool_size=2, health_interval_ms=0))
@@ -101,6 +105,10 @@ def test_sdk_server_on_a_unix_socket_pooled_dying_and_back(driver: str, tmp_path
                         tg.start_soon(one, i)
                 out["elapsed"] = time.monotonic() - started
                 out["texts"] = texts
+                # Calls in a row reuse the pooled connections: none opened per call.
+                for i in range(20):
+                    assert text_of(await s.call_tool("py__echo", {"message": f"n{i}"})) == f"n{i}"
+                out["after"] = connected(sock)
                 # Stopped: the socket file stays, nothing listens.
                 stop(backend)
                 try:
@@ -108,7 +116,7 @@ def test_sdk_server_on_a_unix_socket_pooled_dying_and_back(driver: str, tmp_path
                     out["dead"] = ("answered", text_of(res))
                 except MCPError as e:
                     out["dead"] = (e.error.code, e.error.message)
-                backend = start_backend(sock, log)
+                backend = start_backend(sock, log, "json")
                 deadline = time.monotonic() + 15
                 while True:
                     try:
@@ -132,6 +140,7 @@ def test_sdk_server_on_a_unix_socket_pooled_dying_and_back(driver: str, tmp_path
     assert out["texts"] == ["slept 400ms"] * 6, out["texts"]
     # Without the bound, six calls opened six connections.
     assert out["base"] <= out["peak"] <= out["base"] + 2, out
+    assert out["after"] <= out["base"] + 2, out
     # Three waves of two 400 ms calls on two connections.
     assert out["elapsed"] >= 1.15, out
     code, msg = out["dead"]

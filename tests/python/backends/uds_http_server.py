@@ -8,10 +8,11 @@ The gateway sends `Host: localhost` (no port) on a unix socket, as nginx and cur
 SDK's automatic DNS-rebinding check allows only `localhost:*`-style hosts with a port, so a
 unix-socket deployment of an SDK server lists `localhost` itself, as here.
 
-With `sse` after the path it serves the deprecated HTTP+SSE transport instead (2024-11-05:
-GET /sse, POST /messages/), to test the gateway's fallback over a socket.
+With `json` after the path it answers requests with JSON bodies (`json_response=True`)
+instead of a short SSE stream each; with `sse` it serves the deprecated HTTP+SSE transport
+(2024-11-05: GET /sse, POST /messages/), to test the gateway's fallback over a socket.
 
-Usage: python uds_http_server.py SOCKET_PATH [sse]   (endpoint /mcp, or /sse, on that socket)
+Usage: python uds_http_server.py SOCKET_PATH [json|sse]   (endpoint /mcp, or /sse)
 """
 
 import os
@@ -54,5 +55,9 @@ if __name__ == "__main__":
     if sys.argv[2:] == ["sse"]:
         app = server.sse_app(transport_security=security)
     else:
-        app = server.streamable_http_app(streamable_http_path="/mcp", transport_security=security)
+        app = server.streamable_http_app(
+            streamable_http_path="/mcp",
+            json_response=sys.argv[2:] == ["json"],
+            transport_security=security,
+        )
     uvicorn.run(app, uds=sys.argv[1], log_level="warning")
