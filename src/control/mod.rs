@@ -175,6 +175,7 @@ pub fn start(
             control: events_tx.clone(),
             driver: cfg.server.driver,
             uring_entries: cfg.server.uring_entries,
+            uring_setup: cfg.server.uring_setup.clone(),
             spawn_gate: spawn_gate.clone(),
             metrics_text: metrics_text.clone(),
             keys: keys.clone(),

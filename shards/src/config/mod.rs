@@ -35,6 +35,8 @@ mod tests_pool;
 #[cfg(test)]
 mod tests_rate_store;
 #[cfg(test)]
+mod tests_runtime;
+#[cfg(test)]
 mod tests_unix;
 
 use std::fmt;

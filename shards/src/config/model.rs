@@ -81,6 +81,7 @@ pub struct ClusterSection {
     pub key_file: Spanned<String>,
 }
 
+pub use crate::rt::uring_setup::UringFlag;
 pub use crate::rt::DriverChoice;
 
 /// `[server]`: the client-facing listener.
@@ -97,6 +98,11 @@ pub struct ServerSection {
     pub driver: DriverChoice,
     /// io_uring submission queue entries per shard.
     pub uring_entries: u32,
+    /// io_uring setup flags per shard ring (`rt::uring_setup`); flags the kernel refuses are
+    /// dropped and logged.
+    pub uring_setup: Vec<UringFlag>,
+    /// Microseconds a shard keeps polling after a read before it parks (`rt::spin`); 0 = off.
+    pub idle_spin_us: u64,
     /// Largest accepted request body (413 beyond).
     pub max_body_bytes: usize,
     /// Largest accepted request head (431 beyond).
@@ -153,6 +159,8 @@ impl Default for ServerSection {
             cores: 0,
             driver: DriverChoice::Auto,
             uring_entries: 1024,
+            uring_setup: Vec::new(),
+            idle_spin_us: 0,
             max_body_bytes: 4 * 1024 * 1024,
             max_header_bytes: 16 * 1024,
             max_json_depth: crate::wire::scan::DEFAULT_MAX_DEPTH,

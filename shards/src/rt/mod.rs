@@ -14,12 +14,17 @@
 //! - [`feed`]: the byte-bounded queue toward an SSE writer.
 //! - [`fair`]: loops over outside input give way to the shard's other tasks.
 //! - [`next`]: the next item of a stream (channels, feeds), the one `poll_fn` for it.
+//! - [`uring_setup`]: the io_uring setup flags of a shard's ring, dropped one by one when the
+//!   kernel refuses them.
+//! - [`spin`]: the optional short poll before a shard parks (`server.idle_spin_us`).
 
 pub mod contain;
 pub mod fair;
 pub mod feed;
 pub mod io;
 pub mod mailbox;
+pub mod spin;
+pub mod uring_setup;
 
 use std::future::Future;
 use std::io as stdio;
@@ -92,15 +97,28 @@ pub fn memlock_text() -> String {
     }
 }
 
+/// What [`run_on_driver`] built, told to its `on_chosen` before the future starts.
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    /// The driver actually used.
+    pub kind: DriverKind,
+    /// Why `Auto` fell back to epoll, when it did.
+    pub fallback: Option<String>,
+    /// The io_uring setup flags kept and refused (empty on epoll).
+    pub uring: uring_setup::Settled,
+}
+
 /// Builds a runtime on the requested driver and runs `make()` on it to completion.
 ///
 /// `on_chosen` is called with the driver actually used before the future starts, and with the
 /// fallback reason when `Auto` had to fall back to epoll. `Uring` never falls back: the caller
-/// asked for it explicitly, so a failure is returned.
+/// asked for it explicitly, so a failure is returned. The io_uring ring is built with
+/// `uring_flags`, less any the kernel refuses ([`uring_setup::build`]).
 pub fn run_on_driver<F, Fut>(
     choice: DriverChoice,
     entries: u32,
-    on_chosen: impl FnOnce(DriverKind, Option<String>),
+    uring_flags: &[uring_setup::UringFlag],
+    on_chosen: impl FnOnce(Chosen),
     make: F,
 ) -> stdio::Result<Fut::Output>
 where
@@ -109,10 +127,13 @@ where
 {
     if choice != DriverChoice::Epoll {
         let built = if monoio::utils::detect_uring() {
-            monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-                .with_entries(entries)
-                .enable_timer()
-                .build()
+            uring_setup::build(uring_flags, |flags| {
+                monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                    .with_entries(entries)
+                    .uring_builder(uring_setup::builder(flags))
+                    .enable_timer()
+                    .build()
+            })
         } else {
             Err(stdio::Error::new(
                 stdio::ErrorKind::Unsupported,
@@ -120,8 +141,12 @@ where
             ))
         };
         match built {
-            Ok(mut rt) => {
-                on_chosen(DriverKind::Uring, None);
+            Ok((mut rt, uring)) => {
+                on_chosen(Chosen {
+                    kind: DriverKind::Uring,
+                    fallback: None,
+                    uring,
+                });
                 fair::runtime_started(DriverKind::Uring);
                 let out = rt.block_on(make());
                 fair::runtime_ended();
@@ -129,7 +154,11 @@ where
             }
             Err(e) if choice == DriverChoice::Auto => {
                 let reason = format!("{e} (memlock limit {})", memlock_text());
-                on_chosen(DriverKind::Epoll, Some(reason));
+                on_chosen(Chosen {
+                    kind: DriverKind::Epoll,
+                    fallback: Some(reason),
+                    uring: Default::default(),
+                });
             }
             Err(e) => {
                 return Err(stdio::Error::new(
@@ -142,7 +171,11 @@ where
             }
         }
     } else {
-        on_chosen(DriverKind::Epoll, None);
+        on_chosen(Chosen {
+            kind: DriverKind::Epoll,
+            fallback: None,
+            uring: Default::default(),
+        });
     }
     let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
         .enable_timer()

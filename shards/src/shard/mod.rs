@@ -177,6 +177,8 @@ pub struct ShardInit {
     pub driver: DriverChoice,
     /// io_uring entries.
     pub uring_entries: u32,
+    /// io_uring setup flags asked for.
+    pub uring_setup: Vec<crate::rt::uring_setup::UringFlag>,
     /// The Prometheus text the control thread renders.
     pub metrics_text: SharedMetricsText,
     /// Token verification keys (published by the control thread).
@@ -241,17 +243,31 @@ pub fn run_shard(init: ShardInit) -> std::io::Result<()> {
     let control = init.control.clone();
     let driver = init.driver;
     let entries = init.uring_entries;
+    let flags = init.uring_setup.clone();
     crate::rt::run_on_driver(
         driver,
         entries,
-        |kind, fallback| {
-            if let Some(reason) = fallback {
+        &flags,
+        |chosen| {
+            if let Some(reason) = &chosen.fallback {
                 tracing::warn!(
                     shard = id,
                     "io_uring unavailable, falling back to epoll: {reason}"
                 );
             }
-            tracing::info!(shard = id, driver = kind.as_str(), memlock = %crate::rt::memlock_text(), "shard runtime built");
+            for (flag, why) in &chosen.uring.dropped {
+                tracing::warn!(
+                    shard = id,
+                    flag = flag.as_str(),
+                    "the kernel refused an io_uring setup flag; running without it: {why}"
+                );
+            }
+            let kind = chosen.kind;
+            if kind == crate::rt::DriverKind::Uring {
+                tracing::info!(shard = id, driver = kind.as_str(), uring_setup = %chosen.uring.kept_text(), memlock = %crate::rt::memlock_text(), "shard runtime built");
+            } else {
+                tracing::info!(shard = id, driver = kind.as_str(), memlock = %crate::rt::memlock_text(), "shard runtime built");
+            }
             let _ = control.send(ControlEvent::Started {
                 shard: id,
                 driver: kind,
@@ -337,6 +353,10 @@ async fn shard_main(init: ShardInit) {
         Duration::from_millis(cfg.server.session_idle_timeout_ms),
     ));
     monoio::spawn(stats_task(shard.clone()));
+    if cfg.server.idle_spin_us > 0 {
+        let budget = Duration::from_micros(cfg.server.idle_spin_us);
+        crate::rt::spin::enable(budget);
+    }
     match listener {
         Some(listener) => {
             tracing::info!(shard = shard.id, addr = ?listener_addr, "shard listening");

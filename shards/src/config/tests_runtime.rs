@@ -1,0 +1,57 @@
+//! Config checks of the shard runtime's knobs: `uring_setup` and `idle_spin_us`.
+
+use super::tests::{check_all, ok};
+use crate::rt::uring_setup::UringFlag;
+
+#[test]
+fn uring_setup_takes_known_flags_in_shapes_the_kernel_accepts() {
+    let c = crate::config::parse_str(
+        "[server]\nuring_setup = [\"single_issuer\", \"defer_taskrun\"]\n",
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        c.server.uring_setup,
+        vec![UringFlag::SingleIssuer, UringFlag::DeferTaskrun]
+    );
+    ok("[server]\nuring_setup = []\n");
+    ok("[server]\nuring_setup = [\"coop_taskrun\", \"taskrun_flag\"]\n");
+    check_all(&[
+        (
+            "[server]\nuring_setup = [\"defer_taskrun\"]\n",
+            2,
+            "server.uring_setup",
+            "defer_taskrun needs single_issuer",
+        ),
+        (
+            "[server]\nuring_setup = [\"taskrun_flag\"]\n",
+            2,
+            "server.uring_setup",
+            "taskrun_flag needs coop_taskrun or defer_taskrun",
+        ),
+    ]);
+    let e = crate::config::parse_str("[server]\nuring_setup = [\"sqpoll\"]\n", "t.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sqpoll") && e.contains("uring_setup"), "{e}");
+}
+
+#[test]
+fn idle_spin_is_bounded_and_refused_with_a_deferred_ring() {
+    ok("[server]\nidle_spin_us = 50\n");
+    ok("[server]\nidle_spin_us = 1000\n");
+    check_all(&[
+        (
+            "[server]\nidle_spin_us = 1001\n",
+            2,
+            "server.idle_spin_us",
+            "must be 0 (off) to 1000",
+        ),
+        (
+            "[server]\nidle_spin_us = 20\nuring_setup = [\"single_issuer\", \"defer_taskrun\"]\n",
+            2,
+            "server.idle_spin_us",
+            "cannot be used with uring_setup's defer_taskrun",
+        ),
+    ]);
+}

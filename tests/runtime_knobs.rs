@@ -1,0 +1,82 @@
+//! The shard runtime's knobs, end to end: io_uring setup flags (`server.uring_setup`) and the
+//! idle spin (`server.idle_spin_us`). With each, the gateway must serve calls, fire its
+//! timers (a backend call's timeout) and stop cleanly, on both drivers (epoll ignores the
+//! io_uring flags; the spin works on both).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Gateway, DRIVERS};
+use sonic_rs::JsonValueTrait;
+
+/// A gateway with `server_lines`, a demo backend whose calls time out after 300 ms.
+fn gateway(server_lines: &str, driver: &str) -> Gateway {
+    let cfg = format!(
+        "[server]\nhost = \"127.0.0.1\"\n{server_lines}\n[metrics]\nsocket_enabled = false\n{}",
+        common::demo_stdio("demo", "timeout_ms = 300")
+    );
+    Gateway::start(&cfg, driver, 2, &["demo"])
+}
+
+/// Calls, then a call that outlives its 300 ms timeout: the answer is the timeout error, in
+/// time (a timer that did not fire would leave the call to the 5 s sleep).
+fn serves_and_times_out(gw: &Gateway) {
+    let sid = gw.initialize();
+    for i in 0..50 {
+        let r = gw.call(&sid, "demo__echo", &format!(r#"{{"message":"t{i}"}}"#));
+        let text = r["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(text.contains(&format!("t{i}")), "call {i}: {r:?}");
+    }
+    let t0 = Instant::now();
+    let r = gw.call(&sid, "demo__sleep", r#"{"ms":5000}"#);
+    let took = t0.elapsed();
+    assert!(r.get("error").is_some(), "a timeout error: {r:?}");
+    let msg = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("did not answer within 300 ms"), "{msg}");
+    assert!(
+        took < Duration::from_secs(3),
+        "the timeout fired late: {took:?}"
+    );
+}
+
+#[test]
+fn every_io_uring_setup_flag_serves_calls_and_fires_timers() {
+    for driver in DRIVERS {
+        let mut gw = gateway(
+            r#"uring_setup = ["coop_taskrun", "taskrun_flag", "single_issuer", "defer_taskrun"]"#,
+            driver,
+        );
+        serves_and_times_out(&gw);
+        let log = gw.log();
+        if *driver == "uring" {
+            assert!(
+                log.contains("uring_setup=coop_taskrun,taskrun_flag,single_issuer,defer_taskrun"),
+                "the flags kept are logged: {log}"
+            );
+        }
+        assert!(gw.stop().success(), "{driver}: clean stop");
+    }
+}
+
+#[test]
+fn an_idle_spin_serves_calls_and_fires_timers() {
+    for driver in DRIVERS {
+        let mut gw = gateway(
+            "idle_spin_us = 200\nuring_setup = [\"coop_taskrun\", \"taskrun_flag\"]",
+            driver,
+        );
+        serves_and_times_out(&gw);
+        assert!(gw.stop().success(), "{driver}: clean stop");
+    }
+}
+
+#[test]
+fn no_io_uring_setup_flag_is_the_old_ring() {
+    let mut gw = gateway("uring_setup = []", "uring");
+    serves_and_times_out(&gw);
+    assert!(gw.log().contains("uring_setup=none"), "{}", gw.log());
+    assert!(gw.stop().success());
+}
