@@ -211,7 +211,7 @@ fn bench_pool(c: &mut Criterion) {
     rt.block_on(async {
         let pool = LocalPool::new(256);
         let addrs = [addr];
-        let connect = || LocalHttpConn::connect(&addrs, Duration::from_secs(2));
+        let connect = || LocalHttpConn::connect_tcp(&addrs, Duration::from_secs(2));
         pool.take(connect).await.unwrap().0.put_back();
         c.bench_function("pool/idle_take_put_back", |b| {
             b.iter(|| {

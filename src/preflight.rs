@@ -39,9 +39,14 @@ pub fn check(cfg: &Config) -> Findings {
         }
     };
     if let Err(e) = crate::control::backend_specs(cfg) {
-        f.errors.push(format!(
-            "{e:#}: backend host names are resolved at start and on reload; fix the URL, make the name resolve (DNS, /etc/hosts) or set enabled = false"
-        ));
+        let e = format!("{e:#}");
+        // A `unix:` URL's path is looked at (not resolved): its error says what is wrong.
+        let hint = if e.contains("is not a socket") {
+            "a unix: backend URL must name a socket (or a path that does not exist yet)"
+        } else {
+            "backend host names are resolved at start and on reload; fix the URL, make the name resolve (DNS, /etc/hosts) or set enabled = false"
+        };
+        f.errors.push(format!("{e}: {hint}"));
     }
     err(crate::jwks::check_static(cfg), &mut f);
     if let Some(t) = &cfg.server.tls {

@@ -435,3 +435,49 @@ fn the_stdio_front_traces_too() {
         let _ = child.wait();
     }
 }
+
+/// A backend on a unix socket: the client span says `network.transport = unix` and names the
+/// socket as `server.address` (the OTel convention for a unix socket), with no port.
+#[test]
+fn a_unix_socket_backend_is_a_unix_transport_in_the_client_span() {
+    for driver in DRIVERS {
+        let rx = receiver();
+        let dir = std::env::temp_dir().join(format!("o1u-otel-{}-{driver}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("d.sock");
+        let demo = common::DemoHttp::start(&format!("unix:{}", sock.display()), "ud");
+        let endpoint = format!("http://127.0.0.1:{}", rx.port);
+        let cfg = format!(
+            "{}\n[[servers]]\nid = \"ud\"\ntransport = \"http\"\nurl = \"unix:{}:/mcp\"\n",
+            telemetry(&endpoint, 1.0),
+            sock.display()
+        );
+        let gw = Gateway::start(&cfg, driver, 1, &["ud"]);
+        let sid = gw.initialize();
+        let trace = "77770000777700007777000077770000";
+        let tp = format!("00-{trace}-1234123412341234-01");
+        let a = call(&gw, &sid, "9", "ud__whoami", "", &[("traceparent", &tp)]);
+        assert_eq!(a["result"]["content"][0]["text"].as_str(), Some("ud"));
+        let all = wait_spans(&rx, "the unix call's spans", |v| {
+            v.iter().filter(|x| s(x, "trace_id") == trace).count() >= 2
+        });
+        let client = all
+            .iter()
+            .find(|x| s(x, "trace_id") == trace && x["kind"].as_u64() == Some(3))
+            .expect("client span");
+        assert_eq!(
+            attr(client, "network.transport").as_str(),
+            Some("unix"),
+            "{driver}: {client:?}"
+        );
+        assert_eq!(
+            attr(client, "server.address").as_str(),
+            sock.to_str(),
+            "{driver}: {client:?}"
+        );
+        assert!(attr(client, "server.port").is_null(), "{driver}");
+        drop(gw);
+        drop(demo);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

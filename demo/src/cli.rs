@@ -10,7 +10,8 @@ pub struct Args {
     /// Serve MCP over stdin/stdout (default).
     #[arg(long, conflicts_with = "http")]
     pub stdio: bool,
-    /// Serve Streamable HTTP on this address (e.g. 127.0.0.1:0).
+    /// Serve Streamable HTTP on this address (e.g. 127.0.0.1:0), or on a unix socket with
+    /// `unix:PATH` (e.g. unix:/run/mcp/demo.sock).
     #[arg(long, value_name = "ADDR")]
     pub http: Option<String>,
     /// Server name reported in serverInfo and by the `whoami` tool.

@@ -1,7 +1,8 @@
 //! The Streamable HTTP transport: routing, and the legacy (session) shape.
 //!
 //! Owns the MCP side of HTTP on one endpoint, `/mcp`: the accept loop (one
-//! thread per connection, keep-alive), request validation, routing and the
+//! thread per connection, keep-alive; TCP or, with `unix:PATH`, a unix
+//! socket), request validation, routing and the
 //! `Mcp-Session-Id` session table. The SSE streams live in
 //! `http_stream.rs`, byte-level HTTP/1.1 framing in `http1.rs`.
 //!
@@ -28,7 +29,8 @@
 
 use std::collections::HashMap;
 use std::io::{self, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
+use std::os::unix::net::UnixListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -36,6 +38,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use sonic_rs::JsonValueTrait;
 
+use super::conn::Conn;
 use super::http1::{read_request, respond, HttpError, Request};
 use super::http_stream::{parked_stream, serve_resumed, serve_standalone, HttpSession, PostStream};
 use super::protocol::{self, Message, Reply};
@@ -59,21 +62,56 @@ struct State {
 }
 
 pub fn run(addr: &str, opts: DemoOptions, config: Config) -> anyhow::Result<()> {
+    let state = |check_host| {
+        Arc::new(State {
+            server: Server::new(opts, Transport::Http, config),
+            sessions: Mutex::new(HashMap::new()),
+            counter: AtomicU64::new(0),
+            verbose: std::env::var_os("DEMO_VERBOSE").is_some(),
+            check_host,
+            idle_timeout: idle_timeout(),
+        })
+    };
+    if let Some(path) = addr.strip_prefix("unix:") {
+        let listener = bind_unix(path)?;
+        announce(&format!("unix:{path}:/mcp"))?;
+        // Same machine only, like loopback: `Host` is checked the same way.
+        let state = state(true);
+        serve(&state, listener.incoming().map(|c| c.map(Conn::Unix)));
+        return Ok(());
+    }
     let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
+    announce(&format!("http://{local}/mcp"))?;
+    let state = state(local.ip().is_loopback());
+    serve(&state, listener.incoming().map(|c| c.map(Conn::Tcp)));
+    Ok(())
+}
+
+/// Binds a unix socket at `path`, replacing a stale socket file a previous run left (any
+/// other kind of file there is an error, never removed).
+fn bind_unix(path: &str) -> anyhow::Result<UnixListener> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            anyhow::bail!("binding unix:{path}: the path exists and is not a socket");
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing stale socket {path}"))?;
+    }
+    UnixListener::bind(path).with_context(|| format!("binding unix:{path}"))
+}
+
+/// The one line on stdout that says where the server listens.
+fn announce(url: &str) -> anyhow::Result<()> {
     let mut stdout = io::stdout().lock();
-    writeln!(stdout, "demo-server listening on http://{local}/mcp")?;
+    writeln!(stdout, "demo-server listening on {url}")?;
     stdout.flush()?;
-    drop(stdout);
-    let state = Arc::new(State {
-        server: Server::new(opts, Transport::Http, config),
-        sessions: Mutex::new(HashMap::new()),
-        counter: AtomicU64::new(0),
-        verbose: std::env::var_os("DEMO_VERBOSE").is_some(),
-        check_host: local.ip().is_loopback(),
-        idle_timeout: idle_timeout(),
-    });
-    for stream in listener.incoming() {
+    Ok(())
+}
+
+/// The accept loop: a thread per connection.
+fn serve(state: &Arc<State>, incoming: impl Iterator<Item = io::Result<Conn>>) {
+    for stream in incoming {
         match stream {
             Ok(stream) => {
                 let state = state.clone();
@@ -91,7 +129,6 @@ pub fn run(addr: &str, opts: DemoOptions, config: Config) -> anyhow::Result<()> 
             }
         }
     }
-    Ok(())
 }
 
 /// `DEMO_IDLE_TIMEOUT_MS` (real servers close idle keep-alive connections too: uvicorn after
@@ -104,7 +141,7 @@ fn idle_timeout() -> Duration {
         .map_or(IDLE_TIMEOUT, Duration::from_millis)
 }
 
-fn serve_connection(state: &State, stream: TcpStream) {
+fn serve_connection(state: &State, stream: Conn) {
     // Failures here only cost this connection; there is nobody to report to.
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(state.idle_timeout));
@@ -133,12 +170,12 @@ fn serve_connection(state: &State, stream: TcpStream) {
     }
 }
 
-fn fail(out: &mut TcpStream, status: u16, msg: &str, ka: bool) -> io::Result<bool> {
+fn fail(out: &mut Conn, status: u16, msg: &str, ka: bool) -> io::Result<bool> {
     respond(out, status, &[], Some(&rpc_error(msg)), ka)
 }
 
 /// Handles one request; `Ok(false)` means the connection must close.
-fn route(state: &State, req: &Request, out: &mut TcpStream) -> io::Result<bool> {
+fn route(state: &State, req: &Request, out: &mut Conn) -> io::Result<bool> {
     let ka = req.keep_alive;
     let path = req.path.split('?').next().unwrap_or("");
     if path != "/mcp" {
@@ -187,7 +224,7 @@ fn legacy_version_ok(req: &Request) -> bool {
         .is_none_or(|v| SUPPORTED_VERSIONS.contains(&v))
 }
 
-fn unsupported_version(out: &mut TcpStream, ka: bool) -> io::Result<bool> {
+fn unsupported_version(out: &mut Conn, ka: bool) -> io::Result<bool> {
     let msg = "Bad Request: unsupported MCP-Protocol-Version";
     fail(out, 400, msg, ka)
 }
@@ -199,7 +236,7 @@ pub fn accepts_sse(req: &Request) -> bool {
     })
 }
 
-fn post(state: &State, req: &Request, out: &mut TcpStream) -> io::Result<bool> {
+fn post(state: &State, req: &Request, out: &mut Conn) -> io::Result<bool> {
     let ka = req.keep_alive;
     let content_type = req.header("content-type").unwrap_or("");
     let mime = content_type.split(';').next().unwrap_or("").trim();
@@ -265,7 +302,7 @@ fn post(state: &State, req: &Request, out: &mut TcpStream) -> io::Result<bool> {
     stream.finish(json, &[])
 }
 
-fn get(state: &State, req: &Request, out: &mut TcpStream) -> io::Result<bool> {
+fn get(state: &State, req: &Request, out: &mut Conn) -> io::Result<bool> {
     let ka = req.keep_alive;
     if !accepts_sse(req) {
         return fail(

@@ -7,8 +7,8 @@
 //! the routing, session and stream logic there reads without byte-level
 //! noise.
 
+use super::conn::Conn;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 64;
@@ -44,8 +44,8 @@ impl From<io::Error> for HttpError {
 
 /// Reads one request. `Ok(None)` is a clean EOF between requests.
 pub fn read_request(
-    reader: &mut BufReader<TcpStream>,
-    out: &mut TcpStream,
+    reader: &mut BufReader<Conn>,
+    out: &mut Conn,
 ) -> Result<Option<Request>, HttpError> {
     let mut head = Vec::with_capacity(1024);
     loop {
@@ -148,7 +148,7 @@ fn read_exact_vec(reader: &mut impl Read, len: usize) -> io::Result<Vec<u8>> {
     Ok(body)
 }
 
-fn read_chunked(reader: &mut BufReader<TcpStream>) -> Result<Vec<u8>, HttpError> {
+fn read_chunked(reader: &mut BufReader<Conn>) -> Result<Vec<u8>, HttpError> {
     const BAD: HttpError = HttpError(400, "Bad Request: bad chunked body");
     let mut body = Vec::new();
     let mut line = Vec::new();
@@ -190,7 +190,7 @@ fn read_chunked(reader: &mut BufReader<TcpStream>) -> Result<Vec<u8>, HttpError>
 
 /// Writes a complete response; returns whether the connection stays open.
 pub fn respond(
-    out: &mut TcpStream,
+    out: &mut Conn,
     status: u16,
     headers: &[(&str, &str)],
     json: Option<&str>,
@@ -239,7 +239,7 @@ pub fn respond(
 
 /// Writes the head of a `text/event-stream` response: chunked on keep-alive
 /// connections, close-delimited otherwise.
-pub fn write_sse_head(out: &mut TcpStream, keep_alive: bool) -> io::Result<()> {
+pub fn write_sse_head(out: &mut Conn, keep_alive: bool) -> io::Result<()> {
     let mut head = String::from(
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n",
     );
@@ -255,7 +255,7 @@ pub fn write_sse_head(out: &mut TcpStream, keep_alive: bool) -> io::Result<()> {
 
 /// Writes raw SSE text (one or more complete events or comments), as a
 /// chunk when `chunked`, and flushes.
-pub fn write_sse(out: &mut TcpStream, text: &str, chunked: bool) -> io::Result<()> {
+pub fn write_sse(out: &mut Conn, text: &str, chunked: bool) -> io::Result<()> {
     if chunked {
         out.write_all(format!("{:x}\r\n{text}\r\n", text.len()).as_bytes())?;
     } else {
@@ -265,12 +265,12 @@ pub fn write_sse(out: &mut TcpStream, text: &str, chunked: bool) -> io::Result<(
 }
 
 /// Writes one SSE `message` event, as a chunk when `chunked`.
-pub fn write_event(out: &mut TcpStream, json: &str, chunked: bool) -> io::Result<()> {
+pub fn write_event(out: &mut Conn, json: &str, chunked: bool) -> io::Result<()> {
     write_sse(out, &format!("event: message\ndata: {json}\n\n"), chunked)
 }
 
 /// Ends an SSE response: the last chunk, or closing the write side.
-pub fn end_sse(out: &mut TcpStream, chunked: bool) -> io::Result<()> {
+pub fn end_sse(out: &mut Conn, chunked: bool) -> io::Result<()> {
     if chunked {
         out.write_all(b"0\r\n\r\n")?;
         out.flush()

@@ -18,8 +18,8 @@
 //!   server→client requests, and no resumption (`Last-Event-ID` is
 //!   ignored).
 
+use super::conn::Conn;
 use std::io;
-use std::net::TcpStream;
 use std::time::Duration;
 
 use sonic_rs::{JsonValueTrait, Value};
@@ -35,14 +35,14 @@ use super::subscriptions::{self, Filter, ListenOut};
 
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
-fn answer(out: &mut TcpStream, answer: &Answer, keep_alive: bool) -> io::Result<bool> {
+fn answer(out: &mut Conn, answer: &Answer, keep_alive: bool) -> io::Result<bool> {
     let fallback = rpc_error("Internal error");
     let json = answer.json().unwrap_or(&fallback);
     respond(out, answer.status, &[], Some(json), keep_alive)
 }
 
 /// Serves one modern POST (module docs).
-pub fn post(server: &Server, req: &Request, msg: Message, out: &mut TcpStream) -> io::Result<bool> {
+pub fn post(server: &Server, req: &Request, msg: Message, out: &mut Conn) -> io::Result<bool> {
     let ka = req.keep_alive;
     let (id, method, params) = match msg {
         Message::Request { id, method, params } => (id, method, params),
@@ -85,7 +85,7 @@ pub fn post(server: &Server, req: &Request, msg: Message, out: &mut TcpStream) -
 
 /// A listen stream's SSE outlet.
 struct Sse<'a> {
-    out: &'a mut TcpStream,
+    out: &'a mut Conn,
     chunked: bool,
     gone: bool,
 }
@@ -106,7 +106,7 @@ fn listen(
     server: &Server,
     id: &Value,
     params: &Value,
-    out: &mut TcpStream,
+    out: &mut Conn,
     keep_alive: bool,
 ) -> io::Result<bool> {
     let filter = match Filter::parse(params, server.config().conformance) {

@@ -20,9 +20,9 @@
 //!   and keeps what follows; the client's `GET` with `Last-Event-ID` then
 //!   receives it, the reply included. Event ids are `<stream>-<seq>`.
 
+use super::conn::Conn;
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -132,7 +132,7 @@ impl HttpSession {
 
 /// The related-message outlet of one POST request (see the module docs).
 pub struct PostStream<'a> {
-    out: &'a mut TcpStream,
+    out: &'a mut Conn,
     keep_alive: bool,
     accepts_sse: bool,
     /// `None` for 2026-07-28 requests: no session, no resumption.
@@ -147,7 +147,7 @@ pub struct PostStream<'a> {
 
 impl<'a> PostStream<'a> {
     pub fn new(
-        out: &'a mut TcpStream,
+        out: &'a mut Conn,
         keep_alive: bool,
         accepts_sse: bool,
         session: Option<&'a HttpSession>,
@@ -261,7 +261,7 @@ impl Related for PostStream<'_> {
 /// the session ends or the client goes away; 409 if one is already open.
 pub fn serve_standalone(
     session: &HttpSession,
-    out: &mut TcpStream,
+    out: &mut Conn,
     keep_alive: bool,
 ) -> io::Result<bool> {
     let Some((generation, rx)) = session.get.attach() else {
@@ -274,7 +274,7 @@ pub fn serve_standalone(
 }
 
 fn stream_standalone(
-    out: &mut TcpStream,
+    out: &mut Conn,
     keep_alive: bool,
     rx: &mpsc::Receiver<String>,
 ) -> io::Result<()> {
@@ -301,7 +301,7 @@ pub fn parked_stream(session: &HttpSession, last_event_id: &str) -> Option<u64> 
 pub fn serve_resumed(
     session: &HttpSession,
     stream: u64,
-    out: &mut TcpStream,
+    out: &mut Conn,
     keep_alive: bool,
 ) -> io::Result<bool> {
     write_sse_head(out, keep_alive)?;

@@ -128,6 +128,7 @@
 //!   only).
 
 mod cli;
+mod conn;
 mod fixture;
 mod fixture2026;
 mod headers;
@@ -242,10 +243,12 @@ pub fn run_stdio(opts: DemoOptions) -> anyhow::Result<()> {
     stdio::run(opts, Config::from_env())
 }
 
-/// Serve MCP over Streamable HTTP on `addr` (e.g. `"127.0.0.1:0"`), forever.
+/// Serve MCP over Streamable HTTP on `addr` (e.g. `"127.0.0.1:0"`, or `"unix:/PATH"` for a
+/// unix socket), forever.
 ///
 /// Prints exactly one line to stdout once bound,
-/// `demo-server listening on http://IP:PORT/mcp`, with the real port. Returns
+/// `demo-server listening on http://IP:PORT/mcp` with the real port (for a unix socket
+/// `demo-server listening on unix:/PATH:/mcp`, the gateway's URL form). Returns
 /// only if binding fails (accept errors are logged and retried).
 pub fn run_http(addr: &str, opts: DemoOptions) -> anyhow::Result<()> {
     http::run(addr, opts, Config::from_env())

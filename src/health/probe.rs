@@ -1,6 +1,7 @@
 //! One health probe of one HTTP replica, over a blocking socket (health thread only).
 //!
-//! The probe proves the replica serves MCP, not just TCP:
+//! The probe proves the replica serves MCP, not just TCP (a `unix:` replica is probed over its
+//! socket, the same way):
 //! - 2025 era: the checker holds its own upstream session and sends a real `ping` on it
 //!   each interval (a 404 means the session expired: it initializes again);
 //! - 2026-07-28 (no `ping` there): a stateless `server/discover`;
@@ -12,6 +13,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
 use only1mcp_shards::snapshot::BackendSpec;
@@ -40,11 +42,45 @@ struct Answer {
 /// read until its first message that carries a JSON-RPC `id`.
 fn exchange(spec: &BackendSpec, replica: usize, request: &str) -> Result<Answer, String> {
     let url = &spec.urls[replica];
-    let addr = url.addrs.first().ok_or("no address")?;
     let t = spec.health.timeout;
-    let mut s = TcpStream::connect_timeout(addr, t).map_err(|e| e.to_string())?;
+    // A `unix:` replica: the same exchange over its socket.
+    if let Some(path) = &url.unix {
+        let s = connect_unix(path)?;
+        s.set_read_timeout(Some(t)).map_err(|e| e.to_string())?;
+        s.set_write_timeout(Some(t)).map_err(|e| e.to_string())?;
+        return talk(s, request, t);
+    }
+    let addr = url.addrs.first().ok_or("no address")?;
+    let s = TcpStream::connect_timeout(addr, t).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(t)).map_err(|e| e.to_string())?;
     s.set_write_timeout(Some(t)).map_err(|e| e.to_string())?;
+    talk(s, request, t)
+}
+
+/// Connects to a unix socket without waiting: a listener whose backlog is full refuses a
+/// non-blocking connect at once (EAGAIN), where a blocking one would wait as long as the
+/// backend stalls, holding this thread and every other replica's probe.
+fn connect_unix(path: &std::path::Path) -> Result<UnixStream, String> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let fail = |e: std::io::Error| format!("unix socket {}: {e}", path.display());
+    let s = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(fail)?;
+    s.set_nonblocking(true).map_err(fail)?;
+    match s.connect(&SockAddr::unix(path).map_err(fail)?) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            return Err(format!(
+                "unix socket {}: backlog full (the backend is not accepting)",
+                path.display()
+            ))
+        }
+        Err(e) => return Err(fail(e)),
+    }
+    s.set_nonblocking(false).map_err(fail)?;
+    Ok(s.into())
+}
+
+/// Writes `request` on a connected socket and reads the answer, within `t`.
+fn talk(mut s: impl Read + Write, request: &str, t: std::time::Duration) -> Result<Answer, String> {
     s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + t;
     let mut buf = Vec::new();

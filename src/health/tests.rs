@@ -265,3 +265,40 @@ fn a_dead_address_is_unhealthy() {
     drop(l);
     assert!(probe(&spec(&url), 0, &mut None, true).is_err());
 }
+
+/// A unix-socket replica whose listener accepts nothing and has a full backlog: the probe
+/// fails at once with a reason naming the socket (a blocking connect waited there for as long
+/// as the backend stalled, holding the health thread and every other replica's probe).
+#[test]
+fn a_unix_replica_with_a_full_backlog_fails_the_probe_at_once() {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let dir = std::env::temp_dir().join(format!("o1u-probe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("full.sock");
+    let l = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+    l.bind(&SockAddr::unix(&path).unwrap()).unwrap();
+    l.listen(0).unwrap();
+    // Fill the backlog (never accepted): the next connect would wait.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let c = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+        c.set_nonblocking(true).unwrap();
+        if c.connect(&SockAddr::unix(&path).unwrap()).is_err() {
+            break;
+        }
+        held.push(c);
+    }
+    let s = spec(&format!("unix:{}:/mcp", path.display()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut session = None;
+        let _ = tx.send(probe::probe(&s, 0, &mut session, true));
+    });
+    let got = rx.recv_timeout(Duration::from_secs(3));
+    drop(held);
+    drop(l);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let err = got.expect("the probe returned within 3 s").unwrap_err();
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    assert!(err.contains("not accepting"), "{err}");
+}

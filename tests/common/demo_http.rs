@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// Starts `demo-server --http listen --name name` and returns the child and the address it
-/// listens on. Retries briefly (bounded) when the address is not free yet, as on a restart
+/// listens on (`IP:PORT`, or `unix:PATH` for a `unix:PATH` listen). Retries briefly (bounded) when the address is not free yet, as on a restart
 /// on the same port.
 pub fn spawn_demo_http(listen: &str, name: &str) -> (Child, String) {
     spawn_demo_http_with(listen, name, &[], None)
@@ -53,6 +53,11 @@ pub fn spawn_demo_http_with(
             .and_then(|r| r.split('/').next())
         {
             return (child, addr.to_string());
+        }
+        // `--http unix:PATH`: the address is `unix:PATH`.
+        if let Some(path) = line.trim().strip_prefix("demo-server listening on unix:") {
+            let path = path.strip_suffix(":/mcp").unwrap_or(path);
+            return (child, format!("unix:{path}"));
         }
         let _ = child.kill();
         let _ = child.wait();

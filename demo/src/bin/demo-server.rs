@@ -1,7 +1,7 @@
 //! `demo-server`: the demo MCP server on its own, without the gateway binary.
 //!
 //! The same server and the same flags as `only1mcp-uring demo-server` (both parse
-//! [`only1mcp_demo::Args`]): `[--stdio | --http ADDR] [--name NAME]`. An error is printed
+//! [`only1mcp_demo::Args`]): `[--stdio | --http ADDR|unix:PATH] [--name NAME]`. An error is printed
 //! as one line, `error: outer: inner: root`, with exit status 1, as the product does.
 
 use std::process::ExitCode;

@@ -36,6 +36,8 @@ mod tests_pool;
 mod tests_rate_store;
 #[cfg(test)]
 mod tests_runtime;
+#[cfg(test)]
+mod tests_unix;
 
 use std::fmt;
 use std::ops::Range;

@@ -5,7 +5,8 @@
 //! an [`Issue`] carrying the byte span of the offending value (from `toml::Spanned` fields, or
 //! looked up by key path in the span-preserving parse for plain fields) and its dotted key path.
 //! The strict `http://` URL parser lives here too and is public, so the backend client parses
-//! URLs exactly as validation accepted them.
+//! URLs exactly as validation accepted them; `unix:` URLs go through the wire layer's
+//! `http::url::parse_unix`, which the backend client uses too.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -513,6 +514,13 @@ impl Checker<'_, '_> {
         }
         let gateway = &config.server;
         for (path, url) in urls {
+            if crate::http::url::is_unix(url.get_ref()) {
+                // `unix:/socket[:/path]`: same parser as the backend client.
+                if let Err(msg) = crate::http::url::parse_unix(url.get_ref()) {
+                    self.push(&path, Some(url.span()), msg);
+                }
+                continue;
+            }
             match parse_http_url(url.get_ref()) {
                 Err(msg) => self.push(&path, Some(url.span()), msg),
                 Ok(u)

@@ -33,6 +33,7 @@ pub fn sse(data: &[u8]) {
         authority: "127.0.0.1:9".into(),
         path: "/sse".into(),
         addrs: Vec::new(),
+        unix: None,
     };
     for ev in &whole {
         assert!(ev.data.len() <= stream.len());

@@ -4,14 +4,18 @@
 //! idle connections per replica. The response head is parsed with httparse; the body is
 //! decoded incrementally (Content-Length, chunked, or until close) so SSE responses can be
 //! consumed event by event while they stream.
+//!
+//! The socket is TCP or, for a `unix:` backend URL, a unix stream socket: an enum matched at
+//! each read and write (no allocation, no dynamic dispatch).
 
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use monoio::net::TcpStream;
+use monoio::net::{TcpStream, UnixStream};
 
 use crate::http::response::push_num;
+use crate::http::url::BackendUrl;
 use crate::rt::io::{read_more, write_all};
 
 /// Response body framing.
@@ -153,9 +157,15 @@ impl From<io::Error> for ClientError {
     }
 }
 
+/// The socket under a connection.
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
 /// One pooled connection.
 pub struct LocalHttpConn {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
     at: usize,
     out: Vec<u8>,
@@ -191,19 +201,60 @@ pub fn encode_post(
 }
 
 impl LocalHttpConn {
+    fn with(stream: Stream) -> Self {
+        Self {
+            stream,
+            buf: Vec::with_capacity(8192),
+            at: 0,
+            out: Vec::with_capacity(1024),
+        }
+    }
+
+    /// Connects to `url`: its unix socket, or the first of its addresses that answers, within
+    /// `timeout`.
+    pub async fn connect(url: &BackendUrl, timeout: Duration) -> io::Result<Self> {
+        match &url.unix {
+            Some(path) => Self::connect_unix(path, timeout).await,
+            None => Self::connect_tcp(&url.addrs, timeout).await,
+        }
+    }
+
+    /// Connects to the unix socket at `path` within `timeout`. The error names the path and
+    /// says what is wrong with it (missing, nobody listening, not a socket).
+    pub async fn connect_unix(path: &std::path::Path, timeout: Duration) -> io::Result<Self> {
+        let shown = path.display();
+        match monoio::time::timeout(timeout, UnixStream::connect(path)).await {
+            Ok(Ok(stream)) => Ok(Self::with(Stream::Unix(stream))),
+            Ok(Err(e)) => {
+                let why = match e.kind() {
+                    io::ErrorKind::NotFound => "does not exist (is the backend running?)",
+                    // Linux also refuses a connect to a path that is not a socket.
+                    io::ErrorKind::ConnectionRefused => {
+                        "refused the connection (nothing listens on it, or it is not a socket)"
+                    }
+                    io::ErrorKind::PermissionDenied => "is not accessible (permission denied)",
+                    _ => "cannot be connected to",
+                };
+                Err(io::Error::new(
+                    e.kind(),
+                    format!("unix socket {shown} {why}: {e}"),
+                ))
+            }
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("connect to unix socket {shown} timed out"),
+            )),
+        }
+    }
+
     /// Connects to the first address that answers within `timeout`.
-    pub async fn connect(addrs: &[SocketAddr], timeout: Duration) -> io::Result<Self> {
+    pub async fn connect_tcp(addrs: &[SocketAddr], timeout: Duration) -> io::Result<Self> {
         let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
         for addr in addrs {
             match monoio::time::timeout(timeout, TcpStream::connect_addr(*addr)).await {
                 Ok(Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
-                    return Ok(Self {
-                        stream,
-                        buf: Vec::with_capacity(8192),
-                        at: 0,
-                        out: Vec::with_capacity(1024),
-                    });
+                    return Ok(Self::with(Stream::Tcp(stream)));
                 }
                 Ok(Err(e)) => last = e,
                 Err(_) => {
@@ -227,7 +278,7 @@ impl LocalHttpConn {
     ) -> io::Result<()> {
         let mut out = std::mem::take(&mut self.out);
         encode_post(&mut out, path, authority, extra, body);
-        let (res, out) = write_all(&mut self.stream, out).await;
+        let (res, out) = self.write(out).await;
         self.out = out;
         res
     }
@@ -253,9 +304,16 @@ impl LocalHttpConn {
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        let (res, out) = write_all(&mut self.stream, out).await;
+        let (res, out) = self.write(out).await;
         self.out = out;
         res
+    }
+
+    async fn write(&mut self, out: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+        match &mut self.stream {
+            Stream::Tcp(s) => write_all(s, out).await,
+            Stream::Unix(s) => write_all(s, out).await,
+        }
     }
 
     async fn fill(&mut self) -> Result<usize, ClientError> {
@@ -264,7 +322,10 @@ impl LocalHttpConn {
             self.at = 0;
         }
         let buf = std::mem::take(&mut self.buf);
-        let (res, buf) = read_more(&mut self.stream, buf, 8192).await;
+        let (res, buf) = match &mut self.stream {
+            Stream::Tcp(s) => read_more(s, buf, 8192).await,
+            Stream::Unix(s) => read_more(s, buf, 8192).await,
+        };
         self.buf = buf;
         Ok(res?)
     }

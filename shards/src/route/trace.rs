@@ -268,13 +268,20 @@ impl ClientSpan {
                         attrs.push(("network.transport", Value::Str("pipe".into())));
                     }
                     crate::config::Transport::Http => {
-                        attrs.push(("network.transport", Value::Str("tcp".into())));
-                        attrs.push(("network.protocol.name", Value::Str("http".into())));
                         let replica = match r {
                             Ok(b) => Some(b.origin.replica),
                             Err(_) => (spec.urls.len() == 1).then_some(0),
                         };
-                        if let Some(u) = replica.and_then(|i| spec.urls.get(i)) {
+                        let url = replica.and_then(|i| spec.urls.get(i));
+                        // A `unix:` replica: the socket is the address (OTel's convention).
+                        let unix = url.and_then(|u| u.unix.as_ref());
+                        let transport = if unix.is_some() { "unix" } else { "tcp" };
+                        attrs.push(("network.transport", Value::Str(transport.into())));
+                        attrs.push(("network.protocol.name", Value::Str("http".into())));
+                        if let Some(path) = unix {
+                            let path = path.to_string_lossy().into_owned();
+                            attrs.push(("server.address", Value::Str(path)));
+                        } else if let Some(u) = url {
                             if let Some((host, port)) = split_authority(&u.authority) {
                                 attrs.push(("server.address", Value::Str(host.into())));
                                 attrs.push(("server.port", Value::Int(i64::from(port))));

@@ -62,7 +62,7 @@ async fn once(
     let (replica, headers) = Box::pin(backend.get_stream_target(i))
         .await
         .map_err(|e| e.to_string())?;
-    let mut conn = LocalHttpConn::connect(&replica.addrs, Duration::from_secs(5))
+    let mut conn = LocalHttpConn::connect(&replica, Duration::from_secs(5))
         .await
         .map_err(|e| e.to_string())?;
     let hdrs: Vec<(&str, &str)> = headers

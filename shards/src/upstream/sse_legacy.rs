@@ -36,7 +36,7 @@ impl PostTarget {
             server: self.server.clone(),
             reason: e,
         };
-        let mut conn = LocalHttpConn::connect(&self.url.addrs, self.connect_timeout)
+        let mut conn = LocalHttpConn::connect(&self.url, self.connect_timeout)
             .await
             .map_err(|e| unavailable(e.to_string()))?;
         let hdrs: Vec<(&str, &str)> = self
@@ -99,12 +99,8 @@ pub(crate) fn endpoint_url(base: &BackendUrl, data: &str) -> Option<BackendUrl> 
         let dir = &base.path[..base.path.rfind('/').map_or(0, |i| i + 1)];
         format!("{dir}{data}")
     };
-    Some(BackendUrl {
-        raw: format!("http://{}{}", base.authority, path),
-        authority: base.authority.clone(),
-        path,
-        addrs: base.addrs.clone(),
-    })
+    // Same socket or addresses as the base (a `unix:` base keeps its socket).
+    Some(base.with_path(path))
 }
 
 impl LocalSseSession {
@@ -123,7 +119,7 @@ impl LocalSseSession {
             server: server.to_string(),
             reason,
         };
-        let mut conn = LocalHttpConn::connect(&url.addrs, connect_timeout)
+        let mut conn = LocalHttpConn::connect(url, connect_timeout)
             .await
             .map_err(|e| fail(e.to_string()))?;
         let hdrs: Vec<(&str, &str)> = headers
@@ -336,6 +332,21 @@ mod tests {
             "/m"
         );
         assert!(endpoint_url(&base(), "http://elsewhere/m").is_none());
+    }
+
+    #[test]
+    fn a_unix_socket_base_keeps_its_socket_for_the_endpoint() {
+        let base = BackendUrl::resolve("unix:/nonexistent-o1/b.sock:/sse").unwrap();
+        for data in [
+            "/messages/?s=1",
+            "messages/?s=1",
+            "http://localhost/messages/?s=1",
+        ] {
+            let e = endpoint_url(&base, data).unwrap();
+            assert_eq!(e.path, "/messages/?s=1", "{data}");
+            assert_eq!(e.unix, base.unix, "{data}");
+            assert_eq!(e.raw, "unix:/nonexistent-o1/b.sock:/messages/?s=1");
+        }
     }
 
     #[test]

@@ -87,8 +87,7 @@ impl LocalHttpBackend {
                 // send again once on a fresh connection in the same slot. Not on another pooled
                 // one: those idled as long and are likely closed too.
                 Err(ClientError::Io(_)) if reused => {
-                    let connect =
-                        || LocalHttpConn::connect(&replica.url.addrs, self.connect_timeout);
+                    let connect = || LocalHttpConn::connect(&replica.url, self.connect_timeout);
                     // Boxed: a connect is a large future this rare path must not add to
                     // every call's.
                     if let Err(e) = Box::pin(conn.reconnect(connect)).await {

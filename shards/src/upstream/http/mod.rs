@@ -432,7 +432,7 @@ impl LocalHttpBackend {
         if let Some(c) = replica.pool.idle() {
             return Ok((c, true));
         }
-        let connect = || LocalHttpConn::connect(&replica.url.addrs, self.connect_timeout);
+        let connect = || LocalHttpConn::connect(&replica.url, self.connect_timeout);
         Box::pin(replica.pool.take(connect))
             .await
             .map_err(|e| self.cannot_connect(replica, e))
@@ -444,7 +444,7 @@ impl LocalHttpBackend {
         &self,
         replica: &'a LocalReplica,
     ) -> Result<pool::Leased<'a>, McpError> {
-        let connect = || LocalHttpConn::connect(&replica.url.addrs, self.connect_timeout);
+        let connect = || LocalHttpConn::connect(&replica.url, self.connect_timeout);
         replica
             .pool
             .take_unbounded(connect)

@@ -304,9 +304,9 @@ mod tests {
             let n = self.connects.clone();
             move || {
                 n.set(n.get() + 1);
-                Box::pin(
-                    async move { LocalHttpConn::connect(&[addr], Duration::from_secs(2)).await },
-                )
+                Box::pin(async move {
+                    LocalHttpConn::connect_tcp(&[addr], Duration::from_secs(2)).await
+                })
             }
         }
     }
@@ -417,7 +417,7 @@ mod tests {
             };
             let fresh = LocalPool::new(1);
             let refused =
-                || async move { LocalHttpConn::connect(&[dead], Duration::from_secs(2)).await };
+                || async move { LocalHttpConn::connect_tcp(&[dead], Duration::from_secs(2)).await };
             assert!(fresh.take(refused).await.is_err());
             assert_eq!(fresh.counts(), (0, 0, 0));
         });
@@ -468,7 +468,7 @@ mod tests {
                 l.local_addr().unwrap()
             };
             let refused =
-                || async move { LocalHttpConn::connect(&[dead], Duration::from_secs(2)).await };
+                || async move { LocalHttpConn::connect_tcp(&[dead], Duration::from_secs(2)).await };
             assert!(b.reconnect(refused).await.is_err());
             drop(b);
             assert_eq!(

@@ -159,7 +159,7 @@ impl LocalHttpBackend {
     /// or an answer that is not one (a refusal, read whole).
     async fn open_listen(&self, body: &[u8]) -> Result<Opened, String> {
         let replica = &self.replicas[0];
-        let mut conn = LocalHttpConn::connect(&replica.url.addrs, self.connect_timeout)
+        let mut conn = LocalHttpConn::connect(&replica.url, self.connect_timeout)
             .await
             .map_err(|e| format!("cannot connect to {}: {e}", replica.url.raw))?;
         let mut hdrs: Vec<(&str, &str)> = vec![
