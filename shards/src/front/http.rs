@@ -179,7 +179,7 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
             served: prev.served + u64::from(prev.method.is_some()),
         });
         let watch = req.method == Method::Post;
-        let reply = {
+        let mut reply = {
             let _busy = Counted::enter(&front.inflight);
             let routed = route(&front, &req, &mut bufs);
             if watch {
@@ -216,6 +216,9 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
             }
             continue;
         }
+        if reply.gz.is_some() {
+            gzip(&front, &req, &bufs, &mut reply);
+        }
         encode(&reply, keep, &mut out);
         let shared = if req.method == Method::Head {
             // HEAD: the head GET would get (its Content-Length included), without the body.
@@ -244,6 +247,16 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
         }
         crate::http::request::shrink_idle(&mut out);
     }
+}
+
+/// Sends a large list page gzip when the client accepts it (`server.compress_lists`).
+fn gzip(front: &LocalFront, req: &Request, bufs: &ConnBuffers, reply: &mut Reply) {
+    let header = req.headers.accept_encoding.clone().map(|r| &bufs.buf[r]);
+    let accepts = crate::http::coding::accepts_gzip(header);
+    let done = crate::http::gzip::compress_reply(reply, accepts);
+    let pages = &front.router.gz_pages;
+    pages.built.set(pages.built.get() + u64::from(done.built));
+    pages.served.set(pages.served.get() + u64::from(done.sent));
 }
 
 /// How long a request runs before its connection is watched for the client leaving (most

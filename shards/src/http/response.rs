@@ -46,6 +46,13 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// The rest of the body, when it is written from shared bytes: those bytes, then a tail.
     pub shared: Option<(bytes::Bytes, Vec<u8>)>,
+    /// The shared part compressed once, when this answer could be sent gzip (a large list
+    /// page): the front uses it for a client that accepts gzip ([`crate::http::gzip`]).
+    pub gz: Option<crate::http::gzip::LazyGz>,
+    /// `Content-Encoding` of the body as sent.
+    pub content_encoding: Option<&'static str>,
+    /// `Vary` (on answers whose encoding depends on `Accept-Encoding`).
+    pub vary: Option<&'static str>,
     /// When set, the body is an SSE stream of these JSON-RPC messages instead.
     pub stream: Option<crate::rt::feed::FeedRx>,
     /// Dropped with the reply, i.e. when its stream has ended (written out, or the client
@@ -160,6 +167,16 @@ pub fn encode(reply: &Reply, keep_alive: bool, out: &mut Vec<u8>) {
     if let Some(ct) = reply.content_type {
         out.extend_from_slice(b"content-type: ");
         out.extend_from_slice(ct.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(ce) = reply.content_encoding {
+        out.extend_from_slice(b"content-encoding: ");
+        out.extend_from_slice(ce.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(vary) = reply.vary {
+        out.extend_from_slice(b"vary: ");
+        out.extend_from_slice(vary.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     if let Some(sid) = &reply.session_id {
