@@ -252,3 +252,17 @@ fn the_compressed_copy_is_rebuilt_after_the_catalogue_changes() {
         );
     }
 }
+
+#[test]
+fn compress_lists_false_turns_it_off() {
+    for driver in DRIVERS {
+        let cfg = format!("[server]\ncompress_lists = false\n\n{}", config(""));
+        let gw = Gateway::start(&cfg, driver, 1, &["big"]);
+        let sid = gw.initialize();
+        let identity = list(&gw, Some(&sid), "2", None, None);
+        let r = list(&gw, Some(&sid), "2", None, Some("gzip"));
+        assert_identity(&r, &identity, driver);
+        assert_eq!(r.header("vary"), None, "{driver}: nothing depends on the header");
+        assert_eq!(metric(&gw, "only1mcp_list_gzip_builds_total"), 0);
+    }
+}
