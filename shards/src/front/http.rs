@@ -217,7 +217,7 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
             continue;
         }
         if reply.gz.is_some() {
-            gzip(&front, &req, &bufs, &mut reply);
+            gzip(&front, &req, &bufs, &mut reply).await;
         }
         encode(&reply, keep, &mut out);
         let shared = if req.method == Method::Head {
@@ -249,14 +249,32 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
     }
 }
 
-/// Sends a large list page gzip when the client accepts it (`server.compress_lists`).
-fn gzip(front: &LocalFront, req: &Request, bufs: &ConnBuffers, reply: &mut Reply) {
+/// Sends a large list page gzip when the client accepts it (`server.compress_lists`): from
+/// the page's copy, made by a helper thread on the first such request, which waits for it
+/// (the shard serves on); a request that finds the copy being made is answered uncompressed.
+async fn gzip(front: &LocalFront, req: &Request, bufs: &ConnBuffers, reply: &mut Reply) {
+    use crate::http::gzip_slot::{apply, slot_for};
     let header = req.headers.accept_encoding.clone().map(|r| &bufs.buf[r]);
     let accepts = crate::http::coding::accepts_gzip(header);
-    let done = crate::http::gzip::compress_reply(reply, accepts);
+    let Some((slot, shared)) = slot_for(reply, accepts) else {
+        return;
+    };
     let pages = &front.router.gz_pages;
-    pages.built.set(pages.built.get() + u64::from(done.built));
-    pages.served.set(pages.served.get() + u64::from(done.sent));
+    if slot.get().is_none() {
+        let Some(done) = slot.build(shared) else {
+            return;
+        };
+        let waited = monoio::time::timeout(front.limits.idle_timeout, done).await;
+        if !matches!(waited, Ok(Ok(()))) {
+            return;
+        }
+        pages.built.set(pages.built.get() + 1);
+    }
+    if let Some(run) = slot.get() {
+        if apply(reply, run) {
+            pages.served.set(pages.served.get() + 1);
+        }
+    }
 }
 
 /// How long a request runs before its connection is watched for the client leaving (most

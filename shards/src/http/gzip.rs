@@ -14,14 +14,11 @@
 //! with the CRC-32 combined from the head's, the run's (computed once) and the tail's. Per
 //! request this costs two CRCs over a few dozen bytes and no copy of the run: the front
 //! writes the cached blocks from the shared [`GzRun::deflate`] itself. RFC 1951 (stored
-//! blocks, section 3.2.4) and RFC 1952 (the member format).
-
-use std::sync::{Arc, OnceLock};
+//! blocks, section 3.2.4) and RFC 1952 (the member format). The per-page slot that holds a
+//! run and the steps that turn a reply into its gzip form are in [`crate::http::gzip_slot`].
 
 use bytes::Bytes;
 use flate2::{Compress, Compression, FlushCompress, Status};
-
-use crate::http::response::Reply;
 
 /// The gzip member header: magic, CM = deflate, no flags, no mtime, XFL 0, OS unknown.
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
@@ -44,11 +41,6 @@ pub struct GzRun {
     /// Length of the uncompressed run.
     pub len: u64,
 }
-
-/// A page's compressed run, made on first use and shared by every answer for that page
-/// until its catalog version ends. The cache that holds it is per shard, so it is never
-/// contended; it is an `Arc` only because a [`Reply`] may cross threads (the stdio front).
-pub type LazyGz = Arc<OnceLock<GzRun>>;
 
 impl GzRun {
     /// Compresses `run` (once per page; not on a per-request path).
@@ -141,46 +133,6 @@ fn frame(data: &mut Vec<u8>, before: &[u8], last: bool) {
         stored(&mut out, data, last);
         *data = out;
     }
-}
-
-/// What [`compress_reply`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Compressed {
-    /// The reply is now gzip.
-    pub sent: bool,
-    /// Its page's copy was compressed for it (the first gzip answer of that page).
-    pub built: bool,
-}
-
-/// Makes `reply` gzip when it is a list page with a gzip slot and the client `accepts` it
-/// (its `Accept-Encoding`, [`crate::http::coding`]). Such a page also gets
-/// `Vary: Accept-Encoding` either way, since its encoding depends on that header. Any
-/// other reply is left as it is.
-pub fn compress_reply(reply: &mut Reply, accepts: bool) -> Compressed {
-    let Some(slot) = reply.gz.take() else {
-        return Compressed::default();
-    };
-    let Some((shared, tail)) = reply.shared.as_mut() else {
-        return Compressed::default();
-    };
-    if reply.status != 200 || reply.stream.is_some() {
-        return Compressed::default();
-    }
-    reply.vary = Some("accept-encoding");
-    if !accepts {
-        return Compressed::default();
-    }
-    let built = slot.get().is_none();
-    let run = slot.get_or_init(|| GzRun::compress(shared));
-    // The slot belongs to this page's bytes; a mismatch would be a bug in its key, and then
-    // the answer goes out as it is rather than wrong.
-    if run.len != shared.len() as u64 {
-        return Compressed { sent: false, built };
-    }
-    assemble(&mut reply.body, run, tail);
-    *shared = run.deflate.clone();
-    reply.content_encoding = Some("gzip");
-    Compressed { sent: true, built }
 }
 
 #[cfg(test)]

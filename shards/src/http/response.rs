@@ -48,7 +48,7 @@ pub struct Reply {
     pub shared: Option<(bytes::Bytes, Vec<u8>)>,
     /// The shared part compressed once, when this answer could be sent gzip (a large list
     /// page): the front uses it for a client that accepts gzip ([`crate::http::gzip`]).
-    pub gz: Option<crate::http::gzip::LazyGz>,
+    pub gz: Option<crate::http::gzip_slot::LazyGz>,
     /// `Content-Encoding` of the body as sent.
     pub content_encoding: Option<&'static str>,
     /// `Vary` (on answers whose encoding depends on `Accept-Encoding`).

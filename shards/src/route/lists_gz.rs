@@ -2,8 +2,8 @@
 //! and page, made on the first request that asks for gzip and dropped with that version.
 //!
 //! [`crate::route::lists`] hands each large page out with its slot here
-//! ([`crate::http::gzip::LazyGz`]); the HTTP front fills the slot on first use (compressing
-//! the page's shared run once) and reuses it for every later answer of that page on this
+//! ([`crate::http::gzip_slot::LazyGz`]); the HTTP front has the slot filled on first use
+//! (the page's shared run compressed once, off the shard) and reuses it for every later answer of that page on this
 //! shard. Like the RBAC views the pages come from (`auth/local.rs`), the copies are this
 //! shard's own (no lock, no cross-thread state) and live exactly as long as the snapshot
 //! version that rendered them: the first lookup under a new version empties the table.
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use hashbrown::HashMap;
 
 use crate::catalog::ListKind;
-use crate::http::gzip::LazyGz;
+use crate::http::gzip_slot::LazyGz;
 
 /// Most page slots one shard holds for one snapshot version.
 pub const MAX_PAGES: usize = 4096;
@@ -97,7 +97,6 @@ impl GzPages {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::gzip::GzRun;
 
     fn page(offset: usize, range: std::ops::Range<usize>) -> PageOf<'static> {
         PageOf {
@@ -114,7 +113,7 @@ mod tests {
     fn one_copy_per_page_and_version_and_a_new_one_after_a_change() {
         let pages = GzPages::default();
         let a = pages.slot(1, page(0, 1..5000)).unwrap();
-        a.get_or_init(|| GzRun::compress(b"page one"));
+        a.fill(b"page one");
         let again = pages.slot(1, page(0, 1..5000)).unwrap();
         assert!(Arc::ptr_eq(&a, &again), "the same slot, already filled");
         assert_eq!(again.get().unwrap().len, 8);

@@ -77,7 +77,7 @@ pub enum Answer {
         Vec<u8>,
         bytes::Bytes,
         Vec<u8>,
-        Option<crate::http::gzip::LazyGz>,
+        Option<crate::http::gzip_slot::LazyGz>,
     ),
 }
 
