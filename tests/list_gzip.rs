@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{demo_stdio, parse_response, Gateway, Resp, DRIVERS};
-use sonic_rs::{JsonContainerTrait, JsonValueTrait};
+use sonic_rs::JsonContainerTrait;
 
 const META: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
 
@@ -72,7 +72,9 @@ fn list(
             h.push(("mcp-protocol-version", "2026-07-28"));
             h.push(("mcp-method", "tools/list"));
             let sep = if cursor.is_empty() { "" } else { "," };
-            format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list","params":{{{cursor}{sep}{META}}}}}"#)
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list","params":{{{cursor}{sep}{META}}}}}"#
+            )
         }
     };
     if let Some(e) = encoding {
@@ -138,7 +140,14 @@ fn large_list_pages_go_gzip_to_clients_that_accept_it_and_identity_to_others() {
                 let r = list(&gw, Some(&sid), "7", cursor, Some(enc));
                 assert_gzip_of(&r, &identity, &format!("{what} {enc:?}"));
             }
-            for enc in ["gzip;q=0", "identity", "br, zstd", "*;q=0", "gzip;q=2", "gzip,;q=1"] {
+            for enc in [
+                "gzip;q=0",
+                "identity",
+                "br, zstd",
+                "*;q=0",
+                "gzip;q=2",
+                "gzip,;q=1",
+            ] {
                 let r = list(&gw, Some(&sid), "7", cursor, Some(enc));
                 assert_identity(&r, &identity, &format!("{what} {enc:?}"));
             }
@@ -165,7 +174,11 @@ fn large_list_pages_go_gzip_to_clients_that_accept_it_and_identity_to_others() {
         // Three 2025 pages and one 2026 page were compressed, once each, for 3 × (4 + 1) + 1
         // gzip answers.
         wait_metric(&gw, "only1mcp_list_gzip_answers_total", 16);
-        assert_eq!(metric(&gw, "only1mcp_list_gzip_builds_total"), 4, "{driver}");
+        assert_eq!(
+            metric(&gw, "only1mcp_list_gzip_builds_total"),
+            4,
+            "{driver}"
+        );
     }
 }
 
@@ -218,10 +231,18 @@ fn the_compressed_copy_is_rebuilt_after_the_catalogue_changes() {
         let last = Some("o1m-4000");
         for _ in 0..3 {
             let identity = list(&gw, Some(&sid), "5", last, None);
-            assert_gzip_of(&list(&gw, Some(&sid), "5", last, Some("gzip")), &identity, driver);
+            assert_gzip_of(
+                &list(&gw, Some(&sid), "5", last, Some("gzip")),
+                &identity,
+                driver,
+            );
         }
         wait_metric(&gw, "only1mcp_list_gzip_answers_total", 3);
-        assert_eq!(metric(&gw, "only1mcp_list_gzip_builds_total"), 1, "{driver}");
+        assert_eq!(
+            metric(&gw, "only1mcp_list_gzip_builds_total"),
+            1,
+            "{driver}"
+        );
         // A reload adds a server: the last page grows by its 11 tools.
         let log_before = gw.log().matches("config reloaded").count();
         std::fs::write(&gw.cfg, config(&demo_stdio("more", ""))).unwrap();
@@ -237,7 +258,10 @@ fn the_compressed_copy_is_rebuilt_after_the_catalogue_changes() {
             if r.json()["result"]["tools"].as_array().unwrap().len() == 1011 {
                 break r;
             }
-            assert!(Instant::now() < deadline, "{driver}: the new tools never listed");
+            assert!(
+                Instant::now() < deadline,
+                "{driver}: the new tools never listed"
+            );
             std::thread::sleep(Duration::from_millis(50));
         };
         for _ in 0..3 {
@@ -262,7 +286,11 @@ fn compress_lists_false_turns_it_off() {
         let identity = list(&gw, Some(&sid), "2", None, None);
         let r = list(&gw, Some(&sid), "2", None, Some("gzip"));
         assert_identity(&r, &identity, driver);
-        assert_eq!(r.header("vary"), None, "{driver}: nothing depends on the header");
+        assert_eq!(
+            r.header("vary"),
+            None,
+            "{driver}: nothing depends on the header"
+        );
         assert_eq!(metric(&gw, "only1mcp_list_gzip_builds_total"), 0);
     }
 }

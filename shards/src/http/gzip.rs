@@ -128,7 +128,8 @@ fn frame(data: &mut Vec<u8>, before: &[u8], last: bool) {
         data.splice(0..0, lead[..k + 5].iter().copied());
     } else {
         // Only a huge JSON-RPC id makes a head this long: rare enough for a new buffer.
-        let mut out = Vec::with_capacity(before.len() + data.len() + 5 * (data.len() / STORED_MAX + 1));
+        let mut out =
+            Vec::with_capacity(before.len() + data.len() + 5 * (data.len() / STORED_MAX + 1));
         out.extend_from_slice(before);
         stored(&mut out, data, last);
         *data = out;

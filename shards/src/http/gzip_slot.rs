@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures_channel::oneshot;
 
 use crate::http::gzip::{assemble, GzRun};
-use crate::http::response::Reply;
+use crate::http::response::{Coding, Reply};
 
 /// Most gzip copies compressed at once in the process (each on its own helper thread).
 pub const MAX_BUILDERS: usize = 2;
@@ -96,7 +96,7 @@ pub fn slot_for(reply: &mut Reply, accepts: bool) -> Option<(LazyGz, Bytes)> {
     if reply.status != 200 || reply.stream.is_some() {
         return None;
     }
-    reply.vary = Some("accept-encoding");
+    reply.coding = Coding::IdentityVaries;
     accepts.then(|| (slot, shared.clone()))
 }
 
@@ -112,7 +112,7 @@ pub fn apply(reply: &mut Reply, run: &GzRun) -> bool {
     }
     assemble(&mut reply.body, run, tail);
     *shared = run.deflate.clone();
-    reply.content_encoding = Some("gzip");
+    reply.coding = Coding::Gzip;
     true
 }
 
@@ -129,7 +129,12 @@ mod tests {
     }
 
     fn reply(shared: &Bytes, slot: &LazyGz) -> Reply {
-        let mut r = Reply::json_parts(200, b"{\"id\":1,\"r\":[".to_vec(), shared.clone(), b"]}".to_vec());
+        let mut r = Reply::json_parts(
+            200,
+            b"{\"id\":1,\"r\":[".to_vec(),
+            shared.clone(),
+            b"]}".to_vec(),
+        );
         r.gz = Some(slot.clone());
         r
     }
@@ -139,7 +144,10 @@ mod tests {
         let slot = LazyGz::default();
         let bytes = page();
         let rx = slot.build(bytes.clone()).expect("the first build starts");
-        assert!(slot.build(bytes.clone()).is_none(), "no second build while one runs");
+        assert!(
+            slot.build(bytes.clone()).is_none(),
+            "no second build while one runs"
+        );
         futures_executor_block_on(rx);
         assert_eq!(slot.get().unwrap().len, bytes.len() as u64);
         assert!(slot.build(bytes).is_none(), "nothing to do once filled");
@@ -152,13 +160,12 @@ mod tests {
         slot.fill(&bytes);
         let mut r = reply(&bytes, &slot);
         assert!(slot_for(&mut r, false).is_none());
-        assert_eq!(r.vary, Some("accept-encoding"));
-        assert_eq!(r.content_encoding, None);
+        assert_eq!(r.coding, Coding::IdentityVaries);
         let identity = r.body_bytes().into_owned();
         let mut r = reply(&bytes, &slot);
         let (s, _) = slot_for(&mut r, true).unwrap();
         assert!(apply(&mut r, s.get().unwrap()));
-        assert_eq!(r.content_encoding, Some("gzip"));
+        assert_eq!(r.coding, Coding::Gzip);
         let mut out = Vec::new();
         std::io::Read::read_to_end(
             &mut flate2::read::GzDecoder::new(&r.body_bytes()[..]),
@@ -170,15 +177,15 @@ mod tests {
         let mut r = reply(&bytes, &slot);
         let other = GzRun::compress(b"other");
         assert!(!apply(&mut r, &other));
-        assert_eq!(r.content_encoding, None);
+        assert_eq!(r.coding, Coding::Identity);
         // Replies without a slot, or not 200, are left alone.
         let mut plain = Reply::json(200, b"{}".to_vec());
         assert!(slot_for(&mut plain, true).is_none());
-        assert_eq!(plain.vary, None);
+        assert_eq!(plain.coding, Coding::Identity);
         let mut r = reply(&bytes, &slot);
         r.status = 503;
         assert!(slot_for(&mut r, true).is_none());
-        assert_eq!(r.vary, None);
+        assert_eq!(r.coding, Coding::Identity);
     }
 
     /// Waits for a oneshot on this thread (the tests have no runtime).

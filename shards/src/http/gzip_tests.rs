@@ -48,7 +48,13 @@ fn assembled_bodies_decode_to_the_identity_bytes_for_every_id_and_page() {
             run.deflate.len(),
             run_bytes.len()
         );
-        for id in [&b"1"[..], b"\"abc\"", b"-9007199254740993", b"null", b"\"\\u00e9\""] {
+        for id in [
+            &b"1"[..],
+            b"\"abc\"",
+            b"-9007199254740993",
+            b"null",
+            b"\"\\u00e9\"",
+        ] {
             let head = [
                 &br#"{"jsonrpc":"2.0","id":"#[..],
                 id,
@@ -69,8 +75,14 @@ fn empty_head_tail_or_run_still_make_a_valid_member() {
     let list = items(50);
     let run = GzRun::compress(&list);
     assert_eq!(gunzip(&whole(b"", &run, b"")).unwrap(), list);
-    assert_eq!(gunzip(&whole(b"[", &run, b"")).unwrap(), [b"[", &list[..]].concat());
-    assert_eq!(gunzip(&whole(b"", &run, b"]")).unwrap(), [&list[..], b"]"].concat());
+    assert_eq!(
+        gunzip(&whole(b"[", &run, b"")).unwrap(),
+        [b"[", &list[..]].concat()
+    );
+    assert_eq!(
+        gunzip(&whole(b"", &run, b"]")).unwrap(),
+        [&list[..], b"]"].concat()
+    );
     let empty = GzRun::compress(b"");
     assert_eq!(gunzip(&whole(b"{", &empty, b"}")).unwrap(), b"{}");
     assert_eq!(gunzip(&whole(b"", &empty, b"")).unwrap(), b"");

@@ -58,9 +58,12 @@ impl GzPages {
     /// The slot of `page` under snapshot `version`, or `None` when the page gets none (an
     /// offset the gateway never hands out, or the table is full).
     pub fn slot(&self, version: u64, page: PageOf<'_>) -> Option<LazyGz> {
-        let canonical = page.offset == 0 || (page.page_size > 0 && page.offset % page.page_size == 0);
-        let (Ok(start), Ok(end)) = (u32::try_from(page.range.start), u32::try_from(page.range.end))
-        else {
+        let canonical =
+            page.offset == 0 || (page.page_size > 0 && page.offset % page.page_size == 0);
+        let (Ok(start), Ok(end)) = (
+            u32::try_from(page.range.start),
+            u32::try_from(page.range.end),
+        ) else {
             return None;
         };
         if !canonical {
@@ -132,11 +135,33 @@ mod tests {
         let pages = GzPages::default();
         let admin: Arc<str> = "admin".into();
         let base = pages.slot(1, page(0, 1..100)).unwrap();
-        let modern = pages.slot(1, PageOf { modern: true, ..page(0, 1..100) }).unwrap();
-        let prompts = pages
-            .slot(1, PageOf { kind: ListKind::Prompts, ..page(0, 1..100) })
+        let modern = pages
+            .slot(
+                1,
+                PageOf {
+                    modern: true,
+                    ..page(0, 1..100)
+                },
+            )
             .unwrap();
-        let view = pages.slot(1, PageOf { view: Some(&admin), ..page(0, 1..100) }).unwrap();
+        let prompts = pages
+            .slot(
+                1,
+                PageOf {
+                    kind: ListKind::Prompts,
+                    ..page(0, 1..100)
+                },
+            )
+            .unwrap();
+        let view = pages
+            .slot(
+                1,
+                PageOf {
+                    view: Some(&admin),
+                    ..page(0, 1..100)
+                },
+            )
+            .unwrap();
         for (i, a) in [&base, &modern, &prompts, &view].iter().enumerate() {
             for b in [&base, &modern, &prompts, &view].iter().skip(i + 1) {
                 assert!(!Arc::ptr_eq(a, b));
@@ -149,7 +174,13 @@ mod tests {
         let pages = GzPages::default();
         assert!(pages.slot(1, page(37, 1..100)).is_none());
         assert!(pages
-            .slot(1, PageOf { page_size: 0, ..page(5, 1..100) })
+            .slot(
+                1,
+                PageOf {
+                    page_size: 0,
+                    ..page(5, 1..100)
+                }
+            )
             .is_none());
         for i in 0..MAX_PAGES {
             assert!(pages.slot(1, page(i * 100, i..i + 1)).is_some());
