@@ -86,7 +86,11 @@ fn list(
 }
 
 fn metric(gw: &Gateway, name: &str) -> u64 {
-    let text = gw.get("/metrics").text();
+    metric_as(gw, name, &[])
+}
+
+fn metric_as(gw: &Gateway, name: &str, auth: &[(&str, &str)]) -> u64 {
+    let text = gw.request("GET", "/metrics", auth, b"").text();
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .and_then(|v| v.trim().parse().ok())
@@ -94,12 +98,16 @@ fn metric(gw: &Gateway, name: &str) -> u64 {
 }
 
 fn wait_metric(gw: &Gateway, name: &str, want: u64) {
+    wait_metric_as(gw, name, want, &[]);
+}
+
+fn wait_metric_as(gw: &Gateway, name: &str, want: u64, auth: &[(&str, &str)]) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while metric(gw, name) != want {
+    while metric_as(gw, name, auth) != want {
         assert!(
             Instant::now() < deadline,
             "{name} = {} (want {want})",
-            metric(gw, name)
+            metric_as(gw, name, auth)
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -115,13 +123,36 @@ fn assert_gzip_of(r: &Resp, identity: &Resp, what: &str) {
         r.body.len(),
         identity.body.len()
     );
-    assert_eq!(gunzip(&r.body), identity.body, "{what}: flate2");
-    assert_eq!(gunzip_python(&r.body), identity.body, "{what}: python");
+    same(&gunzip(&r.body), &identity.body, &format!("{what}: flate2"));
+    same(
+        &gunzip_python(&r.body),
+        &identity.body,
+        &format!("{what}: python"),
+    );
 }
 
 fn assert_identity(r: &Resp, identity: &Resp, what: &str) {
     assert_eq!(r.header("content-encoding"), None, "{what}");
-    assert_eq!(r.body, identity.body, "{what}");
+    same(&r.body, &identity.body, what);
+}
+
+/// Byte equality, reported by length and first difference (the bodies are ~1 MB).
+fn same(got: &[u8], want: &[u8], what: &str) {
+    if got != want {
+        let at = got.iter().zip(want).position(|(a, b)| a != b);
+        let near = at.unwrap_or(got.len().min(want.len()));
+        let show = |b: &[u8]| {
+            String::from_utf8_lossy(&b[near.saturating_sub(40)..(near + 40).min(b.len())])
+                .into_owned()
+        };
+        panic!(
+            "{what}: {} bytes, want {} (first difference at {at:?}: {:?} vs {:?})",
+            got.len(),
+            want.len(),
+            show(got),
+            show(want)
+        );
+    }
 }
 
 #[test]
@@ -292,5 +323,67 @@ fn compress_lists_false_turns_it_off() {
             "{driver}: nothing depends on the header"
         );
         assert_eq!(metric(&gw, "only1mcp_list_gzip_builds_total"), 0);
+    }
+}
+
+fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn each_role_view_gets_its_own_compressed_copy() {
+    let (all, few) = ("all-key-0123456789", "few-key-0123456789");
+    let cfg = format!(
+        "[auth]\nmode = \"api_key\"\n[[auth.api_keys]]\nname = \"all\"\nsha256 = \"{}\"\nroles = [\"all\"]\n[[auth.api_keys]]\nname = \"few\"\nsha256 = \"{}\"\nroles = [\"few\"]\n[[auth.roles]]\nname = \"all\"\n[[auth.roles]]\nname = \"few\"\nrename = {{ \"big__echo\" = \"big__ECHO\" }}\n\n{}",
+        sha256_hex(all),
+        sha256_hex(few),
+        config("")
+    );
+    for driver in DRIVERS {
+        let gw = Gateway::start(&cfg, driver, 1, &["big"]);
+        let ask = |key: &str, enc: Option<&str>, cursor: Option<&str>| {
+            let bearer = format!("Bearer {key}");
+            let mut h = vec![
+                ("authorization", bearer.as_str()),
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/list"),
+            ];
+            h.extend(enc.map(|e| ("accept-encoding", e)));
+            let cursor = cursor
+                .map(|c| format!(r#""cursor":"{c}","#))
+                .unwrap_or_default();
+            let r = gw.post(
+                &h,
+                &format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{{cursor}{META}}}}}"#),
+            );
+            assert_eq!(r.status, 200, "{}", r.text());
+            r
+        };
+        let (all_id, few_id) = (ask(all, None, None), ask(few, None, None));
+        // Two views of the same length (a rename to as many bytes): only the view in the
+        // copy's key tells them apart.
+        assert_ne!(all_id.body, few_id.body, "{driver}: two views");
+        assert_eq!(all_id.body.len(), few_id.body.len(), "{driver}");
+        for _ in 0..3 {
+            assert_gzip_of(&ask(all, Some("gzip"), None), &all_id, driver);
+            assert_gzip_of(&ask(few, Some("gzip"), None), &few_id, driver);
+        }
+        // A cursor the gateway never hands out (not on a page boundary) gets no copy.
+        let odd = ask(few, None, Some("o1m-7"));
+        let r = ask(few, Some("gzip"), Some("o1m-7"));
+        assert_identity(&r, &odd, &format!("{driver}: forged offset"));
+        assert_eq!(r.header("vary"), None);
+        let bearer = format!("Bearer {all}");
+        let auth = [("authorization", bearer.as_str())];
+        wait_metric_as(&gw, "only1mcp_list_gzip_answers_total", 6, &auth);
+        assert_eq!(
+            metric_as(&gw, "only1mcp_list_gzip_builds_total", &auth),
+            2,
+            "{driver}"
+        );
     }
 }
