@@ -35,12 +35,13 @@ fn gunzip(body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The same with Python's gzip module (zlib), a second, independent decoder.
+/// The same with Python's gzip module and zlib, a second, independent decoder.
 fn gunzip_python(body: &[u8]) -> Vec<u8> {
     let mut child = std::process::Command::new("python3")
         .args([
             "-c",
-            "import gzip,sys; sys.stdout.buffer.write(gzip.decompress(sys.stdin.buffer.read()))",
+            // gzip.decompress, and zlib with the gzip wrapper (wbits 31), must agree.
+            "import gzip,sys,zlib; b=sys.stdin.buffer.read(); d=gzip.decompress(b); assert zlib.decompress(b, 31) == d; sys.stdout.buffer.write(d)",
         ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
