@@ -217,7 +217,7 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
             continue;
         }
         if reply.gz.is_some() {
-            gzip(&front, &req, &bufs, &mut reply).await;
+            crate::front::gzip::encode(&front, &req, &bufs, &mut reply).await;
         }
         encode(&reply, keep, &mut out);
         let shared = if req.method == Method::Head {
@@ -246,34 +246,6 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
             return;
         }
         crate::http::request::shrink_idle(&mut out);
-    }
-}
-
-/// Sends a large list page gzip when the client accepts it (`server.compress_lists`): from
-/// the page's copy, made by a helper thread on the first such request, which waits for it
-/// (the shard serves on); a request that finds the copy being made is answered uncompressed.
-async fn gzip(front: &LocalFront, req: &Request, bufs: &ConnBuffers, reply: &mut Reply) {
-    use crate::http::gzip_slot::{apply, slot_for};
-    let header = req.headers.accept_encoding.clone().map(|r| &bufs.buf[r]);
-    let accepts = crate::http::coding::accepts_gzip(header);
-    let Some((slot, shared)) = slot_for(reply, accepts) else {
-        return;
-    };
-    let pages = &front.router.gz_pages;
-    if slot.get().is_none() {
-        let Some(done) = slot.build(shared) else {
-            return;
-        };
-        let waited = monoio::time::timeout(front.limits.idle_timeout, done).await;
-        if !matches!(waited, Ok(Ok(()))) {
-            return;
-        }
-        pages.built.set(pages.built.get() + 1);
-    }
-    if let Some(run) = slot.get() {
-        if apply(reply, run) {
-            pages.served.set(pages.served.get() + 1);
-        }
     }
 }
 
