@@ -38,6 +38,8 @@ struct Figures {
     panics: u64,
     /// Requests cancelled because their client left, summed over shards.
     clients_gone: u64,
+    /// gzip list pages (copies compressed, answers sent gzip), summed over shards.
+    lists_gzip: [u64; 2],
     /// `[cluster] node_id` ("" outside a cluster).
     node: String,
     /// Token accounting: encoding, (method, server, name, answers, tokens), drops.
@@ -90,6 +92,7 @@ pub fn render(
         reloads: reloads.clone(),
         panics: shards.iter().map(|s| s.panics).sum(),
         clients_gone: shards.iter().map(|s| s.clients_gone).sum(),
+        lists_gzip: [0, 1].map(|i| shards.iter().map(|s| s.lists_gzip[i]).sum()),
         node: node.to_string(),
         tokens: side.tokens.map(token_rows),
         rate_store: rate_store(shards),
@@ -400,6 +403,18 @@ impl Collector for Figures {
             "client_disconnects",
             "Requests cancelled because the client closed its connection before the answer (their backend calls were cancelled and their slots freed).",
             &ConstCounter::new(self.clients_gone),
+        )?;
+        single(
+            &mut enc,
+            "list_gzip_builds",
+            "gzip copies of large list pages compressed (once per catalog version, page and shard).",
+            &ConstCounter::new(self.lists_gzip[0]),
+        )?;
+        single(
+            &mut enc,
+            "list_gzip_answers",
+            "List answers sent gzip to clients that accept it.",
+            &ConstCounter::new(self.lists_gzip[1]),
         )?;
         single(
             &mut enc,

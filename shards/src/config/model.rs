@@ -138,6 +138,9 @@ pub struct ServerSection {
     pub allowed_hosts: Vec<String>,
     /// TLS termination on the listener (`[server.tls]`); plain HTTP without it.
     pub tls: Option<TlsConfig>,
+    /// Send large list pages gzip to HTTP clients that accept it (compressed once per
+    /// catalog version and page, `route/lists_gz.rs`).
+    pub compress_lists: bool,
 }
 
 /// `[server.tls]`: certificate chain and private key, PEM files (read at startup; a new
@@ -178,6 +181,7 @@ impl Default for ServerSection {
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             tls: None,
+            compress_lists: true,
         }
     }
 }

@@ -179,7 +179,7 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
             served: prev.served + u64::from(prev.method.is_some()),
         });
         let watch = req.method == Method::Post;
-        let reply = {
+        let mut reply = {
             let _busy = Counted::enter(&front.inflight);
             let routed = route(&front, &req, &mut bufs);
             if watch {
@@ -215,6 +215,9 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
                 None => return stream.abort(),
             }
             continue;
+        }
+        if reply.gz.is_some() {
+            crate::front::gzip::encode(&front, &req, &bufs, &mut reply).await;
         }
         encode(&reply, keep, &mut out);
         let shared = if req.method == Method::Head {

@@ -1,7 +1,8 @@
 //! The fronts: how clients reach the router. The HTTP front serves `/mcp`, `/health`,
 //! `/metrics`, the OAuth metadata, and (in [`admin`]) `/ready` and the drain endpoints over
 //! HTTP/1.1 (plain or TLS); the stdio front serves one
-//! client over stdin/stdout (`only1mcp-uring stdio`); [`guard`] checks Host and Origin.
+//! client over stdin/stdout (`only1mcp-uring stdio`); [`guard`] checks Host and Origin;
+//! [`gzip`] sends large list pages gzip to HTTP clients that accept it.
 //!
 //! A front owns the connection-side state ([`LocalFront`]: limits, the Host/Origin policy,
 //! connection and in-flight counts, contained panics, TLS, the rendered metrics text) and
@@ -10,6 +11,7 @@
 
 pub mod admin;
 pub mod guard;
+pub mod gzip;
 pub mod http;
 pub mod stdio;
 pub mod stdio_batch;

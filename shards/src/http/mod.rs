@@ -6,11 +6,15 @@
 //! body limits, and encodes JSON or SSE responses; serving a connection is the front's
 //! (`front/http.rs`). The backend side
 //! ([`client`]) is a small keep-alive client for Streamable HTTP MCP servers; [`sse`] decodes
-//! event streams for it. Parsing is httparse's; framing (Content-Length, chunked) is ours
+//! event streams for it. [`gzip`], [`gzip_slot`] and [`coding`] compress large list answers for clients that
+//! accept it. Parsing is httparse's; framing (Content-Length, chunked) is ours
 //! because it is a dozen lines around `httparse::parse_chunk_size`.
 
 pub mod client;
+pub mod coding;
 pub mod framing;
+pub mod gzip;
+pub mod gzip_slot;
 pub mod request;
 pub mod response;
 pub mod sse;

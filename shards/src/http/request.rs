@@ -63,6 +63,8 @@ pub struct KnownHeaders {
     pub content_type: Option<Range<usize>>,
     /// Accept
     pub accept: Option<Range<usize>>,
+    /// Accept-Encoding (read with [`crate::http::coding::accepts_gzip`]).
+    pub accept_encoding: Option<Range<usize>>,
     /// Mcp-Session-Id
     pub session_id: Option<Range<usize>>,
     /// MCP-Protocol-Version
@@ -363,6 +365,11 @@ fn head_from(
         } else if name.eq_ignore_ascii_case("accept") {
             // A list field: several lines are legal; the last one is read.
             headers.accept = Some(v);
+        } else if name.eq_ignore_ascii_case("accept-encoding") {
+            // Several lines would have to be joined to be read right: read as none (identity),
+            // which is always acceptable.
+            let twice = headers.accept_encoding.is_some();
+            headers.accept_encoding = Some(if twice { v.start..v.start } else { v });
         } else if is_param_header(name) {
             headers.mcp_params = true;
         } else if name.eq_ignore_ascii_case("traceparent") {

@@ -27,6 +27,18 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
+/// The content coding of a reply's body, and whether it depends on `Accept-Encoding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Coding {
+    /// As is, whatever the client accepts (no header).
+    #[default]
+    Identity,
+    /// As is, though a client that accepts gzip would have had it (`Vary: Accept-Encoding`).
+    IdentityVaries,
+    /// gzip (`Content-Encoding: gzip`, `Vary: Accept-Encoding`).
+    Gzip,
+}
+
 /// A response the front writes back.
 #[derive(Debug, Default)]
 pub struct Reply {
@@ -46,6 +58,11 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// The rest of the body, when it is written from shared bytes: those bytes, then a tail.
     pub shared: Option<(bytes::Bytes, Vec<u8>)>,
+    /// The shared part compressed once, when this answer could be sent gzip (a large list
+    /// page): the front uses it for a client that accepts gzip ([`crate::http::gzip`]).
+    pub gz: Option<crate::http::gzip_slot::LazyGz>,
+    /// How the body's encoding was chosen (`Content-Encoding`, `Vary`).
+    pub coding: Coding,
     /// When set, the body is an SSE stream of these JSON-RPC messages instead.
     pub stream: Option<crate::rt::feed::FeedRx>,
     /// Dropped with the reply, i.e. when its stream has ended (written out, or the client
@@ -161,6 +178,13 @@ pub fn encode(reply: &Reply, keep_alive: bool, out: &mut Vec<u8>) {
         out.extend_from_slice(b"content-type: ");
         out.extend_from_slice(ct.as_bytes());
         out.extend_from_slice(b"\r\n");
+    }
+    match reply.coding {
+        Coding::Identity => {}
+        Coding::IdentityVaries => out.extend_from_slice(b"vary: accept-encoding\r\n"),
+        Coding::Gzip => {
+            out.extend_from_slice(b"content-encoding: gzip\r\nvary: accept-encoding\r\n")
+        }
     }
     if let Some(sid) = &reply.session_id {
         out.extend_from_slice(b"mcp-session-id: ");

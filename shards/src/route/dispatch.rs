@@ -235,7 +235,11 @@ async fn request(
     let meta = crate::route::meta::handles(mode, env).then_some(env.name_str.as_deref());
     let reply = match result {
         Ok(Answer::Json(bytes)) => Reply::json(200, bytes),
-        Ok(Answer::Parts(head, shared, tail)) => Reply::json_parts(200, head, shared, tail),
+        Ok(Answer::Parts(head, shared, tail, gz)) => {
+            let mut reply = Reply::json_parts(200, head, shared, tail);
+            reply.gz = gz;
+            reply
+        }
         Ok(Answer::Stream(rx)) => Reply::sse(crate::route::resume::track(router, sid, rx).1),
         Err(e) => rpc_error(200, &e, id),
     };

@@ -208,7 +208,7 @@ async fn upstream(router: &Rc<Router>, key: u64, s: &ListenSub, on: bool) -> Res
     };
     let r = match forward(call, s.backend, None).await? {
         Answer::Json(r) => r,
-        Answer::Parts(head, shared, tail) => [&head[..], &shared[..], &tail[..]].concat(),
+        Answer::Parts(head, shared, tail, _) => [&head[..], &shared[..], &tail[..]].concat(),
         Answer::Stream(rx) => last_response(rx, s.timeout).await.ok_or_else(|| {
             McpError::Gateway(format!("{method}: the backend's stream ended unanswered"))
         })?,

@@ -7,6 +7,10 @@
 //! (`],"nextCursor":…}}`). From [`SHARED_MIN`] bytes on, the run is written to the socket from
 //! the shared rendering itself ([`Answer::Parts`]): no per-request copy of a large list.
 //! Smaller ones are copied into one buffer, which is cheaper than a second write.
+//!
+//! A page written from the shared rendering also carries its slot in the shard's gzip
+//! copies ([`crate::route::lists_gz`]), which the HTTP front fills and uses for a client
+//! that accepts gzip (`server.compress_lists`).
 
 use std::rc::Rc;
 
@@ -120,9 +124,20 @@ fn page(
         head.extend_from_slice(&end);
         return Ok(Answer::Json(head));
     }
+    let gz = snap.config.server.compress_lists.then(|| {
+        let page = crate::route::lists_gz::PageOf {
+            modern,
+            kind,
+            view: view.as_ref().map(|_| &principal.view),
+            offset,
+            page_size: p.list_page_size,
+            range: range.clone(),
+        };
+        router.gz_pages.slot(snap.version, page)
+    });
     let shared = match &view {
         Some(v) => v.0.slice(range),
         None => crate::catalog::shared_bytes(catalog.list(kind).0).slice(range),
     };
-    Ok(Answer::Parts(head, shared, end))
+    Ok(Answer::Parts(head, shared, end, gz.flatten()))
 }

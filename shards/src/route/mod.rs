@@ -40,6 +40,7 @@ pub mod lifecycle;
 pub mod listen;
 pub mod listen_resources;
 pub mod lists;
+pub mod lists_gz;
 pub mod meta;
 pub mod methods;
 pub mod modern;

@@ -223,7 +223,11 @@ async fn serve_counted(
     seen.meta = crate::route::meta::handles(mode, env);
     match answer {
         Ok(Answer::Json(bytes)) => Reply::json(modern_status(&bytes), bytes),
-        Ok(Answer::Parts(head, shared, tail)) => Reply::json_parts(200, head, shared, tail),
+        Ok(Answer::Parts(head, shared, tail, gz)) => {
+            let mut reply = Reply::json_parts(200, head, shared, tail);
+            reply.gz = gz;
+            reply
+        }
         Ok(Answer::Stream(rx)) => Reply::sse(rx),
         Err(McpError::ResourceNotFound(uri)) => Reply::json(
             200,

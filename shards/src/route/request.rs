@@ -71,8 +71,14 @@ pub enum Answer {
     /// toward the client ([`crate::rt::feed`]).
     Stream(FeedRx),
     /// One JSON-RPC response in three parts, written back to back: a head, bytes shared with
-    /// a pre-rendered list (not copied), and a tail.
-    Parts(Vec<u8>, bytes::Bytes, Vec<u8>),
+    /// a pre-rendered list (not copied), and a tail; with the page's slot for its gzip copy
+    /// when it has one ([`crate::route::lists_gz`]).
+    Parts(
+        Vec<u8>,
+        bytes::Bytes,
+        Vec<u8>,
+        Option<crate::http::gzip_slot::LazyGz>,
+    ),
 }
 
 /// Is session `s` usable by `p`? A session belongs to the principal that created it; when

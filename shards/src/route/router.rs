@@ -93,6 +93,8 @@ pub struct Router {
     pub sessions: RefCell<LocalSessionTable>,
     /// Requests whose client closed its connection before the answer (they were cancelled).
     pub clients_gone: Cell<u64>,
+    /// gzip copies of large list pages (`route/lists_gz.rs`).
+    pub gz_pages: crate::route::lists_gz::GzPages,
     /// Session ids refused with 404, by `cluster::session_id::Verdict`.
     pub session_ids_refused: [Cell<u64>; 4],
     /// What this shard served (sent to the control thread every 500 ms).
@@ -149,6 +151,7 @@ impl Router {
             upstreams: parts.upstreams,
             sessions: RefCell::default(),
             clients_gone: Cell::new(0),
+            gz_pages: Default::default(),
             session_ids_refused: Default::default(),
             stats: Default::default(),
             cache: Default::default(),

@@ -36,6 +36,10 @@ pub fn build(shard: &Rc<LocalShard>) -> ShardStats {
         inflight: shard.front.inflight.get() as u64,
         panics: shard.front.panics.get(),
         clients_gone: shard.router.clients_gone.get(),
+        lists_gzip: [
+            shard.router.gz_pages.built.get(),
+            shard.router.gz_pages.served.get(),
+        ],
         session_ids_refused: shard.router.session_ids_refused.each_ref().map(|c| c.get()),
         initialize_while_draining: shard.router.stats.initialize_while_draining_count(),
         requests: shard.router.stats.requests_copy(),

@@ -68,6 +68,8 @@ pub struct ShardStats {
     pub panics: u64,
     /// Requests cancelled because their client closed the connection first.
     pub clients_gone: u64,
+    /// gzip list pages: copies compressed, answers sent gzip (`route/lists_gz.rs`).
+    pub lists_gzip: [u64; 2],
     /// Requests refused with 404 for a session id this node does not hold, by
     /// `cluster::session_id::Verdict` (cumulative).
     pub session_ids_refused: [u64; 4],

@@ -316,7 +316,7 @@ pub(crate) fn follow_era(
 pub(crate) async fn response_of(answer: Answer) -> Option<Vec<u8>> {
     match answer {
         Answer::Json(b) => Some(b),
-        Answer::Parts(mut head, shared, tail) => {
+        Answer::Parts(mut head, shared, tail, _) => {
             head.extend_from_slice(&shared);
             head.extend_from_slice(&tail);
             Some(head)

@@ -189,7 +189,7 @@ pub(crate) async fn ask(
     .await?;
     match answer {
         Answer::Json(b) => Ok(b),
-        Answer::Parts(head, shared, tail) => Ok([&head[..], &shared[..], &tail[..]].concat()),
+        Answer::Parts(head, shared, tail, _) => Ok([&head[..], &shared[..], &tail[..]].concat()),
         // Notifications before the answer (a log line): only the answer matters here.
         Answer::Stream(mut rx) => {
             let mut last = None;
