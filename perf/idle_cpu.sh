@@ -9,7 +9,7 @@
 #
 # Env:  DURATION=60   seconds measured per variant
 #       CORES=2       gateway --cores
-#       VARIANTS="epoll uring uring-noflags uring-spin"   which rows (see variant_lines)
+#       VARIANTS="epoll uring uring-noflags"   which rows (see variant_lines)
 #       GW_BIN=path   the gateway binary (default: this tree's release build, built if missing)
 #       OUT=perf/results/idle_cpu.md
 set -euo pipefail
@@ -21,7 +21,7 @@ source perf/lib.sh
 
 DURATION=${DURATION:-60}
 CORES=${CORES:-2}
-VARIANTS=${VARIANTS:-"epoll uring uring-noflags uring-spin"}
+VARIANTS=${VARIANTS:-"epoll uring uring-noflags"}
 OUT=${OUT:-perf/results/idle_cpu.md}
 BIN=${GW_BIN:-$ROOT/target/release/only1mcp-uring}
 if [[ -z ${GW_BIN:-} ]]; then cargo build --release --quiet; fi
@@ -33,7 +33,6 @@ variant_lines() {
     epoll) echo "epoll|" ;;
     uring) echo "uring|" ;; # the default uring_setup
     uring-noflags) echo "uring|uring_setup = []" ;;
-    uring-spin) echo "uring|idle_spin_us = 50\nuring_setup = [\"coop_taskrun\", \"taskrun_flag\"]" ;;
     *) die "unknown variant $1" ;;
   esac
 }

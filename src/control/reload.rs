@@ -137,7 +137,6 @@ pub fn restart_only(old: &Config, new: &Config) -> Vec<String> {
     key!(server.driver);
     key!(server.uring_entries);
     key!(server.uring_setup);
-    key!(server.idle_spin_us);
     key!(server.max_body_bytes);
     key!(server.max_header_bytes);
     key!(server.max_json_depth);

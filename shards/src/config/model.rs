@@ -101,8 +101,6 @@ pub struct ServerSection {
     /// io_uring setup flags per shard ring (`rt::uring_setup`); flags the kernel refuses are
     /// dropped and logged.
     pub uring_setup: Vec<UringFlag>,
-    /// Microseconds a shard keeps polling after a read before it parks (`rt::spin`); 0 = off.
-    pub idle_spin_us: u64,
     /// Largest accepted request body (413 beyond).
     pub max_body_bytes: usize,
     /// Largest accepted request head (431 beyond).
@@ -164,7 +162,6 @@ impl Default for ServerSection {
             uring_entries: 1024,
             // Measured in docs/benchmarks.md ("io_uring setup flags"): the lowest CPU per call.
             uring_setup: vec![UringFlag::SingleIssuer, UringFlag::DeferTaskrun],
-            idle_spin_us: 0,
             max_body_bytes: 4 * 1024 * 1024,
             max_header_bytes: 16 * 1024,
             max_json_depth: crate::wire::scan::DEFAULT_MAX_DEPTH,

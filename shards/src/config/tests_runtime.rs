@@ -1,4 +1,4 @@
-//! Config checks of the shard runtime's knobs: `uring_setup` and `idle_spin_us`.
+//! Config checks of the shard runtime's io_uring setup flags (`uring_setup`).
 
 use super::tests::{check_all, ok};
 use crate::rt::uring_setup::UringFlag;
@@ -40,24 +40,4 @@ fn uring_setup_takes_known_flags_in_shapes_the_kernel_accepts() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("sqpoll") && e.contains("uring_setup"), "{e}");
-}
-
-#[test]
-fn idle_spin_is_bounded_and_refused_with_a_deferred_ring() {
-    ok("[server]\nidle_spin_us = 50\nuring_setup = [\"coop_taskrun\", \"taskrun_flag\"]\n");
-    ok("[server]\nidle_spin_us = 1000\nuring_setup = []\n");
-    check_all(&[
-        (
-            "[server]\nidle_spin_us = 1001\nuring_setup = []\n",
-            2,
-            "server.idle_spin_us",
-            "must be 0 (off) to 1000",
-        ),
-        (
-            "[server]\nidle_spin_us = 20\n",
-            2,
-            "server.idle_spin_us",
-            "cannot be used with uring_setup's defer_taskrun (the default)",
-        ),
-    ]);
 }

@@ -259,19 +259,6 @@ impl Checker<'_, '_> {
         if let Err(msg) = crate::rt::uring_setup::check(&s.uring_setup) {
             self.push(&key("uring_setup"), None, msg);
         }
-        if s.idle_spin_us > 1_000 {
-            let msg = format!("must be 0 (off) to 1000, got {}", s.idle_spin_us);
-            self.push(&key("idle_spin_us"), None, msg);
-        } else if s.idle_spin_us > 0
-            && s.uring_setup
-                .contains(&crate::rt::uring_setup::UringFlag::DeferTaskrun)
-        {
-            let msg = "cannot be used with uring_setup's defer_taskrun (the default): a deferred \
-                       ring posts completions only when the shard waits, so a spin would see \
-                       none; set uring_setup = [\"coop_taskrun\", \"taskrun_flag\"] with it"
-                .to_string();
-            self.push(&key("idle_spin_us"), None, msg);
-        }
         if !(8..=1024).contains(&s.max_json_depth) {
             let msg = format!("must be 8 to 1024, got {}", s.max_json_depth);
             self.push(&key("max_json_depth"), None, msg);

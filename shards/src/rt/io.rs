@@ -32,7 +32,6 @@ pub async fn read_more<S: AsyncReadRent>(
     let cap = buf.capacity();
     let slice = SliceMut::new(buf, len, cap);
     let (res, slice) = stream.read(slice).await;
-    crate::rt::spin::touch();
     (res, slice.into_inner())
 }
 

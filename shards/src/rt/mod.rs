@@ -16,14 +16,12 @@
 //! - [`next`]: the next item of a stream (channels, feeds), the one `poll_fn` for it.
 //! - [`uring_setup`]: the io_uring setup flags of a shard's ring, dropped one by one when the
 //!   kernel refuses them.
-//! - [`spin`]: the optional short poll before a shard parks (`server.idle_spin_us`).
 
 pub mod contain;
 pub mod fair;
 pub mod feed;
 pub mod io;
 pub mod mailbox;
-pub mod spin;
 pub mod uring_setup;
 
 use std::future::Future;

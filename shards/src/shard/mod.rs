@@ -353,10 +353,6 @@ async fn shard_main(init: ShardInit) {
         Duration::from_millis(cfg.server.session_idle_timeout_ms),
     ));
     monoio::spawn(stats_task(shard.clone()));
-    if cfg.server.idle_spin_us > 0 {
-        let budget = Duration::from_micros(cfg.server.idle_spin_us);
-        crate::rt::spin::enable(budget);
-    }
     match listener {
         Some(listener) => {
             tracing::info!(shard = shard.id, addr = ?listener_addr, "shard listening");
