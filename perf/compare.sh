@@ -29,7 +29,9 @@
 #         GW_BIN=path     measure this gateway binary (another commit's build, for an A/B)
 #                         instead of building this tree's release binary
 #         GW_SERVER='uring_setup = []'   extra lines for every gateway's [server] section
-#                         (an A/B of settings on one binary)
+#                         (an A/B of settings on one binary; not for gw1-base)
+#         BASE_BIN=path   the build measured as target gw1-base (before/after in one run);
+#                         target gw1-epoll is gw1 on the epoll driver
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -236,9 +238,10 @@ EOF
 
 # start_gw NAME CONFIG CORES CPUS [EXPECTED_TOOLS]: a gateway on CPUS, healthy; sets S_PID, S_URL.
 # With one CPU every thread is re-pinned there (the shard thread pins itself by core index).
+# START_BIN / START_DRIVER, when set, replace BIN / DRIVER for this one gateway.
 start_gw() {
   local name=$1 cfg=$2 cores=$3 cpus=$4 tools=${5:-} line health i
-  taskset -c "$cpus" "$BIN" start --config "$cfg" --port 0 --cores "$cores" --driver "$DRIVER" \
+  taskset -c "$cpus" "${START_BIN:-$BIN}" start --config "$cfg" --port 0 --cores "$cores" --driver "${START_DRIVER:-$DRIVER}" \
     >"$LOGS/gw-$name.log" 2>&1 &
   S_PID=$!
   track "$S_PID"
@@ -562,6 +565,23 @@ EOF
         fi
         T_URL[$t]=$S_URL T_SUT[$t]=$S_PID
         ;;
+      gw1-base)
+        [[ -x ${BASE_BIN:-} ]] || die "gw1-base needs BASE_BIN=path (the other build)"
+        T_LABEL[$t]="only1mcp-uring --cores 1 ($DRIVER), HTTP backend: the build at BASE_BIN ($(basename "$BASE_BIN")), its default config"
+        cfg=$GEN/gw-base.toml
+        GW_SERVER="" gw_config "$cfg" "$t"
+        printf '[[servers]]\nid = "demo"\ntransport = "http"\nurl = "%s"\n' "$BE_URL" >>"$cfg"
+        START_BIN=$BASE_BIN start_gw "$t" "$cfg" 1 "$CPU_SUT"
+        T_URL[$t]=$S_URL T_SUT[$t]=$S_PID
+        ;;
+      gw1-epoll)
+        T_LABEL[$t]="only1mcp-uring --cores 1 (epoll), HTTP backend"
+        cfg=$GEN/gw-epoll.toml
+        gw_config "$cfg" "$t"
+        printf '[[servers]]\nid = "demo"\ntransport = "http"\nurl = "%s"\n' "$BE_URL" >>"$cfg"
+        START_DRIVER=epoll start_gw "$t" "$cfg" 1 "$CPU_SUT"
+        T_URL[$t]=$S_URL T_SUT[$t]=$S_PID
+        ;;
       gw1-unix)
         T_LABEL[$t]="only1mcp-uring --cores 1 ($DRIVER), HTTP backend on a unix socket"
         T_BE[$t]=$UBE_PID
@@ -636,8 +656,8 @@ EOF
     echo
     echo "### Ratios, same run"
     echo
-    echo "| conns | gw1 / nginx req/s | gw1 / mcp-proxy req/s | gw2 / gw1 req/s | gw1 / nginx CPU per req | p50 added over direct: nginx / mcp-proxy / gw1 µs | gw1-stdio / mcp-proxy-stdio req/s | gw1-unix / nginx-unix req/s, CPU per req |"
-    echo "|---:|---:|---:|---:|---:|---|---:|---|"
+    echo "| conns | gw1 / nginx req/s | gw1 / mcp-proxy req/s | gw2 / gw1 req/s | gw1 / nginx CPU per req | p50 added over direct: nginx / mcp-proxy / gw1 µs | gw1-stdio / mcp-proxy-stdio req/s | gw1-unix / nginx-unix req/s, CPU per req | gw1 / gw1-base CPU per req | gw1-epoll / gw1 req/s, CPU per req |"
+    echo "|---:|---:|---:|---:|---:|---|---:|---|---:|---|"
     local m=tools/call
     for c in $CONNS; do
       local d n mp g1
@@ -645,7 +665,7 @@ EOF
       n=$(cell $m nginx "$c" p50)
       mp=$(cell $m mcp-proxy "$c" p50)
       g1=$(cell $m gw1 "$c" p50)
-      printf '| %s | %s | %s | %s | %s | %s / %s / %s | %s | %s, %s |\n' "$c" \
+      printf '| %s | %s | %s | %s | %s | %s / %s / %s | %s | %s, %s | %s | %s, %s |\n' "$c" \
         "$(ratio "$(cell $m gw1 "$c" rps)" "$(cell $m nginx "$c" rps)")" \
         "$(ratio "$(cell $m gw1 "$c" rps)" "$(cell $m mcp-proxy "$c" rps)")" \
         "$(ratio "$(cell $m gw2 "$c" rps)" "$(cell $m gw1 "$c" rps)")" \
@@ -653,7 +673,10 @@ EOF
         "$(added "$n" "$d")" "$(added "$mp" "$d")" "$(added "$g1" "$d")" \
         "$(ratio "$(cell $m gw1-stdio "$c" rps)" "$(cell $m mcp-proxy-stdio "$c" rps)")" \
         "$(ratio "$(cell $m gw1-unix "$c" rps)" "$(cell $m nginx-unix "$c" rps)")" \
-        "$(ratio "$(cell $m gw1-unix "$c" sut)" "$(cell $m nginx-unix "$c" sut)")"
+        "$(ratio "$(cell $m gw1-unix "$c" sut)" "$(cell $m nginx-unix "$c" sut)")" \
+        "$(ratio "$(cell $m gw1 "$c" sut)" "$(cell $m gw1-base "$c" sut)")" \
+        "$(ratio "$(cell $m gw1-epoll "$c" rps)" "$(cell $m gw1 "$c" rps)")" \
+        "$(ratio "$(cell $m gw1-epoll "$c" sut)" "$(cell $m gw1 "$c" sut)")"
     done
     echo
   } | emit

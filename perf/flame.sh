@@ -68,11 +68,13 @@ perf script -i "$TMP/perf.data" 2>/dev/null | inferno-collapse-perf --kernel >"$
 inferno-flamegraph --title "only1mcp-uring $NAME, tools/call, wrk -c $CONNS" <"$base.folded" >"$base.svg"
 # Top frames by self time, and the kernel / user split, from the folded stacks.
 awk '{ n = $NF; $NF = ""; k = split($0, f, ";"); leaf = f[k]; sub(/ +$/, "", leaf);
-       self[leaf] += n; total += n;
-       if (leaf ~ /_\[k\]$/) kern += n }
-     END { printf "samples %d, kernel %.1f%%\n", total, 100 * kern / total;
-           for (s in self) printf "%6.2f%%  %s\n", 100 * self[s] / total, s }' "$base.folded" |
-  sort -k1,1 -t% -rn | head -40 >"$base.top.txt"
+       self[leaf] += n; total += n; if (leaf ~ /_\[k\]$/) kern += n }
+     END { printf "weight %.0f, kernel %.1f%% (frames marked _[k]; the vDSO clock is one)\n", total, 100 * kern / total }' \
+  "$base.folded" >"$base.top.txt"
+awk '{ n = $NF; $NF = ""; k = split($0, f, ";"); leaf = f[k]; sub(/ +$/, "", leaf);
+       self[leaf] += n; total += n }
+     END { for (s in self) printf "%6.2f%%  %s\n", 100 * self[s] / total, s }' "$base.folded" |
+  sort -rn | head -40 >>"$base.top.txt"
 grep -E 'Requests/sec|RESULT' "$TMP/wrk.out" | head -2 >>"$base.top.txt" || true
 log "wrote $base.svg, $base.folded, $base.top.txt"
 cat "$base.top.txt"
