@@ -169,3 +169,29 @@ async fn drain(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(bytes: &[u8]) -> (Result<(), &'static str>, usize) {
+        let mut dec = SseDecoder::default();
+        dec.push(bytes);
+        let mut n = 0;
+        (trailing_events(&mut dec, &mut n, "t"), n)
+    }
+
+    #[test]
+    fn late_messages_are_counted_up_to_a_bound_and_garbage_is_refused() {
+        let note = b"data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/x\"}\n\n";
+        assert_eq!(events(b""), (Ok(()), 0));
+        assert_eq!(events(b": keep-alive comment\n\n"), (Ok(()), 0));
+        assert_eq!(events(note), (Ok(()), 1));
+        assert_eq!(events(&note.repeat(MAX_TRAILING)), (Ok(()), MAX_TRAILING));
+        let (r, n) = events(&note.repeat(MAX_TRAILING + 1));
+        assert_eq!((r.is_err(), n), (true, MAX_TRAILING + 1));
+        assert!(events(b"data: not json\n\n").0.is_err());
+        // An incomplete event is kept for the next read, not judged.
+        assert_eq!(events(b"data: {\"jsonrpc\""), (Ok(()), 0));
+    }
+}

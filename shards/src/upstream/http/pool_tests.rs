@@ -230,3 +230,29 @@ fn unbounded_messages_never_wait_and_pool_only_with_room() {
         assert_eq!(pool.counts(), (1, 1, 0), "room: pooled and counted");
     });
 }
+
+#[test]
+fn a_detached_lease_keeps_its_slot_until_its_task_gives_it_back() {
+    rt().block_on(async {
+        let peer = Rc::new(Peer::new());
+        let pool = Rc::new(LocalPool::new(1));
+        let a = pool.take(peer.connect()).await.unwrap().0;
+        let owned = a.detach(&pool);
+        assert_eq!(pool.counts(), (1, 0, 0), "the slot went with the lease");
+        let (p, q) = (pool.clone(), peer.clone());
+        let waiter = monoio::spawn(async move {
+            let (c, reused) = p.take(q.connect()).await.unwrap();
+            c.put_back();
+            reused
+        });
+        monoio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(pool.counts(), (1, 0, 1), "a call waits for the detached one");
+        monoio::spawn(async move { owned.put_back() }).await;
+        assert!(waiter.await, "it got the connection the task gave back");
+        assert_eq!(peer.connects.get(), 1);
+        // Dropped from a task instead: closed, its slot freed.
+        let b = pool.idle().unwrap().detach(&pool);
+        monoio::spawn(async move { drop(b) }).await;
+        assert_eq!(pool.counts(), (0, 0, 0));
+    });
+}
