@@ -150,7 +150,8 @@ fn serve(mut s: TcpStream, tail: Tail, idx: usize, conns: Arc<Mutex<Vec<Conn>>>)
                 continue;
             }
         };
-        let event = format!("event: message\ndata: {{\"jsonrpc\":\"2.0\",\"id\":{id},{payload}}}\n\n");
+        let event =
+            format!("event: message\ndata: {{\"jsonrpc\":\"2.0\",\"id\":{id},{payload}}}\n\n");
         let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nmcp-session-id: s1\r\n\r\n";
         if s.write_all(head.as_bytes()).is_err() || chunk(&mut s, event.as_bytes()).is_err() {
             break;
@@ -180,8 +181,9 @@ fn serve(mut s: TcpStream, tail: Tail, idx: usize, conns: Arc<Mutex<Vec<Conn>>>)
                 b"data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/x\"}\n\n",
             )
             .and_then(|_| s.write_all(b"0\r\n\r\n")),
-            Tail::GarbageEvent => chunk(&mut s, b"data: this is not json\n\n")
-                .and_then(|_| s.write_all(b"0\r\n\r\n")),
+            Tail::GarbageEvent => {
+                chunk(&mut s, b"data: this is not json\n\n").and_then(|_| s.write_all(b"0\r\n\r\n"))
+            }
             Tail::GarbageFraming => s.write_all(b"this is not chunked framing\r\n\r\n"),
             Tail::Never => unreachable!(),
         };
@@ -193,7 +195,11 @@ fn serve(mut s: TcpStream, tail: Tail, idx: usize, conns: Arc<Mutex<Vec<Conn>>>)
 }
 
 fn config(addr: &str) -> String {
-    http_server("sse", addr, "pool_size = 2\nhealth_interval_ms = 0\ntimeout_ms = 5000")
+    http_server(
+        "sse",
+        addr,
+        "pool_size = 2\nhealth_interval_ms = 0\ntimeout_ms = 5000",
+    )
 }
 
 fn call_ok(gw: &Gateway, sid: &str, driver: &str) -> Duration {

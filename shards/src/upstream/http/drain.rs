@@ -108,7 +108,11 @@ pub(super) fn finish_sse(
     match settle(&mut conn, &mut head, &mut dec, &mut trailing, server) {
         Settled::Reusable => conn.put_back(),
         Settled::Close(why) => {
-            tracing::debug!(server, trailing, "backend connection closed after an SSE answer: {why}")
+            tracing::debug!(
+                server,
+                trailing,
+                "backend connection closed after an SSE answer: {why}"
+            )
         }
         Settled::Pending => {
             let conn = conn.detach(pool);

@@ -33,15 +33,12 @@ impl Peer {
 
     fn connect(
         &self,
-    ) -> impl Fn() -> std::pin::Pin<Box<dyn Future<Output = io::Result<LocalHttpConn>>>>
-    {
+    ) -> impl Fn() -> std::pin::Pin<Box<dyn Future<Output = io::Result<LocalHttpConn>>>> {
         let addr = self.addr;
         let n = self.connects.clone();
         move || {
             n.set(n.get() + 1);
-            Box::pin(
-                async move { LocalHttpConn::connect(&[addr], Duration::from_secs(2)).await },
-            )
+            Box::pin(async move { LocalHttpConn::connect(&[addr], Duration::from_secs(2)).await })
         }
     }
 }
@@ -246,7 +243,11 @@ fn a_detached_lease_keeps_its_slot_until_its_task_gives_it_back() {
             reused
         });
         monoio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(pool.counts(), (1, 0, 1), "a call waits for the detached one");
+        assert_eq!(
+            pool.counts(),
+            (1, 0, 1),
+            "a call waits for the detached one"
+        );
         monoio::spawn(async move { owned.put_back() }).await;
         assert!(waiter.await, "it got the connection the task gave back");
         assert_eq!(peer.connects.get(), 1);
