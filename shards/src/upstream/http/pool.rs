@@ -7,6 +7,9 @@
 //! each call beyond that opened and closed its own connection, which at high concurrency
 //! overflowed the backend's accept queue and stalled connects for the kernel's 1 s retry.
 //!
+//! A lease may outlive its exchange ([`Leased::detach`]): the task reading the rest of an SSE
+//! answer (`drain.rs`) keeps the connection and its slot until it pools or closes it.
+//!
 //! Shard-local (`Rc`/`RefCell`, no locks): a connection never leaves its shard.
 
 use std::cell::{Cell, RefCell};
