@@ -49,6 +49,12 @@ impl ResponseHead {
         self.done
     }
 
+    /// The backend allows another request on this connection after this response (HTTP/1.1,
+    /// no `Connection: close`, a framed body).
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
     /// Decodes the next piece of body from `buf` (received, not yet consumed) into `out`:
     /// the bytes of `buf` used, and `Some(more)` once a piece was decoded (`more` false: the
     /// body ended) or `None` when more bytes are needed. No I/O: [`LocalHttpConn`] reads.
@@ -371,6 +377,24 @@ impl LocalHttpConn {
                     io::ErrorKind::UnexpectedEof,
                     "backend closed the connection mid-response",
                 )));
+            }
+        }
+    }
+
+    /// Decodes the body bytes already received into `out`, without reading from the socket:
+    /// true once the body ended.
+    pub fn decode_buffered(
+        &mut self,
+        head: &mut ResponseHead,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, ClientError> {
+        loop {
+            let (used, piece) = head.decode_piece(&self.buf[self.at..], out)?;
+            self.at += used;
+            match piece {
+                Some(true) => continue,
+                Some(false) => return Ok(true),
+                None => return Ok(head.done),
             }
         }
     }

@@ -2,7 +2,8 @@
 //! connection, read the answer as JSON or as an SSE stream (relaying related messages and
 //! progress while waiting for the response), and tell the caller whether to retry on a
 //! fresh connection (a stale pooled one) or re-initialize (404: the upstream session
-//! expired).
+//! expired). After an SSE answer the connection goes to `drain.rs`, which pools it once
+//! the stream has ended.
 
 use std::ops::Range;
 
@@ -136,17 +137,21 @@ impl LocalHttpBackend {
                 String::from_utf8_lossy(&snippet).trim()
             ))));
         }
-        let result = self
+        let (mut reply, tail) = match self
             .read_reply(&mut conn, &mut head, &id_text, events)
             .await
-            .map(|mut r| {
-                r.origin.epoch = epoch;
-                r
-            });
-        if result.is_ok() && conn.reusable(&head) {
-            conn.put_back();
+        {
+            Ok(r) => r,
+            Err(e) => return Attempt::Done(Err(e)),
+        };
+        reply.origin.epoch = epoch;
+        match tail {
+            // An SSE answer: the rest of its stream is read after the caller has its answer.
+            Some(dec) => super::drain::finish_sse(conn, &replica.pool, head, dec, &self.spec.id),
+            None if conn.reusable(&head) => conn.put_back(),
+            None => {}
         }
-        Attempt::Done(result)
+        Attempt::Done(Ok(reply))
     }
 
     pub(super) async fn read_reply(
@@ -155,7 +160,7 @@ impl LocalHttpBackend {
         head: &mut ResponseHead,
         id_text: &str,
         events: Option<(&EventTx, usize)>,
-    ) -> Result<BackendReply, McpError> {
+    ) -> Result<(BackendReply, Option<SseDecoder>), McpError> {
         if !head.sse {
             let mut body = Vec::new();
             conn.read_body_all(head, &mut body, MAX_RESPONSE)
@@ -165,7 +170,7 @@ impl LocalHttpBackend {
             if &reply.body[reply.id.clone()] != id_text.as_bytes() {
                 return Err(self.protocol("response id does not match the request"));
             }
-            return Ok(reply);
+            return Ok((reply, None));
         }
         let mut dec = SseDecoder::default();
         let mut piece = Vec::with_capacity(8192);
@@ -187,13 +192,14 @@ impl LocalHttpBackend {
                     && env.id.as_ref().map(|r| &ev.data[r.clone()]) == Some(id_text.as_bytes())
                 {
                     let id = env.id.clone().unwrap_or_default();
-                    // Drain the rest of the stream when it is already complete so the
-                    // connection can be reused; otherwise it is dropped by the caller.
-                    return Ok(BackendReply {
+                    // The rest of the stream (and what `dec` holds of it) is the caller's
+                    // to read to its end before the connection is reused (`drain.rs`).
+                    let reply = BackendReply {
                         body: ev.data,
                         id,
                         origin: Default::default(),
-                    });
+                    };
+                    return Ok((reply, Some(dec)));
                 }
                 match events {
                     Some((tx, replica)) if env.kind != Kind::Response => {

@@ -76,12 +76,14 @@ impl LocalHttpBackend {
             }
             return None;
         }
-        let reply = self
+        let (reply, tail) = self
             .read_reply(&mut conn, &mut head, "0", None)
             .await
             .ok()?;
-        if conn.reusable(&head) {
-            conn.put_back();
+        match tail {
+            Some(dec) => super::drain::finish_sse(conn, &replica.pool, head, dec, &self.spec.id),
+            None if conn.reusable(&head) => conn.put_back(),
+            None => {}
         }
         crate::upstream::modern::parse_discover(&self.spec.id, &reply)
     }
@@ -135,8 +137,17 @@ impl LocalHttpBackend {
             return Err(self.protocol(format!("initialize answered HTTP {}", head.status)));
         }
         let session_id = head.session_id.clone();
-        let reply = self.read_reply(&mut conn, &mut head, "0", None).await?;
+        let (reply, tail) = self.read_reply(&mut conn, &mut head, "0", None).await?;
         let (version, caps) = negotiated_version(&self.spec.id, &reply)?;
+        // An SSE answer whose end is already here leaves the connection reusable for the
+        // notification below; one still streaming is closed (once per session, no drain).
+        let settled = match tail {
+            Some(mut dec) => {
+                let mut n = 0;
+                super::drain::settle(&mut conn, &mut head, &mut dec, &mut n, &self.spec.id)
+            }
+            None => super::drain::Settled::Reusable,
+        };
         let session = UpstreamSession {
             id: session_id.map(Into::into),
             version: version.into(),
@@ -146,7 +157,7 @@ impl LocalHttpBackend {
             sse: None,
         };
         // notifications/initialized on a fresh exchange; expect 202 (200 tolerated).
-        if !conn.reusable(&head) {
+        if settled != super::drain::Settled::Reusable || !conn.reusable(&head) {
             // Give its slot back first: with `pool_size = 1` this call would otherwise wait
             // for the slot it holds.
             drop(conn);

@@ -5,9 +5,11 @@
 //! remapped). The session is created lazily with `initialize` + `notifications/initialized`;
 //! concurrent first calls wait for one handshake instead of racing N of them. A 404 from the
 //! backend means its session expired: the session is re-initialized once, transparently.
-//! Responses may be JSON or SSE; on SSE the stream is read until the response with our id.
+//! Responses may be JSON or SSE; on SSE the stream is read until the response with our id,
+//! and its rest after the caller has its answer (`drain.rs`), so the connection is reused.
 
 mod choose;
+mod drain;
 mod exchange;
 mod handshake;
 pub mod pool;
@@ -55,7 +57,7 @@ enum SessionState {
 struct LocalReplica {
     url: BackendUrl,
     /// Keep-alive connections, at most `pool_size` open (see `pool.rs`).
-    pool: pool::LocalPool,
+    pool: Rc<pool::LocalPool>,
     session: RefCell<SessionState>,
     /// Calls, failures and latency from this shard (see `stats.rs`).
     counters: stats::LocalReplicaCounters,
@@ -113,7 +115,7 @@ impl LocalHttpBackend {
             .iter()
             .map(|u| LocalReplica {
                 url: u.clone(),
-                pool: pool::LocalPool::new(spec.pool_size),
+                pool: Rc::new(pool::LocalPool::new(spec.pool_size)),
                 session: RefCell::new(SessionState::None),
                 counters: Default::default(),
             })

@@ -7,6 +7,9 @@
 //! each call beyond that opened and closed its own connection, which at high concurrency
 //! overflowed the backend's accept queue and stalled connects for the kernel's 1 s retry.
 //!
+//! A lease may outlive its exchange ([`Leased::detach`]): the task reading the rest of an SSE
+//! answer (`drain.rs`) keeps the connection and its slot until it pools or closes it.
+//!
 //! Shard-local (`Rc`/`RefCell`, no locks): a connection never leaves its shard.
 
 use std::cell::{Cell, RefCell};
@@ -14,6 +17,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::ops::{Deref, DerefMut};
+use std::rc::Rc;
 
 use futures_channel::oneshot;
 
@@ -36,14 +40,21 @@ pub struct LocalPool {
     waits: Cell<u64>,
 }
 
-/// A connection lent to one exchange. [`Leased::put_back`] returns it to the pool; dropping
-/// it closes the connection and frees its slot (handed to the first waiting call).
-pub struct Leased<'a> {
+/// A connection lent out, holding its pool through `P` (a borrow for an exchange, an `Rc`
+/// for a task that outlives it). [`Lease::put_back`] returns it to the pool; dropping it
+/// closes the connection and frees its slot (handed to the first waiting call).
+pub struct Lease<P: Deref<Target = LocalPool>> {
     conn: Option<LocalHttpConn>,
-    pool: &'a LocalPool,
+    pool: P,
     /// Counted against the bound (false for the messages that bypass it).
     counted: bool,
 }
+
+/// A connection lent to one exchange.
+pub type Leased<'a> = Lease<&'a LocalPool>;
+
+/// A connection lent to a task of its own (see [`Leased::detach`]).
+pub type OwnedLease = Lease<Rc<LocalPool>>;
 
 impl LocalPool {
     /// An empty pool of at most `max` connections (at least 1).
@@ -205,7 +216,25 @@ impl Drop for Waiting<'_> {
     }
 }
 
-impl Leased<'_> {
+impl<'a> Leased<'a> {
+    /// The same lease, holding its pool by `pool` (which must be the pool it came from) so a
+    /// task may keep it past the exchange: the slot stays taken until that task puts the
+    /// connection back or drops it.
+    pub fn detach(mut self, pool: &Rc<LocalPool>) -> OwnedLease {
+        assert!(
+            std::ptr::eq(self.pool, &**pool),
+            "a lease detached onto another pool"
+        );
+        let counted = std::mem::replace(&mut self.counted, false);
+        Lease {
+            conn: self.conn.take(),
+            pool: pool.clone(),
+            counted,
+        }
+    }
+}
+
+impl<P: Deref<Target = LocalPool>> Lease<P> {
     /// Replaces a connection found closed by a fresh one, keeping its slot (a caller that
     /// gave the slot back would queue behind every waiting call). On error the lease has no
     /// connection left and frees the slot when dropped.
@@ -237,7 +266,7 @@ impl Leased<'_> {
     }
 }
 
-impl Drop for Leased<'_> {
+impl<P: Deref<Target = LocalPool>> Drop for Lease<P> {
     fn drop(&mut self) {
         // The connection is closed here, or its connect never finished: the slot is free.
         if self.counted {
@@ -246,7 +275,7 @@ impl Drop for Leased<'_> {
     }
 }
 
-impl Deref for Leased<'_> {
+impl<P: Deref<Target = LocalPool>> Deref for Lease<P> {
     type Target = LocalHttpConn;
     fn deref(&self) -> &LocalHttpConn {
         self.conn
@@ -255,7 +284,7 @@ impl Deref for Leased<'_> {
     }
 }
 
-impl DerefMut for Leased<'_> {
+impl<P: Deref<Target = LocalPool>> DerefMut for Lease<P> {
     fn deref_mut(&mut self) -> &mut LocalHttpConn {
         self.conn
             .as_mut()
@@ -264,235 +293,5 @@ impl DerefMut for Leased<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::SocketAddr;
-    use std::rc::Rc;
-    use std::time::Duration;
-
-    fn rt() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap()
-    }
-
-    /// A real listener (the kernel accepts into its backlog; nothing reads): each connect
-    /// succeeds and is counted, so the test sees how many connections the pool opened.
-    struct Peer {
-        _listener: std::net::TcpListener,
-        addr: SocketAddr,
-        connects: Rc<Cell<usize>>,
-    }
-
-    impl Peer {
-        fn new() -> Self {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = l.local_addr().unwrap();
-            Self {
-                _listener: l,
-                addr,
-                connects: Rc::new(Cell::new(0)),
-            }
-        }
-
-        fn connect(
-            &self,
-        ) -> impl Fn() -> std::pin::Pin<Box<dyn Future<Output = io::Result<LocalHttpConn>>>>
-        {
-            let addr = self.addr;
-            let n = self.connects.clone();
-            move || {
-                n.set(n.get() + 1);
-                Box::pin(async move {
-                    LocalHttpConn::connect_tcp(&[addr], Duration::from_secs(2)).await
-                })
-            }
-        }
-    }
-
-    #[test]
-    fn given_back_connections_are_reused_not_reopened() {
-        rt().block_on(async {
-            let peer = Peer::new();
-            let pool = LocalPool::new(4);
-            for _ in 0..10 {
-                let (c, _) = pool.take(peer.connect()).await.unwrap();
-                c.put_back();
-            }
-            assert_eq!(peer.connects.get(), 1);
-            assert_eq!(pool.counts(), (1, 1, 0));
-            // Three at once need three connections; all three stay pooled afterwards (the
-            // old fixed idle limit dropped the surplus and reconnected for every call).
-            let a = pool.take(peer.connect()).await.unwrap().0;
-            let b = pool.take(peer.connect()).await.unwrap().0;
-            let c = pool.take(peer.connect()).await.unwrap().0;
-            assert_eq!(peer.connects.get(), 3);
-            a.put_back();
-            b.put_back();
-            c.put_back();
-            assert_eq!(pool.counts(), (3, 3, 0));
-        });
-    }
-
-    #[test]
-    fn beyond_the_bound_a_call_waits_for_a_connection_given_back() {
-        rt().block_on(async {
-            let peer = Rc::new(Peer::new());
-            let pool = Rc::new(LocalPool::new(2));
-            let a = pool.take(peer.connect()).await.unwrap().0;
-            let b = pool.take(peer.connect()).await.unwrap().0;
-            let (p, q) = (pool.clone(), peer.clone());
-            let waiter = monoio::spawn(async move {
-                let (c, reused) = p.take(q.connect()).await.unwrap();
-                c.put_back();
-                reused
-            });
-            monoio::time::sleep(Duration::from_millis(20)).await;
-            assert_eq!(pool.counts(), (2, 0, 1), "the third call waits");
-            a.put_back();
-            assert!(waiter.await, "it got the connection given back");
-            assert_eq!(peer.connects.get(), 2, "no third connection was opened");
-            drop(b);
-            assert_eq!(
-                pool.counts(),
-                (1, 1, 0),
-                "a dropped lease closes and frees its slot"
-            );
-        });
-    }
-
-    #[test]
-    fn a_closed_connection_hands_its_slot_to_a_waiting_call() {
-        rt().block_on(async {
-            let peer = Rc::new(Peer::new());
-            let pool = Rc::new(LocalPool::new(1));
-            let a = pool.take(peer.connect()).await.unwrap().0;
-            let (p, q) = (pool.clone(), peer.clone());
-            let waiter = monoio::spawn(async move {
-                let (c, reused) = p.take(q.connect()).await.unwrap();
-                drop(c);
-                reused
-            });
-            monoio::time::sleep(Duration::from_millis(20)).await;
-            drop(a); // not reusable: closed
-            assert!(
-                !waiter.await,
-                "the waiter opened a fresh connection in the freed slot"
-            );
-            assert_eq!(peer.connects.get(), 2);
-            assert_eq!(pool.counts(), (0, 0, 0));
-        });
-    }
-
-    #[test]
-    fn a_waiter_that_gave_up_is_skipped_and_a_failed_connect_frees_its_slot() {
-        rt().block_on(async {
-            let peer = Rc::new(Peer::new());
-            let pool = Rc::new(LocalPool::new(1));
-            let a = pool.take(peer.connect()).await.unwrap().0;
-            // A call that times out while queued leaves a dead waiter behind.
-            let gave_up =
-                monoio::time::timeout(Duration::from_millis(20), pool.take(peer.connect())).await;
-            assert!(gave_up.is_err());
-            assert_eq!(
-                pool.counts().2,
-                1,
-                "its sender stays until the next handoff or wait"
-            );
-            let again =
-                monoio::time::timeout(Duration::from_millis(20), pool.take(peer.connect())).await;
-            assert!(again.is_err());
-            assert_eq!(pool.counts().2, 1, "the next wait dropped the dead sender");
-            a.put_back();
-            assert_eq!(
-                pool.counts(),
-                (1, 1, 0),
-                "the connection went idle, not to the dead waiter"
-            );
-            // A refused connect (nothing listens on the port) returns its slot.
-            let dead: SocketAddr = {
-                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                l.local_addr().unwrap()
-            };
-            let fresh = LocalPool::new(1);
-            let refused =
-                || async move { LocalHttpConn::connect_tcp(&[dead], Duration::from_secs(2)).await };
-            assert!(fresh.take(refused).await.is_err());
-            assert_eq!(fresh.counts(), (0, 0, 0));
-        });
-    }
-
-    #[test]
-    fn a_handoff_to_a_waiter_that_gives_up_before_running_returns_to_the_pool() {
-        rt().block_on(async {
-            let peer = Peer::new();
-            let pool = LocalPool::new(1);
-            let noop = std::task::Waker::noop();
-            let mut cx = std::task::Context::from_waker(noop);
-            for close in [false, true] {
-                let a = pool.take(peer.connect()).await.unwrap().0;
-                // Queue a call, hand it the connection (or the freed slot), then drop the call
-                // before it runs again, as a timeout firing in the same turn would.
-                let mut queued = Box::pin(pool.take(peer.connect()));
-                assert!(queued.as_mut().poll(&mut cx).is_pending());
-                assert_eq!(pool.counts().2, 1, "queued");
-                if close {
-                    drop(a);
-                } else {
-                    a.put_back();
-                }
-                drop(queued);
-                let want = if close { (0, 0, 0) } else { (1, 1, 0) };
-                assert_eq!(pool.counts(), want, "nothing leaked (close = {close})");
-            }
-            // The slot is usable again: a new call gets a connection at once.
-            assert!(pool.take(peer.connect()).await.is_ok());
-        });
-    }
-
-    #[test]
-    fn a_reconnect_keeps_the_slot_and_a_failed_one_frees_it() {
-        rt().block_on(async {
-            let peer = Peer::new();
-            let pool = LocalPool::new(1);
-            let mut a = pool.take(peer.connect()).await.unwrap().0;
-            a.reconnect(peer.connect()).await.unwrap();
-            assert_eq!(peer.connects.get(), 2);
-            assert_eq!(pool.counts(), (1, 0, 0), "still one slot, held");
-            a.put_back();
-            assert_eq!(pool.counts(), (1, 1, 0));
-            let mut b = pool.idle().unwrap();
-            let dead: SocketAddr = {
-                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                l.local_addr().unwrap()
-            };
-            let refused =
-                || async move { LocalHttpConn::connect_tcp(&[dead], Duration::from_secs(2)).await };
-            assert!(b.reconnect(refused).await.is_err());
-            drop(b);
-            assert_eq!(
-                pool.counts(),
-                (0, 0, 0),
-                "the failed reconnect freed the slot"
-            );
-        });
-    }
-
-    #[test]
-    fn unbounded_messages_never_wait_and_pool_only_with_room() {
-        rt().block_on(async {
-            let peer = Peer::new();
-            let pool = LocalPool::new(1);
-            let a = pool.take(peer.connect()).await.unwrap().0;
-            let m = pool.take_unbounded(peer.connect()).await.unwrap();
-            assert_eq!(peer.connects.get(), 2, "opened outside the bound, at once");
-            m.put_back();
-            assert_eq!(pool.counts(), (1, 0, 0), "no room: closed, not pooled");
-            drop(a);
-            let m = pool.take_unbounded(peer.connect()).await.unwrap();
-            m.put_back();
-            assert_eq!(pool.counts(), (1, 1, 0), "room: pooled and counted");
-        });
-    }
-}
+#[path = "pool_tests.rs"]
+mod tests;
