@@ -160,8 +160,14 @@ impl Default for ServerSection {
             cores: 0,
             driver: DriverChoice::Auto,
             uring_entries: 1024,
-            // Measured in docs/benchmarks.md ("io_uring setup flags"): the lowest CPU per call.
-            uring_setup: vec![UringFlag::SingleIssuer, UringFlag::DeferTaskrun],
+            // docs/benchmarks.md ("io_uring setup flags"): defer_taskrun measured no better
+            // beyond the noise and can delay completions under cross-shard wake-ups
+            // (rt/uring_setup.rs), so the default stops short of it.
+            uring_setup: vec![
+                UringFlag::CoopTaskrun,
+                UringFlag::TaskrunFlag,
+                UringFlag::SingleIssuer,
+            ],
             max_body_bytes: 4 * 1024 * 1024,
             max_header_bytes: 16 * 1024,
             max_json_depth: crate::wire::scan::DEFAULT_MAX_DEPTH,

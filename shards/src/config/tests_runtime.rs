@@ -18,8 +18,12 @@ fn uring_setup_takes_known_flags_in_shapes_the_kernel_accepts() {
     let d = crate::config::parse_str("", "t.toml").unwrap();
     assert_eq!(
         d.server.uring_setup,
-        vec![UringFlag::SingleIssuer, UringFlag::DeferTaskrun],
-        "the measured default"
+        vec![
+            UringFlag::CoopTaskrun,
+            UringFlag::TaskrunFlag,
+            UringFlag::SingleIssuer
+        ],
+        "the default"
     );
     ok("[server]\nuring_setup = [\"coop_taskrun\", \"taskrun_flag\"]\n");
     check_all(&[

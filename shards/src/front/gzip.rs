@@ -6,14 +6,23 @@
 //! [`crate::http::gzip_slot`]'s, the framing [`crate::http::gzip`]'s; this module counts
 //! what it did on the shard (`only1mcp_list_gzip_builds_total`, `..._answers_total`).
 
+use std::time::Duration;
+
+use crate::front::http::Counted;
 use crate::front::LocalFront;
 use crate::http::gzip_slot::{apply, slot_for};
 use crate::http::request::{ConnBuffers, Request};
 use crate::http::response::Reply;
 
+/// The longest a request waits for its page's copy to be compressed before it is answered
+/// uncompressed (the copy is still kept for the next ones). Compressing a multi-MB page takes
+/// about 100 ms.
+const BUILD_WAIT: Duration = Duration::from_secs(2);
+
 /// Sends a large list page gzip when the client accepts it (`server.compress_lists`): from
 /// the page's copy, made by a helper thread on the first such request, which waits for it
-/// (the shard serves on); a request that finds the copy being made is answered uncompressed.
+/// (the shard serves on; the wait counts as a request in flight, so a drain waits for it too);
+/// a request that finds the copy being made is answered uncompressed.
 pub async fn encode(front: &LocalFront, req: &Request, bufs: &ConnBuffers, reply: &mut Reply) {
     let header = req.headers.accept_encoding.clone().map(|r| &bufs.buf[r]);
     let accepts = crate::http::coding::accepts_gzip(header);
@@ -25,11 +34,13 @@ pub async fn encode(front: &LocalFront, req: &Request, bufs: &ConnBuffers, reply
         let Some(done) = slot.build(shared) else {
             return;
         };
-        let waited = monoio::time::timeout(front.limits.idle_timeout, done).await;
+        // Counted when started: a build the request stops waiting for still fills the slot.
+        pages.built.set(pages.built.get() + 1);
+        let _busy = Counted::enter(&front.inflight);
+        let waited = monoio::time::timeout(BUILD_WAIT.min(front.limits.idle_timeout), done).await;
         if !matches!(waited, Ok(Ok(()))) {
             return;
         }
-        pages.built.set(pages.built.get() + 1);
     }
     if let Some(run) = slot.get() {
         if apply(reply, run) {

@@ -57,10 +57,10 @@ pub fn report_panic(front: &LocalFront, tag: &ConnTag, msg: &str) {
 }
 
 /// Adds one to a shard counter for as long as it lives, unwinding included.
-struct Counted<'a>(&'a std::cell::Cell<usize>);
+pub(crate) struct Counted<'a>(&'a std::cell::Cell<usize>);
 
 impl<'a> Counted<'a> {
-    fn enter(c: &'a std::cell::Cell<usize>) -> Self {
+    pub(crate) fn enter(c: &'a std::cell::Cell<usize>) -> Self {
         c.set(c.get() + 1);
         Counted(c)
     }

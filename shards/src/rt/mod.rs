@@ -13,6 +13,7 @@
 //!   under a stall timeout).
 //! - [`feed`]: the byte-bounded queue toward an SSE writer.
 //! - [`fair`]: loops over outside input give way to the shard's other tasks.
+//! - [`flag`]: a set-once flag tasks wait on without polling.
 //! - [`next`]: the next item of a stream (channels, feeds), the one `poll_fn` for it.
 //! - [`uring_setup`]: the io_uring setup flags of a shard's ring, dropped one by one when the
 //!   kernel refuses them.
@@ -20,6 +21,7 @@
 pub mod contain;
 pub mod fair;
 pub mod feed;
+pub mod flag;
 pub mod io;
 pub mod mailbox;
 pub mod uring_setup;

@@ -4,14 +4,21 @@
 //! Every shard is the only thread that submits to its ring, so the kernel may skip the work
 //! it does for rings shared between threads:
 //! - `coop_taskrun` (5.19): a completion does not interrupt the shard with an IPI to run its
-//!   task work; the work runs at the shard's next kernel entry, which a busy shard makes soon.
-//! - `taskrun_flag` (5.19): with `coop_taskrun`, the kernel marks the SQ ring when task work
-//!   waits, so an entry is never skipped while completions are pending.
-//! - `single_issuer` (6.0): the kernel may drop its submission locking.
+//!   task work; the work runs at the shard's next kernel entry (any system call), which a
+//!   busy shard makes soon.
+//! - `taskrun_flag` (5.19): with `coop_taskrun`, the kernel also marks the SQ ring when task
+//!   work waits. monoio 0.2.4 never reads that mark, so it changes nothing measurable; it is
+//!   accepted for completeness.
+//! - `single_issuer` (6.0): the kernel may drop its submission locking. The ring is built
+//!   on the shard thread that then runs it, and other threads only write the eventfd monoio
+//!   wakes it with.
 //! - `defer_taskrun` (6.1, needs `single_issuer`): completions are posted only when the shard
-//!   enters the kernel to wait for them (monoio's park always does: `submit_and_wait` or
-//!   `submit_with_args`, both with `IORING_ENTER_GETEVENTS`), batching the task work of one
-//!   loop iteration.
+//!   enters the kernel *to wait* (`IORING_ENTER_GETEVENTS`). monoio 0.2.4 waits that way when
+//!   it parks, but two of its paths only submit: a park that finds wake-ups from other threads
+//!   queued, and a loop turn with tasks left over. While other shards keep waking a shard
+//!   (hand-offs, stdio calls to a backend it owns), its own completions wait for a quiet
+//!   turn: no hang (the wakes come from requests that wait on that shard), but tail latency.
+//!   Not in the default for that reason.
 //!
 //! A kernel that does not know a flag fails the ring's setup with `EINVAL`. [`build`] then
 //! drops the newest flag still asked for and tries again, and reports every flag it dropped,

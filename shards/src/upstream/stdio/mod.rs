@@ -54,7 +54,7 @@ pub struct LocalStdioSlot {
     current: RefCell<Option<LocalProcess>>,
     next_id: crate::upstream::ids::LocalIdMint,
     down_reason: RefCell<String>,
-    stopping: Cell<bool>,
+    stopping: crate::rt::flag::LocalFlag,
     /// The running child speaks 2026-07-28 (probed at each start).
     modern: Cell<bool>,
     /// The running child accepted `initialize` (a 2025 session exists).
@@ -77,7 +77,7 @@ impl LocalStdioSlot {
             current: RefCell::new(None),
             next_id: crate::upstream::ids::LocalIdMint::new(),
             down_reason: RefCell::new("starting".into()),
-            stopping: Cell::new(false),
+            stopping: crate::rt::flag::LocalFlag::new(),
             modern: Cell::new(false),
             legacy: Cell::new(false),
             client_caps: None,
@@ -240,7 +240,7 @@ impl LocalStdioSlot {
 
     /// Asks the supervisor to stop the child for good (shutdown).
     pub fn stop(&self) {
-        self.stopping.set(true);
+        self.stopping.set();
         // Closing the child's stdin is the polite first step; an empty message tells the
         // writer task to shut the socket (the reader task also holds a sender).
         if let Some(p) = self.current.borrow_mut().take() {
@@ -451,9 +451,9 @@ pub async fn supervise(
             exits.clear();
             wait = CRASH_PARK;
         }
-        let until = Instant::now() + wait;
-        while Instant::now() < until && !slot.stopping.get() {
-            monoio::time::sleep(Duration::from_millis(50)).await;
+        monoio::select! {
+            _ = monoio::time::sleep(wait) => {},
+            _ = slot.stopping.wait() => {},
         }
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
@@ -462,9 +462,7 @@ pub async fn supervise(
 
 /// Resolves once the slot is asked to stop.
 async fn wait_stopping(slot: &LocalStdioSlot) {
-    while !slot.stopping.get() {
-        monoio::time::sleep(Duration::from_millis(50)).await;
-    }
+    slot.stopping.wait().await
 }
 
 /// Re-lists a backend each time it says a list changed (coalesced and paced by the signal,
