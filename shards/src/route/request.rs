@@ -15,10 +15,10 @@ use crate::rt::feed::FeedRx;
 pub struct McpHttpRequest {
     /// HTTP method.
     pub method: Method,
-    /// `Mcp-Session-Id`.
-    pub session_id: Option<String>,
-    /// `MCP-Protocol-Version`.
-    pub protocol_version: Option<String>,
+    /// `Mcp-Session-Id` (inline: no allocation per request, `wire/short.rs`).
+    pub session_id: Option<crate::wire::short::ShortStr>,
+    /// `MCP-Protocol-Version` (inline).
+    pub protocol_version: Option<crate::wire::short::ShortStr>,
     /// `Accept` includes `text/event-stream`.
     pub accepts_sse: bool,
     /// `Last-Event-ID` (resuming an SSE stream).
@@ -122,7 +122,7 @@ pub struct Era {
     /// Modern: what this request's `_meta` says the client can answer.
     pub client_caps: crate::route::session::ClientCaps,
     /// The backend's own tool name, when the call is a `tools/call` (per-tool timeouts).
-    pub tool: Option<String>,
+    pub tool: Option<std::sync::Arc<str>>,
     /// A failed attempt may be retried on another replica: reads, prompts, completions,
     /// and tools annotated idempotent.
     pub retry_safe: bool,

@@ -8,6 +8,7 @@
 //!
 //! # Key Components
 //! - [`DriverKind`] and [`run_on_driver`]: build and run a shard's runtime.
+//! - [`bufs`]: the shard's free list of byte buffers a call fills and empties once each.
 //! - [`mailbox`]: the lock-free, waking queue that carries messages between threads.
 //! - [`io`]: small helpers over rent-style I/O (read into spare capacity, write all, write
 //!   under a stall timeout).
@@ -15,6 +16,7 @@
 //! - [`fair`]: loops over outside input give way to the shard's other tasks.
 //! - [`next`]: the next item of a stream (channels, feeds), the one `poll_fn` for it.
 
+pub mod bufs;
 pub mod contain;
 pub mod fair;
 pub mod feed;
