@@ -142,7 +142,7 @@ impl LocalHttpBackend {
             ))));
         }
         let result = self
-            .read_reply(&mut conn, &mut head, &id_text, events)
+            .read_reply(&mut conn, &mut head, id_text, events)
             .await
             .map(|mut r| {
                 r.origin.epoch = epoch;
