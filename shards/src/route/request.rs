@@ -165,3 +165,11 @@ pub enum ParamCheck {
 
 /// A backend result's `ttlMs` and whether its `cacheScope` is private.
 pub type CacheHints = (Option<u64>, bool);
+
+impl Drop for McpHttpRequest {
+    /// The body's buffer goes back to the shard's list for the next request
+    /// (`rt/bufs.rs`); a body moved out or handed to another shard is not here any more.
+    fn drop(&mut self) {
+        crate::rt::bufs::give(std::mem::take(&mut self.body));
+    }
+}

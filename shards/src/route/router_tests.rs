@@ -38,7 +38,7 @@ impl Peers for RecordingPeers {
     ) -> Result<(), PeerStopped> {
         self.handed
             .borrow_mut()
-            .push((owner, req.session_id.map(|s| s.to_string())));
+            .push((owner, req.session_id.as_ref().map(|s| s.to_string())));
         let _ = reply.send(Reply::json(299, b"{}".to_vec()));
         Ok(())
     }
@@ -162,12 +162,11 @@ fn post(principal: &Principal, sid: Option<&str>, body: &str) -> McpHttpRequest 
 }
 
 fn delete(principal: &Principal, sid: &str) -> McpHttpRequest {
-    McpHttpRequest {
-        method: Method::Delete,
-        trace: Default::default(),
-        body: Vec::new(),
-        ..post(principal, Some(sid), "")
-    }
+    let mut req = post(principal, Some(sid), "");
+    req.method = Method::Delete;
+    req.trace = Default::default();
+    req.body = Vec::new();
+    req
 }
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
