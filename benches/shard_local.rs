@@ -18,6 +18,12 @@
 //! - `pool/idle_take_put_back`: a call's whole use of the upstream connection pool when a
 //!   keep-alive connection is idle (take it, give it back); one real loopback connection.
 //!
+//! - `bufs/take_fill_give` vs `bufs/alloc_fill_drop`: a call's buffer from the shard's free
+//!   list (`rt/bufs.rs`), filled with a 300-byte answer and given back, against a fresh
+//!   `Vec` filled and dropped (what it replaces, four times per proxied call).
+//! - `short/session_id` vs `short/session_id_string`: a session id copied inline
+//!   (`wire/short.rs`) against the `String` it replaces.
+//!
 //! Run: `cargo bench --bench shard_local`. Results: `docs/benchmarks.md`.
 
 use std::hint::black_box;
@@ -29,9 +35,11 @@ use only1mcp_shards::balance::breaker::{BreakerSpec, LocalBreaker};
 use only1mcp_shards::balance::{LocalBalancer, Strategy};
 use only1mcp_shards::cache::{key, Cacheable, LocalCache, Shared};
 use only1mcp_shards::http::client::LocalHttpConn;
+use only1mcp_shards::rt::bufs::LocalBufs;
 use only1mcp_shards::stats::{Hist, LocalStats, Outcome};
 use only1mcp_shards::upstream::http::pool::LocalPool;
 use only1mcp_shards::upstream::stdio::gate::SharedSpawnGate;
+use only1mcp_shards::wire::short::ShortStr;
 
 mod common;
 use common::hot_fixtures::filled_cache;
@@ -223,6 +231,35 @@ fn bench_pool(c: &mut Criterion) {
     });
 }
 
+fn bench_bufs(c: &mut Criterion) {
+    let answer = [b'x'; 300];
+    let bufs = LocalBufs::default();
+    let mut g = c.benchmark_group("bufs");
+    g.bench_function("take_fill_give", |b| {
+        b.iter(|| {
+            let mut buf = bufs.take();
+            buf.extend_from_slice(black_box(&answer));
+            black_box(&buf);
+            bufs.give(buf);
+        })
+    });
+    g.bench_function("alloc_fill_drop", |b| {
+        b.iter(|| {
+            let mut buf = Vec::with_capacity(answer.len());
+            buf.extend_from_slice(black_box(&answer));
+            black_box(&buf);
+        })
+    });
+    g.finish();
+    let sid = "0c7d4e1f9a2b4c6d8e0f1a2b3c4d5e6f";
+    let mut g = c.benchmark_group("short");
+    g.bench_function("session_id", |b| b.iter(|| ShortStr::new(black_box(sid))));
+    g.bench_function("session_id_string", |b| {
+        b.iter(|| black_box(sid).to_string())
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -233,6 +270,6 @@ criterion_group! {
     name = benches;
     config = config();
     targets = bench_stats, bench_hist, bench_balance, bench_breaker_and_gate, bench_cache,
-        bench_pool
+        bench_pool, bench_bufs
 }
 criterion_main!(benches);

@@ -189,8 +189,8 @@ impl Catalog {
                         exposed.clone(),
                         NameRoute {
                             backend: idx,
-                            original: r.key.clone(),
-                            original_json: Vec::new(),
+                            original: r.key.as_str().into(),
+                            original_json: Arc::from(&[][..]),
                             idempotent: true,
                             read_only: true,
                             headers: None,
@@ -386,8 +386,8 @@ fn merge_names(
             exposed,
             NameRoute {
                 backend: idx,
-                original: t.original.to_string(),
-                original_json,
+                original: t.original.into(),
+                original_json: original_json.into(),
                 idempotent: hint(&t.json, "idempotentHint"),
                 read_only: hint(&t.json, "readOnlyHint"),
                 headers,

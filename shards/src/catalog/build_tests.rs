@@ -49,7 +49,7 @@ fn namespaces_and_routes_tools() {
     );
     assert_eq!(c.len(), 3);
     assert_eq!(c.route("b__echo").unwrap().backend, 1);
-    assert_eq!(c.route("a__add").unwrap().original, "add");
+    assert_eq!(c.route("a__add").unwrap().original, "add".into());
     let v: sonic_rs::Value = sonic_rs::from_slice(&c.tools_json).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 3);
 }
@@ -251,7 +251,10 @@ fn resources_are_namespaced_and_routed() {
     assert_eq!(c.route_uri("file:///x").unwrap().backend, 1);
     assert_eq!(c.route_uri("file:///deep/er.txt").unwrap().backend, 1);
     assert!(c.route_uri("nope://x").is_none());
-    assert_eq!(c.route_prompt("ns__greet").unwrap().original, "greet");
+    assert_eq!(
+        c.route_prompt("ns__greet").unwrap().original,
+        "greet".into()
+    );
     let v: sonic_rs::Value = sonic_rs::from_slice(&c.resources_json).unwrap();
     assert_eq!(v[0]["uri"].as_str(), Some("o1m://ns/test://static-text"));
     let t: sonic_rs::Value = sonic_rs::from_slice(&c.templates_json).unwrap();

@@ -143,10 +143,12 @@ pub fn cache_hints(result: &[u8]) -> (Option<u64>, bool) {
 pub struct NameRoute {
     /// Backend index in the snapshot.
     pub backend: usize,
-    /// The backend's own name.
-    pub original: String,
-    /// `original` as a JSON string literal, ready to splice into a request.
-    pub original_json: Vec<u8>,
+    /// The backend's own name (shared: a call keeps it for its stats and timeouts without
+    /// copying it).
+    pub original: Arc<str>,
+    /// `original` as a JSON string literal, ready to splice into a request (shared, as
+    /// `original`).
+    pub original_json: Arc<[u8]>,
     /// The tool is annotated `idempotentHint: true` (a failed call may be retried).
     pub idempotent: bool,
     /// The tool is annotated `readOnlyHint: true` (with `idempotent`: cacheable on opt-in).

@@ -98,6 +98,6 @@ mod tests {
         assert!(!Arc::ptr_eq(&modern.prompts, &legacy.prompts));
         assert!(modern.route_prompt("a__q").is_some());
         assert!(modern.route_prompt("a__p").is_none());
-        assert_eq!(modern.route("a__y").unwrap().original, "y");
+        assert_eq!(modern.route("a__y").unwrap().original, "y".into());
     }
 }

@@ -227,6 +227,9 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
         } else {
             reply.shared
         };
+        // Copied into `out`: the body's buffer goes back to the shard's list for the next
+        // answer (`rt/bufs.rs`).
+        crate::rt::bufs::give(reply.body);
         out = match shared {
             // A pre-rendered list: head, shared bytes (not copied into `out`) and tail in one
             // `writev`.
@@ -490,8 +493,8 @@ async fn mcp(front: &Rc<LocalFront>, req: &Request, bufs: &mut ConnBuffers) -> R
     }
     let mreq = McpHttpRequest {
         method: req.method,
-        session_id: bufs.text(&h.session_id).map(|s| s.trim().to_string()),
-        protocol_version: bufs.text(&h.protocol_version).map(|s| s.trim().to_string()),
+        session_id: bufs.text(&h.session_id).map(|s| s.trim().into()),
+        protocol_version: bufs.text(&h.protocol_version).map(|s| s.trim().into()),
         accepts_sse: accepts(bufs.text(&h.accept), "text/event-stream"),
         last_event_id: bufs.text(&h.last_event_id).map(|s| s.trim().to_string()),
         mcp_method: bufs.text(&h.mcp_method).map(|s| s.trim().to_string()),

@@ -111,7 +111,7 @@ pub async fn line(fr: &Rc<LocalFront>, line: Vec<u8>) {
     let task = async move {
         let req = McpHttpRequest {
             method: Method::Post,
-            session_id: session,
+            session_id: session.map(Into::into),
             protocol_version: None,
             accepts_sse: true,
             last_event_id: None,
@@ -137,7 +137,7 @@ pub async fn line(fr: &Rc<LocalFront>, line: Vec<u8>) {
             }
             let get = McpHttpRequest {
                 method: Method::Get,
-                session_id: Some(sid),
+                session_id: Some(sid.into()),
                 protocol_version: None,
                 accepts_sse: true,
                 last_event_id: None,

@@ -450,6 +450,11 @@ async fn read_body<S: AsyncReadRent>(
                 }
             }
             let start = bufs.consumed;
+            if bufs.body.capacity() < n {
+                // From the shard's list: the router gives it back when the request is
+                // done (`rt/bufs.rs`). Only now: an idle connection holds no body buffer.
+                crate::rt::bufs::give(std::mem::replace(&mut bufs.body, crate::rt::bufs::take()));
+            }
             bufs.body.extend_from_slice(&bufs.buf[start..start + n]);
             bufs.consumed += n;
             Ok(())

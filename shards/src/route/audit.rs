@@ -43,7 +43,7 @@ pub fn refused(
             match route {
                 Some(r) => (
                     snap.backends.get(r.backend).map(|b| b.id.clone()),
-                    Some(r.original.clone()),
+                    Some(r.original.to_string()),
                 ),
                 None => (None, exposed),
             }
@@ -110,7 +110,7 @@ pub fn served(router: &Rc<Router>, s: Served<'_>) {
             denied = !crate::auth::local::allows(&snap, s.principal, kind, r.backend, n);
             (
                 snap.backends.get(r.backend).map(|b| b.id.clone()),
-                Some(r.original.clone()),
+                Some(r.original.to_string()),
             )
         }
         (None, n) => (None, n.map(str::to_string)),

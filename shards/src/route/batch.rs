@@ -109,7 +109,8 @@ pub(crate) async fn serve(
             Element::Run { .. } => None,
         })
         .collect();
-    let body = Rc::new(req.body);
+    let mut req = req;
+    let body = Rc::new(std::mem::take(&mut req.body));
     while let Some((i, reply)) = set.next().await {
         if reply.stream.is_some() {
             // From here on the answer is a stream: what is in goes first.

@@ -247,7 +247,7 @@ async fn parked(parking: Parking, rx: oneshot::Receiver<Retry>) {
         ),
     }
     finish.handle.respond(replica, out);
-    finish.client_id = retry.client_id;
+    finish.client_id = retry.client_id.as_slice().into();
     let (tx, done) = oneshot::channel();
     drive(call, ev_rx, finish, tx).await;
     if let Ok(answer) = done.await {

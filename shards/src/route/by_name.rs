@@ -42,7 +42,7 @@ pub(crate) async fn by_name(call: Call<'_>, kind: Named) -> Result<Answer, McpEr
             .ok_or_else(|| McpError::UnknownTool(called.to_string()))?,
         None => called,
     };
-    let (backend, original_json, idempotent, cacheable, tool_headers, bridged) = {
+    let (backend, original, original_json, idempotent, cacheable, tool_headers, bridged) = {
         let snap = router.snapshot.load();
         let catalog = snap.catalog_for(era.modern);
         let route = match kind {
@@ -104,6 +104,7 @@ pub(crate) async fn by_name(call: Call<'_>, kind: Named) -> Result<Answer, McpEr
             && era.task.is_none();
         (
             route.backend,
+            route.original.clone(),
             route.original_json.clone(),
             route.idempotent,
             cacheable,
@@ -117,7 +118,7 @@ pub(crate) async fn by_name(call: Call<'_>, kind: Named) -> Result<Answer, McpEr
     let mut era = era;
     era.retry_safe = idempotent || matches!(kind, Named::Prompt);
     if matches!(kind, Named::Tool) {
-        era.tool = sonic_rs::from_slice::<String>(&original_json).ok();
+        era.tool = Some(original);
         era.tool_headers = tool_headers;
     }
     let target = cacheable.then_some(crate::route::cached::Target {

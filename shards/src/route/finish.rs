@@ -12,15 +12,21 @@ use crate::route::router::Router;
 use crate::route::tables::calls::{inflight_key, S2cRoute};
 use crate::upstream::{BackendEvent, BackendReply, LocalBackend};
 use crate::wire::jsonrpc::{splice, Envelope, Kind};
+use crate::wire::short::{ShortBytes, ShortStr};
 
 /// Owned facts needed to turn backend messages into client messages.
 pub(crate) struct Finisher {
     pub(crate) router: Rc<Router>,
-    pub(crate) sid: String,
+    /// Inline: a session id is short (`wire/short.rs`).
+    pub(crate) sid: ShortStr,
     pub(crate) handle: Rc<LocalBackend>,
-    pub(crate) client_id: Vec<u8>,
+    /// Inline up to 24 bytes: ids are numbers or short strings.
+    pub(crate) client_id: ShortBytes,
     pub(crate) client_token: Option<Vec<u8>>,
-    pub(crate) backend_id: String,
+    /// Shared with the shard's in-flight count of the backend ([`BusyGuard`]).
+    ///
+    /// [`BusyGuard`]: crate::route::forward::BusyGuard
+    pub(crate) backend_id: Rc<str>,
     /// The method label (token accounting).
     pub(crate) method: &'static str,
     pub(crate) prefixed: bool,
@@ -259,7 +265,7 @@ impl Finisher {
                 .is_some_and(|t| t.as_raw_str() == "\"input_required\"");
         if asks_input {
             return McpError::BackendProtocol {
-                server: self.backend_id.clone(),
+                server: self.backend_id.to_string(),
                 reason: format!(
                     "input_required answers `{}`, which cannot ask for input (only tools/call, prompts/get and resources/read may)",
                     self.method
@@ -276,8 +282,13 @@ impl Finisher {
             Ok(r) => r,
             Err(e) => return e.to_response(&self.client_id),
         };
-        let mut resp = Vec::with_capacity(reply.body.len() + 16);
-        if self.prefixed {
+        // Both buffers from and back to the shard's list (`rt/bufs.rs`): the answer is given
+        // back by the front once written, the backend's reply here once spliced.
+        let mut resp = crate::rt::bufs::take();
+        resp.reserve(reply.body.len() + 16);
+        // Only a result with a `"uri"` member is rewritten (`rewrite_result`): a byte search
+        // first, as the JSON lookup allocates and most results have none.
+        if self.prefixed && memchr::memmem::find(&reply.body, b"\"uri\"").is_some() {
             if let Ok(r) = sonic_rs::get(&reply.body[..], ["result"]) {
                 let raw = r.as_raw_str();
                 let start = raw.as_ptr() as usize - reply.body.as_ptr() as usize;
@@ -290,6 +301,7 @@ impl Finisher {
                     ];
                     edits.sort_by_key(|e| e.0.start);
                     splice(&reply.body, &edits, &mut resp);
+                    crate::rt::bufs::give(reply.body);
                     return resp;
                 }
             }
@@ -299,6 +311,7 @@ impl Finisher {
             &[(reply.id.clone(), &self.client_id[..])],
             &mut resp,
         );
+        crate::rt::bufs::give(reply.body);
         resp
     }
 }

@@ -19,12 +19,13 @@ use crate::error::McpError;
 use crate::route::call::Call;
 pub(crate) use crate::route::finish::Finisher;
 use crate::route::router::Router;
-use crate::route::tables::calls::inflight_key;
+use crate::route::tables::calls::{inflight_key, inflight_key_rc};
 use crate::route::{input_required, relay_input};
 use crate::rt::feed::{feed, NotSent, SSE_QUEUE_BYTES};
 use crate::rt::next;
 use crate::upstream::{BackendReply, CallOpts};
 use crate::wire::jsonrpc::{splice, splice_placeholder, Envelope};
+use crate::wire::short::{ShortBytes, ShortStr};
 
 pub use crate::route::request::Answer;
 
@@ -49,7 +50,8 @@ pub fn log_severity(level: &str) -> Option<u8> {
 /// backend call lives (it may outlive the client's request when streamed or parked).
 pub(crate) struct BusyGuard {
     router: Rc<Router>,
-    backend: Rc<str>,
+    /// The backend's id, allocated once per shard: the call's [`Finisher`] shares it.
+    pub(crate) backend: Rc<str>,
 }
 
 impl BusyGuard {
@@ -134,7 +136,7 @@ pub fn cancel(router: &Rc<Router>, sid: &str, request_id: &[u8]) {
         .calls
         .inflight
         .borrow_mut()
-        .remove(&inflight_key(sid, request_id))
+        .remove(&inflight_key(sid, request_id)[..])
     {
         let _ = tx.send(());
     }
@@ -158,20 +160,30 @@ pub(crate) async fn forward(
         .id
         .clone()
         .ok_or_else(|| McpError::InvalidRequest("missing id".into()))?;
-    let (backend_id, timeout, prefixed, per_client, max_inflight, max_timeout, key_id) = {
+    // The backend's handle and its in-flight slot, found by its id borrowed from the
+    // snapshot (the guard keeps the shard's own `Rc<str>` of it for the call).
+    let (handle, guard, timeout, prefixed, max_inflight, max_timeout, key_id) = {
         let snap = router.snapshot.load();
         let spec = &snap.backends[backend];
         let timeout = era
             .tool
             .as_deref()
-            .and_then(|t| spec.tool_timeouts.iter().find(|(n, _)| n == t))
+            .and_then(|t| spec.tool_timeouts.iter().find(|(n, _)| **n == *t))
             .map_or(spec.timeout, |(_, d)| *d);
-        let per_client = (spec.per_client && !sid.is_empty()).then(|| spec.clone());
+        let handle = match spec.per_client && !sid.is_empty() {
+            true => crate::route::per_client::handle_for(router, sid, spec),
+            false => router.upstreams.backends.borrow().get(&spec.id).cloned(),
+        }
+        .ok_or_else(|| McpError::BackendUnavailable {
+            server: spec.id.clone(),
+            reason: "not started on this shard".into(),
+        })?;
+        let guard = BusyGuard::enter(router, &spec.id, spec.max_inflight)?;
         (
-            spec.id.clone(),
+            handle,
+            guard,
             timeout,
             snap.catalog.uri_prefix_of(backend),
-            per_client,
             spec.max_inflight,
             spec.max_timeout.max(timeout),
             spec.balance_key.id(),
@@ -179,15 +191,6 @@ pub(crate) async fn forward(
     };
     let deadline = crate::upstream::deadline_in(timeout);
     let cap = std::time::Instant::now() + max_timeout;
-    let handle = match per_client {
-        Some(spec) => crate::route::per_client::handle_for(router, sid, &spec),
-        None => router.upstreams.backends.borrow().get(&backend_id).cloned(),
-    }
-    .ok_or_else(|| McpError::BackendUnavailable {
-        server: backend_id.clone(),
-        reason: "not started on this shard".into(),
-    })?;
-    let guard = BusyGuard::enter(router, &backend_id, max_inflight)?;
     let token = env.progress_token.clone().map(|r| {
         let n = router.calls.mint();
         (r, format!("\"o1m.{}.{n}\"", router.id).into_bytes())
@@ -201,7 +204,8 @@ pub(crate) async fn forward(
                 "tools/call" => era.tool.clone(),
                 "prompts/get" => edit
                     .as_ref()
-                    .and_then(|(_, w)| sonic_rs::from_slice::<String>(w).ok()),
+                    .and_then(|(_, w)| sonic_rs::from_slice::<String>(w).ok())
+                    .map(Into::into),
                 _ => None,
             };
             let named = a.ctx.sampled().then(named).flatten();
@@ -239,7 +243,8 @@ pub(crate) async fn forward(
         others[n] = (r.clone(), with);
         n += 1;
     }
-    let mut wire = Vec::new();
+    // From the shard's list; the transport gives it back once sent (`rt/bufs.rs`).
+    let mut wire = crate::rt::bufs::take();
     let ph = splice_placeholder(body, id_range.clone(), &others[..n], &mut wire);
     // A 2025 session's call may meet a 2026 backend that asks for input: the backend is told
     // what the client can answer, and the bridge may send the call again
@@ -258,7 +263,7 @@ pub(crate) async fn forward(
         _ => client_caps,
     };
 
-    let client_id = env.id_bytes(body).to_vec();
+    let client_id = ShortBytes::from_slice(env.id_bytes(body));
     let (cancel_tx, cancel_rx) = oneshot::channel();
     // A 2025 call can be cancelled by its session's `notifications/cancelled`: it goes in the
     // table under (session, id). A stateless 2026 call has no session, and two clients may
@@ -268,7 +273,7 @@ pub(crate) async fn forward(
         own_cancel = Some(cancel_tx);
         None
     } else {
-        let key = inflight_key(sid, &client_id);
+        let key = inflight_key_rc(sid, &client_id);
         router
             .calls
             .inflight
@@ -308,14 +313,14 @@ pub(crate) async fn forward(
     let affinity = opts.affinity;
     let finish = Finisher {
         router: router.clone(),
-        sid: sid.to_string(),
+        sid: ShortStr::new(sid),
         handle: handle.clone(),
         relayed: Default::default(),
         deadline: (deadline, timeout, cap),
         era,
         client_id,
         client_token: env.progress_token.clone().map(|r| body[r].to_vec()),
-        backend_id,
+        backend_id: guard.backend.clone(),
         method: crate::stats::method_label(env.method.as_deref().unwrap_or("")),
         prefixed,
     };
@@ -475,7 +480,7 @@ pub(crate) async fn forward(
 pub(crate) struct InflightEntry {
     pub(crate) router: Rc<Router>,
     /// `None` for a stateless call (never in the table) and once released.
-    pub(crate) key: Option<Vec<u8>>,
+    pub(crate) key: Option<Rc<[u8]>>,
 }
 
 impl InflightEntry {

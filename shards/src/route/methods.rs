@@ -58,7 +58,7 @@ pub(crate) async fn complete(call: Call<'_>) -> Result<Answer, McpError> {
                 if !rbac_allows(&snap, &era, item, route.backend, &name) {
                     return Err(unknown());
                 }
-                (range, route.backend, route.original.clone())
+                (range, route.backend, route.original.to_string())
             }
             "ref/resource" => {
                 let (range, uri) = field_range(body, &["params", "ref", "uri"])

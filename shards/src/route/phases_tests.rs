@@ -15,7 +15,7 @@ fn req(
     McpHttpRequest {
         method: Method::Post,
         session_id: None,
-        protocol_version: version.map(str::to_string),
+        protocol_version: version.map(Into::into),
         accepts_sse: true,
         last_event_id: None,
         mcp_method: method.map(str::to_string),

@@ -92,7 +92,7 @@ pub(crate) async fn run(finish: Finisher, resend: Resend, first: BackendReply, t
         .calls
         .inflight
         .borrow_mut()
-        .insert(resend.key.clone(), cancel_tx);
+        .insert(resend.key.as_slice().into(), cancel_tx);
     let _registered = Registered {
         router: &router,
         key: &resend.key,
@@ -104,7 +104,7 @@ pub(crate) async fn run(finish: Finisher, resend: Resend, first: BackendReply, t
         round += 1;
         if round > MAX_ROUNDS {
             break Some(Err(McpError::BackendProtocol {
-                server: finish.backend_id.clone(),
+                server: finish.backend_id.to_string(),
                 reason: format!("asked for input more than {MAX_ROUNDS} times in one call"),
             }));
         }
@@ -289,7 +289,7 @@ pub(crate) async fn ask_client(
 impl Finisher {
     fn client_input(&self, code: i32, reason: String) -> McpError {
         McpError::ClientInput {
-            server: self.backend_id.clone(),
+            server: self.backend_id.to_string(),
             code,
             reason,
         }

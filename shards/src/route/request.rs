@@ -15,10 +15,10 @@ use crate::rt::feed::FeedRx;
 pub struct McpHttpRequest {
     /// HTTP method.
     pub method: Method,
-    /// `Mcp-Session-Id`.
-    pub session_id: Option<String>,
-    /// `MCP-Protocol-Version`.
-    pub protocol_version: Option<String>,
+    /// `Mcp-Session-Id` (inline: no allocation per request, `wire/short.rs`).
+    pub session_id: Option<crate::wire::short::ShortStr>,
+    /// `MCP-Protocol-Version` (inline).
+    pub protocol_version: Option<crate::wire::short::ShortStr>,
     /// `Accept` includes `text/event-stream`.
     pub accepts_sse: bool,
     /// `Last-Event-ID` (resuming an SSE stream).
@@ -128,7 +128,7 @@ pub struct Era {
     /// Modern: what this request's `_meta` says the client can answer.
     pub client_caps: crate::route::session::ClientCaps,
     /// The backend's own tool name, when the call is a `tools/call` (per-tool timeouts).
-    pub tool: Option<String>,
+    pub tool: Option<std::sync::Arc<str>>,
     /// A failed attempt may be retried on another replica: reads, prompts, completions,
     /// and tools annotated idempotent.
     pub retry_safe: bool,
@@ -171,3 +171,11 @@ pub enum ParamCheck {
 
 /// A backend result's `ttlMs` and whether its `cacheScope` is private.
 pub type CacheHints = (Option<u64>, bool);
+
+impl Drop for McpHttpRequest {
+    /// The body's buffer goes back to the shard's list for the next request
+    /// (`rt/bufs.rs`); a body moved out or handed to another shard is not here any more.
+    fn drop(&mut self) {
+        crate::rt::bufs::give(std::mem::take(&mut self.body));
+    }
+}

@@ -36,7 +36,9 @@ impl Peers for RecordingPeers {
         req: McpHttpRequest,
         reply: oneshot::Sender<Reply>,
     ) -> Result<(), PeerStopped> {
-        self.handed.borrow_mut().push((owner, req.session_id));
+        self.handed
+            .borrow_mut()
+            .push((owner, req.session_id.as_ref().map(|s| s.to_string())));
         let _ = reply.send(Reply::json(299, b"{}".to_vec()));
         Ok(())
     }
@@ -144,8 +146,8 @@ fn router_with(
 fn post(principal: &Principal, sid: Option<&str>, body: &str) -> McpHttpRequest {
     McpHttpRequest {
         method: Method::Post,
-        session_id: sid.map(str::to_string),
-        protocol_version: sid.map(|_| "2025-11-25".to_string()),
+        session_id: sid.map(Into::into),
+        protocol_version: sid.map(|_| "2025-11-25".into()),
         accepts_sse: true,
         last_event_id: None,
         mcp_method: None,
@@ -160,12 +162,11 @@ fn post(principal: &Principal, sid: Option<&str>, body: &str) -> McpHttpRequest 
 }
 
 fn delete(principal: &Principal, sid: &str) -> McpHttpRequest {
-    McpHttpRequest {
-        method: Method::Delete,
-        trace: Default::default(),
-        body: Vec::new(),
-        ..post(principal, Some(sid), "")
-    }
+    let mut req = post(principal, Some(sid), "");
+    req.method = Method::Delete;
+    req.trace = Default::default();
+    req.body = Vec::new();
+    req
 }
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
@@ -259,7 +260,7 @@ fn a_cancellation_reaches_its_own_sessions_call_only() {
     let r = router("", &[], 1, 0);
     let (a_tx, mut a_rx) = oneshot::channel();
     let (b_tx, mut b_rx) = oneshot::channel();
-    let key = crate::route::tables::calls::inflight_key;
+    let key = crate::route::tables::calls::inflight_key_rc;
     // Two sessions, each with a call whose client id is 7.
     r.calls
         .inflight
@@ -291,7 +292,7 @@ fn a_cancellation_reaches_its_own_sessions_call_only() {
 fn a_calls_inflight_entry_goes_with_it_however_it_ends() {
     use crate::route::forward::InflightEntry;
     let r = router("", &[], 1, 0);
-    let key = crate::route::tables::calls::inflight_key;
+    let key = crate::route::tables::calls::inflight_key_rc;
     let (a_tx, _a_rx) = oneshot::channel();
     let (b_tx, _b_rx) = oneshot::channel();
     r.calls.inflight.borrow_mut().insert(key("s", b"1"), a_tx);

@@ -8,6 +8,7 @@
 //!
 //! # Key Components
 //! - [`DriverKind`] and [`run_on_driver`]: build and run a shard's runtime.
+//! - [`bufs`]: the shard's free list of byte buffers a call fills and empties once each.
 //! - [`mailbox`]: the lock-free, waking queue that carries messages between threads.
 //! - [`io`]: small helpers over rent-style I/O (read into spare capacity, write all, write
 //!   under a stall timeout).
@@ -18,6 +19,7 @@
 //! - [`uring_setup`]: the io_uring setup flags of a shard's ring, dropped one by one when the
 //!   kernel refuses them.
 
+pub mod bufs;
 pub mod contain;
 pub mod fair;
 pub mod feed;

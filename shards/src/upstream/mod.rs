@@ -273,8 +273,17 @@ impl LocalBackend {
         opts: CallOpts,
     ) -> Result<BackendReply, McpError> {
         match self {
-            LocalBackend::Http(h) => h.call(&body, id, opts).await,
-            LocalBackend::Stdio(s) => s.call(&body, id, opts).await,
+            // Sent: the request's buffer goes back to the shard's list (`rt/bufs.rs`).
+            LocalBackend::Http(h) => {
+                let r = h.call(&body, id, opts).await;
+                crate::rt::bufs::give(body);
+                r
+            }
+            LocalBackend::Stdio(s) => {
+                let r = s.call(&body, id, opts).await;
+                crate::rt::bufs::give(body);
+                r
+            }
             LocalBackend::Pool { members, next } => {
                 let k = match opts.pin {
                     Some(pin) if pin.replica >= members.len() => {

@@ -12,6 +12,7 @@
 //! - [`scan`]: the nesting bound and the allocation-free walk over an object's members.
 //! - [`header`]: MCP header values, `=?base64?…?=` decoded and encoded.
 //! - [`args`]: a `tools/call`'s arguments as its `Mcp-Param-*` headers see them.
+//! - [`short`]: short ids and strings kept inline (no allocation per call).
 //! - [`ok_result`]: a success answer around a result that is already JSON.
 //!
 //! The other codecs live beside it at the same level: HTTP/1.1 in `http/` (except
@@ -22,6 +23,7 @@ pub mod batch;
 pub mod header;
 pub mod jsonrpc;
 pub mod scan;
+pub mod short;
 
 /// `{"jsonrpc":"2.0","id":<id>,"result":<result>}`.
 pub fn ok_result(id: &[u8], result: &[u8]) -> Vec<u8> {

@@ -36,10 +36,20 @@ pub fn inflight_key(sid: &str, client_id: &[u8]) -> Vec<u8> {
     k
 }
 
+/// [`inflight_key`] built once, shared: a session's call holds it to leave the table and
+/// the table holds it as its key, for one allocation per call.
+pub fn inflight_key_rc(sid: &str, client_id: &[u8]) -> Rc<[u8]> {
+    // Exact-length iterators: collected into the `Rc` with a single allocation.
+    sid.bytes()
+        .chain(std::iter::once(0))
+        .chain(client_id.iter().copied())
+        .collect()
+}
+
 /// The shard's calls in flight.
 pub struct LocalCalls {
     /// Forwarded calls a client may cancel: [`inflight_key`] → cancel signal.
-    pub inflight: RefCell<HashMap<Vec<u8>, oneshot::Sender<()>, RandomState>>,
+    pub inflight: RefCell<HashMap<Rc<[u8]>, oneshot::Sender<()>, RandomState>>,
     /// Server-to-client requests relayed to a client and not answered yet, by
     /// [`inflight_key`] of the gateway's id.
     pub s2c: RefCell<HashMap<Vec<u8>, S2cRoute, RandomState>>,

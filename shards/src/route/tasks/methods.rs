@@ -160,7 +160,7 @@ async fn get_one(
         .map(|n| format!("\"o1m-tasks-list-{n}\""))
         .find(|id| {
             let key = crate::route::tables::calls::inflight_key(sid, id.as_bytes());
-            !router.calls.inflight.borrow().contains_key(&key)
+            !router.calls.inflight.borrow().contains_key(&key[..])
         })?;
     let mut body =
         format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tasks/get","params":{{"taskId":"#)

@@ -33,7 +33,7 @@ use crate::route::call::Call;
 use crate::route::forward::{Answer, Era, Finisher};
 use crate::route::input_required::{Ask, Input};
 use crate::route::relay_input::{ask_client, Asked, MAX_ROUNDS};
-use crate::route::tables::calls::inflight_key;
+use crate::route::tables::calls::inflight_key_rc;
 use crate::route::tables::tasks::Follow;
 use crate::route::tasks::to_modern::{status_of, with_related, POLL_MAX, POLL_MIN};
 use crate::route::tasks::to_modern_follow::{ask, result_of};
@@ -87,11 +87,11 @@ pub(crate) fn start(call: Call<'_>, gw_id: Rc<str>, task: TaskRef) -> Result<Ans
     finisher_era.task = None;
     let finish = Finisher {
         router: router.clone(),
-        sid: sid.to_string(),
+        sid: sid.into(),
         handle,
-        client_id: client_id.clone(),
+        client_id: client_id.as_slice().into(),
         client_token: None,
-        backend_id: task.server.clone(),
+        backend_id: task.server.as_str().into(),
         method: crate::stats::method_label("tasks/result"),
         prefixed: false,
         relayed: Default::default(),
@@ -99,7 +99,7 @@ pub(crate) fn start(call: Call<'_>, gw_id: Rc<str>, task: TaskRef) -> Result<Ans
         deadline: (crate::upstream::deadline_in(timeout), timeout, until),
     };
     // The client's `notifications/cancelled` for its request reaches the wait here.
-    let key = inflight_key(sid, &client_id);
+    let key = inflight_key_rc(sid, &client_id);
     let (cancel_tx, cancel_rx) = oneshot::channel();
     router
         .calls

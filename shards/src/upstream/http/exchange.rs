@@ -31,7 +31,9 @@ impl LocalHttpBackend {
             Ok(s) => s,
             Err(e) => return Attempt::Done(Err(e)),
         };
-        let id_text = our_id.to_string();
+        // Formatted on the stack: no allocation per call.
+        let mut id_buf = itoa::Buffer::new();
+        let id_text: &str = id_buf.format(our_id);
         let modern = session.modern_ok && (!session.legacy || use_modern);
         // The upstream session a task follow-up must find: the one that created the task.
         let epoch = match (&session.id, modern) {
@@ -52,7 +54,8 @@ impl LocalHttpBackend {
         } else {
             (std::borrow::Cow::Borrowed(body), id.clone())
         };
-        let mut wire = Vec::new();
+        // From the shard's list, and back to it once sent (`rt/bufs.rs`).
+        let mut wire = crate::rt::bufs::take();
         splice(&body, &[(id, id_text.as_bytes())], &mut wire);
         let (mut conn, reused) = match self.take_conn(replica).await {
             Ok(c) => c,
@@ -99,6 +102,7 @@ impl LocalHttpBackend {
                 Err(e) => return Attempt::Done(Err(self.unavailable(e))),
             }
         };
+        crate::rt::bufs::give(wire);
         if head.status == 404 && !modern && session.id.is_some() && pin.is_some() {
             // A task's upstream session expired: the task went with it.
             let mut st = replica.session.borrow_mut();
@@ -138,7 +142,7 @@ impl LocalHttpBackend {
             ))));
         }
         let (mut reply, tail) = match self
-            .read_reply(&mut conn, &mut head, &id_text, events)
+            .read_reply(&mut conn, &mut head, id_text, events)
             .await
         {
             Ok(r) => r,
@@ -162,7 +166,8 @@ impl LocalHttpBackend {
         events: Option<(&EventTx, usize)>,
     ) -> Result<(BackendReply, Option<SseDecoder>), McpError> {
         if !head.sse {
-            let mut body = Vec::new();
+            // Given back once the client's answer is spliced from it (`route/finish.rs`).
+            let mut body = crate::rt::bufs::take();
             conn.read_body_all(head, &mut body, MAX_RESPONSE)
                 .await
                 .map_err(|e| self.unavailable(e))?;

@@ -173,6 +173,7 @@ impl LocalHttpBackend {
         )
         .await
         .map_err(|e| self.unavailable(e))?;
+        drop(hdrs);
         let mut head = conn.read_head().await.map_err(|e| self.unavailable(e))?;
         let mut sink = Vec::new();
         conn.read_body_all(&mut head, &mut sink, 65536)

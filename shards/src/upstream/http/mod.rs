@@ -107,6 +107,9 @@ enum Attempt {
     Retry,
 }
 
+/// A call's request headers, borrowed from the backend's spec and session.
+pub(crate) type HeaderRefs<'a> = smallvec::SmallVec<[(&'a str, &'a str); 8]>;
+
 impl LocalHttpBackend {
     /// Creates the shard-local state for `spec` (no connection is opened yet).
     pub fn new(spec: BackendSpec, connect_timeout: Duration) -> Self {
@@ -405,13 +408,16 @@ impl LocalHttpBackend {
 
     /// The headers of a request on `session` (2026: of a stateless one), borrowed, with
     /// `extra` after the configured ones: one allocation per request.
+    /// The request headers of a call, borrowed.
     fn header_refs<'a>(
         &'a self,
         session: &'a UpstreamSession,
         modern: bool,
         extra: &'a [(String, String)],
-    ) -> Vec<(&'a str, &'a str)> {
-        let mut h = Vec::with_capacity(2 + self.spec.headers.len() + extra.len());
+    ) -> HeaderRefs<'a> {
+        // Inline for up to 8 (the session's two, a few configured, a trace context): no
+        // allocation per call.
+        let mut h = HeaderRefs::new();
         if modern {
             h.push(("mcp-protocol-version", crate::upstream::modern::MODERN));
         } else {
