@@ -74,7 +74,7 @@ awk '{ n = $NF; $NF = ""; k = split($0, f, ";"); leaf = f[k]; sub(/ +$/, "", lea
 awk '{ n = $NF; $NF = ""; k = split($0, f, ";"); leaf = f[k]; sub(/ +$/, "", leaf);
        self[leaf] += n; total += n }
      END { for (s in self) printf "%6.2f%%  %s\n", 100 * self[s] / total, s }' "$base.folded" |
-  sort -rn | head -40 >>"$base.top.txt"
+  sort -rn | awk 'NR <= 40' >>"$base.top.txt"
 grep -E 'Requests/sec|RESULT' "$TMP/wrk.out" | head -2 >>"$base.top.txt" || true
 log "wrote $base.svg, $base.folded, $base.top.txt"
 cat "$base.top.txt"

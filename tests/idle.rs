@@ -12,7 +12,10 @@ use common::{Gateway, DRIVERS};
 /// Voluntary context switches of every `o1m-shard-*` thread of `pid`.
 fn shard_sleeps(pid: u32) -> u64 {
     let mut total = 0;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
         if !comm.starts_with("o1m-shard") {
             continue;

@@ -141,10 +141,7 @@ impl LocalHttpBackend {
                 String::from_utf8_lossy(&snippet).trim()
             ))));
         }
-        let (mut reply, tail) = match self
-            .read_reply(&mut conn, &mut head, id_text, events)
-            .await
-        {
+        let (mut reply, tail) = match self.read_reply(&mut conn, &mut head, id_text, events).await {
             Ok(r) => r,
             Err(e) => return Attempt::Done(Err(e)),
         };
