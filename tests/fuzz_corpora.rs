@@ -92,4 +92,7 @@ targets!(
     jwt,
     jwks,
     config,
+    accept_encoding,
+    unix_url,
+    gzip_frame,
 );

@@ -14,6 +14,7 @@
 
 mod auth;
 mod config;
+mod encoding;
 mod http;
 mod ids;
 mod json;
@@ -22,6 +23,7 @@ mod streams;
 
 pub use auth::{jwks, jwt};
 pub use config::config;
+pub use encoding::{accept_encoding, gzip_frame, unix_url};
 pub use http::{http_head, http_request, http_response};
 pub use ids::{cursor, mcp_headers, request_state, session_id};
 pub use json::{backend_message, batch, envelope, envelope_differential, scan_members};
@@ -51,6 +53,9 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("jwt", jwt),
     ("jwks", jwks),
     ("config", config),
+    ("accept_encoding", accept_encoding),
+    ("unix_url", unix_url),
+    ("gzip_frame", gzip_frame),
 ];
 
 /// Splits a stream target's input into the pieces successive reads return: the first byte

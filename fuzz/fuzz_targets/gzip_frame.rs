@@ -1,0 +1,2 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| only1mcp_shards::fuzzing::gzip_frame(data));
