@@ -14,9 +14,16 @@ pub const SHORT_STR: usize = 64;
 /// Owned bytes, inline up to [`SHORT_BYTES`].
 pub type ShortBytes = SmallVec<[u8; SHORT_BYTES]>;
 
-/// An owned UTF-8 string, inline up to [`SHORT_STR`] bytes.
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
+/// An owned UTF-8 string, inline up to [`SHORT_STR`] bytes. Hashes as its `str` does, as
+/// `Borrow<str>` requires (a map keyed by it is looked up by `&str`).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ShortStr(SmallVec<[u8; SHORT_STR]>);
+
+impl std::hash::Hash for ShortStr {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
 
 impl ShortStr {
     /// A copy of `s`.
@@ -88,6 +95,16 @@ impl std::fmt::Display for ShortStr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn it_hashes_as_its_str_so_a_map_finds_it_by_str() {
+        use std::hash::BuildHasher;
+        let h = std::collections::hash_map::RandomState::new();
+        assert_eq!(h.hash_one(ShortStr::new("sid-1")), h.hash_one("sid-1"));
+        let mut m = std::collections::HashMap::new();
+        m.insert(ShortStr::new("sid-1"), 7);
+        assert_eq!(m.get("sid-1"), Some(&7));
+    }
 
     #[test]
     fn a_session_id_stays_inline_and_reads_back() {

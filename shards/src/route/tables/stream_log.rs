@@ -44,8 +44,16 @@ impl LocalStreamLog {
         shard_bytes: &Cell<usize>,
         shard_cap: usize,
     ) {
-        self.bytes += msg.len();
-        shard_bytes.set(shard_bytes.get() + msg.len());
+        // An answer may sit in a buffer from the shard's free list (`rt/bufs.rs`), up to
+        // 64 KiB for a 100-byte message: kept here for minutes, it is trimmed, and the bounds
+        // count the memory held (capacity), not the message's length.
+        let mut msg = msg;
+        if msg.capacity() > msg.len() * 2 + 64 {
+            msg.shrink_to_fit();
+        }
+        let held = msg.capacity();
+        self.bytes += held;
+        shard_bytes.set(shard_bytes.get() + held);
         self.events.push_back((seq, msg));
         while self.events.len() > LOG_CAP
             || self.bytes > LOG_BYTES
@@ -54,8 +62,8 @@ impl LocalStreamLog {
             let Some((s, m)) = self.events.pop_front() else {
                 break;
             };
-            self.bytes -= m.len();
-            shard_bytes.set(shard_bytes.get().saturating_sub(m.len()));
+            self.bytes -= m.capacity();
+            shard_bytes.set(shard_bytes.get().saturating_sub(m.capacity()));
             self.dropped_through = s;
         }
     }
@@ -134,6 +142,26 @@ mod tests {
         for l in &mut logs {
             l.release(&shard_bytes);
         }
+        assert_eq!(shard_bytes.get(), 0);
+    }
+
+    #[test]
+    fn a_small_message_in_a_large_buffer_is_trimmed_and_counted_as_held() {
+        let shard_bytes = Cell::new(0);
+        let mut log = LocalStreamLog::default();
+        for seq in 1..=3 {
+            let mut msg = Vec::with_capacity(64 << 10);
+            msg.extend_from_slice(b"{\"jsonrpc\":\"2.0\"}");
+            log.push(seq, msg, &shard_bytes, usize::MAX);
+        }
+        let held: usize = log.events.iter().map(|(_, m)| m.capacity()).sum();
+        assert_eq!(log.bytes, held, "the bound counts what is held");
+        assert_eq!(shard_bytes.get(), held);
+        assert!(
+            held < 3 * 1024,
+            "trimmed: {held} bytes held for 3 small events"
+        );
+        log.release(&shard_bytes);
         assert_eq!(shard_bytes.get(), 0);
     }
 
