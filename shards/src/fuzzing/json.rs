@@ -9,7 +9,7 @@ use super::{in_bounds, serde_limit, valid_json};
 use crate::catalog::{cache_hints, uri, BackendCaps};
 use crate::error::McpError;
 use crate::upstream::routes::{handle_message, LocalRoutes};
-use crate::upstream::{BackendEvent, BackendReply};
+use crate::upstream::BackendReply;
 use crate::wire::jsonrpc::{splice, splice_placeholder, splice_tracking, Envelope, Kind};
 use crate::wire::scan;
 
@@ -316,7 +316,8 @@ pub fn backend_message(data: &[u8]) {
         routes.pending.borrow_mut().insert(k, tx);
         waiting.push((k, rx));
     }
-    let (sink, mut events) = futures_channel::mpsc::unbounded::<BackendEvent>();
+    let link = crate::upstream::Deadline::none();
+    let (sink, mut events) = link.events();
     if data.first().is_some_and(|b| b & 1 == 1) {
         routes.sinks.borrow_mut().push((0, sink.clone()));
     }
@@ -347,7 +348,7 @@ pub fn backend_message(data: &[u8]) {
             assert_eq!(&reply.body[reply.id.clone()], k.to_string().as_bytes());
         }
     }
-    while let Ok(ev) = events.try_recv() {
+    while let Some(ev) = events.try_recv() {
         assert!(
             Envelope::parse(&ev.msg).is_ok(),
             "an event that is no message"

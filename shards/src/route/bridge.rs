@@ -27,7 +27,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures_channel::{mpsc, oneshot};
+use futures_channel::oneshot;
 use sonic_rs::JsonValueTrait;
 
 use crate::error::McpError;
@@ -36,7 +36,7 @@ use crate::route::forward::{CallFut, Finisher};
 use crate::route::router::Router;
 use crate::route::tables::parked::{InputLog, LocalParked, Retry};
 use crate::rt::next;
-use crate::upstream::BackendEvent;
+use crate::upstream::{BackendEvent, EventRx};
 use crate::wire::jsonrpc::{Envelope, Kind};
 
 /// How long a parked call waits for the client's retry.
@@ -61,12 +61,7 @@ pub(crate) fn wants_park(finish: &Finisher, ev: &BackendEvent) -> bool {
 
 /// Parks the call on a backend request `ev` and returns the `input_required` answer for the
 /// client (to its current request id).
-pub(crate) fn park(
-    call: CallFut,
-    ev_rx: mpsc::UnboundedReceiver<BackendEvent>,
-    finish: Finisher,
-    ev: BackendEvent,
-) -> Vec<u8> {
+pub(crate) fn park(call: CallFut, ev_rx: EventRx, finish: Finisher, ev: BackendEvent) -> Vec<u8> {
     let router = finish.router.clone();
     let (method, params, backend_req_id) = {
         let env = match Envelope::parse(&ev.msg) {
@@ -124,7 +119,7 @@ pub(crate) fn park(
 /// call parks. Returns the answer for the client's current request.
 pub(crate) async fn on_input_request(
     call: CallFut,
-    ev_rx: mpsc::UnboundedReceiver<BackendEvent>,
+    ev_rx: EventRx,
     mut finish: Finisher,
     ev: BackendEvent,
 ) -> Vec<u8> {
@@ -156,7 +151,7 @@ fn answer_backend(finish: &Finisher, ev: &BackendEvent, answer: &[u8]) {
 
 async fn drive(
     mut call: CallFut,
-    mut ev_rx: mpsc::UnboundedReceiver<BackendEvent>,
+    mut ev_rx: EventRx,
     mut finish: Finisher,
     done: oneshot::Sender<Vec<u8>>,
 ) {
@@ -194,7 +189,7 @@ struct Parking {
     /// Its park number.
     n: u64,
     call: CallFut,
-    ev_rx: mpsc::UnboundedReceiver<BackendEvent>,
+    ev_rx: EventRx,
     finish: Finisher,
     /// The replica and the backend's id of the request the client is asked to answer.
     replica: usize,

@@ -13,8 +13,6 @@ use std::ops::Range;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use futures_channel::{mpsc, oneshot};
-
 use crate::error::McpError;
 use crate::route::call::Call;
 pub(crate) use crate::route::finish::Finisher;
@@ -138,7 +136,7 @@ pub fn cancel(router: &Rc<Router>, sid: &str, request_id: &[u8]) {
         .borrow_mut()
         .remove(&inflight_key(sid, request_id)[..])
     {
-        let _ = tx.send(());
+        tx.cancel();
     }
 }
 
@@ -264,7 +262,8 @@ pub(crate) async fn forward(
     };
 
     let client_id = ShortBytes::from_slice(env.id_bytes(body));
-    let (cancel_tx, cancel_rx) = oneshot::channel();
+    // The deadline, the cancel signal and the event queue: one allocation (`upstream/link.rs`).
+    let (cancel_tx, cancel_rx) = deadline.cancel_pair();
     // A 2025 call can be cancelled by its session's `notifications/cancelled`: it goes in the
     // table under (session, id). A stateless 2026 call has no session, and two clients may
     // use the same id, so it never enters the table; it keeps its own cancel signal.
@@ -285,7 +284,7 @@ pub(crate) async fn forward(
         router: router.clone(),
         key,
     };
-    let (ev_tx, mut ev_rx) = mpsc::unbounded();
+    let (ev_tx, mut ev_rx) = deadline.events();
     let opts = CallOpts {
         timeout,
         events: Some(ev_tx),
@@ -379,7 +378,7 @@ pub(crate) async fn forward(
         Ok(result) => {
             entry.release();
             let mut early = Vec::new();
-            while let Ok(ev) = ev_rx.try_recv() {
+            while let Some(ev) = ev_rx.try_recv() {
                 early.extend(finish.event(ev));
             }
             if matches!(result, Err(McpError::Cancelled)) {
@@ -428,7 +427,7 @@ pub(crate) async fn forward(
                 let mut overflowed = |sent: Result<(), NotSent>| {
                     if sent == Err(NotSent::Overflow) {
                         if let Some(c) = own_cancel.take() {
-                            let _ = c.send(());
+                            c.cancel();
                             router.clients_gone.set(router.clients_gone.get() + 1);
                         }
                     }
@@ -455,7 +454,7 @@ pub(crate) async fn forward(
                     }
                 };
                 entry.release();
-                while let Ok(ev) = ev_rx.try_recv() {
+                while let Some(ev) = ev_rx.try_recv() {
                     if let Some(m) = finish.event(ev) {
                         let _ = tx.send(m);
                     }

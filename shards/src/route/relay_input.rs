@@ -31,7 +31,7 @@ use std::ops::Range;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use futures_channel::{mpsc, oneshot};
+use futures_channel::mpsc;
 use sonic_rs::JsonValueTrait;
 
 use crate::error::{code, McpError};
@@ -87,7 +87,7 @@ pub(crate) fn start(
 /// requests, the backend's notifications and the final answer to `tx`.
 pub(crate) async fn run(finish: Finisher, resend: Resend, first: BackendReply, tx: FeedTx) {
     let router = finish.router.clone();
-    let (cancel_tx, cancel_rx) = oneshot::channel();
+    let (cancel_tx, cancel_rx) = crate::upstream::Deadline::none().cancel_pair();
     router
         .calls
         .inflight
@@ -341,8 +341,11 @@ async fn call_again(
 ) -> Result<BackendReply, McpError> {
     let router: &Rc<Router> = &finish.router;
     let _guard = BusyGuard::enter(router, &finish.backend_id, resend.max_inflight)?;
-    let (ev_tx, mut ev_rx) = mpsc::unbounded();
-    let (stop, stop_rx) = oneshot::channel();
+    // This round's events and its own stop (the client's cancel is `cancelled`); its time
+    // limit is the call's deadline.
+    let link = crate::upstream::Deadline::none();
+    let (ev_tx, mut ev_rx) = link.events();
+    let (stop, stop_rx) = link.cancel_pair();
     let opts = CallOpts {
         timeout: finish.deadline.1,
         events: Some(ev_tx),
@@ -377,7 +380,7 @@ async fn call_again(
             },
             _ = cancelled.as_mut(), if stop.is_some() => {
                 if let Some(s) = stop.take() {
-                    let _ = s.send(());
+                    s.cancel();
                 }
             }
         }
@@ -386,7 +389,7 @@ async fn call_again(
         .series
         .borrow_mut()
         .add(crate::stats::Outcome::of(&r), started.elapsed());
-    while let Ok(ev) = ev_rx.try_recv() {
+    while let Some(ev) = ev_rx.try_recv() {
         if let Some(m) = finish.event(ev) {
             let _ = tx.send(m);
         }

@@ -244,8 +244,9 @@ async fn hold(router: Rc<Router>, server: String, mut wake: mpsc::UnboundedRecei
             continue;
         };
         let (body, id) = listen_body(&uris);
-        let (ev_tx, mut ev_rx) = mpsc::unbounded();
-        let (stop, stop_rx) = oneshot::channel();
+        let link = crate::upstream::Deadline::none();
+        let (ev_tx, mut ev_rx) = link.events();
+        let (stop, stop_rx) = link.cancel_pair();
         let mut stop = Some(stop);
         let opened = Instant::now();
         let (mut acked, mut refused) = (false, None);
@@ -264,12 +265,12 @@ async fn hold(router: Rc<Router>, server: String, mut wake: mpsc::UnboundedRecei
                 _ = next(&mut wake), if stop.is_some() => {
                     // The URIs changed: end this listen, open one with the new set.
                     if let Some(s) = stop.take() {
-                        let _ = s.send(());
+                        s.cancel();
                     }
                 }
             }
         };
-        while let Ok(ev) = ev_rx.try_recv() {
+        while let Some(ev) = ev_rx.try_recv() {
             if let Heard::Refused(why) = hear(&router, &server, generation, &ev.msg) {
                 refused = Some(why);
             }

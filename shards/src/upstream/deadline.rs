@@ -5,29 +5,16 @@
 
 use std::time::Duration;
 
-/// A call's movable deadline, shared with the caller (`Send`: it may cross to an owner
-/// shard with the call). Nanoseconds since [`epoch`].
-pub type Deadline = std::sync::Arc<std::sync::atomic::AtomicU64>;
+use crate::upstream::link::{CancelRx, Deadline};
 
-/// The process-wide origin of [`Deadline`] values.
-pub fn epoch() -> std::time::Instant {
-    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    *EPOCH.get_or_init(std::time::Instant::now)
-}
-
-/// A deadline `after` from now.
+/// A deadline `after` from now (a new call link: `link.rs`).
 pub fn deadline_in(after: Duration) -> Deadline {
-    let at = (std::time::Instant::now() + after)
-        .duration_since(epoch())
-        .as_nanos() as u64;
-    std::sync::Arc::new(std::sync::atomic::AtomicU64::new(at))
+    Deadline::at(std::time::Instant::now() + after)
 }
 
 /// Moves `d` to `after` from now, but never past `cap`.
 pub fn extend_deadline(d: &Deadline, after: Duration, cap: std::time::Instant) {
-    let want = (std::time::Instant::now() + after).min(cap);
-    let at = want.duration_since(epoch()).as_nanos() as u64;
-    d.fetch_max(at, std::sync::atomic::Ordering::Relaxed);
+    d.push_back((std::time::Instant::now() + after).min(cap));
 }
 
 /// Runs `fut` until it ends or the call's deadline passes (`Err(())`): a fixed `timeout`, or
@@ -44,7 +31,7 @@ pub async fn within<F: std::future::Future>(
     };
     let mut fut = std::pin::pin!(fut);
     loop {
-        let at = epoch() + Duration::from_nanos(d.load(std::sync::atomic::Ordering::Relaxed));
+        let at = d.when();
         let now = std::time::Instant::now();
         if now >= at {
             return Err(());
@@ -58,13 +45,10 @@ pub async fn within<F: std::future::Future>(
 
 /// Resolves when the client cancels (`cancel` fires); never when there is no signal or its
 /// sender was dropped (the call finished normally).
-pub async fn cancelled(cancel: Option<futures_channel::oneshot::Receiver<()>>) {
-    let fired = match cancel {
-        Some(rx) => rx.await.is_ok(),
-        None => false,
-    };
-    if !fired {
-        std::future::pending::<()>().await;
+pub async fn cancelled(cancel: Option<CancelRx>) {
+    match cancel {
+        Some(rx) => std::future::poll_fn(|cx| rx.poll_cancelled(cx)).await,
+        None => std::future::pending::<()>().await,
     }
 }
 

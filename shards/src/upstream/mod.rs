@@ -17,8 +17,9 @@
 //! - [`relist`]: the bounded, paced "lists may have changed" signal that re-discovery waits on.
 //! - [`registry::Upstreams`]: all of one shard's backends, children and in-flight counts.
 //! - [`routes`]: where a channel's messages go (replies by id, progress by token); [`ids`]:
-//!   unguessable request ids; [`rewake`]: a call's timeout kept across tasks; `deadline.rs`:
-//!   a call's movable deadline and client cancellation;
+//!   unguessable request ids; [`rewake`]: a call's timeout kept across tasks; [`link`]: what
+//!   a caller and its running call share in one allocation (deadline, cancellation, related
+//!   messages); `deadline.rs`: waiting on the deadline and on cancellation;
 //!   [`messages`]: work carried between shards.
 //! - [`discover`]: the handshake-independent part of catalog discovery (every page followed),
 //!   with the requests the gateway makes as a client (`client.rs`).
@@ -38,9 +39,11 @@ pub mod subscribe;
 
 mod client;
 mod deadline;
+pub mod link;
 
 pub use client::*;
-pub use deadline::{cancelled, deadline_in, epoch, extend_deadline, within, Deadline};
+pub use deadline::{cancelled, deadline_in, extend_deadline, within};
+pub use link::{epoch, CancelRx, CancelTx, Deadline, EventRx, EventTx};
 
 use std::ops::Range;
 use std::rc::Rc;
@@ -59,10 +62,6 @@ pub struct BackendEvent {
     pub replica: usize,
 }
 
-/// Where a call's related backend messages go while it runs, in the order the backend sent
-/// them. `Send`, so it can cross to an owner shard.
-pub type EventTx = futures_channel::mpsc::UnboundedSender<BackendEvent>;
-
 /// Options of one backend call.
 #[derive(Default)]
 pub struct CallOpts {
@@ -73,7 +72,7 @@ pub struct CallOpts {
     /// The progress token the request carries (raw JSON), for stdio routing.
     pub progress: Option<Vec<u8>>,
     /// Fires when the client cancelled the request.
-    pub cancel: Option<futures_channel::oneshot::Receiver<()>>,
+    pub cancel: Option<CancelRx>,
     /// A client call: if the backend is still in its first start, wait for it (within the
     /// timeout) instead of failing at once. The gateway's own handshake calls do not wait.
     pub wait_first_start: bool,
@@ -303,7 +302,7 @@ impl LocalBackend {
                 if let Some(events) = opts.events.take() {
                     // Stamp the instance on the events, so an answer to a server-to-client
                     // request goes back to the same process.
-                    let (tx, mut rx) = futures_channel::mpsc::unbounded::<BackendEvent>();
+                    let (tx, mut rx) = Deadline::none().events();
                     monoio::spawn(async move {
                         while let Some(mut ev) = crate::rt::next(&mut rx).await {
                             ev.replica = k;
@@ -370,7 +369,7 @@ impl LocalBackend {
         body: Vec<u8>,
         id: Range<usize>,
         events: EventTx,
-        stop: futures_channel::oneshot::Receiver<()>,
+        stop: CancelRx,
         limit: Duration,
     ) -> Result<(), String> {
         if let LocalBackend::Http(h) = self {

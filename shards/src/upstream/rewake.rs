@@ -18,7 +18,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::upstream::{epoch, Deadline};
+use crate::upstream::Deadline;
 
 /// A call future that is woken at its deadline in whichever task polls it.
 pub struct Rewake<F> {
@@ -43,7 +43,7 @@ impl<F: Future> Rewake<F> {
     }
 
     fn deadline(&self) -> Instant {
-        epoch() + Duration::from_nanos(self.deadline.load(std::sync::atomic::Ordering::Relaxed))
+        self.deadline.when()
     }
 }
 

@@ -1,23 +1,23 @@
 mod routing {
     use super::super::*;
-    use futures_channel::mpsc;
+    use crate::upstream::{Deadline, EventRx};
     use std::cell::RefCell as Cell;
 
     const ASK: &[u8] = br#"{"jsonrpc":"2.0","id":5,"method":"elicitation/create","params":{}}"#;
 
-    fn routes_with(calls: &[u64]) -> (LocalRoutes, Vec<mpsc::UnboundedReceiver<BackendEvent>>) {
+    fn routes_with(calls: &[u64]) -> (LocalRoutes, Vec<EventRx>) {
         let routes = LocalRoutes::default();
         let mut rxs = Vec::new();
         for id in calls {
-            let (tx, rx) = mpsc::unbounded();
+            let (tx, rx) = Deadline::none().events();
             routes.sinks.borrow_mut().push((*id, tx));
             rxs.push(rx);
         }
         (routes, rxs)
     }
 
-    fn got(rx: &mut mpsc::UnboundedReceiver<BackendEvent>) -> Option<Vec<u8>> {
-        rx.try_recv().ok().map(|e| e.msg)
+    fn got(rx: &mut EventRx) -> Option<Vec<u8>> {
+        rx.try_recv().map(|e| e.msg)
     }
 
     #[test]
@@ -29,7 +29,7 @@ mod routing {
         handle_message("b", ASK, &routes, &send, "test");
         assert_eq!(got(&mut rx[0]).as_deref(), Some(ASK));
         // Call 2 starts; the next request can only be call 2's.
-        let (tx2, mut rx2) = mpsc::unbounded();
+        let (tx2, mut rx2) = Deadline::none().events();
         routes.sinks.borrow_mut().push((2, tx2));
         let ask2 = br#"{"jsonrpc":"2.0","id":6,"method":"elicitation/create","params":{}}"#;
         handle_message("b", ask2, &routes, &send, "test");
@@ -53,7 +53,7 @@ mod routing {
     fn a_listens_notifications_go_to_it_alone_and_it_never_owns_a_log_line() {
         let (routes, mut rx) = routes_with(&[1]);
         let routes = Rc::new(routes);
-        let (ltx, mut lrx) = mpsc::unbounded();
+        let (ltx, mut lrx) = Deadline::none().events();
         let (mut reg, _reply) = register(&routes, 9, Some(&ltx), None, None, true);
         let send = |_: Vec<u8>| panic!("not refused");
         let tag = r#""_meta":{"io.modelcontextprotocol/subscriptionId":9}"#;
@@ -101,8 +101,8 @@ mod routing {
     #[test]
     fn a_request_naming_a_task_goes_to_the_call_that_follows_that_task() {
         let routes = Rc::new(LocalRoutes::default());
-        let (tx1, mut rx1) = mpsc::unbounded();
-        let (tx2, mut rx2) = mpsc::unbounded();
+        let (tx1, mut rx1) = Deadline::none().events();
+        let (tx2, mut rx2) = Deadline::none().events();
         // Two calls in flight: one is a tasks/result for task "t1", the other anything else.
         let (reg1, _r1) = register(&routes, 1, Some(&tx1), None, Some(b"\"t1\""), false);
         let (_reg2, _r2) = register(&routes, 2, Some(&tx2), None, None, false);
@@ -130,7 +130,7 @@ mod routing {
 
 mod registration {
     use super::super::*;
-    use futures_channel::mpsc;
+    use crate::upstream::Deadline;
 
     fn empty(r: &LocalRoutes) -> bool {
         r.pending.borrow().is_empty()
@@ -141,19 +141,19 @@ mod registration {
     #[test]
     fn a_call_dropped_before_its_answer_leaves_no_route_behind() {
         let routes = Rc::new(LocalRoutes::default());
-        let (ev, mut ev_rx) = mpsc::unbounded();
+        let (ev, mut ev_rx) = Deadline::none().events();
         let tok = br#""o1m.0.1""#;
         let (reg, _rx) = register(&routes, 7, Some(&ev), Some(tok), None, false);
         // Progress for its token reaches the call while it runs.
         let progress = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"o1m.0.1","progress":1}}"#;
         handle_message("b", progress, &routes, &|_| {}, "test");
-        assert!(ev_rx.try_recv().is_ok());
+        assert!(ev_rx.try_recv().is_some());
         // The client left: the call's future, and its registration, are dropped.
         drop(reg);
         assert!(empty(&routes));
         handle_message("b", progress, &routes, &|_| {}, "test");
         assert!(
-            ev_rx.try_recv().is_err(),
+            ev_rx.try_recv().is_none(),
             "no progress for a call that is gone"
         );
     }

@@ -7,10 +7,10 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use ahash::RandomState;
-use futures_channel::{mpsc, oneshot};
+use futures_channel::mpsc;
 use hashbrown::HashMap;
 
-use crate::upstream::LocalBackend;
+use crate::upstream::{CancelTx, LocalBackend};
 
 /// Where a client's answer to a relayed server-to-client request goes.
 pub struct S2cRoute {
@@ -49,7 +49,7 @@ pub fn inflight_key_rc(sid: &str, client_id: &[u8]) -> Rc<[u8]> {
 /// The shard's calls in flight.
 pub struct LocalCalls {
     /// Forwarded calls a client may cancel: [`inflight_key`] → cancel signal.
-    pub inflight: RefCell<HashMap<Rc<[u8]>, oneshot::Sender<()>, RandomState>>,
+    pub inflight: RefCell<HashMap<Rc<[u8]>, CancelTx, RandomState>>,
     /// Server-to-client requests relayed to a client and not answered yet, by
     /// [`inflight_key`] of the gateway's id.
     pub s2c: RefCell<HashMap<Vec<u8>, S2cRoute, RandomState>>,

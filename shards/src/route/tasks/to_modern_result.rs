@@ -24,7 +24,6 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use futures_channel::oneshot;
 use sonic_rs::JsonValueTrait;
 
 use crate::cluster::task_id::TaskRef;
@@ -100,7 +99,7 @@ pub(crate) fn start(call: Call<'_>, gw_id: Rc<str>, task: TaskRef) -> Result<Ans
     };
     // The client's `notifications/cancelled` for its request reaches the wait here.
     let key = inflight_key_rc(sid, &client_id);
-    let (cancel_tx, cancel_rx) = oneshot::channel();
+    let (cancel_tx, cancel_rx) = finish.deadline.0.cancel_pair();
     router
         .calls
         .inflight
