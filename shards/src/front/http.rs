@@ -24,7 +24,7 @@ use crate::http::request::{read_request, ConnBuffers, Method, ReadError, Request
 use crate::http::response::{encode, Reply};
 use crate::route::dispatch::handle;
 use crate::route::request::McpHttpRequest;
-use crate::rt::io::{write_all_within, write_gather_within, Gather, WatchClose};
+use crate::rt::io::{write_all_from, write_all_within, write_gather_within, Gather, WatchClose};
 
 /// What a connection is serving, kept for the log line of a contained panic
 /// ([`crate::rt::contain`]): the request in progress, never its body or credentials.
@@ -148,6 +148,9 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
     let mut out = Vec::new();
     // A client that pipelines without pause gives way now and then (`rt::fair`).
     let mut turn = crate::rt::fair::Budget::new(crate::rt::fair::REQUESTS_PER_TURN);
+    // The first idle wait counts from here (`read_request` takes the shard's latest reading;
+    // after that, each answer's write leaves a fresh one).
+    crate::rt::clock::now();
     loop {
         turn.spend().await;
         let req = match read_request(stream, &mut bufs, &front.limits).await {
@@ -186,8 +189,9 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
                 // A request still being served after a moment watches its connection: a
                 // client that left cancels it (its backend call ends, its slot frees) rather
                 // than holding everything until the backend's timeout.
+                let watch_at = monoio::time::Instant::from_std(req.arrived() + WATCH_AFTER);
                 let gone = async {
-                    monoio::time::sleep(WATCH_AFTER).await;
+                    monoio::time::sleep_until(watch_at).await;
                     stream.closed().await
                 };
                 monoio::select! {
@@ -214,6 +218,8 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
                 Some(_) => return,
                 None => return stream.abort(),
             }
+            // The idle wait for the next request counts from the stream's end.
+            crate::rt::clock::now();
             continue;
         }
         if reply.gz.is_some() {
@@ -230,6 +236,9 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
         // Copied into `out`: the body's buffer goes back to the shard's list for the next
         // answer (`rt/bufs.rs`).
         crate::rt::bufs::give(reply.body);
+        // The answer's one clock reading: its write's stall and the idle wait for the next
+        // request count from it (the request may have waited long since its arrival).
+        let written = crate::rt::clock::now();
         out = match shared {
             // A pre-rendered list: head, shared bytes (not copied into `out`) and tail in one
             // `writev`.
@@ -240,7 +249,7 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
                     Err(_) => return stream.abort(),
                 }
             }
-            None => match write_all_within(stream, std::mem::take(&mut out), stall).await {
+            None => match write_all_from(stream, std::mem::take(&mut out), stall, written).await {
                 Ok(back) => back,
                 Err(_) => return stream.abort(),
             },

@@ -141,6 +141,17 @@ pub struct Request {
     pub keep_alive: bool,
     /// Length of the head (request line and headers) at the start of the buffer.
     pub head_len: usize,
+    /// When its first bytes were there: the request's one clock reading on its way in
+    /// (`rt/clock.rs`), set by [`read_request`]; see [`Request::arrived`].
+    pub arrived_at: Option<Instant>,
+}
+
+impl Request {
+    /// When the request arrived: its deadlines count from it. A request that did not come
+    /// through [`read_request`] (a parsed head alone) reads the clock here.
+    pub fn arrived(&self) -> Instant {
+        self.arrived_at.unwrap_or_else(crate::rt::clock::now)
+    }
 }
 
 /// Why a request could not be read.
@@ -200,12 +211,10 @@ async fn fill<S: AsyncReadRent>(
     bufs: &mut ConnBuffers,
     deadline: Instant,
 ) -> Result<usize, ReadError> {
-    let now = Instant::now();
-    if now >= deadline {
-        return Err(ReadError::Status(408, "request not received in time"));
-    }
+    // A deadline already past fires at once: no clock read needed to check it first.
     let buf = std::mem::take(&mut bufs.buf);
-    match monoio::time::timeout(deadline - now, read_more(stream, buf, 4096)).await {
+    let at = monoio::time::Instant::from_std(deadline);
+    match monoio::time::timeout_at(at, read_more(stream, buf, 4096)).await {
         Ok((res, buf)) => {
             bufs.buf = buf;
             match res {
@@ -229,10 +238,14 @@ pub async fn read_request<S: AsyncReadRent + AsyncWriteRent>(
     }
     bufs.body.clear();
     bufs.shrink();
-    // Wait for the first byte under the idle timeout.
+    // Wait for the first byte under the idle timeout, counted from the shard's latest clock
+    // reading: the caller makes sure it is fresh (`front/http.rs` reads the clock after
+    // an accept, a stream, or an answer that took no reading of its own).
     if bufs.buf.is_empty() {
         let buf = std::mem::take(&mut bufs.buf);
-        match monoio::time::timeout(limits.idle_timeout, read_more(stream, buf, 4096)).await {
+        let idle_until =
+            monoio::time::Instant::from_std(crate::rt::clock::recent() + limits.idle_timeout);
+        match monoio::time::timeout_at(idle_until, read_more(stream, buf, 4096)).await {
             Ok((res, buf)) => {
                 bufs.buf = buf;
                 match res {
@@ -244,10 +257,12 @@ pub async fn read_request<S: AsyncReadRent + AsyncWriteRent>(
             Err(_) => return Err(ReadError::Closed),
         }
     }
-    let deadline = Instant::now() + limits.read_timeout;
+    let arrived = crate::rt::clock::now();
+    let deadline = arrived + limits.read_timeout;
     loop {
         match parse_head(&bufs.buf) {
-            Ok(Some((req_head, framing, expect_continue))) => {
+            Ok(Some((mut req_head, framing, expect_continue))) => {
+                req_head.arrived_at = Some(arrived);
                 let head_len = req_head.head_len;
                 // A head that arrived whole in one read is held to the limit too (a read
                 // may bring up to the buffer's spare room, 64 KiB on a reused connection).
@@ -425,6 +440,7 @@ fn head_from(
             headers,
             keep_alive,
             head_len: 0,
+            arrived_at: None,
         },
         framing,
         expect_continue,

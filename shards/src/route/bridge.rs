@@ -101,6 +101,9 @@ pub(crate) fn park(call: CallFut, ev_rx: EventRx, finish: Finisher, ev: BackendE
     crate::wire::jsonrpc::push_json_str(&mut irr, &state);
     irr.push(b'}');
     let answer = crate::wire::ok_result(&finish.client_id, &irr);
+    // The call moves to the parking task: its deadline timer must wake that one.
+    let mut call = call;
+    call.as_mut().moved();
     let parking = Parking {
         router,
         n,

@@ -69,7 +69,8 @@ pub(crate) async fn serve(
         return crate::route::modern::serve(router, &req, &env).await;
     }
     if env.kind == Kind::Request && env.method.as_deref() == Some("initialize") {
-        let started = std::time::Instant::now();
+        // On the request's path since its arrival: the shard's latest reading (`rt/clock.rs`).
+        let started = crate::rt::clock::recent();
         // Served all the same (a balancer may lag behind `/ready`), but counted.
         if router.readiness.state().leaving() {
             router.stats.initialize_while_draining();
@@ -145,7 +146,9 @@ async fn request(
         _ => Discovery::Full,
     };
     let id = env.id_bytes(body);
-    let started = std::time::Instant::now();
+    // On the request's path since its arrival (read there, or on arrival from another
+    // shard): the shard's latest reading (`rt/clock.rs`).
+    let started = crate::rt::clock::recent();
     let traced = crate::route::trace::start(router, req, env, started);
     let method = env.method.as_deref().unwrap_or("");
     // Tasks exist for sessions of the revision that has them, when some backend's are carried.

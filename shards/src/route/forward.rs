@@ -100,8 +100,13 @@ impl Drop for BusyGuard {
 }
 
 /// A backend call in flight.
-pub(crate) type CallFut =
-    Pin<Box<dyn std::future::Future<Output = Result<BackendReply, McpError>>>>;
+pub(crate) type CallFut = Pin<
+    Box<
+        crate::upstream::rewake::Rewake<
+            dyn std::future::Future<Output = Result<BackendReply, McpError>>,
+        >,
+    >,
+>;
 
 /// A client answered a server-to-client request we relayed: back to the backend it came from,
 /// with the backend's own id. Unknown ids (late, or never ours) are dropped.
@@ -187,8 +192,12 @@ pub(crate) async fn forward(
             spec.balance_key.id(),
         )
     };
-    let deadline = crate::upstream::deadline_in(timeout);
-    let cap = std::time::Instant::now() + max_timeout;
+    // The call's one clock reading on its way out: its deadline, its cap and its latency
+    // count from it, and the balancer takes it as its `now` (`rt/clock.rs`). Read here, not
+    // taken from the request's arrival: a task woken by a timer forwards too.
+    let started = crate::rt::clock::now();
+    let deadline = crate::upstream::Deadline::at(started + timeout);
+    let cap = started + max_timeout;
     let token = env.progress_token.clone().map(|r| {
         let n = router.calls.mint();
         (r, format!("\"o1m.{}.{n}\"", router.id).into_bytes())
@@ -290,6 +299,7 @@ pub(crate) async fn forward(
         events: Some(ev_tx),
         progress: token.as_ref().map(|(_, t)| t.clone()),
         cancel: Some(cancel_rx),
+        started: Some(started),
         wait_first_start: true,
         modern: era.modern,
         // The configured header or claim when the request has it, else the session.
@@ -354,9 +364,9 @@ pub(crate) async fn forward(
     let mut call: CallFut = Box::pin(crate::upstream::rewake::Rewake::new(
         async move {
             let _guard = guard;
-            let started = std::time::Instant::now();
             let r = handle.call(wire, ph, opts).await;
-            let took = started.elapsed();
+            // The transport read the clock at the answer (`rt/clock.rs`).
+            let took = crate::rt::clock::since(started);
             series.borrow_mut().add(crate::stats::Outcome::of(&r), took);
             if let Some(span) = client_span {
                 span.close(&r, started, started + took);
@@ -417,6 +427,8 @@ pub(crate) async fn forward(
                 let _ = tx.send(m);
             }
             let router = router.clone();
+            // The call moves to the task below: its deadline timer must wake that one.
+            call.as_mut().moved();
             monoio::spawn(async move {
                 // A stateless client so far behind that its feed overflowed is cut off as one
                 // that left before its answer: its own call is cancelled, freeing the

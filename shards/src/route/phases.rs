@@ -97,7 +97,7 @@ pub(crate) fn session(
         sid,
         &req.principal.name,
         uses,
-        std::time::Instant::now(),
+        crate::rt::clock::recent(),
     );
     if !seen {
         return Err(Box::new(crate::route::lifecycle::refuse_session(

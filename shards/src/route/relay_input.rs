@@ -346,11 +346,13 @@ async fn call_again(
     let link = crate::upstream::Deadline::none();
     let (ev_tx, mut ev_rx) = link.events();
     let (stop, stop_rx) = link.cancel_pair();
+    let started = crate::rt::clock::now();
     let opts = CallOpts {
         timeout: finish.deadline.1,
         events: Some(ev_tx),
         progress: resend.progress.clone(),
         cancel: Some(stop_rx),
+        started: Some(started),
         wait_first_start: true,
         modern: false,
         affinity: resend.affinity,
@@ -364,7 +366,6 @@ async fn call_again(
         related_task: None,
         trace: resend.trace.clone(),
     };
-    let started = std::time::Instant::now();
     let mut call = std::pin::pin!(finish.handle.call(body, ph, opts));
     let mut stop = Some(stop);
     let r = loop {
@@ -385,10 +386,10 @@ async fn call_again(
             }
         }
     };
-    resend
-        .series
-        .borrow_mut()
-        .add(crate::stats::Outcome::of(&r), started.elapsed());
+    resend.series.borrow_mut().add(
+        crate::stats::Outcome::of(&r),
+        crate::rt::clock::since(started),
+    );
     while let Some(ev) = ev_rx.try_recv() {
         if let Some(m) = finish.event(ev) {
             let _ = tx.send(m);

@@ -52,12 +52,30 @@ pub async fn write_all_within<S: AsyncWriteRent, B: monoio::buf::IoBuf>(
     data: B,
     stall: Duration,
 ) -> io::Result<B> {
+    write_all_from(stream, data, stall, crate::rt::clock::now()).await
+}
+
+/// [`write_all_within`] with the first write's stall counted from `now`, a clock reading
+/// the caller just took (`rt/clock.rs`): a reply written in one call reads no clock here.
+/// Each further write call reads the clock for its own stall, so after a reply that took
+/// several calls the shard's latest reading is the start of the last one.
+pub async fn write_all_from<S: AsyncWriteRent, B: monoio::buf::IoBuf>(
+    stream: &mut S,
+    data: B,
+    stall: Duration,
+    now: std::time::Instant,
+) -> io::Result<B> {
     let len = data.bytes_init();
     let mut data = data;
     let mut at = 0;
+    let mut started = now;
     while at < len {
+        if at > 0 {
+            started = crate::rt::clock::now();
+        }
         let part = data.slice(at..len);
-        let (res, part) = match monoio::time::timeout(stall, stream.write(part)).await {
+        let until = monoio::time::Instant::from_std(started + stall);
+        let (res, part) = match monoio::time::timeout_at(until, stream.write(part)).await {
             Ok(r) => r,
             Err(_) => return Err(stalled(stall)),
         };

@@ -8,6 +8,8 @@
 //!
 //! # Key Components
 //! - [`DriverKind`] and [`run_on_driver`]: build and run a shard's runtime.
+//! - [`clock`]: the shard's latest clock reading, so a request reads the OS clock once on
+//!   its way in and once when its backend answers.
 //! - [`bufs`]: the shard's free list of byte buffers a call fills and empties once each.
 //! - [`mailbox`]: the lock-free, waking queue that carries messages between threads.
 //! - [`io`]: small helpers over rent-style I/O (read into spare capacity, write all, write
@@ -20,6 +22,7 @@
 //!   kernel refuses them.
 
 pub mod bufs;
+pub mod clock;
 pub mod contain;
 pub mod fair;
 pub mod feed;

@@ -456,6 +456,9 @@ async fn mailbox_loop(
 ) {
     let mut stop = Some(stop);
     while let Some(msg) = mailbox.recv().await {
+        // A message from another thread is an event of its own: the requests it carries
+        // take their times from this reading (`rt/clock.rs`).
+        crate::rt::clock::now();
         match msg {
             ShardMsg::Handoff { req, mut reply } => {
                 let on_panic = handoff_panic(&shard, "a handed-off request");

@@ -73,6 +73,9 @@ pub struct CallOpts {
     pub progress: Option<Vec<u8>>,
     /// Fires when the client cancelled the request.
     pub cancel: Option<CancelRx>,
+    /// The clock reading the caller took as the call's start (`rt/clock.rs`): the balancer's
+    /// `now` and the start of the replica's latency. `None`: the transport reads the clock.
+    pub started: Option<std::time::Instant>,
     /// A client call: if the backend is still in its first start, wait for it (within the
     /// timeout) instead of failing at once. The gateway's own handshake calls do not wait.
     pub wait_first_start: bool,
@@ -150,6 +153,7 @@ impl CallOpts {
             events: self.events.clone(),
             progress: self.progress.clone(),
             cancel: None,
+            started: None,
             wait_first_start: self.wait_first_start,
             modern: self.modern,
             affinity: self.affinity,
@@ -280,6 +284,8 @@ impl LocalBackend {
             }
             LocalBackend::Stdio(s) => {
                 let r = s.call(&body, id, opts).await;
+                // The answer's clock reading (HTTP's is taken by its balancer, `choose.rs`).
+                crate::rt::clock::now();
                 crate::rt::bufs::give(body);
                 r
             }
@@ -329,9 +335,12 @@ impl LocalBackend {
                 if owner.post_call(call).is_err() {
                     return Err(McpError::Gateway("owner shard has stopped".into()));
                 }
-                rx.await.unwrap_or_else(|_| {
+                let r = rx.await.unwrap_or_else(|_| {
                     Err(McpError::Gateway("owner shard dropped the call".into()))
-                })
+                });
+                // The answer's clock reading on this shard (the owner's is its own).
+                crate::rt::clock::now();
+                r
             }
         }
     }

@@ -8,70 +8,72 @@
 //! that now owns the call, so the call would never see its own timeout and would hold its
 //! backend slot and event sink until something else woke it.
 //!
-//! [`Rewake`] wraps the call: on the task that first polls it, it costs a waker clone and a
-//! comparison per poll. Once polled from a different task, it sets a timer of its own (in
-//! that task) for the call's deadline, and when it fires polls the call again, which then
-//! sees its timer fired and ends with its timeout error.
+//! [`Rewake`] wraps the call. Whoever hands it to another task says so
+//! ([`Rewake::moved`]); on its next poll, in the new task, it sets a timer of its own for the
+//! call's deadline, and when that fires polls the call again, which then sees its timer fired
+//! and ends with its timeout error. A call that never moves (most) costs one flag test per
+//! poll: no waker clone and no comparison. (Comparing wakers to notice the move is not
+//! reliable: `Waker::will_wake` compares vtable addresses, and the borrowed waker a task is
+//! polled with and its clone need not share one, so every poll looked like a move.)
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use crate::upstream::Deadline;
 
-/// A call future that is woken at its deadline in whichever task polls it.
-pub struct Rewake<F> {
+/// A call future that is woken at its deadline in whichever task polls it. `F` may be
+/// unsized (`dyn Future`): the call is last, so a boxed `Rewake` coerces to one.
+pub struct Rewake<F: ?Sized> {
+    deadline: Deadline,
+    /// Handed to another task since its last poll.
+    moved: bool,
+    /// This task's own timer for the deadline (only after a move). Boxed: a timer is large,
+    /// and inline it would grow every call's future, which most calls never need.
+    nudge: Option<Pin<Box<monoio::time::Sleep>>>,
     /// Structurally pinned: never moved out of a pinned `Rewake`.
     fut: F,
-    deadline: Deadline,
-    /// The waker of the task that polled last.
-    waker: Option<Waker>,
-    /// This task's own timer for the deadline (only after a move between tasks).
-    nudge: Option<Pin<Box<monoio::time::Sleep>>>,
 }
 
 impl<F: Future> Rewake<F> {
     /// Wraps `fut`, whose own timeout is `deadline`.
     pub fn new(fut: F, deadline: Deadline) -> Self {
         Rewake {
-            fut,
             deadline,
-            waker: None,
+            moved: false,
             nudge: None,
+            fut,
         }
-    }
-
-    fn deadline(&self) -> Instant {
-        self.deadline.when()
     }
 }
 
-impl<F: Future> Future for Rewake<F> {
+impl<F: Future + ?Sized> Rewake<F> {
+    /// The call is being handed to another task: its next poll sets the deadline timer
+    /// there.
+    pub fn moved(self: Pin<&mut Self>) {
+        // SAFETY: `moved` is not structurally pinned; nothing is moved out.
+        unsafe { self.get_unchecked_mut() }.moved = true;
+    }
+}
+
+impl<F: Future + ?Sized> Future for Rewake<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: `fut` is pinned structurally: it is only ever used through this pinned
-        // reference and never moved out; `Rewake` has no `Drop` and no `Unpin` of its own.
+        // SAFETY: `fut` is pinned structurally: only ever used through this pinned reference
+        // and never moved out; `Rewake` has no `Drop` and no `Unpin` of its own.
         let this = unsafe { self.get_unchecked_mut() };
         let fut = unsafe { Pin::new_unchecked(&mut this.fut) };
         if let Poll::Ready(r) = fut.poll(cx) {
             return Poll::Ready(r);
         }
-        match &this.waker {
-            None => this.waker = Some(cx.waker().clone()),
-            Some(w) if w.will_wake(cx.waker()) => {}
-            Some(_) => {
-                // Moved to another task: the call's own timer may wake the old one.
-                this.waker = Some(cx.waker().clone());
-                this.nudge = None;
-                let at = this.deadline();
-                if at > Instant::now() {
-                    // A millisecond late, so the call's own timer has fired by then.
-                    let at = monoio::time::Instant::from_std(at + Duration::from_millis(1));
-                    this.nudge = Some(Box::pin(monoio::time::sleep_until(at)));
-                }
-            }
+        if std::mem::take(&mut this.moved) {
+            // A millisecond late, so the call's own timer has fired by then. A timer at a
+            // time already past fires at once: no clock read to check it first.
+            let at = this.deadline.when() + Duration::from_millis(1);
+            let at = monoio::time::Instant::from_std(at);
+            this.nudge = Some(Box::pin(monoio::time::sleep_until(at)));
         }
         if let Some(n) = &mut this.nudge {
             if n.as_mut().poll(cx).is_ready() {
@@ -82,5 +84,103 @@ impl<F: Future> Future for Rewake<F> {
             }
         }
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn rt() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap()
+    }
+
+    type Call = Pin<Box<Rewake<dyn Future<Output = Result<(), ()>>>>>;
+
+    /// A call that never answers, bounded by its deadline the way the transports bound it.
+    fn call(d: &Deadline) -> Call {
+        let inner = d.clone();
+        Box::pin(Rewake::new(
+            async move {
+                crate::upstream::within(
+                    Duration::from_secs(60),
+                    Some(&inner),
+                    std::future::pending::<()>(),
+                )
+                .await
+            },
+            d.clone(),
+        ))
+    }
+
+    /// Polls `c` once in a task of its own, which then ends without it.
+    async fn poll_once_elsewhere(c: Call) -> Call {
+        // In a `Some`: a future that returned a future would be taken for a mistake.
+        monoio::spawn(async move {
+            let mut c = c;
+            let first = std::future::poll_fn(|cx| Poll::Ready(c.as_mut().poll(cx))).await;
+            assert!(first.is_pending());
+            Some(c)
+        })
+        .await
+        .expect("the task gives the call back")
+    }
+
+    #[test]
+    fn a_call_moved_to_another_task_still_ends_at_its_deadline() {
+        rt().block_on(async {
+            let start = Instant::now();
+            let d = Deadline::at(start + Duration::from_millis(100));
+            let mut c = poll_once_elsewhere(call(&d)).await;
+            c.as_mut().moved();
+            // The first task is gone: only the nudge set in this one can wake it.
+            let r = monoio::time::timeout(Duration::from_secs(5), c).await;
+            assert_eq!(r, Ok(Err(())), "ended by its own deadline");
+            // Not by the outer timeout (which polls it too, once, at 5 s).
+            let took = start.elapsed();
+            assert!(
+                took >= Duration::from_millis(100) && took < Duration::from_secs(4),
+                "{took:?}"
+            );
+        });
+    }
+
+    #[test]
+    fn a_moved_call_whose_deadline_was_pushed_back_ends_at_the_new_one() {
+        rt().block_on(async {
+            let start = Instant::now();
+            let d = Deadline::at(start + Duration::from_millis(50));
+            let mut c = poll_once_elsewhere(call(&d)).await;
+            d.push_back(start + Duration::from_millis(200));
+            c.as_mut().moved();
+            let r = monoio::time::timeout(Duration::from_secs(5), c).await;
+            assert_eq!(r, Ok(Err(())));
+            let took = start.elapsed();
+            assert!(
+                took >= Duration::from_millis(200) && took < Duration::from_secs(4),
+                "{took:?}"
+            );
+        });
+    }
+
+    #[test]
+    fn without_the_move_notice_the_moved_call_would_hang() {
+        // What `moved` is for: the same call, handed over silently, is never woken.
+        rt().block_on(async {
+            let d = Deadline::at(Instant::now() + Duration::from_millis(30));
+            let c = poll_once_elsewhere(call(&d)).await;
+            let t = Instant::now();
+            // Ended only when the outer timeout polls it (it polls the inner future first).
+            let _ = monoio::time::timeout(Duration::from_millis(400), c).await;
+            assert!(
+                t.elapsed() >= Duration::from_millis(390),
+                "{:?}",
+                t.elapsed()
+            );
+        });
     }
 }

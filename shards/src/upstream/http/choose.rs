@@ -38,12 +38,14 @@ impl LocalHttpBackend {
                     "its replica is no longer configured",
                 ));
             }
-            let started = std::time::Instant::now();
-            let result = self.call_replica(pin.replica, body, id, opts).await;
+            let started = opts.started.unwrap_or_else(crate::rt::clock::now);
+            // Boxed, as the retry below: each inline call would size every call's future.
+            let result = Box::pin(self.call_replica(pin.replica, body, id, opts)).await;
             self.record(pin.replica, &result, started);
             return result;
         }
-        let now = std::time::Instant::now();
+        // The call's start, read by its caller (`route/forward.rs`, `rt/clock.rs`) or here.
+        let now = opts.started.unwrap_or_else(crate::rt::clock::now);
         let pick = |by_health: bool| {
             self.balancer.pick(opts.affinity, |i| {
                 (!by_health || self.healthy[i].get()) && self.breakers[i].usable(now)
@@ -69,7 +71,7 @@ impl LocalHttpBackend {
         self.retry_tokens
             .set((self.retry_tokens.get() + 0.1).min(10.0));
         let retry = (opts.retry_safe && self.replicas.len() > 1).then(|| opts.retry_copy());
-        let started = std::time::Instant::now();
+        let started = now;
         let result = {
             let _inflight = InFlight(&self.balancer, replica_idx);
             self.balancer.started(replica_idx);
@@ -77,7 +79,7 @@ impl LocalHttpBackend {
         };
         self.record(replica_idx, &result, started);
         if let (Err(McpError::BackendUnavailable { .. }), Some(retry)) = (&result, retry) {
-            let now = std::time::Instant::now();
+            let now = crate::rt::clock::now();
             let other = self.balancer.pick(retry.affinity, |i| {
                 i != replica_idx && self.healthy[i].get() && self.breakers[i].usable(now)
             });
@@ -85,11 +87,11 @@ impl LocalHttpBackend {
                 self.retry_tokens.set(self.retry_tokens.get() - 1.0);
                 tracing::debug!(server = %self.spec.id, from = replica_idx, to = j, "retrying a safe call on another replica");
                 self.breakers[j].allow(now);
-                let started = std::time::Instant::now();
+                let started = now;
                 let again = {
                     let _inflight = InFlight(&self.balancer, j);
                     self.balancer.started(j);
-                    self.call_replica(j, body, id, retry).await
+                    Box::pin(self.call_replica(j, body, id, retry)).await
                 };
                 self.record(j, &again, started);
                 return again;
@@ -104,6 +106,8 @@ impl LocalHttpBackend {
         result: &Result<BackendReply, McpError>,
         started: std::time::Instant,
     ) {
+        // The answer's one clock reading: the caller's latency and span take it too.
+        let answered = crate::rt::clock::now();
         let failed = match result {
             Ok(_) => {
                 self.breakers[replica_idx].success();
@@ -112,13 +116,13 @@ impl LocalHttpBackend {
             Err(McpError::BackendUnavailable { .. })
             | Err(McpError::BackendTimeout { .. })
             | Err(McpError::BackendProtocol { .. }) => {
-                self.breakers[replica_idx].failure(std::time::Instant::now());
+                self.breakers[replica_idx].failure(answered);
                 true
             }
             Err(_) => false,
         };
         self.replicas[replica_idx]
             .counters
-            .record(failed, started.elapsed());
+            .record(failed, answered.saturating_duration_since(started));
     }
 }
