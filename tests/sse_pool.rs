@@ -284,6 +284,36 @@ fn sse_answered_connections_are_reused_within_the_pool_bound() {
 }
 
 #[test]
+fn under_saturation_streams_that_end_soon_keep_their_connections_pooled() {
+    for driver in DRIVERS {
+        // Each stream ends 20 ms after its response; six callers keep both slots busy and
+        // calls queued. A drain that gave its slot up at once would have each queued call
+        // open a connection of its own, and the drained one closed for want of room: a
+        // connect and a close per call, the churn the pool exists to prevent.
+        let b = Backend::start(Tail::EndsLater);
+        let gw = Gateway::start(&config(&b.addr), driver, 1, &["sse"]);
+        let sid = gw.initialize();
+        std::thread::scope(|s| {
+            for _ in 0..6 {
+                s.spawn(|| {
+                    for _ in 0..5 {
+                        call_ok(&gw, &sid, driver);
+                    }
+                });
+            }
+        });
+        let conns = b.call_conns();
+        let calls: usize = conns.iter().map(|c| c.calls).sum();
+        assert_eq!(calls, 30, "{driver}: {conns:?}");
+        assert!(
+            conns.len() <= 2,
+            "{driver}: 30 calls opened {} connections (pool_size 2): {conns:?}",
+            conns.len()
+        );
+    }
+}
+
+#[test]
 fn a_stream_that_never_ends_is_answered_at_once_and_closed_after_the_drain_bound() {
     for driver in DRIVERS {
         let b = Backend::start(Tail::Never);
