@@ -28,6 +28,8 @@ use sonic_rs::JsonValueTrait;
 enum Tail {
     /// After 20 ms: a notification event, then the chunked terminator.
     EndsLater,
+    /// The same after 5 ms.
+    EndsSoon,
     /// Nothing, ever: the stream stays open.
     Never,
     /// After 20 ms: an event that is not JSON-RPC, then the terminator.
@@ -208,9 +210,10 @@ fn serve(mut s: TcpStream, tail: Tail, idx: usize, conns: Arc<Mutex<Vec<Conn>>>)
             }
             break;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        let pause = if tail == Tail::EndsSoon { 5 } else { 20 };
+        std::thread::sleep(Duration::from_millis(pause));
         let sent = match tail {
-            Tail::EndsLater => chunk(
+            Tail::EndsLater | Tail::EndsSoon => chunk(
                 &mut s,
                 b"data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/x\"}\n\n",
             )
@@ -286,11 +289,11 @@ fn sse_answered_connections_are_reused_within_the_pool_bound() {
 #[test]
 fn under_saturation_streams_that_end_soon_keep_their_connections_pooled() {
     for driver in DRIVERS {
-        // Each stream ends 20 ms after its response; six callers keep both slots busy and
+        // Each stream ends 5 ms after its response; six callers keep both slots busy and
         // calls queued. A drain that gave its slot up at once would have each queued call
         // open a connection of its own, and the drained one closed for want of room: a
         // connect and a close per call, the churn the pool exists to prevent.
-        let b = Backend::start(Tail::EndsLater);
+        let b = Backend::start(Tail::EndsSoon);
         let gw = Gateway::start(&config(&b.addr), driver, 1, &["sse"]);
         let sid = gw.initialize();
         std::thread::scope(|s| {
