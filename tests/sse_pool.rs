@@ -7,6 +7,10 @@
 //! first and the rest of the stream (the chunked terminator, or garbage, or nothing) after
 //! a pause, which is what a real SDK server does when its write of the terminator lands in
 //! a later packet. No real MCP server can be made to pause or misbehave here on purpose.
+//!
+//! A stream left open must not hold the pool's slot for the whole drain (queued calls would
+//! wait up to 1 s each), and bytes after the end of an answer, in the same packet as its
+//! end, must never be read as the next call's answer.
 
 mod common;
 
@@ -24,13 +28,24 @@ use sonic_rs::JsonValueTrait;
 enum Tail {
     /// After 20 ms: a notification event, then the chunked terminator.
     EndsLater,
+    /// The same after 5 ms.
+    EndsSoon,
     /// Nothing, ever: the stream stays open.
     Never,
     /// After 20 ms: an event that is not JSON-RPC, then the terminator.
     GarbageEvent,
     /// After 20 ms: bytes that are not chunked framing.
     GarbageFraming,
+    /// In the same write as the response event and the chunked terminator: a whole second
+    /// HTTP response (a stale answer that must never reach a later call).
+    JunkAfterEnd,
+    /// The same after a JSON answer (chunked `application/json`, not SSE).
+    JsonJunkAfterEnd,
 }
+
+/// A complete HTTP response whose answer says "stale": what a connection reused after
+/// [`Tail::JunkAfterEnd`] would hand the next call.
+const STALE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 78\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"stale\"}]}}";
 
 /// One accepted connection: how many `tools/call` it carried, and when (after its last
 /// answer) the gateway closed it.
@@ -150,9 +165,30 @@ fn serve(mut s: TcpStream, tail: Tail, idx: usize, conns: Arc<Mutex<Vec<Conn>>>)
                 continue;
             }
         };
-        let event =
-            format!("event: message\ndata: {{\"jsonrpc\":\"2.0\",\"id\":{id},{payload}}}\n\n");
+        let message = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},{payload}}}");
+        let event = format!("event: message\ndata: {message}\n\n");
         let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nmcp-session-id: s1\r\n\r\n";
+        if method == "tools/call" && matches!(tail, Tail::JunkAfterEnd | Tail::JsonJunkAfterEnd) {
+            // One write: the answer, its end, and the stale response right behind it.
+            let (head, body) = match tail {
+                Tail::JunkAfterEnd => (head, event.as_bytes()),
+                _ => (
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+                    message.as_bytes(),
+                ),
+            };
+            let mut out = head.as_bytes().to_vec();
+            out.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+            out.extend_from_slice(body);
+            out.extend_from_slice(b"\r\n0\r\n\r\n");
+            out.extend_from_slice(STALE);
+            if s.write_all(&out).is_err() {
+                break;
+            }
+            answered = Instant::now();
+            conns.lock().unwrap()[idx].calls += 1;
+            continue;
+        }
         if s.write_all(head.as_bytes()).is_err() || chunk(&mut s, event.as_bytes()).is_err() {
             break;
         }
@@ -174,9 +210,10 @@ fn serve(mut s: TcpStream, tail: Tail, idx: usize, conns: Arc<Mutex<Vec<Conn>>>)
             }
             break;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        let pause = if tail == Tail::EndsSoon { 5 } else { 20 };
+        std::thread::sleep(Duration::from_millis(pause));
         let sent = match tail {
-            Tail::EndsLater => chunk(
+            Tail::EndsLater | Tail::EndsSoon => chunk(
                 &mut s,
                 b"data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/x\"}\n\n",
             )
@@ -185,7 +222,7 @@ fn serve(mut s: TcpStream, tail: Tail, idx: usize, conns: Arc<Mutex<Vec<Conn>>>)
                 chunk(&mut s, b"data: this is not json\n\n").and_then(|_| s.write_all(b"0\r\n\r\n"))
             }
             Tail::GarbageFraming => s.write_all(b"this is not chunked framing\r\n\r\n"),
-            Tail::Never => unreachable!(),
+            Tail::Never | Tail::JunkAfterEnd | Tail::JsonJunkAfterEnd => unreachable!(),
         };
         if sent.is_err() {
             break;
@@ -195,10 +232,14 @@ fn serve(mut s: TcpStream, tail: Tail, idx: usize, conns: Arc<Mutex<Vec<Conn>>>)
 }
 
 fn config(addr: &str) -> String {
+    config_pool(addr, 2)
+}
+
+fn config_pool(addr: &str, pool_size: usize) -> String {
     http_server(
         "sse",
         addr,
-        "pool_size = 2\nhealth_interval_ms = 0\ntimeout_ms = 5000",
+        &format!("pool_size = {pool_size}\nhealth_interval_ms = 0\ntimeout_ms = 5000"),
     )
 }
 
@@ -240,6 +281,36 @@ fn sse_answered_connections_are_reused_within_the_pool_bound() {
         assert!(
             conns.len() <= 2,
             "{driver}: 20 calls opened {} connections (pool_size 2): {conns:?}",
+            conns.len()
+        );
+    }
+}
+
+#[test]
+fn under_saturation_streams_that_end_soon_keep_their_connections_pooled() {
+    for driver in DRIVERS {
+        // Each stream ends 5 ms after its response; six callers keep both slots busy and
+        // calls queued. A drain that gave its slot up at once would have each queued call
+        // open a connection of its own, and the drained one closed for want of room: a
+        // connect and a close per call, the churn the pool exists to prevent.
+        let b = Backend::start(Tail::EndsSoon);
+        let gw = Gateway::start(&config(&b.addr), driver, 1, &["sse"]);
+        let sid = gw.initialize();
+        std::thread::scope(|s| {
+            for _ in 0..6 {
+                s.spawn(|| {
+                    for _ in 0..5 {
+                        call_ok(&gw, &sid, driver);
+                    }
+                });
+            }
+        });
+        let conns = b.call_conns();
+        let calls: usize = conns.iter().map(|c| c.calls).sum();
+        assert_eq!(calls, 30, "{driver}: {conns:?}");
+        assert!(
+            conns.len() <= 2,
+            "{driver}: 30 calls opened {} connections (pool_size 2): {conns:?}",
             conns.len()
         );
     }
@@ -290,6 +361,78 @@ fn garbage_after_the_response_closes_the_connection_and_the_next_call_works() {
                 assert!(
                     closed < Duration::from_millis(500),
                     "{driver} {tail:?}: closed at once, not after the drain bound: {conns:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_stream_left_open_does_not_hold_the_only_pool_slot_for_the_drain() {
+    for driver in DRIVERS {
+        let b = Backend::start(Tail::Never);
+        let gw = Gateway::start(&config_pool(&b.addr, 1), driver, 1, &["sse"]);
+        let sid = gw.initialize();
+        // Each answer leaves its stream open for the gateway's 1 s drain: the next call
+        // must not wait for that drain to give the pool's one slot back.
+        for i in 0..3 {
+            let took = call_ok(&gw, &sid, driver);
+            assert!(
+                took < Duration::from_millis(400),
+                "{driver}: call {i} took {took:?} (pool_size 1, the previous stream still draining)"
+            );
+        }
+        // Two at once: the second queues for the slot the first one's drain gives up.
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            let calls: Vec<_> = (0..2)
+                .map(|_| s.spawn(|| call_ok(&gw, &sid, driver)))
+                .collect();
+            for c in calls {
+                c.join().unwrap();
+            }
+        });
+        let took = t.elapsed();
+        assert!(
+            took < Duration::from_millis(600),
+            "{driver}: two calls took {took:?}"
+        );
+        // Every connection carried one call and was closed by its drain's bound.
+        let conns = wait_for(&b, Duration::from_secs(5), |c| {
+            c.len() == 5 && c.iter().all(|c| c.closed_after.is_some())
+        });
+        assert_eq!(conns.len(), 5, "{driver}: {conns:?}");
+        for c in &conns {
+            assert_eq!(c.calls, 1, "{driver}: {conns:?}");
+        }
+    }
+}
+
+#[test]
+fn bytes_after_the_end_of_an_answer_never_become_the_next_answer() {
+    for driver in DRIVERS {
+        for tail in [Tail::JunkAfterEnd, Tail::JsonJunkAfterEnd] {
+            let b = Backend::start(tail);
+            let gw = Gateway::start(&config_pool(&b.addr, 1), driver, 1, &["sse"]);
+            let sid = gw.initialize();
+            for i in 0..3 {
+                // `call_ok` checks each call got its own answer ("ok"), not the stale one.
+                let took = call_ok(&gw, &sid, driver);
+                assert!(
+                    took < Duration::from_millis(500),
+                    "{driver} {tail:?}: call {i} took {took:?}"
+                );
+            }
+            let conns = wait_for(&b, Duration::from_secs(3), |c| {
+                c.len() == 3 && c.iter().all(|c| c.closed_after.is_some())
+            });
+            assert_eq!(conns.len(), 3, "{driver} {tail:?}: {conns:?}");
+            for c in &conns {
+                assert_eq!(c.calls, 1, "{driver} {tail:?}: never reused: {conns:?}");
+                let closed = c.closed_after.expect("closed");
+                assert!(
+                    closed < Duration::from_millis(500),
+                    "{driver} {tail:?}: closed at once: {conns:?}"
                 );
             }
         }

@@ -467,8 +467,11 @@ async fn read_body<S: AsyncReadRent>(
             }
             let start = bufs.consumed;
             if bufs.body.capacity() < n {
-                // From the shard's list: the router gives it back when the request is
-                // done (`rt/bufs.rs`). Only now: an idle connection holds no body buffer.
+                // From the shard's list (`rt/bufs.rs`), taken only when a body arrives.
+                // `mcp()` hands it to the router, which gives it back when the request is
+                // done; a request answered before that (another path, a shutdown, a Host,
+                // Origin or authentication refusal) leaves it on the connection, which
+                // `read_request` shrinks to `KEEP_CAPACITY` (64 KiB) while idle.
                 crate::rt::bufs::give(std::mem::replace(&mut bufs.body, crate::rt::bufs::take()));
             }
             bufs.body.extend_from_slice(&bufs.buf[start..start + n]);

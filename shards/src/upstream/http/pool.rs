@@ -1,14 +1,21 @@
 //! Keep-alive connections to one replica from one shard, bounded by the server's `pool_size`.
 //!
-//! At most `pool_size` connections are open at once (busy or idle). A call that finds no idle
-//! connection opens one while under the bound, and otherwise queues (FIFO, within its own
-//! timeout) for the next connection a finished call gives back, or for the slot a closed one
-//! frees. Every connection a call gives back stays pooled: before, at most 64 were kept and
-//! each call beyond that opened and closed its own connection, which at high concurrency
-//! overflowed the backend's accept queue and stalled connects for the kernel's 1 s retry.
+//! At most `pool_size` connections hold a slot at once (busy or idle; the short messages
+//! sent outside the bound, and SSE drains that gave their slot up, come on top). A call that
+//! finds no idle connection opens one while under the bound, and otherwise queues (FIFO,
+//! within its own timeout) for the next connection a finished call gives back, or for the
+//! slot a closed one frees. Every connection a call gives back stays pooled: before, at most
+//! 64 were kept and each call beyond that opened and closed its own connection, which at high
+//! concurrency overflowed the backend's accept queue and stalled connects for the kernel's
+//! 1 s retry.
 //!
 //! A lease may outlive its exchange ([`Leased::detach`]): the task reading the rest of an SSE
-//! answer (`drain.rs`) keeps the connection and its slot until it pools or closes it.
+//! answer (`drain.rs`) keeps the connection, uncounted, and its slot apart ([`Slot`]). The
+//! task gives the slot up as soon as the stream is slow to end, so calls queued for it do not
+//! wait for a whole drain; a connection drained after that is pooled only if the bound has
+//! room, else closed. So `open` (the connections counted: in use, idle or being opened) never
+//! exceeds `max`; the connections still draining without a slot come on top, each for at
+//! most the drain's bound.
 //!
 //! Shard-local (`Rc`/`RefCell`, no locks): a connection never leaves its shard.
 
@@ -55,6 +62,14 @@ pub type Leased<'a> = Lease<&'a LocalPool>;
 
 /// A connection lent to a task of its own (see [`Leased::detach`]).
 pub type OwnedLease = Lease<Rc<LocalPool>>;
+
+/// A counted slot held apart from its connection (see [`Leased::detach`]). Dropping it
+/// releases the slot: to the first waiting call, or free. [`Slot::rejoin`] gives it back to
+/// the connection it came with.
+#[must_use = "dropping a slot releases it"]
+pub struct Slot {
+    pool: Option<Rc<LocalPool>>,
+}
 
 impl LocalPool {
     /// An empty pool of at most `max` connections (at least 1).
@@ -217,19 +232,48 @@ impl Drop for Waiting<'_> {
 }
 
 impl<'a> Leased<'a> {
-    /// The same lease, holding its pool by `pool` (which must be the pool it came from) so a
-    /// task may keep it past the exchange: the slot stays taken until that task puts the
-    /// connection back or drops it.
-    pub fn detach(mut self, pool: &Rc<LocalPool>) -> OwnedLease {
+    /// The same connection, holding its pool by `pool` (which must be the pool it came from)
+    /// so a task may keep it past the exchange. The lease comes back uncounted and its slot
+    /// apart, held by the [`Slot`] (none if the lease had none): the task drops the slot to
+    /// let a waiting call have it while the connection is still busy, or rejoins the two.
+    pub fn detach(mut self, pool: &Rc<LocalPool>) -> (OwnedLease, Option<Slot>) {
         assert!(
             std::ptr::eq(self.pool, &**pool),
             "a lease detached onto another pool"
         );
         let counted = std::mem::replace(&mut self.counted, false);
-        Lease {
+        let lease = Lease {
             conn: self.conn.take(),
             pool: pool.clone(),
-            counted,
+            counted: false,
+        };
+        let slot = counted.then(|| Slot {
+            pool: Some(pool.clone()),
+        });
+        (lease, slot)
+    }
+}
+
+impl Slot {
+    /// Gives this slot back to `lease`, the uncounted lease it was detached with: the lease
+    /// is counted again, as before [`Leased::detach`].
+    pub fn rejoin(mut self, lease: &mut OwnedLease) {
+        let pool = self
+            .pool
+            .take()
+            .expect("a slot is held until rejoined or dropped");
+        assert!(
+            Rc::ptr_eq(&pool, &lease.pool) && !lease.counted,
+            "a slot rejoined to a lease it was not detached with"
+        );
+        lease.counted = true;
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            pool.release_slot();
         }
     }
 }
@@ -249,7 +293,8 @@ impl<P: Deref<Target = LocalPool>> Lease<P> {
     }
 
     /// Returns the connection to the pool (call only when the exchange left it reusable).
-    /// A connection opened outside the bound is pooled only if the bound has room.
+    /// An uncounted one (opened outside the bound, or drained after its slot was released)
+    /// is pooled only if the bound has room, and closed otherwise.
     pub fn put_back(mut self) {
         let Some(conn) = self.conn.take() else {
             return;

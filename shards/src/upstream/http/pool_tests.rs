@@ -231,31 +231,67 @@ fn unbounded_messages_never_wait_and_pool_only_with_room() {
 }
 
 #[test]
-fn a_detached_lease_keeps_its_slot_until_its_task_gives_it_back() {
+fn a_detached_lease_holds_its_slot_apart_until_rejoined_or_released() {
     rt().block_on(async {
         let peer = Rc::new(Peer::new());
         let pool = Rc::new(LocalPool::new(1));
+        let queue = |pool: &Rc<LocalPool>| {
+            let (p, q) = (pool.clone(), peer.clone());
+            monoio::spawn(async move {
+                let (c, reused) = p.take(q.connect()).await.unwrap();
+                c.put_back();
+                reused
+            })
+        };
+        // Rejoined (the stream ended within the hold): pooled in its own slot.
         let a = pool.take(peer.connect()).await.unwrap().0;
-        let owned = a.detach(&pool);
-        assert_eq!(pool.counts(), (1, 0, 0), "the slot went with the lease");
-        let (p, q) = (pool.clone(), peer.clone());
-        let waiter = monoio::spawn(async move {
-            let (c, reused) = p.take(q.connect()).await.unwrap();
-            c.put_back();
-            reused
-        });
+        let (mut owned, slot) = a.detach(&pool);
+        let slot = slot.expect("a counted lease detaches with its slot");
+        assert_eq!(pool.counts(), (1, 0, 0), "the slot is still held");
+        let waiter = queue(&pool);
         monoio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(
-            pool.counts(),
-            (1, 0, 1),
-            "a call waits for the detached one"
-        );
+        assert_eq!(pool.counts(), (1, 0, 1), "a call waits for the held slot");
+        slot.rejoin(&mut owned);
         monoio::spawn(async move { owned.put_back() }).await;
         assert!(waiter.await, "it got the connection the task gave back");
-        assert_eq!(peer.connects.get(), 1);
-        // Dropped from a task instead: closed, its slot freed.
-        let b = pool.idle().unwrap().detach(&pool);
-        monoio::spawn(async move { drop(b) }).await;
+        assert_eq!((peer.connects.get(), pool.counts()), (1, (1, 1, 0)));
+
+        // Released while the connection still drains: the waiting call opens its own in
+        // the slot; the drained one finds no room and is closed, not pooled over the bound.
+        let (owned, slot) = pool.idle().unwrap().detach(&pool);
+        let (p, q) = (pool.clone(), peer.clone());
+        let waiter = monoio::spawn(async move { p.take(q.connect()).await.unwrap().0.detach(&p) });
+        monoio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(pool.counts(), (1, 0, 1));
+        drop(slot);
+        let (other, other_slot) = waiter.await;
+        assert_eq!(
+            peer.connects.get(),
+            2,
+            "a fresh connection in the released slot"
+        );
+        assert_eq!(
+            pool.counts(),
+            (1, 0, 0),
+            "still one counted: the draining one is not"
+        );
+        owned.put_back();
+        assert_eq!(pool.counts(), (1, 0, 0), "no room: closed");
+        // Once the slot is free, a drained connection is pooled and counted again.
+        drop(other_slot);
+        assert_eq!(pool.counts(), (0, 0, 0));
+        other.put_back();
+        assert_eq!(pool.counts(), (1, 1, 0), "room: pooled and counted");
+
+        // A drain task dropped (at shutdown) with its slot and lease: nothing leaks.
+        let (b, slot) = pool.idle().unwrap().detach(&pool);
+        monoio::spawn(async move { drop((b, slot)) }).await;
+        assert_eq!(pool.counts(), (0, 0, 0));
+        // A lease outside the bound has no slot to hold.
+        let m = pool.take_unbounded(peer.connect()).await.unwrap();
+        let (m, slot) = m.detach(&pool);
+        assert!(slot.is_none());
+        drop(m);
         assert_eq!(pool.counts(), (0, 0, 0));
     });
 }
