@@ -540,3 +540,43 @@ fn stdio_front_answers_a_batch_with_one_line() {
         }
     }
 }
+
+#[test]
+fn an_element_left_running_when_the_batch_streams_still_meets_its_timeout() {
+    // One element streams (progress), so the unfinished ones are handed to the task that
+    // merges the stream; a hung call among them must still time out there. (Its transport
+    // timer was set in the connection task: `upstream/rewake.rs` sees the task change.)
+    for driver in DRIVERS {
+        let demo = DemoHttp::start("127.0.0.1:0", "web");
+        let cfg = http_server("web", &demo.addr, "timeout_ms = 800");
+        let gw = Gateway::start(&cfg, driver, 1, &["web"]);
+        let sid = session(&gw, "2025-03-26");
+        let body = batch(&[
+            r#"{"jsonrpc":"2.0","id":"s","method":"tools/call","params":{"name":"web__sleep","arguments":{"ms":150},"_meta":{"progressToken":"p1"}}}"#.into(),
+            call(r#""h""#, "web__sleep", r#"{"ms":6000}"#),
+        ]);
+        let started = Instant::now();
+        let r = gw.post(&[("mcp-session-id", &sid)], &body);
+        assert_eq!(r.status, 200, "{}", r.text());
+        let msgs = r.sse_messages();
+        let took = started.elapsed();
+        let answers: Vec<_> = msgs
+            .iter()
+            .filter(|m| m.get("id").is_some())
+            .cloned()
+            .collect();
+        assert_eq!(answers.len(), 2, "{driver}: {msgs:?}");
+        assert_eq!(text(by_id(&answers, r#""s""#)), "slept 150ms");
+        let hung = by_id(&answers, r#""h""#);
+        assert!(
+            hung["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("did not answer within 800 ms")),
+            "{driver}: the hung element ends with its timeout, not its late answer: {hung:?}"
+        );
+        assert!(
+            took < Duration::from_secs(4),
+            "{driver}: the stream waited for the hung call ({took:?})"
+        );
+    }
+}

@@ -148,9 +148,6 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
     let mut out = Vec::new();
     // A client that pipelines without pause gives way now and then (`rt::fair`).
     let mut turn = crate::rt::fair::Budget::new(crate::rt::fair::REQUESTS_PER_TURN);
-    // The first idle wait counts from here (`read_request` takes the shard's latest reading;
-    // after that, each answer's write leaves a fresh one).
-    crate::rt::clock::now();
     loop {
         turn.spend().await;
         let req = match read_request(stream, &mut bufs, &front.limits).await {
@@ -218,8 +215,6 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
                 Some(_) => return,
                 None => return stream.abort(),
             }
-            // The idle wait for the next request counts from the stream's end.
-            crate::rt::clock::now();
             continue;
         }
         if reply.gz.is_some() {
@@ -236,8 +231,8 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
         // Copied into `out`: the body's buffer goes back to the shard's list for the next
         // answer (`rt/bufs.rs`).
         crate::rt::bufs::give(reply.body);
-        // The answer's one clock reading: its write's stall and the idle wait for the next
-        // request count from it (the request may have waited long since its arrival).
+        // The write's stall counts from a fresh reading: the answer may have come after a
+        // long wait with no reading on this shard (another shard's, a compression).
         let written = crate::rt::clock::now();
         out = match shared {
             // A pre-rendered list: head, shared bytes (not copied into `out`) and tail in one

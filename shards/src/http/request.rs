@@ -238,13 +238,13 @@ pub async fn read_request<S: AsyncReadRent + AsyncWriteRent>(
     }
     bufs.body.clear();
     bufs.shrink();
-    // Wait for the first byte under the idle timeout, counted from the shard's latest clock
-    // reading: the caller makes sure it is fresh (`front/http.rs` reads the clock after
-    // an accept, a stream, or an answer that took no reading of its own).
+    // Wait for the first byte under the idle timeout. The clock is read here, as the
+    // connection parks: the last write may have waited long for a slow reader, so no
+    // earlier reading will do. (A request already in the buffer skips this.)
     if bufs.buf.is_empty() {
         let buf = std::mem::take(&mut bufs.buf);
         let idle_until =
-            monoio::time::Instant::from_std(crate::rt::clock::recent() + limits.idle_timeout);
+            monoio::time::Instant::from_std(crate::rt::clock::now() + limits.idle_timeout);
         match monoio::time::timeout_at(idle_until, read_more(stream, buf, 4096)).await {
             Ok((res, buf)) => {
                 bufs.buf = buf;

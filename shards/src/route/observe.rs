@@ -41,8 +41,9 @@ pub(crate) struct Observed<'a> {
 /// list, a meta tool; forwarded calls are tapped where their response is finished, which
 /// also covers streamed ones), and writes the audit line.
 pub(crate) fn observe(router: &Rc<Router>, o: Observed<'_>, reply: &Reply) {
-    // The backend's answer was read already for a forwarded call (`rt/clock.rs`).
-    let took = crate::rt::clock::since(o.started);
+    // The request's end: read, since its path may have ended on a wait with no reading of
+    // its own, and the shard's latest reading may be another request's (`rt/clock.rs`).
+    let took = crate::rt::clock::now().saturating_duration_since(o.started);
     router.stats.request(o.method, o.outcome, took);
     if let Some(t) = &o.trace {
         let end = crate::route::trace::ServerEnd {

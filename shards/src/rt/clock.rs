@@ -5,24 +5,32 @@
 //! its cap, the balancer's breaker check, three latency starts and three ends, the session
 //! touch, and one inside every runtime timer made with a duration). Each read is a vDSO call
 //! of 20-50 ns, more on a VM whose clock source is not vDSO-capable. nginx keeps one cached
-//! time per event-loop turn for the same reason; this does the same per request:
+//! time per event-loop turn for the same reason. Here a proxied call reads it at six events,
+//! each of which may follow a wait of any length with no other reading on the shard:
 //!
-//! - [`now`] reads the OS clock and remembers the reading. It is called where a fresh time
-//!   is needed: when a request's head has arrived, when a backend's answer has arrived, and
-//!   off the hot path (timers, streams, background tasks).
-//! - [`recent`] is the latest reading on this thread, without a read. Code on a request's
-//!   path after its arrival takes it: it is never earlier than the arrival, and deadlines
-//!   computed from it are never earlier than deadlines computed from the arrival.
+//! 1. the request's head has arrived (`http/request.rs`: its read deadline, the watch);
+//! 2. its backend call starts (`route/forward.rs`: deadline and cap; forward also runs in
+//!    tasks woken by timers, so it cannot take the arrival's);
+//! 3. the backend has answered (`upstream/http/choose.rs`, the stdio arms of
+//!    `upstream/mod.rs`: latency, breaker);
+//! 4. the request is done (`route/observe.rs`: the request's latency);
+//! 5. its answer is about to be written (`front/http.rs`: the write's stall);
+//! 6. the connection parks for the next request (`http/request.rs`: the idle timeout).
+//!
+//! Everything between two of them takes the latest reading, and timers are set at an instant
+//! (a monoio timer made with a duration reads the clock itself):
+//!
+//! - [`now`] reads the OS clock and remembers the reading.
+//! - [`recent`] is the latest reading on this thread, without a read: never later than the
+//!   real time, so a deadline or an "already past" check computed from it errs late, never
+//!   early, only as long as the reading is one of the request's own events above.
 //! - [`since`] measures from a start taken on this thread: with the latest reading when
-//!   something read the clock after the start, with a fresh read otherwise (so a request
-//!   answered without any other reading still gets a true, non-zero duration).
+//!   something read the clock after the start, with a fresh read otherwise. Used right after
+//!   an event that read the clock (a backend call's end), where the latest reading is it.
 //!
 //! The readings are per thread (`thread_local!`, a `Cell`): shards never share them, and a
-//! thread that never called [`now`] reads the OS clock on its first [`recent`].
-//!
-//! What may not take [`recent`]: a time that starts a wait after a long stretch with no
-//! reading on the shard (an idle shard's next SSE event, a keep-alive wait after a stream):
-//! those call [`now`], since the latest reading may be arbitrarily old there.
+//! thread that never called [`now`] reads the OS clock on its first [`recent`]. A message
+//! from another shard is an event of its own (`shard/mod.rs` reads on each).
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};

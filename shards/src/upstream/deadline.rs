@@ -56,6 +56,16 @@ impl<F: Future> Future for Within<'_, F> {
         // `Within`; a timer is only dropped or replaced in place (the old value is dropped
         // where it lies), never moved. `Within` has no `Drop` and no `Unpin` of its own.
         let this = unsafe { self.get_unchecked_mut() };
+        // A movable deadline already past before the call ever ran (a resend, a retry at
+        // the end of its time): not sent at all. The shard's latest reading is never later
+        // than now, so this never refuses a call in time.
+        if this.timer.is_none() && this.at.is_none() {
+            if let Some(d) = this.deadline {
+                if d.when() <= crate::rt::clock::recent() {
+                    return Poll::Ready(Err(()));
+                }
+            }
+        }
         if let Poll::Ready(r) = unsafe { Pin::new_unchecked(&mut this.fut) }.poll(cx) {
             return Poll::Ready(Ok(r));
         }

@@ -8,13 +8,15 @@
 //! that now owns the call, so the call would never see its own timeout and would hold its
 //! backend slot and event sink until something else woke it.
 //!
-//! [`Rewake`] wraps the call. Whoever hands it to another task says so
-//! ([`Rewake::moved`]); on its next poll, in the new task, it sets a timer of its own for the
-//! call's deadline, and when that fires polls the call again, which then sees its timer fired
-//! and ends with its timeout error. A call that never moves (most) costs one flag test per
-//! poll: no waker clone and no comparison. (Comparing wakers to notice the move is not
-//! reliable: `Waker::will_wake` compares vtable addresses, and the borrowed waker a task is
-//! polled with and its clone need not share one, so every poll looked like a move.)
+//! [`Rewake`] wraps the call. When it is polled from another task than the last poll's, it
+//! sets a timer of its own (in the new task) for the call's deadline, and when that fires
+//! polls the call again, which then sees its timer fired and ends with its timeout error.
+//! The task is told apart by the waker's data pointer (monoio's task header, the same for
+//! the borrowed waker a task is polled with and for its clones), compared per poll: no
+//! waker clone. (`Waker::will_wake` also compares vtable addresses, which differ between
+//! the borrowed waker and a clone, so with it every poll looked like a move and set a
+//! timer.) Code that hands the call over may also say so ([`Rewake::moved`]), which covers
+//! a waker that is not a task's own.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -29,6 +31,9 @@ pub struct Rewake<F: ?Sized> {
     deadline: Deadline,
     /// Handed to another task since its last poll.
     moved: bool,
+    /// The data pointer of the waker of the last poll (its task): compared, never
+    /// dereferenced.
+    task: *const (),
     /// This task's own timer for the deadline (only after a move). Boxed: a timer is large,
     /// and inline it would grow every call's future, which most calls never need.
     nudge: Option<Pin<Box<monoio::time::Sleep>>>,
@@ -42,6 +47,7 @@ impl<F: Future> Rewake<F> {
         Rewake {
             deadline,
             moved: false,
+            task: std::ptr::null(),
             nudge: None,
             fut,
         }
@@ -68,7 +74,10 @@ impl<F: Future + ?Sized> Future for Rewake<F> {
         if let Poll::Ready(r) = fut.poll(cx) {
             return Poll::Ready(r);
         }
-        if std::mem::take(&mut this.moved) {
+        let task = cx.waker().data();
+        let other_task = !this.task.is_null() && this.task != task;
+        this.task = task;
+        if std::mem::take(&mut this.moved) || other_task {
             // A millisecond late, so the call's own timer has fired by then. A timer at a
             // time already past fires at once: no clock read to check it first.
             let at = this.deadline.when() + Duration::from_millis(1);
@@ -168,11 +177,45 @@ mod tests {
     }
 
     #[test]
-    fn without_the_move_notice_the_moved_call_would_hang() {
-        // What `moved` is for: the same call, handed over silently, is never woken.
+    fn a_call_moved_without_notice_is_caught_by_its_new_task() {
+        // A batch hands its unfinished elements, calls inside, to another task wholesale:
+        // nobody calls `moved` there, the task change itself must be seen.
+        rt().block_on(async {
+            let start = Instant::now();
+            let d = Deadline::at(start + Duration::from_millis(100));
+            let c = poll_once_elsewhere(call(&d)).await;
+            let r = monoio::time::timeout(Duration::from_secs(5), c).await;
+            assert_eq!(r, Ok(Err(())));
+            let took = start.elapsed();
+            assert!(
+                took >= Duration::from_millis(100) && took < Duration::from_secs(4),
+                "{took:?}"
+            );
+        });
+    }
+
+    #[test]
+    fn without_rewake_a_call_moved_to_another_task_is_not_woken() {
+        // Why `Rewake` exists: the same call unwrapped is never woken at its deadline.
         rt().block_on(async {
             let d = Deadline::at(Instant::now() + Duration::from_millis(30));
-            let c = poll_once_elsewhere(call(&d)).await;
+            let inner = d.clone();
+            let c: Pin<Box<dyn Future<Output = Result<(), ()>>>> = Box::pin(async move {
+                crate::upstream::within(
+                    Duration::from_secs(60),
+                    Some(&inner),
+                    std::future::pending::<()>(),
+                )
+                .await
+            });
+            let c = monoio::spawn(async move {
+                let mut c = c;
+                let first = std::future::poll_fn(|cx| Poll::Ready(c.as_mut().poll(cx))).await;
+                assert!(first.is_pending());
+                Some(c)
+            })
+            .await
+            .expect("the task gives the call back");
             let t = Instant::now();
             // Ended only when the outer timeout polls it (it polls the inner future first).
             let _ = monoio::time::timeout(Duration::from_millis(400), c).await;
