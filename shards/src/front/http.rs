@@ -181,7 +181,9 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
         let watch = req.method == Method::Post;
         let mut reply = {
             let _busy = Counted::enter(&front.inflight);
-            let routed = route(&front, &req, &mut bufs);
+            // Pinned where it is made: the request's future is the largest this task holds,
+            // and handing it to `select!` or `.await` by value copied all of it per request.
+            let mut routed = std::pin::pin!(route(&front, &req, &mut bufs));
             if watch {
                 // A request still being served after a moment watches its connection: a
                 // client that left cancels it (its backend call ends, its slot frees) rather
@@ -192,14 +194,14 @@ async fn serve_requests<S: AsyncReadRent + AsyncWriteRent + WatchClose>(
                     stream.closed().await
                 };
                 monoio::select! {
-                    r = routed => r,
+                    r = routed.as_mut() => r,
                     _ = gone => {
                         front.router.clients_gone.set(front.router.clients_gone.get() + 1);
                         return;
                     }
                 }
             } else {
-                routed.await
+                routed.as_mut().await
             }
         };
         // From SIGTERM on, no connection is left idle for a balancer to reuse: one it wrote
