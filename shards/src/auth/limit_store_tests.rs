@@ -142,12 +142,7 @@ fn a_full_channel_or_a_gone_thread_never_blocks() {
     assert_eq!(local.ask(ask(now).0), Err(StoreFailure::Unreachable));
 }
 
-fn rt() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
-    monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-        .enable_timer()
-        .build()
-        .unwrap()
-}
+use crate::rt::test_runtime as rt;
 
 #[test]
 fn an_answer_from_another_thread_wakes_the_waiting_shard() {

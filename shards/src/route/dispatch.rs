@@ -119,13 +119,13 @@ pub(crate) async fn serve(
         Kind::Notification => {
             if env.method.as_deref() == Some("notifications/cancelled") {
                 if let Some(r) = env.request_id.clone() {
-                    crate::route::forward::cancel(router, sid, &req.body[r]);
+                    crate::route::client_msgs::cancel(router, sid, &req.body[r]);
                 }
             }
             Reply::empty(202)
         }
         Kind::Response => {
-            crate::route::forward::client_answer(router, sid, &req.body, &env);
+            crate::route::client_msgs::client_answer(router, sid, &req.body, &env);
             Reply::empty(202)
         }
         Kind::Request => request(router, sid, &req, &env).await,

@@ -22,7 +22,7 @@ use crate::route::{input_required, relay_input};
 use crate::rt::feed::{feed, NotSent, SSE_QUEUE_BYTES};
 use crate::rt::next;
 use crate::upstream::{BackendReply, CallOpts};
-use crate::wire::jsonrpc::{splice, splice_placeholder, Envelope};
+use crate::wire::jsonrpc::splice_placeholder;
 use crate::wire::short::{ShortBytes, ShortStr};
 
 pub use crate::route::request::Answer;
@@ -107,43 +107,6 @@ pub(crate) type CallFut = Pin<
         >,
     >,
 >;
-
-/// A client answered a server-to-client request we relayed: back to the backend it came from,
-/// with the backend's own id. Unknown ids (late, or never ours) are dropped.
-pub fn client_answer(router: &Rc<Router>, sid: &str, body: &[u8], env: &Envelope<'_>) {
-    let Some(id) = env.id.clone() else {
-        return;
-    };
-    let key = inflight_key(sid, &body[id.clone()]);
-    let route = router.calls.s2c.borrow_mut().remove(&key);
-    let Some(route) = route else {
-        // Or an answer to a 2026 backend's input request the gateway relayed itself.
-        let slot = router.calls.inputs.borrow_mut().remove(&key);
-        match slot {
-            Some(s) => drop(s.tx.unbounded_send((s.slot, body.to_vec()))),
-            None => tracing::debug!(
-                session = sid,
-                "answer to an unknown server-to-client request dropped"
-            ),
-        }
-        return;
-    };
-    let mut out = Vec::with_capacity(body.len() + 8);
-    splice(body, &[(id, &route.backend_request_id)], &mut out);
-    route.handle.respond(route.replica, out);
-}
-
-/// A client cancelled request `request_id` (raw JSON) of session `sid`: signal its call.
-pub fn cancel(router: &Rc<Router>, sid: &str, request_id: &[u8]) {
-    if let Some(tx) = router
-        .calls
-        .inflight
-        .borrow_mut()
-        .remove(&inflight_key(sid, request_id)[..])
-    {
-        tx.cancel();
-    }
-}
 
 /// Forwards a request of session `sid` to backend `backend` (snapshot index), with one
 /// optional splice of a params field (the name or URI, already the backend's own).

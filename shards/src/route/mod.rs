@@ -18,7 +18,8 @@
 //!   unasked: which of their streams a shard listens on, and whose session each message is).
 //! - Serving: [`lists`] and [`meta`] (merged lists, search mode), [`methods`] (completion,
 //!   subscriptions, logging level; [`resource_listen`] for 2026-only backends), [`cached`] (cache and single-flight), [`forward`] and
-//!   [`finish`] (one call to its backend and back), [`bridge`] and [`state`] (multi-round-trip
+//!   [`finish`] (one call to its backend and back; [`client_msgs`]: a client's answers and
+//!   cancellations for calls in flight), [`bridge`] and [`state`] (multi-round-trip
 //!   input across eras: a 2025 backend's requests for a 2026 client), [`relay_input`] and
 //!   [`input_required`] (a 2026 backend's `input_required` for a 2025 client), [`listen`]
 //!   (`subscriptions/listen`), [`per_client`] (a session's own upstream sessions,
@@ -32,6 +33,7 @@ pub mod bridge;
 pub mod by_name;
 pub mod cached;
 pub mod call;
+pub mod client_msgs;
 pub mod dispatch;
 pub mod finish;
 pub mod forward;

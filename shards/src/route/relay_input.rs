@@ -10,7 +10,7 @@
 //! answer asks for input, the client's answer becomes an SSE stream on which each input
 //! request goes out as a server-to-client request under a gateway id (`"o1m.<shard>.<n>"`,
 //! held in `LocalCalls::inputs` under the session, so only that session's answer reaches
-//! it). The client's answers (POSTed responses, routed by `forward::client_answer`) become
+//! it). The client's answers (POSTed responses, routed by `client_msgs::client_answer`) become
 //! `inputResponses`, the request is sent again with them and the backend's `requestState`,
 //! and so on, round after round, until the backend's final answer, which goes to the client
 //! under its own id.

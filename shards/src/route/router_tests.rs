@@ -270,15 +270,15 @@ fn a_cancellation_reaches_its_own_sessions_call_only() {
         .inflight
         .borrow_mut()
         .insert(key("sess-b", b"7"), b_tx);
-    crate::route::forward::cancel(&r, "sess-a", b"7");
+    crate::route::client_msgs::cancel(&r, "sess-a", b"7");
     assert!(a_rx.is_cancelled(), "session a's call is cancelled");
     assert!(
         !b_rx.is_cancelled(),
         "session b's call with the same id runs on"
     );
     // An id no call of the session has (late, or someone else's) cancels nothing.
-    crate::route::forward::cancel(&r, "sess-b", b"8");
-    crate::route::forward::cancel(&r, "sess-c", b"7");
+    crate::route::client_msgs::cancel(&r, "sess-b", b"8");
+    crate::route::client_msgs::cancel(&r, "sess-c", b"7");
     assert!(!b_rx.is_cancelled());
     assert_eq!(r.calls.inflight.borrow().len(), 1);
 }

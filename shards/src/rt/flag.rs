@@ -69,12 +69,7 @@ mod tests {
     use std::rc::Rc;
     use std::time::{Duration, Instant};
 
-    fn rt() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .expect("runtime")
-    }
+    use crate::rt::test_runtime as rt;
 
     #[test]
     fn a_waiter_wakes_when_the_flag_is_set_not_before() {

@@ -40,6 +40,15 @@ pub async fn next<S: futures_core::Stream + Unpin>(stream: &mut S) -> Option<S::
     std::future::poll_fn(|cx| std::pin::Pin::new(&mut *stream).poll_next(cx)).await
 }
 
+/// A runtime with timers for unit tests: the epoll-style legacy driver, which needs no ring.
+#[cfg(test)]
+pub(crate) fn test_runtime() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
+    monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()
+        .expect("a test runtime")
+}
+
 /// Stack of every thread that reads JSON from outside (shards, health prober, JWKS fetcher).
 /// JSON nesting is bounded before any recursive parser runs (`server.max_json_depth`, at
 /// most 1,024 levels), but sonic-rs' validating parser uses ~16 KiB of stack per level in an

@@ -111,12 +111,7 @@ pub async fn cancelled(cancel: Option<CancelRx>) {
 mod tests {
     use super::*;
 
-    fn rt() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap()
-    }
+    use crate::rt::test_runtime as rt;
 
     #[test]
     fn progress_pushes_the_deadline_back_up_to_the_cap() {

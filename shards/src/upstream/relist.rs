@@ -109,12 +109,7 @@ impl RelistRx {
 mod tests {
     use super::*;
 
-    fn rt() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap()
-    }
+    use crate::rt::test_runtime as rt;
 
     const TOOLS: ListsChanged = ListsChanged {
         tools: true,

@@ -101,12 +101,7 @@ mod tests {
     use super::*;
     use std::time::Instant;
 
-    fn rt() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap()
-    }
+    use crate::rt::test_runtime as rt;
 
     type Call = Pin<Box<Rewake<dyn Future<Output = Result<(), ()>>>>>;
 

@@ -5,12 +5,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-fn rt() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
-    monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-        .enable_timer()
-        .build()
-        .unwrap()
-}
+use crate::rt::test_runtime as rt;
 
 /// A real listener (the kernel accepts into its backlog; nothing reads): each connect
 /// succeeds and is counted, so the test sees how many connections the pool opened.
